@@ -1,0 +1,100 @@
+"""EVB frames as the controller sees them: decode by EtherType into a typed
+frame, encode back byte-exact.
+
+* 0x88CC -> LldpFrame (an LLDPDU, normally with an EVB TLV);
+* 0x8940 -> an ECP frame with subtype VDP: VdpFrame for a request (it
+  carries a VDPDU) or EcpAckFrame for an acknowledgement.
+
+Anything else (other EtherTypes, other ECP subtypes) raises CodecError.  To
+acknowledge an ECP request whose VDPDU is malformed, decode the lower layers
+with ``decode_ethernet`` and ``decode_ecpdu``.
+"""
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from app.codec.ecp import ETHERTYPE_ECP, SUBTYPE_VDP, EcpOp, EcpPdu, decode_ecpdu, encode_ecpdu
+from app.codec.errors import CodecError
+from app.codec.ethernet import NEAREST_CUSTOMER_BRIDGE, EthernetFrame, VlanTag, decode_ethernet, encode_ethernet
+from app.codec.lldp import ETHERTYPE_LLDP, LldpPdu, decode_lldpdu, encode_lldpdu
+from app.codec.vdp import Vdpdu, decode_vdpdu, encode_vdpdu
+from app.codec.wire import check_uint, normalize_mac
+
+
+@dataclass(frozen=True)
+class _EvbFrame:
+    src: str
+    dst: str = field(default=NEAREST_CUSTOMER_BRIDGE, kw_only=True)
+    vlan: VlanTag | None = field(default=None, kw_only=True)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "src", normalize_mac(self.src, "ethernet.src"))
+        object.__setattr__(self, "dst", normalize_mac(self.dst, "ethernet.dst"))
+        if self.vlan is not None and not isinstance(self.vlan, VlanTag):
+            raise CodecError("ethernet.vlan", "must be a VlanTag or None")
+
+
+@dataclass(frozen=True)
+class LldpFrame(_EvbFrame):
+    lldpdu: LldpPdu
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.lldpdu, LldpPdu):
+            raise CodecError("lldp", "must be an LldpPdu")
+
+
+@dataclass(frozen=True)
+class VdpFrame(_EvbFrame):
+    """An ECP request carrying a VDPDU."""
+    sequence: int
+    vdpdu: Vdpdu
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_uint(self.sequence, 16, "ecp.sequence")
+        if not isinstance(self.vdpdu, Vdpdu):
+            raise CodecError("vdp", "must be a Vdpdu")
+
+
+@dataclass(frozen=True)
+class EcpAckFrame(_EvbFrame):
+    """An ECP acknowledgement for a VDP request; ``padding`` zero octets follow the header."""
+    sequence: int
+    padding: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_uint(self.sequence, 16, "ecp.sequence")
+        check_uint(self.padding, 16, "ecp.padding")
+
+
+EvbFrame = Union[LldpFrame, VdpFrame, EcpAckFrame]
+
+
+def decode_evb_frame(data: bytes) -> EvbFrame:
+    eth = decode_ethernet(data)
+    addressing = {"dst": eth.dst, "vlan": eth.vlan}
+    if eth.ethertype == ETHERTYPE_LLDP:
+        return LldpFrame(eth.src, decode_lldpdu(eth.payload), **addressing)
+    if eth.ethertype != ETHERTYPE_ECP:
+        raise CodecError("ethernet.ethertype", f"{eth.ethertype:#06x} is neither LLDP nor ECP")
+    ecpdu = decode_ecpdu(eth.payload)
+    if ecpdu.subtype != SUBTYPE_VDP:
+        raise CodecError("ecp.subtype", f"only subtype {SUBTYPE_VDP} (VDP) is supported, got {ecpdu.subtype}")
+    if ecpdu.op == EcpOp.ACK:
+        return EcpAckFrame(eth.src, ecpdu.sequence, len(ecpdu.payload), **addressing)
+    return VdpFrame(eth.src, ecpdu.sequence, decode_vdpdu(ecpdu.payload), **addressing)
+
+
+def encode_evb_frame(frame: EvbFrame) -> bytes:
+    if isinstance(frame, LldpFrame):
+        ethertype, payload = ETHERTYPE_LLDP, encode_lldpdu(frame.lldpdu)
+    elif isinstance(frame, VdpFrame):
+        ethertype = ETHERTYPE_ECP
+        payload = encode_ecpdu(EcpPdu(EcpOp.REQUEST, frame.sequence, encode_vdpdu(frame.vdpdu)))
+    elif isinstance(frame, EcpAckFrame):
+        ethertype, payload = ETHERTYPE_ECP, encode_ecpdu(EcpPdu(EcpOp.ACK, frame.sequence, bytes(frame.padding)))
+    else:
+        raise CodecError("frame", f"cannot encode {type(frame).__name__}")
+    return encode_ethernet(EthernetFrame(frame.dst, frame.src, ethertype, payload, frame.vlan))

@@ -1,0 +1,109 @@
+"""Controller settings: defaults, an optional YAML file, then command-line flags, in that order."""
+import dataclasses
+import ipaddress
+from dataclasses import dataclass, field
+
+import yaml
+
+from app.fabric.ports import DEFAULT_TRUNK_PATTERNS
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(ValueError):
+    """A setting is wrong; the message names the setting and, for files, the file."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    of_port: int = 6653
+    of_listen_host: str = "0.0.0.0"
+    rest_listen: str = "127.0.0.1:8080"
+    policies_dir: str = "policies"
+    db_path: str = "var/evb-nms.db"
+    log_level: str = "INFO"
+    trunk_ports: tuple[str, ...] = DEFAULT_TRUNK_PATTERNS
+    canary_interval: float = 5.0
+
+    @property
+    def rest_address(self) -> tuple[str, int]:
+        host, _, port = self.rest_listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    def validated(self) -> "Settings":
+        _check_port("of_port", self.of_port)
+        _check_host("of_listen_host", self.of_listen_host)
+        host, sep, port = self.rest_listen.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ConfigError(f"rest_listen: expected HOST:PORT, got {self.rest_listen!r}")
+        _check_host("rest_listen", host.strip("[]"))
+        _check_port("rest_listen", int(port))
+        if not isinstance(self.log_level, str) or self.log_level.upper() not in LOG_LEVELS:
+            raise ConfigError(f"log_level: expected one of {', '.join(LOG_LEVELS)}, "
+                              f"got {self.log_level!r}")
+        for name in ("policies_dir", "db_path"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ConfigError(f"{name}: expected a path")
+        if not self.trunk_ports or not all(isinstance(p, str) and p for p in self.trunk_ports):
+            raise ConfigError("trunk_ports: expected a non-empty list of port-name patterns")
+        interval = self.canary_interval
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) \
+                or not 0.5 <= interval <= 3600:
+            raise ConfigError(f"canary_interval: expected 0.5 to 3600 seconds, "
+                              f"got {self.canary_interval}")
+        return self
+
+
+def _check_port(name: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
+        raise ConfigError(f"{name}: expected a TCP port 1-65535, got {value!r}")
+
+
+def _check_host(name: str, value: str) -> None:
+    if value == "localhost":
+        return
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ConfigError(f"{name}: expected an IP address, got {value!r}") from None
+
+
+FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(Settings)}
+
+
+def load_file(path: str) -> dict:
+    """Reads a YAML config file into a dict of known settings (dashes or underscores)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config file: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else path
+        raise ConfigError(f"{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    values = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in FIELD_TYPES:
+            raise ConfigError(f"{path}: unknown setting {key!r} "
+                              f"(known: {', '.join(sorted(FIELD_TYPES))})")
+        if name == "trunk_ports":
+            if not isinstance(value, list):
+                raise ConfigError(f"{path}: trunk_ports: expected a list of patterns")
+            value = tuple(value)
+        values[name] = value
+    return values
+
+
+def build_settings(file_values: dict, flag_values: dict) -> Settings:
+    merged = {**file_values, **{k: v for k, v in flag_values.items() if v is not None}}
+    try:
+        settings = Settings(**merged)
+    except TypeError as err:
+        raise ConfigError(str(err)) from None
+    return settings.validated()

@@ -1,0 +1,31 @@
+"""What a switch port is for, decided from its name.
+
+OpenFlow tells the controller only port numbers and names, so the operator names the role:
+ports whose name matches one of the trunk patterns (shell globs) face other switches; every other
+port faces a server and is closed until a VM on it is associated (default deny).
+"""
+import fnmatch
+from dataclasses import dataclass
+from enum import Enum
+
+DEFAULT_TRUNK_PATTERNS = ("*-up*", "*-dn*", "*trunk*")
+
+
+class PortRole(str, Enum):
+    TRUNK = "trunk"
+    SERVER = "server"
+
+
+def port_role(name: str, trunk_patterns=DEFAULT_TRUNK_PATTERNS) -> PortRole:
+    if any(fnmatch.fnmatchcase(name, pattern) for pattern in trunk_patterns):
+        return PortRole.TRUNK
+    return PortRole.SERVER
+
+
+@dataclass(frozen=True)
+class Port:
+    number: int
+    name: str
+    hw_addr: str
+    role: PortRole
+    up: bool = True

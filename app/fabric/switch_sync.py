@@ -1,0 +1,143 @@
+"""One connected switch: learn its ports, reconcile its flows and meters, watch the canary.
+
+Pure: every method takes what the switch said and returns the OpenFlow messages to send. Requests
+carry xids from our own range so replies can be routed back here. Nothing is wiped on connect:
+what the switch already holds of ours and still wants stays untouched, so traffic keeps flowing
+through a controller restart.
+"""
+import itertools
+from collections.abc import Callable, Iterable
+from enum import Enum
+
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from app.fabric.ports import Port, port_role
+from app.flows import ofmsg
+from app.flows.base_pipeline import CANARY_COOKIE, base_flows, base_meters, is_local_port
+from app.flows.ofmsg import FlowEntry
+from app.flows.reconcile import reconcile_flows, reconcile_meters
+from app.flows.tables import COOKIE_APP, COOKIE_MASK_APP, COOKIE_MASK_OWNER
+
+XID_BASE = 0xEB000000
+
+
+class SyncState(str, Enum):
+    CONNECTING = "connecting"   # features seen, waiting for the port list
+    SYNCING = "syncing"         # waiting for the switch's flows and meters
+    READY = "ready"             # reconciled and confirmed by a barrier
+
+
+class SwitchSync:
+    def __init__(self, dpid: int, trunk_patterns: Iterable[str],
+                 extra_flows: Callable[[int], list[FlowEntry]] = lambda dpid: []):
+        self.dpid = dpid
+        self.name = f"{dpid:016x}"
+        self.ports: dict[int, Port] = {}
+        self.state = SyncState.CONNECTING
+        self.last_sync: dict[str, int] = {}
+        self._trunk_patterns = tuple(trunk_patterns)
+        self._extra_flows = extra_flows
+        self._xids = itertools.count(XID_BASE)
+        self._pending: dict[int, str] = {}
+        self._meters: dict[int, tuple[int, int]] | None = None
+        self._flows: list[FlowEntry] | None = None
+
+    # requests -------------------------------------------------------------------------------
+    def _request(self, msg, purpose: str):
+        msg.xid = next(self._xids)
+        self._pending[msg.xid] = purpose
+        return msg
+
+    def purpose(self, xid: int) -> str | None:
+        """What a reply with this xid answers ('ports', 'flows', 'meters', 'canary', 'barrier')."""
+        return self._pending.pop(xid, None)
+
+    def desired_flows(self) -> list[FlowEntry]:
+        return base_flows(self.ports.values()) + self._extra_flows(self.dpid)
+
+    # the connect sequence ------------------------------------------------------------------
+    def on_features(self) -> list:
+        self.state = SyncState.CONNECTING
+        return [self._request(parser.OFPPortDescStatsRequest(None, 0), "ports")]
+
+    def on_ports(self, ofp_ports: Iterable) -> list:
+        self.ports = {}
+        for p in ofp_ports:
+            if not is_local_port(p.port_no):
+                self.ports[p.port_no] = self._port(p)
+            elif p.port_no == ofp.OFPP_LOCAL:
+                self.name = _port_name(p)  # OVS names the local port after the bridge
+        return self.resync()
+
+    def resync(self) -> list:
+        self.state = SyncState.SYNCING
+        self._meters = self._flows = None
+        return [
+            self._request(parser.OFPMeterConfigStatsRequest(None, 0, ofp.OFPM_ALL), "meters"),
+            self._request(ofmsg.flow_stats_request(COOKIE_APP, COOKIE_MASK_APP), "flows"),
+        ]
+
+    def on_meters(self, configs: Iterable) -> list:
+        self._meters = {}
+        for config in configs:
+            band = config.bands[0] if config.bands else None
+            self._meters[config.meter_id] = (band.rate, band.burst_size) if band else (0, 0)
+        return self._maybe_reconcile()
+
+    def on_flows(self, stats: Iterable) -> list:
+        self._flows = [ofmsg.flow_from_stats(s) for s in stats]
+        return self._maybe_reconcile()
+
+    def _maybe_reconcile(self) -> list:
+        if self._meters is None or self._flows is None:
+            return []
+        # Meters first: a flow that names a missing meter is refused by the switch.
+        meter_msgs = reconcile_meters(base_meters(), self._meters)
+        flow_msgs = reconcile_flows(self.desired_flows(), self._flows)
+        self.last_sync = {
+            "flows_on_switch": len(self._flows),
+            "flows_added_or_changed": sum(1 for m in flow_msgs if m.command == ofp.OFPFC_ADD),
+            "flows_removed": sum(1 for m in flow_msgs if m.command != ofp.OFPFC_ADD),
+            "meters_changed": len(meter_msgs),
+        }
+        self._meters = self._flows = None
+        return [*meter_msgs, *flow_msgs, self._request(parser.OFPBarrierRequest(None), "barrier")]
+
+    def on_barrier(self) -> None:
+        self.state = SyncState.READY
+
+    # later changes --------------------------------------------------------------------------
+    def on_port_status(self, reason: int, ofp_port) -> tuple[Port | None, list]:
+        """Returns the port (None if it is not a switch port) and the messages to send."""
+        if is_local_port(ofp_port.port_no):
+            return None, []
+        before = {e.key: e for e in self.desired_flows()}
+        if reason == ofp.OFPPR_DELETE:
+            port = self.ports.pop(ofp_port.port_no, None) or self._port(ofp_port)
+        else:
+            port = self.ports[ofp_port.port_no] = self._port(ofp_port)
+        after = {e.key: e for e in self.desired_flows()}
+        msgs = [ofmsg.delete_flow_strict(e) for k, e in before.items() if k not in after]
+        msgs += [ofmsg.add_flow(e) for k, e in after.items()
+                 if k not in before or before[k].body != e.body]
+        return port, msgs
+
+    def canary_probe(self) -> list:
+        if self.state is not SyncState.READY:
+            return []
+        return [self._request(ofmsg.flow_stats_request(CANARY_COOKIE, COOKIE_MASK_OWNER), "canary")]
+
+    def on_canary(self, stats: list) -> list:
+        """An empty answer means the switch lost our flows (restart, foreign flush): resync."""
+        return [] if stats else self.resync()
+
+    def _port(self, p) -> Port:
+        name = _port_name(p)
+        up = not (p.state & ofp.OFPPS_LINK_DOWN) and not (p.config & ofp.OFPPC_PORT_DOWN)
+        return Port(p.port_no, name, p.hw_addr, port_role(name, self._trunk_patterns), up)
+
+
+def _port_name(p) -> str:
+    name = p.name
+    return name.decode("utf-8", "replace").rstrip("\0") if isinstance(name, bytes) else name

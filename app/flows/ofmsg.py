@@ -1,0 +1,123 @@
+"""Builders of OpenFlow 1.3 messages, created without a datapath.
+
+The logic that decides what a switch should hold returns these messages; the os-ken shim binds
+them to a datapath and sends them (app/controller/sender.py). Nothing here does I/O.
+"""
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from app.flows.tables import COOKIE_MASK_OWNER
+
+
+@dataclass(frozen=True)
+class FlowEntry:
+    """One flow as the controller wants it (or as a switch reported it).
+
+    `match` is a sorted tuple of OXM (field, value) pairs; `instructions` holds os-ken instruction
+    objects. Two entries with the same `key` are the same OpenFlow flow; `body` says whether they
+    also do the same thing.
+    """
+
+    table_id: int
+    priority: int
+    cookie: int
+    match: tuple[tuple[str, Any], ...]
+    instructions: tuple = ()
+
+    @property
+    def key(self) -> tuple:
+        return (self.table_id, self.priority, self.match)
+
+    @property
+    def body(self) -> str:
+        return canonical_instructions(self.instructions)
+
+    def ofp_match(self) -> parser.OFPMatch:
+        return parser.OFPMatch(**dict(self.match))
+
+
+def flow(table_id: int, priority: int, cookie: int, instructions=(), **match) -> FlowEntry:
+    return FlowEntry(table_id, priority, cookie, tuple(sorted(match.items())), tuple(instructions))
+
+
+def _strip_lengths(value):
+    # Lengths are filled in by serialization, so a switch's copy differs from ours only there.
+    if isinstance(value, dict):
+        return {k: _strip_lengths(v) for k, v in value.items() if k not in ("len", "length")}
+    if isinstance(value, list):
+        return [_strip_lengths(v) for v in value]
+    return value
+
+
+def canonical_instructions(instructions) -> str:
+    return json.dumps([_strip_lengths(i.to_jsondict()) for i in instructions], sort_keys=True)
+
+
+def flow_from_stats(stats) -> FlowEntry:
+    """A FlowEntry from an OFPFlowStats (or anything with the same attributes)."""
+    return FlowEntry(stats.table_id, stats.priority, stats.cookie,
+                     tuple(sorted(stats.match.items())), tuple(stats.instructions))
+
+
+def add_flow(entry: FlowEntry) -> parser.OFPFlowMod:
+    return parser.OFPFlowMod(
+        None, cookie=entry.cookie, table_id=entry.table_id, command=ofp.OFPFC_ADD,
+        priority=entry.priority, match=entry.ofp_match(), instructions=list(entry.instructions))
+
+
+def delete_flow_strict(entry: FlowEntry) -> parser.OFPFlowMod:
+    return parser.OFPFlowMod(
+        None, cookie=entry.cookie, cookie_mask=COOKIE_MASK_OWNER, table_id=entry.table_id,
+        command=ofp.OFPFC_DELETE_STRICT, priority=entry.priority, match=entry.ofp_match(),
+        out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY)
+
+
+def delete_by_cookie(cookie: int, cookie_mask: int = COOKIE_MASK_OWNER) -> parser.OFPFlowMod:
+    """Deletes every flow, in every table, whose cookie matches under the mask."""
+    return parser.OFPFlowMod(
+        None, cookie=cookie, cookie_mask=cookie_mask, table_id=ofp.OFPTT_ALL,
+        command=ofp.OFPFC_DELETE, match=parser.OFPMatch(),
+        out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY)
+
+
+def flow_stats_request(cookie: int, cookie_mask: int) -> parser.OFPFlowStatsRequest:
+    return parser.OFPFlowStatsRequest(
+        None, table_id=ofp.OFPTT_ALL, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+        cookie=cookie, cookie_mask=cookie_mask, match=parser.OFPMatch())
+
+
+def meter_mod(command: int, meter_id: int, rate_pps: int, burst_pkts: int) -> parser.OFPMeterMod:
+    band = parser.OFPMeterBandDrop(rate=rate_pps, burst_size=burst_pkts)
+    return parser.OFPMeterMod(
+        None, command=command, flags=ofp.OFPMF_PKTPS | ofp.OFPMF_BURST, meter_id=meter_id,
+        bands=[band])
+
+
+def packet_out(port: int, data: bytes) -> parser.OFPPacketOut:
+    return parser.OFPPacketOut(
+        None, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
+        actions=[parser.OFPActionOutput(port, 0)], data=data)
+
+
+def goto(table_id: int):
+    return parser.OFPInstructionGotoTable(table_id)
+
+
+def apply_actions(*actions):
+    return parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, list(actions))
+
+
+def meter(meter_id: int):
+    return parser.OFPInstructionMeter(meter_id)
+
+
+def output(port: int, max_len: int = 0):
+    return parser.OFPActionOutput(port, max_len)
+
+
+def to_controller():
+    return output(ofp.OFPP_CONTROLLER, ofp.OFPCML_NO_BUFFER)

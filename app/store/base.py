@@ -1,0 +1,16 @@
+"""What the controller needs from its persistent store; SQLite is the embedded default."""
+from typing import Protocol
+
+from app.events import Event
+
+
+class Store(Protocol):
+    def record_switch(self, dpid: str, name: str, ts: float) -> None: ...
+
+    def switches(self) -> list[dict]: ...
+
+    def append_event(self, event: Event) -> None: ...
+
+    def events(self, kind_prefix: str = "", after_id: int = 0, limit: int = 100) -> list[dict]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs the test suite (installs what it needs first). Extra arguments go to pytest, e.g.
+#   bash scripts/test.sh -m "not mininet"     # the fast unit tests only
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bash "$ROOT/scripts/bootstrap.sh"
+cd "$ROOT"
+exec .venv/bin/pytest "$@"

@@ -1,0 +1,26 @@
+"""evb-nms: an IEEE 802.1Qbg EVB network management system on os-ken."""
+from setuptools import find_packages, setup
+
+setup(
+    name="evb-nms",
+    version="0.1.0",
+    description="SDN controller that makes a data-center network follow its VMs (802.1Qbg EVB/VDP)",
+    python_requires=">=3.11",
+    packages=find_packages(include=["app", "app.*", "topologies", "topologies.*"]),
+    install_requires=[
+        # os-ken 4.x: native-thread hub and AppManager.run_apps; 5.x may drop APIs we rely on.
+        "os-ken>=4.2,<5",
+        "webob>=1.8",
+        "netaddr>=0.8",
+        "PyYAML>=6",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6", "scapy>=2.5"],
+    },
+    entry_points={
+        "console_scripts": [
+            "evb-nms=app.cli.evb_nms:main",
+            "evb-datacenter=topologies.run_datacenter:main",
+        ],
+    },
+)

@@ -1,0 +1,180 @@
+"""The base pipeline and reconciliation, applied to an in-memory switch."""
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from app.fabric.switch_sync import SwitchSync, SyncState
+from app.flows import ofmsg
+from app.flows.base_pipeline import ETH_TYPE_ECP, ETH_TYPE_LLDP
+from app.flows.tables import (
+    CANARY_ETH_SRC, CANARY_ETH_TYPE, COOKIE_MASK_APP, CookieKind, Meter, Priority, Table, cookie,
+    cookie_kind)
+from tests.fakes.drive import answer, connect, flow_mods
+from tests.fakes.fake_switch import FakePort, FakeSwitch
+
+SERVER, TRUNK = 1, 2
+VM_MAC = "52:00:00:00:00:01"
+
+
+def edge():
+    return FakeSwitch([FakePort(SERVER, b"edge1-s1"), FakePort(TRUNK, b"edge1-up1"),
+                       FakePort(ofp.OFPP_LOCAL, b"edge1")])
+
+
+def connected(fake=None):
+    fake = fake or edge()
+    sync = SwitchSync(0x1, ["*-up*"])
+    connect(sync, fake)
+    return sync, fake
+
+
+def test_connect_installs_base_pipeline_and_becomes_ready():
+    sync, fake = connected()
+    assert sync.state is SyncState.READY
+    assert sync.name == "edge1"
+    assert {p.name: p.role.value for p in sync.ports.values()} == {
+        "edge1-s1": "server", "edge1-up1": "trunk"}
+    assert not fake.errors
+    assert Meter.PUNT in fake.meters
+    assert all(cookie_kind(f.cookie) is not None for f in fake.flows)
+
+
+def test_evb_control_frames_are_punted_through_the_meter_from_any_port():
+    _, fake = connected()
+    for port in (SERVER, TRUNK):
+        for eth_type in (ETH_TYPE_LLDP, ETH_TYPE_ECP):
+            for dst in ("01:80:c2:00:00:00", "01:80:c2:00:00:0e"):
+                verdict = fake.process(in_port=port, eth_type=eth_type, eth_dst=dst,
+                                       eth_src=VM_MAC)
+                assert verdict.outputs == [ofp.OFPP_CONTROLLER]
+                assert verdict.meters == [Meter.PUNT]
+
+
+def test_lldp_to_other_addresses_is_not_punted():
+    _, fake = connected()
+    verdict = fake.process(in_port=SERVER, eth_type=ETH_TYPE_LLDP, eth_dst="01:80:c2:00:00:03")
+    assert verdict.dropped
+
+
+def test_server_port_traffic_is_dropped_by_default_and_counted_per_port():
+    _, fake = connected()
+    verdict = fake.process(in_port=SERVER, eth_src=VM_MAC, eth_dst="ff:ff:ff:ff:ff:ff",
+                           eth_type=0x0806)
+    assert verdict.dropped
+    assert verdict.tables == [Table.CLASSIFY]
+    hit = verdict.flows[0]
+    assert hit.priority == Priority.PORT_ROLE and hit.cookie == cookie(CookieKind.BASE, SERVER)
+
+
+def test_trunk_traffic_continues_to_forwarding():
+    _, fake = connected()
+    verdict = fake.process(in_port=TRUNK, eth_src=VM_MAC, eth_dst="52:00:00:00:00:02",
+                           eth_type=0x0800)
+    assert verdict.tables == [Table.CLASSIFY, Table.FORWARD]
+    assert verdict.dropped  # nothing is associated yet
+
+
+def test_canary_matches_only_its_own_probe():
+    _, fake = connected()
+    verdict = fake.process(in_port=SERVER, eth_type=CANARY_ETH_TYPE, eth_src=CANARY_ETH_SRC)
+    assert verdict.flows[0].cookie == cookie(CookieKind.CANARY)
+
+
+def test_reconnect_changes_nothing_on_a_switch_that_is_in_sync():
+    _, fake = connected()
+    sync = SwitchSync(0x1, ["*-up*"])
+    assert flow_mods(connect(sync, fake)) == []
+    assert sync.last_sync["flows_added_or_changed"] == 0
+    assert sync.state is SyncState.READY
+
+
+def test_reconnect_removes_stale_flows_of_ours_adds_missing_ones_and_keeps_foreign_ones():
+    _, fake = connected()
+    stale = ofmsg.flow(Table.INGRESS_ACL, 7, cookie(CookieKind.VSI, 99), eth_type=0x0800)
+    foreign = ofmsg.flow(Table.INGRESS_ACL, 8, 0x1234, eth_type=0x0800)
+    fake.apply([ofmsg.add_flow(stale), ofmsg.add_flow(foreign),
+                ofmsg.delete_by_cookie(cookie(CookieKind.CANARY))])
+    sync = SwitchSync(0x1, ["*-up*"])
+    connect(sync, fake)
+    cookies = {f.cookie for f in fake.flows}
+    assert cookie(CookieKind.VSI, 99) not in cookies
+    assert 0x1234 in cookies
+    assert cookie(CookieKind.CANARY) in cookies
+    assert sync.last_sync == {"flows_on_switch": 11, "flows_added_or_changed": 1,
+                              "flows_removed": 1, "meters_changed": 0}
+
+
+def test_changed_instructions_are_replaced_in_place():
+    _, fake = connected()
+    trunk_flow = next(f for f in fake.flows if f.cookie == cookie(CookieKind.BASE, TRUNK))
+    trunk_flow.instructions = []  # someone turned the trunk into a drop
+    connect(SwitchSync(0x1, ["*-up*"]), fake)
+    verdict = fake.process(in_port=TRUNK, eth_type=0x0800)
+    assert verdict.tables == [Table.CLASSIFY, Table.FORWARD]
+
+
+def test_a_changed_punt_meter_is_modified_not_re_added():
+    _, fake = connected()
+    fake.meters[Meter.PUNT].bands = [parser.OFPMeterBandDrop(rate=5, burst_size=1)]
+    sent = connect(SwitchSync(0x1, ["*-up*"]), fake)
+    meter_mods = [m for m in sent if isinstance(m, parser.OFPMeterMod)]
+    assert [m.command for m in meter_mods] == [ofp.OFPMC_MODIFY]
+    assert not fake.errors
+
+
+def test_canary_present_means_nothing_to_do():
+    sync, fake = connected()
+    assert flow_mods(answer(sync, fake, sync.canary_probe())) == []
+
+
+def test_lost_flows_are_noticed_by_the_canary_and_restored():
+    sync, fake = connected()
+    before = sorted((f.table_id, f.priority, f.cookie) for f in fake.flows)
+    fake.flows.clear()
+    fake.meters.clear()
+    answer(sync, fake, sync.canary_probe())
+    assert sorted((f.table_id, f.priority, f.cookie) for f in fake.flows) == before
+    assert sync.state is SyncState.READY and not fake.errors
+
+
+def test_no_canary_probe_before_the_switch_is_ready():
+    sync = SwitchSync(0x1, ["*-up*"])
+    sync.on_features()
+    assert sync.canary_probe() == []
+
+
+def test_new_server_port_gets_its_drop_and_a_removed_one_loses_it():
+    sync, fake = connected()
+    new_port = FakePort(3, b"edge1-s2")
+    _, msgs = sync.on_port_status(ofp.OFPPR_ADD, new_port)
+    fake.apply(msgs)
+    assert fake.process(in_port=3, eth_type=0x0800).flows[0].cookie == cookie(CookieKind.BASE, 3)
+    _, msgs = sync.on_port_status(ofp.OFPPR_DELETE, new_port)
+    fake.apply(msgs)
+    assert cookie(CookieKind.BASE, 3) not in {f.cookie for f in fake.flows}
+
+
+def test_port_going_down_keeps_its_flows():
+    sync, fake = connected()
+    count = len(fake.flows)
+    port, msgs = sync.on_port_status(ofp.OFPPR_MODIFY,
+                                     FakePort(SERVER, b"edge1-s1", state=ofp.OFPPS_LINK_DOWN))
+    assert port.up is False and msgs == []
+    assert len(fake.flows) == count
+
+
+def test_local_port_status_is_ignored():
+    sync, _ = connected()
+    assert sync.on_port_status(ofp.OFPPR_MODIFY, FakePort(ofp.OFPP_LOCAL, b"edge1")) == (None, [])
+
+
+def test_replies_are_routed_once_by_xid():
+    sync = SwitchSync(0x1, ["*-up*"])
+    request = sync.on_features()[0]
+    assert sync.purpose(request.xid) == "ports"
+    assert sync.purpose(request.xid) is None
+
+
+def test_every_flow_we_install_carries_our_cookie():
+    _, fake = connected()
+    assert all(f.cookie & COOKIE_MASK_APP == cookie(CookieKind.BASE) & COOKIE_MASK_APP
+               for f in fake.flows)

@@ -1,0 +1,81 @@
+"""Runs `evb-nms` as a child process: wait until it listens, stop it by PID."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_listen(host: str, port: int, timeout: float, proc: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"controller exited with {proc.returncode} before listening")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
+
+
+class ControllerProcess:
+    """evb-nms in a child process, logging to `log_path`."""
+
+    def __init__(self, workdir: Path, of_port: int = 6653, rest_port: int = 8080,
+                 extra_args=(), log_level: str = "INFO"):
+        self.workdir = Path(workdir)
+        self.of_port = of_port
+        self.rest_port = rest_port
+        self.log_path = self.workdir / "evb-nms.log"
+        self.db_path = self.workdir / "evb-nms.db"
+        self.args = [sys.executable, "-m", "app.cli.evb_nms",
+                     "--of-port", str(of_port), "--of-listen-host", "127.0.0.1",
+                     "--rest-listen", f"127.0.0.1:{rest_port}", "--db-path", str(self.db_path),
+                     "--log-level", log_level, *extra_args]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30.0) -> "ControllerProcess":
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        repo = Path(__file__).resolve().parent.parent
+        self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, cwd=repo,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        log.close()
+        wait_for_listen("127.0.0.1", self.of_port, timeout, self.proc)
+        wait_for_listen("127.0.0.1", self.rest_port, timeout, self.proc)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def rest(self, path: str):
+        url = f"http://127.0.0.1:{self.rest_port}{path}"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.loads(response.read())
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -1,0 +1,106 @@
+"""VMs of the bed: a named netns holding a VEPA macvlan of its server's uplink.
+
+VEPA mode sends every frame of the VM, including frames to another VM of the same server, up the
+uplink to the edge switch; only the edge (hairpin) can bring them back down.
+"""
+import os
+import re
+import signal
+import time
+from dataclasses import dataclass
+
+from topologies.shell import CommandError, in_host, in_netns, run
+
+_PING_SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) received")
+
+
+@dataclass(frozen=True)
+class Vm:
+    name: str
+    server: object  # the Mininet host the VM runs on
+    mac: str
+    ip: str  # with prefix length, e.g. "10.0.0.1/24"
+    netns: str
+
+    @property
+    def address(self):
+        """The IPv4 address without prefix length."""
+        return self.ip.split("/")[0]
+
+    @classmethod
+    def create(cls, name, server, mac, ip, netns):
+        """Start a VM on server; on any failure nothing of it is left behind."""
+        vm = cls(name, server, mac, ip, netns)
+        try:
+            vm._plug()
+        except Exception:
+            vm.destroy()
+            raise
+        return vm
+
+    def _plug(self):
+        run(["ip", "netns", "add", self.netns])
+        # Quiet wire: no IPv6 DAD/MLD/RS frames, so a VM only sends what a test makes it send.
+        run(in_netns(self.netns) + ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+                                    "net.ipv6.conf.default.disable_ipv6=1"])
+        uplink = self.server.defaultIntf().name
+        run(in_host(self.server) + ["ip", "link", "add", "link", uplink, "name", self._staging_name,
+                                    "address", self.mac, "type", "macvlan", "mode", "vepa"])
+        run(in_host(self.server) + ["ip", "link", "set", self._staging_name, "netns", self.netns])
+        for cmd in (["link", "set", self._staging_name, "name", "eth0"],
+                    ["addr", "add", self.ip, "dev", "eth0"],
+                    ["link", "set", "eth0", "up"],
+                    ["link", "set", "lo", "up"]):
+            run(["ip", "-n", self.netns] + cmd)
+
+    @property
+    def _staging_name(self):
+        """Unique name of the macvlan while it is still in the server's netns (<= 15 chars)."""
+        return "mv" + self.mac.replace(":", "")
+
+    def destroy(self):
+        """Remove the VM; safe to call twice and after a half-done create."""
+        destroy_netns(self.netns)
+        run(in_host(self.server) + ["ip", "link", "del", self._staging_name], check=False)
+
+    def move_to(self, server):
+        """Migrate the VM (same name, MAC, IP, netns name) to another server; return the new VM."""
+        self.destroy()
+        return Vm.create(self.name, server, self.mac, self.ip, self.netns)
+
+    def run(self, *argv, timeout=10, check=False):
+        """Run a command inside the VM; return the CompletedProcess."""
+        return run(in_netns(self.netns) + list(argv), timeout=timeout, check=check)
+
+    def wait_reachable(self, address, timeout):
+        """Ping address once at a time until one answer comes; False after timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while self.ping(address, count=1, wait=0.2)[1] == 0:
+            if time.monotonic() >= deadline:
+                return False
+        return True
+
+    def ping(self, address, count=3, wait=1.0):
+        """Ping address from the VM; return (sent, received)."""
+        proc = self.run("ping", "-q", "-n", "-c", str(count), "-i", "0.2", "-W", str(wait), address,
+                        timeout=count * (0.2 + wait) + 5)
+        summary = _PING_SUMMARY.search(proc.stdout)
+        if not summary:
+            raise CommandError(f"ping from {self.name} to {address}: {proc.stdout}{proc.stderr}")
+        return int(summary.group(1)), int(summary.group(2))
+
+
+def destroy_netns(netns):
+    """Power a VM off: kill its processes, delete its macvlan, then its netns.
+
+    Processes would outlive the netns name. The kernel frees a deleted netns (and the devices in
+    it) later, in a work queue: until then the old macvlan keeps its MAC on the uplink, and a VM
+    re-created with that MAC on the same server fails with "Address already in use".
+    """
+    for pid in run(["ip", "netns", "pids", netns], check=False).stdout.split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    run(["ip", "-n", netns, "link", "del", "eth0"], check=False)
+    run(["ip", "netns", "del", netns], check=False)
