@@ -5,4 +5,5 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$ROOT/scripts/bootstrap.sh"
 cd "$ROOT"
+export EVB_REQUIRE_BED=1  # bootstrap set up the bed: a missing piece must fail, not skip
 exec .venv/bin/pytest "$@"

@@ -1,5 +1,6 @@
 """`evb-nms`: run the EVB network management controller."""
 import argparse
+import faulthandler
 import logging
 import os
 import signal
@@ -95,6 +96,7 @@ def main(argv=None) -> int:
     cfg.CONF.set_override("ofp_tcp_listen_port", settings.of_port)
     cfg.CONF.set_override("ofp_listen_host", settings.of_listen_host)
     EvbApp.settings = settings
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where is it stuck?
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     status = 0

@@ -16,6 +16,7 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from app.config import Settings
+from app.controller.guard import guarded
 from app.controller.multipart import MultipartCollector
 from app.controller.sender import send_all
 from app.events import EventLog
@@ -27,6 +28,8 @@ from app.session.control_plane import ControlPlane
 from app.store.sqlite_store import SqliteStore
 
 LOG = logging.getLogger("evb_nms.controller")
+# Replies to what we ask at connect time may overtake os-ken's own move to MAIN_DISPATCHER.
+_CONNECTED = [CONFIG_DISPATCHER, MAIN_DISPATCHER]
 
 
 class EvbApp(app_manager.OSKenApp):
@@ -44,6 +47,7 @@ class EvbApp(app_manager.OSKenApp):
         self._syncs: dict[int, SwitchSync] = {}
         self._multipart = MultipartCollector()
         self._stopping = threading.Event()
+        self.handler_errors = 0  # exceptions caught by app.controller.guard
         self.rest = RestServer(*self.settings.rest_address, RestApi(self).wsgi)
 
     def start(self):
@@ -77,17 +81,22 @@ class EvbApp(app_manager.OSKenApp):
 
     # OpenFlow events ----------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    @guarded
     def _on_features(self, ev):
         datapath = ev.msg.datapath
-        sync = SwitchSync(datapath.id, self.settings.trunk_ports)
+        # os-ken's own handler sets datapath.id in another thread, maybe not yet: set it first,
+        # the replies to our connect-time requests are routed by it.
+        dpid = datapath.id = ev.msg.datapath_id
+        sync = SwitchSync(dpid, self.settings.trunk_ports)
         with self._lock:
-            self._datapaths[datapath.id] = datapath
-            self._syncs[datapath.id] = sync
+            self._datapaths[dpid] = datapath
+            self._syncs[dpid] = sync
         address = datapath.address[0] if datapath.address else None
         self.event_log.emit("switch.connected", switch=sync.name, address=address)
         send_all(datapath, sync.on_features())
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
+    @guarded
     def _on_disconnect(self, ev):
         dpid = ev.datapath.id
         if dpid is None:
@@ -98,6 +107,7 @@ class EvbApp(app_manager.OSKenApp):
             del self._datapaths[dpid]
             sync = self._syncs.pop(dpid)
         self._multipart.forget(dpid)
+        self.control.forget_switch(dpid)
         self.event_log.emit("switch.disconnected", switch=sync.name, level=logging.WARNING)
 
     def _reply_for(self, ev):
@@ -112,7 +122,8 @@ class EvbApp(app_manager.OSKenApp):
             return None
         return datapath, sync, sync.purpose(ev.msg.xid), body
 
-    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
+    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, _CONNECTED)
+    @guarded
     def _on_port_desc(self, ev):
         reply = self._reply_for(ev)
         if reply and reply[2] == "ports":
@@ -120,14 +131,16 @@ class EvbApp(app_manager.OSKenApp):
             send_all(datapath, sync.on_ports(body))
             self.store.record_switch(sync.name, sync.name, time.time())
 
-    @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, MAIN_DISPATCHER)
+    @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, _CONNECTED)
+    @guarded
     def _on_meter_config(self, ev):
         reply = self._reply_for(ev)
         if reply and reply[2] == "meters":
             datapath, sync, _, body = reply
             send_all(datapath, sync.on_meters(body))
 
-    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, _CONNECTED)
+    @guarded
     def _on_flow_stats(self, ev):
         reply = self._reply_for(ev)
         if not reply:
@@ -142,7 +155,8 @@ class EvbApp(app_manager.OSKenApp):
                                  action="resync")
             send_all(datapath, msgs)
 
-    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, _CONNECTED)
+    @guarded
     def _on_barrier(self, ev):
         with self._lock:
             sync = self._syncs.get(ev.msg.datapath.id)
@@ -152,6 +166,7 @@ class EvbApp(app_manager.OSKenApp):
                              **sync.last_sync)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    @guarded
     def _on_port_status(self, ev):
         msg = ev.msg
         with self._lock:
@@ -167,6 +182,7 @@ class EvbApp(app_manager.OSKenApp):
                          role=port.role.value, up=port.up)
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    @guarded
     def _on_packet_in(self, ev):
         msg = ev.msg
         with self._lock:
@@ -180,6 +196,7 @@ class EvbApp(app_manager.OSKenApp):
         send_all(msg.datapath, [ofmsg.packet_out(out_port, data) for out_port, data in replies])
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
+    @guarded
     def _on_error(self, ev):
         msg = ev.msg
         with self._lock:

@@ -29,3 +29,14 @@ class Port:
     hw_addr: str
     role: PortRole
     up: bool = True
+
+
+@dataclass(frozen=True, order=True)
+class PortRef:
+    """A switch port anywhere in the fabric: where a station (server uplink) is attached."""
+
+    dpid: int
+    port_no: int
+
+    def __str__(self) -> str:
+        return f"{self.dpid:016x}:{self.port_no}"

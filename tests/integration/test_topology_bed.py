@@ -1,12 +1,10 @@
 """The Mininet bed itself, without our controller: edges in standalone (normal switching) mode."""
-import importlib.util
 import json
-import os
-import shutil
 import subprocess
-import time
 
 import pytest
+
+from tests.integration.bed import MARKS, wait_until
 
 LLDP_MULTICAST = bytes.fromhex("0180c2000000")
 LLDP_ETHERTYPE = bytes.fromhex("88cc")
@@ -14,26 +12,7 @@ EVB_TLV_HEADER = bytes.fromhex("fe090080c20d")  # type 127, length 9, OUI 00-80-
 EVB_MODE_STATION = 2
 
 
-def _why_no_bed():
-    if os.geteuid() != 0:
-        return "needs root (Mininet, network namespaces, lldpad)"
-    if importlib.util.find_spec("mininet") is None:
-        return "Mininet's Python package is not importable (scripts/bootstrap.sh installs it)"
-    for tool in ("ovs-vsctl", "lldpad", "vdptool", "tcpdump", "iperf3", "nsenter"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed (scripts/bootstrap.sh installs it)"
-    if subprocess.run(["ovs-vsctl", "--timeout=2", "show"], capture_output=True).returncode:
-        return "Open vSwitch is not running (scripts/ovs-start.sh starts it)"
-    return None
-
-
-_NO_BED = _why_no_bed()
-pytestmark = [
-    pytest.mark.mininet,
-    pytest.mark.skipif(_NO_BED is not None, reason=str(_NO_BED)),
-    # Debian's Mininet 2.3 compares OVS versions with distutils.
-    pytest.mark.filterwarnings("ignore:distutils Version classes are deprecated"),
-]
+pytestmark = MARKS
 
 
 @pytest.fixture(scope="module")
@@ -110,20 +89,13 @@ def test_tcp_between_vms_works_on_the_userspace_datapath(bed):
     server = subprocess.Popen(["ip", "netns", "exec", vm2.netns, "iperf3", "-s", "-1"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_until(lambda: vm2.run("ss", "-Hltn", "sport = :5201").stdout.strip(), timeout=3)
+        wait_until(lambda: vm2.run("ss", "-Hltn", "sport = :5201").stdout.strip(), timeout=3)
         client = vm1.run("iperf3", "-c", vm2.address, "-t", "1", "--json", timeout=15)
     finally:
         server.kill()
         server.wait()
     assert client.returncode == 0, client.stdout[-500:]
     assert json.loads(client.stdout)["end"]["sum_received"]["bytes"] > 1_000_000
-
-
-def _wait_until(condition, timeout):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_stations_send_lldp_with_the_evb_tlv(bed):

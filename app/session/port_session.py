@@ -1,0 +1,253 @@
+"""The bridge side of one station-facing edge port: LLDP/EVB negotiation and ECP22 carrying VDP.
+
+Pure: every entry point takes ``now`` and returns a SessionOutput (frames to send out of this
+port, VDP requests for the VDP bridge, events); call ``tick`` at ``next_deadline()``.
+
+* LLDP with a station-mode EVB TLV: negotiate; when the TLV we answer with is new or changed,
+  send our LLDPDU at once and a few more at the fast interval (802.1AB fast start): lldpad's
+  station enables VDP only when it receives our EVB TLV. Afterwards every ``lldp_tx_interval``.
+  LLDP without an EVB TLV is counted, not answered. A shutdown LLDPDU (TTL 0) ends the station:
+  the agreement is dropped and ECP's receiver reset, since a restarted lldpad numbers from 1.
+* VDP requests: each is acknowledged at once (ECP) and its (Manager ID, VSI) pairs are delivered,
+  except for duplicates and TLVs with the response bit, which a station must not send.
+* ``send_vdp``: the VDP bridge's responses and unsolicited De-Associates, packed into VDPDUs
+  and queued on ECP (one outstanding, retransmitted, given up after R retries).
+
+Frames go to 01:80:c2:00:00:00 from ``bridge_mac``, untagged, as lldpad expects; tagged EVB
+frames belong to S-channels, which this session does not serve: they are counted and dropped.
+"""
+import collections
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.codec.builders import build_bridge_lldp_frame, build_ecp_ack
+from app.codec.ecp import ETHERTYPE_ECP, EcpOp, EcpPdu, encode_ecpdu
+from app.codec.ethernet import NEAREST_CUSTOMER_BRIDGE, EthernetFrame, encode_ethernet
+from app.codec.evb_tlv import EvbMode, EvbTlv
+from app.codec.frame import EcpAckFrame, EvbFrame, LldpFrame, VdpFrame
+from app.codec.lldp import PortId
+from app.codec.vdp import MANAGER_ID_LENGTH, ManagerIdTlv, Vdpdu, VsiTlv, decode_vdpdu, encode_vdpdu
+from app.fabric.ports import PortRef
+from app.session.ecp_machine import EcpMachine
+from app.session.evb_negotiation import (
+    BridgeEvbConfig, EvbAgreement, bridge_keepalive_timeout, bridge_tlv_unsolicited, evb_tlv_fields, negotiate,
+)
+from app.vdp.describe import port_fields, vsi_id_text
+
+# lldpad's ECP22_MAXPAYLOAD_LEN: the Ethernet payload (1500) less the ECP header and room for an
+# End TLV. A VDPDU of ours is at least 18 + 29 octets, so its frame never needs padding.
+MAX_VDPDU_LENGTH = 1500 - 4 - 2
+MANAGER_TLV_LENGTH = 2 + MANAGER_ID_LENGTH
+
+SESSION_COUNTERS = ("lldp", "lldp_evb", "lldp_evb_ignored", "lldp_shutdown", "lldp_tx", "ecp_req",
+                    "ecp_ack", "tagged", "vdp_tlvs", "vdp_responses")
+
+VdpItem = tuple[ManagerIdTlv, VsiTlv]
+Event = tuple[str, dict[str, Any]]
+
+
+@dataclass
+class SessionOutput:
+    """``frames``: to send out of the port, in order. ``vdp``: station requests for the VDP
+    bridge. ``events``: (kind, fields); fields carry ``switch`` (16 hex digits), ``port`` (the
+    name) and ``port_no``, so ``EventLog.emit(kind, **fields)`` takes them as they are."""
+    frames: list[bytes] = field(default_factory=list)
+    vdp: list[VdpItem] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+
+def pack_vdpdus(items: list[VdpItem]) -> list[Vdpdu]:
+    """The fewest VDPDUs carrying ``items`` in order: each starts with its one Manager ID TLV
+    (lldpad drops a VDPDU with a second one), so a new VDPDU begins when the manager changes or
+    the next VSI TLV would not fit."""
+    vdpdus: list[Vdpdu] = []
+    tlvs: list[ManagerIdTlv | VsiTlv] = []
+    size = 0
+    for manager, vsi in items:
+        vsi_size = len(encode_vdpdu(Vdpdu((manager, vsi)))) - MANAGER_TLV_LENGTH
+        if not tlvs or tlvs[0] != manager or size + vsi_size > MAX_VDPDU_LENGTH:
+            if tlvs:
+                vdpdus.append(Vdpdu(tuple(tlvs)))
+            tlvs, size = [manager], MANAGER_TLV_LENGTH
+        tlvs.append(vsi)
+        size += vsi_size
+    if tlvs:
+        vdpdus.append(Vdpdu(tuple(tlvs)))
+    return vdpdus
+
+
+class PortSession:
+    def __init__(self, port: PortRef, port_name: str, bridge_mac: str, config: BridgeEvbConfig) -> None:
+        self.port = port
+        self.port_name = port_name
+        self.bridge_mac = bridge_mac
+        self.config = config
+        self._port_id = PortId.from_name(port_name)
+        self._ecp = EcpMachine(config.r, config.rte)
+        self._agreement: EvbAgreement | None = None
+        self._station_mac: str | None = None
+        self._station_tlv: EvbTlv | None = None
+        self._station_last_seen: float | None = None
+        self._ignored_tlv: EvbTlv | None = None  # the last EVB TLV not in station mode
+        self._sent_tlv: EvbTlv | None = None     # the EVB TLV of our last LLDPDU
+        self._lldp_due: float | None = None      # None until a station was seen
+        self._fast_left = 0
+        self._counters = collections.Counter(dict.fromkeys(SESSION_COUNTERS, 0))
+
+    # Entry points
+
+    def on_frame(self, frame: EvbFrame, now: float) -> SessionOutput:
+        out = SessionOutput()
+        if frame.vlan is not None:
+            self._counters["tagged"] += 1
+        elif isinstance(frame, LldpFrame):
+            self._on_lldp(frame, now, out)
+        elif isinstance(frame, VdpFrame):
+            self._on_vdp(frame, now, out)
+        elif isinstance(frame, EcpAckFrame):
+            self._counters["ecp_ack"] += 1
+            self._ecp.on_pdu(EcpPdu(EcpOp.ACK, frame.sequence), now)
+        else:
+            raise TypeError(f"not an EVB frame: {type(frame).__name__}")
+        self._transmit(now, out)
+        return out
+
+    def send_vdp(self, items: list[VdpItem], now: float) -> SessionOutput:
+        """Queue the bridge's VSI TLVs (responses, unsolicited De-Associates) for the station."""
+        for vdpdu in pack_vdpdus(items):
+            self._ecp.send(encode_vdpdu(vdpdu), now)
+        out = SessionOutput()
+        self._transmit(now, out)
+        return out
+
+    def tick(self, now: float) -> SessionOutput:
+        """ECP retransmissions and give-ups that are due, and the periodic LLDPDU."""
+        out = SessionOutput()
+        if self._lldp_due is not None and now >= self._lldp_due:
+            self._send_lldp(now, out)
+        self._transmit(now, out)
+        return out
+
+    def next_deadline(self) -> float | None:
+        deadlines = [t for t in (self._ecp.next_deadline(), self._lldp_due) if t is not None]
+        return min(deadlines, default=None)
+
+    # Views
+
+    @property
+    def agreement(self) -> EvbAgreement | None:
+        """None until a station's EVB TLV was seen (and again after it shut down)."""
+        return self._agreement
+
+    @property
+    def keepalive_timeout(self) -> float:
+        """How long the VDP bridge keeps a VSI of this port without a keep-alive: from the
+        agreement, or from our own values while there is none."""
+        if self._agreement is not None:
+            return self._agreement.bridge_keepalive_timeout
+        return bridge_keepalive_timeout(self.config.r, self.config.rte, self.config.rka)
+
+    @property
+    def counters(self) -> dict[str, int]:
+        ecp = self._ecp.counters
+        return {**self._counters, "ecp_req_tx": ecp["tx_pdus"], "ecp_ack_tx": ecp["acks_tx"],
+                "duplicates": ecp["duplicates"], "retransmits": ecp["retransmits"],
+                "gave_up": ecp["gave_up"], "acks_unexpected": ecp["acks_unexpected"]}
+
+    def snapshot(self) -> dict[str, Any]:
+        outstanding = self._ecp.outstanding
+        station = None
+        if self._station_mac is not None:
+            station = {"mac": self._station_mac, "last_seen": self._station_last_seen,
+                       "evb": evb_tlv_fields(self._station_tlv)}
+        return {
+            **self._fields(), "bridge_mac": self.bridge_mac, "station": station,
+            "agreement": self._agreement.summary() if self._agreement else None,
+            "bridge_tlv": evb_tlv_fields(self._sent_tlv) if self._sent_tlv else None,
+            "keepalive_timeout": self.keepalive_timeout, "next_lldp": self._lldp_due,
+            "ecp": {"r": self._ecp.r, "rte": self._ecp.rte,
+                    "outstanding": outstanding.sequence if outstanding else None,
+                    "queued": self._ecp.queued, "last_received": self._ecp.last_received},
+            "counters": self.counters,
+        }
+
+    # LLDP
+
+    def _on_lldp(self, frame: LldpFrame, now: float, out: SessionOutput) -> None:
+        if frame.lldpdu.ttl == 0:
+            self._counters["lldp_shutdown"] += 1
+            if self._station_mac is not None:
+                out.events.append(("station.shutdown", {**self._fields(), "mac": frame.src}))
+                self._agreement = self._station_mac = self._station_tlv = None
+                self._ecp.reset_receiver()
+            return
+        tlv = frame.lldpdu.evb
+        if tlv is None:
+            self._counters["lldp"] += 1
+            return
+        self._counters["lldp_evb"] += 1
+        if tlv.mode != EvbMode.STATION:
+            self._counters["lldp_evb_ignored"] += 1
+            if tlv != self._ignored_tlv:
+                out.events.append(("evb.ignored", {**self._fields(), "mac": frame.src,
+                                                   "reason": "EVB TLV not in station mode",
+                                                   **evb_tlv_fields(tlv)}))
+            self._ignored_tlv = tlv
+            return
+        if frame.src != self._station_mac:
+            out.events.append(("station.seen", {**self._fields(), "mac": frame.src, **evb_tlv_fields(tlv)}))
+            if self._station_mac is not None:  # another station: its sequence numbers are its own
+                self._ecp.reset_receiver()
+        self._station_mac, self._station_tlv, self._station_last_seen = frame.src, tlv, now
+        agreement = negotiate(tlv, self.config)
+        if self._agreement is None or agreement.summary() != self._agreement.summary():
+            out.events.append(("evb.negotiated", {**self._fields(), "mac": frame.src, **agreement.summary()}))
+        self._agreement = agreement
+        self._ecp.r, self._ecp.rte = agreement.r, agreement.rte
+        if agreement.bridge_tlv != self._sent_tlv:
+            self._send_lldp(now, out, fast_start=True)
+
+    def _send_lldp(self, now: float, out: SessionOutput, fast_start: bool = False) -> None:
+        tlv = self._agreement.bridge_tlv if self._agreement else bridge_tlv_unsolicited(self.config)
+        out.frames.append(build_bridge_lldp_frame(self.bridge_mac, self._port_id, self.config.lldp_ttl, tlv))
+        self._counters["lldp_tx"] += 1
+        self._sent_tlv = tlv
+        if fast_start:
+            self._fast_left = self.config.lldp_fast_tx_count
+        self._fast_left = max(0, self._fast_left - 1)
+        fast = self._fast_left > 0
+        self._lldp_due = now + (self.config.lldp_fast_tx_interval if fast else self.config.lldp_tx_interval)
+
+    # ECP / VDP
+
+    def _on_vdp(self, frame: VdpFrame, now: float, out: SessionOutput) -> None:
+        self._counters["ecp_req"] += 1
+        # The VDPDU is decoded already: ECP needs only the header.
+        received = self._ecp.on_pdu(EcpPdu(EcpOp.REQUEST, frame.sequence), now)
+        out.frames.append(build_ecp_ack(self.bridge_mac, received.ack.sequence))
+        if received.duplicate:
+            out.events.append(("ecp.duplicate", {**self._fields(), "mac": frame.src,
+                                                 "sequence": frame.sequence}))
+            return
+        for manager, vsi in frame.vdpdu.vsis_with_manager():
+            if vsi.is_response:
+                self._counters["vdp_responses"] += 1
+                out.events.append(("vdp.response_ignored", {
+                    **self._fields(), "mac": frame.src, "vsi": vsi_id_text(vsi.vsi_id),
+                    "mode": vsi.mode.name.lower(), "status": f"{vsi.status:#04x}"}))
+            else:
+                self._counters["vdp_tlvs"] += 1
+                out.vdp.append((manager, vsi))
+
+    def _transmit(self, now: float, out: SessionOutput) -> None:
+        sent = self._ecp.poll(now)
+        out.frames.extend(encode_ethernet(EthernetFrame(NEAREST_CUSTOMER_BRIDGE, self.bridge_mac, ETHERTYPE_ECP,
+                                                        encode_ecpdu(pdu)))
+                          for pdu in sent.pdus)
+        for pdu in sent.gave_up:
+            vsis = [vsi_id_text(vsi.vsi_id) for _, vsi in decode_vdpdu(pdu.payload).vsis_with_manager()]
+            out.events.append(("ecp.gave_up", {**self._fields(), "sequence": pdu.sequence,
+                                               "retries": self._ecp.r, "vsis": vsis}))
+
+    def _fields(self) -> dict[str, Any]:
+        return {**port_fields(self.port), "port": self.port_name}

@@ -1,0 +1,1 @@
+"""VDP, bridge role: the per-VSI state machine and the bindings it produces."""

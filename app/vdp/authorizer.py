@@ -1,0 +1,197 @@
+"""Admission of a VSI: may this VM, with these MAC/VID filter entries, attach at this port?
+
+Pure: a decision depends only on the request, the VSI type database of the moment and the
+bindings that exist. Admission is per MAC: the flows admit a VM by its source MAC on its port.
+
+Checks run in this order; the first failure decides the VDP status (VdpError, the low nibble of
+the response status) and whether retrying the same request can help (``hard``):
+
+| refusal                                                   | status                        | hard |
+|-----------------------------------------------------------|-------------------------------|------|
+| no filter entries                                         | INVALID_FORMAT                | yes  |
+| filter format without MAC (VID, GroupID/VID)              | INVALID_FORMAT                | yes  |
+| VSIID octets that do not fit the VSIID format, or all 0   | INVALID_FORMAT                | yes  |
+| a MAC that is multicast or all zero                       | INVALID_VID_GROUP_MAC         | yes  |
+| VSI type ID/version unknown                               | OTHER_FAILURE                 | yes  |
+| VSI manager unreachable while resolving the type (seam)   | UNABLE_TO_CONTACT_VSI_MANAGER | no   |
+| Manager ID not allowed by the type                        | OTHER_FAILURE                 | yes  |
+| VID not allowed by the type (VID 0 with no default VLAN)  | INVALID_VID_GROUP_MAC         | yes  |
+| the same MAC/VID twice (after resolving VID 0)            | INVALID_FORMAT                | yes  |
+| a MAC bound (prepared or forwarding) to ANOTHER VSI       | INVALID_VID_GROUP_MAC         | yes  |
+| type's max_per_port / max_per_switch reached              | INSUFFICIENT_RESOURCES        | no   |
+
+Why these codes: a well-formed TLV naming a type we do not know is neither a format nor a
+resource problem, and the manager was not unreachable but is not authorized, so both are
+OTHER_FAILURE; "unable to contact VSI manager" is kept for the one case it names (retrying may
+help). A VLAN the type does not allow and a MAC claimed by another VM (anti-spoofing) are what
+status 5 is for. Limits are the bridge's resources: status 2, and they may free up, so not hard.
+Format checks come first so that a request that cannot be admitted per MAC is never reported as
+a policy problem. A group ID (GroupID/MAC/VID) is echoed but takes no part in admission.
+"""
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from app.codec.errors import CodecError
+from app.codec.vdp import FilterEntry, FilterFormat, ManagerIdTlv, VdpError, VsiId, VsiIdFormat, VsiTlv
+from app.fabric.ports import PortRef
+from app.policy.database import VsiTypeDatabase
+from app.policy.profile import VsiTypeKey, VsiTypeProfile, manager_id_from_octets
+from app.vdp.binding import MacVid, VmBinding
+from app.vdp.describe import vsi_id_text
+
+_FORMATS_WITH_MAC = (FilterFormat.MAC_VID, FilterFormat.GROUP_MAC_VID)
+_VSI_ID_ACCESSORS = {VsiIdFormat.IPV4: "ipv4", VsiIdFormat.IPV6: "ipv6", VsiIdFormat.MAC: "mac"}
+
+
+class VsiManagerUnreachable(Exception):
+    """Raised by a ProfileLookup that had to ask the VSI manager and could not reach it."""
+
+
+# (database, normalized Manager ID, type key) -> the profile, or None when the type is unknown.
+# The seam for asking the VM manager about types the database lacks: such a lookup tries the
+# database first and raises VsiManagerUnreachable when it cannot get an answer.
+ProfileLookup = Callable[[VsiTypeDatabase, str, VsiTypeKey], VsiTypeProfile | None]
+
+
+def lookup_in_database(database: VsiTypeDatabase, manager_id: str,
+                       key: VsiTypeKey) -> VsiTypeProfile | None:
+    """The default lookup: the database alone."""
+    return database.get(key.type_id, key.version)
+
+
+@dataclass(frozen=True)
+class AuthRequest:
+    """What a station asks for; ``filters`` as the request carries them (VID 0 = bridge chooses)."""
+    port: PortRef
+    manager_id: str                  # normalized (manager_id_from_octets)
+    type_id: int
+    type_version: int
+    vsi_id: VsiId
+    filter_format: FilterFormat
+    filters: tuple[FilterEntry, ...]
+
+    @classmethod
+    def from_tlv(cls, port: PortRef, manager: ManagerIdTlv, tlv: VsiTlv) -> "AuthRequest":
+        return cls(port, manager_id_from_octets(manager.mgrid), tlv.type_id, tlv.type_version,
+                   tlv.vsi_id, tlv.filter_format, tlv.filters)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``entries``: the granted MAC/VIDs, one per request filter entry and in the same order (so
+    the response can carry them back); empty when refused. ``hard``: retrying cannot help."""
+    error: VdpError
+    reason: str
+    entries: tuple[MacVid, ...] = ()
+    profile: VsiTypeProfile | None = None
+    hard: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is VdpError.SUCCESS
+
+
+def _refuse(error: VdpError, reason: str, *, hard: bool,
+            profile: VsiTypeProfile | None = None) -> Decision:
+    return Decision(error, reason, profile=profile, hard=hard)
+
+
+def _vsi_id_problem(vsi_id: VsiId) -> str | None:
+    if not any(vsi_id.value):
+        return "the VSIID is all zeros"
+    accessor = _VSI_ID_ACCESSORS.get(vsi_id.format)
+    if accessor is not None:
+        try:
+            getattr(vsi_id, accessor)
+        except CodecError as err:
+            return f"the VSIID does not fit its format: {err.message}"
+    return None
+
+
+def _mac_problem(mac: str) -> str | None:
+    if mac == "00:00:00:00:00:00":
+        return f"MAC {mac} is all zeros"
+    if int(mac[:2], 16) & 1:
+        return f"MAC {mac} is a group address, a VM's MAC must be unicast"
+    return None
+
+
+class Authorizer:
+    def __init__(self, profiles: Callable[[], VsiTypeDatabase],
+                 lookup: ProfileLookup = lookup_in_database) -> None:
+        self._profiles = profiles
+        self._lookup = lookup
+
+    def authorize(self, request: AuthRequest, bindings: Iterable[VmBinding]) -> Decision:
+        """``bindings``: every binding of the fabric; those of the requesting VSI itself are
+        ignored (a VSI never conflicts with itself, e.g. while it migrates)."""
+        others = [b for b in bindings if b.vsi_id != request.vsi_id]
+        if not request.filters:
+            return _refuse(VdpError.INVALID_FORMAT, "no filter entries", hard=True)
+        if request.filter_format not in _FORMATS_WITH_MAC:
+            return _refuse(VdpError.INVALID_FORMAT,
+                           f"filter format {request.filter_format.name} carries no MAC; admission "
+                           f"is per MAC, use MAC/VID or GroupID/MAC/VID", hard=True)
+        problem = _vsi_id_problem(request.vsi_id)
+        if problem:
+            return _refuse(VdpError.INVALID_FORMAT, problem, hard=True)
+        for entry in request.filters:
+            problem = _mac_problem(entry.mac)
+            if problem:
+                return _refuse(VdpError.INVALID_VID_GROUP_MAC, problem, hard=True)
+
+        key = VsiTypeKey(request.type_id, request.type_version)
+        try:
+            profile = self._lookup(self._profiles(), request.manager_id, key)
+        except VsiManagerUnreachable as err:
+            return _refuse(VdpError.UNABLE_TO_CONTACT_VSI_MANAGER,
+                           f"{key} is not in the database and the VSI manager is unreachable: {err}",
+                           hard=False)
+        if profile is None:
+            return _refuse(VdpError.OTHER_FAILURE, f"unknown {key}", hard=True)
+        if not profile.allows_manager(request.manager_id):
+            return _refuse(VdpError.OTHER_FAILURE,
+                           f"Manager ID {request.manager_id!r} is not allowed for {key} "
+                           f"({profile.name})", hard=True, profile=profile)
+
+        entries = []
+        for entry in request.filters:
+            vid = profile.resolve_vid(entry.vid)
+            if vid is None:
+                why = ("VID 0 asks the bridge to choose, but the type has no default VLAN"
+                       if entry.vid == 0 else f"VID {entry.vid} is not allowed")
+                return _refuse(VdpError.INVALID_VID_GROUP_MAC,
+                               f"{why} for {profile.name}: VLANs {sorted(profile.vlans)}",
+                               hard=True, profile=profile)
+            entries.append(MacVid(entry.mac, vid))
+        if len(set(entries)) != len(entries):
+            return _refuse(VdpError.INVALID_FORMAT, "the same MAC/VID is listed twice", hard=True,
+                           profile=profile)
+
+        macs = {e.mac for e in entries}
+        for binding in others:
+            for taken in binding.entries:
+                if taken.mac in macs:
+                    return _refuse(VdpError.INVALID_VID_GROUP_MAC,
+                                   f"MAC {taken.mac} is bound to VSI {vsi_id_text(binding.vsi_id)} "
+                                   f"at {binding.port}", hard=True, profile=profile)
+
+        refusal = self._check_limits(request.port, profile, others)
+        if refusal:
+            return refusal
+        return Decision(VdpError.SUCCESS, f"granted as {profile.name}", tuple(entries), profile)
+
+    @staticmethod
+    def _check_limits(port: PortRef, profile: VsiTypeProfile,
+                      others: list[VmBinding]) -> Decision | None:
+        """Prepared bindings count: Pre-Associate with RR exists to hold the resources."""
+        same_type = [b for b in others if b.profile.key == profile.key]
+        on_port = {b.vsi_id for b in same_type if b.port == port}
+        on_switch = {b.vsi_id for b in same_type if b.port.dpid == port.dpid}
+        for count, limit, where in ((len(on_port), profile.limits.max_per_port, "port"),
+                                    (len(on_switch), profile.limits.max_per_switch, "switch")):
+            if limit is not None and count >= limit:
+                return _refuse(VdpError.INSUFFICIENT_RESOURCES,
+                               f"{profile.name} allows {limit} VMs per {where}, {count} are bound",
+                               hard=False, profile=profile)
+        return None

@@ -1,0 +1,394 @@
+"""The VDP22 bridge role (IEEE 802.1Qbg-2012 clause 41): every VSI of the fabric and its state.
+
+Pure: methods take ``now`` (seconds) and return an Outcome (frames to send, whether the bindings
+changed, decision events); no I/O, no timers of its own (call ``expire`` periodically).
+
+VSIs are keyed by VSI ID across the whole fabric, not per port, so that anti-spoofing sees every
+MAC and a VSI can move between ports. A VSI is *attached* at one or more ports; each attachment
+has its station's last granted request, the response it got, its keep-alive timer and a state:
+
+* PRE_ASSOCIATED (Pre-Associate): validated only. Nothing is reserved or installed, so there is
+  no binding; it does not hold its MACs against other VSIs or count against limits.
+* PRE_ASSOCIATED_RR (Pre-Associate with RR): validated and reserved: a PREPARED binding.
+* ASSOCIATED (Associate): a FORWARDING binding. At most one per VSI.
+* SUSPENDED: after a De-Associate with the S-bit (suspend / migrate-from) that left the VSI
+  attached nowhere: the VSI's record is held, nothing is forwarded or reserved, until an
+  attachment appears (any port) or the hold, the De-Associate's keep-alive timeout, ends.
+
+Migration: a Pre-Associate(-RR) at another port adds a second attachment while the source keeps
+forwarding; an Associate at the destination moves the VSI: the destination forwards, the source
+attachment is removed in the same Outcome and, as its station had not de-associated, is sent an
+unsolicited De-Associate. Other pre-associations of the VSI are left to expire or de-associate.
+
+Responses (status octet: response bit 0x40 | KEEP 0x20 | HARD 0x10 | error):
+* Granted: 0x40; VID 0 entries come back with the VID the bridge chose (the station adopts it).
+* Keep-alive (a request identical, hints aside, to the last granted one at that port): the same
+  response again and the timer refreshed; no re-authorization, so the station's adopted VIDs
+  stay valid.
+* Refused at a port where the VSI is ASSOCIATED (a changed request): error + KEEP. The
+  association stays exactly as it was, still forwarding; the timer is not refreshed (only a
+  keep-alive of the associated state is one). lldpad's station keeps its association on KEEP in
+  an Associate response and de-associates when a keep-alive gets KEEP.
+* Refused anywhere else (a new VSI, or one only pre-associated at that port): error, no KEEP,
+  and a pre-association at that port is released: on an error without KEEP the station ends the
+  VSI (lldpad: VDP22_END), so keeping it would only leak the reservation until the timeout.
+* HARD is set when retrying the same request cannot succeed (see the authorizer's table: format,
+  unknown type, Manager ID, VID, spoofed MAC); resource limits and an unreachable VSI manager
+  are transient. lldpad's station ignores HARD; it tells other stations not to retry.
+* Pre-Associate(-RR) at the port where the VSI is ASSOCIATED: OTHER_FAILURE + KEEP + HARD. A
+  pre-association must not silently stop a running VM; lldpad's station never sends it and its
+  bridge table marks it an error. (At another port it is a migration, see above.)
+* De-Associate: 0x40, always, also for a VSI not attached at that port (nothing to remove: the
+  station's goal holds). It removes exactly that VSI's attachment at that port; unlike lldpad's
+  bridge (wire notes section 5), it is never mistaken for a keep-alive.
+* Unsolicited De-Associate (keep-alive timeout, bridge-initiated, migration source): status 0,
+  carrying the filters of the last response, since the station compares the VIDs it adopted.
+* A station TLV with the response bit set is ignored (as lldpad does), with a vsi.ignored event.
+"""
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from app.codec.vdp import (STATUS_M, STATUS_S, FilterEntry, ManagerIdTlv, VdpError, VdpTlvType, VsiId,
+                           VsiTlv, make_deassociate, make_response)
+from app.fabric.ports import PortRef
+from app.policy.profile import VsiTypeProfile, manager_id_from_octets
+from app.vdp.authorizer import AuthRequest, Authorizer, Decision
+from app.vdp.binding import BindingState, MacVid, VmBinding
+from app.vdp.describe import port_fields, vsi_id_text
+from app.vdp.outcome import Outcome
+
+HANDLE_LIMIT = 2 ** 31
+
+
+class VsiState(str, Enum):
+    PRE_ASSOCIATED = "pre-associated"
+    PRE_ASSOCIATED_RR = "pre-associated-rr"
+    ASSOCIATED = "associated"
+    SUSPENDED = "suspended"
+
+
+_STATE_OF_MODE = {VdpTlvType.PRE_ASSOCIATE: VsiState.PRE_ASSOCIATED,
+                  VdpTlvType.PRE_ASSOCIATE_RR: VsiState.PRE_ASSOCIATED_RR,
+                  VdpTlvType.ASSOCIATE: VsiState.ASSOCIATED}
+_BINDING_OF_STATE = {VsiState.PRE_ASSOCIATED_RR: BindingState.PREPARED,
+                     VsiState.ASSOCIATED: BindingState.FORWARDING}
+
+
+@dataclass(frozen=True)
+class AttachmentInfo:
+    """One attachment of a VSI (or its held record when SUSPENDED), for REST."""
+    port: PortRef
+    state: VsiState
+    handle: int
+    binding: BindingState | None
+    manager_id: str
+    type_id: int
+    type_version: int
+    profile: str
+    entries: tuple[MacVid, ...]
+    since: float       # when it entered this state
+    refreshed: float   # last request (or keep-alive) from its station
+    expires: float     # keep-alive timeout; for SUSPENDED the end of the hold
+
+
+@dataclass(frozen=True)
+class VsiInfo:
+    """A VSI, for REST. ``state``: ASSOCIATED if associated anywhere, else the most advanced
+    state of its attachments (SUSPENDED: the held record is its only attachment)."""
+    vsi_id: VsiId
+    name: str                                # vsi_id_text
+    state: VsiState
+    attachments: tuple[AttachmentInfo, ...]  # by port
+
+    @property
+    def migrating(self) -> bool:
+        return len(self.attachments) > 1
+
+
+@dataclass
+class _Attachment:
+    port: PortRef
+    handle: int
+    manager: ManagerIdTlv
+    request: VsiTlv    # the last granted request: what a keep-alive repeats
+    response: VsiTlv   # its answer, resent on keep-alive
+    state: VsiState
+    entries: tuple[MacVid, ...]
+    profile: VsiTypeProfile
+    since: float
+    refreshed: float
+    timeout: float
+
+    @property
+    def expires(self) -> float:
+        return self.refreshed + self.timeout
+
+    @property
+    def manager_id(self) -> str:
+        return manager_id_from_octets(self.manager.mgrid)
+
+
+@dataclass
+class _Vsi:
+    vsi_id: VsiId
+    attachments: dict[PortRef, _Attachment]
+    suspended: _Attachment | None = None
+
+
+def _mode_name(mode: VdpTlvType) -> str:
+    return mode.name.lower().replace("_", "-")
+
+
+def _hints(request: VsiTlv) -> str:
+    return {STATUS_M: "to", STATUS_S: "from"}.get(request.status & (STATUS_M | STATUS_S), "none")
+
+
+def _same_request(a: VsiTlv, b: VsiTlv) -> bool:
+    """Equal apart from the status octet (hints), which lldpad fixes when it creates the VSI."""
+    return replace(a, status=0) == replace(b, status=0)
+
+
+def _request_fields(port: PortRef, manager: ManagerIdTlv, request: VsiTlv) -> dict[str, object]:
+    return {**port_fields(port), "vsi": vsi_id_text(request.vsi_id),
+            "manager": manager_id_from_octets(manager.mgrid), "mode": _mode_name(request.mode),
+            "hints": _hints(request), "type_id": request.type_id,
+            "type_version": request.type_version, "macs": [e.mac for e in request.filters],
+            "vids": [e.vid for e in request.filters]}
+
+
+def _attachment_fields(vsi_id: VsiId, att: _Attachment, **more: object) -> dict[str, object]:
+    return {**port_fields(att.port), "vsi": vsi_id_text(vsi_id), "manager": att.manager_id,
+            "state": att.state.value, "type_id": att.request.type_id,
+            "type_version": att.request.type_version, "profile": att.profile.name,
+            "handle": att.handle, "macs": [e.mac for e in att.entries],
+            "vids": [e.vid for e in att.entries], **more}
+
+
+def _granted_filters(request: VsiTlv, entries: tuple[MacVid, ...]) -> tuple[FilterEntry, ...]:
+    return tuple(replace(f, vid=e.vid) for f, e in zip(request.filters, entries))
+
+
+class VdpBridge:
+    def __init__(self, authorizer: Authorizer) -> None:
+        self._authorizer = authorizer
+        self._vsis: dict[VsiId, _Vsi] = {}
+        self._handles: set[int] = set()
+        self._next_handle = 1
+
+    # Station requests
+
+    def on_request(self, port: PortRef, manager: ManagerIdTlv, request: VsiTlv, now: float,
+                   keepalive_timeout: float) -> Outcome:
+        """One VSI TLV from the station at ``port``. ``keepalive_timeout``: how long the VSI
+        lives without another request, from the EVB parameters negotiated on the port."""
+        if request.is_response:
+            return Outcome(events=[("vsi.ignored", {
+                **_request_fields(port, manager, request), "status": f"{request.status:#04x}",
+                "reason": "a station sent a TLV with the response bit set"})])
+        vsi = self._vsis.get(request.vsi_id)
+        att = vsi.attachments.get(port) if vsi else None
+        if request.mode is VdpTlvType.DE_ASSOCIATE:
+            return self._station_deassociate(vsi, att, port, manager, request, now,
+                                             keepalive_timeout)
+        if att is not None and att.manager == manager and _same_request(att.request, request):
+            att.refreshed, att.timeout = now, keepalive_timeout
+            return Outcome(responses=[(port, manager, att.response)])
+        state = _STATE_OF_MODE[request.mode]
+        if att is not None and att.state is VsiState.ASSOCIATED and state is not VsiState.ASSOCIATED:
+            return self._refuse(vsi, att, port, manager, request, Decision(
+                VdpError.OTHER_FAILURE, "associated at this port: De-Associate before "
+                "pre-associating again", hard=True))
+        decision = self._authorizer.authorize(AuthRequest.from_tlv(port, manager, request),
+                                              self.bindings())
+        if not decision.ok:
+            return self._refuse(vsi, att, port, manager, request, decision)
+        return self._grant(vsi, att, port, manager, request, state, decision, now, keepalive_timeout)
+
+    def _refuse(self, vsi: _Vsi | None, att: _Attachment | None, port: PortRef,
+                manager: ManagerIdTlv, request: VsiTlv, decision: Decision) -> Outcome:
+        keep = att is not None and att.state is VsiState.ASSOCIATED
+        response = make_response(request, decision.error, keep=keep, hard=decision.hard)
+        fields = {**_request_fields(port, manager, request), "status": f"{response.status:#04x}",
+                  "error": decision.error.name.lower(), "keep": keep, "hard": decision.hard,
+                  "reason": decision.reason}
+        outcome = Outcome(responses=[(port, manager, response)])
+        if att is not None and not keep:
+            fields["released"] = att.state.value
+            outcome.bindings_changed = att.state in _BINDING_OF_STATE
+            self._detach(vsi, att)
+        outcome.events.append(("vsi.refused", fields))
+        return outcome
+
+    def _grant(self, vsi: _Vsi | None, att: _Attachment | None, port: PortRef,
+               manager: ManagerIdTlv, request: VsiTlv, state: VsiState, decision: Decision,
+               now: float, keepalive_timeout: float) -> Outcome:
+        response = make_response(request, filters=_granted_filters(request, decision.entries))
+        if vsi is None:
+            vsi = self._vsis[request.vsi_id] = _Vsi(request.vsi_id, {})
+        before = self._vsi_bindings(vsi)
+        resumed = vsi.suspended is not None
+        if resumed:
+            self._handles.discard(vsi.suspended.handle)
+            vsi.suspended = None
+        if att is None:
+            att = vsi.attachments[port] = _Attachment(
+                port, self._allocate_handle(), manager, request, response, state, decision.entries,
+                decision.profile, now, now, keepalive_timeout)
+        else:
+            if att.state is not state:
+                att.since = now
+            att.manager, att.request, att.response, att.state = manager, request, response, state
+            att.entries, att.profile = decision.entries, decision.profile
+            att.refreshed, att.timeout = now, keepalive_timeout
+        outcome = Outcome(responses=[(port, manager, response)])
+        fields = _attachment_fields(vsi.vsi_id, att, mode=_mode_name(request.mode),
+                                    hints=_hints(request), reason=decision.reason)
+        if state is VsiState.ASSOCIATED:
+            moved_from = [other for other in vsi.attachments.values()
+                          if other is not att and other.state is VsiState.ASSOCIATED]
+            if moved_from:
+                fields["moved_from"] = str(moved_from[0].port)
+            outcome.events.append(("vsi.associated", {**fields, "resumed": resumed}))
+            for source in moved_from:
+                self._detach(vsi, source)
+                outcome.unsolicited.append((source.port, source.manager,
+                                            make_deassociate(source.response)))
+                outcome.events.append(("vsi.deassociated", _attachment_fields(
+                    vsi.vsi_id, source, initiator="bridge", reason=f"moved to {port}")))
+        else:
+            outcome.events.append(("vsi.preassociated", fields))
+        outcome.bindings_changed = self._vsi_bindings(vsi) != before
+        return outcome
+
+    def _station_deassociate(self, vsi: _Vsi | None, att: _Attachment | None, port: PortRef,
+                             manager: ManagerIdTlv, request: VsiTlv, now: float,
+                             keepalive_timeout: float) -> Outcome:
+        outcome = Outcome(responses=[(port, manager, make_response(request))])
+        if att is None:
+            return outcome
+        outcome.bindings_changed = att.state in _BINDING_OF_STATE
+        if request.s_bit and len(vsi.attachments) == 1:
+            self._detach(vsi, att, suspend=True)
+            att.state, att.since, att.refreshed, att.timeout = (
+                VsiState.SUSPENDED, now, now, keepalive_timeout)
+            outcome.events.append(("vsi.suspended", _attachment_fields(
+                vsi.vsi_id, att, reason="De-Associate with S-bit (suspend / migrate-from)",
+                hold_until=att.expires)))
+        else:
+            self._detach(vsi, att)
+            outcome.events.append(("vsi.deassociated", _attachment_fields(
+                vsi.vsi_id, att, initiator="station", reason="De-Associate from the station")))
+        return outcome
+
+    # Bridge-initiated changes
+
+    def expire(self, now: float) -> Outcome:
+        """Removes attachments whose station has not refreshed them within their keep-alive
+        timeout (each is sent an unsolicited De-Associate) and suspended VSIs whose hold ended."""
+        outcome = Outcome()
+        for vsi in list(self._vsis.values()):
+            for att in [a for a in vsi.attachments.values() if now >= a.expires]:
+                outcome.bindings_changed |= att.state in _BINDING_OF_STATE
+                self._detach(vsi, att)
+                outcome.unsolicited.append((att.port, att.manager, make_deassociate(att.response)))
+                outcome.events.append(("vsi.expired", _attachment_fields(
+                    vsi.vsi_id, att, reason=f"no keep-alive for {att.timeout:g} s")))
+            if vsi.suspended is not None and now >= vsi.suspended.expires:
+                held = vsi.suspended
+                self._drop_suspended(vsi)
+                outcome.events.append(("vsi.expired", _attachment_fields(
+                    vsi.vsi_id, held, reason=f"suspended and not resumed within {held.timeout:g} s")))
+        return outcome
+
+    def deassociate(self, vsi_id: VsiId, reason: str, now: float) -> Outcome:
+        """Bridge-initiated (e.g. the operator over REST): removes the VSI everywhere and sends
+        each attached station an unsolicited De-Associate. KeyError if the VSI is unknown.
+        (``now``, like port_down's, keeps every entry point alike; events are timed by the log.)"""
+        vsi = self._vsis[vsi_id]
+        outcome = Outcome()
+        for att in list(vsi.attachments.values()):
+            outcome.bindings_changed |= att.state in _BINDING_OF_STATE
+            self._detach(vsi, att)
+            outcome.unsolicited.append((att.port, att.manager, make_deassociate(att.response)))
+            outcome.events.append(("vsi.deassociated", _attachment_fields(
+                vsi_id, att, initiator="bridge", reason=reason)))
+        if vsi.suspended is not None:
+            held = vsi.suspended
+            self._drop_suspended(vsi)
+            outcome.events.append(("vsi.deassociated", _attachment_fields(
+                vsi_id, held, initiator="bridge", reason=reason)))
+        return outcome
+
+    def port_down(self, port: PortRef, now: float) -> Outcome:
+        """The link to ``port``'s station is gone: its attachments are removed, silently (the
+        station cannot hear). If the link comes back before the station notices, its next
+        keep-alive is simply a new request and is authorized again."""
+        outcome = Outcome()
+        for vsi in list(self._vsis.values()):
+            att = vsi.attachments.get(port)
+            if att is None:
+                continue
+            outcome.bindings_changed |= att.state in _BINDING_OF_STATE
+            self._detach(vsi, att)
+            outcome.events.append(("vsi.deassociated", _attachment_fields(
+                vsi.vsi_id, att, initiator="bridge", reason="port down")))
+        return outcome
+
+    # Views
+
+    def bindings(self) -> list[VmBinding]:
+        """Every PREPARED and FORWARDING binding of the fabric, by handle. Handles are per
+        attachment: a migrating VSI has two bindings with different handles, so the source's
+        flows can be deleted by cookie without touching the destination's."""
+        return sorted((b for vsi in self._vsis.values() for b in self._vsi_bindings(vsi)),
+                      key=lambda b: b.handle)
+
+    def vsis(self) -> list[VsiInfo]:
+        return [self._info(vsi) for vsi in self._vsis.values()]
+
+    def _info(self, vsi: _Vsi) -> VsiInfo:
+        held = [vsi.suspended] if vsi.suspended is not None else []
+        attachments = tuple(AttachmentInfo(
+            att.port, att.state, att.handle, _BINDING_OF_STATE.get(att.state), att.manager_id,
+            att.request.type_id, att.request.type_version, att.profile.name, att.entries,
+            att.since, att.refreshed, att.expires)
+            for att in sorted([*vsi.attachments.values(), *held], key=lambda a: a.port))
+        # SUSPENDED only ever stands alone, so the most advanced state of the list says it all.
+        state = max((a.state for a in attachments), key=list(VsiState).index)
+        return VsiInfo(vsi.vsi_id, vsi_id_text(vsi.vsi_id), state, attachments)
+
+    # Bookkeeping
+
+    def _vsi_bindings(self, vsi: _Vsi) -> list[VmBinding]:
+        return [VmBinding(att.handle, vsi.vsi_id, att.port, att.entries, att.profile,
+                          _BINDING_OF_STATE[att.state])
+                for att in vsi.attachments.values() if att.state in _BINDING_OF_STATE]
+
+    def _detach(self, vsi: _Vsi, att: _Attachment, suspend: bool = False) -> None:
+        """Removes ``att`` from ``vsi``; with ``suspend`` it becomes the VSI's held record (and
+        keeps its handle, so the handle REST shows stays unique)."""
+        del vsi.attachments[att.port]
+        if suspend:
+            vsi.suspended = att
+        else:
+            self._handles.discard(att.handle)
+        self._forget_if_empty(vsi)
+
+    def _drop_suspended(self, vsi: _Vsi) -> None:
+        self._handles.discard(vsi.suspended.handle)
+        vsi.suspended = None
+        self._forget_if_empty(vsi)
+
+    def _forget_if_empty(self, vsi: _Vsi) -> None:
+        if not vsi.attachments and vsi.suspended is None:
+            del self._vsis[vsi.vsi_id]
+
+    def _allocate_handle(self) -> int:
+        """The next free handle after the last one given, from 1, wrapping below 2**31: a
+        handle is not given again soon after it was freed, while stale flows may linger."""
+        while self._next_handle in self._handles:
+            self._next_handle = self._next_handle % (HANDLE_LIMIT - 1) + 1
+        handle = self._next_handle
+        self._next_handle = handle % (HANDLE_LIMIT - 1) + 1
+        self._handles.add(handle)
+        return handle

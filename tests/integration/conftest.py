@@ -1,0 +1,63 @@
+"""Fixtures of the real bed: our controller in a child process, then the data center on it.
+
+The controller is started first and the network only once its OpenFlow socket listens; both are
+stopped even when a test fails (the context managers' finally blocks).
+"""
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.integration.bed import BED_REQUIRED, why_no_bed, wait_until
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _bed_present():
+    missing = why_no_bed()
+    if missing and BED_REQUIRED:
+        pytest.fail(f"the test bed is required (EVB_REQUIRE_BED=1) but {missing}")
+
+
+@pytest.fixture(scope="module")
+def controller(tmp_path_factory):
+    from topologies.controller_process import ControllerProcess, free_port
+
+    proc = ControllerProcess(tmp_path_factory.mktemp("controller"), of_port=free_port(),
+                             rest_port=free_port(), log_level="DEBUG")
+    with proc:
+        yield proc
+    print(proc.log_text()[-3000:])  # shown by pytest when a test of the module failed
+
+
+@pytest.fixture(scope="module")
+def fabric(controller):
+    """The default data center attached to the controller, every switch reconciled."""
+    from topologies.datacenter import datacenter
+
+    with datacenter(controller_port=controller.of_port) as dc:
+        names = {dc.spec.agg, *(edge.name for edge in dc.spec.edges)}
+
+        def all_ready():
+            ready = {s["name"] for s in controller.rest("/v1/switches") if s["state"] == "ready"}
+            return names <= ready
+
+        try:
+            wait_until(all_ready, timeout=30, message="switches not all ready")
+        except AssertionError:
+            states = {s["name"]: s["state"] for s in controller.rest("/v1/switches")}
+            os.kill(controller.proc.pid, signal.SIGUSR1)  # thread stacks into its log
+            time.sleep(0.5)
+            show = subprocess.run(["ovs-vsctl", "show"], capture_output=True, text=True).stdout
+            raise AssertionError(f"switches not all ready after 30 s: {states}\n{show}\n"
+                                 f"{controller.log_text()[-3000:]}") from None
+        yield dc
+
+
+@pytest.fixture
+def bed(fabric):
+    """The running fabric, with no VM or station left over from the previous test."""
+    yield fabric
+    fabric.stop_stations()
+    fabric.destroy_vms()

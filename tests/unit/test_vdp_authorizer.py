@@ -1,0 +1,240 @@
+"""VSI admission: statuses and HARD for every refusal, VID resolution, anti-spoofing, limits, and
+the seam for asking the VM manager about unknown types."""
+from pathlib import Path
+
+import pytest
+
+from app.codec.vdp import (FilterEntry, FilterFormat, ManagerIdTlv, VdpError, VdpTlvType, VsiId, VsiIdFormat,
+                           VsiTlv)
+from app.fabric.ports import PortRef
+from app.policy import Limits, VsiTypeDatabase, VsiTypeKey, VsiTypeProfile, load_policies
+from app.vdp.authorizer import (AuthRequest, Authorizer, VsiManagerUnreachable,
+                                lookup_in_database)
+from app.vdp.binding import BindingState, MacVid, VmBinding
+
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+P1, P2, OTHER_SWITCH = PortRef(1, 1), PortRef(1, 2), PortRef(2, 1)
+VSI_A = VsiId.from_uuid("a1b2c3d4-0000-0000-0000-00000000000a")
+VSI_B = VsiId.from_uuid("a1b2c3d4-0000-0000-0000-00000000000b")
+MAC_A, MAC_B = "52:00:00:00:00:0a", "52:00:00:00:00:0b"
+
+
+def profile(type_id: int, version: int, name: str, vlans, **fields) -> VsiTypeProfile:
+    values = dict(key=VsiTypeKey(type_id, version), name=name, tenant="blue",
+                  vlans=frozenset(vlans), manager_ids=frozenset({"mgr1"}))
+    values.update(fields)
+    return VsiTypeProfile(**values)
+
+
+WEB = profile(5, 4, "web", {100, 101}, default_vlan=100)
+DB = profile(6, 1, "db", {200})
+BATCH = profile(7, 1, "batch", {102}, limits=Limits(max_per_port=2, max_per_switch=3))
+MULTI = profile(8, 1, "multi", {300, 301})
+DATABASE = VsiTypeDatabase([WEB, DB, BATCH, MULTI])
+
+
+def authorizer(database: VsiTypeDatabase = DATABASE, **kwargs) -> Authorizer:
+    return Authorizer(lambda: database, **kwargs)
+
+
+def request(*entries: tuple[str | None, int], type_id: int = 5, version: int = 4,
+            manager: str = "mgr1", vsi_id: VsiId = VSI_A, port: PortRef = P1,
+            filter_format: FilterFormat = FilterFormat.MAC_VID) -> AuthRequest:
+    with_group = filter_format in (FilterFormat.GROUP_VID, FilterFormat.GROUP_MAC_VID)
+    filters = tuple(FilterEntry(vid=vid, mac=mac, group_id=7 if with_group else None)
+                    for mac, vid in entries)
+    return AuthRequest(port, manager, type_id, version, vsi_id, filter_format, filters)
+
+
+def binding(handle: int, vsi_id: VsiId, port: PortRef, mac: str, vid: int = 100,
+            prof: VsiTypeProfile = WEB, state: BindingState = BindingState.FORWARDING) -> VmBinding:
+    return VmBinding(handle, vsi_id, port, (MacVid(mac, vid),), prof, state)
+
+
+def refused(decision, error: VdpError, hard: bool, reason: str = "") -> None:
+    assert not decision.ok
+    assert decision.error is error, decision.reason
+    assert decision.hard is hard
+    assert decision.entries == ()
+    assert reason in decision.reason
+
+
+# Granted
+
+def test_granted_entries_keep_the_requested_order_and_vids():
+    decision = authorizer().authorize(request((MAC_A, 101), (MAC_B, 100)), [])
+    assert decision.ok and decision.error is VdpError.SUCCESS and not decision.hard
+    assert decision.entries == (MacVid(MAC_A, 101), MacVid(MAC_B, 100))
+    assert decision.profile is WEB
+    assert "web" in decision.reason
+
+
+def test_vid_zero_gets_the_default_vlan():
+    assert authorizer().authorize(request((MAC_A, 0)), []).entries == (MacVid(MAC_A, 100),)
+
+
+def test_vid_zero_gets_the_only_vlan_of_a_single_vlan_type():
+    decision = authorizer().authorize(request((MAC_A, 0), type_id=6, version=1), [])
+    assert decision.entries == (MacVid(MAC_A, 200),)
+
+
+def test_one_mac_on_two_vlans_is_fine():
+    decision = authorizer().authorize(request((MAC_A, 100), (MAC_A, 101)), [])
+    assert decision.ok
+
+
+def test_group_mac_vid_is_admitted_per_mac():
+    decision = authorizer().authorize(
+        request((MAC_A, 0), filter_format=FilterFormat.GROUP_MAC_VID), [])
+    assert decision.entries == (MacVid(MAC_A, 100),)
+
+
+def test_the_requesting_vsis_own_bindings_never_conflict():
+    own = [binding(1, VSI_A, P2, MAC_A)]
+    assert authorizer().authorize(request((MAC_A, 100)), own).ok
+
+
+def test_shipped_default_policies_admit_the_demo_station():
+    database = load_policies(POLICIES)
+    decision = Authorizer(lambda: database).authorize(request((MAC_A, 0)), [])
+    assert decision.ok and decision.entries == (MacVid(MAC_A, 100),)
+
+
+def test_request_from_tlv_normalizes_the_manager_id():
+    tlv = VsiTlv(VdpTlvType.ASSOCIATE, 0, 5, 4, VSI_A, FilterFormat.MAC_VID,
+                 (FilterEntry(vid=0, mac=MAC_A),))
+    req = AuthRequest.from_tlv(P1, ManagerIdTlv.from_name("mgr1"), tlv)
+    assert req == request((MAC_A, 0))
+
+
+def test_database_is_read_at_every_decision():
+    current = [VsiTypeDatabase()]
+    auth = Authorizer(lambda: current[0])
+    refused(auth.authorize(request((MAC_A, 0)), []), VdpError.OTHER_FAILURE, True, "unknown")
+    current[0] = DATABASE
+    assert auth.authorize(request((MAC_A, 0)), []).ok
+
+
+# Refused: format
+
+def test_zero_entries_is_invalid_format():
+    refused(authorizer().authorize(request(), []), VdpError.INVALID_FORMAT, True, "no filter")
+
+
+@pytest.mark.parametrize("filter_format", [FilterFormat.VID, FilterFormat.GROUP_VID])
+def test_formats_without_mac_are_invalid_format(filter_format):
+    decision = authorizer().authorize(request((None, 100), filter_format=filter_format), [])
+    refused(decision, VdpError.INVALID_FORMAT, True, "admission is per MAC")
+
+
+def test_format_is_checked_before_the_type():
+    decision = authorizer().authorize(
+        request((None, 100), type_id=99, filter_format=FilterFormat.VID), [])
+    assert decision.error is VdpError.INVALID_FORMAT
+
+
+@pytest.mark.parametrize("vsi_id, reason", [
+    (VsiId.from_local(bytes(16)), "all zeros"),
+    (VsiId(VsiIdFormat.IPV4, bytes(15) + b"\x01"), "does not fit"),
+    (VsiId(VsiIdFormat.MAC, b"\x01" * 16), "does not fit"),
+])
+def test_vsi_id_that_does_not_fit_its_format_is_invalid_format(vsi_id, reason):
+    refused(authorizer().authorize(request((MAC_A, 100), vsi_id=vsi_id), []),
+            VdpError.INVALID_FORMAT, True, reason)
+
+
+def test_same_mac_vid_twice_is_invalid_format_also_after_resolving_vid_zero():
+    refused(authorizer().authorize(request((MAC_A, 0), (MAC_A, 100)), []),
+            VdpError.INVALID_FORMAT, True, "twice")
+
+
+@pytest.mark.parametrize("mac", ["01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00"])
+def test_group_or_zero_mac_is_invalid_mac(mac):
+    refused(authorizer().authorize(request((mac, 100)), []), VdpError.INVALID_VID_GROUP_MAC, True,
+            mac)
+
+
+# Refused: policy
+
+def test_unknown_type_or_version_is_other_failure_and_hard():
+    refused(authorizer().authorize(request((MAC_A, 100), version=5), []),
+            VdpError.OTHER_FAILURE, True, "unknown VSI type 5 version 5")
+
+
+def test_manager_not_allowed_is_other_failure_and_hard():
+    decision = authorizer().authorize(request((MAC_A, 100), manager="intruder"), [])
+    refused(decision, VdpError.OTHER_FAILURE, True, "'intruder' is not allowed")
+    assert decision.profile is WEB
+
+
+@pytest.mark.parametrize("vid", [1, 102, 4094, 4095])
+def test_vid_not_allowed_is_invalid_vid_and_hard(vid):
+    refused(authorizer().authorize(request((MAC_A, 100), (MAC_B, vid)), []),
+            VdpError.INVALID_VID_GROUP_MAC, True, f"VID {vid} is not allowed")
+
+
+def test_vid_zero_without_a_default_vlan_is_invalid_vid():
+    refused(authorizer().authorize(request((MAC_A, 0), type_id=8, version=1), []),
+            VdpError.INVALID_VID_GROUP_MAC, True, "no default VLAN")
+
+
+@pytest.mark.parametrize("state", list(BindingState))
+def test_mac_bound_to_another_vsi_is_refused_anywhere(state):
+    other = [binding(1, VSI_B, OTHER_SWITCH, MAC_A, state=state)]
+    decision = authorizer().authorize(request((MAC_B, 100), (MAC_A, 101)), other)
+    refused(decision, VdpError.INVALID_VID_GROUP_MAC, True, f"MAC {MAC_A} is bound to VSI")
+
+
+# Refused: limits
+
+def batch(handle: int, vsi_byte: int, port: PortRef) -> VmBinding:
+    vsi_id = VsiId.from_uuid(f"a1b2c3d4-0000-0000-0000-0000000001{vsi_byte:02x}")
+    return binding(handle, vsi_id, port, f"52:00:00:00:01:{vsi_byte:02x}", 102, BATCH,
+                   BindingState.PREPARED)
+
+
+def batch_request(port: PortRef = P1, vsi_id: VsiId = VSI_A) -> AuthRequest:
+    return request((MAC_A, 0), type_id=7, version=1, port=port, vsi_id=vsi_id)
+
+
+def test_limit_per_port_counts_prepared_bindings_of_the_type():
+    two_on_p1 = [batch(1, 1, P1), batch(2, 2, P1), binding(3, VSI_B, P1, MAC_B)]
+    refused(authorizer().authorize(batch_request(P1), two_on_p1),
+            VdpError.INSUFFICIENT_RESOURCES, False, "2 VMs per port")
+    assert authorizer().authorize(batch_request(P2), two_on_p1).ok
+
+
+def test_limit_per_switch():
+    three = [batch(1, 1, P1), batch(2, 2, P2), batch(3, 3, P2)]
+    refused(authorizer().authorize(batch_request(P1), three),
+            VdpError.INSUFFICIENT_RESOURCES, False, "3 VMs per switch")
+    assert authorizer().authorize(batch_request(OTHER_SWITCH), three).ok
+
+
+def test_limits_do_not_count_the_requesting_vsi():
+    mine = batch(2, 2, P1)
+    two_on_p1 = [batch(1, 1, P1), mine]
+    assert authorizer().authorize(batch_request(P1, vsi_id=mine.vsi_id), two_on_p1).ok
+
+
+# The seam for the VM manager
+
+def test_lookup_can_resolve_a_type_the_database_lacks():
+    asked = []
+
+    def lookup(database, manager_id, key):
+        asked.append((manager_id, key))
+        return lookup_in_database(database, manager_id, key) or profile(
+            key.type_id, key.version, "from-manager", {400})
+
+    decision = authorizer(lookup=lookup).authorize(request((MAC_A, 0), type_id=42), [])
+    assert decision.entries == (MacVid(MAC_A, 400),)
+    assert asked == [("mgr1", VsiTypeKey(42, 4))]
+
+
+def test_unreachable_vsi_manager_is_status_3_and_not_hard():
+    def lookup(database, manager_id, key):
+        raise VsiManagerUnreachable("connection refused")
+
+    refused(authorizer(lookup=lookup).authorize(request((MAC_A, 0)), []),
+            VdpError.UNABLE_TO_CONTACT_VSI_MANAGER, False, "connection refused")

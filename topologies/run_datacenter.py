@@ -1,0 +1,113 @@
+"""`evb-datacenter`: the product on one machine. Starts evb-nms, waits for its OpenFlow socket,
+brings up the default data center with VMs and an lldpad station on every server, and shows the
+controller's events until Ctrl-C; then stops everything it started (by PID) and removes the net.
+"""
+import argparse
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from topologies.controller_process import ControllerProcess, wait_for_listen
+
+DEFAULT_WORKDIR = Path("var")
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="evb-datacenter",
+        description="Run the evb-nms controller with the default Mininet data center (agg1, "
+                    "edge switches, servers with VMs and lldpad VDP stations) until Ctrl-C.")
+    parser.add_argument("--edges", type=int, default=2, help="edge switches (default 2)")
+    parser.add_argument("--servers-per-edge", type=int, default=2,
+                        help="servers on each edge (default 2)")
+    parser.add_argument("--vms-per-server", type=int, default=2,
+                        help="VMs created on each server (default 2)")
+    parser.add_argument("--no-stations", action="store_true",
+                        help="do not start lldpad on the servers")
+    parser.add_argument("--of-port", type=int, default=6653,
+                        help="controller OpenFlow port (default 6653)")
+    parser.add_argument("--rest-port", type=int, default=8080,
+                        help="controller REST port on 127.0.0.1 (default 8080)")
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
+                        help="where the controller's database and log go (default var/)")
+    parser.add_argument("--all-events", action="store_true",
+                        help="show every controller log line, not only events")
+    parser.add_argument("controller_args", nargs="*", metavar="-- EVB-NMS-ARG",
+                        help="further arguments for evb-nms after --, e.g. -- --policies-dir DIR")
+    return parser.parse_args(argv)
+
+
+def vm_plan(spec, vms_per_server):
+    """(name, server, mac, ip) of every VM: vm<edge><server><i>, all in 10.0.0.0/16."""
+    plan = []
+    for edge_no, edge in enumerate(spec.edges, start=1):
+        for srv_no, srv in enumerate(edge.servers, start=1):
+            for i in range(1, vms_per_server + 1):
+                plan.append((f"vm{edge_no}{srv_no}{i}", srv.name,
+                             f"52:54:00:{edge_no:02x}:{srv_no:02x}:{i:02x}",
+                             f"10.0.{edge_no}.{srv_no * 16 + i}/16"))
+    return plan
+
+
+def _follow(path: Path, show_all: bool, stop: threading.Event) -> None:
+    """Print the controller's log as it grows (its events, unless show_all)."""
+    while not path.exists() and not stop.is_set():
+        time.sleep(0.1)
+    with open(path, errors="replace") as log:
+        while not stop.is_set():
+            line = log.readline()
+            if not line:
+                time.sleep(0.1)
+                continue
+            if show_all or "event=" in line:
+                print(line[line.find("event="):] if not show_all else line, end="", flush=True)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    # Import late: --help must work before Mininet is installed.
+    from topologies.datacenter import datacenter
+
+    signal.signal(signal.SIGTERM, _interrupt)  # a TERM cleans up like Ctrl-C
+    controller = ControllerProcess(args.workdir.resolve(), of_port=args.of_port,
+                                   rest_port=args.rest_port, extra_args=args.controller_args)
+    stop = threading.Event()
+    follower = threading.Thread(target=_follow, args=(controller.log_path, args.all_events, stop),
+                                daemon=True)
+    try:
+        print(f"starting evb-nms (log {controller.log_path}) ...", flush=True)
+        controller.start()
+        follower.start()
+        wait_for_listen("127.0.0.1", args.of_port, 10)
+        with datacenter(controller_port=args.of_port, edges=args.edges,
+                        servers_per_edge=args.servers_per_edge) as dc:
+            for name, server, mac, ip in vm_plan(dc.spec, args.vms_per_server):
+                dc.add_vm(name, server, mac, ip)
+                print(f"vm {name} on {server}: {mac} {ip}", flush=True)
+            if not args.no_stations:
+                for srv in dc.spec.servers:
+                    dc.add_station(srv.name)
+                print(f"lldpad stations started on {len(dc.spec.servers)} servers", flush=True)
+            print(f"running; REST API on http://127.0.0.1:{args.rest_port}/v1/ ; "
+                  f"Ctrl-C stops everything", flush=True)
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+    except (RuntimeError, TimeoutError) as err:
+        print(f"evb-datacenter: {err}\n{controller.log_text()[-2000:]}", file=sys.stderr)
+        return 1
+    finally:
+        stop.set()
+        controller.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
