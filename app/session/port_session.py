@@ -97,6 +97,8 @@ class PortSession:
     # Entry points
 
     def on_frame(self, frame: EvbFrame, now: float) -> SessionOutput:
+        if not isinstance(frame, (LldpFrame, VdpFrame, EcpAckFrame)):
+            raise TypeError(f"not an EVB frame: {type(frame).__name__}")
         out = SessionOutput()
         if frame.vlan is not None:
             self._counters["tagged"] += 1
@@ -104,11 +106,9 @@ class PortSession:
             self._on_lldp(frame, now, out)
         elif isinstance(frame, VdpFrame):
             self._on_vdp(frame, now, out)
-        elif isinstance(frame, EcpAckFrame):
+        else:
             self._counters["ecp_ack"] += 1
             self._ecp.on_pdu(EcpPdu(EcpOp.ACK, frame.sequence), now)
-        else:
-            raise TypeError(f"not an EVB frame: {type(frame).__name__}")
         self._transmit(now, out)
         return out
 

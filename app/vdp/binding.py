@@ -24,7 +24,7 @@ class MacVid:
 
 @dataclass(frozen=True)
 class VmBinding:
-    handle: int                   # unique per VSI while it exists; the owner part of its cookies
+    handle: int                   # unique per binding (a migrating VSI has two); owner part of its cookies
     vsi_id: VsiId
     port: PortRef
     entries: tuple[MacVid, ...]   # the VM's MAC/VID filter, as granted
