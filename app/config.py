@@ -1,7 +1,7 @@
 """Controller settings: defaults, an optional YAML file, then command-line flags, in that order."""
 import dataclasses
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import yaml
 

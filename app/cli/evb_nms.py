@@ -8,6 +8,8 @@ import socket
 import sys
 
 from app.config import ConfigError, Settings, build_settings, load_file
+from app.policy.errors import PolicyError
+from app.policy.loader import load_policies
 
 APPS = ["app.controller.evb_app", "os_ken.controller.ofp_handler"]
 
@@ -75,7 +77,8 @@ def main(argv=None) -> int:
         settings = settings_from_args(args)
         _check_listen(settings.of_listen_host, settings.of_port, "of_port")
         _check_listen(*settings.rest_address, "rest_listen")
-    except ConfigError as err:
+        policies = load_policies(settings.policies_dir)
+    except (ConfigError, PolicyError) as err:
         print(f"evb-nms: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(),
@@ -96,6 +99,7 @@ def main(argv=None) -> int:
     cfg.CONF.set_override("ofp_tcp_listen_port", settings.of_port)
     cfg.CONF.set_override("ofp_listen_host", settings.of_listen_host)
     EvbApp.settings = settings
+    EvbApp.policies = policies
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where is it stuck?
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored

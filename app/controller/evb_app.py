@@ -1,8 +1,9 @@
 """The os-ken application: a thin shim between OpenFlow events and the pure logic.
 
-Per switch, app/fabric/switch_sync.py decides what to send; EVB control frames punted by the
-switches go to app/session (per-port EVB/ECP sessions). This module only routes events, binds
-messages to datapaths and sends them.
+Per switch, app/fabric/switch_sync.py decides what to send at connect time; punted EVB frames and
+timers go to app/control_plane.py, which returns frames and flow batches. This module only routes
+events, binds messages to datapaths, sends them, and tells the control plane when a batch's
+barrier has answered (app/controller/batches.py) so that VDP responses follow their flows.
 """
 import logging
 import threading
@@ -16,6 +17,8 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from app.config import Settings
+from app.control_plane import ControlPlane, Reaction
+from app.controller.batches import BatchTracker
 from app.controller.guard import guarded
 from app.controller.multipart import MultipartCollector
 from app.controller.sender import send_all
@@ -24,24 +27,32 @@ from app.fabric.switch_sync import SwitchSync
 from app.flows import ofmsg
 from app.rest.api import RestApi
 from app.rest.server import RestServer
-from app.session.control_plane import ControlPlane
+from app.policy.database import VsiTypeDatabase
 from app.store.sqlite_store import SqliteStore
+from app.vdp.authorizer import Authorizer
+from app.vdp.bridge import VdpBridge
 
 LOG = logging.getLogger("evb_nms.controller")
+TICK_INTERVAL = 0.02  # ECP retransmissions are due every 10us*2^RTE (164 ms at lldpad's RTE 14)
 # Replies to what we ask at connect time may overtake os-ken's own move to MAIN_DISPATCHER.
 _CONNECTED = [CONFIG_DISPATCHER, MAIN_DISPATCHER]
 
 
 class EvbApp(app_manager.OSKenApp):
     OFP_VERSIONS = [ofp.OFP_VERSION]
-    settings = Settings()  # replaced by the console script before os-ken instantiates the app
+    # Both replaced by the console script before os-ken instantiates the app.
+    settings = Settings()
+    policies = VsiTypeDatabase()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.store = SqliteStore(self.settings.db_path)
         self.event_log = EventLog()
         self.event_log.add_sink(self.store.append_event)
-        self.control = ControlPlane(self.event_log)
+        self.bridge = VdpBridge(Authorizer(lambda: self.policies))
+        self.control = ControlPlane(self.event_log, self.bridge)
+        self._plane_lock = threading.RLock()  # the control plane is single-threaded logic
+        self._batches = BatchTracker()
         self._lock = threading.Lock()
         self._datapaths: dict[int, object] = {}
         self._syncs: dict[int, SwitchSync] = {}
@@ -54,8 +65,10 @@ class EvbApp(app_manager.OSKenApp):
         thread = super().start()
         self.rest.start()
         self.threads.append(hub.spawn(self._canary_loop))
+        self.threads.append(hub.spawn(self._tick_loop))
         self.event_log.emit("controller.started", of_port=self.settings.of_port,
-                         rest=self.settings.rest_listen, db=self.settings.db_path)
+                            rest=self.settings.rest_listen, db=self.settings.db_path,
+                            vsi_types=len(self.policies))
         return thread
 
     def stop(self):
@@ -76,8 +89,20 @@ class EvbApp(app_manager.OSKenApp):
             "last_sync": dict(s.last_sync),
             "ports": [{"number": p.number, "name": p.name, "role": p.role.value, "up": p.up}
                       for p in sorted(s.ports.values(), key=lambda p: p.number)],
-            "punts": self.control.counters_for(s.dpid),
+            "punts": self._punt_counters(s.dpid),
         } for s in syncs]
+
+    def _punt_counters(self, dpid: int) -> dict:
+        with self._plane_lock:
+            return self.control.counters_for(dpid)
+
+    def vsis_snapshot(self) -> list:
+        with self._plane_lock:
+            return self.bridge.vsis()
+
+    def sessions_snapshot(self) -> list[dict]:
+        with self._plane_lock:
+            return self.control.sessions_snapshot()
 
     # OpenFlow events ----------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
@@ -87,7 +112,8 @@ class EvbApp(app_manager.OSKenApp):
         # os-ken's own handler sets datapath.id in another thread, maybe not yet: set it first,
         # the replies to our connect-time requests are routed by it.
         dpid = datapath.id = ev.msg.datapath_id
-        sync = SwitchSync(dpid, self.settings.trunk_ports)
+        sync = SwitchSync(dpid, self.settings.trunk_ports, extra_flows=self._vm_flows,
+                          extra_meters=self._vm_meters)
         with self._lock:
             self._datapaths[dpid] = datapath
             self._syncs[dpid] = sync
@@ -107,8 +133,10 @@ class EvbApp(app_manager.OSKenApp):
             del self._datapaths[dpid]
             sync = self._syncs.pop(dpid)
         self._multipart.forget(dpid)
-        self.control.forget_switch(dpid)
         self.event_log.emit("switch.disconnected", switch=sync.name, level=logging.WARNING)
+        with self._plane_lock:
+            self._confirm(self._batches.on_disconnect(dpid))
+            self._react(self.control.switch_gone(dpid, time.monotonic()))
 
     def _reply_for(self, ev):
         """(datapath, sync, purpose, body) of a complete multipart reply, or None."""
@@ -129,6 +157,9 @@ class EvbApp(app_manager.OSKenApp):
         if reply and reply[2] == "ports":
             datapath, sync, _, body = reply
             send_all(datapath, sync.on_ports(body))
+            with self._plane_lock:
+                self._react(self.control.switch_ports(sync.dpid, sync.name, sync.ports,
+                                                      time.monotonic()))
             self.store.record_switch(sync.name, sync.name, time.time())
 
     @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, _CONNECTED)
@@ -158,6 +189,10 @@ class EvbApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPBarrierReply, _CONNECTED)
     @guarded
     def _on_barrier(self, ev):
+        if self._batches.owns(ev.msg.xid):
+            with self._plane_lock:
+                self._confirm(self._batches.on_barrier(ev.msg.datapath.id, ev.msg.xid))
+            return
         with self._lock:
             sync = self._syncs.get(ev.msg.datapath.id)
         if sync and sync.purpose(ev.msg.xid) == "barrier":
@@ -177,6 +212,9 @@ class EvbApp(app_manager.OSKenApp):
         if port is None:
             return
         send_all(msg.datapath, msgs)
+        with self._plane_lock:
+            self._react(self.control.switch_ports(sync.dpid, sync.name, sync.ports,
+                                                  time.monotonic()))
         change = {ofp.OFPPR_ADD: "added", ofp.OFPPR_DELETE: "deleted"}.get(msg.reason, "modified")
         self.event_log.emit("port." + change, switch=sync.name, port=port.name,
                          role=port.role.value, up=port.up)
@@ -191,9 +229,9 @@ class EvbApp(app_manager.OSKenApp):
         port = sync.ports.get(in_port) if sync else None
         if port is None:
             return
-        replies = self.control.handle_frame(sync.dpid, sync.name, port, bytes(msg.data),
-                                            time.monotonic())
-        send_all(msg.datapath, [ofmsg.packet_out(out_port, data) for out_port, data in replies])
+        with self._plane_lock:
+            self._react(self.control.handle_frame(sync.dpid, port, bytes(msg.data),
+                                                  time.monotonic()))
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     @guarded
@@ -202,7 +240,11 @@ class EvbApp(app_manager.OSKenApp):
         with self._lock:
             sync = self._syncs.get(msg.datapath.id)
         self.event_log.emit("switch.error", switch=sync.name if sync else None,
-                         level=logging.WARNING, type=msg.type, code=msg.code, xid=msg.xid)
+                            level=logging.WARNING, type=msg.type, code=msg.code, xid=msg.xid)
+        if self._batches.owns(msg.xid):
+            with self._plane_lock:
+                self._batches.on_error(msg.datapath.id, msg.xid,
+                                       f"OpenFlow error type {msg.type} code {msg.code}")
 
     # the canary ---------------------------------------------------------------------------
     def _canary_loop(self):
@@ -211,3 +253,46 @@ class EvbApp(app_manager.OSKenApp):
                 pairs = [(self._datapaths[d], s) for d, s in self._syncs.items()]
             for datapath, sync in pairs:
                 send_all(datapath, sync.canary_probe())
+
+    # the control plane's reactions -------------------------------------------------------
+    def _vm_flows(self, dpid: int) -> list:
+        with self._plane_lock:
+            return self.control.vm_flows(dpid)
+
+    def _vm_meters(self, dpid: int) -> dict:
+        with self._plane_lock:
+            return self.control.vm_meters(dpid)
+
+    def _react(self, reaction: Reaction) -> None:
+        """Sends what the control plane returned. Called with _plane_lock held."""
+        now = time.monotonic()
+        with self._lock:
+            datapaths = dict(self._datapaths)
+        for batch in reaction.batches:
+            datapath = datapaths.get(batch.dpid)
+            if datapath is None:
+                continue  # reconciled when it reconnects
+            barrier = datapath.ofproto_parser.OFPBarrierRequest(None)
+            send_all(datapath, self._batches.stamp(reaction.ticket, batch.dpid, batch.msgs,
+                                                   barrier, now))
+        if reaction.ticket is not None and not any(b.dpid in datapaths for b in reaction.batches):
+            self._react(self.control.flows_confirmed(reaction.ticket, {}, now))
+        for dpid, port_no, frame in reaction.packets:
+            datapath = datapaths.get(dpid)
+            if datapath is not None:
+                send_all(datapath, [ofmsg.packet_out(port_no, frame)])
+
+    def _confirm(self, completed: list[tuple[int, dict]]) -> None:
+        for ticket, failed in completed:
+            self._react(self.control.flows_confirmed(ticket, failed, time.monotonic()))
+
+    def _tick_loop(self):
+        while not self._stopping.wait(TICK_INTERVAL):
+            try:
+                with self._plane_lock:
+                    now = time.monotonic()
+                    self._confirm(self._batches.expire(now))
+                    self._react(self.control.tick(now))
+            except Exception:  # the timers must survive any bug in one tick
+                self.handler_errors += 1
+                LOG.exception("control plane tick failed")

@@ -15,8 +15,8 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 from app.fabric.ports import Port, port_role
 from app.flows import ofmsg
 from app.flows.base_pipeline import CANARY_COOKIE, base_flows, base_meters, is_local_port
-from app.flows.ofmsg import FlowEntry
-from app.flows.reconcile import reconcile_flows, reconcile_meters
+from app.flows.ofmsg import FlowEntry, MeterSpec
+from app.flows.reconcile import reconcile_switch
 from app.flows.tables import COOKIE_APP, COOKIE_MASK_APP, COOKIE_MASK_OWNER
 
 XID_BASE = 0xEB000000
@@ -30,7 +30,8 @@ class SyncState(str, Enum):
 
 class SwitchSync:
     def __init__(self, dpid: int, trunk_patterns: Iterable[str],
-                 extra_flows: Callable[[int], list[FlowEntry]] = lambda dpid: []):
+                 extra_flows: Callable[[int], list[FlowEntry]] = lambda dpid: [],
+                 extra_meters: Callable[[int], dict[int, MeterSpec]] = lambda dpid: {}):
         self.dpid = dpid
         self.name = f"{dpid:016x}"
         self.ports: dict[int, Port] = {}
@@ -38,9 +39,10 @@ class SwitchSync:
         self.last_sync: dict[str, int] = {}
         self._trunk_patterns = tuple(trunk_patterns)
         self._extra_flows = extra_flows
+        self._extra_meters = extra_meters
         self._xids = itertools.count(XID_BASE)
         self._pending: dict[int, str] = {}
-        self._meters: dict[int, tuple[int, int]] | None = None
+        self._meters: dict[int, MeterSpec] | None = None
         self._flows: list[FlowEntry] | None = None
 
     # requests -------------------------------------------------------------------------------
@@ -55,6 +57,9 @@ class SwitchSync:
 
     def desired_flows(self) -> list[FlowEntry]:
         return base_flows(self.ports.values()) + self._extra_flows(self.dpid)
+
+    def desired_meters(self) -> dict[int, MeterSpec]:
+        return {**base_meters(), **self._extra_meters(self.dpid)}
 
     # the connect sequence ------------------------------------------------------------------
     def on_features(self) -> list:
@@ -79,10 +84,7 @@ class SwitchSync:
         ]
 
     def on_meters(self, configs: Iterable) -> list:
-        self._meters = {}
-        for config in configs:
-            band = config.bands[0] if config.bands else None
-            self._meters[config.meter_id] = (band.rate, band.burst_size) if band else (0, 0)
+        self._meters = {config.meter_id: ofmsg.meter_from_config(config) for config in configs}
         return self._maybe_reconcile()
 
     def on_flows(self, stats: Iterable) -> list:
@@ -92,17 +94,17 @@ class SwitchSync:
     def _maybe_reconcile(self) -> list:
         if self._meters is None or self._flows is None:
             return []
-        # Meters first: a flow that names a missing meter is refused by the switch.
-        meter_msgs = reconcile_meters(base_meters(), self._meters)
-        flow_msgs = reconcile_flows(self.desired_flows(), self._flows)
+        msgs = reconcile_switch(self.desired_flows(), self._flows, self.desired_meters(),
+                                self._meters)
+        flow_msgs = [m for m in msgs if isinstance(m, parser.OFPFlowMod)]
         self.last_sync = {
             "flows_on_switch": len(self._flows),
             "flows_added_or_changed": sum(1 for m in flow_msgs if m.command == ofp.OFPFC_ADD),
             "flows_removed": sum(1 for m in flow_msgs if m.command != ofp.OFPFC_ADD),
-            "meters_changed": len(meter_msgs),
+            "meters_changed": len(msgs) - len(flow_msgs),
         }
         self._meters = self._flows = None
-        return [*meter_msgs, *flow_msgs, self._request(parser.OFPBarrierRequest(None), "barrier")]
+        return [*msgs, self._request(parser.OFPBarrierRequest(None), "barrier")]
 
     def on_barrier(self) -> None:
         self.state = SyncState.READY

@@ -1,4 +1,4 @@
-"""The flows and meters every edge switch holds before any VM is associated.
+"""The flows and meters every switch holds before any VM is associated.
 
 Pure: given the switch's ports, return what it should hold. docs/pipeline.md draws it.
 """
@@ -8,7 +8,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from app.fabric.ports import Port, PortRole
 from app.flows import ofmsg
-from app.flows.ofmsg import FlowEntry, flow
+from app.flows.ofmsg import FlowEntry, MeterSpec, flow
 from app.flows.tables import (
     CANARY_ETH_SRC, CANARY_ETH_TYPE, PUNT_BURST_PKTS, PUNT_RATE_PPS, CookieKind, Meter, Priority,
     Table, cookie)
@@ -58,9 +58,8 @@ def base_flows(ports: Iterable[Port]) -> list[FlowEntry]:
     return [*control_punt_flows(), canary_flow(), *port_role_flows(ports), *table_miss_flows()]
 
 
-def base_meters() -> dict[int, tuple[int, int]]:
-    """meter id -> (rate in packets/s, burst in packets)."""
-    return {Meter.PUNT: (PUNT_RATE_PPS, PUNT_BURST_PKTS)}
+def base_meters() -> dict[int, MeterSpec]:
+    return {Meter.PUNT: MeterSpec.pktps(PUNT_RATE_PPS, PUNT_BURST_PKTS)}
 
 
 def is_local_port(number: int) -> bool:

@@ -12,6 +12,9 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from app.flows.tables import COOKIE_MASK_OWNER
 
+ETH_TYPE_8021Q = 0x8100
+METADATA_MASK = 0xFFFFFFFFFFFFFFFF
+
 
 @dataclass(frozen=True)
 class FlowEntry:
@@ -90,11 +93,40 @@ def flow_stats_request(cookie: int, cookie_mask: int) -> parser.OFPFlowStatsRequ
         cookie=cookie, cookie_mask=cookie_mask, match=parser.OFPMatch())
 
 
-def meter_mod(command: int, meter_id: int, rate_pps: int, burst_pkts: int) -> parser.OFPMeterMod:
-    band = parser.OFPMeterBandDrop(rate=rate_pps, burst_size=burst_pkts)
-    return parser.OFPMeterMod(
-        None, command=command, flags=ofp.OFPMF_PKTPS | ofp.OFPMF_BURST, meter_id=meter_id,
-        bands=[band])
+@dataclass(frozen=True)
+class MeterSpec:
+    """One meter with a single drop band, as the controller wants it (or a switch reported it).
+    `flags` say the unit (OFPMF_PKTPS: packets/s and packets; OFPMF_KBPS: kbit/s and kbit)."""
+
+    flags: int
+    rate: int
+    burst: int
+
+    @classmethod
+    def pktps(cls, rate: int, burst: int) -> "MeterSpec":
+        return cls(ofp.OFPMF_PKTPS | ofp.OFPMF_BURST, rate, burst)
+
+    @classmethod
+    def kbps(cls, rate: int, burst: int) -> "MeterSpec":
+        return cls(ofp.OFPMF_KBPS | ofp.OFPMF_BURST, rate, burst)
+
+
+def meter_from_config(config) -> MeterSpec:
+    """A MeterSpec from an OFPMeterConfigStats; the first band is the one we program."""
+    if not config.bands:
+        return MeterSpec(config.flags, 0, 0)
+    return MeterSpec(config.flags, config.bands[0].rate, config.bands[0].burst_size)
+
+
+def meter_mod(command: int, meter_id: int, spec: MeterSpec) -> parser.OFPMeterMod:
+    band = parser.OFPMeterBandDrop(rate=spec.rate, burst_size=spec.burst)
+    return parser.OFPMeterMod(None, command=command, flags=spec.flags, meter_id=meter_id,
+                              bands=[band])
+
+
+def meter_delete(meter_id: int) -> parser.OFPMeterMod:
+    """Deleting a meter also deletes every flow that uses it (OpenFlow 1.3, 5.7)."""
+    return parser.OFPMeterMod(None, command=ofp.OFPMC_DELETE, flags=0, meter_id=meter_id)
 
 
 def packet_out(port: int, data: bytes) -> parser.OFPPacketOut:
@@ -105,6 +137,10 @@ def packet_out(port: int, data: bytes) -> parser.OFPPacketOut:
 
 def goto(table_id: int):
     return parser.OFPInstructionGotoTable(table_id)
+
+
+def write_metadata(value: int):
+    return parser.OFPInstructionWriteMetadata(value, METADATA_MASK)
 
 
 def apply_actions(*actions):
@@ -121,3 +157,15 @@ def output(port: int, max_len: int = 0):
 
 def to_controller():
     return output(ofp.OFPP_CONTROLLER, ofp.OFPCML_NO_BUFFER)
+
+
+def push_vlan():
+    return parser.OFPActionPushVlan(ETH_TYPE_8021Q)
+
+
+def pop_vlan():
+    return parser.OFPActionPopVlan()
+
+
+def set_field(**field):
+    return parser.OFPActionSetField(**field)

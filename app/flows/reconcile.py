@@ -8,8 +8,8 @@ from collections.abc import Iterable, Mapping
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from app.flows import ofmsg
-from app.flows.ofmsg import FlowEntry
-from app.flows.tables import cookie_kind
+from app.flows.ofmsg import FlowEntry, MeterSpec
+from app.flows.tables import cookie_kind, is_vm_meter
 
 
 def reconcile_flows(desired: Iterable[FlowEntry], actual: Iterable[FlowEntry]) -> list:
@@ -23,13 +23,27 @@ def reconcile_flows(desired: Iterable[FlowEntry], actual: Iterable[FlowEntry]) -
     return msgs
 
 
-def reconcile_meters(desired: Mapping[int, tuple[int, int]],
-                     actual: Mapping[int, tuple[int, int]]) -> list:
-    """Meters by id -> (rate pps, burst packets); only the meter ids in `desired` are touched."""
+def reconcile_meters(desired: Mapping[int, MeterSpec], actual: Mapping[int, MeterSpec]) -> list:
+    """Adds or modifies the meters in `desired`; deletes meters in the VM range (is_vm_meter)
+    that are no longer wanted. Other meters are left alone."""
     msgs = []
-    for meter_id, (rate, burst) in desired.items():
+    for meter_id, spec in desired.items():
         if meter_id not in actual:
-            msgs.append(ofmsg.meter_mod(ofp.OFPMC_ADD, meter_id, rate, burst))
-        elif actual[meter_id] != (rate, burst):
-            msgs.append(ofmsg.meter_mod(ofp.OFPMC_MODIFY, meter_id, rate, burst))
+            msgs.append(ofmsg.meter_mod(ofp.OFPMC_ADD, meter_id, spec))
+        elif actual[meter_id] != spec:
+            msgs.append(ofmsg.meter_mod(ofp.OFPMC_MODIFY, meter_id, spec))
+    msgs += [ofmsg.meter_delete(meter_id) for meter_id in sorted(actual)
+             if is_vm_meter(meter_id) and meter_id not in desired]
     return msgs
+
+
+def reconcile_switch(desired_flows: Iterable[FlowEntry], actual_flows: Iterable[FlowEntry],
+                     desired_meters: Mapping[int, MeterSpec],
+                     actual_meters: Mapping[int, MeterSpec]) -> list:
+    """Flows and meters together, in the order a switch accepts them: new and changed meters
+    first (a flow that names a missing meter is refused), then the flows, then the stale
+    meters (deleting a meter deletes the flows that still use it)."""
+    meter_msgs = reconcile_meters(desired_meters, actual_meters)
+    deletes = [m for m in meter_msgs if m.command == ofp.OFPMC_DELETE]
+    sets = [m for m in meter_msgs if m.command != ofp.OFPMC_DELETE]
+    return [*sets, *reconcile_flows(desired_flows, actual_flows), *deletes]

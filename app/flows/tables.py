@@ -4,29 +4,41 @@ docs/pipeline.md draws the pipeline these constants describe; keep the two in st
 """
 from enum import IntEnum
 
+from os_ken.ofproto import ofproto_v1_3 as ofp
+
 
 class Table(IntEnum):
     """OpenFlow tables, in the order a packet walks them."""
 
     CLASSIFY = 0     # punt EVB control frames; trunk ports -> FORWARD; server ports: admit VMs or deny
-    INGRESS_ACL = 1  # per-VM ingress ACL and QoS (meter, marking) for admitted VM traffic
-    FORWARD = 2      # destination MAC + VLAN -> local VM, trunk, or flood group
-    EGRESS_ACL = 3   # per-VM egress ACL before the frame reaches the destination VM
+    INGRESS_ACL = 1  # per-VM ingress ACL of admitted VM traffic (QoS is applied at admission)
+    FORWARD = 2      # VLAN + destination MAC -> local VM (via EGRESS_ACL) or trunk; VLAN flooding
+    EGRESS_ACL = 3   # per-VM egress ACL, then delivery to the destination VM's port
 
 
 class Priority(IntEnum):
-    """Flow priorities. Wider gaps than needed so later rules can slot in between."""
+    """Flow priorities. Wider gaps than needed so later rules can slot in between. The values
+    must stay distinct: an IntEnum makes equal values aliases of one name."""
 
     CONTROL_PUNT = 60000   # LLDP/ECP to the nearest-bridge group addresses
     CANARY = 50000         # never matches real traffic; its absence means the switch lost our flows
-    VM_ADMIT = 40000       # in_port + source MAC (+VID) of an associated VM
+    VM_ADMIT_IP = 40010    # VM_ADMIT split by eth_type IPv4/IPv6 to mark DSCP (needs an IP match)
+    VM_ADMIT = 40000       # in_port + source MAC (+VID) of a forwarding VM
+    VM_UNICAST = 35000     # FORWARD: VLAN + a forwarding VM's MAC
+    ACL_TOP = 32000        # ACL tables: rule i of a VM at ACL_TOP - 2i (in_port hairpin variant)
+                           # and ACL_TOP - 2i - 1; acl_default takes the slot after the last rule
+    LINK_GUARD = 30000     # multicast arriving on a linked trunk port outside the flood tree: drop
+    VLAN_FLOOD_HAIRPIN = 25010  # VLAN_FLOOD from a reflective-relay port: back out of it too
+    VLAN_FLOOD = 25000     # FORWARD: group-addressed frame of a VLAN -> its member ports
     PORT_ROLE = 20000      # trunk port -> FORWARD; server port -> counted drop
     TABLE_MISS = 0         # explicit drop with our cookie, so dropped traffic is counted
 
 
 # Cookies: the top byte says the flow is ours; the next byte says what kind; the low 48 bits
-# identify the owner (a port number for base flows, a VSI handle for a VM's flows). A sweep or a
-# move of one VM deletes by (cookie, COOKIE_MASK_OWNER) and touches nothing else.
+# identify the owner (a port number for base and link flows, a VSI handle for a VM's flows, a
+# VID for a VLAN's flood flows). A sweep or a move of one VM deletes by (cookie, COOKIE_MASK_OWNER)
+# and touches nothing else; flows shared by several VMs (VLAN, LINK) are recomputed from the
+# bindings and reconciled, never swept with a VM.
 COOKIE_APP = 0xEB << 56
 COOKIE_MASK_APP = 0xFF << 56
 COOKIE_MASK_KIND = 0xFFFF << 48
@@ -37,7 +49,9 @@ _OWNER_BITS = 48
 class CookieKind(IntEnum):
     BASE = 1     # pipeline skeleton: punts, port roles, table misses
     CANARY = 2
-    VSI = 3      # one associated VM's flows
+    VSI = 3      # one bound VM's flows, on its edge and the unicast entries toward it elsewhere
+    VLAN = 4     # one VLAN's flood flows (depend on all its members); owner = VID
+    LINK = 5     # flows that follow the inter-switch link graph; owner = port number
 
 
 def cookie(kind: CookieKind, owner: int = 0) -> int:
@@ -60,6 +74,24 @@ class Meter(IntEnum):
     PUNT = 1  # rate limit of every control frame punted to the controller
 
 
+# Meter ids above VM_METER_BASE belong to VMs, one per binding: VM_METER_BASE + handle. Ids up
+# to VM_METER_BASE stay free for pipeline meters like PUNT, and only ids in the VM range are ever
+# deleted as stale.
+VM_METER_BASE = 1 << 16
+
+
+def vm_meter_id(handle: int) -> int:
+    meter_id = VM_METER_BASE + handle
+    if handle < 1 or meter_id > ofp.OFPM_MAX:
+        raise ValueError(f"handle {handle} gives no meter id in "
+                         f"{VM_METER_BASE + 1}..{ofp.OFPM_MAX}")
+    return meter_id
+
+
+def is_vm_meter(meter_id: int) -> bool:
+    return VM_METER_BASE < meter_id <= ofp.OFPM_MAX
+
+
 # Default punt limit: far above what EVB needs (LLDP every second, a few VDP PDUs per VM per
 # keep-alive), far below what would starve the controller.
 PUNT_RATE_PPS = 1000
@@ -69,3 +101,6 @@ PUNT_BURST_PKTS = 200
 # is a group address, which no real frame may carry.
 CANARY_ETH_TYPE = 0x88B5
 CANARY_ETH_SRC = "01:eb:00:00:ca:11"
+
+# eth_dst under this mask matches every group-addressed (broadcast, multicast) frame.
+GROUP_ADDRESS_BIT = "01:00:00:00:00:00"

@@ -176,7 +176,7 @@ class PortSession:
     def _on_lldp(self, frame: LldpFrame, now: float, out: SessionOutput) -> None:
         if frame.lldpdu.ttl == 0:
             self._counters["lldp_shutdown"] += 1
-            if self._station_mac is not None:
+            if frame.src == self._station_mac:
                 out.events.append(("station.shutdown", {**self._fields(), "mac": frame.src}))
                 self._agreement = self._station_mac = self._station_tlv = None
                 self._ecp.reset_receiver()

@@ -1,39 +1,219 @@
-"""The entry of punted frames: every frame is decoded and counted; garbage is a counted drop."""
+"""The whole path of a request through the pure control plane, on the fake demo fabric:
+station LLDP -> EVB answer; VDP Associate -> ECP ack now, flows as batches, the response only
+once the batches are confirmed; refusals answered at once with no flow; garbage counted."""
 from pathlib import Path
 
+from os_ken.ofproto import ofproto_v1_3 as ofp
+
+from app.codec.builders import build_vdp_request
+from app.codec.ethernet import NEAREST_BRIDGE
+from app.codec.evb_tlv import EvbMode, EvbTlv, RrStat
+from app.codec.frame import EcpAckFrame, LldpFrame, VdpFrame, decode_evb_frame, encode_evb_frame
+from app.codec.lldp import ChassisId, LldpPdu, PortId
+from app.codec.vdp import (
+    FilterEntry, FilterFormat, ManagerIdTlv, VdpError, VdpTlvType, Vdpdu, VsiId, VsiTlv)
+from app.control_plane import ControlPlane, Reaction
 from app.events import EventLog
-from app.fabric.ports import Port, PortRole
-from app.session.control_plane import ControlPlane
+from app.fabric.ports import DEFAULT_TRUNK_PATTERNS, PortRef
+from app.fabric.switch_sync import SwitchSync
+from app.flows.base_pipeline import ETH_TYPE_LLDP
+from app.policy.loader import load_policies
+from app.vdp.authorizer import Authorizer
+from app.vdp.bridge import VdpBridge
+from tests.fakes.demo_fabric import EDGE1, EDGE2, demo_fabric
+from tests.fakes.drive import answer, connect
 from tests.pcap_reader import read_pcap
 
-DATA = Path(__file__).parent.parent / "data"
-PORT = Port(1, "edge1-s1", "00:00:00:00:01:01", PortRole.SERVER)
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+DATA = Path(__file__).resolve().parents[1] / "data"
+UNTAGGED = ofp.OFPVID_NONE
+MGR = ManagerIdTlv.from_name("mgr1")
+STATION_TLV = EvbTlv(mode=EvbMode.STATION, rrreq=True, rrstat=RrStat.UNKNOWN, r=3, rte=14,
+                     rwd=20, rka=20)
 
 
-def _plane():
-    log = EventLog()
-    return ControlPlane(log), log
+class Bed:
+    """ControlPlane + the fake switches, with the shim's job done by hand."""
+
+    def __init__(self):
+        self.log = EventLog()
+        self.bridge = VdpBridge(Authorizer(lambda: load_policies(POLICIES)))
+        self.plane = ControlPlane(self.log, self.bridge)
+        self.fabric = demo_fabric()
+        self.syncs = {}
+        for dpid, fake in self.fabric.switches.items():
+            sync = SwitchSync(dpid, DEFAULT_TRUNK_PATTERNS, self.plane.vm_flows,
+                              self.plane.vm_meters)
+            connect(sync, fake)
+            self.syncs[dpid] = sync
+            self.plane.switch_ports(dpid, sync.name, sync.ports, 0.0)
+        self.run(self.plane.tick(0.0))  # link probes
+        self.sequences = {}
+
+    def run(self, reaction: Reaction, confirm: bool = True) -> list[tuple[int, int, bytes]]:
+        """Applies the batches, delivers link probes, returns the frames sent to stations."""
+        for batch in reaction.batches:
+            answer(self.syncs[batch.dpid], self.fabric.switches[batch.dpid], batch.msgs)
+            assert not self.fabric.switches[batch.dpid].errors
+        out = []
+        for dpid, port_no, frame in reaction.packets:
+            peer = self.fabric.peers.get((dpid, port_no))
+            if peer is None:
+                out.append((dpid, port_no, frame))
+            else:
+                self.frame_in(*peer, frame)
+        if confirm and reaction.ticket is not None:
+            out += self.run(self.plane.flows_confirmed(reaction.ticket, {}, 1.0))
+        return out + self._ack(out)
+
+    def _ack(self, sent) -> list:
+        """The stations acknowledge every ECP request of ours, as lldpad does."""
+        more = []
+        for dpid, port_no, data in sent:
+            frame = decode_evb_frame(data)
+            if isinstance(frame, VdpFrame):
+                ack = EcpAckFrame(f"02:00:00:aa:{dpid:02x}:{port_no:02x}", frame.sequence)
+                more += self.frame_in(dpid, port_no, encode_evb_frame(ack))
+        return more
+
+    def frame_in(self, dpid, port_no, frame, now=1.0, confirm=True):
+        port = self.syncs[dpid].ports[port_no]
+        return self.run(self.plane.handle_frame(dpid, port, frame, now), confirm)
+
+    def station_hello(self, dpid, port_no):
+        lldp = LldpFrame(f"02:00:00:aa:{dpid:02x}:{port_no:02x}", LldpPdu(
+            ChassisId(4, bytes(6)), PortId(3, bytes(6)), 120, (STATION_TLV,)), dst=NEAREST_BRIDGE)
+        return self.frame_in(dpid, port_no, encode_evb_frame(lldp))
+
+    def request(self, dpid, port_no, mode, uuid, mac, vid=0, type_id=5, version=4, confirm=True,
+                now=1.0):
+        key = (dpid, port_no)
+        self.sequences[key] = self.sequences.get(key, 0) + 1
+        vsi = VsiTlv(mode, 0, type_id, version, VsiId.from_uuid(uuid), FilterFormat.MAC_VID,
+                     (FilterEntry(vid, mac=mac),))
+        frame = build_vdp_request(f"02:00:00:aa:{dpid:02x}:{port_no:02x}", self.sequences[key],
+                                  Vdpdu((MGR, vsi)))
+        return self.frame_in(dpid, port_no, frame, now, confirm)
 
 
-def test_captured_frames_are_counted_by_kind_and_station_seen_once():
-    plane, log = _plane()
-    frames = read_pcap(DATA / "vdp22.pcap")
-    for i, data in enumerate(frames):
-        plane.handle_frame(1, "edge1", PORT, data, now=float(i))
-    counts = plane.counters_for(1)["edge1-s1"]
-    assert counts["lldp_evb"] > 0 and counts["ecp_req"] > 0 and counts["ecp_ack"] > 0
-    assert sum(counts.values()) == len(frames)
-    assert len(log.recent("station.seen")) == 1
+def vdp_responses(sent) -> list[VsiTlv]:
+    frames = [decode_evb_frame(f) for _, _, f in sent]
+    return [tlv for f in frames if isinstance(f, VdpFrame)
+            for _, tlv in f.vdpdu.vsis_with_manager()]
+
+
+def ping(bed, src_port: PortRef, src_mac, dst_mac):
+    deliveries = bed.fabric.send(src_port.dpid, src_port.port_no, eth_src=src_mac,
+                                 eth_dst=dst_mac, eth_type=0x0800, ip_proto=1,
+                                 ipv4_src="10.0.0.1", ipv4_dst="10.0.0.2", vlan_vid=UNTAGGED)
+    return [(d.dpid, d.port) for d in deliveries]
+
+
+VM_A, VM_B = "52:54:00:00:00:0a", "52:54:00:00:00:0b"
+UUID_A, UUID_B = "a1b2c3d4-0000-0000-0000-00000000000a", "a1b2c3d4-0000-0000-0000-00000000000b"
+
+
+def test_station_lldp_is_answered_with_our_evb_tlv():
+    bed = Bed()
+    sent = bed.station_hello(EDGE1, 1)
+    answers = [decode_evb_frame(f) for _, _, f in sent]
+    assert any(isinstance(f, LldpFrame) and f.lldpdu.evb.mode == EvbMode.BRIDGE for f in answers)
+    assert [e.port for e in bed.log.recent("station.seen")] == ["edge1-s1"]
+
+
+def test_associate_is_answered_only_after_its_flows_are_confirmed():
+    bed = Bed()
+    bed.station_hello(EDGE1, 1)
+    reaction = bed.plane.handle_frame(
+        EDGE1, bed.syncs[EDGE1].ports[1],
+        build_vdp_request("02:00:00:aa:01:01", 1, Vdpdu((MGR, VsiTlv(
+            VdpTlvType.ASSOCIATE, 0, 5, 4, VsiId.from_uuid(UUID_A), FilterFormat.MAC_VID,
+            (FilterEntry(0, mac=VM_A),))))), 1.0)
+    # Now: the ECP ack, and flow batches; the VDP response waits for the barrier.
+    now_sent = [decode_evb_frame(f) for _, _, f in reaction.packets]
+    assert [type(f) for f in now_sent] == [EcpAckFrame]
+    assert reaction.ticket is not None and {b.dpid for b in reaction.batches} >= {EDGE1}
+    sent = bed.run(reaction, confirm=False)
+    assert vdp_responses(sent) == []
+    sent = bed.run(bed.plane.flows_confirmed(reaction.ticket, {}, 1.1))
+    (response,) = vdp_responses(sent)
+    assert (response.status, response.filters[0].vid) == (0x40, 100)  # VID 0 -> default 100
+
+
+def test_two_associated_vms_reach_each_other_across_edges_and_a_refused_one_nothing():
+    bed = Bed()
+    for dpid in (EDGE1, EDGE2):
+        bed.station_hello(dpid, 1)
+    assert vdp_responses(bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A))[0].status == 0x40
+    assert vdp_responses(bed.request(EDGE2, 1, VdpTlvType.ASSOCIATE, UUID_B, VM_B))[0].status == 0x40
+    assert ping(bed, PortRef(EDGE1, 1), VM_A, VM_B) == [(EDGE2, 1)]
+    assert ping(bed, PortRef(EDGE2, 1), VM_B, VM_A) == [(EDGE1, 1)]
+
+    intruder = "52:54:00:00:00:66"
+    sent = bed.request(EDGE2, 1, VdpTlvType.ASSOCIATE, "a1b2c3d4-0000-0000-0000-000000000066",
+                       intruder, type_id=99)
+    (refusal,) = vdp_responses(sent)
+    assert refusal.error == VdpError.OTHER_FAILURE and not refusal.keep
+    assert ping(bed, PortRef(EDGE2, 1), intruder, VM_A) == []
+    assert bed.log.recent("vsi.refused")[-1].detail["reason"]
+
+
+def test_deassociate_removes_exactly_that_vm():
+    bed = Bed()
+    for dpid in (EDGE1, EDGE2):
+        bed.station_hello(dpid, 1)
+    bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A)
+    bed.request(EDGE2, 1, VdpTlvType.ASSOCIATE, UUID_B, VM_B)
+    sent = bed.request(EDGE1, 1, VdpTlvType.DE_ASSOCIATE, UUID_A, VM_A, vid=100)
+    assert vdp_responses(sent)[0].status == 0x40
+    assert ping(bed, PortRef(EDGE1, 1), VM_A, VM_B) == []
+    assert ping(bed, PortRef(EDGE2, 1), VM_B, VM_A) == []
+    assert [b.vsi_id for b in bed.bridge.bindings()] == [VsiId.from_uuid(UUID_B)]
+
+
+def test_flows_refused_by_a_switch_turn_the_success_into_a_failure_and_are_taken_back():
+    bed = Bed()
+    bed.station_hello(EDGE1, 1)
+    reaction = bed.plane.handle_frame(
+        EDGE1, bed.syncs[EDGE1].ports[1],
+        build_vdp_request("02:00:00:aa:01:01", 1, Vdpdu((MGR, VsiTlv(
+            VdpTlvType.ASSOCIATE, 0, 5, 4, VsiId.from_uuid(UUID_A), FilterFormat.MAC_VID,
+            (FilterEntry(0, mac=VM_A),))))), 1.0)
+    bed.run(reaction, confirm=False)
+    sent = bed.run(bed.plane.flows_confirmed(reaction.ticket, {EDGE1: "table full"}, 1.1))
+    (response,) = vdp_responses(sent)
+    assert response.error == VdpError.OTHER_FAILURE
+    assert bed.bridge.bindings() == []
+    assert bed.plane.vm_flows(EDGE1) == []
+    assert bed.log.recent("vsi.install_failed")
+
+
+def test_keepalive_timeout_removes_the_flows_and_tells_the_station():
+    bed = Bed()
+    bed.station_hello(EDGE1, 1)
+    bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A)
+    assert bed.plane.vm_flows(EDGE1)
+    sent = bed.run(bed.plane.tick(100.0))
+    (deassoc,) = vdp_responses(sent)
+    assert deassoc.mode == VdpTlvType.DE_ASSOCIATE and not deassoc.is_response
+    assert bed.plane.vm_flows(EDGE1) == []
 
 
 def test_malformed_frames_are_counted_and_reported_at_a_bounded_rate():
-    plane, log = _plane()
+    bed = Bed()
     good = read_pcap(DATA / "vdp22.pcap")[0]
     for i in range(50):
-        assert plane.handle_frame(1, "edge1", PORT, good[:20], now=i * 0.1) == []
-    assert plane.counters_for(1)["edge1-s1"]["malformed"] == 50
-    dropped = log.recent("frame.dropped")
+        assert bed.frame_in(EDGE1, 1, good[:20], now=i * 0.1) == []
+    counts = bed.plane.counters_for(EDGE1)["edge1-s1"]
+    assert counts["malformed"] == 50
+    dropped = bed.log.recent("frame.dropped")
     assert len(dropped) == 1 and dropped[0].detail["field"]
-    plane.handle_frame(1, "edge1", PORT, good, now=6.0)
-    counts = plane.counters_for(1)["edge1-s1"]
-    assert sum(counts.values()) == 51 and counts["malformed"] == 50
+    assert bed.station_hello(EDGE1, 1)  # the port still works
+
+
+def test_link_probes_build_the_topology():
+    bed = Bed()
+    assert {(link.a.dpid, link.b.dpid) for link in bed.plane.topology.links} == {
+        (EDGE1, 0x100), (EDGE2, 0x100)}
+    assert all(bed.plane.counters_for(0x100)[p]["link_probe"] >= 1 for p in ("agg1-dn1", "agg1-dn2"))
+    assert ETH_TYPE_LLDP  # probes ride on LLDP, punted like the stations' frames

@@ -1,0 +1,297 @@
+"""The path of one request, end to end, in one place:
+
+    packet-in -> decode (app/codec) -> per-port EVB/ECP session (app/session/port_session.py)
+      -> VDP bridge machine (app/vdp/bridge.py) -> authorizer (app/vdp/authorizer.py)
+      -> flow plan (app/flows/vm_flows.py) -> one barrier-checked batch per switch
+      -> only then the VDP response, out through the port's ECP.
+
+Pure apart from the event log: every entry point takes `now` and returns a Reaction (frames to
+send now, flow batches to apply); the os-ken shim (app/controller/evb_app.py) sends them and
+calls `flows_confirmed` when the switches' barriers have answered.
+"""
+import collections
+import dataclasses
+import itertools
+import logging
+from dataclasses import dataclass, field
+
+from app.codec.errors import CodecError
+from app.codec.frame import decode_evb_frame
+from app.codec.vdp import STATUS_ERROR_MASK, VdpError, VdpTlvType, VsiTlv
+from app.events import EventLog
+from app.fabric import links
+from app.fabric.links import Topology
+from app.fabric.ports import Port, PortRef, PortRole
+from app.flows.vm_flows import plan_vm_flows
+from app.flows.programmer import FlowProgrammer
+from app.session.evb_negotiation import BridgeEvbConfig
+from app.session.port_session import PortSession, SessionOutput
+from app.vdp.bridge import VdpBridge
+from app.vdp.outcome import Outcome, Send
+
+# At most one frame.dropped event per port per this many seconds: a flood of garbage must not
+# become a flood of log lines; the counters still count every frame.
+DROP_EVENT_INTERVAL = 10.0
+
+
+@dataclass
+class FlowBatch:
+    dpid: int
+    msgs: list
+
+
+@dataclass
+class Reaction:
+    """What the shim does: send `packets` now; send each batch followed by a barrier and, when
+    `ticket` is set, call flows_confirmed(ticket) once every batch's barrier has answered."""
+    packets: list[tuple[int, int, bytes]] = field(default_factory=list)  # (dpid, port_no, frame)
+    batches: list[FlowBatch] = field(default_factory=list)
+    ticket: int | None = None
+
+    def extend(self, other: "Reaction") -> "Reaction":
+        self.packets += other.packets
+        self.batches += other.batches
+        if other.ticket is not None:
+            self.ticket = other.ticket
+        return self
+
+
+@dataclass
+class _Held:
+    """VDP messages that may leave only once their flows are on the switches."""
+    responses: list[Send]
+    unsolicited: list[Send]
+
+
+class ControlPlane:
+    def __init__(self, event_log: EventLog, bridge: VdpBridge,
+                 evb_config: BridgeEvbConfig = BridgeEvbConfig()):
+        self.event_log = event_log
+        self.bridge = bridge
+        self.evb_config = evb_config
+        self.topology = Topology()
+        self.programmer = FlowProgrammer()
+        self._switches: dict[int, tuple[str, dict[int, Port]]] = {}
+        self._sessions: dict[PortRef, PortSession] = {}
+        self._counters: dict[int, dict[str, collections.Counter]] = collections.defaultdict(
+            lambda: collections.defaultdict(collections.Counter))
+        self._last_drop_event: dict[PortRef, float] = {}
+        self._tickets = itertools.count(1)
+        self._held: dict[int, _Held] = {}
+        self._next_probe = 0.0
+
+    # switches -------------------------------------------------------------------------------
+    def switch_ports(self, dpid: int, name: str, ports: dict[int, Port], now: float) -> Reaction:
+        """The switch's current ports (at connect time and after every port change). A port
+        that is gone or down loses its link and its station session; its VSIs stay until their
+        keep-alive times out (a link flap must not de-associate every VM behind it)."""
+        self._switches[dpid] = (name, dict(ports))
+        changed = False
+        for number in {r.port_no for r in self._sessions if r.dpid == dpid} | \
+                self.topology.link_ports(dpid):
+            port = ports.get(number)
+            if port is None or not port.up:
+                self._sessions.pop(PortRef(dpid, number), None)
+                changed |= self.topology.remove_port(PortRef(dpid, number))
+        return self._replan(now) if changed else Reaction()
+
+    def switch_gone(self, dpid: int, now: float) -> Reaction:
+        self._switches.pop(dpid, None)
+        self._sessions = {r: s for r, s in self._sessions.items() if r.dpid != dpid}
+        return self._replan(now) if self.topology.remove_switch(dpid) else Reaction()
+
+    def vm_flows(self, dpid: int) -> list:
+        """Per-VM flows the switch must hold (SwitchSync reconciles them at connect time)."""
+        return self.programmer.flows(dpid)
+
+    def vm_meters(self, dpid: int) -> dict:
+        return self.programmer.meters(dpid)
+
+    # packet-in ------------------------------------------------------------------------------
+    def handle_frame(self, dpid: int, port: Port, data: bytes, now: float) -> Reaction:
+        name = self._name(dpid)
+        counters = self._counters[dpid][port.name]
+        ref = PortRef(dpid, port.number)
+        probe_from = links.parse_probe(data)
+        if probe_from is not None:
+            counters["link_probe"] += 1
+            if port.role is PortRole.TRUNK and self.topology.add_link(probe_from, ref, now):
+                self.event_log.emit("link.up", switch=name, port=port.name,
+                                    peer=self._port_text(probe_from))
+                return self._replan(now)
+            return Reaction()
+        try:
+            frame = decode_evb_frame(data)
+        except CodecError as err:
+            counters["malformed"] += 1
+            self._drop_event(ref, name, port, err, now)
+            return Reaction()
+        if port.role is not PortRole.SERVER:
+            counters["ignored_on_trunk"] += 1
+            return Reaction()
+        session = self._session(ref, port)
+        out = session.on_frame(frame, now)
+        reaction = self._session_output(session, out)
+        outcome = Outcome()
+        for manager, vsi in out.vdp:
+            outcome = outcome.merge(self.bridge.on_request(
+                ref, manager, vsi, now, session.keepalive_timeout))
+        return reaction.extend(self._apply(outcome, now))
+
+    # timers ---------------------------------------------------------------------------------
+    def tick(self, now: float) -> Reaction:
+        reaction = Reaction()
+        for session in list(self._sessions.values()):
+            deadline = session.next_deadline()
+            if deadline is not None and deadline <= now:
+                reaction.extend(self._session_output(session, session.tick(now)))
+        reaction.extend(self._apply(self.bridge.expire(now), now))
+        if now >= self._next_probe:
+            self._next_probe = now + links.PROBE_INTERVAL
+            reaction.packets += [(dpid, port_no, frame)
+                                 for dpid, (_, ports) in self._switches.items()
+                                 for port_no, frame in links.probe_frames(dpid, ports.values())]
+            expired = self.topology.expire(now)
+            for link in expired:
+                self._emit("link.down", {"port": link.a, "peer": self._port_text(link.b)})
+            if expired:
+                reaction.extend(self._replan(now))
+        return reaction
+
+    # the VDP outcome -> flows -> responses --------------------------------------------------
+    def _apply(self, outcome: Outcome, now: float) -> Reaction:
+        for kind, fields in outcome.events:
+            self._emit(kind, fields)
+        if not outcome.bindings_changed:
+            return self._send_vdp(outcome.responses + outcome.unsolicited, now)
+        reaction = self._replan(now)
+        if not reaction.batches:
+            return reaction.extend(self._send_vdp(outcome.responses + outcome.unsolicited, now))
+        reaction.ticket = next(self._tickets)
+        self._held[reaction.ticket] = _Held(outcome.responses, outcome.unsolicited)
+        return reaction
+
+    def flows_confirmed(self, ticket: int, failed: dict[int, str], now: float) -> Reaction:
+        """Every batch of `ticket` was answered by its barrier; `failed` maps the dpid of each
+        switch that refused a message (or went away) to why."""
+        held = self._held.pop(ticket, None)
+        if held is None:
+            return Reaction()
+        if not failed:
+            return self._send_vdp(held.responses + held.unsolicited, now)
+        # The flows of these associations are not (all) in: refuse them rather than promise
+        # forwarding that does not happen, and take back what was installed.
+        reaction = Reaction()
+        responses = []
+        for port, manager, tlv in held.responses:
+            if tlv.error or tlv.mode is not VdpTlvType.ASSOCIATE:  # only these promise forwarding
+                responses.append((port, manager, tlv))
+                continue
+            self._emit("vsi.install_failed", {"port": port, "vsi": tlv.vsi_id,
+                                              "switches": sorted(f"{d:016x}" for d in failed),
+                                              "reason": "; ".join(failed.values())})
+            undo = self.bridge.deassociate(tlv.vsi_id, "flows could not be installed", now)
+            for kind, fields in undo.events:
+                self._emit(kind, fields)
+            responses.append((port, manager, _failed(tlv)))
+        reaction.extend(self._replan(now))
+        return reaction.extend(self._send_vdp(responses + held.unsolicited, now))
+
+    def _replan(self, now: float) -> Reaction:
+        rr_ports = {ref for ref, s in self._sessions.items()
+                    if s.agreement is not None and s.agreement.rr_granted}
+        plans = plan_vm_flows(self.bridge.bindings(), self.topology, rr_ports)
+        changes = self.programmer.update(plans)
+        return Reaction(batches=[FlowBatch(dpid, msgs) for dpid, msgs in sorted(changes.items())
+                                 if dpid in self._switches and msgs])
+
+    def _send_vdp(self, sends: list[Send], now: float) -> Reaction:
+        by_port: dict[PortRef, list] = collections.defaultdict(list)
+        for port, manager, tlv in sends:
+            by_port[port].append((manager, tlv))
+        reaction = Reaction()
+        for ref, items in by_port.items():
+            session = self._sessions.get(ref)
+            if session is None:
+                continue  # the port went away; the station will time the VSI out itself
+            reaction.extend(self._session_output(session, session.send_vdp(items, now)))
+        return reaction
+
+    # helpers --------------------------------------------------------------------------------
+    def _session(self, ref: PortRef, port: Port) -> PortSession:
+        session = self._sessions.get(ref)
+        if session is None:
+            session = PortSession(ref, port.name, port.hw_addr, self.evb_config)
+            self._sessions[ref] = session
+        return session
+
+    def _session_output(self, session: PortSession, out: SessionOutput) -> Reaction:
+        for kind, fields in out.events:
+            self._emit(kind, fields)
+        return Reaction(packets=[(session.port.dpid, session.port.port_no, frame)
+                                 for frame in out.frames])
+
+    def _emit(self, kind: str, fields: dict) -> None:
+        """Events from the pure parts name switches by dpid; operators read bridge names."""
+        fields = dict(fields)
+        port = fields.pop("port", None)
+        switch = fields.pop("switch", None)
+        if isinstance(port, PortRef):
+            switch, port = port.dpid, self._port_name(port)
+        if isinstance(switch, str):
+            try:
+                switch = int(switch, 16)
+            except ValueError:
+                pass
+        fields = {k: (_text(v)) for k, v in fields.items()}
+        level = logging.WARNING if kind.endswith(("refused", "failed", "expired", "gave_up")) \
+            else logging.INFO
+        self.event_log.emit(kind, switch=self._name(switch) if isinstance(switch, int) else switch,
+                            port=port, level=level, **fields)
+
+    def _name(self, dpid: int) -> str:
+        entry = self._switches.get(dpid)
+        return entry[0] if entry else f"{dpid:016x}"
+
+    def _port_name(self, ref: PortRef) -> str:
+        entry = self._switches.get(ref.dpid)
+        port = entry[1].get(ref.port_no) if entry else None
+        return port.name if port else str(ref.port_no)
+
+    def _port_text(self, ref: PortRef) -> str:
+        return f"{self._name(ref.dpid)}/{self._port_name(ref)}"
+
+    def _drop_event(self, ref: PortRef, name: str, port: Port, err: CodecError,
+                    now: float) -> None:
+        last = self._last_drop_event.get(ref)
+        if last is not None and now - last < DROP_EVENT_INTERVAL:
+            return
+        self._last_drop_event[ref] = now
+        self.event_log.emit("frame.dropped", switch=name, port=port.name,
+                            level=logging.WARNING, field=err.field, reason=err.message,
+                            dropped_total=self._counters[ref.dpid][port.name]["malformed"])
+
+    # views ----------------------------------------------------------------------------------
+    def counters_for(self, dpid: int) -> dict[str, dict[str, int]]:
+        """Per port name: frames by kind as counted here and by the port's session."""
+        result = {name: dict(counts) for name, counts in self._counters[dpid].items()}
+        for ref, session in self._sessions.items():
+            if ref.dpid == dpid:
+                result.setdefault(session.port_name, {}).update(session.counters)
+        return result
+
+    def sessions_snapshot(self) -> list[dict]:
+        return [s.snapshot() for _, s in sorted(self._sessions.items())]
+
+
+def _failed(tlv: VsiTlv) -> VsiTlv:
+    status = (tlv.status & ~STATUS_ERROR_MASK) | VdpError.OTHER_FAILURE
+    return dataclasses.replace(tlv, status=status)
+
+
+def _text(value):
+    if isinstance(value, PortRef):
+        return str(value)
+    if isinstance(value, (str, int, float, bool, type(None), list, tuple, dict)):
+        return value
+    return str(value)

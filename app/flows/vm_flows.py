@@ -1,0 +1,277 @@
+"""The flows and meters the bound VMs need, switch by switch.
+
+Pure: from the bindings (app/vdp/binding.py), the inter-switch links (app/fabric/links.py) and the
+server ports granted reflective relay, compute what every switch holds beyond the base pipeline.
+docs/pipeline.md draws the result and counts the flows of one VM.
+
+Per binding, on its edge switch (cookie VSI/handle; metadata carries the handle between tables):
+  PREPARED and FORWARDING: its meter, its ingress ACL (INGRESS_ACL) and its egress ACL with the
+  delivery to its port (EGRESS_ACL). Nothing leads there while it is only PREPARED.
+  FORWARDING only: admission of its MACs (CLASSIFY) and the unicast entries toward it (FORWARD).
+On every other switch that reaches its edge: one unicast entry per MAC/VID toward the next hop.
+Per VLAN (cookie VLAN/VID): flooding of group-addressed frames to the VLAN's forwarding members.
+Per linked trunk port outside the flood tree (cookie LINK/port): group-addressed frames dropped.
+"""
+from collections import defaultdict
+from collections.abc import Iterable, Set
+from dataclasses import dataclass, field
+
+from os_ken.ofproto import ofproto_v1_3 as ofp
+
+from app.fabric.links import Topology
+from app.fabric.ports import PortRef
+from app.flows import ofmsg
+from app.flows.ofmsg import FlowEntry, MeterSpec, flow
+from app.flows.tables import (
+    GROUP_ADDRESS_BIT, CookieKind, Priority, Table, cookie, vm_meter_id)
+from app.policy.acl import ETH_TYPE_IPV4, ETH_TYPE_IPV6, IP_PROTO_TCP, IP_PROTO_UDP, AclRule
+from app.policy.profile import Qos
+from app.vdp.binding import VmBinding
+
+GROUP_ADDRESSED = (GROUP_ADDRESS_BIT, GROUP_ADDRESS_BIT)   # eth_dst match of every group address
+# vlan_vid match of every tagged frame. Open vSwitch refuses a pop_vlan (OpenFlow 1.3:
+# OFPBAC_MATCH_INCONSISTENT) in a flow whose match does not guarantee a tag.
+ANY_TAG = (ofp.OFPVID_PRESENT, ofp.OFPVID_PRESENT)
+_TRANSPORT = {IP_PROTO_TCP: "tcp", IP_PROTO_UDP: "udp"}
+
+
+@dataclass(frozen=True)
+class VmPlan:
+    """What one switch holds for the VMs: flows sorted by table, priority down, match."""
+    flows: list[FlowEntry] = field(default_factory=list)
+    meters: dict[int, MeterSpec] = field(default_factory=dict)
+
+
+def plan_vm_flows(bindings: Iterable[VmBinding], topology: Topology,
+                  rr_ports: Set[PortRef]) -> dict[int, VmPlan]:
+    """Per dpid (every switch of `topology` and every edge with a binding): its VmPlan.
+    Raises ValueError if the bindings break their contract (see _check_contract)."""
+    bindings = sorted(bindings, key=lambda b: b.handle)
+    _check_contract(bindings)
+    switches = topology.switches() | {b.port.dpid for b in bindings}
+    flows: dict[int, list[FlowEntry]] = defaultdict(list)
+    meters: dict[int, dict[int, MeterSpec]] = defaultdict(dict)
+    members: dict[int, list[tuple[PortRef, str]]] = defaultdict(list)   # VID -> (port, MAC)
+    for binding in bindings:
+        edge = binding.port.dpid
+        flows[edge] += edge_flows(binding, binding.port in rr_ports)
+        spec = vm_meter(binding.profile.qos)
+        if spec is not None:
+            meters[edge][vm_meter_id(binding.handle)] = spec
+        if binding.forwarding:
+            for entry in binding.entries:
+                members[entry.vid].append((binding.port, entry.mac))
+            for dpid in switches - {edge}:
+                flows[dpid] += transit_flows(binding, topology.next_hop(dpid, edge))
+    for dpid in switches:
+        flows[dpid] += flood_flows(dpid, members, topology, rr_ports)
+        flows[dpid] += link_guard_flows(dpid, topology)
+    return {dpid: VmPlan(sorted(flows[dpid], key=_flow_order), meters[dpid])
+            for dpid in sorted(switches)}
+
+
+def _check_contract(bindings: list[VmBinding]) -> None:
+    """Handles are unique, a binding lists a MAC/VID once, and a MAC forwards for one binding
+    only (the authorizer's anti-spoofing rule): otherwise two flows would share one key."""
+    handles: set[int] = set()
+    owner: dict[str, int] = {}
+    for binding in bindings:
+        if binding.handle in handles:
+            raise ValueError(f"handle {binding.handle} is bound twice")
+        handles.add(binding.handle)
+        if len(set(binding.entries)) != len(binding.entries):
+            raise ValueError(f"binding {binding.handle} lists a MAC/VID twice")
+        if not binding.forwarding:
+            continue
+        for entry in binding.entries:
+            if owner.setdefault(entry.mac, binding.handle) != binding.handle:
+                raise ValueError(f"MAC {entry.mac} forwards for bindings {owner[entry.mac]} "
+                                 f"and {binding.handle}")
+
+
+def _flow_order(entry: FlowEntry) -> tuple:
+    return entry.table_id, -entry.priority, repr(entry.match), entry.cookie
+
+
+def vm_meter(qos: Qos) -> MeterSpec | None:
+    """The profile's rate limit as a kbit/s meter; the burst defaults to one second's worth."""
+    if qos.rate_kbps is None:
+        return None
+    return MeterSpec.kbps(qos.rate_kbps, qos.burst_kb or qos.rate_kbps)
+
+
+def tagged(vid: int) -> int:
+    """The vlan_vid match/set-field value of a frame tagged with `vid`."""
+    return vid | ofp.OFPVID_PRESENT
+
+
+# one binding, on its own edge --------------------------------------------------------------------
+def edge_flows(binding: VmBinding, reflective_relay: bool) -> list[FlowEntry]:
+    owner = cookie(CookieKind.VSI, binding.handle)
+    profile, port_no = binding.profile, binding.port.port_no
+    deliver = ofmsg.apply_actions(ofmsg.pop_vlan(), ofmsg.output(port_no))
+    # A frame is never sent back out of the port it came in on, except through OFPP_IN_PORT:
+    # with reflective relay the in_port variant hairpins same-port traffic, without it the plain
+    # delivery drops it.
+    hairpin = (port_no, (ofmsg.apply_actions(ofmsg.pop_vlan(), ofmsg.output(ofp.OFPP_IN_PORT)),)) \
+        if reflective_relay else None
+    flows = [
+        *acl_flows(Table.INGRESS_ACL, owner, binding.handle, profile.ingress_acl,
+                   profile.acl_default, (ofmsg.goto(Table.FORWARD),)),
+        *acl_flows(Table.EGRESS_ACL, owner, binding.handle, profile.egress_acl,
+                   profile.acl_default, (deliver,), hairpin, vlan_vid=ANY_TAG),
+    ]
+    if binding.forwarding:
+        flows += admit_flows(binding)
+        flows += [flow(Table.FORWARD, Priority.VM_UNICAST, owner,
+                       (ofmsg.write_metadata(binding.handle), ofmsg.goto(Table.EGRESS_ACL)),
+                       vlan_vid=tagged(entry.vid), eth_dst=entry.mac)
+                  for entry in binding.entries]
+    return flows
+
+
+def admit_flows(binding: VmBinding) -> list[FlowEntry]:
+    """Per MAC/VID: frames already tagged with the VID, and untagged frames for the first VID
+    listed for the MAC (an untagged frame names no VLAN, so the first entry decides). Admission
+    tags, marks PCP, meters, and hands the binding's handle to its ingress ACL. With a DSCP
+    mark, IPv4 and IPv6 get their own flows: setting ip_dscp needs an IP eth_type match."""
+    owner = cookie(CookieKind.VSI, binding.handle)
+    qos = binding.profile.qos
+    # Instructions in the order OVS reports them (meter, actions, metadata, goto), so a
+    # reconciliation compares equal.
+    metering = (ofmsg.meter(vm_meter_id(binding.handle)),) if qos.rate_kbps is not None else ()
+    marking = [ofmsg.set_field(vlan_pcp=qos.pcp)] if qos.pcp is not None else []
+    onward = (ofmsg.write_metadata(binding.handle), ofmsg.goto(Table.INGRESS_ACL))
+    flows, untagged_macs = [], set()
+    for entry in binding.entries:
+        vlan = tagged(entry.vid)
+        variants = [(vlan, [])]
+        if entry.mac not in untagged_macs:
+            untagged_macs.add(entry.mac)
+            variants.append((ofp.OFPVID_NONE, [ofmsg.push_vlan(), ofmsg.set_field(vlan_vid=vlan)]))
+        for vlan_match, tagging in variants:
+            match = dict(in_port=binding.port.port_no, eth_src=entry.mac, vlan_vid=vlan_match)
+            actions = tagging + marking
+            flows.append(flow(Table.CLASSIFY, Priority.VM_ADMIT, owner,
+                              _instructions(metering, actions, onward), **match))
+            if qos.dscp is not None:
+                dscp = [*actions, ofmsg.set_field(ip_dscp=qos.dscp)]
+                flows += [flow(Table.CLASSIFY, Priority.VM_ADMIT_IP, owner,
+                               _instructions(metering, dscp, onward), eth_type=eth_type, **match)
+                          for eth_type in (ETH_TYPE_IPV4, ETH_TYPE_IPV6)]
+    return flows
+
+
+def _instructions(metering: tuple, actions: list, onward: tuple) -> tuple:
+    return (*metering, *([ofmsg.apply_actions(*actions)] if actions else []), *onward)
+
+
+def acl_priority(index: int) -> int:
+    """The priority of rule `index`'s in_port variant; the plain rule sits one below."""
+    priority = Priority.ACL_TOP - 2 * index
+    if priority < 2:
+        raise ValueError(f"an ACL of more than {Priority.ACL_TOP // 2 - 1} rules does not fit")
+    return priority
+
+
+def acl_flows(table: Table, owner_cookie: int, handle: int, rules: Iterable[AclRule],
+              default: str, permit: tuple, hairpin: tuple[int, tuple] | None = None,
+              **common_match) -> list[FlowEntry]:
+    """The rules in order, first match wins, then `default` as a rule that matches all. A deny
+    drops; a permit runs `permit`, or with `hairpin` = (port, instructions) runs those
+    instructions for frames that came in on that port. Every flow matches the handle in the
+    metadata and `common_match`."""
+    flows = []
+    for index, rule in enumerate([*rules, AclRule(default)]):
+        match = {"metadata": handle, **common_match, **acl_match(rule)}
+        priority = acl_priority(index)
+        if rule.action == "deny":
+            flows.append(flow(table, priority - 1, owner_cookie, (), **match))
+            continue
+        flows.append(flow(table, priority - 1, owner_cookie, permit, **match))
+        if hairpin is not None:
+            in_port, instructions = hairpin
+            flows.append(flow(table, priority, owner_cookie, instructions, in_port=in_port,
+                              **match))
+    return flows
+
+
+def acl_match(rule: AclRule) -> dict[str, object]:
+    """The OpenFlow match of a rule (its prerequisites are checked by AclRule itself)."""
+    match: dict[str, object] = {}
+    for name in ("eth_src", "eth_dst"):
+        mac = getattr(rule, name)
+        if mac is not None:
+            match[name] = mac.address if mac.mask is None else (mac.address, mac.mask)
+    if rule.eth_type is not None:
+        match["eth_type"] = rule.eth_type
+    for name in ("ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst"):
+        network = getattr(rule, name)
+        # A /0 matches everything; switches drop an all-zero mask from the flow they report.
+        if network is not None and network.prefixlen:
+            address = str(network.network_address)
+            match[name] = address if network.prefixlen == network.max_prefixlen \
+                else (address, str(network.netmask))
+    if rule.ip_proto is not None:
+        match["ip_proto"] = rule.ip_proto
+    for side in ("src", "dst"):
+        port = getattr(rule, f"tp_{side}")
+        if port is not None:
+            match[f"{_TRANSPORT[rule.ip_proto]}_{side}"] = port
+    return match
+
+
+# one binding, elsewhere ------------------------------------------------------------------------
+def transit_flows(binding: VmBinding, port_no: int | None) -> list[FlowEntry]:
+    """A switch other than the binding's edge: its MAC/VIDs out of `port_no`, still tagged."""
+    if port_no is None:
+        return []
+    owner = cookie(CookieKind.VSI, binding.handle)
+    return [flow(Table.FORWARD, Priority.VM_UNICAST, owner,
+                 (ofmsg.apply_actions(ofmsg.output(port_no)),),
+                 vlan_vid=tagged(entry.vid), eth_dst=entry.mac)
+            for entry in binding.entries]
+
+
+# shared by several bindings ---------------------------------------------------------------------
+def flood_flows(dpid: int, members: dict[int, list[tuple[PortRef, str]]], topology: Topology,
+                rr_ports: Set[PortRef]) -> list[FlowEntry]:
+    """Per VLAN: group-addressed frames go out tagged on the tree ports toward switches with
+    members and untagged on the local member ports. The ingress port is skipped (OpenFlow never
+    outputs there), so a frame never returns the way it came; from a reflective-relay port with
+    another member behind it, the in_port variant sends it back out through OFPP_IN_PORT.
+    A switch without members gets the flow only where it joins two or more member subtrees."""
+    flows = []
+    for vid, vlan_members in sorted(members.items()):
+        local = sorted({port.port_no for port, _ in vlan_members if port.dpid == dpid})
+        trunks = sorted(topology.ports_toward(dpid, {port.dpid for port, _ in vlan_members}))
+        if not local and len(trunks) < 2:
+            continue
+        owner = cookie(CookieKind.VLAN, vid)
+        match = dict(vlan_vid=tagged(vid), eth_dst=GROUP_ADDRESSED)
+        flows.append(flow(Table.FORWARD, Priority.VLAN_FLOOD, owner,
+                          (ofmsg.apply_actions(*_flood_actions(trunks, local)),), **match))
+        for port_no in local:
+            port = PortRef(dpid, port_no)
+            if port in rr_ports and len({mac for p, mac in vlan_members if p == port}) > 1:
+                back = [ofp.OFPP_IN_PORT if p == port_no else p for p in local]
+                flows.append(flow(Table.FORWARD, Priority.VLAN_FLOOD_HAIRPIN, owner,
+                                  (ofmsg.apply_actions(*_flood_actions(trunks, back)),),
+                                  in_port=port_no, **match))
+    return flows
+
+
+def _flood_actions(trunks: list[int], local: list[int]) -> list:
+    actions = [ofmsg.output(port) for port in trunks]
+    if local:
+        actions += [ofmsg.pop_vlan(), *(ofmsg.output(port) for port in local)]
+    return actions
+
+
+def link_guard_flows(dpid: int, topology: Topology) -> list[FlowEntry]:
+    """Group-addressed frames arriving on a linked port outside the flood tree are dropped, so
+    a neighbour that still floods on an older tree cannot close a loop. Probes are punted by
+    the higher-priority CONTROL_PUNT flows and keep such links alive."""
+    return [flow(Table.CLASSIFY, Priority.LINK_GUARD, cookie(CookieKind.LINK, port), (),
+                 in_port=port, eth_dst=GROUP_ADDRESSED)
+            for port in sorted(topology.link_ports(dpid) - topology.tree_ports(dpid))]
