@@ -93,7 +93,10 @@ class ControlPlane:
             if port is None or not port.up:
                 self._sessions.pop(PortRef(dpid, number), None)
                 changed |= self.topology.remove_port(PortRef(dpid, number))
-        return self._replan(now) if changed else Reaction()
+        # Probe at once: until its links are known, the switch forwards nothing across.
+        reaction = Reaction(packets=[(dpid, port_no, frame) for port_no, frame
+                                     in links.probe_frames(dpid, ports.values())])
+        return reaction.extend(self._replan(now)) if changed else reaction
 
     def switch_gone(self, dpid: int, now: float) -> Reaction:
         self._switches.pop(dpid, None)
@@ -243,6 +246,9 @@ class ControlPlane:
                 switch = int(switch, 16)
             except ValueError:
                 pass
+        port_no = fields.pop("port_no", None)
+        if port is None and port_no is not None and isinstance(switch, int):
+            port = self._port_name(PortRef(switch, port_no))
         fields = {k: (_text(v)) for k, v in fields.items()}
         level = logging.WARNING if kind.endswith(("refused", "failed", "expired", "gave_up")) \
             else logging.INFO
@@ -279,6 +285,10 @@ class ControlPlane:
             if ref.dpid == dpid:
                 result.setdefault(session.port_name, {}).update(session.counters)
         return result
+
+    def links_snapshot(self) -> list[dict]:
+        return [{"a": self._port_text(link.a), "b": self._port_text(link.b)}
+                for link in self.topology.links]
 
     def sessions_snapshot(self) -> list[dict]:
         return [s.snapshot() for _, s in sorted(self._sessions.items())]

@@ -29,15 +29,17 @@ nearest_customer_bridge : {{
 }};
 """
 _FIELD = re.compile(r"^\t(\w+) = (.*)$")
+_BRIDGE_STATUS = re.compile(r" vdp22_bridge_info:.* status:(0x[0-9a-f]+)")
 _ERROR = re.compile(r"^\t(?:Error returned by Bridge|Internal Error) ?: (.*)$")
 
 
-@dataclass(frozen=True)
+@dataclass
 class VdpResult:
     ok: bool
     error: str | None  # vdptool's or the bridge's reason when not ok
     fields: dict = field(default_factory=dict)  # mode, mgrid2, typeid, ... of the response
     raw: str = ""
+    status: int | None = None  # the bridge's status octet as lldpad logged it
 
 
 def parse_vdptool(output, waited, returncode=0):
@@ -140,8 +142,22 @@ class Station:
             argv += ["-c", f"{key}={value}"]
         for vsi_filter in filters:
             argv += ["-c", f"filter={vsi_filter}"]
+        seen = len(self.bridge_statuses())
         proc = run(in_host(self.server) + argv, timeout=timeout, check=False)
-        return parse_vdptool(proc.stdout + proc.stderr, waited=wait, returncode=proc.returncode)
+        result = parse_vdptool(proc.stdout + proc.stderr, waited=wait, returncode=proc.returncode)
+        statuses = self.bridge_statuses()[seen:]
+        result.status = statuses[-1] if statuses else None
+        if result.ok and mode != "deassoc" and result.fields.get("mode") == "deassoc":
+            # vdptool prints a refused VSI as de-associated; the status is only in lldpad's log.
+            result.ok = False
+            result.error = f"refused by the bridge, status {result.status:#04x}" \
+                if result.status is not None else "refused by the bridge"
+        return result
+
+    def bridge_statuses(self):
+        """The status octet of every bridge response lldpad logged, oldest first (bits: 0x20
+        KEEP, 0x10 HARD, low nibble the VDP error code; the response bit is not logged)."""
+        return [int(m.group(1), 16) for m in _BRIDGE_STATUS.finditer(self.log())]
 
     def query(self, timeout=10):
         """The station's VSIs as dicts (mode, mgrid2, typeid, typeidver, uuid, hints, filter)."""

@@ -100,6 +100,10 @@ class EvbApp(app_manager.OSKenApp):
         with self._plane_lock:
             return self.bridge.vsis()
 
+    def links_snapshot(self) -> list[dict]:
+        with self._plane_lock:
+            return self.control.links_snapshot()
+
     def sessions_snapshot(self) -> list[dict]:
         with self._plane_lock:
             return self.control.sessions_snapshot()

@@ -41,16 +41,16 @@ def fabric(controller):
 
         def all_ready():
             ready = {s["name"] for s in controller.rest("/v1/switches") if s["state"] == "ready"}
-            return names <= ready
+            return names <= ready and len(controller.rest("/v1/links")) == len(dc.spec.edges)
 
         try:
-            wait_until(all_ready, timeout=30, message="switches not all ready")
+            wait_until(all_ready, timeout=30, message="switches not all ready and linked")
         except AssertionError:
             states = {s["name"]: s["state"] for s in controller.rest("/v1/switches")}
             os.kill(controller.proc.pid, signal.SIGUSR1)  # thread stacks into its log
             time.sleep(0.5)
             show = subprocess.run(["ovs-vsctl", "show"], capture_output=True, text=True).stdout
-            raise AssertionError(f"switches not all ready after 30 s: {states}\n{show}\n"
+            raise AssertionError(f"switches not all ready and linked after 30 s: {states}\n{show}\n"
                                  f"{controller.log_text()[-3000:]}") from None
         yield dc
 
