@@ -13,11 +13,12 @@ import collections
 import dataclasses
 import itertools
 import logging
+import math
 from dataclasses import dataclass, field
 
 from app.codec.errors import CodecError
 from app.codec.frame import decode_evb_frame
-from app.codec.vdp import STATUS_ERROR_MASK, VdpError, VdpTlvType, VsiTlv
+from app.codec.vdp import STATUS_ERROR_MASK, VdpError, VdpTlvType, VsiId, VsiTlv
 from app.events import EventLog
 from app.fabric import links
 from app.fabric.links import Topology
@@ -27,11 +28,14 @@ from app.flows.programmer import FlowProgrammer
 from app.session.evb_negotiation import BridgeEvbConfig
 from app.session.port_session import PortSession, SessionOutput
 from app.vdp.bridge import VdpBridge
+from app.vdp.describe import vsi_id_text
 from app.vdp.outcome import Outcome, Send
 
 # At most one frame.dropped event per port per this many seconds: a flood of garbage must not
 # become a flood of log lines; the counters still count every frame.
 DROP_EVENT_INTERVAL = 10.0
+# How long a relocation prepared by the VM manager waits for the destination station's Associate.
+RELOCATION_HOLD = 120.0
 
 
 @dataclass
@@ -79,6 +83,8 @@ class ControlPlane:
         self._tickets = itertools.count(1)
         self._held: dict[int, _Held] = {}
         self._next_probe = 0.0
+        self._forwarding: dict = {}   # VsiId -> PortRef where it forwards now
+        self._history: dict = collections.defaultdict(list)  # VsiId -> [(PortRef, until)]
 
     # switches -------------------------------------------------------------------------------
     def switch_ports(self, dpid: int, name: str, ports: dict[int, Port], now: float) -> Reaction:
@@ -97,6 +103,12 @@ class ControlPlane:
         reaction = Reaction(packets=[(dpid, port_no, frame) for port_no, frame
                                      in links.probe_frames(dpid, ports.values())])
         return reaction.extend(self._replan(now)) if changed else reaction
+
+    def switch_ready(self, dpid: int) -> Reaction:
+        """The switch holds our punt flows now: every switch probes its trunks, so the links
+        toward it are found at once rather than at the next probe round."""
+        return Reaction(packets=[(d, port_no, frame) for d, (_, ports) in self._switches.items()
+                                 for port_no, frame in links.probe_frames(d, ports.values())])
 
     def switch_gone(self, dpid: int, now: float) -> Reaction:
         self._switches.pop(dpid, None)
@@ -200,7 +212,16 @@ class ControlPlane:
         reaction.extend(self._replan(now))
         return reaction.extend(self._send_vdp(responses + held.unsolicited, now))
 
+    def _track_locations(self, now: float) -> None:
+        """Remembers where each VSI forwarded before (server lookup, draft 5.4)."""
+        forwarding = {b.vsi_id: b.port for b in self.bridge.bindings() if b.forwarding}
+        for vsi_id, port in self._forwarding.items():
+            if forwarding.get(vsi_id) != port:
+                self._history[vsi_id].append((port, now))
+        self._forwarding = forwarding
+
     def _replan(self, now: float) -> Reaction:
+        self._track_locations(now)
         rr_ports = {ref for ref, s in self._sessions.items()
                     if s.agreement is not None and s.agreement.rr_granted}
         plans = plan_vm_flows(self.bridge.bindings(), self.topology, rr_ports)
@@ -219,6 +240,66 @@ class ControlPlane:
                 continue  # the port went away; the station will time the VSI out itself
             reaction.extend(self._session_output(session, session.send_vdp(items, now)))
         return reaction
+
+    # the VM manager's and the operator's requests -----------------------------------------
+    def deassociate(self, vsi_id: VsiId, reason: str, now: float) -> Reaction:
+        """Bridge-initiated De-Associate: flows removed, then the station told. KeyError if the
+        VSI is unknown."""
+        return self._apply(self.bridge.deassociate(vsi_id, reason, now), now)
+
+    def prepare(self, vsi_id: VsiId, port: PortRef, now: float, *, replicate: bool) -> Reaction:
+        """Relocation (draft 5.5) or replication (5.6): the VSI's state prepared at `port`.
+        KeyError / ValueError as VdpBridge.prepare."""
+        if port.dpid not in self._switches or port.port_no not in self._switches[port.dpid][1]:
+            raise KeyError(f"no port {port} on a connected switch")
+        hold = math.inf if replicate else RELOCATION_HOLD
+        reason = "replication" if replicate else "relocation"
+        return self._apply(self.bridge.prepare(vsi_id, port, now, hold, reason), now)
+
+    def apply_profiles(self, database, now: float) -> tuple[Reaction, dict]:
+        """A new VSI type database for the VMs already associated (see VdpBridge)."""
+        outcome = self.bridge.update_profiles(database, now)
+        result = {"updated": sum(kind == "vsi.updated" for kind, _ in outcome.events),
+                  "deassociated": [f["vsi"] for kind, f in outcome.events
+                                   if kind == "vsi.deassociated"]}
+        return self._apply(outcome, now), result
+
+    def port_names(self) -> dict[PortRef, tuple[str, str]]:
+        """(switch name, port name) of every known port."""
+        return {PortRef(dpid, number): (name, port.name)
+                for dpid, (name, ports) in self._switches.items()
+                for number, port in ports.items()}
+
+    def lookup(self, vsi_id: VsiId) -> dict | None:
+        """Where the VSI is attached now and where it forwarded before (port, until `now`)."""
+        info = next((v for v in self.bridge.vsis() if v.vsi_id == vsi_id), None)
+        if info is None and vsi_id not in self._history:
+            return None
+        return {
+            "current": [{"switch": self._name(a.port.dpid), "port": self._port_name(a.port),
+                         "state": a.state.value} for a in (info.attachments if info else ())],
+            "previous": [{"switch": self._name(p.dpid), "port": self._port_name(p), "until": t}
+                         for p, t in self._history.get(vsi_id, ())],
+        }
+
+    def find_vsi(self, text: str) -> VsiId | None:
+        """The VSI whose ID text or one of whose MACs is `text`."""
+        text = text.lower()
+        for info in self.bridge.vsis():
+            if info.name.lower() == text or any(
+                    e.mac == text for a in info.attachments for e in a.entries):
+                return info.vsi_id
+        return next((v for v in self._history if vsi_id_text(v).lower() == text), None)
+
+    def port_ref(self, switch: str, port: str) -> PortRef:
+        """A port by switch name (or dpid) and port name (or number). KeyError if unknown."""
+        for dpid, (name, ports) in self._switches.items():
+            if switch in (name, f"{dpid:016x}", str(dpid)):
+                for number, p in ports.items():
+                    if port in (p.name, str(number)):
+                        return PortRef(dpid, number)
+                raise KeyError(f"switch {name} has no port {port}")
+        raise KeyError(f"no connected switch {switch}")
 
     # helpers --------------------------------------------------------------------------------
     def _session(self, ref: PortRef, port: Port) -> PortSession:

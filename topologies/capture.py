@@ -53,18 +53,23 @@ class Capture:
 
     def frames(self):
         """All complete frames written so far (raw Ethernet bytes)."""
+        return [frame for _, frame in self.timed_frames()]
+
+    def timed_frames(self):
+        """(capture time in seconds, frame) of all complete frames written so far."""
         data = self.pcap_path.read_bytes()
         if len(data) < _PCAP_HEADER:
             return []
-        # tcpdump writes in host byte order; the magic number tells which.
+        # tcpdump writes in host byte order; the magic number tells which (and the resolution).
         order = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+        unit = 1e-9 if data[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d") else 1e-6
         frames, offset = [], _PCAP_HEADER
         while offset + _RECORD_HEADER <= len(data):
-            captured = struct.unpack_from(order + "I", data, offset + 8)[0]
+            seconds, fraction, captured = struct.unpack_from(order + "III", data, offset)
             start = offset + _RECORD_HEADER
             if start + captured > len(data):
                 break
-            frames.append(data[start:start + captured])
+            frames.append((seconds + fraction * unit, data[start:start + captured]))
             offset = start + captured
         return frames
 

@@ -25,7 +25,9 @@ def parse_args(argv):
     parser.add_argument("--vms-per-server", type=int, default=2,
                         help="VMs created on each server (default 2)")
     parser.add_argument("--no-stations", action="store_true",
-                        help="do not start lldpad on the servers")
+                        help="do not start lldpad on the servers (and associate no VM)")
+    parser.add_argument("--no-associate", action="store_true",
+                        help="start the stations but let no VM ask for an association")
     parser.add_argument("--of-port", type=int, default=6653,
                         help="controller OpenFlow port (default 6653)")
     parser.add_argument("--rest-port", type=int, default=8080,
@@ -51,11 +53,37 @@ def vm_plan(spec, vms_per_server):
     return plan
 
 
-def _follow(path: Path, show_all: bool, stop: threading.Event) -> None:
-    """Print the controller's log as it grows (its events, unless show_all)."""
+# The demo's VMs ask for VSI type 5 v4 ("web" in policies/default.yaml); one rogue VM asks for a
+# type nobody defined, to show a refusal.
+DEMO_TYPE = (5, 4)
+ROGUE = ("vmrogue", "52:54:00:ff:ff:01", "10.0.255.1/16", (99, 1))
+
+
+def associate_demo(dc, stations, vms_per_server):
+    """Every VM of the plan asks its server's station for an association, plus the rogue VM."""
+    for station in stations.values():
+        if not station.wait_vdp_ready(10):
+            print(f"station on {station.server.name}: VDP not enabled (no bridge EVB TLV seen)")
+    requests = [(name, server, mac, DEMO_TYPE) for name, server, mac, _
+                in vm_plan(dc.spec, vms_per_server)]
+    rogue_server = dc.spec.servers[-1].name
+    dc.add_vm(ROGUE[0], rogue_server, ROGUE[1], ROGUE[2])
+    requests.append((ROGUE[0], rogue_server, ROGUE[1], ROGUE[3]))
+    for n, (name, server, mac, (type_id, version)) in enumerate(requests, start=1):
+        result = stations[server].vdp("assoc", "mgr1", type_id, version,
+                                      f"a1b2c3d4-0000-0000-0000-{n:012x}",
+                                      filters=[f"0-{mac}"])
+        verdict = (f"admitted, VLAN {result.fields.get('filter', '?').split('-')[0]}"
+                   if result.ok else f"refused ({result.error})")
+        print(f"vm {name} type {type_id} v{version}: {verdict}", flush=True)
+
+
+def _follow(path: Path, start: int, show_all: bool, stop: threading.Event) -> None:
+    """Print the controller's log as it grows from offset start (its events, unless show_all)."""
     while not path.exists() and not stop.is_set():
         time.sleep(0.1)
     with open(path, errors="replace") as log:
+        log.seek(start)
         while not stop.is_set():
             line = log.readline()
             if not line:
@@ -78,8 +106,10 @@ def main(argv=None) -> int:
     controller = ControllerProcess(args.workdir.resolve(), of_port=args.of_port,
                                    rest_port=args.rest_port, extra_args=args.controller_args)
     stop = threading.Event()
-    follower = threading.Thread(target=_follow, args=(controller.log_path, args.all_events, stop),
-                                daemon=True)
+    # The log is kept across runs: show only what this run writes.
+    start = controller.log_path.stat().st_size if controller.log_path.exists() else 0
+    follower = threading.Thread(target=_follow, daemon=True,
+                                args=(controller.log_path, start, args.all_events, stop))
     try:
         print(f"starting evb-nms (log {controller.log_path}) ...", flush=True)
         controller.start()
@@ -91,9 +121,10 @@ def main(argv=None) -> int:
                 dc.add_vm(name, server, mac, ip)
                 print(f"vm {name} on {server}: {mac} {ip}", flush=True)
             if not args.no_stations:
-                for srv in dc.spec.servers:
-                    dc.add_station(srv.name)
-                print(f"lldpad stations started on {len(dc.spec.servers)} servers", flush=True)
+                stations = {srv.name: dc.add_station(srv.name) for srv in dc.spec.servers}
+                print(f"lldpad stations started on {len(stations)} servers", flush=True)
+                if not args.no_associate:
+                    associate_demo(dc, stations, args.vms_per_server)
             print(f"running; REST API on http://127.0.0.1:{args.rest_port}/v1/ ; "
                   f"Ctrl-C stops everything", flush=True)
             while True:

@@ -21,6 +21,7 @@ from app.control_plane import ControlPlane, Reaction
 from app.controller.batches import BatchTracker
 from app.controller.guard import guarded
 from app.controller.multipart import MultipartCollector
+from app.controller.nms_service import ControllerService
 from app.controller.sender import send_all
 from app.events import EventLog
 from app.fabric.switch_sync import SwitchSync
@@ -51,7 +52,7 @@ class EvbApp(app_manager.OSKenApp):
         self.event_log.add_sink(self.store.append_event)
         self.bridge = VdpBridge(Authorizer(lambda: self.policies))
         self.control = ControlPlane(self.event_log, self.bridge)
-        self._plane_lock = threading.RLock()  # the control plane is single-threaded logic
+        self.plane_lock = threading.RLock()  # the control plane is single-threaded logic
         self._batches = BatchTracker()
         self._lock = threading.Lock()
         self._datapaths: dict[int, object] = {}
@@ -59,6 +60,7 @@ class EvbApp(app_manager.OSKenApp):
         self._multipart = MultipartCollector()
         self._stopping = threading.Event()
         self.handler_errors = 0  # exceptions caught by app.controller.guard
+        self.service = ControllerService(self)
         self.rest = RestServer(*self.settings.rest_address, RestApi(self).wsgi)
 
     def start(self):
@@ -93,19 +95,19 @@ class EvbApp(app_manager.OSKenApp):
         } for s in syncs]
 
     def _punt_counters(self, dpid: int) -> dict:
-        with self._plane_lock:
+        with self.plane_lock:
             return self.control.counters_for(dpid)
 
     def vsis_snapshot(self) -> list:
-        with self._plane_lock:
+        with self.plane_lock:
             return self.bridge.vsis()
 
     def links_snapshot(self) -> list[dict]:
-        with self._plane_lock:
+        with self.plane_lock:
             return self.control.links_snapshot()
 
     def sessions_snapshot(self) -> list[dict]:
-        with self._plane_lock:
+        with self.plane_lock:
             return self.control.sessions_snapshot()
 
     # OpenFlow events ----------------------------------------------------------------------
@@ -138,9 +140,9 @@ class EvbApp(app_manager.OSKenApp):
             sync = self._syncs.pop(dpid)
         self._multipart.forget(dpid)
         self.event_log.emit("switch.disconnected", switch=sync.name, level=logging.WARNING)
-        with self._plane_lock:
+        with self.plane_lock:
             self._confirm(self._batches.on_disconnect(dpid))
-            self._react(self.control.switch_gone(dpid, time.monotonic()))
+            self.react(self.control.switch_gone(dpid, time.monotonic()))
 
     def _reply_for(self, ev):
         """(datapath, sync, purpose, body) of a complete multipart reply, or None."""
@@ -161,8 +163,8 @@ class EvbApp(app_manager.OSKenApp):
         if reply and reply[2] == "ports":
             datapath, sync, _, body = reply
             send_all(datapath, sync.on_ports(body))
-            with self._plane_lock:
-                self._react(self.control.switch_ports(sync.dpid, sync.name, sync.ports,
+            with self.plane_lock:
+                self.react(self.control.switch_ports(sync.dpid, sync.name, sync.ports,
                                                       time.monotonic()))
             self.store.record_switch(sync.name, sync.name, time.time())
 
@@ -194,13 +196,15 @@ class EvbApp(app_manager.OSKenApp):
     @guarded
     def _on_barrier(self, ev):
         if self._batches.owns(ev.msg.xid):
-            with self._plane_lock:
+            with self.plane_lock:
                 self._confirm(self._batches.on_barrier(ev.msg.datapath.id, ev.msg.xid))
             return
         with self._lock:
             sync = self._syncs.get(ev.msg.datapath.id)
         if sync and sync.purpose(ev.msg.xid) == "barrier":
             sync.on_barrier()
+            with self.plane_lock:
+                self.react(self.control.switch_ready(sync.dpid))
             self.event_log.emit("switch.ready", switch=sync.name, ports=len(sync.ports),
                              **sync.last_sync)
 
@@ -216,8 +220,8 @@ class EvbApp(app_manager.OSKenApp):
         if port is None:
             return
         send_all(msg.datapath, msgs)
-        with self._plane_lock:
-            self._react(self.control.switch_ports(sync.dpid, sync.name, sync.ports,
+        with self.plane_lock:
+            self.react(self.control.switch_ports(sync.dpid, sync.name, sync.ports,
                                                   time.monotonic()))
         change = {ofp.OFPPR_ADD: "added", ofp.OFPPR_DELETE: "deleted"}.get(msg.reason, "modified")
         self.event_log.emit("port." + change, switch=sync.name, port=port.name,
@@ -233,8 +237,8 @@ class EvbApp(app_manager.OSKenApp):
         port = sync.ports.get(in_port) if sync else None
         if port is None:
             return
-        with self._plane_lock:
-            self._react(self.control.handle_frame(sync.dpid, port, bytes(msg.data),
+        with self.plane_lock:
+            self.react(self.control.handle_frame(sync.dpid, port, bytes(msg.data),
                                                   time.monotonic()))
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
@@ -246,7 +250,7 @@ class EvbApp(app_manager.OSKenApp):
         self.event_log.emit("switch.error", switch=sync.name if sync else None,
                             level=logging.WARNING, type=msg.type, code=msg.code, xid=msg.xid)
         if self._batches.owns(msg.xid):
-            with self._plane_lock:
+            with self.plane_lock:
                 self._batches.on_error(msg.datapath.id, msg.xid,
                                        f"OpenFlow error type {msg.type} code {msg.code}")
 
@@ -260,14 +264,14 @@ class EvbApp(app_manager.OSKenApp):
 
     # the control plane's reactions -------------------------------------------------------
     def _vm_flows(self, dpid: int) -> list:
-        with self._plane_lock:
+        with self.plane_lock:
             return self.control.vm_flows(dpid)
 
     def _vm_meters(self, dpid: int) -> dict:
-        with self._plane_lock:
+        with self.plane_lock:
             return self.control.vm_meters(dpid)
 
-    def _react(self, reaction: Reaction) -> None:
+    def react(self, reaction: Reaction) -> None:
         """Sends what the control plane returned. Called with _plane_lock held."""
         now = time.monotonic()
         with self._lock:
@@ -280,7 +284,7 @@ class EvbApp(app_manager.OSKenApp):
             send_all(datapath, self._batches.stamp(reaction.ticket, batch.dpid, batch.msgs,
                                                    barrier, now))
         if reaction.ticket is not None and not any(b.dpid in datapaths for b in reaction.batches):
-            self._react(self.control.flows_confirmed(reaction.ticket, {}, now))
+            self.react(self.control.flows_confirmed(reaction.ticket, {}, now))
         for dpid, port_no, frame in reaction.packets:
             datapath = datapaths.get(dpid)
             if datapath is not None:
@@ -288,15 +292,15 @@ class EvbApp(app_manager.OSKenApp):
 
     def _confirm(self, completed: list[tuple[int, dict]]) -> None:
         for ticket, failed in completed:
-            self._react(self.control.flows_confirmed(ticket, failed, time.monotonic()))
+            self.react(self.control.flows_confirmed(ticket, failed, time.monotonic()))
 
     def _tick_loop(self):
         while not self._stopping.wait(TICK_INTERVAL):
             try:
-                with self._plane_lock:
+                with self.plane_lock:
                     now = time.monotonic()
                     self._confirm(self._batches.expire(now))
-                    self._react(self.control.tick(now))
+                    self.react(self.control.tick(now))
             except Exception:  # the timers must survive any bug in one tick
                 self.handler_errors += 1
                 LOG.exception("control plane tick failed")

@@ -190,7 +190,9 @@ class VdpBridge:
         if request.mode is VdpTlvType.DE_ASSOCIATE:
             return self._station_deassociate(vsi, att, port, manager, request, now,
                                              keepalive_timeout)
-        if att is not None and att.manager == manager and _same_request(att.request, request):
+        # lldpad repeats what it was granted: after a VID 0 request, the VID we chose.
+        if att is not None and att.manager == manager and (
+                _same_request(att.request, request) or _same_request(att.response, request)):
             att.refreshed, att.timeout = now, keepalive_timeout
             return Outcome(responses=[(port, manager, att.response)])
         state = _STATE_OF_MODE[request.mode]
@@ -317,6 +319,61 @@ class VdpBridge:
             self._drop_suspended(vsi)
             outcome.events.append(("vsi.deassociated", _attachment_fields(
                 vsi_id, held, initiator="bridge", reason=reason)))
+        return outcome
+
+    def prepare(self, vsi_id: VsiId, port: PortRef, now: float, hold: float,
+                reason: str) -> Outcome:
+        """The VM manager moves (draft 5.5) or copies (5.6) a VSI's network state to ``port``
+        ahead of the station there: a PREPARED attachment with the profile and MAC/VIDs of the
+        VSI's current attachment (meter and ACLs ready, nothing forwarded) that lives ``hold``
+        seconds unless that station's own Associate confirms it, which then moves the VSI as
+        any migration does. KeyError: unknown VSI; ValueError: already attached there, or
+        refused at that port (limits), with the reason."""
+        vsi = self._vsis[vsi_id]
+        if port in vsi.attachments:
+            raise ValueError(f"{vsi_id_text(vsi_id)} is already attached at {port}")
+        sources = sorted(vsi.attachments.values(),
+                         key=lambda a: a.state is not VsiState.ASSOCIATED)
+        if not sources:
+            raise ValueError(f"{vsi_id_text(vsi_id)} is attached nowhere")
+        source = sources[0]
+        request = replace(source.response, mode=VdpTlvType.PRE_ASSOCIATE_RR, status=0)
+        decision = self._authorizer.authorize(
+            AuthRequest.from_tlv(port, source.manager, request), self.bindings())
+        if not decision.ok:
+            raise ValueError(decision.reason)
+        response = make_response(request, filters=_granted_filters(request, decision.entries))
+        att = vsi.attachments[port] = _Attachment(
+            port, self._allocate_handle(), source.manager, request, response,
+            VsiState.PRE_ASSOCIATED_RR, decision.entries, decision.profile, now, now, hold)
+        return Outcome(bindings_changed=True, events=[("vsi.prepared", _attachment_fields(
+            vsi_id, att, initiator="manager", reason=reason, source=str(source.port)))])
+
+    def update_profiles(self, database, now: float) -> Outcome:
+        """A new VSI type database: attachments of changed types take the new profile (their
+        flows are then modified in place, no gap); those whose type is gone, or whose VIDs or
+        Manager ID the new profile no longer allows, are de-associated by the bridge."""
+        outcome = Outcome()
+        for vsi in list(self._vsis.values()):
+            for att in list(vsi.attachments.values()):
+                profile = database.get(att.request.type_id, att.request.type_version)
+                if profile == att.profile:
+                    continue
+                problem = ("its VSI type was removed" if profile is None else
+                           "its Manager ID is no longer allowed"
+                           if not profile.allows_manager(att.manager_id) else
+                           "its VLAN is no longer allowed"
+                           if any(e.vid not in profile.vlans for e in att.entries) else None)
+                outcome.bindings_changed |= att.state in _BINDING_OF_STATE
+                if problem is None:
+                    att.profile = profile
+                    outcome.events.append(("vsi.updated", _attachment_fields(
+                        vsi.vsi_id, att, reason="profile changed")))
+                    continue
+                self._detach(vsi, att)
+                outcome.unsolicited.append((att.port, att.manager, make_deassociate(att.response)))
+                outcome.events.append(("vsi.deassociated", _attachment_fields(
+                    vsi.vsi_id, att, initiator="bridge", reason=problem)))
         return outcome
 
     def port_down(self, port: PortRef, now: float) -> Outcome:

@@ -217,3 +217,48 @@ def test_link_probes_build_the_topology():
         (EDGE1, 0x100), (EDGE2, 0x100)}
     assert all(bed.plane.counters_for(0x100)[p]["link_probe"] >= 1 for p in ("agg1-dn1", "agg1-dn2"))
     assert ETH_TYPE_LLDP  # probes ride on LLDP, punted like the stations' frames
+
+
+def test_relocation_prepares_the_destination_and_the_stations_associate_moves_the_vm():
+    bed = Bed()
+    for dpid in (EDGE1, EDGE2):
+        bed.station_hello(dpid, 1)
+        bed.station_hello(dpid, 2)
+    bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A)
+    bed.request(EDGE2, 2, VdpTlvType.ASSOCIATE, UUID_B, VM_B)
+    vsi_a = VsiId.from_uuid(UUID_A)
+    bed.run(bed.plane.prepare(vsi_a, PortRef(EDGE2, 1), 2.0, replicate=False))
+    # Prepared, not forwarding: the VM is still where it was.
+    assert ping(bed, PortRef(EDGE2, 2), VM_B, VM_A) == [(EDGE1, 1)]
+    sent = bed.request(EDGE2, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A, vid=100, now=3.0)
+    responses = vdp_responses(sent)
+    assert [r.status for r in responses if r.is_response] == [0x40]
+    (unsolicited,) = [r for r in responses if not r.is_response]
+    assert unsolicited.mode == VdpTlvType.DE_ASSOCIATE
+    assert ping(bed, PortRef(EDGE2, 2), VM_B, VM_A) == [(EDGE2, 1)]
+    assert not [f for f in bed.fabric.switches[EDGE1].flows if f.cookie >> 48 == 0xEB03
+                and f.match.get("eth_src") == VM_A]
+    where = bed.plane.lookup(bed.plane.find_vsi(VM_A))
+    assert [(c["switch"], c["port"]) for c in where["current"]] == [("edge2", "edge2-s1")]
+    assert [(p["switch"], p["port"]) for p in where["previous"]] == [("edge1", "edge1-s1")]
+
+
+def test_a_changed_profile_applies_to_associated_vms_and_a_removed_type_deassociates():
+    import dataclasses
+    from app.policy.profile import Qos
+    bed = Bed()
+    bed.station_hello(EDGE1, 1)
+    bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A)
+    database = load_policies(POLICIES)
+    web = database.get(5, 4)
+    faster = database.with_profile(dataclasses.replace(web, qos=Qos(rate_kbps=20000, burst_kb=2000)))
+    reaction, result = bed.plane.apply_profiles(faster, 2.0)
+    assert result == {"updated": 1, "deassociated": []}
+    bed.run(reaction)
+    (meter,) = [m for i, m in bed.fabric.switches[EDGE1].meters.items() if i != 1]
+    assert meter.bands[0].rate == 20000
+    reaction, result = bed.plane.apply_profiles(faster.without(web.key), 3.0)
+    assert result["deassociated"] == [UUID_A]
+    sent = bed.run(reaction)
+    assert [r.mode for r in vdp_responses(sent)] == [VdpTlvType.DE_ASSOCIATE]
+    assert bed.plane.vm_flows(EDGE1) == []

@@ -198,6 +198,16 @@ def test_keepalive_answers_the_same_response_and_refreshes_the_timer():
     assert bridge.vsis()[0].attachments[0].refreshed == 10
 
 
+def test_keepalive_with_the_vid_the_bridge_chose_is_a_keepalive():
+    # lldpad adopts the VID of our response to a VID 0 request and repeats that one.
+    bridge = new_bridge()
+    first = send(bridge, P1, tlv(AS, vid=0), now=0)
+    chosen = only_response(first).filters[0].vid
+    again = send(bridge, P1, tlv(AS, vid=chosen), now=10)
+    assert again.responses == first.responses and again.events == []
+    assert not again.bindings_changed
+
+
 def test_keepalive_ignores_the_hints():
     bridge = new_bridge()
     send(bridge, P1, tlv(AS, status=STATUS_M))

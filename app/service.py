@@ -1,0 +1,47 @@
+"""What the operator and the VM manager can ask of the running controller: the one facade the
+REST layer (app/rest) calls. Every method is thread-safe (it takes the control plane's lock) and
+sends what the change requires to the switches and stations itself.
+
+VSI IDs are given and returned as text (app.vdp.describe.vsi_id_text: a UUID for UUID VSI IDs).
+"""
+from typing import Any, Protocol
+
+from app.policy.database import VsiTypeDatabase
+
+
+class NmsService(Protocol):
+    # views ---------------------------------------------------------------------------------
+    def switches(self) -> list[dict[str, Any]]:
+        """Connected switches: dpid, name, state, ports, punt counters."""
+
+    def links(self) -> list[dict[str, Any]]:
+        """Inter-switch links as discovered: {"a": "edge1/edge1-up1", "b": "agg1/agg1-dn1"}."""
+
+    def stations(self) -> list[dict[str, Any]]:
+        """Per server port with a station: EVB agreement, ECP state, counters."""
+
+    def associations(self) -> list[dict[str, Any]]:
+        """Every VSI the bridge holds: vsi_id, state, attachments (switch, port_no, port,
+        state, manager_id, type_id, type_version, profile, tenant, entries [{mac, vid}])."""
+
+    def lookup(self, query: str) -> dict[str, Any] | None:
+        """Server lookup (draft 5.4) by VSI ID or MAC: {"vsi_id", "current": [attachments],
+        "previous": [{"switch", "port", "until"}]}; None if never seen."""
+
+    # changes -------------------------------------------------------------------------------
+    def deassociate(self, vsi_id: str, reason: str) -> bool:
+        """Bridge-initiated De-Associate: the station is told, the VM's flows are removed.
+        False if the VSI is unknown."""
+
+    def relocate(self, vsi_id: str, switch: str, port: str, *, replicate: bool = False
+                 ) -> dict[str, Any]:
+        """Draft 5.5/5.6: prepare the VSI's network state at another port (switch name or dpid,
+        port name or number) ahead of the station's own VDP requests; with replicate the source
+        stays as it is. Raises KeyError (unknown VSI/switch/port) or ValueError (refused, with
+        the reason)."""
+
+    def apply_profiles(self, database: VsiTypeDatabase) -> dict[str, Any]:
+        """Makes `database` the VSI type database: associated VMs of changed types get the new
+        ACL/QoS on every switch without a gap (flows are modified in place); VMs whose type was
+        removed, or whose VLAN/manager is no longer allowed, are de-associated. Returns
+        {"updated": n, "deassociated": [vsi ids]}."""
