@@ -1,0 +1,103 @@
+"""Benchmark: the data-plane gap of a VM migration driven by VDP (libvirt's order: Pre-Associate
+at the destination, the move, De-Associate at the source, Associate at the destination).
+
+A peer VM pings the migrating VM at 1,000 packets/s throughout; for each migration the gap is
+the longest interval without a reply and the number of lost packets. After each migration every
+switch is checked for flows left where the VM no longer is. Prints JSON.
+
+    .venv/bin/python -m bench.migration [--migrations 20] [--order vdp|associate-first]
+"""
+import argparse
+import json
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from topologies.controller_process import ControllerProcess, free_port
+from topologies.datacenter import datacenter
+from topologies.migration import flows_follow, migrate, start_vm
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def probe_stream(vm, address):
+    """topologies/probe.py in vm's netns: ICMP echo at exactly 1,000 requests/s."""
+    proc = subprocess.Popen(["ip", "netns", "exec", vm.netns, sys.executable, "-m",
+                             "topologies.probe", address, "--rate", "1000"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stderr.readline()  # "ready"
+    return proc
+
+
+def gap_of(proc):
+    """(longest interval without a reply in ms, lost packets) of a stopped probe stream."""
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=10)
+    result = json.loads(out)
+    return result["max_gap_ms"], result["lost"]
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--migrations", type=int, default=20)
+    parser.add_argument("--order", choices=["vdp", "associate-first"], default="vdp")
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="bench-migration-"))
+    gaps, losses, stale, failed = [], [], [], 0
+    steps = {}  # step -> durations (ms) from the previous step
+    with ControllerProcess(work, of_port=free_port(), rest_port=free_port()) as ctl, \
+            datacenter(controller_port=ctl.of_port) as dc:
+        stations = {srv.name: dc.add_station(srv.name) for srv in dc.spec.servers}
+        if not all(s.wait_vdp_ready(15) for s in stations.values()):
+            sys.exit("a station never enabled VDP")
+        peer = start_vm(dc, stations, "peer", "srv21", "52:54:00:00:0b:01", "10.0.0.201/24",
+                        "b0b0b0b0-0000-0000-0000-000000000201")
+        mover = start_vm(dc, stations, "mover", "srv11", "52:54:00:00:0b:02", "10.0.0.202/24",
+                         "b0b0b0b0-0000-0000-0000-000000000202")
+        if not peer.vm.wait_reachable(mover.vm.address, timeout=5):
+            sys.exit("the peer cannot reach the VM before any migration")
+        for n in range(args.migrations):
+            destination = "srv22" if mover.server == "srv11" else "srv11"
+            stream = probe_stream(peer.vm, mover.vm.address)
+            time.sleep(0.3)
+            marks = {}
+            results = migrate(dc, stations, mover, destination, order=args.order, marks=marks)
+            ordered = sorted(marks.items(), key=lambda kv: kv[1])
+            for (_, before), (step, at) in zip(ordered, ordered[1:]):
+                steps.setdefault(step, []).append(1000 * (at - before))
+            failed += not all(r.ok for r in results.values())
+            time.sleep(0.5)
+            gap, lost = gap_of(stream)
+            gaps.append(gap)
+            losses.append(lost)
+            problem = flows_follow(dc, mover)
+            if problem:
+                stale.append(problem)
+    measured = [g for g in gaps if g is not None]
+    print(json.dumps({
+        "benchmark": "migration_gap",
+        "order": args.order,
+        "migrations": args.migrations,
+        "vdp_failures": failed,
+        "probe_rate_pps": 1000,
+        "gap_ms": {"median": statistics.median(measured), "p95": percentile(measured, 0.95),
+                   "max": max(measured)} if measured else None,
+        "lost_packets": {"median": statistics.median(losses), "max": max(losses),
+                         "total": sum(losses)},
+        "step_ms_median": {step: round(statistics.median(v), 1) for step, v in steps.items()},
+        "stale_flows": len(stale),
+        "stale_detail": stale[:3],
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""VM migration with lldpad on both servers, in every order real life produces; after each one
+the switches hold the VM's flows only where the VM is."""
+import subprocess
+
+import pytest
+
+from tests.integration.bed import MARKS, dump_flows, wait_until
+from topologies.migration import BATCH, flows_follow, migrate, move_vm, start_vm
+
+pytestmark = MARKS
+
+
+@pytest.fixture
+def stations(bed):
+    started = {srv.name: bed.add_station(srv.name) for srv in bed.spec.servers}
+    for station in started.values():
+        assert station.wait_vdp_ready(10), station.log()[-2000:]
+    return started
+
+
+@pytest.fixture
+def pair(bed, stations):
+    """A peer VM on srv21 and the VM that will move, on srv11."""
+    peer = start_vm(bed, stations, "peer", "srv21", "52:54:00:00:01:01", "10.0.0.101/24",
+                    "a1b2c3d4-0000-0000-0000-000000000101")
+    mover = start_vm(bed, stations, "mover", "srv11", "52:54:00:00:01:02", "10.0.0.102/24",
+                     "a1b2c3d4-0000-0000-0000-000000000102")
+    assert peer.vm.ping(mover.vm.address, count=2, wait=1) == (2, 2)
+    return peer, mover
+
+
+@pytest.mark.parametrize("dst", ["srv22", "srv12"])  # to the other edge; within one edge
+def test_libvirt_order_moves_the_flows(bed, stations, pair, dst):
+    peer, mover = pair
+    results = migrate(bed, stations, mover, dst, order="vdp")
+    assert all(r.ok for r in results.values()), {k: r.raw for k, r in results.items()}
+    assert peer.vm.ping(mover.vm.address, count=3, wait=1) == (3, 3)
+    assert flows_follow(bed, mover) is None, flows_follow(bed, mover)
+
+
+def test_associate_at_the_destination_first_tells_the_source(bed, stations, pair):
+    peer, mover = pair
+    source = stations["srv11"]
+    results = migrate(bed, stations, mover, "srv22", order="associate-first")
+    assert results["assoc"].ok, results["assoc"].raw
+    assert peer.vm.ping(mover.vm.address, count=3, wait=1) == (3, 3)
+    wait_until(lambda: not any(v.get("uuid") == mover.uuid for v in source.query()), timeout=5,
+               message="the source station still holds the VSI")
+    assert flows_follow(bed, mover) is None, flows_follow(bed, mover)
+
+
+def test_suspend_keeps_the_profile_and_forwards_nothing(bed, stations, controller):
+    peer = start_vm(bed, stations, "peer", "srv21", "52:54:00:00:01:01", "10.0.0.101/24",
+                    "a1b2c3d4-0000-0000-0000-000000000101")
+    # lldpad sends the S-bit only for a VSI created with hints "from".
+    mover = start_vm(bed, stations, "mover", "srv11", "52:54:00:00:01:02", "10.0.0.102/24",
+                     "a1b2c3d4-0000-0000-0000-000000000102", hints="from")
+    assert peer.vm.ping(mover.vm.address, count=2, wait=1) == (2, 2)
+    assert mover.request(stations["srv11"], "deassoc", hints="from").ok
+    assert peer.vm.ping(mover.vm.address, count=2, wait=0.5) == (2, 0)
+    (vsi,) = [v for v in controller.rest("/v1/associations") if v["vsi_id"] == mover.uuid]
+    assert vsi["state"] == "suspended"
+    assert not any("dl_src=" + mover.vm.mac in line for lines in
+                   _flows_with(bed, mover.vm.mac).values() for line in lines)
+    # Resumed on another server: forwarding again from there.
+    move_vm(bed, mover, "srv22")
+    assert mover.request(stations["srv22"], "assoc", hints="to").ok
+    assert peer.vm.ping(mover.vm.address, count=3, wait=1) == (3, 3)
+    assert flows_follow(bed, mover) is None
+
+
+def test_a_preassociation_never_confirmed_expires_and_releases_its_reservation(
+        bed, stations, pair):
+    peer, mover = pair
+    assert mover.request(stations["srv22"], "preassoc-rr", hints="to").ok
+    meters_before = _vm_meters("edge2")
+    # The destination's station goes quiet (its keep-alives dropped before our punt flow).
+    subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "add-flow", "edge2",
+                    "cookie=0x1,priority=65000,in_port=2,dl_type=0x8940,actions=drop"], check=True)
+    try:
+        wait_until(lambda: _vm_meters("edge2") < meters_before, timeout=30, interval=0.5,
+                   message="the reservation at the destination is still there")
+    finally:
+        subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "del-flows", "edge2",
+                        "cookie=0x1/-1"], check=True)
+    assert peer.vm.ping(mover.vm.address, count=2, wait=1) == (2, 2)  # the source never stopped
+    assert flows_follow(bed, mover) is None
+
+
+def test_a_destination_that_refuses_leaves_the_source_forwarding(bed, stations):
+    # "batch" allows 2 VMs per port: srv22 is full, so a third cannot move there.
+    for n in (1, 2):
+        start_vm(bed, stations, f"full{n}", "srv22", f"52:54:00:00:02:0{n}",
+                 f"10.0.2.{n}/24", f"a1b2c3d4-0000-0000-0000-00000000020{n}", vsi_type=BATCH)
+    peer = start_vm(bed, stations, "peer", "srv21", "52:54:00:00:02:10", "10.0.2.10/24",
+                    "a1b2c3d4-0000-0000-0000-000000000210", vsi_type=BATCH)
+    mover = start_vm(bed, stations, "mover", "srv11", "52:54:00:00:02:11", "10.0.2.11/24",
+                     "a1b2c3d4-0000-0000-0000-000000000211", vsi_type=BATCH)
+    refused = mover.request(stations["srv22"], "preassoc", hints="to")
+    assert not refused.ok and refused.status == 0x02, refused   # insufficient resources
+    assert peer.vm.ping(mover.vm.address, count=3, wait=1) == (3, 3)
+    assert flows_follow(bed, mover) is None
+
+
+def _flows_with(bed, mac):
+    return {name: [f["text"] for f in dump_flows(name) if mac in f["text"]]
+            for name in [bed.spec.agg, *(e.name for e in bed.spec.edges)]}
+
+
+def _vm_meters(bridge):
+    out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-meters", bridge],
+                         capture_output=True, text=True, check=True).stdout
+    return sum(1 for line in out.splitlines() if line.startswith("meter=") and
+               not line.startswith("meter=1 "))

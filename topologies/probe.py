@@ -1,0 +1,80 @@
+"""A fixed-rate ICMP echo probe: run inside a VM's netns, it sends echo requests to a target at
+an exact rate (unlike ping, which slows down while replies are missing) until SIGINT/SIGTERM,
+then prints JSON: sent, received, lost, and the longest interval without a reply.
+
+    ip netns exec NS python -m topologies.probe TARGET [--rate 1000]
+"""
+import argparse
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+
+ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY = 8, 0
+
+
+def checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+
+def echo_request(ident: int, seq: int) -> bytes:
+    header = struct.pack("!BBHHH", ICMP_ECHO_REQUEST, 0, 0, ident, seq)
+    return struct.pack("!BBHHH", ICMP_ECHO_REQUEST, 0, checksum(header), ident, seq)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("target")
+    parser.add_argument("--rate", type=float, default=1000.0, help="requests per second")
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    sock.settimeout(0.05)
+    ident = os.getpid() & 0xFFFF
+    replies: dict[int, float] = {}
+
+    def receive():
+        while not stop.is_set():
+            try:
+                packet = sock.recv(2048)
+            except socket.timeout:
+                continue
+            header = packet[(packet[0] & 0x0F) * 4:][:8]
+            kind, _, _, rid, seq = struct.unpack("!BBHHH", header)
+            if kind == ICMP_ECHO_REPLY and rid == ident:
+                replies.setdefault(seq, time.monotonic())
+
+    receiver = threading.Thread(target=receive, daemon=True)
+    receiver.start()
+    print("ready", file=sys.stderr, flush=True)
+    interval, sent = 1.0 / args.rate, 0
+    start = time.monotonic()
+    while not stop.is_set():
+        sock.sendto(echo_request(ident, sent & 0xFFFF), (args.target, 0))
+        sent += 1
+        delay = start + sent * interval - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    time.sleep(0.2)  # replies still on their way
+    stop.set()
+    receiver.join()
+    times = sorted(replies.values())
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    print(json.dumps({"sent": sent, "received": len(replies), "lost": sent - len(replies),
+                      "max_gap_ms": round(1000 * max(gaps), 2) if gaps else None}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
