@@ -94,6 +94,7 @@ def main(argv=None):
         "lost_packets": {"median": statistics.median(losses), "max": max(losses),
                          "total": sum(losses)},
         "step_ms_median": {step: round(statistics.median(v), 1) for step, v in steps.items()},
+        "gaps_ms": gaps,
         "stale_flows": len(stale),
         "stale_detail": stale[:3],
     }, indent=1))

@@ -1,6 +1,7 @@
 """A fixed-rate ICMP echo probe: run inside a VM's netns, it sends echo requests to a target at
 an exact rate (unlike ping, which slows down while replies are missing) until SIGINT/SIGTERM,
-then prints JSON: sent, received, lost, and the longest interval without a reply.
+then prints JSON: sent, received, lost, and the longest interval without a reply (from the
+first request to the last).
 
     ip netns exec NS python -m topologies.probe TARGET [--rate 1000]
 """
@@ -66,10 +67,12 @@ def main(argv=None) -> int:
         delay = start + sent * interval - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+    last_send = time.monotonic()
     time.sleep(0.2)  # replies still on their way
     stop.set()
     receiver.join()
-    times = sorted(replies.values())
+    # From the first send to the last: silence at either end counts as a gap too.
+    times = [start, *sorted(replies.values()), last_send]
     gaps = [b - a for a, b in zip(times, times[1:])]
     print(json.dumps({"sent": sent, "received": len(replies), "lost": sent - len(replies),
                       "max_gap_ms": round(1000 * max(gaps), 2) if gaps else None}))
