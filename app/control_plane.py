@@ -14,6 +14,8 @@ import dataclasses
 import itertools
 import logging
 import math
+import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.codec.errors import CodecError
@@ -69,10 +71,18 @@ class _Held:
 
 class ControlPlane:
     def __init__(self, event_log: EventLog, bridge: VdpBridge,
-                 evb_config: BridgeEvbConfig = BridgeEvbConfig()):
+                 evb_config: BridgeEvbConfig = BridgeEvbConfig(),
+                 save: Callable[[dict], None] = lambda intent: None,
+                 first_sequence: Callable[[], int] = lambda: random.randrange(1, 0x10000)):
+        """`save` persists the intent (see `intent()`) before any station hears of a change;
+        `first_sequence` picks each new port session's first ECP sequence number (random, so a
+        restarted controller's first PDU is not mistaken for a duplicate)."""
         self.event_log = event_log
         self.bridge = bridge
         self.evb_config = evb_config
+        self._save = save
+        self._first_sequence = first_sequence
+        self._restored_rr: set[PortRef] = set()
         self.topology = Topology()
         self.programmer = FlowProgrammer()
         self._switches: dict[int, tuple[str, dict[int, Port]]] = {}
@@ -145,8 +155,11 @@ class ControlPlane:
             counters["ignored_on_trunk"] += 1
             return Reaction()
         session = self._session(ref, port)
+        relay = session.agreement.rr_granted if session.agreement else None
         out = session.on_frame(frame, now)
         reaction = self._session_output(session, out)
+        if session.agreement and session.agreement.rr_granted != relay:
+            reaction.extend(self._replan(now))  # hairpin flows follow reflective relay
         outcome = Outcome()
         for manager, vsi in out.vdp:
             outcome = outcome.merge(self.bridge.on_request(
@@ -178,6 +191,8 @@ class ControlPlane:
         for kind, fields in outcome.events:
             self._emit(kind, fields)
         if not outcome.bindings_changed:
+            if outcome.events:  # a state change without flows (e.g. a plain Pre-Associate)
+                self._save(self.intent())
             return self._send_vdp(outcome.responses + outcome.unsolicited, now)
         reaction = self._replan(now)
         if not reaction.batches:
@@ -220,10 +235,42 @@ class ControlPlane:
                 self._history[vsi_id].append((port, now))
         self._forwarding = forwarding
 
+    def _rr_ports(self) -> set[PortRef]:
+        """Ports where reflective relay is granted; after a restart, until the station's next
+        LLDP, the ports where it was granted before (so hairpin flows are not torn down)."""
+        granted = set()
+        for ref in self._restored_rr | set(self._sessions):
+            session = self._sessions.get(ref)
+            if session is None or session.agreement is None:
+                granted |= {ref} & self._restored_rr
+            elif session.agreement.rr_granted:
+                granted.add(ref)
+        return granted
+
+    def intent(self) -> dict:
+        """What must survive a restart: the bridge's VSIs, the links, the RR ports."""
+        return {"version": 1, "vsis": self.bridge.export(),
+                "links": [[link.a.dpid, link.a.port_no, link.b.dpid, link.b.port_no]
+                          for link in self.topology.links],
+                "rr_ports": sorted([r.dpid, r.port_no] for r in self._rr_ports())}
+
+    def restore(self, intent: dict, database, now: float) -> None:
+        """Takes back a saved intent at start, before any switch connects: each switch that
+        connects is then reconciled against the same flows it holds, so nothing is flushed."""
+        outcome = self.bridge.restore(intent.get("vsis", []), database, now)
+        for a_dpid, a_port, b_dpid, b_port in intent.get("links", []):
+            self.topology.add_link(PortRef(a_dpid, a_port), PortRef(b_dpid, b_port), now)
+        self._restored_rr = {PortRef(*ref) for ref in intent.get("rr_ports", [])}
+        for kind, fields in outcome.events:
+            self._emit(kind, fields)
+        self._replan(now)
+        self.event_log.emit("controller.restored", vsis=len(self.bridge.vsis()),
+                            links=len(self.topology.links))
+
     def _replan(self, now: float) -> Reaction:
         self._track_locations(now)
-        rr_ports = {ref for ref, s in self._sessions.items()
-                    if s.agreement is not None and s.agreement.rr_granted}
+        rr_ports = self._rr_ports()
+        self._save(self.intent())
         plans = plan_vm_flows(self.bridge.bindings(), self.topology, rr_ports)
         changes = self.programmer.update(plans)
         return Reaction(batches=[FlowBatch(dpid, msgs) for dpid, msgs in sorted(changes.items())
@@ -305,7 +352,8 @@ class ControlPlane:
     def _session(self, ref: PortRef, port: Port) -> PortSession:
         session = self._sessions.get(ref)
         if session is None:
-            session = PortSession(ref, port.name, port.hw_addr, self.evb_config)
+            session = PortSession(ref, port.name, port.hw_addr, self.evb_config,
+                                  self._first_sequence())
             self._sessions[ref] = session
         return session
 

@@ -29,6 +29,7 @@ from app.flows import ofmsg
 from app.rest.api import RestApi
 from app.rest.server import RestServer
 from app.policy.database import VsiTypeDatabase
+from app.store.intent_store import IntentStore
 from app.store.sqlite_store import SqliteStore
 from app.vdp.authorizer import Authorizer
 from app.vdp.bridge import VdpBridge
@@ -51,7 +52,11 @@ class EvbApp(app_manager.OSKenApp):
         self.event_log = EventLog()
         self.event_log.add_sink(self.store.append_event)
         self.bridge = VdpBridge(Authorizer(lambda: self.policies))
-        self.control = ControlPlane(self.event_log, self.bridge)
+        self.intent_store = IntentStore(self.settings.db_path)
+        self.control = ControlPlane(self.event_log, self.bridge, save=self.intent_store.save)
+        intent = self.intent_store.load()
+        if intent:  # before any switch connects: they are reconciled against it, not flushed
+            self.control.restore(intent, self.policies, time.monotonic())
         self.plane_lock = threading.RLock()  # the control plane is single-threaded logic
         self._batches = BatchTracker()
         self._lock = threading.Lock()
@@ -79,6 +84,7 @@ class EvbApp(app_manager.OSKenApp):
         self.event_log.emit("controller.stopped")
         super().stop()
         self.store.close()
+        self.intent_store.close()
 
     # status for the REST layer -------------------------------------------------------------
     def switches_snapshot(self) -> list[dict]:

@@ -56,11 +56,13 @@ class EcpMachine:
     """``r`` and ``rte`` may be changed at any time (after EVB negotiation); a change applies
     from the next (re)transmission."""
 
-    def __init__(self, r: int = 3, rte: int = 14) -> None:
+    def __init__(self, r: int = 3, rte: int = 14, first_sequence: int = 1) -> None:
+        """``first_sequence``: lldpad starts at 1; a restarted bridge should not, or its first
+        PDU may repeat the last sequence the station delivered and be taken for a duplicate."""
         self.r = r
         self.rte = rte
         self._rx_last: int | None = None
-        self._tx_sequence = 0            # the last sequence used
+        self._tx_sequence = first_sequence - 1 if first_sequence > 1 else 0  # the last used
         self._queue: collections.deque[bytes] = collections.deque()
         self._queued_since: float | None = None  # when the head of the queue could have gone
         self._outstanding: _Outstanding | None = None

@@ -77,13 +77,14 @@ def pack_vdpdus(items: list[VdpItem]) -> list[Vdpdu]:
 
 
 class PortSession:
-    def __init__(self, port: PortRef, port_name: str, bridge_mac: str, config: BridgeEvbConfig) -> None:
+    def __init__(self, port: PortRef, port_name: str, bridge_mac: str, config: BridgeEvbConfig,
+                 first_sequence: int = 1) -> None:
         self.port = port
         self.port_name = port_name
         self.bridge_mac = bridge_mac
         self.config = config
         self._port_id = PortId.from_name(port_name)
-        self._ecp = EcpMachine(config.r, config.rte)
+        self._ecp = EcpMachine(config.r, config.rte, first_sequence)
         self._agreement: EvbAgreement | None = None
         self._station_mac: str | None = None
         self._station_tlv: EvbTlv | None = None

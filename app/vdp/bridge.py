@@ -45,11 +45,13 @@ Responses (status octet: response bit 0x40 | KEEP 0x20 | HARD 0x10 | error):
   carrying the filters of the last response, since the station compares the VIDs it adopted.
 * A station TLV with the response bit set is ignored (as lldpad does), with a vsi.ignored event.
 """
+import math
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from app.codec.vdp import (STATUS_M, STATUS_S, FilterEntry, ManagerIdTlv, VdpError, VdpTlvType, VsiId,
-                           VsiTlv, make_deassociate, make_response)
+from app.codec.vdp import (STATUS_M, STATUS_S, FilterEntry, ManagerIdTlv, VdpError, VdpTlvType, Vdpdu,
+                           VsiId, VsiTlv, decode_vdpdu, encode_vdpdu, make_deassociate,
+                           make_response)
 from app.fabric.ports import PortRef
 from app.policy.profile import VsiTypeProfile, manager_id_from_octets
 from app.vdp.authorizer import AuthRequest, Authorizer, Decision
@@ -413,6 +415,57 @@ class VdpBridge:
         # SUSPENDED only ever stands alone, so the most advanced state of the list says it all.
         state = max((a.state for a in attachments), key=list(VsiState).index)
         return VsiInfo(vsi.vsi_id, vsi_id_text(vsi.vsi_id), state, attachments)
+
+    # Persistence: what the bridge accepted survives a controller restart
+
+    def export(self) -> list[dict]:
+        """Every attachment (and held suspended record) as JSON-able data, for the store.
+        Requests and responses are kept as VDPDU octets, so a restored keep-alive compares
+        byte for byte; timers are not kept: a restored VSI gets a full keep-alive period."""
+        records = []
+        for vsi in self._vsis.values():
+            held = [(vsi.suspended, True)] if vsi.suspended is not None else []
+            for att, suspended in [*((a, False) for a in vsi.attachments.values()), *held]:
+                records.append({
+                    "vsi_id": [int(vsi.vsi_id.format), vsi.vsi_id.value.hex()],
+                    "port": [att.port.dpid, att.port.port_no], "handle": att.handle,
+                    "state": att.state.value, "suspended": suspended,
+                    "request": encode_vdpdu(Vdpdu((att.manager, att.request))).hex(),
+                    "response": encode_vdpdu(Vdpdu((att.manager, att.response))).hex(),
+                    "entries": [[e.mac, e.vid] for e in att.entries],
+                    "timeout": None if math.isinf(att.timeout) else att.timeout})
+        return records
+
+    def restore(self, records: list[dict], database, now: float) -> Outcome:
+        """Recreates the exported attachments with their handles (so their flows and meters
+        are the ones the switches still hold) and the profiles of ``database``. A record whose
+        type is gone is dropped with a vsi.deassociated event; its station hears nothing (it
+        will time the VSI out, or its next keep-alive is refused)."""
+        outcome = Outcome(bindings_changed=bool(records))
+        for record in records:
+            (manager, request), = decode_vdpdu(bytes.fromhex(record["request"])).vsis_with_manager()
+            (_, response), = decode_vdpdu(bytes.fromhex(record["response"])).vsis_with_manager()
+            vsi_id = VsiId(record["vsi_id"][0], bytes.fromhex(record["vsi_id"][1]))
+            port = PortRef(*record["port"])
+            profile = database.get(request.type_id, request.type_version)
+            timeout = math.inf if record["timeout"] is None else record["timeout"]
+            att = _Attachment(port, record["handle"], manager, request, response,
+                              VsiState(record["state"]),
+                              tuple(MacVid(mac, vid) for mac, vid in record["entries"]),
+                              profile, now, now, timeout)
+            if profile is None:
+                outcome.events.append(("vsi.deassociated", {
+                    **port_fields(port), "vsi": vsi_id_text(vsi_id), "initiator": "bridge",
+                    "reason": "its VSI type is gone after the restart"}))
+                continue
+            vsi = self._vsis.setdefault(vsi_id, _Vsi(vsi_id, {}))
+            if record["suspended"]:
+                vsi.suspended = att
+            else:
+                vsi.attachments[port] = att
+            self._handles.add(att.handle)
+            self._next_handle = max(self._next_handle, att.handle % (HANDLE_LIMIT - 1) + 1)
+        return outcome
 
     # Bookkeeping
 

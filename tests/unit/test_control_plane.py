@@ -262,3 +262,23 @@ def test_a_changed_profile_applies_to_associated_vms_and_a_removed_type_deassoci
     sent = bed.run(reaction)
     assert [r.mode for r in vdp_responses(sent)] == [VdpTlvType.DE_ASSOCIATE]
     assert bed.plane.vm_flows(EDGE1) == []
+
+
+def test_a_restarted_controller_takes_back_its_intent_and_changes_no_flow():
+    bed = Bed()
+    for dpid in (EDGE1, EDGE2):
+        bed.station_hello(dpid, 1)
+    bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A)
+    bed.request(EDGE2, 1, VdpTlvType.ASSOCIATE, UUID_B, VM_B)
+    saved = []
+    restarted = ControlPlane(EventLog(), VdpBridge(Authorizer(lambda: load_policies(POLICIES))),
+                             save=saved.append)
+    restarted.restore(bed.plane.intent(), load_policies(POLICIES), 50.0)
+    for dpid, fake in bed.fabric.switches.items():
+        sync = SwitchSync(dpid, DEFAULT_TRUNK_PATTERNS, restarted.vm_flows, restarted.vm_meters)
+        sent = connect(sync, fake)
+        assert not [m for m in sent if m.__class__.__name__ in ("OFPFlowMod", "OFPMeterMod")], \
+            f"switch {dpid:#x} was changed"
+    assert ping(bed, PortRef(EDGE1, 1), VM_A, VM_B) == [(EDGE2, 1)]
+    assert [b.vsi_id for b in restarted.bridge.bindings()] == \
+        [VsiId.from_uuid(UUID_A), VsiId.from_uuid(UUID_B)]
