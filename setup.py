@@ -20,7 +20,9 @@ setup(
     entry_points={
         "console_scripts": [
             "evb-nms=app.cli.evb_nms:main",
+            "evbctl=app.cli.evbctl:main",
             "evb-datacenter=topologies.run_datacenter:main",
+            "evb-vcenter=app.vcenter.reference:main",
         ],
     },
 )

@@ -8,10 +8,24 @@ import yaml
 from app.fabric.ports import DEFAULT_TRUNK_PATTERNS
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+ADMIN = "*"            # the tenant of an API token that sees and changes everything
+TENANT_MAX = 64        # as VsiTypeProfile.tenant
 
 
 class ConfigError(ValueError):
     """A setting is wrong; the message names the setting and, for files, the file."""
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A bearer token of the REST API and the tenant it acts for (ADMIN: every tenant).
+    The token stays out of repr() so that logged settings do not leak it."""
+    token: str = dataclasses.field(repr=False)
+    tenant: str
+
+    @property
+    def admin(self) -> bool:
+        return self.tenant == ADMIN
 
 
 @dataclass(frozen=True)
@@ -24,6 +38,8 @@ class Settings:
     log_level: str = "INFO"
     trunk_ports: tuple[str, ...] = DEFAULT_TRUNK_PATTERNS
     canary_interval: float = 5.0
+    # No tokens: the REST API is open to whoever reaches rest_listen (127.0.0.1 by default).
+    api_tokens: tuple[ApiToken, ...] = ()
 
     @property
     def rest_address(self) -> tuple[str, int]:
@@ -51,12 +67,45 @@ class Settings:
                 or not 0.5 <= interval <= 3600:
             raise ConfigError(f"canary_interval: expected 0.5 to 3600 seconds, "
                               f"got {self.canary_interval}")
+        _check_tokens(self.api_tokens)
         return self
 
 
 def _check_port(name: str, value) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
         raise ConfigError(f"{name}: expected a TCP port 1-65535, got {value!r}")
+
+
+def _check_tokens(tokens) -> None:
+    seen = set()
+    for index, entry in enumerate(tokens):
+        where = f"api_tokens[{index}]"
+        if not isinstance(entry, ApiToken):
+            raise ConfigError(f"{where}: expected {{token: TEXT, tenant: NAME or '{ADMIN}'}}")
+        if not isinstance(entry.token, str) or len(entry.token) < 8 or entry.token != \
+                entry.token.strip():
+            raise ConfigError(f"{where}.token: expected a text of at least 8 characters "
+                              f"without surrounding spaces")
+        if entry.token in seen:
+            raise ConfigError(f"{where}.token: the same token is given twice")
+        seen.add(entry.token)
+        if not isinstance(entry.tenant, str) or not entry.tenant.strip() \
+                or len(entry.tenant) > TENANT_MAX:
+            raise ConfigError(f"{where}.tenant: expected a tenant name of 1-{TENANT_MAX} "
+                              f"characters or '{ADMIN}' for an admin token")
+
+
+def _tokens(path: str, value) -> tuple[ApiToken, ...]:
+    """api_tokens as the file writes it: a list of {token, tenant} mappings."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{path}: api_tokens: expected a list of {{token, tenant}} mappings")
+    tokens = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict) or set(item) != {"token", "tenant"}:
+            raise ConfigError(f"{path}: api_tokens[{index}]: expected exactly the keys token "
+                              f"and tenant ('{ADMIN}' for an admin token)")
+        tokens.append(ApiToken(token=item["token"], tenant=item["tenant"]))
+    return tuple(tokens)
 
 
 def _check_host(name: str, value: str) -> None:
@@ -96,6 +145,8 @@ def load_file(path: str) -> dict:
             if not isinstance(value, list):
                 raise ConfigError(f"{path}: trunk_ports: expected a list of patterns")
             value = tuple(value)
+        elif name == "api_tokens":
+            value = _tokens(path, value)
         values[name] = value
     return values
 

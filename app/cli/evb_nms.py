@@ -10,6 +10,8 @@ import sys
 from app.config import ConfigError, Settings, build_settings, load_file
 from app.policy.errors import PolicyError
 from app.policy.loader import load_policies
+from app.registry.errors import RegistryError
+from app.store.sqlite_store import StoreError
 
 APPS = ["app.controller.evb_app", "os_ken.controller.ofp_handler"]
 
@@ -111,6 +113,9 @@ def main(argv=None) -> int:
     except OSError as err:
         print(f"evb-nms: {err}", file=sys.stderr)
         status = 1
+    except (RegistryError, StoreError) as err:  # the database holds what we cannot use
+        print(f"evb-nms: {err}", file=sys.stderr)
+        status = 2
     logging.shutdown()
     # The apps have stopped (run_apps closed them), but os-ken's native hub cannot end its
     # OpenFlow accept loop or datapath threads, which would keep the process alive.

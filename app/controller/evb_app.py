@@ -29,6 +29,7 @@ from app.flows import ofmsg
 from app.rest.api import RestApi
 from app.rest.server import RestServer
 from app.policy.database import VsiTypeDatabase
+from app.registry.registry import Registry
 from app.store.intent_store import IntentStore
 from app.store.sqlite_store import SqliteStore
 from app.vdp.authorizer import Authorizer
@@ -51,6 +52,11 @@ class EvbApp(app_manager.OSKenApp):
         self.store = SqliteStore(self.settings.db_path)
         self.event_log = EventLog()
         self.event_log.add_sink(self.store.append_event)
+        self.service = ControllerService(self)
+        # The VSI type database: policy files plus the profiles the VM manager pushed.
+        self.registry = Registry(self.policies, self.store, self.service,
+                                 emit=self.event_log.emit)
+        self.policies = self.registry.database()
         self.bridge = VdpBridge(Authorizer(lambda: self.policies))
         self.intent_store = IntentStore(self.settings.db_path)
         self.control = ControlPlane(self.event_log, self.bridge, save=self.intent_store.save)
@@ -65,8 +71,8 @@ class EvbApp(app_manager.OSKenApp):
         self._multipart = MultipartCollector()
         self._stopping = threading.Event()
         self.handler_errors = 0  # exceptions caught by app.controller.guard
-        self.service = ControllerService(self)
-        self.rest = RestServer(*self.settings.rest_address, RestApi(self).wsgi)
+        self.rest = RestServer(*self.settings.rest_address, RestApi(
+            self.service, self.registry, self.store, self.settings.api_tokens).wsgi)
 
     def start(self):
         thread = super().start()
@@ -103,18 +109,6 @@ class EvbApp(app_manager.OSKenApp):
     def _punt_counters(self, dpid: int) -> dict:
         with self.plane_lock:
             return self.control.counters_for(dpid)
-
-    def vsis_snapshot(self) -> list:
-        with self.plane_lock:
-            return self.bridge.vsis()
-
-    def links_snapshot(self) -> list[dict]:
-        with self.plane_lock:
-            return self.control.links_snapshot()
-
-    def sessions_snapshot(self) -> list[dict]:
-        with self.plane_lock:
-            return self.control.sessions_snapshot()
 
     # OpenFlow events ----------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)

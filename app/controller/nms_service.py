@@ -87,7 +87,7 @@ def vsi_view(info, names) -> dict:
             **where(a.port), "state": a.state.value,
             "binding": a.binding.value if a.binding else None, "handle": a.handle,
             "manager_id": a.manager_id, "type_id": a.type_id, "type_version": a.type_version,
-            "profile": a.profile, "entries": [{"mac": e.mac, "vid": e.vid} for e in a.entries],
+            "profile": a.profile, "tenant": a.tenant, "entries": [{"mac": e.mac, "vid": e.vid} for e in a.entries],
             # The bridge's clock is time.monotonic(); a replicated copy is held until removed.
             "expires_in": None if math.isinf(a.expires) else round(a.expires - time.monotonic(), 1),
         } for a in info.attachments],

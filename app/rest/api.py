@@ -1,83 +1,66 @@
-"""REST API v1 (WebOb). Read-only views for now: health, switches, links, stations,
-associations, events."""
-import json
-import time
+"""REST API v1 (WebOb, JSON): the operator's and the VM manager's view of the controller and
+their way to change it. Routes live with their resources (fabric, associations, registry_views,
+events); this module authenticates, dispatches and turns every failure into a JSON error.
+The API is described in docs/openapi.yaml, served at /v1/openapi.yaml."""
+import logging
+from collections.abc import Sequence
+from pathlib import Path
 
 from webob import Request, Response
-from webob.exc import HTTPException, HTTPMethodNotAllowed, HTTPNotFound
 
+from app.config import ApiToken
+from app.registry import Registry
+from app.registry.errors import Conflict, Forbidden, InvalidInput, NotFound, RegistryError
+from app.rest.associations import AssociationViews
+from app.rest.auth import Authenticator
+from app.rest.events import EventViews
+from app.rest.fabric import FabricViews
+from app.rest.http import ApiError, error_response
+from app.rest.registry_views import RegistryViews
+from app.rest.router import Access, Route, Router
+from app.service import NmsService
+from app.store.base import Store
 
-def json_response(body, status: int = 200) -> Response:
-    return Response(status=status, content_type="application/json", charset="utf-8",
-                    body=json.dumps(body, indent=1, default=str).encode() + b"\n")
+LOG = logging.getLogger("evb_nms.rest")
+OPENAPI_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
+_STATUS = {InvalidInput: 400, Forbidden: 403, NotFound: 404, Conflict: 409}
 
 
 class RestApi:
-    def __init__(self, controller):
-        self._controller = controller
-        self._routes = {
-            "/v1/health": self.health,
-            "/v1/switches": self.switches,
-            "/v1/events": self.events,
-            "/v1/links": self.links,
-            "/v1/stations": self.stations,
-            "/v1/associations": self.associations,
-        }
+    def __init__(self, service: NmsService, registry: Registry, store: Store,
+                 api_tokens: Sequence[ApiToken] = (), openapi_path: Path = OPENAPI_PATH):
+        self._auth = Authenticator(api_tokens)
+        self._openapi_path = openapi_path
+        self.router = Router([
+            *FabricViews(service, registry).routes(),
+            *AssociationViews(service, registry).routes(),
+            *RegistryViews(service, registry).routes(),
+            *EventViews(store).routes(),
+            Route("GET", "/v1/openapi.yaml", self.openapi, Access.OPEN)])
 
     def wsgi(self, environ, start_response):
         request = Request(environ)
         try:
-            handler = self._routes.get(request.path_info.rstrip("/"))
-            if handler is None:
-                raise HTTPNotFound(detail=f"no resource at {request.path_info}")
-            if request.method != "GET":
-                raise HTTPMethodNotAllowed(detail=f"{request.method} not allowed")
-            response = handler(request)
-        except HTTPException as err:
-            response = json_response({"error": err.detail or err.explanation}, err.code)
+            route, params = self.router.match(request.method, request.path_info)
+            principal = None
+            if route.access is not Access.OPEN:
+                principal = self._auth.principal(request)
+                if route.access is Access.ADMIN and not principal.admin:
+                    raise ApiError(403, "only admin tokens see the fabric; a tenant token sees "
+                                        "its profiles, VMs, associations and events")
+            response = route.handler(request, principal, **params)
+        except ApiError as err:
+            response = error_response(err.status, err.message, err.field, err.headers)
+        except RegistryError as err:
+            response = error_response(_STATUS.get(type(err), 400), err.message, err.field)
+        except Exception as err:  # one broken request must not take the API down
+            LOG.exception("%s %s failed", request.method, request.path_info)
+            response = error_response(500, f"internal error: {type(err).__name__}: {err}")
         return response(environ, start_response)
 
-    def health(self, request):
-        switches = self._controller.switches_snapshot()
-        return json_response({"status": "ok",
-                              "switches": len(switches),
-                              "switches_ready": sum(s["state"] == "ready" for s in switches)})
-
-    def switches(self, request):
-        return json_response(self._controller.switches_snapshot())
-
-    def links(self, request):
-        return json_response(self._controller.links_snapshot())
-
-    def stations(self, request):
-        """Per server port: the station, the negotiated EVB values, ECP state and counters."""
-        return json_response(self._controller.sessions_snapshot())
-
-    def associations(self, request):
-        return json_response([vsi_view(v) for v in self._controller.vsis_snapshot()])
-
-    def events(self, request):
+    def openapi(self, request: Request, principal):
         try:
-            after = int(request.GET.get("after", 0))
-            limit = min(int(request.GET.get("limit", 100)), 1000)
-        except ValueError:
-            return json_response({"error": "after and limit must be integers"}, 400)
-        kind = request.GET.get("kind", "")
-        return json_response(self._controller.store.events(kind, after, limit))
-
-
-def vsi_view(info) -> dict:
-    """A VSI as JSON: where it is attached, in which state, with which MAC/VID."""
-    return {
-        "vsi_id": info.name,
-        "state": info.state.value,
-        "migrating": info.migrating,
-        "attachments": [{
-            "switch": f"{a.port.dpid:016x}", "port_no": a.port.port_no, "state": a.state.value,
-            "binding": a.binding.value if a.binding else None, "handle": a.handle,
-            "manager_id": a.manager_id, "type_id": a.type_id, "type_version": a.type_version,
-            "profile": a.profile, "entries": [{"mac": e.mac, "vid": e.vid} for e in a.entries],
-            # The bridge's clock is time.monotonic(), as the controller's.
-            "expires_in": round(a.expires - time.monotonic(), 1),
-        } for a in info.attachments],
-    }
+            text = self._openapi_path.read_bytes()
+        except OSError as err:
+            raise ApiError(404, f"the API document is not installed: {err.strerror}") from None
+        return Response(body=text, content_type="application/yaml", charset="utf-8")

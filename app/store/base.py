@@ -1,7 +1,19 @@
 """What the controller needs from its persistent store; SQLite is the embedded default."""
+from dataclasses import dataclass
 from typing import Protocol
 
 from app.events import Event
+
+
+@dataclass(frozen=True)
+class RegistryWrite:
+    """One all-or-nothing change of the pushed profiles and VM registrations (app/registry).
+    Profiles are their JSON documents (app/registry/documents.py), VMs their records as dicts
+    (app/registry/vms.py VmRecord.document)."""
+    profiles: tuple[dict, ...] = ()                     # insert or replace, keyed by
+    removed_profiles: tuple[tuple[int, int], ...] = ()  # (type_id, version)
+    vms: tuple[dict, ...] = ()                          # insert or replace, keyed by vsi_id
+    removed_vms: tuple[str, ...] = ()
 
 
 class Store(Protocol):
@@ -11,6 +23,17 @@ class Store(Protocol):
 
     def append_event(self, event: Event) -> None: ...
 
-    def events(self, kind_prefix: str = "", after_id: int = 0, limit: int = 100) -> list[dict]: ...
+    def events(self, kind_prefix: str = "", after_id: int = 0, limit: int = 100, *,
+               switch: str | None = None, tenant: str | None = None) -> list[dict]:
+        """Events with id > after_id in id order; ``tenant`` matches detail["tenant"]."""
+
+    def profiles(self) -> list[dict]:
+        """The pushed profile documents, by (type_id, version)."""
+
+    def vms(self) -> list[dict]:
+        """The VM registrations, by vsi_id."""
+
+    def write_registry(self, write: RegistryWrite) -> None:
+        """Applies the whole write or, on any error, none of it."""
 
     def close(self) -> None: ...

@@ -6,8 +6,9 @@ import sqlite3
 import threading
 
 from app.events import Event
+from app.store.base import RegistryWrite
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: profiles and vms
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS switches (
     dpid TEXT PRIMARY KEY,
@@ -24,7 +25,29 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_kind ON events (kind);
+CREATE TABLE IF NOT EXISTS profiles (
+    type_id INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    tenant TEXT NOT NULL,
+    document TEXT NOT NULL,
+    PRIMARY KEY (type_id, version)
+);
+CREATE TABLE IF NOT EXISTS vms (
+    vsi_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    type_id INTEGER NOT NULL,
+    type_version INTEGER NOT NULL,
+    macs TEXT NOT NULL,
+    name TEXT,
+    grp TEXT,
+    registered REAL NOT NULL,
+    updated REAL NOT NULL
+);
 """
+_VM_COLUMNS = ("vsi_id", "tenant", "type_id", "type_version", "macs", "name", "group",
+               "registered", "updated")
+# "group" is an SQL keyword: the column is grp.
+_VM_SQL_COLUMNS = ", ".join("grp" if column == "group" else column for column in _VM_COLUMNS)
 
 
 class StoreError(RuntimeError):
@@ -70,11 +93,53 @@ class SqliteStore:
                     (event.ts, event.kind, event.switch, event.port,
                      json.dumps(event.detail, default=str)))
 
-    def events(self, kind_prefix: str = "", after_id: int = 0, limit: int = 100) -> list[dict]:
-        rows = self._read(
-            "SELECT * FROM events WHERE id > ? AND kind LIKE ? ESCAPE '\\' ORDER BY id LIMIT ?",
-            (after_id, _like_prefix(kind_prefix), limit))
+    def events(self, kind_prefix: str = "", after_id: int = 0, limit: int = 100, *,
+               switch: str | None = None, tenant: str | None = None) -> list[dict]:
+        sql = "SELECT * FROM events WHERE id > ? AND kind LIKE ? ESCAPE '\\'"
+        params: list = [after_id, _like_prefix(kind_prefix)]
+        if switch is not None:
+            sql += " AND switch = ?"
+            params.append(switch)
+        if tenant is not None:
+            sql += " AND json_extract(detail, '$.tenant') = ?"
+            params.append(tenant)
+        rows = self._read(sql + " ORDER BY id LIMIT ?", (*params, limit))
         return [{**dict(row), "detail": json.loads(row["detail"])} for row in rows]
+
+    def profiles(self) -> list[dict]:
+        return [json.loads(row["document"]) for row in
+                self._read("SELECT document FROM profiles ORDER BY type_id, version")]
+
+    def vms(self) -> list[dict]:
+        rows = self._read(f"SELECT {_VM_SQL_COLUMNS} FROM vms ORDER BY vsi_id")
+        return [{**dict(zip(_VM_COLUMNS, row)), "macs": json.loads(row["macs"])} for row in rows]
+
+    def write_registry(self, write: RegistryWrite) -> None:
+        with self._lock:
+            # One transaction: a group registration is stored whole or not at all.
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._registry_statements(write)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _registry_statements(self, write: RegistryWrite) -> None:
+        self._db.executemany("DELETE FROM profiles WHERE type_id = ? AND version = ?",
+                             write.removed_profiles)
+        self._db.executemany(
+            "INSERT OR REPLACE INTO profiles (type_id, version, tenant, document) "
+            "VALUES (?, ?, ?, ?)",
+            [(doc["type_id"], doc["version"], doc["tenant"], json.dumps(doc))
+             for doc in write.profiles])
+        self._db.executemany("DELETE FROM vms WHERE vsi_id = ?",
+                             [(vsi_id,) for vsi_id in write.removed_vms])
+        self._db.executemany(
+            f"INSERT OR REPLACE INTO vms ({_VM_SQL_COLUMNS}) "
+            f"VALUES ({', '.join('?' * len(_VM_COLUMNS))})",
+            [tuple(json.dumps(vm["macs"]) if column == "macs" else vm.get(column)
+                   for column in _VM_COLUMNS) for vm in write.vms])
 
     def close(self) -> None:
         with self._lock:

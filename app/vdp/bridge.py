@@ -87,6 +87,7 @@ class AttachmentInfo:
     type_id: int
     type_version: int
     profile: str
+    tenant: str
     entries: tuple[MacVid, ...]
     since: float       # when it entered this state
     refreshed: float   # last request (or keep-alive) from its station
@@ -409,8 +410,8 @@ class VdpBridge:
         held = [vsi.suspended] if vsi.suspended is not None else []
         attachments = tuple(AttachmentInfo(
             att.port, att.state, att.handle, _BINDING_OF_STATE.get(att.state), att.manager_id,
-            att.request.type_id, att.request.type_version, att.profile.name, att.entries,
-            att.since, att.refreshed, att.expires)
+            att.request.type_id, att.request.type_version, att.profile.name, att.profile.tenant,
+            att.entries, att.since, att.refreshed, att.expires)
             for att in sorted([*vsi.attachments.values(), *held], key=lambda a: a.port))
         # SUSPENDED only ever stands alone, so the most advanced state of the list says it all.
         state = max((a.state for a in attachments), key=list(VsiState).index)

@@ -1,0 +1,144 @@
+"""What the bridge holds per VSI, where a VM is (draft 5.4 lookup) and moving it (5.5/5.6).
+
+A VSI's tenant is that of its registration, else that of the types it is attached with; a tenant
+token sees and moves only its own VSIs.
+"""
+from webob import Request
+
+from app.registry import Registry
+from app.registry.errors import InvalidInput
+from app.registry.fields import boolean, mapping, text
+from app.registry.vms import parse_mac, parse_vsi_id
+from app.rest.auth import Principal
+from app.rest.fabric import find_switch
+from app.rest.http import ApiError, Query, json_response, read_json
+from app.rest.router import Route
+from app.service import NmsService
+from app.vdp.bridge import VsiState
+
+STATES = tuple(state.value for state in VsiState)
+RELOCATE_KEYS = ("switch", "port", "replicate")
+
+
+class AssociationViews:
+    def __init__(self, service: NmsService, registry: Registry) -> None:
+        self._service = service
+        self._registry = registry
+
+    def routes(self) -> list[Route]:
+        return [Route("GET", "/v1/associations", self.associations),
+                Route("GET", "/v1/associations/{vsi_id}", self.association),
+                Route("GET", "/v1/lookup", self.lookup),
+                Route("POST", "/v1/vms/{vsi_id}/relocate", self.relocate)]
+
+    def associations(self, request: Request, principal: Principal):
+        query = Query(request, ("tenant", "switch", "state"))
+        tenant, switch, state = query.text("tenant"), query.text("switch"), query.text("state")
+        if tenant is not None:
+            principal.require(tenant, f"tenant {tenant}'s associations")
+        if state is not None and state not in STATES:
+            raise InvalidInput(f"expected one of {', '.join(STATES)}, got {state!r}", "state")
+        names = _switch_names(self._service.switches(), switch) if switch is not None else None
+        result = []
+        for vsi in self._service.associations():
+            attachments = vsi.get("attachments", [])
+            if not principal.may_see(self._owner(vsi["vsi_id"], vsi)):
+                continue
+            if tenant is not None and not any(a.get("tenant") == tenant for a in attachments):
+                continue
+            if names is not None and not any(str(a.get("switch")) in names
+                                             for a in attachments):
+                continue
+            if state is not None and vsi.get("state") != state \
+                    and not any(a.get("state") == state for a in attachments):
+                continue
+            result.append(vsi)
+        return json_response(result)
+
+    def association(self, request: Request, principal: Principal, vsi_id: str):
+        Query(request)
+        vsi_id = _vsi_id_text(vsi_id)
+        vsi = association_of(self._service, vsi_id)
+        if vsi is None:
+            raise ApiError(404, f"the bridge holds no VSI {vsi_id}", "vsi_id")
+        principal.require(self._owner(vsi_id, vsi), f"VSI {vsi_id}")
+        return json_response(vsi)
+
+    def lookup(self, request: Request, principal: Principal):
+        """By VSI ID or MAC: where the VM is, where it was, and its registration."""
+        query = Query(request, ("vsi_id", "mac"))
+        vsi_id, mac = query.text("vsi_id"), query.text("mac")
+        if (vsi_id is None) == (mac is None):
+            raise InvalidInput("give exactly one of vsi_id and mac", "vsi_id")
+        if vsi_id is not None:
+            key = parse_vsi_id(vsi_id)
+            found = self._service.lookup(key)
+            vm = self._registry.vm(key)
+        else:
+            key = parse_mac(mac, "mac")
+            found = self._service.lookup(key)
+            vm = self._registry.vm_by_mac(key)
+            if vm is None and found is not None:
+                vm = self._registry.vm(found.get("vsi_id", ""))
+        if found is None and vm is None:
+            raise ApiError(404, f"no VM with {'VSI ID' if vsi_id else 'MAC'} {key} was ever "
+                                f"seen or registered", "vsi_id" if vsi_id else "mac")
+        found = found or {"vsi_id": vm.vsi_id, "current": [], "previous": []}
+        owner = vm.tenant if vm else _tenant_of(found.get("current", []))
+        principal.require(owner, f"the VM {key}")
+        return json_response({**found, "vm": vm.document() if vm else None})
+
+    def relocate(self, request: Request, principal: Principal, vsi_id: str):
+        """Prepares the VM's network at another port before it moves (or, with replicate, is
+        copied) there."""
+        vsi_id = parse_vsi_id(vsi_id)
+        fields = mapping(read_json(request), "", RELOCATE_KEYS, ("switch", "port"))
+        switch = text(fields["switch"], "switch")
+        port = fields["port"]
+        if isinstance(port, bool) or not isinstance(port, (str, int)) or port == "":
+            raise InvalidInput(f"expected a port name or number, got {port!r}", "port")
+        replicate = boolean(fields.get("replicate", False), "replicate")
+        owner = self._owner(vsi_id, association_of(self._service, vsi_id))
+        if owner is None and not principal.admin:
+            raise ApiError(404, f"the bridge holds no VSI {vsi_id}", "vsi_id")
+        principal.require(owner, f"VSI {vsi_id}")
+        try:
+            result = self._service.relocate(vsi_id, switch, port, replicate=replicate)
+        except KeyError as err:
+            raise ApiError(404, _reason(err), "vsi_id") from None
+        except ValueError as err:
+            raise ApiError(409, _reason(err)) from None
+        return json_response(result)
+
+    def _owner(self, vsi_id: str, vsi: dict | None) -> str | None:
+        vm = self._registry.vm(vsi_id)
+        if vm is not None:
+            return vm.tenant
+        return _tenant_of(vsi.get("attachments", [])) if vsi else None
+
+
+def association_of(service: NmsService, vsi_id: str) -> dict | None:
+    return next((v for v in service.associations() if v["vsi_id"] == vsi_id), None)
+
+
+def _vsi_id_text(value: str) -> str:
+    """UUID VSI IDs in the bridge's form; other formats (``mac:...``) as given."""
+    try:
+        return parse_vsi_id(value)
+    except InvalidInput:
+        return value
+
+
+def _tenant_of(attachments: list[dict]) -> str | None:
+    return next((a["tenant"] for a in attachments if a.get("tenant")), None)
+
+
+def _switch_names(switches: list[dict], switch: str) -> set[str]:
+    """The names an attachment may use for ``switch``: as given, its name and its dpid."""
+    found = find_switch(switches, switch)
+    return {switch} | ({found.get("name"), found.get("dpid")} if found else set())
+
+
+def _reason(err: Exception) -> str:
+    # KeyError's str() is the repr of its argument: show the text itself.
+    return str(err.args[0]) if err.args else type(err).__name__

@@ -1,0 +1,196 @@
+"""evbctl against the real REST API served over HTTP (a threaded wsgiref server on a free port)
+with a fake controller behind it."""
+import json
+import socket
+
+import pytest
+
+from app.cli.evbctl import EXIT_API, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, main, table
+from app.rest.server import RestServer
+from tests.unit.test_rest_harness import (ADMIN_TOKEN, BLUE_TOKEN, MAC_B, VSI_A, VSI_B,
+                                          Harness)
+
+VM_NEW = "a1b2c3d4-0000-0000-0000-0000000000c1"
+
+
+@pytest.fixture(scope="module")
+def server():
+    """One server for the module (stopping one takes its poll interval): it serves whatever
+    ``server.app`` is at the time."""
+    def app(environ, start_response):
+        return running.app(environ, start_response)
+    running = RestServer("127.0.0.1", 0, app)
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def served(tmp_path, server):
+    harness = Harness(str(tmp_path / "evb.db"))
+    server.app = harness.api.wsgi
+    harness.url = f"http://127.0.0.1:{server.port}"
+    return harness
+
+
+@pytest.fixture
+def evbctl(served, capsys, monkeypatch):
+    """Runs evbctl with the admin token: (exit code, stdout, stderr)."""
+    monkeypatch.delenv("EVBCTL_URL", raising=False)
+    monkeypatch.setenv("EVBCTL_TOKEN", ADMIN_TOKEN)
+
+    def run(*argv, url=None):
+        code = main(["--url", url or served.url, *argv])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+    return run
+
+
+def rows(text: str) -> list[list[str]]:
+    return [line.split() for line in text.strip().splitlines()]
+
+
+def test_switch_list_and_json(evbctl):
+    code, out, _ = evbctl("switch", "list")
+    assert code == EXIT_OK
+    assert rows(out) == [["NAME", "DPID", "STATE", "PORTS"],
+                         ["edge1", "0000000000000001", "ready", "2"],
+                         ["edge2", "0000000000000002", "syncing", "1"]]
+    for argv in (("--json", "switch", "list"), ("switch", "list", "--json")):
+        code, out, _ = evbctl(*argv)
+        assert [s["name"] for s in json.loads(out)] == ["edge1", "edge2"]
+
+
+def test_switch_show_and_port_list(evbctl):
+    code, out, _ = evbctl("switch", "show", "edge1")
+    assert code == EXIT_OK and "STATE : ready" in out and "edge1-up1" in out
+    code, out, _ = evbctl("port", "list")
+    assert [r[:3] for r in rows(out)[1:]] == [["edge1", "1", "edge1-s1"],
+                                              ["edge1", "101", "edge1-up1"],
+                                              ["edge2", "2", "edge2-s2"]]
+    code, out, _ = evbctl("port", "list", "edge2")
+    assert rows(out)[1:] == [["edge2", "2", "edge2-s2", "server", "no"]]
+
+
+def test_station_list(evbctl):
+    code, out, _ = evbctl("station", "list")
+    assert rows(out)[1] == ["0000000000000001", "edge1-s1", "a6:00:00:00:00:01", "agreed", "3"]
+
+
+def test_association_list_with_filters(evbctl):
+    code, out, _ = evbctl("association", "list")
+    assert [r[0] for r in rows(out)[1:]] == [VSI_A, VSI_B]
+    code, out, _ = evbctl("association", "list", "--state", "pre-associated", "--switch",
+                          "edge2")
+    assert rows(out)[1] == [VSI_B, "pre-associated", "red", "edge2", "edge2-s2", "6/1",
+                            f"{MAC_B}/200"]
+
+
+def test_vm_list_show_relocate_deregister(evbctl, served):
+    served.call("PUT", f"/v1/vms/{VSI_A}", {"type_id": 5, "type_version": 4, "name": "web-1",
+                                             "macs": ["52:00:00:00:00:0a"]})
+    code, out, _ = evbctl("vm", "list")
+    assert rows(out)[1] == [VSI_A, "web-1", "blue", "5/4", "52:00:00:00:00:0a", "-",
+                            "associated"]
+    code, out, _ = evbctl("vm", "show", VSI_A)
+    assert "TENANT     : blue" in out and "edge1-s1" in out
+    code, out, _ = evbctl("vm", "relocate", VSI_A, "edge2", "2", "--replicate")
+    assert code == EXIT_OK and "replication" in out
+    assert served.service.relocated == [(VSI_A, "edge2", 2, True)]
+    code, out, _ = evbctl("vm", "deregister", VSI_A)
+    assert code == EXIT_OK and "deregistered and de-associated" in out
+
+
+def test_profile_register_show_delete(evbctl, served, tmp_path):
+    path = tmp_path / "app.yaml"
+    path.write_text("vsi_types:\n"
+                    "  - {type_id: 9, version: 1, name: app, tenant: blue, vlans: [110],\n"
+                    "     manager_ids: [mgr1], ingress_acl: [{action: deny, eth_src: "
+                    "10:20:30:40:50:59}]}\n"
+                    "  - {type_id: 10, version: 1, name: app2, tenant: blue, vlans: [111],\n"
+                    "     manager_ids: [mgr1]}\n")
+    code, out, _ = evbctl("profile", "register", str(path))
+    assert code == EXIT_OK and out.splitlines()[:2] == ["profile 9/1 app created",
+                                                        "profile 10/1 app2 created"]
+    code, out, _ = evbctl("profile", "list", "--source", "api")
+    assert [r[:4] for r in rows(out)[1:]] == [["9", "1", "app", "blue"],
+                                              ["10", "1", "app2", "blue"]]
+    code, shown, _ = evbctl("profile", "show", "9", "1")
+    assert shown.startswith("# source: api (api)") and "10:20:30:40:50:59" in shown
+    path.write_text(shown.replace("name: app", "name: renamed"))
+    code, out, _ = evbctl("profile", "register", str(path))
+    assert out.splitlines()[0] == "profile 9/1 renamed replaced"
+    assert served.registry.database().get(9, 1).name == "renamed"
+    code, out, _ = evbctl("profile", "delete", "10", "1")
+    assert code == EXIT_OK and out.startswith("profile 10/1 deleted")
+
+
+def test_an_invalid_profile_file_is_a_usage_error_naming_file_and_line(evbctl, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("vsi_types:\n  - {type_id: 9, version: 1, name: a, tenant: b,\n"
+                    "     vlans: [5000], manager_ids: [m]}\n")
+    code, _, err = evbctl("profile", "register", str(path))
+    assert code == EXIT_USAGE and "bad.yaml:3: vsi_types[0].vlans[0]" in err
+
+
+def test_event_list(evbctl, served):
+    served.call("PUT", f"/v1/vms/{VM_NEW}", {"type_id": 5, "type_version": 4})
+    served.call("DELETE", f"/v1/vms/{VM_NEW}")
+    code, out, _ = evbctl("event", "list", "--kind", "vm.", "--limit", "1")
+    assert code == EXIT_OK and len(rows(out)) == 2 and "vm.registered" in out
+    first = json.loads(evbctl("--json", "event", "list")[1])
+    code, out, _ = evbctl("event", "list", "--after", str(first[0]["id"]))
+    assert "vm.deregistered" in out and "vm.registered" not in out
+
+
+def test_lookup_by_vsi_and_mac(evbctl):
+    code, out, _ = evbctl("lookup", VSI_A)
+    assert code == EXIT_OK and "edge1-s1" in out and "BEFORE" in out
+    code, out, _ = evbctl("lookup", MAC_B.upper())
+    assert VSI_B in out
+
+
+def test_an_api_error_prints_the_message_and_exits_1(evbctl):
+    code, out, err = evbctl("vm", "show", VM_NEW)
+    assert code == EXIT_API and out == ""
+    assert err.strip() == f"evbctl: error 404 (vsi_id): VM {VM_NEW} is not registered"
+    code, _, err = evbctl("association", "list", "--state", "happy")
+    assert code == EXIT_API and "(state)" in err
+
+
+def test_tokens(evbctl, monkeypatch):
+    monkeypatch.delenv("EVBCTL_TOKEN")
+    code, _, err = evbctl("vm", "list")
+    assert code == EXIT_API and "401" in err
+    code, _, err = evbctl("--token", BLUE_TOKEN, "switch", "list")
+    assert code == EXIT_API and "403" in err
+    code, out, _ = evbctl("--token", BLUE_TOKEN, "association", "list")
+    assert code == EXIT_OK and VSI_B not in out
+
+
+def test_usage_errors_exit_2(evbctl):
+    assert evbctl("switch")[0] == EXIT_USAGE
+    assert evbctl("profile", "show", "nine", "1")[0] == EXIT_USAGE
+    assert evbctl("switch", "list", url="ftp://x")[0] == EXIT_USAGE
+    assert evbctl("--help")[0] == EXIT_OK
+
+
+def test_an_unreachable_controller_exits_3(evbctl):
+    with socket.socket() as probe:  # a port nobody listens on: bound, never listening
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+        code, _, err = evbctl("switch", "list", url=url)
+    assert code == EXIT_UNREACHABLE and "cannot reach the controller" in err
+
+
+def test_a_server_that_is_not_evb_nms(evbctl, server):
+    def not_json(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/html")])
+        return [b"<html>hello</html>"]
+    server.app = not_json
+    code, _, err = evbctl("switch", "list")
+    assert code == EXIT_API and "not JSON" in err
+
+
+def test_tables_align_and_show_missing_values_as_dashes():
+    assert table(["a", "bb"], [["xyz", None], [1, True]]) == "A    BB\nxyz  -\n1    yes"
