@@ -40,6 +40,10 @@ class Settings:
     canary_interval: float = 5.0
     # No tokens: the REST API is open to whoever reaches rest_listen (127.0.0.1 by default).
     api_tokens: tuple[ApiToken, ...] = ()
+    # The VM manager: asked about unknown VSI types, told of associations. "" = none.
+    vcenter_url: str = ""
+    vcenter_timeout: float = 1.0
+    vcenter_ttl: float = 60.0
 
     @property
     def rest_address(self) -> tuple[str, int]:
@@ -68,6 +72,15 @@ class Settings:
             raise ConfigError(f"canary_interval: expected 0.5 to 3600 seconds, "
                               f"got {self.canary_interval}")
         _check_tokens(self.api_tokens)
+        if not isinstance(self.vcenter_url, str) or (
+                self.vcenter_url and not self.vcenter_url.startswith(("http://", "https://"))):
+            raise ConfigError(f"vcenter_url: expected an http(s) URL or nothing, "
+                              f"got {self.vcenter_url!r}")
+        for name, low, high in (("vcenter_timeout", 0.05, 10), ("vcenter_ttl", 1, 86400)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not low <= value <= high:
+                raise ConfigError(f"{name}: expected {low} to {high} seconds, got {value!r}")
         return self
 
 

@@ -29,6 +29,7 @@ from app.flows.vm_flows import plan_vm_flows
 from app.flows.programmer import FlowProgrammer
 from app.session.evb_negotiation import BridgeEvbConfig
 from app.session.port_session import PortSession, SessionOutput
+from app.vcenter.client import LookupPending
 from app.vdp.bridge import VdpBridge
 from app.vdp.describe import vsi_id_text
 from app.vdp.outcome import Outcome, Send
@@ -83,6 +84,7 @@ class ControlPlane:
         self._save = save
         self._first_sequence = first_sequence
         self._restored_rr: set[PortRef] = set()
+        self._parked: dict = {}  # VM-manager query -> {(port, VSI ID): request}
         self.topology = Topology()
         self.programmer = FlowProgrammer()
         self._switches: dict[int, tuple[str, dict[int, Port]]] = {}
@@ -160,11 +162,28 @@ class ControlPlane:
         reaction = self._session_output(session, out)
         if session.agreement and session.agreement.rr_granted != relay:
             reaction.extend(self._replan(now))  # hairpin flows follow reflective relay
+        return reaction.extend(self._requests(ref, out.vdp, session.keepalive_timeout, now))
+
+    def _requests(self, ref: PortRef, items, keepalive_timeout: float, now: float) -> Reaction:
         outcome = Outcome()
-        for manager, vsi in out.vdp:
-            outcome = outcome.merge(self.bridge.on_request(
-                ref, manager, vsi, now, session.keepalive_timeout))
-        return reaction.extend(self._apply(outcome, now))
+        for manager, vsi in items:
+            try:
+                outcome = outcome.merge(self.bridge.on_request(
+                    ref, manager, vsi, now, keepalive_timeout))
+            except LookupPending as pending:
+                # The VM manager is being asked about this type: answer when it has answered.
+                # Only the latest request of a VSI at a port is kept: the station resends.
+                parked = self._parked.setdefault(pending.query, {})
+                parked[(ref, vsi.vsi_id)] = (manager, vsi, keepalive_timeout)
+        return self._apply(outcome, now)
+
+    def lookup_done(self, query, now: float) -> Reaction:
+        """The VM manager answered `query` (the answer is in the client's cache): the requests
+        parked on it go through the bridge again."""
+        reaction = Reaction()
+        for (ref, _), (manager, vsi, timeout) in self._parked.pop(query, {}).items():
+            reaction.extend(self._requests(ref, [(manager, vsi)], timeout, now))
+        return reaction
 
     # timers ---------------------------------------------------------------------------------
     def tick(self, now: float) -> Reaction:

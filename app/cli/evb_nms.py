@@ -47,6 +47,16 @@ def parse_args(argv):
     parser.add_argument("--canary-interval", type=float, metavar="SECONDS",
                         help=f"how often each switch is checked for lost flows "
                              f"(default {defaults.canary_interval})")
+    parser.add_argument("--vcenter-url", metavar="URL",
+                        help="the VM manager's REST API: asked about VSI types the controller "
+                             "does not know, told of associations (webhooks to URL/v1/"
+                             "notifications); default: none")
+    parser.add_argument("--vcenter-timeout", type=float, metavar="SECONDS",
+                        help=f"longest wait for one answer of the VM manager "
+                             f"(default {defaults.vcenter_timeout})")
+    parser.add_argument("--vcenter-ttl", type=float, metavar="SECONDS",
+                        help=f"how long the VM manager's answers are cached "
+                             f"(default {defaults.vcenter_ttl})")
     return parser.parse_args(argv)
 
 

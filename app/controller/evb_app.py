@@ -6,6 +6,7 @@ events, binds messages to datapaths, sends them, and tells the control plane whe
 barrier has answered (app/controller/batches.py) so that VDP responses follow their flows.
 """
 import logging
+import queue
 import threading
 import time
 
@@ -32,7 +33,9 @@ from app.policy.database import VsiTypeDatabase
 from app.registry.registry import Registry
 from app.store.intent_store import IntentStore
 from app.store.sqlite_store import SqliteStore
-from app.vdp.authorizer import Authorizer
+from app.vcenter.client import VcenterClient
+from app.vcenter.notifier import Notifier
+from app.vdp.authorizer import Authorizer, lookup_in_database
 from app.vdp.bridge import VdpBridge
 
 LOG = logging.getLogger("evb_nms.controller")
@@ -57,7 +60,19 @@ class EvbApp(app_manager.OSKenApp):
         self.registry = Registry(self.policies, self.store, self.service,
                                  emit=self.event_log.emit)
         self.policies = self.registry.database()
-        self.bridge = VdpBridge(Authorizer(lambda: self.policies))
+        self.vcenter, self._lookups_done = None, queue.SimpleQueue()
+        lookup = lookup_in_database
+        if self.settings.vcenter_url:
+            # Lookups run on the client's workers; their answers are replayed by the tick loop.
+            self.vcenter = VcenterClient(self.settings.vcenter_url,
+                                         timeout=self.settings.vcenter_timeout,
+                                         ttl=self.settings.vcenter_ttl,
+                                         on_done=lambda query, _: self._lookups_done.put(query))
+            lookup = self.vcenter.profile_lookup
+            self.notifier = Notifier(self.settings.vcenter_url.rstrip("/") + "/v1/notifications",
+                                     timeout=self.settings.vcenter_timeout)
+            self.event_log.add_sink(self.notifier)
+        self.bridge = VdpBridge(Authorizer(lambda: self.policies, lookup=lookup))
         self.intent_store = IntentStore(self.settings.db_path)
         self.control = ControlPlane(self.event_log, self.bridge, save=self.intent_store.save)
         intent = self.intent_store.load()
@@ -89,6 +104,10 @@ class EvbApp(app_manager.OSKenApp):
         self.rest.stop()
         self.event_log.emit("controller.stopped")
         super().stop()
+        if self.vcenter is not None:
+            self.notifier.flush(2)
+            self.notifier.close()
+            self.vcenter.close()
         self.store.close()
         self.intent_store.close()
 
@@ -300,6 +319,8 @@ class EvbApp(app_manager.OSKenApp):
                 with self.plane_lock:
                     now = time.monotonic()
                     self._confirm(self._batches.expire(now))
+                    while not self._lookups_done.empty():
+                        self.react(self.control.lookup_done(self._lookups_done.get(), now))
                     self.react(self.control.tick(now))
             except Exception:  # the timers must survive any bug in one tick
                 self.handler_errors += 1

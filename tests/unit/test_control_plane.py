@@ -282,3 +282,37 @@ def test_a_restarted_controller_takes_back_its_intent_and_changes_no_flow():
     assert ping(bed, PortRef(EDGE1, 1), VM_A, VM_B) == [(EDGE2, 1)]
     assert [b.vsi_id for b in restarted.bridge.bindings()] == \
         [VsiId.from_uuid(UUID_A), VsiId.from_uuid(UUID_B)]
+
+
+def test_a_type_unknown_here_is_asked_of_the_vm_manager_and_the_request_replayed():
+    import dataclasses
+    from app.policy.database import VsiTypeDatabase
+    from app.vcenter.client import LookupPending, ProfileQuery
+    from app.vdp.authorizer import VsiManagerUnreachable
+
+    database = load_policies(POLICIES)
+    remote = dataclasses.replace(database.get(5, 4), key=database.get(5, 4).key.__class__(42, 1))
+    answers = {}
+
+    def lookup(db, manager_id, key):
+        query = ProfileQuery(key.type_id, key.version, manager_id)
+        if query not in answers:
+            raise LookupPending(query)
+        if answers[query] is None:
+            raise VsiManagerUnreachable("connection refused")
+        return answers[query]
+
+    bed = Bed()
+    bed.bridge._authorizer = Authorizer(lambda: VsiTypeDatabase(), lookup=lookup)
+    bed.station_hello(EDGE1, 1)
+    sent = bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A, type_id=42, version=1)
+    assert vdp_responses(sent) == []  # parked while the manager is asked
+    answers[ProfileQuery(42, 1, "mgr1")] = remote
+    sent = bed.run(bed.plane.lookup_done(ProfileQuery(42, 1, "mgr1"), 1.5))
+    assert [r.status for r in vdp_responses(sent)] == [0x40]
+
+    sent = bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_B, VM_B, type_id=43, version=1)
+    answers[ProfileQuery(43, 1, "mgr1")] = None  # the manager did not answer
+    sent = bed.run(bed.plane.lookup_done(ProfileQuery(43, 1, "mgr1"), 2.0))
+    (refused,) = vdp_responses(sent)
+    assert refused.error == VdpError.UNABLE_TO_CONTACT_VSI_MANAGER
