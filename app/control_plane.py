@@ -343,8 +343,7 @@ class ControlPlane:
             return None
         return {
             "current": [{"switch": self._name(a.port.dpid), "port": self._port_name(a.port),
-                         "state": a.state.value, "tenant": a.tenant}
-                        for a in (info.attachments if info else ())],
+                         "state": a.state.value} for a in (info.attachments if info else ())],
             "previous": [{"switch": self._name(p.dpid), "port": self._port_name(p), "until": t}
                          for p, t in self._history.get(vsi_id, ())],
         }

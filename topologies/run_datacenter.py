@@ -103,6 +103,7 @@ def main(argv=None) -> int:
     from topologies.datacenter import datacenter
 
     signal.signal(signal.SIGTERM, _interrupt)  # a TERM cleans up like Ctrl-C
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with INT ignored
     controller = ControllerProcess(args.workdir.resolve(), of_port=args.of_port,
                                    rest_port=args.rest_port, extra_args=args.controller_args)
     stop = threading.Event()

@@ -247,7 +247,7 @@ def _applied(applied: dict | None) -> list[str]:
 def event_list(client, args):
     events = client.call("GET", "/v1/events", query={
         "kind": args.kind, "after": args.after, "limit": args.limit, "switch": args.switch,
-        "tenant": args.tenant})
+        "tenant": args.tenant, "latest": None if args.after is not None else 1})
     return events, table(["id", "time", "kind", "switch", "port", "detail"], [
         [e["id"], _when(e["ts"]), e["kind"], e.get("switch"), e.get("port"),
          " ".join(f"{k}={v}" for k, v in (e.get("detail") or {}).items())] for e in events])
@@ -341,7 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
         "file", metavar="FILE.yaml")
 
     event = verbs("event", "the event history")
-    sub = command(event, "list", event_list, "list events in id order")
+    sub = command(event, "list", event_list,
+                  "list the latest events (or, with --after, the ones after an id) in id order")
     sub.add_argument("--kind", help="kind prefix, e.g. vsi. or vm.registered")
     sub.add_argument("--after", type=int, help="only events after this id (paging)")
     sub.add_argument("--limit", type=int, help="at most this many (1-1000, default 100)")

@@ -38,7 +38,9 @@ class ControllerService:
             offset = time.time() - time.monotonic()  # the control plane's clock is monotonic
             for previous in found["previous"]:
                 previous["until"] = round(previous["until"] + offset, 3)
-            return {"vsi_id": query if vsi_id is None else _text(vsi_id), **found}
+            info = next((v for v in self._app.bridge.vsis() if v.vsi_id == vsi_id), None)
+            current = vsi_view(info, self._app.control.port_names())["attachments"] if info else []
+            return {"vsi_id": _text(vsi_id), "current": current, "previous": found["previous"]}
 
     # changes -------------------------------------------------------------------------------
     def deassociate(self, vsi_id: str, reason: str) -> bool:

@@ -20,11 +20,12 @@ class EventViews:
     def events(self, request: Request, principal: Principal):
         """``after``: the id of the last event already seen (0: from the start); the answer
         is in id order, so the next page starts after its last id."""
-        query = Query(request, ("after", "limit", "kind", "switch", "tenant"))
+        query = Query(request, ("after", "limit", "kind", "switch", "tenant", "latest"))
         tenant = query.text("tenant")
         if tenant is not None:
             principal.require(tenant, f"tenant {tenant}'s events")
         return json_response(self._store.events(
             query.text("kind") or "", query.integer("after", 0, 0, 2 ** 63 - 1),
             query.integer("limit", 100, 1, PAGE_MAX), switch=query.text("switch"),
-            tenant=tenant if principal.admin else principal.tenant))
+            tenant=tenant if principal.admin else principal.tenant,
+            latest=bool(query.integer("latest", 0, 0, 1))))

@@ -24,8 +24,10 @@ class Store(Protocol):
     def append_event(self, event: Event) -> None: ...
 
     def events(self, kind_prefix: str = "", after_id: int = 0, limit: int = 100, *,
-               switch: str | None = None, tenant: str | None = None) -> list[dict]:
-        """Events with id > after_id in id order; ``tenant`` matches detail["tenant"]."""
+               switch: str | None = None, tenant: str | None = None,
+               latest: bool = False) -> list[dict]:
+        """Events with id > after_id in id order; ``tenant`` matches detail["tenant"]; with
+        ``latest`` the last ``limit`` of them rather than the first."""
 
     def profiles(self) -> list[dict]:
         """The pushed profile documents, by (type_id, version)."""

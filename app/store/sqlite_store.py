@@ -94,7 +94,8 @@ class SqliteStore:
                      json.dumps(event.detail, default=str)))
 
     def events(self, kind_prefix: str = "", after_id: int = 0, limit: int = 100, *,
-               switch: str | None = None, tenant: str | None = None) -> list[dict]:
+               switch: str | None = None, tenant: str | None = None,
+               latest: bool = False) -> list[dict]:
         sql = "SELECT * FROM events WHERE id > ? AND kind LIKE ? ESCAPE '\\'"
         params: list = [after_id, _like_prefix(kind_prefix)]
         if switch is not None:
@@ -103,7 +104,9 @@ class SqliteStore:
         if tenant is not None:
             sql += " AND json_extract(detail, '$.tenant') = ?"
             params.append(tenant)
-        rows = self._read(sql + " ORDER BY id LIMIT ?", (*params, limit))
+        order = " ORDER BY id DESC LIMIT ?" if latest else " ORDER BY id LIMIT ?"
+        rows = self._read(sql + order, (*params, limit))
+        rows = sorted(rows, key=lambda row: row["id"]) if latest else rows
         return [{**dict(row), "detail": json.loads(row["detail"])} for row in rows]
 
     def profiles(self) -> list[dict]:

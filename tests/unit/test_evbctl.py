@@ -137,7 +137,9 @@ def test_event_list(evbctl, served):
     served.call("PUT", f"/v1/vms/{VM_NEW}", {"type_id": 5, "type_version": 4})
     served.call("DELETE", f"/v1/vms/{VM_NEW}")
     code, out, _ = evbctl("event", "list", "--kind", "vm.", "--limit", "1")
-    assert code == EXIT_OK and len(rows(out)) == 2 and "vm.registered" in out
+    assert code == EXIT_OK and len(rows(out)) == 2 and "vm.deregistered" in out  # the latest
+    code, out, _ = evbctl("event", "list", "--kind", "vm.", "--after", "0", "--limit", "1")
+    assert code == EXIT_OK and len(rows(out)) == 2 and "vm.registered" in out  # from the start
     first = json.loads(evbctl("--json", "event", "list")[1])
     code, out, _ = evbctl("event", "list", "--after", str(first[0]["id"]))
     assert "vm.deregistered" in out and "vm.registered" not in out
