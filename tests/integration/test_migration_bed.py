@@ -1,6 +1,8 @@
 """VM migration with lldpad on both servers, in every order real life produces; after each one
 the switches hold the VM's flows only where the VM is."""
+import json
 import subprocess
+import urllib.request
 
 import pytest
 
@@ -112,3 +114,23 @@ def _vm_meters(bridge):
                          capture_output=True, text=True, check=True).stdout
     return sum(1 for line in out.splitlines() if line.startswith("meter=") and
                not line.startswith("meter=1 "))
+
+
+def test_relocation_by_the_vm_manager_is_confirmed_by_the_station(bed, stations, pair,
+                                                                  controller):
+    peer, mover = pair
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{controller.rest_port}/v1/vms/{mover.uuid}/relocate",
+        data=json.dumps({"switch": "edge2", "port": "edge2-s2"}).encode(), method="POST",
+        headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).close()
+    (vsi,) = [v for v in controller.rest("/v1/associations") if v["vsi_id"] == mover.uuid]
+    assert {(a["port"], a["state"]) for a in vsi["attachments"]} == {
+        ("edge1-s1", "associated"), ("edge2-s2", "pre-associated-rr")}
+    assert peer.vm.ping(mover.vm.address, count=2, wait=1) == (2, 2)  # still at the source
+    move_vm(bed, mover, "srv22")
+    assert mover.request(stations["srv22"], "assoc", hints="to").ok
+    assert peer.vm.ping(mover.vm.address, count=3, wait=1) == (3, 3)
+    assert flows_follow(bed, mover) is None
+    where = controller.rest(f"/v1/lookup?vsi_id={mover.uuid}")
+    assert [p["port"] for p in where["previous"]] == ["edge1-s1"]
