@@ -82,6 +82,8 @@ def main(argv=None):
             problem = flows_follow(dc, mover)
             if problem:
                 stale.append(problem)
+        ecp = {key: sum(s["counters"].get(key, 0) for s in ctl.rest("/v1/stations"))
+               for key in ("retransmits", "gave_up", "duplicates")}
     measured = [g for g in gaps if g is not None]
     print(json.dumps({
         "benchmark": "migration_gap",
@@ -95,6 +97,7 @@ def main(argv=None):
                          "total": sum(losses)},
         "step_ms_median": {step: round(statistics.median(v), 1) for step, v in steps.items()},
         "gaps_ms": gaps,
+        "bridge_ecp": ecp,   # our retransmissions toward the stations, give-ups, duplicates seen
         "stale_flows": len(stale),
         "stale_detail": stale[:3],
     }, indent=1))
