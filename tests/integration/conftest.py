@@ -31,33 +31,40 @@ def controller(tmp_path_factory):
     print(proc.log_text()[-3000:])  # shown by pytest when a test of the module failed
 
 
+def wait_fabric_ready(controller, dc, timeout=30):
+    """Every switch connected, reconciled and linked (after a start, or a controller restart,
+    whose reconnect OVS may delay by its back-off)."""
+    names = {dc.spec.agg, *(edge.name for edge in dc.spec.edges)}
+
+    def all_ready():
+        ready = {s["name"] for s in controller.rest("/v1/switches") if s["state"] == "ready"}
+        return names <= ready and len(controller.rest("/v1/links")) == len(dc.spec.edges)
+
+    try:
+        wait_until(all_ready, timeout=timeout, message="switches not all ready and linked")
+    except AssertionError:
+        states = {s["name"]: s["state"] for s in controller.rest("/v1/switches")}
+        os.kill(controller.proc.pid, signal.SIGUSR1)  # thread stacks into its log
+        time.sleep(0.5)
+        show = subprocess.run(["ovs-vsctl", "show"], capture_output=True, text=True).stdout
+        raise AssertionError(f"switches not all ready and linked after {timeout} s: {states}\n"
+                             f"{show}\n{controller.log_text()[-3000:]}") from None
+
+
 @pytest.fixture(scope="module")
 def fabric(controller):
     """The default data center attached to the controller, every switch reconciled."""
     from topologies.datacenter import datacenter
 
     with datacenter(controller_port=controller.of_port) as dc:
-        names = {dc.spec.agg, *(edge.name for edge in dc.spec.edges)}
-
-        def all_ready():
-            ready = {s["name"] for s in controller.rest("/v1/switches") if s["state"] == "ready"}
-            return names <= ready and len(controller.rest("/v1/links")) == len(dc.spec.edges)
-
-        try:
-            wait_until(all_ready, timeout=30, message="switches not all ready and linked")
-        except AssertionError:
-            states = {s["name"]: s["state"] for s in controller.rest("/v1/switches")}
-            os.kill(controller.proc.pid, signal.SIGUSR1)  # thread stacks into its log
-            time.sleep(0.5)
-            show = subprocess.run(["ovs-vsctl", "show"], capture_output=True, text=True).stdout
-            raise AssertionError(f"switches not all ready and linked after 30 s: {states}\n{show}\n"
-                                 f"{controller.log_text()[-3000:]}") from None
+        wait_fabric_ready(controller, dc)
         yield dc
 
 
 @pytest.fixture
-def bed(fabric):
-    """The running fabric, with no VM or station left over from the previous test."""
+def bed(fabric, controller):
+    """The running fabric, ready, with no VM or station left over from the previous test."""
+    wait_fabric_ready(controller, fabric)
     yield fabric
     fabric.stop_stations()
     fabric.destroy_vms()

@@ -133,4 +133,4 @@ def test_relocation_by_the_vm_manager_is_confirmed_by_the_station(bed, stations,
     assert peer.vm.ping(mover.vm.address, count=3, wait=1) == (3, 3)
     assert flows_follow(bed, mover) is None
     where = controller.rest(f"/v1/lookup?vsi_id={mover.uuid}")
-    assert [p["port"] for p in where["previous"]] == ["edge1-s1"]
+    assert where["previous"][-1]["port"] == "edge1-s1"  # earlier tests moved this VSI too
