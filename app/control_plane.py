@@ -56,6 +56,9 @@ class Reaction:
     ticket: int | None = None
 
     def extend(self, other: "Reaction") -> "Reaction":
+        # One ticket per reaction: the batches would otherwise confirm the wrong responses.
+        if self.ticket is not None and other.ticket is not None:
+            raise ValueError("two flow changes awaiting confirmation in one reaction")
         self.packets += other.packets
         self.batches += other.batches
         if other.ticket is not None:
@@ -162,11 +165,14 @@ class ControlPlane:
         reaction = self._session_output(session, out)
         if session.agreement and session.agreement.rr_granted != relay:
             reaction.extend(self._replan(now))  # hairpin flows follow reflective relay
-        return reaction.extend(self._requests(ref, out.vdp, session.keepalive_timeout, now))
+        return reaction.extend(self._requests(
+            [(ref, manager, vsi, session.keepalive_timeout) for manager, vsi in out.vdp], now))
 
-    def _requests(self, ref: PortRef, items, keepalive_timeout: float, now: float) -> Reaction:
+    def _requests(self, requests, now: float) -> Reaction:
+        """(port, manager, VSI TLV, keep-alive timeout) requests, as one outcome: one flow
+        change, one ticket, and the responses after it."""
         outcome = Outcome()
-        for manager, vsi in items:
+        for ref, manager, vsi, keepalive_timeout in requests:
             try:
                 outcome = outcome.merge(self.bridge.on_request(
                     ref, manager, vsi, now, keepalive_timeout))
@@ -180,10 +186,9 @@ class ControlPlane:
     def lookup_done(self, query, now: float) -> Reaction:
         """The VM manager answered `query` (the answer is in the client's cache): the requests
         parked on it go through the bridge again."""
-        reaction = Reaction()
-        for (ref, _), (manager, vsi, timeout) in self._parked.pop(query, {}).items():
-            reaction.extend(self._requests(ref, [(manager, vsi)], timeout, now))
-        return reaction
+        parked = self._parked.pop(query, {})
+        return self._requests([(ref, manager, vsi, timeout) for (ref, _), (manager, vsi, timeout)
+                               in parked.items()], now)
 
     # timers ---------------------------------------------------------------------------------
     def tick(self, now: float) -> Reaction:

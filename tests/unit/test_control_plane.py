@@ -109,8 +109,8 @@ def ping(bed, src_port: PortRef, src_mac, dst_mac):
     return [(d.dpid, d.port) for d in deliveries]
 
 
-VM_A, VM_B = "52:54:00:00:00:0a", "52:54:00:00:00:0b"
-UUID_A, UUID_B = "a1b2c3d4-0000-0000-0000-00000000000a", "a1b2c3d4-0000-0000-0000-00000000000b"
+VM_A, VM_B, VM_C = "52:54:00:00:00:0a", "52:54:00:00:00:0b", "52:54:00:00:00:0c"
+UUID_A, UUID_B, UUID_C = (f"a1b2c3d4-0000-0000-0000-00000000000{x}" for x in "abc")
 
 
 def test_station_lldp_is_answered_with_our_evb_tlv():
@@ -305,11 +305,15 @@ def test_a_type_unknown_here_is_asked_of_the_vm_manager_and_the_request_replayed
     bed = Bed()
     bed.bridge._authorizer = Authorizer(lambda: VsiTypeDatabase(), lookup=lookup)
     bed.station_hello(EDGE1, 1)
+    bed.station_hello(EDGE2, 1)
     sent = bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A, type_id=42, version=1)
+    sent += bed.request(EDGE2, 1, VdpTlvType.ASSOCIATE, UUID_C, VM_C, type_id=42, version=1)
     assert vdp_responses(sent) == []  # parked while the manager is asked
     answers[ProfileQuery(42, 1, "mgr1")] = remote
     sent = bed.run(bed.plane.lookup_done(ProfileQuery(42, 1, "mgr1"), 1.5))
-    assert [r.status for r in vdp_responses(sent)] == [0x40]
+    assert sorted((d, r.status) for (d, _, _), r in zip(sent, vdp_responses(sent))) == [
+        (EDGE1, 0x40), (EDGE2, 0x40)]
+    assert ping(bed, PortRef(EDGE1, 1), VM_A, VM_C) == [(EDGE2, 1)]
 
     sent = bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_B, VM_B, type_id=43, version=1)
     answers[ProfileQuery(43, 1, "mgr1")] = None  # the manager did not answer
