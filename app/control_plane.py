@@ -31,7 +31,7 @@ from app.session.evb_negotiation import BridgeEvbConfig
 from app.session.port_session import PortSession, SessionOutput
 from app.vcenter.client import LookupPending
 from app.vdp.bridge import VdpBridge
-from app.vdp.describe import vsi_id_text
+from app.vdp.describe import port_fields, vsi_id_text
 from app.vdp.outcome import Outcome, Send
 
 # At most one frame.dropped event per port per this many seconds: a flood of garbage must not
@@ -142,19 +142,19 @@ class ControlPlane:
         name = self._name(dpid)
         counters = self._counters[dpid][port.name]
         ref = PortRef(dpid, port.number)
-        probe_from = links.parse_probe(data)
+        try:
+            frame = decode_evb_frame(data)
+        except CodecError as err:
+            counters["malformed"] += 1
+            self._drop_event(ref, name, port, err, now)
+            return Reaction()
+        probe_from = links.probe_origin(frame)
         if probe_from is not None:
             counters["link_probe"] += 1
             if port.role is PortRole.TRUNK and self.topology.add_link(probe_from, ref, now):
                 self.event_log.emit("link.up", switch=name, port=port.name,
                                     peer=self._port_text(probe_from))
                 return self._replan(now)
-            return Reaction()
-        try:
-            frame = decode_evb_frame(data)
-        except CodecError as err:
-            counters["malformed"] += 1
-            self._drop_event(ref, name, port, err, now)
             return Reaction()
         if port.role is not PortRole.SERVER:
             counters["ignored_on_trunk"] += 1
@@ -205,7 +205,7 @@ class ControlPlane:
                                  for port_no, frame in links.probe_frames(dpid, ports.values())]
             expired = self.topology.expire(now)
             for link in expired:
-                self._emit("link.down", {"port": link.a, "peer": self._port_text(link.b)})
+                self._emit("link.down", {**port_fields(link.a), "peer": self._port_text(link.b)})
             if expired:
                 reaction.extend(self._replan(now))
         return reaction
@@ -241,7 +241,7 @@ class ControlPlane:
             if tlv.error or tlv.mode is not VdpTlvType.ASSOCIATE:  # only these promise forwarding
                 responses.append((port, manager, tlv))
                 continue
-            self._emit("vsi.install_failed", {"port": port, "vsi": tlv.vsi_id,
+            self._emit("vsi.install_failed", {**port_fields(port), "vsi": vsi_id_text(tlv.vsi_id),
                                               "switches": sorted(f"{d:016x}" for d in failed),
                                               "reason": "; ".join(failed.values())})
             undo = self.bridge.deassociate(tlv.vsi_id, "flows could not be installed", now)
@@ -251,9 +251,9 @@ class ControlPlane:
         reaction.extend(self._replan(now))
         return reaction.extend(self._send_vdp(responses + held.unsolicited, now))
 
-    def _track_locations(self, now: float) -> None:
+    def _track_locations(self, bindings, now: float) -> None:
         """Remembers where each VSI forwarded before (server lookup, draft 5.4)."""
-        forwarding = {b.vsi_id: b.port for b in self.bridge.bindings() if b.forwarding}
+        forwarding = {b.vsi_id: b.port for b in bindings if b.forwarding}
         for vsi_id, port in self._forwarding.items():
             if forwarding.get(vsi_id) != port:
                 self._history[vsi_id].append((port, now))
@@ -262,14 +262,9 @@ class ControlPlane:
     def _rr_ports(self) -> set[PortRef]:
         """Ports where reflective relay is granted; after a restart, until the station's next
         LLDP, the ports where it was granted before (so hairpin flows are not torn down)."""
-        granted = set()
-        for ref in self._restored_rr | set(self._sessions):
-            session = self._sessions.get(ref)
-            if session is None or session.agreement is None:
-                granted |= {ref} & self._restored_rr
-            elif session.agreement.rr_granted:
-                granted.add(ref)
-        return granted
+        agreed = {ref: s.agreement.rr_granted for ref, s in self._sessions.items() if s.agreement}
+        return {ref for ref, granted in agreed.items() if granted} | \
+            {ref for ref in self._restored_rr if ref not in agreed}
 
     def intent(self) -> dict:
         """What must survive a restart: the bridge's VSIs, the links, the RR ports."""
@@ -292,10 +287,10 @@ class ControlPlane:
                             links=len(self.topology.links))
 
     def _replan(self, now: float) -> Reaction:
-        self._track_locations(now)
-        rr_ports = self._rr_ports()
+        bindings = self.bridge.bindings()
+        self._track_locations(bindings, now)
         self._save(self.intent())
-        plans = plan_vm_flows(self.bridge.bindings(), self.topology, rr_ports)
+        plans = plan_vm_flows(bindings, self.topology, self._rr_ports())
         changes = self.programmer.update(plans)
         return Reaction(batches=[FlowBatch(dpid, msgs) for dpid, msgs in sorted(changes.items())
                                  if dpid in self._switches and msgs])
@@ -388,24 +383,16 @@ class ControlPlane:
                                  for frame in out.frames])
 
     def _emit(self, kind: str, fields: dict) -> None:
-        """Events from the pure parts name switches by dpid; operators read bridge names."""
+        """The pure parts name a port as app.vdp.describe.port_fields does (switch as 16 hex
+        digits, port_no); operators read bridge and port names."""
         fields = dict(fields)
-        port = fields.pop("port", None)
-        switch = fields.pop("switch", None)
-        if isinstance(port, PortRef):
-            switch, port = port.dpid, self._port_name(port)
-        if isinstance(switch, str):
-            try:
-                switch = int(switch, 16)
-            except ValueError:
-                pass
-        port_no = fields.pop("port_no", None)
-        if port is None and port_no is not None and isinstance(switch, int):
-            port = self._port_name(PortRef(switch, port_no))
-        fields = {k: (_text(v)) for k, v in fields.items()}
+        switch, port_no, port = (fields.pop(k, None) for k in ("switch", "port_no", "port"))
+        dpid = int(switch, 16) if switch is not None else None
+        if port is None and dpid is not None and port_no is not None:
+            port = self._port_name(PortRef(dpid, port_no))
         level = logging.WARNING if kind.endswith(("refused", "failed", "expired", "gave_up")) \
             else logging.INFO
-        self.event_log.emit(kind, switch=self._name(switch) if isinstance(switch, int) else switch,
+        self.event_log.emit(kind, switch=self._name(dpid) if dpid is not None else None,
                             port=port, level=level, **fields)
 
     def _name(self, dpid: int) -> str:
@@ -450,11 +437,3 @@ class ControlPlane:
 def _failed(tlv: VsiTlv) -> VsiTlv:
     status = (tlv.status & ~STATUS_ERROR_MASK) | VdpError.OTHER_FAILURE
     return dataclasses.replace(tlv, status=status)
-
-
-def _text(value):
-    if isinstance(value, PortRef):
-        return str(value)
-    if isinstance(value, (str, int, float, bool, type(None), list, tuple, dict)):
-        return value
-    return str(value)

@@ -9,9 +9,7 @@ switch is checked for flows left where the VM no longer is. Prints JSON.
 """
 import argparse
 import json
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,26 +18,7 @@ from pathlib import Path
 from topologies.controller_process import ControllerProcess, free_port
 from topologies.datacenter import datacenter
 from topologies.migration import flows_follow, migrate, start_vm
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def probe_stream(vm, address):
-    """topologies/probe.py in vm's netns: ICMP echo at exactly 1,000 requests/s."""
-    proc = subprocess.Popen(["ip", "netns", "exec", vm.netns, sys.executable, "-m",
-                             "topologies.probe", address, "--rate", "1000"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    proc.stderr.readline()  # "ready"
-    return proc
-
-
-def gap_of(proc):
-    """(longest interval without a reply in ms, lost packets) of a stopped probe stream."""
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=10)
-    result = json.loads(out)
-    return result["max_gap_ms"], result["lost"]
-
+from topologies.probe import start_probe, stop_probe
 
 def percentile(values, fraction):
     ordered = sorted(values)
@@ -67,7 +46,7 @@ def main(argv=None):
             sys.exit("the peer cannot reach the VM before any migration")
         for n in range(args.migrations):
             destination = "srv22" if mover.server == "srv11" else "srv11"
-            stream = probe_stream(peer.vm, mover.vm.address)
+            stream = start_probe(peer.vm.netns, mover.vm.address)
             time.sleep(0.3)
             marks = {}
             results = migrate(dc, stations, mover, destination, order=args.order, marks=marks)
@@ -76,9 +55,9 @@ def main(argv=None):
                 steps.setdefault(step, []).append(1000 * (at - before))
             failed += not all(r.ok for r in results.values())
             time.sleep(0.5)
-            gap, lost = gap_of(stream)
-            gaps.append(gap)
-            losses.append(lost)
+            result = stop_probe(stream)
+            gaps.append(result["max_gap_ms"])
+            losses.append(result["lost"])
             problem = flows_follow(dc, mover)
             if problem:
                 stale.append(problem)

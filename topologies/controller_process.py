@@ -67,9 +67,17 @@ class ControllerProcess:
             return self.proc.wait()
 
     def rest(self, path: str):
-        url = f"http://127.0.0.1:{self.rest_port}{path}"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return json.loads(response.read())
+        return self.call("GET", path)
+
+    def call(self, method: str, path: str, body=None):
+        """One REST request with a JSON body; the JSON answer (None if it has none)."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.rest_port}{path}", method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer = response.read()
+        return json.loads(answer) if answer else None
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -11,9 +11,13 @@ import os
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
 
 ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY = 8, 0
 
@@ -30,6 +34,21 @@ def checksum(data: bytes) -> int:
 def echo_request(ident: int, seq: int) -> bytes:
     header = struct.pack("!BBHHH", ICMP_ECHO_REQUEST, 0, 0, ident, seq)
     return struct.pack("!BBHHH", ICMP_ECHO_REQUEST, 0, checksum(header), ident, seq)
+
+
+def start_probe(netns: str, address: str, rate: float = 1000.0) -> subprocess.Popen:
+    """This probe in netns (a VM), sending to address; returns once it is sending."""
+    proc = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-m",
+                             "topologies.probe", address, "--rate", str(rate)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stderr.readline()  # "ready"
+    return proc
+
+
+def stop_probe(proc: subprocess.Popen) -> dict:
+    """Stops a probe of start_probe; its result (sent, received, lost, max_gap_ms)."""
+    proc.send_signal(signal.SIGINT)
+    return json.loads(proc.communicate(timeout=10)[0])
 
 
 def main(argv=None) -> int:

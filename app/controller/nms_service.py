@@ -40,7 +40,7 @@ class ControllerService:
                 previous["until"] = round(previous["until"] + offset, 3)
             info = next((v for v in self._app.bridge.vsis() if v.vsi_id == vsi_id), None)
             current = vsi_view(info, self._app.control.port_names())["attachments"] if info else []
-            return {"vsi_id": _text(vsi_id), "current": current, "previous": found["previous"]}
+            return {"vsi_id": vsi_id_text(vsi_id), "current": current, "previous": found["previous"]}
 
     # changes -------------------------------------------------------------------------------
     def deassociate(self, vsi_id: str, reason: str) -> bool:
@@ -60,7 +60,7 @@ class ControllerService:
             target = self._app.control.port_ref(switch, port)
             self._app.react(self._app.control.prepare(found, target, time.monotonic(),
                                                       replicate=replicate))
-            return {"vsi_id": _text(found), "prepared_at": {"switch": switch, "port": port},
+            return {"vsi_id": vsi_id_text(found), "prepared_at": {"switch": switch, "port": port},
                     "replicate": replicate}
 
     def apply_profiles(self, database: VsiTypeDatabase) -> dict[str, Any]:
@@ -69,10 +69,6 @@ class ControllerService:
             reaction, result = self._app.control.apply_profiles(database, time.monotonic())
             self._app.react(reaction)
             return result
-
-
-def _text(vsi_id) -> str:
-    return vsi_id_text(vsi_id)
 
 
 def vsi_view(info, names) -> dict:
@@ -89,7 +85,8 @@ def vsi_view(info, names) -> dict:
             **where(a.port), "state": a.state.value,
             "binding": a.binding.value if a.binding else None, "handle": a.handle,
             "manager_id": a.manager_id, "type_id": a.type_id, "type_version": a.type_version,
-            "profile": a.profile, "tenant": a.tenant, "entries": [{"mac": e.mac, "vid": e.vid} for e in a.entries],
+            "profile": a.profile, "tenant": a.tenant,
+            "entries": [{"mac": e.mac, "vid": e.vid} for e in a.entries],
             # The bridge's clock is time.monotonic(); a replicated copy is held until removed.
             "expires_in": None if math.isinf(a.expires) else round(a.expires - time.monotonic(), 1),
         } for a in info.attachments],

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 from app.codec.errors import CodecError
 from app.codec.ethernet import MIN_FRAME_LENGTH, NEAREST_BRIDGE
-from app.codec.frame import LldpFrame, decode_evb_frame, encode_evb_frame
+from app.codec.frame import EvbFrame, LldpFrame, decode_evb_frame, encode_evb_frame
 from app.codec.lldp import ChassisId, LldpPdu, PortId
 from app.codec.tlv import extend_tail
 from app.fabric.ports import Port, PortRef, PortRole
@@ -56,6 +56,11 @@ def parse_probe(data: bytes) -> PortRef | None:
         frame = decode_evb_frame(data)
     except CodecError:
         return None
+    return probe_origin(frame)
+
+
+def probe_origin(frame: EvbFrame) -> PortRef | None:
+    """parse_probe for a frame already decoded (the packet-in path decodes once)."""
     if not isinstance(frame, LldpFrame) or frame.dst != NEAREST_BRIDGE or frame.vlan is not None:
         return None
     chassis, port = frame.lldpdu.chassis_id, frame.lldpdu.port_id

@@ -17,15 +17,22 @@ class IntentStore:
         self._db.execute("CREATE TABLE IF NOT EXISTS intent "
                          "(id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)")
         self._lock = threading.Lock()
+        self._last: str | None = None
 
     def load(self) -> dict | None:
         with self._lock:
             row = self._db.execute("SELECT body FROM intent WHERE id = 1").fetchone()
+            self._last = row[0] if row else None
         return json.loads(row[0]) if row else None
 
     def save(self, document: dict) -> None:
+        """Writes the document unless it is the one written last (a refusal, a link seen
+        again: no change, no disk write)."""
         body = json.dumps(document, separators=(",", ":"), sort_keys=True)
         with self._lock:
+            if body == self._last:
+                return
+            self._last = body
             self._db.execute("INSERT INTO intent (id, body) VALUES (1, ?) "
                              "ON CONFLICT (id) DO UPDATE SET body = excluded.body", (body,))
 

@@ -62,6 +62,15 @@ def fabric(controller):
 
 
 @pytest.fixture
+def stations(bed):
+    """lldpad on every server, VDP usable (it has seen our EVB TLV)."""
+    started = {srv.name: bed.add_station(srv.name) for srv in bed.spec.servers}
+    for station in started.values():
+        assert station.wait_vdp_ready(10), station.log()[-2000:]
+    return started
+
+
+@pytest.fixture
 def bed(fabric, controller):
     """The running fabric, ready, with no VM or station left over from the previous test."""
     wait_fabric_ready(controller, fabric)

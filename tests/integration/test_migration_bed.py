@@ -1,8 +1,6 @@
 """VM migration with lldpad on both servers, in every order real life produces; after each one
 the switches hold the VM's flows only where the VM is."""
-import json
 import subprocess
-import urllib.request
 
 import pytest
 
@@ -10,14 +8,6 @@ from tests.integration.bed import MARKS, dump_flows, wait_until
 from topologies.migration import BATCH, flows_follow, migrate, move_vm, start_vm
 
 pytestmark = MARKS
-
-
-@pytest.fixture
-def stations(bed):
-    started = {srv.name: bed.add_station(srv.name) for srv in bed.spec.servers}
-    for station in started.values():
-        assert station.wait_vdp_ready(10), station.log()[-2000:]
-    return started
 
 
 @pytest.fixture
@@ -119,11 +109,8 @@ def _vm_meters(bridge):
 def test_relocation_by_the_vm_manager_is_confirmed_by_the_station(bed, stations, pair,
                                                                   controller):
     peer, mover = pair
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{controller.rest_port}/v1/vms/{mover.uuid}/relocate",
-        data=json.dumps({"switch": "edge2", "port": "edge2-s2"}).encode(), method="POST",
-        headers={"Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=10).close()
+    controller.call("POST", f"/v1/vms/{mover.uuid}/relocate",
+                    {"switch": "edge2", "port": "edge2-s2"})
     (vsi,) = [v for v in controller.rest("/v1/associations") if v["vsi_id"] == mover.uuid]
     assert {(a["port"], a["state"]) for a in vsi["attachments"]} == {
         ("edge1-s1", "associated"), ("edge2-s2", "pre-associated-rr")}

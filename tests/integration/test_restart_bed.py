@@ -1,34 +1,24 @@
 """Changes under running traffic, measured by a 1,000 packets/s probe: a controller restart
 (nothing it accepted is lost, each switch is reconciled to the stored intent without a flush)
 and a profile pushed by the VM manager (applied to the associated VMs in place)."""
-import json
 import subprocess
-import sys
-import urllib.request
-from pathlib import Path
 
 from tests.integration.bed import MARKS, dump_flows, wait_until
 from topologies.controller_process import ControllerProcess
 from topologies.migration import start_vm
+from topologies.probe import start_probe, stop_probe
 
 pytestmark = MARKS
-REPO = Path(__file__).resolve().parents[2]
 
 
-def test_restart_loses_no_packet_and_no_association(bed, controller):
-    stations = {name: bed.add_station(name) for name in ("srv11", "srv21")}
-    for station in stations.values():
-        assert station.wait_vdp_ready(10)
+def test_restart_loses_no_packet_and_no_association(bed, stations, controller):
     a = start_vm(bed, stations, "a", "srv11", "52:54:00:00:03:01", "10.0.3.1/24",
                  "a1b2c3d4-0000-0000-0000-000000000301")
     b = start_vm(bed, stations, "b", "srv21", "52:54:00:00:03:02", "10.0.3.2/24",
                  "a1b2c3d4-0000-0000-0000-000000000302")
     assert a.vm.wait_reachable(b.vm.address, timeout=5)
     before = {name: _our_flows(name) for name in ("edge1", "edge2", "agg1")}
-    probe = subprocess.Popen(["ip", "netns", "exec", a.vm.netns, sys.executable, "-m",
-                              "topologies.probe", b.vm.address], cwd=REPO,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    probe.stderr.readline()
+    probe = start_probe(a.vm.netns, b.vm.address)
     try:
         controller.stop()
         restarted = ControllerProcess(controller.workdir, controller.of_port,
@@ -44,8 +34,7 @@ def test_restart_loses_no_packet_and_no_association(bed, controller):
             restarted.stop()
             controller.start()  # the module's fixture owns the controller
     finally:
-        probe.send_signal(subprocess.signal.SIGINT)
-        result = json.loads(probe.communicate(timeout=10)[0])
+        result = stop_probe(probe)
     assert result["lost"] == 0, result
     after = {name: _our_flows(name) for name in ("edge1", "edge2", "agg1")}
     assert after == before
@@ -57,18 +46,8 @@ def _our_flows(bridge):
                   for f in dump_flows(bridge) if f["cookie"] >> 56 == 0xEB)
 
 
-def _call(controller, method, path, body):
-    request = urllib.request.Request(f"http://127.0.0.1:{controller.rest_port}{path}",
-                                     data=json.dumps(body).encode(), method=method,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.loads(answer.read())
-
-
-def test_a_pushed_profile_change_applies_to_associated_vms_without_a_gap(bed, controller):
-    stations = {name: bed.add_station(name) for name in ("srv12", "srv22")}
-    for station in stations.values():
-        assert station.wait_vdp_ready(10)
+def test_a_pushed_profile_change_applies_to_associated_vms_without_a_gap(bed, stations,
+                                                                        controller):
     a = start_vm(bed, stations, "c", "srv12", "52:54:00:00:03:11", "10.0.3.11/24",
                  "a1b2c3d4-0000-0000-0000-000000000311")
     b = start_vm(bed, stations, "d", "srv22", "52:54:00:00:03:12", "10.0.3.12/24",
@@ -77,21 +56,14 @@ def test_a_pushed_profile_change_applies_to_associated_vms_without_a_gap(bed, co
     web = controller.rest("/v1/profiles/5/4")
     changed = {k: v for k, v in web.items() if k not in ("source", "origin", "replaces")}
     changed["qos"] = {**changed.get("qos", {}), "rate_kbps": 20000, "burst_kb": 2000}
-    probe = subprocess.Popen(["ip", "netns", "exec", a.vm.netns, sys.executable, "-m",
-                              "topologies.probe", b.vm.address], cwd=REPO,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    probe.stderr.readline()
+    probe = start_probe(a.vm.netns, b.vm.address)
     try:
-        answer = _call(controller, "PUT", "/v1/profiles/5/4", changed)
+        answer = controller.call("PUT", "/v1/profiles/5/4", changed)
         wait_until(lambda: "rate=20000" in _meters("edge1"), timeout=5,
                    message="the new rate is not on edge1")
     finally:
-        probe.send_signal(subprocess.signal.SIGINT)
-        result = json.loads(probe.communicate(timeout=10)[0])
-        # Put the file's profile back for the other tests of the module.
-        urllib.request.urlopen(urllib.request.Request(
-            f"http://127.0.0.1:{controller.rest_port}/v1/profiles/5/4", method="DELETE"),
-            timeout=10).close()
+        result = stop_probe(probe)
+        controller.call("DELETE", "/v1/profiles/5/4")  # the file's profile again, for the others
     assert answer["applied"]["updated"] >= 2, answer
     assert result["lost"] == 0, result
 

@@ -16,15 +16,6 @@ DB = dict(typeid=6, typeidver=1)
 WEB_RATE_KBPS = 10000
 
 
-@pytest.fixture
-def stations(bed):
-    """lldpad on every server, VDP usable (it has seen our EVB TLV)."""
-    started = {srv.name: bed.add_station(srv.name) for srv in bed.spec.servers}
-    for station in started.values():
-        assert station.wait_vdp_ready(10), station.log()[-2000:]
-    return started
-
-
 class TestVm:
     """A VM of the bed with its VSI UUID and the station's last vdptool result."""
     __test__ = False

@@ -85,14 +85,18 @@ class Bed:
             ChassisId(4, bytes(6)), PortId(3, bytes(6)), 120, (STATION_TLV,)), dst=NEAREST_BRIDGE)
         return self.frame_in(dpid, port_no, encode_evb_frame(lldp))
 
-    def request(self, dpid, port_no, mode, uuid, mac, vid=0, type_id=5, version=4, confirm=True,
-                now=1.0):
+    def vdp_frame(self, dpid, port_no, mode, uuid, mac, vid=0, type_id=5, version=4):
+        """The station's next VDP request on that port, as it is punted."""
         key = (dpid, port_no)
         self.sequences[key] = self.sequences.get(key, 0) + 1
         vsi = VsiTlv(mode, 0, type_id, version, VsiId.from_uuid(uuid), FilterFormat.MAC_VID,
                      (FilterEntry(vid, mac=mac),))
-        frame = build_vdp_request(f"02:00:00:aa:{dpid:02x}:{port_no:02x}", self.sequences[key],
-                                  Vdpdu((MGR, vsi)))
+        return build_vdp_request(f"02:00:00:aa:{dpid:02x}:{port_no:02x}", self.sequences[key],
+                                 Vdpdu((MGR, vsi)))
+
+    def request(self, dpid, port_no, mode, uuid, mac, vid=0, type_id=5, version=4, confirm=True,
+                now=1.0):
+        frame = self.vdp_frame(dpid, port_no, mode, uuid, mac, vid, type_id, version)
         return self.frame_in(dpid, port_no, frame, now, confirm)
 
 
@@ -126,9 +130,7 @@ def test_associate_is_answered_only_after_its_flows_are_confirmed():
     bed.station_hello(EDGE1, 1)
     reaction = bed.plane.handle_frame(
         EDGE1, bed.syncs[EDGE1].ports[1],
-        build_vdp_request("02:00:00:aa:01:01", 1, Vdpdu((MGR, VsiTlv(
-            VdpTlvType.ASSOCIATE, 0, 5, 4, VsiId.from_uuid(UUID_A), FilterFormat.MAC_VID,
-            (FilterEntry(0, mac=VM_A),))))), 1.0)
+        bed.vdp_frame(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A), 1.0)
     # Now: the ECP ack, and flow batches; the VDP response waits for the barrier.
     now_sent = [decode_evb_frame(f) for _, _, f in reaction.packets]
     assert [type(f) for f in now_sent] == [EcpAckFrame]
@@ -176,9 +178,7 @@ def test_flows_refused_by_a_switch_turn_the_success_into_a_failure_and_are_taken
     bed.station_hello(EDGE1, 1)
     reaction = bed.plane.handle_frame(
         EDGE1, bed.syncs[EDGE1].ports[1],
-        build_vdp_request("02:00:00:aa:01:01", 1, Vdpdu((MGR, VsiTlv(
-            VdpTlvType.ASSOCIATE, 0, 5, 4, VsiId.from_uuid(UUID_A), FilterFormat.MAC_VID,
-            (FilterEntry(0, mac=VM_A),))))), 1.0)
+        bed.vdp_frame(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A), 1.0)
     bed.run(reaction, confirm=False)
     sent = bed.run(bed.plane.flows_confirmed(reaction.ticket, {EDGE1: "table full"}, 1.1))
     (response,) = vdp_responses(sent)

@@ -117,3 +117,19 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path):
     assert [s["name"] for s in store.switches()] == ["edge1"] and store.vms() == []
     store.write_registry(RegistryWrite(vms=(VM,)))
     assert store.vms() == [VM]
+
+
+def test_intent_is_replaced_whole_survives_reopen_and_an_unchanged_one_is_not_rewritten(tmp_path):
+    from app.store.intent_store import IntentStore
+
+    path = tmp_path / "intent.db"
+    store = IntentStore(path)
+    assert store.load() is None
+    store.save({"version": 1, "vsis": [1]})
+    store.save({"version": 1, "vsis": [1, 2]})
+    store.close()
+    reopened = IntentStore(path)
+    assert reopened.load() == {"version": 1, "vsis": [1, 2]}
+    changes = reopened._db.total_changes
+    reopened.save({"version": 1, "vsis": [1, 2]})
+    assert reopened._db.total_changes == changes

@@ -76,14 +76,19 @@ def test_unreachable_manager():
     assert notifier.stats() == {"sent": 0, "failed": 1, "dropped": 0, "retried": 2, "queued": 0}
 
 
-def test_full_queue_drops_and_counts_and_never_blocks():
+def _held_manager():
+    """A manager that takes the first notification and answers only once `release` is set."""
     received, release = threading.Event(), threading.Event()
 
     def answer(number, environ):
         received.set()
         release.wait(5)
         return 204, b""
-    app = Scripted(answer)
+    return Scripted(answer), received, release
+
+
+def test_full_queue_drops_and_counts_and_never_blocks():
+    app, received, release = _held_manager()
     with served(app) as url:
         notifier = Notifier(url, timeout=5, queue_size=2)
         notifier.notify(event(0))
@@ -150,13 +155,8 @@ def test_event_log_sink():
 
 
 def test_close_drops_what_is_queued_and_stops():
-    received, release = threading.Event(), threading.Event()
-
-    def answer(number, environ):
-        received.set()
-        release.wait(5)
-        return 204, b""
-    with served(Scripted(answer)) as url:
+    app, received, release = _held_manager()
+    with served(app) as url:
         notifier = Notifier(url, timeout=5)
         for n in range(3):
             notifier.notify(event(n))
