@@ -1,6 +1,6 @@
 """A fixed-rate ICMP echo probe: run inside a VM's netns, it sends echo requests to a target at
-an exact rate (unlike ping, which slows down while replies are missing) until SIGINT/SIGTERM,
-then prints JSON: sent, received, lost, and the longest interval without a reply (from the
+an exact rate (unlike ping, which slows down while replies are missing) until SIGINT/SIGTERM
+(or 65,536 requests), then prints JSON: sent, received, lost, and the longest interval without a reply (from the
 first request to the last).
 
     ip netns exec NS python -m topologies.probe TARGET [--rate 1000]
@@ -20,6 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY = 8, 0
+REPLY_GRACE = 0.2  # seconds the receiver keeps listening after the last request
+# Sequence numbers are 16 bits: one more request would alias the first one's reply.
+MAX_REQUESTS = 0x10000
 
 
 def checksum(data: bytes) -> int:
@@ -56,16 +59,19 @@ def main(argv=None) -> int:
     parser.add_argument("target")
     parser.add_argument("--rate", type=float, default=1000.0, help="requests per second")
     args = parser.parse_args(argv)
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop_sending = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop_sending.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop_sending.set())
     sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     sock.settimeout(0.05)
     ident = os.getpid() & 0xFFFF
     replies: dict[int, float] = {}
+    # The receiver outlives the sender by REPLY_GRACE: a reply to the last requests is still
+    # on its way when the signal comes, and must not be counted as lost.
+    stop_receiving = threading.Event()
 
     def receive():
-        while not stop.is_set():
+        while not stop_receiving.is_set():
             try:
                 packet = sock.recv(2048)
             except socket.timeout:
@@ -80,15 +86,15 @@ def main(argv=None) -> int:
     print("ready", file=sys.stderr, flush=True)
     interval, sent = 1.0 / args.rate, 0
     start = time.monotonic()
-    while not stop.is_set():
-        sock.sendto(echo_request(ident, sent & 0xFFFF), (args.target, 0))
+    while not stop_sending.is_set() and sent < MAX_REQUESTS:
+        sock.sendto(echo_request(ident, sent), (args.target, 0))
         sent += 1
         delay = start + sent * interval - time.monotonic()
         if delay > 0:
             time.sleep(delay)
     last_send = time.monotonic()
-    time.sleep(0.2)  # replies still on their way
-    stop.set()
+    time.sleep(REPLY_GRACE)
+    stop_receiving.set()
     receiver.join()
     # From the first send to the last: silence at either end counts as a gap too.
     times = [start, *sorted(replies.values()), last_send]

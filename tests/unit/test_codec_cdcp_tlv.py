@@ -37,7 +37,7 @@ def test_reserved_bits_are_kept():
     assert encode_cdcp_tlv(tlv) == raw
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(cdcp_tlvs)
 def test_round_trip(tlv):
     assert decode_cdcp_tlv(encode_cdcp_tlv(tlv)) == tlv

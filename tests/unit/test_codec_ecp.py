@@ -18,7 +18,7 @@ def test_ack_keeps_its_padding(padding):
     assert encode_ecpdu(pdu) == raw
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.builds(EcpPdu, op=st.just(EcpOp.REQUEST), sequence=uints(16), payload=st.binary(max_size=64),
                  subtype=uints(10)) |
        st.builds(EcpPdu, op=st.just(EcpOp.ACK), sequence=uints(16), payload=st.integers(0, 46).map(bytes),

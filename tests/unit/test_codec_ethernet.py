@@ -24,7 +24,7 @@ def test_macs_are_normalized_to_lowercase():
     assert EthernetFrame("01:80:C2:00:00:0E", "AA:bb:CC:dd:EE:ff", 0x88CC).src == "aa:bb:cc:dd:ee:ff"
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.builds(EthernetFrame, macs, macs, st.integers(0, 0xFFFF).filter(lambda t: t not in (0x8100, 0x88A8)),
                  st.binary(max_size=64), st.none() | vlan_tags))
 def test_round_trip(frame):

@@ -35,7 +35,7 @@ def test_reserved_bits_are_kept():
     assert encode_evb_tlv(tlv) == raw
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(evb_tlvs)
 def test_round_trip(tlv):
     assert decode_evb_tlv(encode_evb_tlv(tlv)) == tlv

@@ -64,7 +64,7 @@ def test_encode_rejects_other_objects():
         encode_evb_frame(EthernetFrame(NEAREST_BRIDGE, BRIDGE, 0x88CC))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(evb_frames)
 def test_round_trip(frame):
     assert decode_evb_frame(encode_evb_frame(frame)) == frame

@@ -61,20 +61,20 @@ def damaged(draw, valid: st.SearchStrategy[bytes]) -> bytes:
 
 
 @pytest.mark.parametrize("codec", CODECS)
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(data=st.binary(max_size=128))
 def test_random_bytes(codec, data):
     assert_rejected_or_exact(codec, data)
 
 
 @pytest.mark.parametrize("codec", VALID)
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(data=st.data())
 def test_damaged_valid_encodings(codec, data):
     assert_rejected_or_exact(codec, data.draw(damaged(VALID[codec])))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(header=st.sampled_from([bytes.fromhex("88cc"), bytes.fromhex("894010010001"), bytes.fromhex("894014010001")]),
        payload=st.binary(max_size=96))
 def test_random_payload_behind_a_valid_header(header, payload):

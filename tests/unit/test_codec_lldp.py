@@ -43,7 +43,7 @@ def test_end_tlv_and_padding_rule(tail, end_tlv, padding):
     assert encode_lldpdu(pdu) == HEAD + tail
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(lldpdus)
 def test_round_trip(pdu):
     assert decode_lldpdu(encode_lldpdu(pdu)) == pdu

@@ -126,7 +126,7 @@ def test_empty_vdpdu():
     assert decode_vdpdu(bytes(40)) == Vdpdu(end_tlv=True, padding=38)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(vdpdus)
 def test_round_trip(pdu):
     assert decode_vdpdu(encode_vdpdu(pdu)) == pdu

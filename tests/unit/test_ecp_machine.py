@@ -135,7 +135,7 @@ def test_sequence_wraps_through_a_full_cycle():
     assert 0 not in sequences
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.lists(st.one_of(
     st.tuples(st.just("send"), st.binary(max_size=8)),
     st.tuples(st.just("req"), st.integers(0, 4)),

@@ -118,7 +118,7 @@ def test_config_ttl_is_interval_times_hold_like_lldpad():
     assert BridgeEvbConfig(lldp_tx_interval=2.5, lldp_tx_hold=3).lldp_ttl == 8
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(evb_tlvs, st.booleans(), st.booleans(), st.integers(0, 7), st.integers(0, 31), st.integers(0, 31),
        st.integers(0, 31))
 def test_any_station_tlv_negotiates_to_a_valid_answer(station, rrcap, bgid, r, rte, rwd, rka):

@@ -1,12 +1,12 @@
 """Whatever a policy file holds, loading it returns profiles or raises PolicyError, nothing else."""
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.policy import PolicyError, VsiTypeProfile, load_text
 from app.policy import schema
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=150)
 
 KEYS = (schema.TOP_KEYS + schema.PROFILE_KEYS + schema.RULE_KEYS + schema.QOS_KEYS
         + schema.LIMITS_KEYS)

@@ -5,7 +5,7 @@ import json
 from dataclasses import replace
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from app.codec.ethernet import NEAREST_CUSTOMER_BRIDGE, VlanTag
 from app.codec.evb_tlv import EvbMode, EvbTlv, RrStat, encode_evb_tlv
@@ -322,7 +322,7 @@ actions = st.lists(st.one_of(
 ), max_size=25)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150)
 @given(actions)
 def test_any_interleaving_never_raises_and_frames_are_well_formed(steps):
     s = session()

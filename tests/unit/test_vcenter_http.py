@@ -107,7 +107,7 @@ def test_slow_answer_ends_at_the_deadline():
         start = time.monotonic()
         with pytest.raises(TransportError, match="within 0.3 s"):
             exchange("GET", url, timeout=0.3)
-        assert time.monotonic() - start < 0.8
+        assert time.monotonic() - start < 2.5      # not the server's 3 s
 
 
 def test_trickling_answer_ends_at_the_deadline():
@@ -121,7 +121,7 @@ def test_trickling_answer_ends_at_the_deadline():
         start = time.monotonic()
         with pytest.raises(TransportError, match="within 0.5 s"):
             exchange("GET", url, timeout=0.5)
-        assert time.monotonic() - start < 1.0
+        assert time.monotonic() - start < 5        # not the answer's 10 s
 
 
 @pytest.mark.parametrize("size", [MAX_BODY + 1, 3 * MAX_BODY])

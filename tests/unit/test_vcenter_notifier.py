@@ -95,7 +95,7 @@ def test_full_queue_drops_and_counts_and_never_blocks():
         assert received.wait(5)          # event 0 is in flight, stuck at the manager
         start = time.monotonic()
         accepted = [notifier.notify(event(n)) for n in range(1, 10)]
-        assert time.monotonic() - start < 0.05
+        assert time.monotonic() - start < 2        # the manager holds event 0 for 5 s
         assert accepted == [True, True] + [False] * 7
         assert notifier.stats()["dropped"] == 7 and notifier.stats()["queued"] == 2
         release.set()
@@ -111,10 +111,10 @@ def test_notify_does_not_wait_for_a_slow_manager():
         start = time.monotonic()
         for n in range(5):
             notifier.notify(event(n))
-        assert time.monotonic() - start < 0.05
+        assert time.monotonic() - start < 0.25     # one blocking POST would take 0.3 s
         assert notifier.flush(5)
         assert notifier.stats()["failed"] == 5
-        assert time.monotonic() - start < 5 * 0.3 + 0.5     # each POST ended at its timeout
+        assert time.monotonic() - start < 3        # each POST ended at its timeout, not at 3 s
 
 
 def test_kinds_filter():
@@ -174,7 +174,7 @@ def test_close_interrupts_the_backoff():
     time.sleep(0.1)
     start = time.monotonic()
     notifier.close(timeout=5)
-    assert time.monotonic() - start < 1
+    assert time.monotonic() - start < 5            # not the 10 s backoff
     assert notifier.stats()["failed"] == 1
 
 

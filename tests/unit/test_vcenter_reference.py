@@ -190,7 +190,7 @@ def test_slow_reference_manager_is_unreachable_for_the_client(profiles):
         start = time.monotonic()
         result = VcenterClient(url, timeout=0.5).lookup_profile(5, 4, "mgr1")
         assert result.status is LookupStatus.UNREACHABLE
-        assert time.monotonic() - start < 1.0
+        assert time.monotonic() - start < 2.5      # not the manager's 3 s
 
 
 # pushing profiles to the controller

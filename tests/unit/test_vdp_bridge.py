@@ -488,7 +488,7 @@ def check_invariants(bridge: VdpBridge) -> None:
     assert len([b for b in batch if b.port.dpid == 1]) <= 3
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(st.lists(operations, max_size=60))
 def test_arbitrary_sequences_keep_the_invariants(ops):
     bridge, now = new_bridge(), 0.0

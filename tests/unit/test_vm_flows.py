@@ -4,7 +4,7 @@ import ipaddress
 from types import SimpleNamespace
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
@@ -547,7 +547,7 @@ def scenarios(draw):
     return draw(st.booleans()), bindings, rr
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60)
 @given(scenarios())
 def test_any_bindings_get_exactly_the_connectivity_the_rules_promise(scenario):
     cross, bindings, rr = scenario
