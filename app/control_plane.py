@@ -113,7 +113,10 @@ class ControlPlane:
             port = ports.get(number)
             if port is None or not port.up:
                 self._sessions.pop(PortRef(dpid, number), None)
-                changed |= self.topology.remove_port(PortRef(dpid, number))
+                link = self.topology.remove_port(PortRef(dpid, number))
+                if link is not None:
+                    self._link_down(link)
+                    changed = True
         # Probe at once: until its links are known, the switch forwards nothing across.
         reaction = Reaction(packets=[(dpid, port_no, frame) for port_no, frame
                                      in links.probe_frames(dpid, ports.values())])
@@ -205,7 +208,7 @@ class ControlPlane:
                                  for port_no, frame in links.probe_frames(dpid, ports.values())]
             expired = self.topology.expire(now)
             for link in expired:
-                self._emit("link.down", {**port_fields(link.a), "peer": self._port_text(link.b)})
+                self._link_down(link)
             if expired:
                 reaction.extend(self._replan(now))
         return reaction
@@ -381,6 +384,9 @@ class ControlPlane:
             self._emit(kind, fields)
         return Reaction(packets=[(session.port.dpid, session.port.port_no, frame)
                                  for frame in out.frames])
+
+    def _link_down(self, link) -> None:
+        self._emit("link.down", {**port_fields(link.a), "peer": self._port_text(link.b)})
 
     def _emit(self, kind: str, fields: dict) -> None:
         """The pure parts name a port as app.vdp.describe.port_fields does (switch as 16 hex

@@ -18,6 +18,7 @@ from pathlib import Path
 from app.codec.errors import CodecError
 from app.codec.frame import VdpFrame, decode_evb_frame
 from app.codec.vdp import VdpTlvType
+from bench.stats import percentile
 from topologies.capture import Capture
 from topologies.controller_process import ControllerProcess, free_port
 from topologies.datacenter import datacenter
@@ -69,7 +70,7 @@ def main(argv=None):
         "benchmark": "associate_response_latency",
         "rounds": args.rounds, "measured": len(ms), "refused": refused,
         "median_ms": round(statistics.median(ms), 2) if ms else None,
-        "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 2) if ms else None,
+        "p95_ms": round(percentile(ms, 0.95), 2) if ms else None,
         "max_ms": round(ms[-1], 2) if ms else None,
         "min_ms": round(ms[0], 2) if ms else None,
     }, indent=1))

@@ -15,15 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.stats import summary
 from topologies.controller_process import ControllerProcess, free_port
 from topologies.datacenter import datacenter
 from topologies.migration import flows_follow, migrate, start_vm
 from topologies.probe import start_probe, stop_probe
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -70,8 +66,7 @@ def main(argv=None):
         "migrations": args.migrations,
         "vdp_failures": failed,
         "probe_rate_pps": 1000,
-        "gap_ms": {"median": statistics.median(measured), "p95": percentile(measured, 0.95),
-                   "max": max(measured)} if measured else None,
+        "gap_ms": summary(measured),
         "lost_packets": {"median": statistics.median(losses), "max": max(losses),
                          "total": sum(losses)},
         "step_ms_median": {step: round(statistics.median(v), 1) for step, v in steps.items()},

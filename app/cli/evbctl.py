@@ -16,6 +16,7 @@ import urllib.request
 
 import yaml
 
+from app.faults.alarms import KINDS
 from app.policy.errors import PolicyError
 from app.policy.loader import load_file
 from app.registry.documents import READ_ONLY_KEYS, profile_document
@@ -270,6 +271,75 @@ def lookup(client, args):
     return found, text
 
 
+def server_list(client, args):
+    servers = client.call("GET", "/v1/servers")
+    return servers, table(["switch", "port", "up", "station", "vms", "maintenance", "reason"], [
+        [s["switch"], s["port"], s["up"], s.get("station"), len(s.get("vms", [])),
+         _maintenance_state(s.get("maintenance")), (s.get("maintenance") or {}).get("reason")]
+        for s in servers])
+
+
+def _maintenance_state(record: dict | None) -> str | None:
+    if not record:
+        return None
+    return "drained" if record.get("drained") else "draining"
+
+
+def server_maintenance(client, args):
+    answer = client.call("PUT", f"/v1/servers/{args.switch}/{args.port}/maintenance",
+                         {"reason": args.reason})
+    lines = [f"server {answer['switch']}/{answer['port']} in maintenance since "
+             f"{_when(answer.get('since'))}: {answer['reason']}"]
+    if answer.get("vms"):
+        lines.append(f"VMs to move away (the VM manager is told): {', '.join(answer['vms'])}")
+    if answer.get("drained"):
+        lines.append("no VM left there: the work may start")
+    return answer, "\n".join(lines)
+
+
+def server_resume(client, args):
+    answer = client.call("DELETE", f"/v1/servers/{args.switch}/{args.port}/maintenance")
+    return answer, (f"server {answer['switch']}/{answer['port']} resumed: it takes new VMs "
+                    f"again")
+
+
+def alarm_list(client, args):
+    alarms = client.call("GET", "/v1/alarms", query={"state": "all" if args.all else None})
+    # A CLEARED column only with --all: active alarms alone would leave it empty.
+    headers = ["id", "severity", "state", "maint", "raised", *(["cleared"] if args.all else []),
+               "vms", "reason"]
+    return alarms, table(headers, [
+        [a["id"], a["severity"], a["state"], a.get("maintenance"), _when(a.get("raised")),
+         *([_when(a.get("cleared"))] if args.all else []), len(a.get("affected_vms", [])),
+         a.get("reason")] for a in alarms])
+
+
+def subscription_list(client, args):
+    subscriptions = client.call("GET", "/v1/subscriptions")
+    return subscriptions, table(
+        ["id", "tenant", "kinds", "sent", "failed", "dropped", "queued", "url"], [
+            [s["id"], s.get("tenant") or "*", _kinds(s.get("kinds", [])),
+             *[(s.get("delivery") or {}).get(k) for k in ("sent", "failed", "dropped",
+                                                          "queued")], s["url"]]
+            for s in subscriptions])
+
+
+def _kinds(kinds: list[str]) -> str | list[str]:
+    return "all" if set(kinds) == KINDS else kinds
+
+
+def subscription_add(client, args):
+    body = {"url": args.webhook, **({"kinds": args.kinds} if args.kinds else {})}
+    answer = client.call("POST", "/v1/subscriptions", body)
+    return answer, (f"subscription {answer['id']} added: {answer['url']} gets "
+                    f"{_cell(_kinds(answer['kinds']))} alarms")
+
+
+def subscription_delete(client, args):
+    answer = client.call("DELETE", f"/v1/subscriptions/{args.sub_id}")
+    return answer, f"subscription {answer['deleted']} deleted"
+
+
 # the command line ---------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -348,6 +418,32 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--limit", type=int, help="at most this many (1-1000, default 100)")
     sub.add_argument("--switch")
     sub.add_argument("--tenant")
+
+    server = verbs("server", "servers (server ports) and their maintenance")
+    command(server, "list", server_list, "list the servers, their VMs and maintenance")
+    sub = command(server, "maintenance", server_maintenance,
+                  "put a server in maintenance: no new VMs; lists the VMs to move away")
+    sub.add_argument("switch", metavar="SWITCH", help="switch name or dpid")
+    sub.add_argument("port", metavar="PORT", help="server port name or number")
+    sub.add_argument("--reason", required=True, help="the work announced (at most 200 chars)")
+    sub = command(server, "resume", server_resume, "end a server's maintenance")
+    sub.add_argument("switch", metavar="SWITCH", help="switch name or dpid")
+    sub.add_argument("port", metavar="PORT", help="server port name or number")
+
+    alarm = verbs("alarm", "faults: switches, server ports, links, VMs lost")
+    command(alarm, "list", alarm_list, "list the active alarms, newest first").add_argument(
+        "--all", action="store_true", help="also the latest cleared alarms")
+
+    subscription = verbs("subscription", "webhooks that get the alarms")
+    command(subscription, "list", subscription_list,
+            "list the subscriptions and their delivery counters")
+    sub = command(subscription, "add", subscription_add, "subscribe a webhook to alarms")
+    # Not dest "url": that is --url, the controller's.
+    sub.add_argument("webhook", metavar="URL", help="http://HOST:PORT/PATH that gets the POSTs")
+    sub.add_argument("--kind", dest="kinds", action="append", choices=sorted(KINDS),
+                     help="only alarms of this kind (repeat for more; default all)")
+    command(subscription, "delete", subscription_delete, "unsubscribe").add_argument(
+        "sub_id", metavar="ID")
 
     sub = nouns.add_parser("lookup", help="where a VM is and was (by VSI ID or MAC)",
                            parents=[output])

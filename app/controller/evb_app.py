@@ -25,6 +25,9 @@ from app.controller.multipart import MultipartCollector
 from app.controller.nms_service import ControllerService
 from app.controller.sender import send_all
 from app.events import EventLog
+from app.faults.alarms import places_of
+from app.faults.monitor import FaultMonitor
+from app.fabric.ports import PortRole
 from app.fabric.switch_sync import SwitchSync
 from app.flows import ofmsg
 from app.rest.api import RestApi
@@ -72,7 +75,11 @@ class EvbApp(app_manager.OSKenApp):
             self.notifier = Notifier(self.settings.vcenter_url.rstrip("/") + "/v1/notifications",
                                      timeout=self.settings.vcenter_timeout)
             self.event_log.add_sink(self.notifier)
-        self.bridge = VdpBridge(Authorizer(lambda: self.policies, lookup=lookup))
+        self.monitor = FaultMonitor(self.event_log, self.store,
+                                    lambda: places_of(self.service.associations()))
+        self.event_log.add_sink(self.monitor)  # the last sink (see app/faults/monitor.py)
+        self.bridge = VdpBridge(Authorizer(lambda: self.policies, lookup=lookup,
+                                           maintenance=self._maintenance_reason))
         self.intent_store = IntentStore(self.settings.db_path)
         self.control = ControlPlane(self.event_log, self.bridge, save=self.intent_store.save)
         intent = self.intent_store.load()
@@ -87,7 +94,8 @@ class EvbApp(app_manager.OSKenApp):
         self._stopping = threading.Event()
         self.handler_errors = 0  # exceptions caught by app.controller.guard
         self.rest = RestServer(*self.settings.rest_address, RestApi(
-            self.service, self.registry, self.store, self.settings.api_tokens).wsgi)
+            self.service, self.registry, self.store, self.monitor,
+            self.settings.api_tokens).wsgi)
 
     def start(self):
         thread = super().start()
@@ -108,6 +116,7 @@ class EvbApp(app_manager.OSKenApp):
             self.notifier.flush(2)
             self.notifier.close()
             self.vcenter.close()
+        self.monitor.close()
         self.store.close()
         self.intent_store.close()
 
@@ -124,6 +133,11 @@ class EvbApp(app_manager.OSKenApp):
                       for p in sorted(s.ports.values(), key=lambda p: p.number)],
             "punts": self._punt_counters(s.dpid),
         } for s in syncs]
+
+    def _maintenance_reason(self, port) -> str | None:
+        """The authorizer's question (asked with the control plane's lock held)."""
+        record = self.monitor.in_maintenance(self.control.port_names().get(port))
+        return record.reason if record else None
 
     def _punt_counters(self, dpid: int) -> dict:
         with self.plane_lock:
@@ -224,8 +238,11 @@ class EvbApp(app_manager.OSKenApp):
             sync.on_barrier()
             with self.plane_lock:
                 self.react(self.control.switch_ready(sync.dpid))
+            # The server ports down at connect time: no port status will say so (app/faults).
+            down = sorted(p.name for p in sync.ports.values()
+                          if p.role is PortRole.SERVER and not p.up)
             self.event_log.emit("switch.ready", switch=sync.name, ports=len(sync.ports),
-                             **sync.last_sync)
+                                server_ports_down=down, **sync.last_sync)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     @guarded
@@ -313,9 +330,20 @@ class EvbApp(app_manager.OSKenApp):
         for ticket, failed in completed:
             self.react(self.control.flows_confirmed(ticket, failed, time.monotonic()))
 
+    def _wake_closed_connections(self):
+        """With native threads os-ken reports a lost switch (DEAD_DISPATCHER) only when the
+        connection's send thread wakes up, i.e. at our next message to it (the canary, seconds
+        later): once the receive side has closed the socket, an empty send wakes it at once."""
+        with self._lock:
+            datapaths = list(self._datapaths.values())
+        for datapath in datapaths:
+            if datapath.socket.fileno() == -1:
+                datapath.send(b"")
+
     def _tick_loop(self):
         while not self._stopping.wait(TICK_INTERVAL):
             try:
+                self._wake_closed_connections()
                 with self.plane_lock:
                     now = time.monotonic()
                     self._confirm(self._batches.expire(now))

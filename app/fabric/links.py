@@ -115,12 +115,13 @@ class Topology:
         self._seen[link] = now
         return changed
 
-    def remove_port(self, port: PortRef) -> bool:
-        """The port went down or away."""
+    def remove_port(self, port: PortRef) -> Link | None:
+        """The port went down or away: the link it ended, if any, is gone."""
         if port not in self._peer:
-            return False
-        self._drop(Link.between(port, self._peer[port]))
-        return True
+            return None
+        link = Link.between(port, self._peer[port])
+        self._drop(link)
+        return link
 
     def remove_switch(self, dpid: int) -> bool:
         gone = [link for link in self._seen if dpid in (link.a.dpid, link.b.dpid)]

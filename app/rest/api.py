@@ -1,6 +1,6 @@
 """REST API v1 (WebOb, JSON): the operator's and the VM manager's view of the controller and
 their way to change it. Routes live with their resources (fabric, associations, registry_views,
-events); this module authenticates, dispatches and turns every failure into a JSON error.
+events, faults); this module authenticates, dispatches and turns every failure into a JSON error.
 The API is described in docs/openapi.yaml, served at /v1/openapi.yaml."""
 import logging
 from collections.abc import Sequence
@@ -9,12 +9,14 @@ from pathlib import Path
 from webob import Request, Response
 
 from app.config import ApiToken
+from app.faults.monitor import FaultMonitor
 from app.registry import Registry
 from app.registry.errors import Conflict, Forbidden, InvalidInput, NotFound, RegistryError
 from app.rest.associations import AssociationViews
 from app.rest.auth import Authenticator
 from app.rest.events import EventViews
 from app.rest.fabric import FabricViews
+from app.rest.faults import FaultViews
 from app.rest.http import ApiError, error_response
 from app.rest.registry_views import RegistryViews
 from app.rest.router import Access, Route, Router
@@ -28,7 +30,8 @@ _STATUS = {InvalidInput: 400, Forbidden: 403, NotFound: 404, Conflict: 409}
 
 class RestApi:
     def __init__(self, service: NmsService, registry: Registry, store: Store,
-                 api_tokens: Sequence[ApiToken] = (), openapi_path: Path = OPENAPI_PATH):
+                 monitor: FaultMonitor, api_tokens: Sequence[ApiToken] = (),
+                 openapi_path: Path = OPENAPI_PATH):
         self._auth = Authenticator(api_tokens)
         self._openapi_path = openapi_path
         self.router = Router([
@@ -36,6 +39,7 @@ class RestApi:
             *AssociationViews(service, registry).routes(),
             *RegistryViews(service, registry).routes(),
             *EventViews(store).routes(),
+            *FaultViews(service, monitor).routes(),
             Route("GET", "/v1/openapi.yaml", self.openapi, Access.OPEN)])
 
     def wsgi(self, environ, start_response):

@@ -38,4 +38,18 @@ class Store(Protocol):
     def write_registry(self, write: RegistryWrite) -> None:
         """Applies the whole write or, on any error, none of it."""
 
+    def subscriptions(self) -> list[dict]:
+        """The fault subscriptions (app/faults/subscriptions.py Subscription.as_dict)."""
+
+    def save_subscription(self, document: dict) -> None: ...
+
+    def delete_subscription(self, sub_id: str) -> None: ...
+
+    def maintenance(self) -> list[dict]:
+        """The servers in maintenance (app/faults/maintenance.py MaintenanceRecord.as_dict)."""
+
+    def save_maintenance(self, document: dict) -> None: ...
+
+    def delete_maintenance(self, switch: str, port: str) -> None: ...
+
     def close(self) -> None: ...

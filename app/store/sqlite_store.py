@@ -8,7 +8,7 @@ import threading
 from app.events import Event
 from app.store.base import RegistryWrite
 
-SCHEMA_VERSION = 2  # 2: profiles and vms
+SCHEMA_VERSION = 3  # 2: profiles and vms; 3: fault subscriptions and maintenance
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS switches (
     dpid TEXT PRIMARY KEY,
@@ -42,6 +42,16 @@ CREATE TABLE IF NOT EXISTS vms (
     grp TEXT,
     registered REAL NOT NULL,
     updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    id TEXT PRIMARY KEY,
+    document TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS maintenance (
+    switch TEXT NOT NULL,
+    port TEXT NOT NULL,
+    document TEXT NOT NULL,
+    PRIMARY KEY (switch, port)
 );
 """
 _VM_COLUMNS = ("vsi_id", "tenant", "type_id", "type_version", "macs", "name", "group",
@@ -143,6 +153,28 @@ class SqliteStore:
             f"VALUES ({', '.join('?' * len(_VM_COLUMNS))})",
             [tuple(json.dumps(vm["macs"]) if column == "macs" else vm.get(column)
                    for column in _VM_COLUMNS) for vm in write.vms])
+
+    def subscriptions(self) -> list[dict]:
+        return [json.loads(row["document"]) for row in
+                self._read("SELECT document FROM subscriptions ORDER BY rowid")]
+
+    def save_subscription(self, document: dict) -> None:
+        self._write("INSERT OR REPLACE INTO subscriptions (id, document) VALUES (?, ?)",
+                    (document["id"], json.dumps(document)))
+
+    def delete_subscription(self, sub_id: str) -> None:
+        self._write("DELETE FROM subscriptions WHERE id = ?", (sub_id,))
+
+    def maintenance(self) -> list[dict]:
+        return [json.loads(row["document"]) for row in
+                self._read("SELECT document FROM maintenance ORDER BY switch, port")]
+
+    def save_maintenance(self, document: dict) -> None:
+        self._write("INSERT OR REPLACE INTO maintenance (switch, port, document) VALUES (?, ?, ?)",
+                    (document["switch"], document["port"], json.dumps(document)))
+
+    def delete_maintenance(self, switch: str, port: str) -> None:
+        self._write("DELETE FROM maintenance WHERE switch = ? AND port = ?", (switch, port))
 
     def close(self) -> None:
         with self._lock:

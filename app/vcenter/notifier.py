@@ -22,8 +22,10 @@ from app.vcenter.transport import TransportError, exchange
 
 LOG = logging.getLogger("evb_nms.vcenter")
 
+# The VSI decisions, and maintenance: the manager moves the VMs off a server in maintenance.
 DEFAULT_KINDS = frozenset({"vsi.associated", "vsi.deassociated", "vsi.refused", "vsi.expired",
-                           "vsi.suspended"})
+                           "vsi.suspended", "server.maintenance", "server.drained",
+                           "server.resumed"})
 MAX_BACKOFF = 5.0
 
 

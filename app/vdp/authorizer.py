@@ -18,13 +18,16 @@ the response status) and whether retrying the same request can help (``hard``):
 | VID not allowed by the type (VID 0 with no default VLAN)  | INVALID_VID_GROUP_MAC         | yes  |
 | the same MAC/VID twice (after resolving VID 0)            | INVALID_FORMAT                | yes  |
 | a MAC bound (prepared or forwarding) to ANOTHER VSI       | INVALID_VID_GROUP_MAC         | yes  |
+| the port's server is in maintenance (a VSI new to the port) | INSUFFICIENT_RESOURCES        | no   |
 | type's max_per_port / max_per_switch reached              | INSUFFICIENT_RESOURCES        | no   |
 
 Why these codes: a well-formed TLV naming a type we do not know is neither a format nor a
 resource problem, and the manager was not unreachable but is not authorized, so both are
 OTHER_FAILURE; "unable to contact VSI manager" is kept for the one case it names (retrying may
 help). A VLAN the type does not allow and a MAC claimed by another VM (anti-spoofing) are what
-status 5 is for. Limits are the bridge's resources: status 2, and they may free up, so not hard.
+status 5 is for. Limits are the bridge's resources: status 2, and they may free up, so not hard;
+a server in maintenance (app/faults/maintenance.py) lends no resources to new VMs until it is
+back, while the VMs already there keep theirs (their keep-alives pass).
 Format checks come first so that a request that cannot be admitted per MAC is never reported as
 a policy problem. A group ID (GroupID/MAC/VID) is echoed but takes no part in admission.
 """
@@ -118,13 +121,17 @@ def _mac_problem(mac: str) -> str | None:
 
 class Authorizer:
     def __init__(self, profiles: Callable[[], VsiTypeDatabase],
-                 lookup: ProfileLookup = lookup_in_database) -> None:
+                 lookup: ProfileLookup = lookup_in_database,
+                 maintenance: Callable[[PortRef], str | None] = lambda port: None) -> None:
+        """``maintenance``: why the server at a port is in maintenance, None if it is not."""
         self._profiles = profiles
         self._lookup = lookup
+        self._maintenance = maintenance
 
     def authorize(self, request: AuthRequest, bindings: Iterable[VmBinding]) -> Decision:
         """``bindings``: every binding of the fabric; those of the requesting VSI itself are
         ignored (a VSI never conflicts with itself, e.g. while it migrates)."""
+        bindings = list(bindings)
         others = [b for b in bindings if b.vsi_id != request.vsi_id]
         if not request.filters:
             return _refuse(VdpError.INVALID_FORMAT, "no filter entries", hard=True)
@@ -176,6 +183,12 @@ class Authorizer:
                                    f"MAC {taken.mac} is bound to VSI {vsi_id_text(binding.vsi_id)} "
                                    f"at {binding.port}", hard=True, profile=profile)
 
+        if not any(b.vsi_id == request.vsi_id and b.port == request.port for b in bindings):
+            why = self._maintenance(request.port)
+            if why is not None:
+                return _refuse(VdpError.INSUFFICIENT_RESOURCES,
+                               f"the server at {request.port} is in maintenance ({why}): it "
+                               f"takes no new VMs", hard=False, profile=profile)
         refusal = self._check_limits(request.port, profile, others)
         if refusal:
             return refusal

@@ -163,6 +163,7 @@ def _attachment_fields(vsi_id: VsiId, att: _Attachment, **more: object) -> dict[
     return {**port_fields(att.port), "vsi": vsi_id_text(vsi_id), "manager": att.manager_id,
             "state": att.state.value, "type_id": att.request.type_id,
             "type_version": att.request.type_version, "profile": att.profile.name,
+            "tenant": att.profile.tenant,
             "handle": att.handle, "macs": [e.mac for e in att.entries],
             "vids": [e.vid for e in att.entries], **more}
 

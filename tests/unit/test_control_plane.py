@@ -1,6 +1,7 @@
 """The whole path of a request through the pure control plane, on the fake demo fabric:
 station LLDP -> EVB answer; VDP Associate -> ECP ack now, flows as batches, the response only
 once the batches are confirmed; refusals answered at once with no flow; garbage counted."""
+import dataclasses
 from pathlib import Path
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -217,6 +218,18 @@ def test_link_probes_build_the_topology():
         (EDGE1, 0x100), (EDGE2, 0x100)}
     assert all(bed.plane.counters_for(0x100)[p]["link_probe"] >= 1 for p in ("agg1-dn1", "agg1-dn2"))
     assert ETH_TYPE_LLDP  # probes ride on LLDP, punted like the stations' frames
+
+
+def test_a_trunk_port_going_down_ends_its_link_at_once():
+    bed = Bed()
+    sync = bed.syncs[EDGE1]
+    uplink = next(port for port in sync.ports.values() if port.name == "edge1-up1")
+    ports = {**sync.ports, uplink.number: dataclasses.replace(uplink, up=False)}
+    bed.run(bed.plane.switch_ports(EDGE1, sync.name, ports, 1.0))
+    [down] = bed.log.recent("link.down")
+    assert (down.switch, down.port) in {("edge1", "edge1-up1"), ("agg1", "agg1-dn1")}
+    assert {down.port, down.detail["peer"].split("/")[1]} == {"edge1-up1", "agg1-dn1"}
+    assert {(link.a.dpid, link.b.dpid) for link in bed.plane.topology.links} == {(EDGE2, 0x100)}
 
 
 def test_relocation_prepares_the_destination_and_the_stations_associate_moves_the_vm():

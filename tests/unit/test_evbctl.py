@@ -1,14 +1,15 @@
 """evbctl against the real REST API served over HTTP (a threaded wsgiref server on a free port)
 with a fake controller behind it."""
 import json
+import re
 import socket
 
 import pytest
 
 from app.cli.evbctl import EXIT_API, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, main, table
 from app.rest.server import RestServer
-from tests.unit.test_rest_harness import (ADMIN_TOKEN, BLUE_TOKEN, MAC_B, VSI_A, VSI_B,
-                                          Harness)
+from tests.unit.test_rest_harness import (ADMIN_TOKEN, BLUE_TOKEN, MAC_B, RED_TOKEN, VSI_A,
+                                          VSI_B, Harness)
 
 VM_NEW = "a1b2c3d4-0000-0000-0000-0000000000c1"
 
@@ -30,7 +31,8 @@ def served(tmp_path, server):
     harness = Harness(str(tmp_path / "evb.db"))
     server.app = harness.api.wsgi
     harness.url = f"http://127.0.0.1:{server.port}"
-    return harness
+    yield harness
+    harness.monitor.close()  # its subscriptions' notifier threads
 
 
 @pytest.fixture
@@ -150,6 +152,90 @@ def test_lookup_by_vsi_and_mac(evbctl):
     assert code == EXIT_OK and "edge1-s1" in out and "BEFORE" in out
     code, out, _ = evbctl("lookup", MAC_B.upper())
     assert VSI_B in out
+
+
+def test_server_list_maintenance_and_resume(evbctl, served):
+    code, out, _ = evbctl("server", "list")
+    assert code == EXIT_OK
+    assert rows(out) == [["SWITCH", "PORT", "UP", "STATION", "VMS", "MAINTENANCE", "REASON"],
+                         ["edge1", "edge1-s1", "yes", "a6:00:00:00:00:01", "1", "-", "-"],
+                         ["edge2", "edge2-s2", "no", "-", "0", "-", "-"]]
+    code, out, _ = evbctl("server", "maintenance", "edge1", "edge1-s1", "--reason",
+                          "BIOS upgrade")
+    assert code == EXIT_OK and out.splitlines()[0].endswith(": BIOS upgrade")
+    assert out.splitlines()[1] == f"VMs to move away (the VM manager is told): {VSI_A}"
+    assert rows(evbctl("server", "list")[1])[1][5:] == ["draining", "BIOS", "upgrade"]
+    code, out, _ = evbctl("server", "maintenance", "0000000000000002", "2", "--reason", "fan",
+                          "--json")
+    answer = json.loads(out)
+    assert (answer["port"], answer["vms"], answer["drained"]) == ("edge2-s2", [], True)
+    assert rows(evbctl("server", "list")[1])[2][5:] == ["drained", "fan"]
+    code, out, _ = evbctl("server", "resume", "edge1", "edge1-s1")
+    assert code == EXIT_OK and out.strip() == ("server edge1/edge1-s1 resumed: it takes new "
+                                               "VMs again")
+    assert rows(evbctl("server", "list")[1])[1][5:] == ["-", "-"]
+    code, _, err = evbctl("server", "resume", "edge1", "edge1-s1")
+    assert code == EXIT_API and "404" in err and "not in maintenance" in err
+
+
+def test_server_maintenance_errors(evbctl):
+    code, _, err = evbctl("server", "maintenance", "edge1", "edge1-up1", "--reason", "x")
+    assert code == EXIT_API and "error 400 (port)" in err
+    code, _, err = evbctl("server", "maintenance", "edge9", "edge1-s1", "--reason", "x")
+    assert code == EXIT_API and "error 404 (switch)" in err
+    assert evbctl("server", "maintenance", "edge1", "edge1-s1")[0] == EXIT_USAGE  # no reason
+    code, _, err = evbctl("--token", BLUE_TOKEN, "server", "list")
+    assert code == EXIT_API and "403" in err
+
+
+def test_alarm_list_active_and_all(evbctl, served):
+    assert rows(evbctl("alarm", "list")[1]) == [["ID", "SEVERITY", "STATE", "MAINT", "RAISED",
+                                                 "VMS", "REASON"]]
+    served.events.emit("switch.disconnected", switch="edge1")
+    code, out, _ = evbctl("alarm", "list")
+    assert code == EXIT_OK
+    columns = re.split(r"\s{2,}", out.splitlines()[1])
+    assert columns[:4] == ["switch.down:edge1", "critical", "alarm", "no"]
+    assert columns[5:] == ["1", "switch edge1 lost its OpenFlow connection"]  # VMs: VSI_A
+    assert "switch.down:edge1" in evbctl("--token", BLUE_TOKEN, "alarm", "list")[1]
+    assert len(rows(evbctl("--token", RED_TOKEN, "alarm", "list")[1])) == 1  # not red's VMs
+    served.events.emit("switch.ready", switch="edge1")
+    assert len(rows(evbctl("alarm", "list")[1])) == 1
+    code, out, _ = evbctl("alarm", "list", "--all")
+    assert rows(out)[0] == ["ID", "SEVERITY", "STATE", "MAINT", "RAISED", "CLEARED", "VMS",
+                            "REASON"]
+    assert rows(out)[1][:3] == ["switch.down:edge1", "critical", "ok"]
+    [alarm] = json.loads(evbctl("alarm", "list", "--all", "--json")[1])
+    assert alarm["cleared"] >= alarm["raised"]
+
+
+def test_subscription_add_list_delete(evbctl):
+    code, out, _ = evbctl("subscription", "add", "http://127.0.0.1:9/doctor")
+    assert code == EXIT_OK and out.strip().endswith("http://127.0.0.1:9/doctor gets all alarms")
+    code, out, _ = evbctl("--token", BLUE_TOKEN, "--json", "subscription", "add",
+                          "http://127.0.0.1:9/blue", "--kind", "vm.lost", "--kind", "port.down")
+    blue = json.loads(out)
+    assert (blue["tenant"], blue["kinds"]) == ("blue", ["port.down", "vm.lost"])
+    code, out, _ = evbctl("subscription", "list")
+    assert [r[1:] for r in rows(out)] == [
+        ["TENANT", "KINDS", "SENT", "FAILED", "DROPPED", "QUEUED", "URL"],
+        ["*", "all", "0", "0", "0", "0", "http://127.0.0.1:9/doctor"],
+        ["blue", "port.down,vm.lost", "0", "0", "0", "0", "http://127.0.0.1:9/blue"]]
+    assert [r[0] for r in rows(evbctl("--token", BLUE_TOKEN, "subscription", "list")[1])] == \
+        ["ID", blue["id"]]
+    code, _, err = evbctl("--token", RED_TOKEN, "subscription", "delete", blue["id"])
+    assert code == EXIT_API and "error 404 (id)" in err
+    code, out, _ = evbctl("subscription", "delete", blue["id"])
+    assert code == EXIT_OK and out.strip() == f"subscription {blue['id']} deleted"
+    assert len(rows(evbctl("subscription", "list")[1])) == 2
+
+
+def test_subscription_add_errors(evbctl):
+    code, _, err = evbctl("subscription", "add", "ftp://127.0.0.1/x")
+    assert code == EXIT_API and "error 400 (url)" in err
+    assert evbctl("subscription", "add", "http://127.0.0.1:9/x", "--kind", "disk.full")[0] == \
+        EXIT_USAGE
+    assert len(rows(evbctl("subscription", "list")[1])) == 1  # nothing added
 
 
 def test_an_api_error_prints_the_message_and_exits_1(evbctl):

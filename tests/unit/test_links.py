@@ -118,8 +118,8 @@ def test_the_timeout_is_the_topology_s_own():
 
 def test_switch_and_port_removal():
     topology = triangle()
-    assert topology.remove_port(PortRef(1, 102))
-    assert not topology.remove_port(PortRef(1, 102))
+    assert topology.remove_port(PortRef(1, 102)) is not None
+    assert topology.remove_port(PortRef(1, 102)) is None
     assert topology.peer(PortRef(2, 102)) is None
     assert topology.remove_switch(AGG)
     assert topology.links == [] and not topology.remove_switch(AGG)

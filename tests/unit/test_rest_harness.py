@@ -10,6 +10,8 @@ from webob import Request
 
 from app.config import ApiToken
 from app.events import EventLog
+from app.faults.alarms import places_of
+from app.faults.monitor import FaultMonitor
 from app.policy.database import VsiTypeDatabase
 from app.policy.loader import load_policies
 from app.registry import Registry
@@ -112,10 +114,14 @@ class Harness:
         self.events.add_sink(self.store.append_event)
         self.registry = Registry(load_policies(POLICIES), self.store, self.service,
                                  emit=self.events.emit)
-        self.api = RestApi(self.service, self.registry, self.store, self.tokens)
+        self.monitor = FaultMonitor(self.events, self.store,
+                                    lambda: places_of(self.service.associations()))
+        self.events.add_sink(self.monitor)
+        self.api = RestApi(self.service, self.registry, self.store, self.monitor, self.tokens)
 
     def reopen(self) -> None:
         """A controller restart: everything but the database is new."""
+        self.monitor.close()
         self.store.close()
         self.service = FakeService()
         self.open()

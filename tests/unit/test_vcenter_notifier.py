@@ -132,7 +132,8 @@ def test_kinds_filter():
 
 def test_default_kinds():
     assert DEFAULT_KINDS == {"vsi.associated", "vsi.deassociated", "vsi.refused",
-                             "vsi.expired", "vsi.suspended"}
+                             "vsi.expired", "vsi.suspended", "server.maintenance",
+                             "server.drained", "server.resumed"}
 
 
 def test_event_log_sink():

@@ -217,6 +217,18 @@ def test_limits_do_not_count_the_requesting_vsi():
     assert authorizer().authorize(batch_request(P1, vsi_id=mine.vsi_id), two_on_p1).ok
 
 
+def test_a_server_in_maintenance_takes_no_new_vm_but_keeps_its_own():
+    in_maintenance = authorizer(maintenance=lambda port: "BIOS upgrade" if port == P1 else None)
+    refused(in_maintenance.authorize(request((MAC_A, 100)), []),
+            VdpError.INSUFFICIENT_RESOURCES, False, "in maintenance (BIOS upgrade)")
+    assert in_maintenance.authorize(request((MAC_A, 100), port=P2), []).ok
+    # The VM already bound there: its keep-alives (and a re-association) pass.
+    assert in_maintenance.authorize(request((MAC_A, 100)), [binding(1, VSI_A, P1, MAC_A)]).ok
+    # A VM bound elsewhere migrating to the server in maintenance is new to it.
+    refused(in_maintenance.authorize(request((MAC_A, 100)), [binding(1, VSI_A, P2, MAC_A)]),
+            VdpError.INSUFFICIENT_RESOURCES, False, "maintenance")
+
+
 # The seam for the VM manager
 
 def test_lookup_can_resolve_a_type_the_database_lacks():

@@ -1,0 +1,187 @@
+"""Faults as alarms (OPNFV Doctor's inspector role): which events are faults, which VMs each one
+affects, and when it is over.
+
+Pure: ``on_event`` takes an event, the VMs forwarding at that moment and the servers in
+maintenance, and returns the alarm changes (raised or cleared) for the subscribers.
+
+| event                                   | alarm            | severity | cleared by           |
+|-----------------------------------------|------------------|----------|----------------------|
+| switch.disconnected                     | switch.down      | critical | switch.ready         |
+| port.* of a server port, not up / gone  | port.down        | critical | port.* up            |
+|   or down when its switch is ready      |                  |          | or ready with it up  |
+| link.down                               | link.down        | major    | link.up (same ports) |
+| vsi.expired (no keep-alive in time)     | vm.lost          | critical | vsi.associated       |
+
+Affected VMs: those forwarding on the switch, on the server port, on either switch of the
+link (their traffic to other edges crosses it), or the VM itself. An alarm on a server in
+maintenance (port.down, vm.lost) is expected: it is kept and listed, flagged ``maintenance``,
+but not notified.
+"""
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from app.events import Event
+
+SEVERITY = {"switch.down": "critical", "port.down": "critical", "link.down": "major",
+            "vm.lost": "critical"}
+KINDS = frozenset(SEVERITY)
+RECENT_CLEARED = 200  # cleared alarms kept for GET /v1/alarms
+
+
+@dataclass(frozen=True)
+class VmPlace:
+    """A VM forwarding at a server port."""
+    vsi_id: str
+    tenant: str
+    switch: str
+    port: str
+    macs: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"vsi_id": self.vsi_id, "tenant": self.tenant, "switch": self.switch,
+                "port": self.port, "macs": list(self.macs)}
+
+
+@dataclass(frozen=True)
+class Alarm:
+    id: str                        # kind:resource, stable while the fault lasts
+    kind: str
+    severity: str
+    switch: str | None
+    port: str | None
+    reason: str
+    affected: tuple[VmPlace, ...]
+    raised: float                  # wall clock (the event's ts)
+    cleared: float | None = None
+    maintenance: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        return self.cleared is None
+
+    def tenants(self) -> set[str]:
+        return {vm.tenant for vm in self.affected}
+
+    def as_dict(self, tenant: str | None = None) -> dict[str, Any]:
+        """JSON; for a tenant only its own VMs are listed among the affected."""
+        affected = [vm.as_dict() for vm in self.affected if tenant is None or vm.tenant == tenant]
+        return {"id": self.id, "kind": self.kind, "severity": self.severity,
+                "state": "alarm" if self.active else "ok", "switch": self.switch,
+                "port": self.port, "reason": self.reason, "affected_vms": affected,
+                "raised": self.raised, "cleared": self.cleared,
+                "maintenance": self.maintenance, **({"detail": self.detail} if self.detail else {})}
+
+
+@dataclass(frozen=True)
+class Notice:
+    """An alarm that was raised (state "alarm") or cleared (state "ok")."""
+    alarm: Alarm
+
+    @property
+    def state(self) -> str:
+        return "alarm" if self.alarm.active else "ok"
+
+
+class AlarmBook:
+    def __init__(self) -> None:
+        self._active: dict[str, Alarm] = {}
+        self._cleared: deque[Alarm] = deque(maxlen=RECENT_CLEARED)
+
+    def on_event(self, event: Event, vms: Iterable[VmPlace],
+                 in_maintenance: set[tuple[str, str]]) -> list[Notice]:
+        """The alarm changes ``event`` makes. ``vms``: the VMs forwarding now; ``in_maintenance``:
+        the (switch, port) of the servers in maintenance. Notices of alarms in maintenance are
+        returned too (flagged): the caller decides whom to tell."""
+        kind, detail = event.kind, event.detail
+        if kind == "switch.disconnected":
+            return self._raise("switch.down", event, event.switch, None,
+                               f"switch {event.switch} lost its OpenFlow connection",
+                               [vm for vm in vms if vm.switch == event.switch], in_maintenance)
+        if kind == "switch.ready":
+            return [*self._clear(f"switch.down:{event.switch}", event),
+                    *self._reconcile_ports(event, vms, in_maintenance)]
+        if kind.startswith("port.") and detail.get("role") == "server":
+            if kind == "port.deleted" or detail.get("up") is False:
+                what = "was removed" if kind == "port.deleted" else "is down"
+                return self._port_down(event, event.port, what, vms, in_maintenance)
+            return self._clear(f"port.down:{event.switch}/{event.port}", event)
+        if kind in ("link.down", "link.up"):
+            ends = sorted([f"{event.switch}/{event.port}", str(detail.get("peer"))])
+            if kind == "link.up":
+                return self._clear(f"link.down:{ends[0]}~{ends[1]}", event)
+            switches = {end.split("/")[0] for end in ends}
+            return self._raise("link.down", event, event.switch, event.port,
+                               f"link {ends[0]} - {ends[1]} is down",
+                               [vm for vm in vms if vm.switch in switches], in_maintenance,
+                               resource=f"{ends[0]}~{ends[1]}", peer=detail.get("peer"))
+        if kind == "vsi.expired":
+            lost = VmPlace(str(detail.get("vsi")), str(detail.get("tenant")), event.switch or "",
+                           event.port or "", tuple(detail.get("macs", ())))
+            return self._raise("vm.lost", event, event.switch, event.port,
+                               f"VM {lost.vsi_id} at {event.switch}/{event.port}: "
+                               f"{detail.get('reason', 'expired')}", [lost], in_maintenance,
+                               resource=lost.vsi_id)
+        if kind == "vsi.associated":
+            return self._clear(f"vm.lost:{detail.get('vsi')}", event)
+        return []
+
+    def active(self) -> list[Alarm]:
+        return sorted(self._active.values(), key=lambda a: a.raised)
+
+    def recent(self) -> list[Alarm]:
+        """Active alarms, then the latest cleared ones, newest first."""
+        return [*reversed(self.active()), *reversed(self._cleared)]
+
+    def _port_down(self, event: Event, port: str, what: str, vms: Iterable[VmPlace],
+                   in_maintenance: set[tuple[str, str]]) -> list[Notice]:
+        return self._raise("port.down", event, event.switch, port,
+                           f"server port {event.switch}/{port} {what}",
+                           [vm for vm in vms if (vm.switch, vm.port) == (event.switch, port)],
+                           in_maintenance)
+
+    def _reconcile_ports(self, event: Event, vms: Iterable[VmPlace],
+                         in_maintenance: set[tuple[str, str]]) -> list[Notice]:
+        """A switch (re)connected: its server ports down now are alarms, and port alarms of
+        that switch for ports now up are over (their changes happened while it was away)."""
+        down = set(event.detail.get("server_ports_down", ()))
+        vms = list(vms)
+        notices = [notice for port in sorted(down)
+                   for notice in self._port_down(event, port, "is down", vms, in_maintenance)]
+        for alarm in list(self._active.values()):
+            if alarm.kind == "port.down" and alarm.switch == event.switch \
+                    and alarm.port not in down:
+                notices += self._clear(alarm.id, event)
+        return notices
+
+    def _raise(self, kind: str, event: Event, switch: str | None, port: str | None, reason: str,
+               affected: list[VmPlace], in_maintenance: set[tuple[str, str]], *,
+               resource: str | None = None, **detail) -> list[Notice]:
+        alarm_id = f"{kind}:{resource or (f'{switch}/{port}' if port else switch)}"
+        if alarm_id in self._active:
+            return []  # the same fault again (a port flapping within one alarm)
+        maintenance = kind in ("port.down", "vm.lost") and (switch, port) in in_maintenance
+        alarm = Alarm(alarm_id, kind, SEVERITY[kind], switch, port, reason,
+                      tuple(sorted(affected, key=lambda vm: vm.vsi_id)), event.ts,
+                      maintenance=maintenance,
+                      detail={k: v for k, v in detail.items() if v is not None})
+        self._active[alarm_id] = alarm
+        return [Notice(alarm)]
+
+    def _clear(self, alarm_id: str, event: Event) -> list[Notice]:
+        alarm = self._active.pop(alarm_id, None)
+        if alarm is None:
+            return []
+        cleared = replace(alarm, cleared=event.ts)
+        self._cleared.append(cleared)
+        return [Notice(cleared)]
+
+
+def places_of(associations: Iterable[dict[str, Any]]) -> list[VmPlace]:
+    """The VMs forwarding now, from the association views (app/service.py associations)."""
+    return [VmPlace(vsi["vsi_id"], att["tenant"], att["switch"], att["port"],
+                    tuple(e["mac"] for e in att["entries"]))
+            for vsi in associations for att in vsi["attachments"]
+            if att["state"] == "associated"]
