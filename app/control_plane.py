@@ -410,6 +410,10 @@ class ControlPlane:
         port = entry[1].get(ref.port_no) if entry else None
         return port.name if port else str(ref.port_no)
 
+    def names(self, ref: PortRef) -> tuple[str, str]:
+        """(switch name, port name) of a port; dpid in hex / port number when unknown."""
+        return self._name(ref.dpid), self._port_name(ref)
+
     def _port_text(self, ref: PortRef) -> str:
         return f"{self._name(ref.dpid)}/{self._port_name(ref)}"
 

@@ -136,7 +136,7 @@ class EvbApp(app_manager.OSKenApp):
 
     def _maintenance_reason(self, port) -> str | None:
         """The authorizer's question (asked with the control plane's lock held)."""
-        record = self.monitor.in_maintenance(self.control.port_names().get(port))
+        record = self.monitor.in_maintenance(self.control.names(port))
         return record.reason if record else None
 
     def _punt_counters(self, dpid: int) -> dict:

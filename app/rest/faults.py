@@ -3,6 +3,7 @@ their maintenance mode. A tenant sees the alarms that affect its VMs and manages
 subscriptions; servers and maintenance are infrastructure, for admins."""
 from webob import Request
 
+from app.faults.alarms import places_of
 from app.faults.monitor import FaultMonitor
 from app.registry import fields
 from app.registry.errors import InvalidInput
@@ -56,10 +57,8 @@ class FaultViews:
         stations = {(s["switch"], s["port_no"]): s.get("station")
                     for s in self._service.stations()}
         vms: dict[tuple[str, str], list[str]] = {}
-        for vsi in self._service.associations():
-            for att in vsi["attachments"]:
-                if att["state"] == "associated":
-                    vms.setdefault((att["switch"], att["port"]), []).append(vsi["vsi_id"])
+        for vm in places_of(self._service.associations()):
+            vms.setdefault((vm.switch, vm.port), []).append(vm.vsi_id)
         answer = []
         for switch in self._service.switches():
             for port in switch["ports"]:

@@ -1,5 +1,5 @@
-"""Shared test data for the codec tests: the captured frames and hypothesis
-strategies that generate valid codec objects."""
+"""Shared test data: the captured frames and hypothesis strategies that generate valid codec
+objects, and the REST tests' harness."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +19,7 @@ from app.codec.vdp import (
     VSI_TLV_TYPES, FilterEntry, FilterFormat, ManagerIdTlv, Vdpdu, VdpOrgTlv, VsiId, VsiIdFormat, VsiTlv,
 )
 from tests.pcap_reader import read_pcap
+from tests.unit.test_rest_harness import Harness
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 
@@ -106,3 +107,11 @@ evb_frames = st.one_of(
     st.builds(VdpFrame, macs, uints(16), vdpdus, **_addressing),
     st.builds(EcpAckFrame, macs, uints(16), st.integers(0, 46), **_addressing),
 )
+
+
+@pytest.fixture
+def harness(tmp_path):
+    """The REST tests' controller: tests/unit/test_rest_harness.py Harness on a fresh database."""
+    harness = Harness(str(tmp_path / "evb.db"))
+    yield harness
+    harness.close()

@@ -100,6 +100,12 @@ class Bed:
         frame = self.vdp_frame(dpid, port_no, mode, uuid, mac, vid, type_id, version)
         return self.frame_in(dpid, port_no, frame, now, confirm)
 
+    def associate_reaction(self, dpid, port_no, uuid, mac, now=1.0) -> Reaction:
+        """The control plane's reaction to an Associate, not yet run by the shim."""
+        return self.plane.handle_frame(dpid, self.syncs[dpid].ports[port_no],
+                                       self.vdp_frame(dpid, port_no, VdpTlvType.ASSOCIATE, uuid,
+                                                      mac), now)
+
 
 def vdp_responses(sent) -> list[VsiTlv]:
     frames = [decode_evb_frame(f) for _, _, f in sent]
@@ -129,9 +135,7 @@ def test_station_lldp_is_answered_with_our_evb_tlv():
 def test_associate_is_answered_only_after_its_flows_are_confirmed():
     bed = Bed()
     bed.station_hello(EDGE1, 1)
-    reaction = bed.plane.handle_frame(
-        EDGE1, bed.syncs[EDGE1].ports[1],
-        bed.vdp_frame(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A), 1.0)
+    reaction = bed.associate_reaction(EDGE1, 1, UUID_A, VM_A)
     # Now: the ECP ack, and flow batches; the VDP response waits for the barrier.
     now_sent = [decode_evb_frame(f) for _, _, f in reaction.packets]
     assert [type(f) for f in now_sent] == [EcpAckFrame]
@@ -177,9 +181,7 @@ def test_deassociate_removes_exactly_that_vm():
 def test_flows_refused_by_a_switch_turn_the_success_into_a_failure_and_are_taken_back():
     bed = Bed()
     bed.station_hello(EDGE1, 1)
-    reaction = bed.plane.handle_frame(
-        EDGE1, bed.syncs[EDGE1].ports[1],
-        bed.vdp_frame(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A), 1.0)
+    reaction = bed.associate_reaction(EDGE1, 1, UUID_A, VM_A)
     bed.run(reaction, confirm=False)
     sent = bed.run(bed.plane.flows_confirmed(reaction.ticket, {EDGE1: "table full"}, 1.1))
     (response,) = vdp_responses(sent)

@@ -11,11 +11,6 @@ METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 
 
 @pytest.fixture
-def harness(tmp_path):
-    return Harness(str(tmp_path / "evb.db"))
-
-
-@pytest.fixture
 def open_harness(tmp_path):
     return Harness(str(tmp_path / "evb.db"), tokens=())
 

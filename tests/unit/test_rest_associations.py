@@ -2,15 +2,9 @@
 import pytest
 
 from app.events import Event
-from tests.unit.test_rest_harness import (BLUE_TOKEN, MAC_A, MAC_B, RED_TOKEN, VSI_A, VSI_B,
-                                          Harness)
+from tests.unit.test_rest_harness import BLUE_TOKEN, MAC_A, MAC_B, RED_TOKEN, VSI_A, VSI_B
 
 UNKNOWN = "a1b2c3d4-0000-0000-0000-0000000000ff"
-
-
-@pytest.fixture
-def harness(tmp_path):
-    return Harness(str(tmp_path / "evb.db"))
 
 
 def ids(vsis):

@@ -4,18 +4,11 @@ import json
 
 import pytest
 
-from tests.unit.test_rest_harness import BLUE_TOKEN, RED_TOKEN, VSI_A, Harness
+from tests.unit.test_rest_harness import BLUE_TOKEN, RED_TOKEN, VSI_A
 from tests.unit.test_vcenter_http import answering, served
 
 PORT_DOWN = dict(switch="edge1", port="edge1-s1", role="server", up=False)
 PORT_UP = dict(PORT_DOWN, up=True)
-
-
-@pytest.fixture
-def harness(tmp_path):
-    harness = Harness(str(tmp_path / "evb.db"))
-    yield harness
-    harness.monitor.close()
 
 
 def received(app) -> list[dict]:

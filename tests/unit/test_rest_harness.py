@@ -119,10 +119,13 @@ class Harness:
         self.events.add_sink(self.monitor)
         self.api = RestApi(self.service, self.registry, self.store, self.monitor, self.tokens)
 
-    def reopen(self) -> None:
-        """A controller restart: everything but the database is new."""
+    def close(self) -> None:
         self.monitor.close()
         self.store.close()
+
+    def reopen(self) -> None:
+        """A controller restart: everything but the database is new."""
+        self.close()
         self.service = FakeService()
         self.open()
 

@@ -2,15 +2,9 @@
 import pytest
 
 from app.rest.http import MAX_BODY
-from tests.unit.test_rest_harness import (BLUE_TOKEN, MAC_A, RED_TOKEN, VSI_A, VSI_B, Harness,
-                                          profile)
+from tests.unit.test_rest_harness import BLUE_TOKEN, MAC_A, RED_TOKEN, VSI_A, VSI_B, profile
 
 VM_NEW = "a1b2c3d4-0000-0000-0000-0000000000c1"
-
-
-@pytest.fixture
-def harness(tmp_path):
-    return Harness(str(tmp_path / "evb.db"))
 
 
 def keys(profiles):
