@@ -6,10 +6,19 @@ from dataclasses import dataclass
 import yaml
 
 from app.fabric.ports import DEFAULT_TRUNK_PATTERNS
+from app.session.evb_negotiation import BridgeEvbConfig
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 ADMIN = "*"            # the tenant of an API token that sees and changes everything
 TENANT_MAX = 64        # as VsiTypeProfile.tenant
+# The bridge's EVB timers (IEEE 802.1Qbg EVB TLV): setting -> (BridgeEvbConfig field, lowest,
+# highest, what it is). The ranges are the TLV's field widths, as BridgeEvbConfig checks them.
+EVB_TIMERS = {
+    "evb_r": ("r", 0, 7, "ECP retries"),
+    "evb_rte": ("rte", 0, 31, "ECP retransmission exponent, 10 us * 2^n"),
+    "evb_rwd": ("rwd", 0, 31, "VDP resource wait delay exponent, 10 us * 2^n"),
+    "evb_rka": ("rka", 0, 31, "VDP keep-alive exponent, 10 us * 2^n"),
+}
 
 
 class ConfigError(ValueError):
@@ -44,6 +53,20 @@ class Settings:
     vcenter_url: str = ""
     vcenter_timeout: float = 1.0
     vcenter_ttl: float = 60.0
+    # The bridge's EVB timers. Each station and the bridge agree on the larger of their values,
+    # so the bridge decides how often a station refreshes its VSIs: lldpad sends one VSI per ECP
+    # PDU, one PDU per 10us*2^RTE (164 ms), so at RKA 20 (10.5 s) a station keeps at most ~64
+    # VSIs alive. 23 (84 s) lets it keep up to ~512 (docs/evb-timers.md).
+    evb_r: int = BridgeEvbConfig.r
+    evb_rte: int = BridgeEvbConfig.rte
+    evb_rwd: int = BridgeEvbConfig.rwd
+    evb_rka: int = 23
+
+    @property
+    def evb_config(self) -> BridgeEvbConfig:
+        """The bridge's side of the EVB TLV (the LLDP timing stays at its defaults)."""
+        return BridgeEvbConfig(**{field: getattr(self, name)
+                                  for name, (field, *_) in EVB_TIMERS.items()})
 
     @property
     def rest_address(self) -> tuple[str, int]:
@@ -81,6 +104,11 @@ class Settings:
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not low <= value <= high:
                 raise ConfigError(f"{name}: expected {low} to {high} seconds, got {value!r}")
+        for name, (_, low, high, what) in EVB_TIMERS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"{name}: expected an integer {low}-{high} ({what}), "
+                                  f"got {value!r}")
         return self
 
 

@@ -8,9 +8,16 @@
 Pure apart from the event log: every entry point takes `now` and returns a Reaction (frames to
 send now, flow batches to apply); the os-ken shim (app/controller/evb_app.py) sends them and
 calls `flows_confirmed` when the switches' barriers have answered.
+
+Scale: the work and the disk writes of a request follow what it changes. The VDP bridge keeps
+its bindings indexed, the flow programmer plans the changed bindings alone, the intent is saved
+per VSI, and timers sit in heaps; only a change of the link graph re-plans what hangs on the
+switches whose place in the tree moved. ECP is acknowledged on receipt (`receive`), before the
+VDP work (`process`), so a station never retransmits because a request took time.
 """
 import collections
 import dataclasses
+import heapq
 import itertools
 import logging
 import math
@@ -20,18 +27,20 @@ from dataclasses import dataclass, field
 
 from app.codec.errors import CodecError
 from app.codec.frame import decode_evb_frame
-from app.codec.vdp import STATUS_ERROR_MASK, VdpError, VdpTlvType, VsiId, VsiTlv
+from app.codec.vdp import STATUS_ERROR_MASK, ManagerIdTlv, VdpError, VdpTlvType, VsiId, VsiTlv
 from app.events import EventLog
 from app.fabric import links
 from app.fabric.links import Topology
 from app.fabric.ports import Port, PortRef, PortRole
-from app.flows.vm_flows import plan_vm_flows
+from app.fabric.switch_directory import SwitchDirectory
 from app.flows.programmer import FlowProgrammer
 from app.session.evb_negotiation import BridgeEvbConfig
 from app.session.port_session import PortSession, SessionOutput
+from app.store.base import IntentChanges, vsi_key
 from app.vcenter.client import LookupPending
 from app.vdp.bridge import VdpBridge
 from app.vdp.describe import port_fields, vsi_id_text
+from app.vdp.locations import LocationHistory
 from app.vdp.outcome import Outcome, Send
 
 # At most one frame.dropped event per port per this many seconds: a flood of garbage must not
@@ -39,6 +48,10 @@ from app.vdp.outcome import Outcome, Send
 DROP_EVENT_INTERVAL = 10.0
 # How long a relocation prepared by the VM manager waits for the destination station's Associate.
 RELOCATION_HOLD = 120.0
+# VDP requests received and not yet processed. They are processed after every batch of
+# packet-ins, so this is reached only by a flood; beyond it requests are counted and dropped
+# (acknowledged already: the station resends).
+PENDING_LIMIT = 20000
 
 
 @dataclass
@@ -49,8 +62,11 @@ class FlowBatch:
 
 @dataclass
 class Reaction:
-    """What the shim does: send `packets` now; send each batch followed by a barrier and, when
-    `ticket` is set, call flows_confirmed(ticket) once every batch's barrier has answered."""
+    """What the shim does: send `packets` now (before the batches: ECP ACKs must not wait
+    behind flows); send each batch followed by a barrier and, when `ticket` is set, call
+    flows_confirmed(ticket) once every batch's barrier has answered. Frames that must follow
+    flows (VDP responses) are never in the same reaction as those flows: they come with
+    flows_confirmed."""
     packets: list[tuple[int, int, bytes]] = field(default_factory=list)  # (dpid, port_no, frame)
     batches: list[FlowBatch] = field(default_factory=list)
     ticket: int | None = None
@@ -76,43 +92,55 @@ class _Held:
 class ControlPlane:
     def __init__(self, event_log: EventLog, bridge: VdpBridge,
                  evb_config: BridgeEvbConfig = BridgeEvbConfig(),
-                 save: Callable[[dict], None] = lambda intent: None,
+                 save: Callable[[IntentChanges], None] = lambda changes: None,
                  first_sequence: Callable[[], int] = lambda: random.randrange(1, 0x10000)):
-        """`save` persists the intent (see `intent()`) before any station hears of a change;
-        `first_sequence` picks each new port session's first ECP sequence number (random, so a
-        restarted controller's first PDU is not mistaken for a duplicate)."""
+        """`save` persists what changed in the intent (see IntentChanges) before any station
+        hears of the change; `first_sequence` picks each new port session's first ECP sequence
+        number (random, so a restarted controller's first PDU is not taken for a duplicate)."""
         self.event_log = event_log
         self.bridge = bridge
         self.evb_config = evb_config
         self._save = save
         self._first_sequence = first_sequence
-        self._restored_rr: set[PortRef] = set()
-        self._parked: dict = {}  # VM-manager query -> {(port, VSI ID): request}
         self.topology = Topology()
         self.programmer = FlowProgrammer()
-        self._switches: dict[int, tuple[str, dict[int, Port]]] = {}
-        self._sessions: dict[PortRef, PortSession] = {}
+        self.switches = SwitchDirectory()
+        self.locations = LocationHistory()
+        self._sessions: dict[int, dict[int, PortSession]] = {}   # dpid -> port_no -> session
+        # Session wake-ups: (deadline, tie-break, port), and the one deadline each port is
+        # scheduled for, so a busy port does not fill the heap.
+        self._wakeups: list[tuple[float, int, PortRef]] = []
+        self._scheduled: dict[PortRef, float] = {}
+        self._tie = itertools.count()
+        self._pending: list[tuple[PortRef, ManagerIdTlv, VsiTlv, float]] = []
+        self._parked: dict = {}  # VM-manager query -> {(port, VSI ID): request}
         self._counters: dict[int, dict[str, collections.Counter]] = collections.defaultdict(
             lambda: collections.defaultdict(collections.Counter))
         self._last_drop_event: dict[PortRef, float] = {}
         self._tickets = itertools.count(1)
         self._held: dict[int, _Held] = {}
         self._next_probe = 0.0
-        self._forwarding: dict = {}   # VsiId -> PortRef where it forwards now
-        self._history: dict = collections.defaultdict(list)  # VsiId -> [(PortRef, until)]
+        # Reflective relay: ports whose station agreed it, ports with any agreement, and the
+        # ports where it was granted before a restart (kept until their station speaks again).
+        self._rr_granted: set[PortRef] = set()
+        self._agreed: set[PortRef] = set()
+        self._restored_rr: set[PortRef] = set()
+        self._rr_saved: list = []
+        # What the next save writes.
+        self._dirty_vsis: set[VsiId] = set()
+        self._links_dirty = False
 
     # switches -------------------------------------------------------------------------------
     def switch_ports(self, dpid: int, name: str, ports: dict[int, Port], now: float) -> Reaction:
         """The switch's current ports (at connect time and after every port change). A port
         that is gone or down loses its link and its station session; its VSIs stay until their
         keep-alive times out (a link flap must not de-associate every VM behind it)."""
-        self._switches[dpid] = (name, dict(ports))
+        self.switches.update(dpid, name, ports)
         changed = False
-        for number in {r.port_no for r in self._sessions if r.dpid == dpid} | \
-                self.topology.link_ports(dpid):
+        for number in set(self._sessions.get(dpid, {})) | self.topology.link_ports(dpid):
             port = ports.get(number)
             if port is None or not port.up:
-                self._sessions.pop(PortRef(dpid, number), None)
+                self._drop_session(PortRef(dpid, number))
                 link = self.topology.remove_port(PortRef(dpid, number))
                 if link is not None:
                     self._link_down(link)
@@ -120,18 +148,21 @@ class ControlPlane:
         # Probe at once: until its links are known, the switch forwards nothing across.
         reaction = Reaction(packets=[(dpid, port_no, frame) for port_no, frame
                                      in links.probe_frames(dpid, ports.values())])
-        return reaction.extend(self._replan(now)) if changed else reaction
+        if changed:
+            reaction.extend(self._topology_changed())
+        return reaction.extend(self._rr_changed())
 
     def switch_ready(self, dpid: int) -> Reaction:
         """The switch holds our punt flows now: every switch probes its trunks, so the links
         toward it are found at once rather than at the next probe round."""
-        return Reaction(packets=[(d, port_no, frame) for d, (_, ports) in self._switches.items()
-                                 for port_no, frame in links.probe_frames(d, ports.values())])
+        return Reaction(packets=self._probes())
 
     def switch_gone(self, dpid: int, now: float) -> Reaction:
-        self._switches.pop(dpid, None)
-        self._sessions = {r: s for r, s in self._sessions.items() if r.dpid != dpid}
-        return self._replan(now) if self.topology.remove_switch(dpid) else Reaction()
+        self.switches.remove(dpid)
+        for port_no in list(self._sessions.get(dpid, {})):
+            self._drop_session(PortRef(dpid, port_no))
+        reaction = self._topology_changed() if self.topology.remove_switch(dpid) else Reaction()
+        return reaction.extend(self._rr_changed())
 
     def vm_flows(self, dpid: int) -> list:
         """Per-VM flows the switch must hold (SwitchSync reconciles them at connect time)."""
@@ -142,49 +173,70 @@ class ControlPlane:
 
     # packet-in ------------------------------------------------------------------------------
     def handle_frame(self, dpid: int, port: Port, data: bytes, now: float) -> Reaction:
-        name = self._name(dpid)
+        """One punted frame, all the way: `receive` and then `process`."""
+        return self.receive(dpid, port, data, now).extend(self.process(now))
+
+    def receive(self, dpid: int, port: Port, data: bytes, now: float) -> Reaction:
+        """A punted frame as far as its port session: what goes back at once (the ECP ACK,
+        LLDP, link changes). The VDP requests it carried wait for `process`, so the shim sends
+        the ACK before any VDP work and requests arriving together are planned together."""
         counters = self._counters[dpid][port.name]
         ref = PortRef(dpid, port.number)
         try:
             frame = decode_evb_frame(data)
         except CodecError as err:
             counters["malformed"] += 1
-            self._drop_event(ref, name, port, err, now)
+            self._drop_event(ref, port, err, now)
             return Reaction()
         probe_from = links.probe_origin(frame)
         if probe_from is not None:
             counters["link_probe"] += 1
             if port.role is PortRole.TRUNK and self.topology.add_link(probe_from, ref, now):
-                self.event_log.emit("link.up", switch=name, port=port.name,
-                                    peer=self._port_text(probe_from))
-                return self._replan(now)
+                self.event_log.emit("link.up", switch=self.switches.name(dpid), port=port.name,
+                                    peer=self.switches.text(probe_from))
+                return self._topology_changed()
             return Reaction()
         if port.role is not PortRole.SERVER:
             counters["ignored_on_trunk"] += 1
             return Reaction()
         session = self._session(ref, port)
-        relay = session.agreement.rr_granted if session.agreement else None
         out = session.on_frame(frame, now)
         reaction = self._session_output(session, out)
-        if session.agreement and session.agreement.rr_granted != relay:
-            reaction.extend(self._replan(now))  # hairpin flows follow reflective relay
-        return reaction.extend(self._requests(
-            [(ref, manager, vsi, session.keepalive_timeout) for manager, vsi in out.vdp], now))
+        if out.vdp and len(self._pending) + len(out.vdp) > PENDING_LIMIT:
+            counters["vdp_overload"] += len(out.vdp)  # acknowledged: the station will resend
+        else:
+            self._pending += [(ref, manager, vsi, session.keepalive_timeout)
+                              for manager, vsi in out.vdp]
+        if self._note_agreement(ref, session):
+            reaction.extend(self._rr_changed())  # hairpin flows follow reflective relay
+        return reaction
+
+    def process(self, now: float) -> Reaction:
+        """Every VDP request received since the last call, as one flow change."""
+        pending, self._pending = self._pending, []
+        return self._requests(pending, now)
 
     def _requests(self, requests, now: float) -> Reaction:
-        """(port, manager, VSI TLV, keep-alive timeout) requests, as one outcome: one flow
-        change, one ticket, and the responses after it."""
-        outcome = Outcome()
+        """(port, manager, VSI TLV, keep-alive timeout) requests. Those that change no binding
+        (keep-alives, refusals, Pre-Associates) are answered at once; the others become one
+        flow change, one ticket, and their responses after it."""
+        at_once, changing, touched = [], [], set()
         for ref, manager, vsi, keepalive_timeout in requests:
             try:
-                outcome = outcome.merge(self.bridge.on_request(
-                    ref, manager, vsi, now, keepalive_timeout))
+                outcome = self.bridge.on_request(ref, manager, vsi, now, keepalive_timeout)
             except LookupPending as pending:
                 # The VM manager is being asked about this type: answer when it has answered.
                 # Only the latest request of a VSI at a port is kept: the station resends.
                 parked = self._parked.setdefault(pending.query, {})
                 parked[(ref, vsi.vsi_id)] = (manager, vsi, keepalive_timeout)
-        return self._apply(outcome, now)
+                continue
+            if outcome.changes or vsi.vsi_id in touched:  # keep a VSI's answers in order
+                changing.append(outcome)
+                touched.add(vsi.vsi_id)
+            else:
+                at_once.append(outcome)
+        reaction = self._apply(Outcome().merge(*at_once), now)
+        return reaction.extend(self._apply(Outcome().merge(*changing), now))
 
     def lookup_done(self, query, now: float) -> Reaction:
         """The VM manager answered `query` (the answer is in the client's cache): the requests
@@ -195,38 +247,60 @@ class ControlPlane:
 
     # timers ---------------------------------------------------------------------------------
     def tick(self, now: float) -> Reaction:
+        """What is due: ECP retransmissions and LLDP of the sessions whose time has come, VSIs
+        whose keep-alive timed out, link probes. Costs what is due, not what is held."""
         reaction = Reaction()
-        for session in list(self._sessions.values()):
-            deadline = session.next_deadline()
-            if deadline is not None and deadline <= now:
-                reaction.extend(self._session_output(session, session.tick(now)))
+        while self._wakeups and self._wakeups[0][0] <= now:
+            deadline, _, ref = heapq.heappop(self._wakeups)
+            if self._scheduled.get(ref) != deadline:
+                continue  # superseded by an earlier wake-up
+            del self._scheduled[ref]
+            session = self._sessions.get(ref.dpid, {}).get(ref.port_no)
+            due = session.next_deadline() if session is not None else None
+            if due is None:
+                continue
+            if due > now:
+                self._schedule(session)
+                continue
+            reaction.extend(self._session_output(session, session.tick(now)))
         reaction.extend(self._apply(self.bridge.expire(now), now))
         if now >= self._next_probe:
             self._next_probe = now + links.PROBE_INTERVAL
-            reaction.packets += [(dpid, port_no, frame)
-                                 for dpid, (_, ports) in self._switches.items()
-                                 for port_no, frame in links.probe_frames(dpid, ports.values())]
+            reaction.packets += self._probes()
             expired = self.topology.expire(now)
             for link in expired:
                 self._link_down(link)
             if expired:
-                reaction.extend(self._replan(now))
+                reaction.extend(self._topology_changed())
         return reaction
+
+    def _probes(self) -> list[tuple[int, int, bytes]]:
+        return [(dpid, port_no, frame) for dpid in self.switches.dpids()
+                for port_no, frame in links.probe_frames(dpid, self.switches.ports(dpid).values())]
 
     # the VDP outcome -> flows -> responses --------------------------------------------------
     def _apply(self, outcome: Outcome, now: float) -> Reaction:
         for kind, fields in outcome.events:
             self._emit(kind, fields)
-        if not outcome.bindings_changed:
-            if outcome.events:  # a state change without flows (e.g. a plain Pre-Associate)
-                self._save(self.intent())
-            return self._send_vdp(outcome.responses + outcome.unsolicited, now)
-        reaction = self._replan(now)
+        self._dirty_vsis |= outcome.dirty
+        sends = outcome.responses + outcome.unsolicited
+        if not outcome.changes:
+            self._save_changes()
+            return self._send_vdp(sends, now)
+        self.locations.record(outcome.changes, now)
+        reaction = self._flow_change(self.programmer.update(outcome.changes))
         if not reaction.batches:
-            return reaction.extend(self._send_vdp(outcome.responses + outcome.unsolicited, now))
+            return reaction.extend(self._send_vdp(sends, now))
         reaction.ticket = next(self._tickets)
         self._held[reaction.ticket] = _Held(outcome.responses, outcome.unsolicited)
         return reaction
+
+    def _flow_change(self, changes: dict[int, list]) -> Reaction:
+        """Saves the intent, then the batches for the connected switches (the others are
+        reconciled when they connect)."""
+        self._save_changes()
+        return Reaction(batches=[FlowBatch(dpid, msgs) for dpid, msgs in sorted(changes.items())
+                                 if dpid in self.switches and msgs])
 
     def flows_confirmed(self, ticket: int, failed: dict[int, str], now: float) -> Reaction:
         """Every batch of `ticket` was answered by its barrier; `failed` maps the dpid of each
@@ -238,7 +312,7 @@ class ControlPlane:
             return self._send_vdp(held.responses + held.unsolicited, now)
         # The flows of these associations are not (all) in: refuse them rather than promise
         # forwarding that does not happen, and take back what was installed.
-        reaction = Reaction()
+        undo = Outcome()
         responses = []
         for port, manager, tlv in held.responses:
             if tlv.error or tlv.mode is not VdpTlvType.ASSOCIATE:  # only these promise forwarding
@@ -247,56 +321,76 @@ class ControlPlane:
             self._emit("vsi.install_failed", {**port_fields(port), "vsi": vsi_id_text(tlv.vsi_id),
                                               "switches": sorted(f"{d:016x}" for d in failed),
                                               "reason": "; ".join(failed.values())})
-            undo = self.bridge.deassociate(tlv.vsi_id, "flows could not be installed", now)
-            for kind, fields in undo.events:
-                self._emit(kind, fields)
+            undo = undo.merge(self.bridge.deassociate(tlv.vsi_id, "flows could not be installed",
+                                                      now))
             responses.append((port, manager, _failed(tlv)))
-        reaction.extend(self._replan(now))
+        undo.responses, undo.unsolicited = [], []  # the station hears of it through `responses`
+        reaction = self._apply(undo, now)
         return reaction.extend(self._send_vdp(responses + held.unsolicited, now))
 
-    def _track_locations(self, bindings, now: float) -> None:
-        """Remembers where each VSI forwarded before (server lookup, draft 5.4)."""
-        forwarding = {b.vsi_id: b.port for b in bindings if b.forwarding}
-        for vsi_id, port in self._forwarding.items():
-            if forwarding.get(vsi_id) != port:
-                self._history[vsi_id].append((port, now))
-        self._forwarding = forwarding
+    # the saved intent -----------------------------------------------------------------------
+    def _save_changes(self) -> None:
+        """Writes what changed since the last save, in one call (one transaction)."""
+        rr_ports = sorted([r.dpid, r.port_no] for r in self._rr_ports())
+        if not self._dirty_vsis and not self._links_dirty and rr_ports == self._rr_saved:
+            return
+        changes = IntentChanges(
+            vsis={vsi_key(int(v.format), v.value.hex()): self.bridge.export_vsi(v)
+                  for v in self._dirty_vsis},
+            links=self._link_rows() if self._links_dirty else None,
+            rr_ports=rr_ports if rr_ports != self._rr_saved else None)
+        self._save(changes)
+        self._dirty_vsis, self._links_dirty, self._rr_saved = set(), False, rr_ports
 
-    def _rr_ports(self) -> set[PortRef]:
-        """Ports where reflective relay is granted; after a restart, until the station's next
-        LLDP, the ports where it was granted before (so hairpin flows are not torn down)."""
-        agreed = {ref: s.agreement.rr_granted for ref, s in self._sessions.items() if s.agreement}
-        return {ref for ref, granted in agreed.items() if granted} | \
-            {ref for ref in self._restored_rr if ref not in agreed}
+    def _link_rows(self) -> list[list[int]]:
+        return [[link.a.dpid, link.a.port_no, link.b.dpid, link.b.port_no]
+                for link in self.topology.links]
 
     def intent(self) -> dict:
-        """What must survive a restart: the bridge's VSIs, the links, the RR ports."""
-        return {"version": 1, "vsis": self.bridge.export(),
-                "links": [[link.a.dpid, link.a.port_no, link.b.dpid, link.b.port_no]
-                          for link in self.topology.links],
+        """The whole intent as one document (what IntentStore.load returns): the bridge's
+        VSIs, the links, the RR ports."""
+        return {"version": 1, "vsis": self.bridge.export(), "links": self._link_rows(),
                 "rr_ports": sorted([r.dpid, r.port_no] for r in self._rr_ports())}
 
     def restore(self, intent: dict, database, now: float) -> None:
         """Takes back a saved intent at start, before any switch connects: each switch that
         connects is then reconciled against the same flows it holds, so nothing is flushed."""
-        outcome = self.bridge.restore(intent.get("vsis", []), database, now)
         for a_dpid, a_port, b_dpid, b_port in intent.get("links", []):
             self.topology.add_link(PortRef(a_dpid, a_port), PortRef(b_dpid, b_port), now)
         self._restored_rr = {PortRef(*ref) for ref in intent.get("rr_ports", [])}
+        self._rr_saved = sorted([r.dpid, r.port_no] for r in self._restored_rr)
+        self.programmer.set_routes(self.topology.routes())
+        self.programmer.set_rr_ports(self._rr_ports())
+        outcome = self.bridge.restore(intent.get("vsis", []), database, now)
         for kind, fields in outcome.events:
             self._emit(kind, fields)
-        self._replan(now)
-        self.event_log.emit("controller.restored", vsis=len(self.bridge.vsis()),
+        self.programmer.update(outcome.changes)
+        self._dirty_vsis |= outcome.dirty
+        self._save_changes()
+        self.event_log.emit("controller.restored", vsis=len(self.bridge),
                             links=len(self.topology.links))
 
-    def _replan(self, now: float) -> Reaction:
-        bindings = self.bridge.bindings()
-        self._track_locations(bindings, now)
-        self._save(self.intent())
-        plans = plan_vm_flows(bindings, self.topology, self._rr_ports())
-        changes = self.programmer.update(plans)
-        return Reaction(batches=[FlowBatch(dpid, msgs) for dpid, msgs in sorted(changes.items())
-                                 if dpid in self._switches and msgs])
+    # links and reflective relay ---------------------------------------------------------------
+    def _topology_changed(self) -> Reaction:
+        self._links_dirty = True
+        return self._flow_change(self.programmer.set_routes(self.topology.routes()))
+
+    def _note_agreement(self, ref: PortRef, session: PortSession) -> bool:
+        """Keeps the RR sets in step with the port's agreement; whether they changed."""
+        agreement = session.agreement
+        before = (ref in self._agreed, ref in self._rr_granted)
+        after = (agreement is not None, bool(agreement and agreement.rr_granted))
+        for present, members in zip(after, (self._agreed, self._rr_granted)):
+            (members.add if present else members.discard)(ref)
+        return before != after
+
+    def _rr_ports(self) -> set[PortRef]:
+        """Ports where reflective relay is granted; after a restart, until the station's next
+        LLDP, the ports where it was granted before (so hairpin flows are not torn down)."""
+        return self._rr_granted | (self._restored_rr - self._agreed)
+
+    def _rr_changed(self) -> Reaction:
+        return self._flow_change(self.programmer.set_rr_ports(self._rr_ports()))
 
     def _send_vdp(self, sends: list[Send], now: float) -> Reaction:
         by_port: dict[PortRef, list] = collections.defaultdict(list)
@@ -304,7 +398,7 @@ class ControlPlane:
             by_port[port].append((manager, tlv))
         reaction = Reaction()
         for ref, items in by_port.items():
-            session = self._sessions.get(ref)
+            session = self._sessions.get(ref.dpid, {}).get(ref.port_no)
             if session is None:
                 continue  # the port went away; the station will time the VSI out itself
             reaction.extend(self._session_output(session, session.send_vdp(items, now)))
@@ -319,7 +413,7 @@ class ControlPlane:
     def prepare(self, vsi_id: VsiId, port: PortRef, now: float, *, replicate: bool) -> Reaction:
         """Relocation (draft 5.5) or replication (5.6): the VSI's state prepared at `port`.
         KeyError / ValueError as VdpBridge.prepare."""
-        if port.dpid not in self._switches or port.port_no not in self._switches[port.dpid][1]:
+        if not self.switches.has_port(port):
             raise KeyError(f"no port {port} on a connected switch")
         hold = math.inf if replicate else RELOCATION_HOLD
         reason = "replication" if replicate else "relocation"
@@ -333,60 +427,70 @@ class ControlPlane:
                                    if kind == "vsi.deassociated"]}
         return self._apply(outcome, now), result
 
-    def port_names(self) -> dict[PortRef, tuple[str, str]]:
-        """(switch name, port name) of every known port."""
-        return {PortRef(dpid, number): (name, port.name)
-                for dpid, (name, ports) in self._switches.items()
-                for number, port in ports.items()}
-
     def lookup(self, vsi_id: VsiId) -> dict | None:
         """Where the VSI is attached now and where it forwarded before (port, until `now`)."""
-        info = next((v for v in self.bridge.vsis() if v.vsi_id == vsi_id), None)
-        if info is None and vsi_id not in self._history:
+        info = self.bridge.vsi(vsi_id)
+        if info is None and vsi_id not in self.locations:
             return None
+        name, port_name = self.switches.name, self.switches.port_name
         return {
-            "current": [{"switch": self._name(a.port.dpid), "port": self._port_name(a.port),
+            "current": [{"switch": name(a.port.dpid), "port": port_name(a.port),
                          "state": a.state.value} for a in (info.attachments if info else ())],
-            "previous": [{"switch": self._name(p.dpid), "port": self._port_name(p), "until": t}
-                         for p, t in self._history.get(vsi_id, ())],
+            "previous": [{"switch": name(p.dpid), "port": port_name(p), "until": t}
+                         for p, t in self.locations.of(vsi_id)],
         }
 
     def find_vsi(self, text: str) -> VsiId | None:
         """The VSI whose ID text or one of whose MACs is `text`."""
         text = text.lower()
+        holders = self.bridge.bound.holders_of(text)
+        if holders:
+            return holders[0].vsi_id
+        # Not bound: a pre-associated or suspended VSI, or one that left (operator lookups).
         for info in self.bridge.vsis():
             if info.name.lower() == text or any(
                     e.mac == text for a in info.attachments for e in a.entries):
                 return info.vsi_id
-        return next((v for v in self._history if vsi_id_text(v).lower() == text), None)
-
-    def port_ref(self, switch: str, port: str) -> PortRef:
-        """A port by switch name (or dpid) and port name (or number). KeyError if unknown."""
-        for dpid, (name, ports) in self._switches.items():
-            if switch in (name, f"{dpid:016x}", str(dpid)):
-                for number, p in ports.items():
-                    if port in (p.name, str(number)):
-                        return PortRef(dpid, number)
-                raise KeyError(f"switch {name} has no port {port}")
-        raise KeyError(f"no connected switch {switch}")
+        return next((v for v in self.locations.vsis() if vsi_id_text(v).lower() == text), None)
 
     # helpers --------------------------------------------------------------------------------
     def _session(self, ref: PortRef, port: Port) -> PortSession:
-        session = self._sessions.get(ref)
+        session = self._sessions.get(ref.dpid, {}).get(ref.port_no)
         if session is None:
             session = PortSession(ref, port.name, port.hw_addr, self.evb_config,
                                   self._first_sequence())
-            self._sessions[ref] = session
+            self._sessions.setdefault(ref.dpid, {})[ref.port_no] = session
         return session
+
+    def _drop_session(self, ref: PortRef) -> None:
+        sessions = self._sessions.get(ref.dpid, {})
+        if sessions.pop(ref.port_no, None) is not None:
+            self._agreed.discard(ref)
+            self._rr_granted.discard(ref)
+        if not sessions:
+            self._sessions.pop(ref.dpid, None)
+
+    def _schedule(self, session: PortSession) -> None:
+        """Wakes the session at its next deadline, unless an earlier wake-up is pending (it
+        will look again)."""
+        deadline = session.next_deadline()
+        if deadline is None:
+            return
+        scheduled = self._scheduled.get(session.port)
+        if scheduled is not None and scheduled <= deadline:
+            return
+        self._scheduled[session.port] = deadline
+        heapq.heappush(self._wakeups, (deadline, next(self._tie), session.port))
 
     def _session_output(self, session: PortSession, out: SessionOutput) -> Reaction:
         for kind, fields in out.events:
             self._emit(kind, fields)
+        self._schedule(session)
         return Reaction(packets=[(session.port.dpid, session.port.port_no, frame)
                                  for frame in out.frames])
 
     def _link_down(self, link) -> None:
-        self._emit("link.down", {**port_fields(link.a), "peer": self._port_text(link.b)})
+        self._emit("link.down", {**port_fields(link.a), "peer": self.switches.text(link.b)})
 
     def _emit(self, kind: str, fields: dict) -> None:
         """The pure parts name a port as app.vdp.describe.port_fields does (switch as 16 hex
@@ -395,35 +499,18 @@ class ControlPlane:
         switch, port_no, port = (fields.pop(k, None) for k in ("switch", "port_no", "port"))
         dpid = int(switch, 16) if switch is not None else None
         if port is None and dpid is not None and port_no is not None:
-            port = self._port_name(PortRef(dpid, port_no))
+            port = self.switches.port_name(PortRef(dpid, port_no))
         level = logging.WARNING if kind.endswith(("refused", "failed", "expired", "gave_up")) \
             else logging.INFO
-        self.event_log.emit(kind, switch=self._name(dpid) if dpid is not None else None,
+        self.event_log.emit(kind, switch=self.switches.name(dpid) if dpid is not None else None,
                             port=port, level=level, **fields)
 
-    def _name(self, dpid: int) -> str:
-        entry = self._switches.get(dpid)
-        return entry[0] if entry else f"{dpid:016x}"
-
-    def _port_name(self, ref: PortRef) -> str:
-        entry = self._switches.get(ref.dpid)
-        port = entry[1].get(ref.port_no) if entry else None
-        return port.name if port else str(ref.port_no)
-
-    def names(self, ref: PortRef) -> tuple[str, str]:
-        """(switch name, port name) of a port; dpid in hex / port number when unknown."""
-        return self._name(ref.dpid), self._port_name(ref)
-
-    def _port_text(self, ref: PortRef) -> str:
-        return f"{self._name(ref.dpid)}/{self._port_name(ref)}"
-
-    def _drop_event(self, ref: PortRef, name: str, port: Port, err: CodecError,
-                    now: float) -> None:
+    def _drop_event(self, ref: PortRef, port: Port, err: CodecError, now: float) -> None:
         last = self._last_drop_event.get(ref)
         if last is not None and now - last < DROP_EVENT_INTERVAL:
             return
         self._last_drop_event[ref] = now
-        self.event_log.emit("frame.dropped", switch=name, port=port.name,
+        self.event_log.emit("frame.dropped", switch=self.switches.name(ref.dpid), port=port.name,
                             level=logging.WARNING, field=err.field, reason=err.message,
                             dropped_total=self._counters[ref.dpid][port.name]["malformed"])
 
@@ -431,17 +518,17 @@ class ControlPlane:
     def counters_for(self, dpid: int) -> dict[str, dict[str, int]]:
         """Per port name: frames by kind as counted here and by the port's session."""
         result = {name: dict(counts) for name, counts in self._counters[dpid].items()}
-        for ref, session in self._sessions.items():
-            if ref.dpid == dpid:
-                result.setdefault(session.port_name, {}).update(session.counters)
+        for session in self._sessions.get(dpid, {}).values():
+            result.setdefault(session.port_name, {}).update(session.counters)
         return result
 
     def links_snapshot(self) -> list[dict]:
-        return [{"a": self._port_text(link.a), "b": self._port_text(link.b)}
+        return [{"a": self.switches.text(link.a), "b": self.switches.text(link.b)}
                 for link in self.topology.links]
 
     def sessions_snapshot(self) -> list[dict]:
-        return [s.snapshot() for _, s in sorted(self._sessions.items())]
+        return [self._sessions[d][p].snapshot() for d in sorted(self._sessions)
+                for p in sorted(self._sessions[d])]
 
 
 def _failed(tlv: VsiTlv) -> VsiTlv:

@@ -8,6 +8,7 @@ import socket
 import sys
 
 from app.config import ConfigError, Settings, build_settings, load_file
+from app.session.evb_negotiation import bridge_keepalive_timeout, evb_duration
 from app.policy.errors import PolicyError
 from app.policy.loader import load_policies
 from app.registry.errors import RegistryError
@@ -57,7 +58,28 @@ def parse_args(argv):
     parser.add_argument("--vcenter-ttl", type=float, metavar="SECONDS",
                         help=f"how long the VM manager's answers are cached "
                              f"(default {defaults.vcenter_ttl})")
+    evb = parser.add_argument_group(
+        "EVB timers", "the bridge's values in the EVB TLV; each station agrees on the larger of "
+                      "its own and these (docs/evb-timers.md). Exponents: 10 us * 2^N")
+    evb.add_argument("--evb-r", type=int, metavar="N",
+                     help=f"ECP retries, 0-7 (default {defaults.evb_r})")
+    evb.add_argument("--evb-rte", type=int, metavar="N",
+                     help=f"ECP retransmission exponent, 0-31 (default {defaults.evb_rte}: "
+                          f"{_duration(evb_duration(defaults.evb_rte))})")
+    evb.add_argument("--evb-rwd", type=int, metavar="N",
+                     help=f"VDP resource wait delay exponent, 0-31 (default {defaults.evb_rwd}: "
+                          f"{_duration(evb_duration(defaults.evb_rwd))})")
+    timeout = bridge_keepalive_timeout(defaults.evb_r, defaults.evb_rte, defaults.evb_rka)
+    evb.add_argument("--evb-rka", type=int, metavar="N",
+                     help=f"VDP keep-alive exponent, 0-31: how often stations refresh each VSI "
+                          f"(default {defaults.evb_rka}: {_duration(evb_duration(defaults.evb_rka))}"
+                          f"; a VSI not refreshed is removed after {_duration(timeout)}). One "
+                          f"lldpad station keeps at most 2^N * 10 us / 164 ms VSIs alive")
     return parser.parse_args(argv)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
 def settings_from_args(args) -> Settings:

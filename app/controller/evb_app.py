@@ -43,6 +43,12 @@ from app.vdp.bridge import VdpBridge
 
 LOG = logging.getLogger("evb_nms.controller")
 TICK_INTERVAL = 0.02  # ECP retransmissions are due every 10us*2^RTE (164 ms at lldpad's RTE 14)
+# Punted frames wait here for the frame thread; a flood beyond it is counted and dropped (the
+# switch's punt meter should have stopped it first).
+FRAME_QUEUE = 50000
+# At most this many frames per batch: the control plane's lock is held for one batch, and the
+# timers (ECP retransmissions, keep-alive expiry) must not wait long behind it.
+FRAME_BATCH = 500
 # Replies to what we ask at connect time may overtake os-ken's own move to MAIN_DISPATCHER.
 _CONNECTED = [CONFIG_DISPATCHER, MAIN_DISPATCHER]
 
@@ -81,7 +87,8 @@ class EvbApp(app_manager.OSKenApp):
         self.bridge = VdpBridge(Authorizer(lambda: self.policies, lookup=lookup,
                                            maintenance=self._maintenance_reason))
         self.intent_store = IntentStore(self.settings.db_path)
-        self.control = ControlPlane(self.event_log, self.bridge, save=self.intent_store.save)
+        self.control = ControlPlane(self.event_log, self.bridge, save=self.intent_store.save,
+                                    evb_config=self.settings.evb_config)
         intent = self.intent_store.load()
         if intent:  # before any switch connects: they are reconciled against it, not flushed
             self.control.restore(intent, self.policies, time.monotonic())
@@ -92,6 +99,8 @@ class EvbApp(app_manager.OSKenApp):
         self._syncs: dict[int, SwitchSync] = {}
         self._multipart = MultipartCollector()
         self._stopping = threading.Event()
+        self._frames: queue.Queue = queue.Queue(FRAME_QUEUE)
+        self.frames_dropped = 0  # punted frames the queue had no room for
         self.handler_errors = 0  # exceptions caught by app.controller.guard
         self.rest = RestServer(*self.settings.rest_address, RestApi(
             self.service, self.registry, self.store, self.monitor,
@@ -102,6 +111,7 @@ class EvbApp(app_manager.OSKenApp):
         self.rest.start()
         self.threads.append(hub.spawn(self._canary_loop))
         self.threads.append(hub.spawn(self._tick_loop))
+        self.threads.append(hub.spawn(self._frame_loop))
         self.event_log.emit("controller.started", of_port=self.settings.of_port,
                             rest=self.settings.rest_listen, db=self.settings.db_path,
                             vsi_types=len(self.policies))
@@ -136,7 +146,7 @@ class EvbApp(app_manager.OSKenApp):
 
     def _maintenance_reason(self, port) -> str | None:
         """The authorizer's question (asked with the control plane's lock held)."""
-        record = self.monitor.in_maintenance(self.control.names(port))
+        record = self.monitor.in_maintenance(self.control.switches.names(port))
         return record.reason if record else None
 
     def _punt_counters(self, dpid: int) -> dict:
@@ -273,9 +283,33 @@ class EvbApp(app_manager.OSKenApp):
         port = sync.ports.get(in_port) if sync else None
         if port is None:
             return
-        with self.plane_lock:
-            self.react(self.control.handle_frame(sync.dpid, port, bytes(msg.data),
-                                                  time.monotonic()))
+        try:
+            self._frames.put_nowait((sync.dpid, port, bytes(msg.data)))
+        except queue.Full:
+            self.frames_dropped += 1
+
+    def _frame_loop(self):
+        """Punted frames in batches: each frame's ACK (and LLDP answer) leaves as soon as its
+        session has seen it, then the batch's VDP requests are planned together: one flow
+        batch and one barrier per switch for all of them (app/control_plane.py)."""
+        while not self._stopping.is_set():
+            try:
+                batch = [self._frames.get(timeout=0.1)]
+            except queue.Empty:
+                continue
+            while len(batch) < FRAME_BATCH:
+                try:
+                    batch.append(self._frames.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                with self.plane_lock:
+                    for dpid, port, data in batch:
+                        self.react(self.control.receive(dpid, port, data, time.monotonic()))
+                    self.react(self.control.process(time.monotonic()))
+            except Exception:  # one bad batch must not end the frame thread
+                self.handler_errors += 1
+                LOG.exception("punted frames failed")
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     @guarded
@@ -312,6 +346,10 @@ class EvbApp(app_manager.OSKenApp):
         now = time.monotonic()
         with self._lock:
             datapaths = dict(self._datapaths)
+        for dpid, port_no, frame in reaction.packets:  # first: ECP ACKs never wait for flows
+            datapath = datapaths.get(dpid)
+            if datapath is not None:
+                send_all(datapath, [ofmsg.packet_out(port_no, frame)])
         for batch in reaction.batches:
             datapath = datapaths.get(batch.dpid)
             if datapath is None:
@@ -321,10 +359,6 @@ class EvbApp(app_manager.OSKenApp):
                                                    barrier, now))
         if reaction.ticket is not None and not any(b.dpid in datapaths for b in reaction.batches):
             self.react(self.control.flows_confirmed(reaction.ticket, {}, now))
-        for dpid, port_no, frame in reaction.packets:
-            datapath = datapaths.get(dpid)
-            if datapath is not None:
-                send_all(datapath, [ofmsg.packet_out(port_no, frame)])
 
     def _confirm(self, completed: list[tuple[int, dict]]) -> None:
         for ticket, failed in completed:

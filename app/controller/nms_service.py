@@ -26,7 +26,7 @@ class ControllerService:
 
     def associations(self) -> list[dict[str, Any]]:
         with self._app.plane_lock:
-            names = self._app.control.port_names()
+            names = self._app.control.switches.port_names()
             return [vsi_view(v, names) for v in self._app.bridge.vsis()]
 
     def lookup(self, query: str) -> dict[str, Any] | None:
@@ -38,15 +38,15 @@ class ControllerService:
             offset = time.time() - time.monotonic()  # the control plane's clock is monotonic
             for previous in found["previous"]:
                 previous["until"] = round(previous["until"] + offset, 3)
-            info = next((v for v in self._app.bridge.vsis() if v.vsi_id == vsi_id), None)
-            current = vsi_view(info, self._app.control.port_names())["attachments"] if info else []
+            info = self._app.bridge.vsi(vsi_id)
+            current = vsi_view(info, self._app.control.switches.port_names())["attachments"] if info else []
             return {"vsi_id": vsi_id_text(vsi_id), "current": current, "previous": found["previous"]}
 
     # changes -------------------------------------------------------------------------------
     def deassociate(self, vsi_id: str, reason: str) -> bool:
         with self._app.plane_lock:
             found = self._app.control.find_vsi(vsi_id)
-            if found is None or not any(v.vsi_id == found for v in self._app.bridge.vsis()):
+            if found is None or self._app.bridge.vsi(found) is None:
                 return False
             self._app.react(self._app.control.deassociate(found, reason, time.monotonic()))
             return True
@@ -57,7 +57,7 @@ class ControllerService:
             found = self._app.control.find_vsi(vsi_id)
             if found is None:
                 raise KeyError(f"no VSI {vsi_id}")
-            target = self._app.control.port_ref(switch, port)
+            target = self._app.control.switches.port_ref(switch, port)
             self._app.react(self._app.control.prepare(found, target, time.monotonic(),
                                                       replicate=replicate))
             return {"vsi_id": vsi_id_text(found), "prepared_at": {"switch": switch, "port": port},

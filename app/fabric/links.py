@@ -9,15 +9,18 @@ mistake (lldpad on a server) just records one more neighbour: Chassis ID "locall
 the text ``evb-nms:<dpid as 16 hex digits>``, Port ID "locally assigned" with the port number in
 decimal, TTL = LINK_TIMEOUT. Only frames of exactly that shape are taken as ours.
 
-The graph gives unicast paths (`next_hop`: shortest path, each hop strictly closer to the
-destination, so paths never loop even where several shortest paths exist) and one spanning tree
-for flooding (`tree_ports`, `ports_toward`): breadth first from the lowest dpid of each connected
-part, neighbours taken in (dpid, port) order, so every controller run builds the same tree.
+The graph gives shortest paths (`next_hop`: each hop strictly closer to the destination, so
+paths never loop even where several shortest paths exist) and one spanning tree (`tree_ports`,
+`ports_toward`, `routes`): breadth first from the root of each connected part, the switch with
+the most links (the aggregation layer; the lowest dpid among equals), neighbours taken in (dpid,
+port) order, so every controller run builds the same tree. Flooding and unicast follow the
+tree (app/flows/vm_flows.py): a switch forwards down toward the VMs of its subtree and sends
+everything else up toward the root, so an edge switch holds entries for its own VMs only.
 """
 import re
 from collections import deque
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 from app.codec.errors import CodecError
 from app.codec.ethernet import MIN_FRAME_LENGTH, NEAREST_BRIDGE
@@ -97,6 +100,7 @@ class Topology:
         """Drops what was computed from the graph (it changed)."""
         self._neighbour_lists: dict[int, list[tuple[int, int, int]]] | None = None
         self._tree_ports: dict[int, dict[int, int]] | None = None
+        self._up: dict[int, tuple[int, int, int]] = {}  # see Routes.up
         self._distances_to: dict[int, dict[int, int]] = {}
 
     # changes: each returns whether the link graph changed -------------------------------------
@@ -193,9 +197,11 @@ class Topology:
         if self._tree_ports is None:
             neighbours = self._neighbours()
             tree: dict[int, dict[int, int]] = {}
-            for root in sorted(neighbours):
-                if root in tree:
+            self._up = {}
+            for start in sorted(neighbours):
+                if start in tree:
                     continue
+                root = min(self._part(start), key=lambda d: (-len(neighbours[d]), d))
                 tree[root] = {}
                 queue = deque([root])
                 while queue:
@@ -204,9 +210,28 @@ class Topology:
                         if neighbour not in tree:
                             tree[neighbour] = {far_port: node}
                             tree[node][port] = neighbour
+                            self._up[neighbour] = (far_port, node, port)
                             queue.append(neighbour)
             self._tree_ports = tree
         return self._tree_ports
+
+    def _part(self, start: int) -> set[int]:
+        """The switches connected to `start`."""
+        neighbours = self._neighbours()
+        part, queue = {start}, deque([start])
+        while queue:
+            for neighbour, _, _ in neighbours[queue.popleft()]:
+                if neighbour not in part:
+                    part.add(neighbour)
+                    queue.append(neighbour)
+        return part
+
+    def routes(self) -> "Routes":
+        """The tree as the flow plan uses it (a snapshot: later link changes do not alter it)."""
+        tree = self._tree()
+        guards = {dpid: tuple(sorted(self.link_ports(dpid) - set(ports)))
+                  for dpid, ports in tree.items()}
+        return Routes(dict(self._up), {d: g for d, g in guards.items() if g})
 
     def tree_ports(self, dpid: int) -> set[int]:
         """The ports of `dpid` on the flood tree."""
@@ -229,3 +254,29 @@ class Topology:
                         seen.add(far)
                         stack.append(far)
         return ports
+
+
+@dataclass(frozen=True)
+class Routes:
+    """The spanning tree, for the flow plan. `up`: per switch below a root, (its port toward
+    its parent, the parent, the parent's port toward it). `guards`: per switch, its linked
+    ports off the tree. A switch in neither is a root, or has no links."""
+    up: Mapping[int, tuple[int, int, int]] = field(default_factory=dict)
+    guards: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
+
+    def uplink(self, dpid: int) -> int | None:
+        """The port toward the root; None at a root or a switch without links."""
+        hop = self.up.get(dpid)
+        return hop[0] if hop else None
+
+    def ancestors(self, dpid: int) -> list[tuple[int, int]]:
+        """(switch, its port toward `dpid`) of every switch above `dpid`, nearest first."""
+        chain = []
+        while dpid in self.up:
+            _, parent, port = self.up[dpid]
+            chain.append((parent, port))
+            dpid = parent
+        return chain
+
+    def switches(self) -> set[int]:
+        return set(self.up) | {parent for _, parent, _ in self.up.values()} | set(self.guards)

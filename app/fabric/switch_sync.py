@@ -114,12 +114,14 @@ class SwitchSync:
         """Returns the port (None if it is not a switch port) and the messages to send."""
         if is_local_port(ofp_port.port_no):
             return None, []
-        before = {e.key: e for e in self.desired_flows()}
+        # Only the base pipeline follows the port list here; the VM flows follow through the
+        # control plane (switch_ports), so a port flap costs the ports, not the VMs.
+        before = {e.key: e for e in base_flows(self.ports.values())}
         if reason == ofp.OFPPR_DELETE:
             port = self.ports.pop(ofp_port.port_no, None) or self._port(ofp_port)
         else:
             port = self.ports[ofp_port.port_no] = self._port(ofp_port)
-        after = {e.key: e for e in self.desired_flows()}
+        after = {e.key: e for e in base_flows(self.ports.values())}
         msgs = [ofmsg.delete_flow_strict(e) for k, e in before.items() if k not in after]
         msgs += [ofmsg.add_flow(e) for k, e in after.items()
                  if k not in before or before[k].body != e.body]

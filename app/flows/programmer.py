@@ -1,34 +1,223 @@
-"""The VM flows each switch is meant to hold, and the messages that move it to a new plan.
+"""The VM flows each switch is meant to hold, changed one binding at a time.
 
-Pure: `update` takes the new per-switch plans, remembers them as the intent and returns, per
-switch, only the difference (reconcile_switch's safe order: meters, flows, stale meters). A
-switch that reconnects is reconciled against the same intent by SwitchSync (flows/meters hooks).
+Pure. The programmer keeps what the flows are computed from (the bindings, the VLAN members,
+the tree, the reflective-relay ports), not the flows themselves: a change plans only the pieces
+it touches (app/flows/vm_flows.py), once as they were and once as they are, and returns the
+difference per switch. The work of one Associate is its own flows, its MAC's entries on the
+switches above its edge, and its VLAN's flood flow where that changes; never the number of VMs
+held. `flows(dpid)` plans one whole switch, for the reconciliation at connect time (SwitchSync);
+`plan_vm_flows` plans the whole fabric at once and must always agree (tests/unit/
+test_programmer.py checks it on random histories).
+
+Messages per switch, in an order that never opens a gap: new and changed meters, then new and
+changed flows (an ADD of an existing flow replaces it in place, so a MAC moving between ports
+never misses its entry), then the flows no longer wanted (deleted by cookie when a binding
+leaves the switch altogether, one message instead of one per flow), then stale meters.
 """
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Set
 
+from os_ken.ofproto import ofproto_v1_3 as ofp
+
+from app.fabric.links import Routes
+from app.fabric.ports import PortRef
+from app.flows import ofmsg
 from app.flows.ofmsg import FlowEntry, MeterSpec
-from app.flows.reconcile import reconcile_switch
-from app.flows.vm_flows import VmPlan
+from app.flows.reconcile import reconcile_meters
+from app.flows.tables import CookieKind, cookie
+from app.flows.vm_flows import (
+    binding_flows, binding_meters, edge_flows, switch_flows, transit_flows, vlan_flood_flows)
+from app.vdp.binding import VmBinding
+from app.vdp.outcome import BindingChanges
 
-_EMPTY = VmPlan()
+# What one piece of the plan puts on the switches: dpid -> (flows, meters)
+_Planned = dict[int, tuple[list[FlowEntry], dict[int, MeterSpec]]]
 
 
 class FlowProgrammer:
     def __init__(self) -> None:
-        self._intent: dict[int, VmPlan] = {}
+        self._bindings: dict[int, VmBinding] = {}
+        self._on_edge: dict[int, set[int]] = defaultdict(set)            # dpid -> handles
+        self._on_port: dict[PortRef, set[int]] = defaultdict(set)        # port -> handles
+        # VID -> dpid -> port -> MAC -> forwarding entries (vm_flows.Members)
+        self._members: dict[int, dict[int, dict[int, dict[str, int]]]] = {}
+        self._routes = Routes()
+        self._rr: frozenset[PortRef] = frozenset()
 
-    def update(self, plans: Mapping[int, VmPlan]) -> dict[int, list]:
-        changes = {}
-        for dpid in sorted(set(plans) | set(self._intent)):
-            new, old = plans.get(dpid, _EMPTY), self._intent.get(dpid, _EMPTY)
-            msgs = reconcile_switch(new.flows, old.flows, new.meters, old.meters)
-            if msgs:
-                changes[dpid] = msgs
-        self._intent = {dpid: plan for dpid, plan in plans.items() if plan.flows or plan.meters}
-        return changes
+    # changes --------------------------------------------------------------------------------
+    def update(self, changes: BindingChanges) -> dict[int, list]:
+        """The bindings in `changes` (handle -> (before, after)) changed: the messages, per
+        switch, that take the switches from the flows of `before` to those of `after`."""
+        if not changes:
+            return {}
+        vlans = self._vlans_touched(changes)
+        old = self._plan(changes, vlans, ())
+        for handle, (before, after) in changes.items():
+            if before is not None:
+                self._forget(before)
+            if after is not None:
+                self._learn(after)
+        new = self._plan(changes, vlans, ())
+        gone = {h: b.port.dpid for h, (b, a) in changes.items() if b is not None and a is None}
+        return _difference(old, new, gone)
 
+    def set_routes(self, routes: Routes) -> dict[int, list]:
+        """The tree changed (a link came or went): re-plans what hangs on the switches whose
+        place on the tree changed; everything else stays as it is."""
+        old_routes = self._routes
+        moved = {d for d in old_routes.switches() | routes.switches()
+                 if old_routes.up.get(d) != routes.up.get(d)
+                 or old_routes.ancestors(d) != routes.ancestors(d)}
+        guarded = {d for d in old_routes.switches() | routes.switches()
+                   if old_routes.guards.get(d) != routes.guards.get(d)}
+        handles = {h for d in moved for h in self._on_edge.get(d, ())}
+        vlans = {vid: None for vid, switches in self._members.items() if moved & switches.keys()}
+        units = {h: (b, b) for h in handles for b in [self._bindings[h]]}
+        old = self._plan(units, vlans, moved | guarded)
+        self._routes = routes
+        new = self._plan(units, vlans, moved | guarded)
+        return _difference(old, new, {})
+
+    def set_rr_ports(self, rr_ports: Set[PortRef]) -> dict[int, list]:
+        """The ports granted reflective relay: hairpin flows of the VMs there follow."""
+        changed = set(rr_ports) ^ self._rr
+        if not changed:
+            return {}
+        handles = {h for port in changed for h in self._on_port.get(port, ())}
+        vlans: dict[int, set[int] | None] = {}
+        for port in changed:
+            for vid, switches in self._members.items():
+                if port.port_no in switches.get(port.dpid, {}):
+                    vlans.setdefault(vid, set()).add(port.dpid)
+        units = {h: (b, b) for h in handles for b in [self._bindings[h]]}
+        old = self._plan(units, vlans, ())
+        self._rr = frozenset(rr_ports)
+        new = self._plan(units, vlans, ())
+        return _difference(old, new, {})
+
+    # the intent of one switch ---------------------------------------------------------------
     def flows(self, dpid: int) -> list[FlowEntry]:
-        return list(self._intent.get(dpid, _EMPTY).flows)
+        """Every VM flow switch `dpid` must hold (for reconciliation; costs that switch's flows)."""
+        return self._switch_plan(dpid)[0]
 
     def meters(self, dpid: int) -> dict[int, MeterSpec]:
-        return dict(self._intent.get(dpid, _EMPTY).meters)
+        return self._switch_plan(dpid)[1]
+
+    def _switch_plan(self, dpid: int) -> tuple[list[FlowEntry], dict[int, MeterSpec]]:
+        flows: list[FlowEntry] = []
+        meters: dict[int, MeterSpec] = {}
+        for edge, handles in self._on_edge.items():
+            bindings = [self._bindings[h] for h in sorted(handles)]
+            if edge == dpid:
+                for binding in bindings:
+                    flows += edge_flows(binding, binding.port in self._rr)
+                    meters.update(binding_meters(binding))
+                continue
+            down = next((port for above, port in self._routes.ancestors(edge) if above == dpid),
+                        None)
+            if down is not None:
+                flows += [f for b in bindings if b.forwarding for f in transit_flows(b, down)]
+        for vid, members in self._members.items():
+            flows += vlan_flood_flows(vid, members, self._routes, self._rr, (dpid,)).get(dpid, [])
+        return flows + switch_flows(dpid, self._routes), meters
+
+    # bookkeeping ----------------------------------------------------------------------------
+    def _learn(self, binding: VmBinding) -> None:
+        self._bindings[binding.handle] = binding
+        self._on_edge[binding.port.dpid].add(binding.handle)
+        self._on_port[binding.port].add(binding.handle)
+        if binding.forwarding:
+            for entry in binding.entries:
+                macs = self._members.setdefault(entry.vid, {}).setdefault(
+                    binding.port.dpid, {}).setdefault(binding.port.port_no, {})
+                macs[entry.mac] = macs.get(entry.mac, 0) + 1
+
+    def _forget(self, binding: VmBinding) -> None:
+        del self._bindings[binding.handle]
+        for index, key in ((self._on_edge, binding.port.dpid), (self._on_port, binding.port)):
+            index[key].discard(binding.handle)
+            if not index[key]:
+                del index[key]
+        if binding.forwarding:
+            for entry in binding.entries:
+                switches = self._members[entry.vid]
+                ports = switches[binding.port.dpid]
+                macs = ports[binding.port.port_no]
+                macs[entry.mac] -= 1
+                if not macs[entry.mac]:
+                    del macs[entry.mac]
+                for table, key in ((ports, binding.port.port_no), (switches, binding.port.dpid),
+                                   (self._members, entry.vid)):
+                    if not table[key]:
+                        del table[key]
+
+    def _vlans_touched(self, changes: BindingChanges) -> dict[int, set[int] | None]:
+        """VID -> the switches whose flood flow of it may change (None: all of the VLAN's),
+        from the membership before the change: only the edges of the changed bindings, unless
+        a switch joins or leaves the VLAN, which changes the VLAN's paths on the tree."""
+        delta: dict[tuple[int, int], int] = defaultdict(int)
+        for before, after in changes.values():
+            for binding, sign in ((before, -1), (after, 1)):
+                if binding is not None and binding.forwarding:
+                    for entry in binding.entries:
+                        delta[(entry.vid, binding.port.dpid)] += sign
+        vlans: dict[int, set[int] | None] = {}
+        for (vid, dpid), change in delta.items():
+            ports = self._members.get(vid, {}).get(dpid, {})
+            held = sum(n for macs in ports.values() for n in macs.values())
+            if (held == 0) != (held + change == 0):
+                vlans[vid] = None
+            elif vlans.get(vid, set()) is not None:
+                vlans.setdefault(vid, set()).add(dpid)
+        return vlans
+
+    def _plan(self, units: BindingChanges, vlans: dict[int, set[int] | None],
+              switches: Iterable[int]) -> _Planned:
+        """The flows and meters, per switch, of the current state of: the bindings of `units`
+        (by handle; those not bound now plan nothing), the VLANs' flood flows on the given
+        switches (None: all), and the tree-placed flows of `switches`."""
+        planned: _Planned = defaultdict(lambda: ([], {}))
+        for handle in units:
+            binding = self._bindings.get(handle)
+            if binding is None:
+                continue
+            for dpid, flows in binding_flows(binding, self._routes,
+                                             binding.port in self._rr).items():
+                planned[dpid][0].extend(flows)
+            planned[binding.port.dpid][1].update(binding_meters(binding))
+        for vid, where in vlans.items():
+            members = self._members.get(vid, {})
+            if members or where is None:
+                for dpid, flows in vlan_flood_flows(vid, members, self._routes, self._rr,
+                                                    where).items():
+                    planned[dpid][0].extend(flows)
+        for dpid in switches:
+            planned[dpid][0].extend(switch_flows(dpid, self._routes))
+        return planned
+
+
+def _difference(old: _Planned, new: _Planned, gone: dict[int, int]) -> dict[int, list]:
+    """Per switch, the messages from `old` to `new`; `gone`: handle -> edge of each binding
+    that no longer exists (its flows everywhere are deleted by cookie)."""
+    gone_cookies = {cookie(CookieKind.VSI, handle) for handle in gone}
+    changes = {}
+    for dpid in sorted(old.keys() | new.keys()):
+        old_flows, old_meters = old.get(dpid, ([], {}))
+        new_flows, new_meters = new.get(dpid, ([], {}))
+        want = {entry.key: entry for entry in new_flows}
+        have = {entry.key: entry for entry in old_flows}
+        adds = [ofmsg.add_flow(entry) for key, entry in want.items()
+                if key not in have or have[key].cookie != entry.cookie
+                or have[key].body != entry.body]
+        swept = {entry.cookie for key, entry in have.items()
+                 if key not in want and entry.cookie in gone_cookies}
+        deletes = [ofmsg.delete_by_cookie(c) for c in sorted(swept)]
+        deletes += [ofmsg.delete_flow_strict(entry) for key, entry in have.items()
+                    if key not in want and entry.cookie not in swept]
+        meter_msgs = reconcile_meters(new_meters, old_meters)
+        sets = [m for m in meter_msgs if m.command != ofp.OFPMC_DELETE]
+        stale = [m for m in meter_msgs if m.command == ofp.OFPMC_DELETE]
+        msgs = [*sets, *adds, *deletes, *stale]
+        if msgs:
+            changes[dpid] = msgs
+    return changes

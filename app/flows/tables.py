@@ -28,6 +28,7 @@ class Priority(IntEnum):
     ACL_TOP = 32000        # ACL tables: rule i of a VM at ACL_TOP - 2i (in_port hairpin variant)
                            # and ACL_TOP - 2i - 1; acl_default takes the slot after the last rule
     LINK_GUARD = 30000     # multicast arriving on a linked trunk port outside the flood tree: drop
+    DEFAULT_UP = 27000     # FORWARD, below a root: tagged unicast no VM entry claims -> uplink
     VLAN_FLOOD_HAIRPIN = 25010  # VLAN_FLOOD from a reflective-relay port: back out of it too
     VLAN_FLOOD = 25000     # FORWARD: group-addressed frame of a VLAN -> its member ports
     PORT_ROLE = 20000      # trunk port -> FORWARD; server port -> counted drop
@@ -51,7 +52,7 @@ class CookieKind(IntEnum):
     CANARY = 2
     VSI = 3      # one bound VM's flows, on its edge and the unicast entries toward it elsewhere
     VLAN = 4     # one VLAN's flood flows (depend on all its members); owner = VID
-    LINK = 5     # flows that follow the inter-switch link graph; owner = port number
+    LINK = 5     # flows that follow the inter-switch link graph (guards, default up); owner = port
 
 
 def cookie(kind: CookieKind, owner: int = 0) -> int:

@@ -1,24 +1,29 @@
 """The flows and meters the bound VMs need, switch by switch.
 
-Pure: from the bindings (app/vdp/binding.py), the inter-switch links (app/fabric/links.py) and the
-server ports granted reflective relay, compute what every switch holds beyond the base pipeline.
-docs/pipeline.md draws the result and counts the flows of one VM.
+Pure: from the bindings (app/vdp/binding.py), the spanning tree of the inter-switch links
+(app/fabric/links.py Routes) and the server ports granted reflective relay, compute what every
+switch holds beyond the base pipeline. docs/pipeline.md draws the result and counts the flows
+of one VM. `plan_vm_flows` plans the whole fabric (the reference); app/flows/programmer.py plans
+one change at a time from the same pieces.
 
 Per binding, on its edge switch (cookie VSI/handle; metadata carries the handle between tables):
   PREPARED and FORWARDING: its meter, its ingress ACL (INGRESS_ACL) and its egress ACL with the
   delivery to its port (EGRESS_ACL). Nothing leads there while it is only PREPARED.
   FORWARDING only: admission of its MACs (CLASSIFY) and the unicast entries toward it (FORWARD).
-On every other switch that reaches its edge: one unicast entry per MAC/VID toward the next hop.
+On every switch above its edge on the tree: one unicast entry per MAC/VID down toward it.
+Per switch below a root (cookie LINK/uplink): every other tagged unicast frame goes up, so a
+switch holds entries for the VMs of its own subtree only, and a root (the aggregation layer)
+for all of them; a frame for a MAC nobody holds dies at the root.
 Per VLAN (cookie VLAN/VID): flooding of group-addressed frames to the VLAN's forwarding members.
 Per linked trunk port outside the flood tree (cookie LINK/port): group-addressed frames dropped.
 """
 from collections import defaultdict
-from collections.abc import Iterable, Set
+from collections.abc import Collection, Iterable, Mapping, Set
 from dataclasses import dataclass, field
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from app.fabric.links import Topology
+from app.fabric.links import Routes
 from app.fabric.ports import PortRef
 from app.flows import ofmsg
 from app.flows.ofmsg import FlowEntry, MeterSpec, flow
@@ -29,6 +34,7 @@ from app.policy.profile import Qos
 from app.vdp.binding import VmBinding
 
 GROUP_ADDRESSED = (GROUP_ADDRESS_BIT, GROUP_ADDRESS_BIT)   # eth_dst match of every group address
+UNICAST = ("00:00:00:00:00:00", GROUP_ADDRESS_BIT)          # eth_dst match of every unicast address
 # vlan_vid match of every tagged frame. Open vSwitch refuses a pop_vlan (OpenFlow 1.3:
 # OFPBAC_MATCH_INCONSISTENT) in a flow whose match does not guarantee a tag.
 ANY_TAG = (ofp.OFPVID_PRESENT, ofp.OFPVID_PRESENT)
@@ -42,32 +48,56 @@ class VmPlan:
     meters: dict[int, MeterSpec] = field(default_factory=dict)
 
 
-def plan_vm_flows(bindings: Iterable[VmBinding], topology: Topology,
+# VID -> switch -> port -> MAC -> how many forwarding entries list it there
+Members = Mapping[int, Mapping[int, Mapping[int, Mapping[str, int]]]]
+
+
+def plan_vm_flows(bindings: Iterable[VmBinding], routes: Routes,
                   rr_ports: Set[PortRef]) -> dict[int, VmPlan]:
-    """Per dpid (every switch of `topology` and every edge with a binding): its VmPlan.
+    """Per dpid (every switch of `routes` and every edge with a binding): its VmPlan.
     Raises ValueError if the bindings break their contract (see _check_contract)."""
     bindings = sorted(bindings, key=lambda b: b.handle)
     _check_contract(bindings)
-    switches = topology.switches() | {b.port.dpid for b in bindings}
+    switches = routes.switches() | {b.port.dpid for b in bindings}
     flows: dict[int, list[FlowEntry]] = defaultdict(list)
     meters: dict[int, dict[int, MeterSpec]] = defaultdict(dict)
-    members: dict[int, list[tuple[PortRef, str]]] = defaultdict(list)   # VID -> (port, MAC)
+    members: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
     for binding in bindings:
-        edge = binding.port.dpid
-        flows[edge] += edge_flows(binding, binding.port in rr_ports)
-        spec = vm_meter(binding.profile.qos)
-        if spec is not None:
-            meters[edge][vm_meter_id(binding.handle)] = spec
+        for dpid, entries in binding_flows(binding, routes, binding.port in rr_ports).items():
+            flows[dpid] += entries
+        meters[binding.port.dpid].update(binding_meters(binding))
         if binding.forwarding:
             for entry in binding.entries:
-                members[entry.vid].append((binding.port, entry.mac))
-            for dpid in switches - {edge}:
-                flows[dpid] += transit_flows(binding, topology.next_hop(dpid, edge))
+                at_port = members[entry.vid][binding.port.dpid][binding.port.port_no]
+                at_port[entry.mac] = at_port.get(entry.mac, 0) + 1
+    for vid, vlan_members in members.items():
+        for dpid, entries in vlan_flood_flows(vid, vlan_members, routes, rr_ports).items():
+            flows[dpid] += entries
     for dpid in switches:
-        flows[dpid] += flood_flows(dpid, members, topology, rr_ports)
-        flows[dpid] += link_guard_flows(dpid, topology)
+        flows[dpid] += switch_flows(dpid, routes)
     return {dpid: VmPlan(sorted(flows[dpid], key=_flow_order), meters[dpid])
             for dpid in sorted(switches)}
+
+
+def binding_flows(binding: VmBinding, routes: Routes,
+                  reflective_relay: bool) -> dict[int, list[FlowEntry]]:
+    """One binding's flows, per switch: its edge and, while it forwards, every switch above."""
+    flows = {binding.port.dpid: edge_flows(binding, reflective_relay)}
+    if binding.forwarding:
+        for dpid, port_no in routes.ancestors(binding.port.dpid):
+            flows[dpid] = transit_flows(binding, port_no)
+    return flows
+
+
+def binding_meters(binding: VmBinding) -> dict[int, MeterSpec]:
+    """The binding's meter on its edge, by meter id (none without a rate limit)."""
+    spec = vm_meter(binding.profile.qos)
+    return {} if spec is None else {vm_meter_id(binding.handle): spec}
+
+
+def switch_flows(dpid: int, routes: Routes) -> list[FlowEntry]:
+    """What a switch holds because of where it sits on the tree."""
+    return link_guard_flows(dpid, routes) + default_up_flows(dpid, routes)
 
 
 def _check_contract(bindings: list[VmBinding]) -> None:
@@ -234,30 +264,49 @@ def transit_flows(binding: VmBinding, port_no: int | None) -> list[FlowEntry]:
 
 
 # shared by several bindings ---------------------------------------------------------------------
-def flood_flows(dpid: int, members: dict[int, list[tuple[PortRef, str]]], topology: Topology,
-                rr_ports: Set[PortRef]) -> list[FlowEntry]:
-    """Per VLAN: group-addressed frames go out tagged on the tree ports toward switches with
-    members and untagged on the local member ports. The ingress port is skipped (OpenFlow never
-    outputs there), so a frame never returns the way it came; from a reflective-relay port with
-    another member behind it, the in_port variant sends it back out through OFPP_IN_PORT.
-    A switch without members gets the flow only where it joins two or more member subtrees."""
-    flows = []
-    for vid, vlan_members in sorted(members.items()):
-        local = sorted({port.port_no for port, _ in vlan_members if port.dpid == dpid})
-        trunks = sorted(topology.ports_toward(dpid, {port.dpid for port, _ in vlan_members}))
-        if not local and len(trunks) < 2:
+def vlan_flood_flows(vid: int, members: Mapping[int, Mapping[int, Mapping[str, int]]],
+                     routes: Routes, rr_ports: Set[PortRef],
+                     only: Collection[int] | None = None) -> dict[int, list[FlowEntry]]:
+    """One VLAN's flood flows, per switch (those in `only`, or all): group-addressed frames go
+    out tagged on the tree ports toward switches with members and untagged on the local member
+    ports. `members`: switch -> port -> MACs of the VLAN's forwarding entries there. The ingress
+    port is skipped (OpenFlow never outputs there), so a frame never returns the way it came;
+    from a reflective-relay port with another member behind it, the in_port variant sends it
+    back out through OFPP_IN_PORT. A switch without members gets the flow only where it joins
+    two or more member subtrees. Costs the member switches times the tree's depth."""
+    present = [dpid for dpid, ports in members.items() if ports]
+    below: dict[int, int] = defaultdict(int)  # member switches in each switch's subtree
+    for dpid in present:
+        below[dpid] += 1
+        for ancestor, _ in routes.ancestors(dpid):
+            below[ancestor] += 1
+    trunks: dict[int, list[int]] = defaultdict(list)
+    for dpid, count in below.items():
+        hop = routes.up.get(dpid)
+        if hop is None:
             continue
-        owner = cookie(CookieKind.VLAN, vid)
-        match = dict(vlan_vid=tagged(vid), eth_dst=GROUP_ADDRESSED)
-        flows.append(flow(Table.FORWARD, Priority.VLAN_FLOOD, owner,
-                          (ofmsg.apply_actions(*_flood_actions(trunks, local)),), **match))
+        uplink, parent, down = hop
+        trunks[parent].append(down)           # the parent reaches members in this subtree
+        if len(present) - count > 0:
+            trunks[dpid].append(uplink)       # and this switch reaches the others above
+    owner = cookie(CookieKind.VLAN, vid)
+    match = dict(vlan_vid=tagged(vid), eth_dst=GROUP_ADDRESSED)
+    flows: dict[int, list[FlowEntry]] = {}
+    for dpid in (below if only is None else [d for d in only if d in below]):
+        ports = members.get(dpid, {})
+        local = sorted(port_no for port_no, macs in ports.items() if macs)
+        toward = sorted(trunks.get(dpid, ()))
+        if not local and len(toward) < 2:
+            continue
+        entries = [flow(Table.FORWARD, Priority.VLAN_FLOOD, owner,
+                        (ofmsg.apply_actions(*_flood_actions(toward, local)),), **match)]
         for port_no in local:
-            port = PortRef(dpid, port_no)
-            if port in rr_ports and len({mac for p, mac in vlan_members if p == port}) > 1:
+            if PortRef(dpid, port_no) in rr_ports and len(ports[port_no]) > 1:
                 back = [ofp.OFPP_IN_PORT if p == port_no else p for p in local]
-                flows.append(flow(Table.FORWARD, Priority.VLAN_FLOOD_HAIRPIN, owner,
-                                  (ofmsg.apply_actions(*_flood_actions(trunks, back)),),
-                                  in_port=port_no, **match))
+                entries.append(flow(Table.FORWARD, Priority.VLAN_FLOOD_HAIRPIN, owner,
+                                    (ofmsg.apply_actions(*_flood_actions(toward, back)),),
+                                    in_port=port_no, **match))
+        flows[dpid] = entries
     return flows
 
 
@@ -268,10 +317,21 @@ def _flood_actions(trunks: list[int], local: list[int]) -> list:
     return actions
 
 
-def link_guard_flows(dpid: int, topology: Topology) -> list[FlowEntry]:
+def link_guard_flows(dpid: int, routes: Routes) -> list[FlowEntry]:
     """Group-addressed frames arriving on a linked port outside the flood tree are dropped, so
     a neighbour that still floods on an older tree cannot close a loop. Probes are punted by
     the higher-priority CONTROL_PUNT flows and keep such links alive."""
     return [flow(Table.CLASSIFY, Priority.LINK_GUARD, cookie(CookieKind.LINK, port), (),
                  in_port=port, eth_dst=GROUP_ADDRESSED)
-            for port in sorted(topology.link_ports(dpid) - topology.tree_ports(dpid))]
+            for port in routes.guards.get(dpid, ())]
+
+
+def default_up_flows(dpid: int, routes: Routes) -> list[FlowEntry]:
+    """Below a root: tagged unicast frames no VM entry claims go up the tree. A frame that came
+    down that port is not sent back (OpenFlow never outputs to the ingress port)."""
+    uplink = routes.uplink(dpid)
+    if uplink is None:
+        return []
+    return [flow(Table.FORWARD, Priority.DEFAULT_UP, cookie(CookieKind.LINK, uplink),
+                 (ofmsg.apply_actions(ofmsg.output(uplink)),),
+                 vlan_vid=ANY_TAG, eth_dst=UNICAST)]

@@ -1,5 +1,5 @@
 """What the controller needs from its persistent store; SQLite is the embedded default."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from app.events import Event
@@ -14,6 +14,22 @@ class RegistryWrite:
     removed_profiles: tuple[tuple[int, int], ...] = ()  # (type_id, version)
     vms: tuple[dict, ...] = ()                          # insert or replace, keyed by vsi_id
     removed_vms: tuple[str, ...] = ()
+
+
+@dataclass
+class IntentChanges:
+    """What changed in the controller's saved intent since the last save, written as one
+    transaction (app/store/intent_store.py). `vsis`: VSI key (vsi_key) -> all its records
+    (app/vdp/bridge.py export_vsi), [] once it is gone; `links` and `rr_ports`: the whole list,
+    when it changed (a few per switch)."""
+    vsis: dict[str, list[dict]] = field(default_factory=dict)
+    links: list[list[int]] | None = None
+    rr_ports: list[list[int]] | None = None
+
+
+def vsi_key(vsi_format: int, value_hex: str) -> str:
+    """A VSI's key in the saved intent, from its VSIID format and octets."""
+    return f"{vsi_format}:{value_hex}"
 
 
 class Store(Protocol):

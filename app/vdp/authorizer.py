@@ -1,7 +1,8 @@
 """Admission of a VSI: may this VM, with these MAC/VID filter entries, attach at this port?
 
 Pure: a decision depends only on the request, the VSI type database of the moment and the
-bindings that exist. Admission is per MAC: the flows admit a VM by its source MAC on its port.
+bindings that exist (a BindingIndex, so a decision costs the same whatever the number of VMs).
+Admission is per MAC: the flows admit a VM by its source MAC on its port.
 
 Checks run in this order; the first failure decides the VDP status (VdpError, the low nibble of
 the response status) and whether retrying the same request can help (``hard``):
@@ -31,7 +32,7 @@ back, while the VMs already there keep theirs (their keep-alives pass).
 Format checks come first so that a request that cannot be admitted per MAC is never reported as
 a policy problem. A group ID (GroupID/MAC/VID) is echoed but takes no part in admission.
 """
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.codec.errors import CodecError
@@ -39,7 +40,8 @@ from app.codec.vdp import FilterEntry, FilterFormat, ManagerIdTlv, VdpError, Vsi
 from app.fabric.ports import PortRef
 from app.policy.database import VsiTypeDatabase
 from app.policy.profile import VsiTypeKey, VsiTypeProfile, manager_id_from_octets
-from app.vdp.binding import MacVid, VmBinding
+from app.vdp.binding import MacVid
+from app.vdp.binding_index import BindingIndex
 from app.vdp.describe import vsi_id_text
 
 _FORMATS_WITH_MAC = (FilterFormat.MAC_VID, FilterFormat.GROUP_MAC_VID)
@@ -128,11 +130,9 @@ class Authorizer:
         self._lookup = lookup
         self._maintenance = maintenance
 
-    def authorize(self, request: AuthRequest, bindings: Iterable[VmBinding]) -> Decision:
-        """``bindings``: every binding of the fabric; those of the requesting VSI itself are
+    def authorize(self, request: AuthRequest, bound: BindingIndex) -> Decision:
+        """``bound``: every binding of the fabric; those of the requesting VSI itself are
         ignored (a VSI never conflicts with itself, e.g. while it migrates)."""
-        bindings = list(bindings)
-        others = [b for b in bindings if b.vsi_id != request.vsi_id]
         if not request.filters:
             return _refuse(VdpError.INVALID_FORMAT, "no filter entries", hard=True)
         if request.filter_format not in _FORMATS_WITH_MAC:
@@ -175,34 +175,33 @@ class Authorizer:
             return _refuse(VdpError.INVALID_FORMAT, "the same MAC/VID is listed twice", hard=True,
                            profile=profile)
 
-        macs = {e.mac for e in entries}
-        for binding in others:
-            for taken in binding.entries:
-                if taken.mac in macs:
+        for mac in dict.fromkeys(e.mac for e in entries):
+            for binding in bound.holders_of(mac):
+                if binding.vsi_id != request.vsi_id:
                     return _refuse(VdpError.INVALID_VID_GROUP_MAC,
-                                   f"MAC {taken.mac} is bound to VSI {vsi_id_text(binding.vsi_id)} "
+                                   f"MAC {mac} is bound to VSI {vsi_id_text(binding.vsi_id)} "
                                    f"at {binding.port}", hard=True, profile=profile)
 
-        if not any(b.vsi_id == request.vsi_id and b.port == request.port for b in bindings):
+        if not bound.bound_at(request.vsi_id, request.port):
             why = self._maintenance(request.port)
             if why is not None:
                 return _refuse(VdpError.INSUFFICIENT_RESOURCES,
                                f"the server at {request.port} is in maintenance ({why}): it "
                                f"takes no new VMs", hard=False, profile=profile)
-        refusal = self._check_limits(request.port, profile, others)
+        refusal = self._check_limits(request, profile, bound)
         if refusal:
             return refusal
         return Decision(VdpError.SUCCESS, f"granted as {profile.name}", tuple(entries), profile)
 
     @staticmethod
-    def _check_limits(port: PortRef, profile: VsiTypeProfile,
-                      others: list[VmBinding]) -> Decision | None:
+    def _check_limits(request: AuthRequest, profile: VsiTypeProfile,
+                      bound: BindingIndex) -> Decision | None:
         """Prepared bindings count: Pre-Associate with RR exists to hold the resources."""
-        same_type = [b for b in others if b.profile.key == profile.key]
-        on_port = {b.vsi_id for b in same_type if b.port == port}
-        on_switch = {b.vsi_id for b in same_type if b.port.dpid == port.dpid}
-        for count, limit, where in ((len(on_port), profile.limits.max_per_port, "port"),
-                                    (len(on_switch), profile.limits.max_per_switch, "switch")):
+        port, vsi_id = request.port, request.vsi_id
+        on_port = bound.count_on_port(profile.key, port, besides=vsi_id)
+        on_switch = bound.count_on_switch(profile.key, port.dpid, besides=vsi_id)
+        for count, limit, where in ((on_port, profile.limits.max_per_port, "port"),
+                                    (on_switch, profile.limits.max_per_switch, "switch")):
             if limit is not None and count >= limit:
                 return _refuse(VdpError.INSUFFICIENT_RESOURCES,
                                f"{profile.name} allows {limit} VMs per {where}, {count} are bound",

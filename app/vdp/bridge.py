@@ -45,6 +45,8 @@ Responses (status octet: response bit 0x40 | KEEP 0x20 | HARD 0x10 | error):
   carrying the filters of the last response, since the station compares the VIDs it adopted.
 * A station TLV with the response bit set is ignored (as lldpad does), with a vsi.ignored event.
 """
+import heapq
+import itertools
 import math
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -56,6 +58,7 @@ from app.fabric.ports import PortRef
 from app.policy.profile import VsiTypeProfile, manager_id_from_octets
 from app.vdp.authorizer import AuthRequest, Authorizer, Decision
 from app.vdp.binding import BindingState, MacVid, VmBinding
+from app.vdp.binding_index import BindingIndex
 from app.vdp.describe import port_fields, vsi_id_text
 from app.vdp.outcome import Outcome
 
@@ -173,11 +176,21 @@ def _granted_filters(request: VsiTlv, entries: tuple[MacVid, ...]) -> tuple[Filt
 
 
 class VdpBridge:
+    """Each request costs the same whatever the number of VSIs held: bindings are indexed
+    (BindingIndex) and keep-alive deadlines sit in a heap, so ``expire`` touches only what is
+    due and a keep-alive only moves its attachment's deadline."""
+
     def __init__(self, authorizer: Authorizer) -> None:
         self._authorizer = authorizer
         self._vsis: dict[VsiId, _Vsi] = {}
         self._handles: set[int] = set()
         self._next_handle = 1
+        self._bound = BindingIndex()
+        self._bindings_of: dict[VsiId, list[VmBinding]] = {}
+        # (deadline, tie-break, VSI ID, attachment): checked when due, since a keep-alive moves
+        # the deadline without touching the heap.
+        self._deadlines: list[tuple[float, int, VsiId, _Attachment]] = []
+        self._tie = itertools.count()
 
     # Station requests
 
@@ -197,7 +210,7 @@ class VdpBridge:
         # lldpad repeats what it was granted: after a VID 0 request, the VID we chose.
         if att is not None and att.manager == manager and (
                 _same_request(att.request, request) or _same_request(att.response, request)):
-            att.refreshed, att.timeout = now, keepalive_timeout
+            self._refresh(vsi.vsi_id, att, now, keepalive_timeout)
             return Outcome(responses=[(port, manager, att.response)])
         state = _STATE_OF_MODE[request.mode]
         if att is not None and att.state is VsiState.ASSOCIATED and state is not VsiState.ASSOCIATED:
@@ -205,7 +218,7 @@ class VdpBridge:
                 VdpError.OTHER_FAILURE, "associated at this port: De-Associate before "
                 "pre-associating again", hard=True))
         decision = self._authorizer.authorize(AuthRequest.from_tlv(port, manager, request),
-                                              self.bindings())
+                                              self._bound)
         if not decision.ok:
             return self._refuse(vsi, att, port, manager, request, decision)
         return self._grant(vsi, att, port, manager, request, state, decision, now, keepalive_timeout)
@@ -220,8 +233,8 @@ class VdpBridge:
         outcome = Outcome(responses=[(port, manager, response)])
         if att is not None and not keep:
             fields["released"] = att.state.value
-            outcome.bindings_changed = att.state in _BINDING_OF_STATE
             self._detach(vsi, att)
+            self._sync(vsi.vsi_id, outcome)
         outcome.events.append(("vsi.refused", fields))
         return outcome
 
@@ -231,7 +244,6 @@ class VdpBridge:
         response = make_response(request, filters=_granted_filters(request, decision.entries))
         if vsi is None:
             vsi = self._vsis[request.vsi_id] = _Vsi(request.vsi_id, {})
-        before = self._vsi_bindings(vsi)
         resumed = vsi.suspended is not None
         if resumed:
             self._handles.discard(vsi.suspended.handle)
@@ -240,12 +252,13 @@ class VdpBridge:
             att = vsi.attachments[port] = _Attachment(
                 port, self._allocate_handle(), manager, request, response, state, decision.entries,
                 decision.profile, now, now, keepalive_timeout)
+            self._watch(vsi.vsi_id, att)
         else:
             if att.state is not state:
                 att.since = now
             att.manager, att.request, att.response, att.state = manager, request, response, state
             att.entries, att.profile = decision.entries, decision.profile
-            att.refreshed, att.timeout = now, keepalive_timeout
+            self._refresh(vsi.vsi_id, att, now, keepalive_timeout)
         outcome = Outcome(responses=[(port, manager, response)])
         fields = _attachment_fields(vsi.vsi_id, att, mode=_mode_name(request.mode),
                                     hints=_hints(request), reason=decision.reason)
@@ -263,7 +276,7 @@ class VdpBridge:
                     vsi.vsi_id, source, initiator="bridge", reason=f"moved to {port}")))
         else:
             outcome.events.append(("vsi.preassociated", fields))
-        outcome.bindings_changed = self._vsi_bindings(vsi) != before
+        self._sync(vsi.vsi_id, outcome)
         return outcome
 
     def _station_deassociate(self, vsi: _Vsi | None, att: _Attachment | None, port: PortRef,
@@ -272,11 +285,10 @@ class VdpBridge:
         outcome = Outcome(responses=[(port, manager, make_response(request))])
         if att is None:
             return outcome
-        outcome.bindings_changed = att.state in _BINDING_OF_STATE
         if request.s_bit and len(vsi.attachments) == 1:
             self._detach(vsi, att, suspend=True)
-            att.state, att.since, att.refreshed, att.timeout = (
-                VsiState.SUSPENDED, now, now, keepalive_timeout)
+            att.state, att.since = VsiState.SUSPENDED, now
+            self._refresh(vsi.vsi_id, att, now, keepalive_timeout)
             outcome.events.append(("vsi.suspended", _attachment_fields(
                 vsi.vsi_id, att, reason="De-Associate with S-bit (suspend / migrate-from)",
                 hold_until=att.expires)))
@@ -284,26 +296,35 @@ class VdpBridge:
             self._detach(vsi, att)
             outcome.events.append(("vsi.deassociated", _attachment_fields(
                 vsi.vsi_id, att, initiator="station", reason="De-Associate from the station")))
+        self._sync(vsi.vsi_id, outcome)
         return outcome
 
     # Bridge-initiated changes
 
     def expire(self, now: float) -> Outcome:
         """Removes attachments whose station has not refreshed them within their keep-alive
-        timeout (each is sent an unsolicited De-Associate) and suspended VSIs whose hold ended."""
+        timeout (each is sent an unsolicited De-Associate) and suspended VSIs whose hold ended.
+        Costs what is due, not what is held."""
         outcome = Outcome()
-        for vsi in list(self._vsis.values()):
-            for att in [a for a in vsi.attachments.values() if now >= a.expires]:
-                outcome.bindings_changed |= att.state in _BINDING_OF_STATE
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, _, vsi_id, att = heapq.heappop(self._deadlines)
+            vsi = self._vsis.get(vsi_id)
+            suspended = vsi is not None and vsi.suspended is att
+            if vsi is None or not (suspended or vsi.attachments.get(att.port) is att):
+                continue  # detached or replaced since
+            if now < att.expires:
+                self._watch(vsi_id, att)  # refreshed since: wait for the new deadline
+                continue
+            if suspended:
+                self._drop_suspended(vsi)
+                outcome.events.append(("vsi.expired", _attachment_fields(
+                    vsi_id, att, reason=f"suspended and not resumed within {att.timeout:g} s")))
+            else:
                 self._detach(vsi, att)
                 outcome.unsolicited.append((att.port, att.manager, make_deassociate(att.response)))
                 outcome.events.append(("vsi.expired", _attachment_fields(
-                    vsi.vsi_id, att, reason=f"no keep-alive for {att.timeout:g} s")))
-            if vsi.suspended is not None and now >= vsi.suspended.expires:
-                held = vsi.suspended
-                self._drop_suspended(vsi)
-                outcome.events.append(("vsi.expired", _attachment_fields(
-                    vsi.vsi_id, held, reason=f"suspended and not resumed within {held.timeout:g} s")))
+                    vsi_id, att, reason=f"no keep-alive for {att.timeout:g} s")))
+            self._sync(vsi_id, outcome)
         return outcome
 
     def deassociate(self, vsi_id: VsiId, reason: str, now: float) -> Outcome:
@@ -313,7 +334,6 @@ class VdpBridge:
         vsi = self._vsis[vsi_id]
         outcome = Outcome()
         for att in list(vsi.attachments.values()):
-            outcome.bindings_changed |= att.state in _BINDING_OF_STATE
             self._detach(vsi, att)
             outcome.unsolicited.append((att.port, att.manager, make_deassociate(att.response)))
             outcome.events.append(("vsi.deassociated", _attachment_fields(
@@ -323,6 +343,7 @@ class VdpBridge:
             self._drop_suspended(vsi)
             outcome.events.append(("vsi.deassociated", _attachment_fields(
                 vsi_id, held, initiator="bridge", reason=reason)))
+        self._sync(vsi_id, outcome)
         return outcome
 
     def prepare(self, vsi_id: VsiId, port: PortRef, now: float, hold: float,
@@ -343,15 +364,18 @@ class VdpBridge:
         source = sources[0]
         request = replace(source.response, mode=VdpTlvType.PRE_ASSOCIATE_RR, status=0)
         decision = self._authorizer.authorize(
-            AuthRequest.from_tlv(port, source.manager, request), self.bindings())
+            AuthRequest.from_tlv(port, source.manager, request), self._bound)
         if not decision.ok:
             raise ValueError(decision.reason)
         response = make_response(request, filters=_granted_filters(request, decision.entries))
         att = vsi.attachments[port] = _Attachment(
             port, self._allocate_handle(), source.manager, request, response,
             VsiState.PRE_ASSOCIATED_RR, decision.entries, decision.profile, now, now, hold)
-        return Outcome(bindings_changed=True, events=[("vsi.prepared", _attachment_fields(
+        self._watch(vsi_id, att)
+        outcome = Outcome(events=[("vsi.prepared", _attachment_fields(
             vsi_id, att, initiator="manager", reason=reason, source=str(source.port)))])
+        self._sync(vsi_id, outcome)
+        return outcome
 
     def update_profiles(self, database, now: float) -> Outcome:
         """A new VSI type database: attachments of changed types take the new profile (their
@@ -368,16 +392,17 @@ class VdpBridge:
                            if not profile.allows_manager(att.manager_id) else
                            "its VLAN is no longer allowed"
                            if any(e.vid not in profile.vlans for e in att.entries) else None)
-                outcome.bindings_changed |= att.state in _BINDING_OF_STATE
                 if problem is None:
                     att.profile = profile
                     outcome.events.append(("vsi.updated", _attachment_fields(
                         vsi.vsi_id, att, reason="profile changed")))
-                    continue
-                self._detach(vsi, att)
-                outcome.unsolicited.append((att.port, att.manager, make_deassociate(att.response)))
-                outcome.events.append(("vsi.deassociated", _attachment_fields(
-                    vsi.vsi_id, att, initiator="bridge", reason=problem)))
+                else:
+                    self._detach(vsi, att)
+                    outcome.unsolicited.append((att.port, att.manager,
+                                                make_deassociate(att.response)))
+                    outcome.events.append(("vsi.deassociated", _attachment_fields(
+                        vsi.vsi_id, att, initiator="bridge", reason=problem)))
+                self._sync(vsi.vsi_id, outcome)
         return outcome
 
     def port_down(self, port: PortRef, now: float) -> Outcome:
@@ -389,10 +414,10 @@ class VdpBridge:
             att = vsi.attachments.get(port)
             if att is None:
                 continue
-            outcome.bindings_changed |= att.state in _BINDING_OF_STATE
             self._detach(vsi, att)
             outcome.events.append(("vsi.deassociated", _attachment_fields(
                 vsi.vsi_id, att, initiator="bridge", reason="port down")))
+            self._sync(vsi.vsi_id, outcome)
         return outcome
 
     # Views
@@ -401,11 +426,22 @@ class VdpBridge:
         """Every PREPARED and FORWARDING binding of the fabric, by handle. Handles are per
         attachment: a migrating VSI has two bindings with different handles, so the source's
         flows can be deleted by cookie without touching the destination's."""
-        return sorted((b for vsi in self._vsis.values() for b in self._vsi_bindings(vsi)),
-                      key=lambda b: b.handle)
+        return sorted(self._bound, key=lambda b: b.handle)
+
+    @property
+    def bound(self) -> BindingIndex:
+        """The bindings, indexed (read only: the bridge keeps it in step)."""
+        return self._bound
 
     def vsis(self) -> list[VsiInfo]:
         return [self._info(vsi) for vsi in self._vsis.values()]
+
+    def vsi(self, vsi_id: VsiId) -> VsiInfo | None:
+        vsi = self._vsis.get(vsi_id)
+        return self._info(vsi) if vsi is not None else None
+
+    def __len__(self) -> int:
+        return len(self._vsis)
 
     def _info(self, vsi: _Vsi) -> VsiInfo:
         held = [vsi.suspended] if vsi.suspended is not None else []
@@ -421,11 +457,16 @@ class VdpBridge:
     # Persistence: what the bridge accepted survives a controller restart
 
     def export(self) -> list[dict]:
-        """Every attachment (and held suspended record) as JSON-able data, for the store.
-        Requests and responses are kept as VDPDU octets, so a restored keep-alive compares
-        byte for byte; timers are not kept: a restored VSI gets a full keep-alive period."""
-        records = []
-        for vsi in self._vsis.values():
+        """Every attachment (and held suspended record) as JSON-able data, for the store."""
+        return [record for vsi_id in self._vsis for record in self.export_vsi(vsi_id)]
+
+    def export_vsi(self, vsi_id: VsiId) -> list[dict]:
+        """The records of one VSI ([] once it is gone), as ``export``. Requests and responses
+        are kept as VDPDU octets, so a restored keep-alive compares byte for byte; timers are
+        not kept: a restored VSI gets a full keep-alive period."""
+        records: list[dict] = []
+        vsi = self._vsis.get(vsi_id)
+        if vsi is not None:
             held = [(vsi.suspended, True)] if vsi.suspended is not None else []
             for att, suspended in [*((a, False) for a in vsi.attachments.values()), *held]:
                 records.append({
@@ -443,7 +484,8 @@ class VdpBridge:
         are the ones the switches still hold) and the profiles of ``database``. A record whose
         type is gone is dropped with a vsi.deassociated event; its station hears nothing (it
         will time the VSI out, or its next keep-alive is refused)."""
-        outcome = Outcome(bindings_changed=bool(records))
+        outcome = Outcome()
+        dropped: set[VsiId] = set()
         for record in records:
             (manager, request), = decode_vdpdu(bytes.fromhex(record["request"])).vsis_with_manager()
             (_, response), = decode_vdpdu(bytes.fromhex(record["response"])).vsis_with_manager()
@@ -459,17 +501,55 @@ class VdpBridge:
                 outcome.events.append(("vsi.deassociated", {
                     **port_fields(port), "vsi": vsi_id_text(vsi_id), "initiator": "bridge",
                     "reason": "its VSI type is gone after the restart"}))
+                dropped.add(vsi_id)
                 continue
             vsi = self._vsis.setdefault(vsi_id, _Vsi(vsi_id, {}))
             if record["suspended"]:
                 vsi.suspended = att
             else:
                 vsi.attachments[port] = att
+            self._watch(vsi_id, att)
             self._handles.add(att.handle)
             self._next_handle = max(self._next_handle, att.handle % (HANDLE_LIMIT - 1) + 1)
+        for vsi_id in list(self._vsis):
+            self._sync(vsi_id, outcome)
+        # What was read back is saved already; what was dropped must go from the store.
+        outcome.dirty = dropped
         return outcome
 
     # Bookkeeping
+
+    def _sync(self, vsi_id: VsiId, outcome: Outcome) -> None:
+        """After a change to ``vsi_id``: brings the index in step with its bindings, records
+        what changed in ``outcome`` and marks the VSI's saved record dirty."""
+        vsi = self._vsis.get(vsi_id)
+        after = self._vsi_bindings(vsi) if vsi is not None else []
+        before = self._bindings_of.pop(vsi_id, [])
+        if after:
+            self._bindings_of[vsi_id] = after
+        outcome.dirty.add(vsi_id)
+        if before == after:
+            return
+        for binding in before:
+            self._bound.remove(binding)
+        for binding in after:
+            self._bound.add(binding)
+        was = {b.handle: b for b in before}
+        now = {b.handle: b for b in after}
+        for handle in was.keys() | now.keys():
+            outcome.change(handle, was.get(handle), now.get(handle))
+
+    def _watch(self, vsi_id: VsiId, att: _Attachment) -> None:
+        if not math.isinf(att.expires):
+            heapq.heappush(self._deadlines, (att.expires, next(self._tie), vsi_id, att))
+
+    def _refresh(self, vsi_id: VsiId, att: _Attachment, now: float, timeout: float) -> None:
+        """A keep-alive: the deadline moves later, which ``expire`` finds when the old one is
+        due; only a deadline that moves earlier needs a new heap entry."""
+        earlier = now + timeout < att.expires
+        att.refreshed, att.timeout = now, timeout
+        if earlier:
+            self._watch(vsi_id, att)
 
     def _vsi_bindings(self, vsi: _Vsi) -> list[VmBinding]:
         return [VmBinding(att.handle, vsi.vsi_id, att.port, att.entries, att.profile,

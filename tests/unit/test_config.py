@@ -1,7 +1,8 @@
 import pytest
 
 from app.cli.evb_nms import parse_args, settings_from_args
-from app.config import ConfigError, Settings, build_settings, load_file
+from app.config import EVB_TIMERS, ConfigError, Settings, build_settings, load_file
+from app.session.evb_negotiation import BridgeEvbConfig, bridge_keepalive_timeout, evb_duration
 
 
 def test_defaults_are_valid():
@@ -40,6 +41,14 @@ def test_log_level_is_case_insensitive():
     ({"canary_interval": "soon"}, "canary_interval"),
     ({"canary_interval": 0.01}, "canary_interval"),
     ({"db_path": ""}, "db_path"),
+    ({"evb_r": 8}, "evb_r"),
+    ({"evb_r": -1}, "evb_r"),
+    ({"evb_rte": 32}, "evb_rte"),
+    ({"evb_rwd": 32}, "evb_rwd"),
+    ({"evb_rka": 32}, "evb_rka"),
+    ({"evb_rka": "22"}, "evb_rka"),
+    ({"evb_rka": 22.0}, "evb_rka"),
+    ({"evb_rka": True}, "evb_rka"),
 ])
 def test_bad_values_name_the_setting(values, field):
     with pytest.raises(ConfigError, match=field):
@@ -83,5 +92,63 @@ def test_help_documents_every_setting(capsys):
         parse_args(["--help"])
     text = capsys.readouterr().out
     for flag in ("--of-port", "--of-listen-host", "--rest-listen", "--policies-dir", "--db-path",
-                 "--log-level", "--trunk-port", "--canary-interval", "--config"):
+                 "--log-level", "--trunk-port", "--canary-interval", "--config", "--evb-r",
+                 "--evb-rte", "--evb-rwd", "--evb-rka"):
         assert flag in text
+
+
+def test_the_default_keepalive_lets_one_lldpad_station_keep_hundreds_of_vsis():
+    """lldpad sends one VSI per ECP PDU, one PDU per 10us*2^RTE: at the default RKA a station
+    with 200 VMs spends well under half of its ECP on keep-alives (docs/evb-timers.md)."""
+    settings = Settings()
+    config = settings.evb_config
+    assert (config.r, config.rte, config.rwd) == (3, 14, 20)   # lldpad's defaults
+    assert config.rka == settings.evb_rka == 23
+    assert evb_duration(config.rka) / evb_duration(config.rte) == 512
+    assert 200 * evb_duration(config.rte) < 0.4 * evb_duration(config.rka)
+    assert bridge_keepalive_timeout(config.r, config.rte, config.rka) == pytest.approx(127.55,
+                                                                                     abs=0.01)
+
+
+def test_evb_timers_from_flags_reach_the_bridge_config():
+    settings = settings_from_args(parse_args(["--evb-r", "5", "--evb-rte", "15", "--evb-rwd",
+                                              "21", "--evb-rka", "24"]))
+    assert (settings.evb_r, settings.evb_rte, settings.evb_rwd, settings.evb_rka) == \
+        (5, 15, 21, 24)
+    assert settings.evb_config == BridgeEvbConfig(r=5, rte=15, rwd=21, rka=24)
+
+
+def test_evb_timers_from_the_file_and_flags_win(tmp_path):
+    conf = tmp_path / "evb.yaml"
+    conf.write_text("evb-rka: 22\nevb_rwd: 21\n")
+    settings = settings_from_args(parse_args(["--config", str(conf), "--evb-rka", "25"]))
+    assert settings.evb_config == BridgeEvbConfig(rwd=21, rka=25)
+
+
+def test_a_bad_evb_timer_in_the_file_names_the_setting_and_its_range(tmp_path):
+    conf = tmp_path / "evb.yaml"
+    conf.write_text("evb_rka: 40\n")
+    with pytest.raises(ConfigError, match=r"evb_rka: expected an integer 0-31 "
+                                          r"\(VDP keep-alive exponent.*\), got 40"):
+        settings_from_args(parse_args(["--config", str(conf)]))
+
+
+def test_a_bad_evb_timer_flag_is_refused_by_the_command(capsys):
+    from app.cli.evb_nms import main
+    assert main(["--evb-r", "9"]) == 2
+    assert "evb-nms: evb_r: expected an integer 0-7 (ECP retries), got 9" in \
+        capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(EVB_TIMERS))
+def test_evb_timer_ranges_are_the_bridge_configs(name):
+    """Every value the setting accepts makes a BridgeEvbConfig, and the values just outside
+    are refused by both."""
+    field, low, high, _ = EVB_TIMERS[name]
+    for value in (low, high):
+        assert getattr(build_settings({name: value}, {}).evb_config, field) == value
+    for value in (low - 1, high + 1):
+        with pytest.raises(ConfigError, match=name):
+            build_settings({name: value}, {})
+        with pytest.raises(ValueError):
+            BridgeEvbConfig(**{field: value})

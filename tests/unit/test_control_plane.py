@@ -18,6 +18,7 @@ from app.events import EventLog
 from app.fabric.ports import DEFAULT_TRUNK_PATTERNS, PortRef
 from app.fabric.switch_sync import SwitchSync
 from app.flows.base_pipeline import ETH_TYPE_LLDP
+from app.flows.tables import CookieKind, cookie_kind
 from app.policy.loader import load_policies
 from app.vdp.authorizer import Authorizer
 from app.vdp.bridge import VdpBridge
@@ -107,6 +108,11 @@ class Bed:
                                                       mac), now)
 
 
+def vsi_flows(bed, dpid) -> list:
+    """The switch's flows that belong to a VM (not its place on the tree)."""
+    return [f for f in bed.plane.vm_flows(dpid) if cookie_kind(f.cookie) is CookieKind.VSI]
+
+
 def vdp_responses(sent) -> list[VsiTlv]:
     frames = [decode_evb_frame(f) for _, _, f in sent]
     return [tlv for f in frames if isinstance(f, VdpFrame)
@@ -187,7 +193,7 @@ def test_flows_refused_by_a_switch_turn_the_success_into_a_failure_and_are_taken
     (response,) = vdp_responses(sent)
     assert response.error == VdpError.OTHER_FAILURE
     assert bed.bridge.bindings() == []
-    assert bed.plane.vm_flows(EDGE1) == []
+    assert vsi_flows(bed, EDGE1) == []
     assert bed.log.recent("vsi.install_failed")
 
 
@@ -195,11 +201,11 @@ def test_keepalive_timeout_removes_the_flows_and_tells_the_station():
     bed = Bed()
     bed.station_hello(EDGE1, 1)
     bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A)
-    assert bed.plane.vm_flows(EDGE1)
+    assert vsi_flows(bed, EDGE1)
     sent = bed.run(bed.plane.tick(100.0))
     (deassoc,) = vdp_responses(sent)
     assert deassoc.mode == VdpTlvType.DE_ASSOCIATE and not deassoc.is_response
-    assert bed.plane.vm_flows(EDGE1) == []
+    assert vsi_flows(bed, EDGE1) == []
 
 
 def test_malformed_frames_are_counted_and_reported_at_a_bounded_rate():
@@ -276,7 +282,7 @@ def test_a_changed_profile_applies_to_associated_vms_and_a_removed_type_deassoci
     assert result["deassociated"] == [UUID_A]
     sent = bed.run(reaction)
     assert [r.mode for r in vdp_responses(sent)] == [VdpTlvType.DE_ASSOCIATE]
-    assert bed.plane.vm_flows(EDGE1) == []
+    assert vsi_flows(bed, EDGE1) == []
 
 
 def test_a_restarted_controller_takes_back_its_intent_and_changes_no_flow():

@@ -1,3 +1,5 @@
+import json
+
 from app.events import Event, EventLog
 from app.store.base import RegistryWrite
 from app.store.sqlite_store import SCHEMA_VERSION, SqliteStore, StoreError
@@ -119,17 +121,36 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path):
     assert store.vms() == [VM]
 
 
-def test_intent_is_replaced_whole_survives_reopen_and_an_unchanged_one_is_not_rewritten(tmp_path):
+def test_intent_is_saved_per_vsi_in_one_transaction_and_survives_reopen(tmp_path):
+    from app.store.base import IntentChanges
     from app.store.intent_store import IntentStore
 
     path = tmp_path / "intent.db"
     store = IntentStore(path)
     assert store.load() is None
-    store.save({"version": 1, "vsis": [1]})
-    store.save({"version": 1, "vsis": [1, 2]})
+    a, b = {"vsi_id": [1, "aa"], "n": 1}, {"vsi_id": [1, "bb"], "n": 2}
+    store.save(IntentChanges({"1:aa": [a], "1:bb": [b]}, links=[[1, 101, 256, 1]]))
+    changes = store._db.total_changes
+    store.save(IntentChanges({"1:aa": []}, rr_ports=[[1, 1]]))  # only what changed is written
+    assert store._db.total_changes - changes == 2
     store.close()
     reopened = IntentStore(path)
-    assert reopened.load() == {"version": 1, "vsis": [1, 2]}
-    changes = reopened._db.total_changes
-    reopened.save({"version": 1, "vsis": [1, 2]})
-    assert reopened._db.total_changes == changes
+    assert reopened.load() == {"version": 1, "vsis": [b], "links": [[1, 101, 256, 1]],
+                               "rr_ports": [[1, 1]]}
+
+
+def test_an_intent_document_of_an_older_version_is_converted_to_rows(tmp_path):
+    import sqlite3
+
+    from app.store.intent_store import IntentStore
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    document = {"version": 1, "vsis": [{"vsi_id": [1, "aa"]}, {"vsi_id": [1, "aa"], "x": 1}],
+                "links": [[1, 101, 256, 1]], "rr_ports": []}
+    old.execute("CREATE TABLE intent (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)")
+    old.execute("INSERT INTO intent VALUES (1, ?)", (json.dumps(document),))
+    old.commit()
+    old.close()
+    assert IntentStore(path).load() == document
+    assert IntentStore(path).load() == document  # converted once, the old table is gone

@@ -13,6 +13,7 @@ from app.vcenter.client import (LookupPending, LookupResult, LookupStatus, Profi
                                 VcenterClient, VmQuery)
 from app.registry.documents import parse_profile
 from app.vdp.authorizer import AuthRequest, Authorizer, VsiManagerUnreachable
+from app.vdp.binding_index import BindingIndex
 from tests.unit.test_vcenter_http import Scripted, closed_port_url, served
 
 WEB_JSON = {"type_id": 5, "version": 4, "name": "web", "tenant": "blue", "vlans": [100, 101],
@@ -339,25 +340,25 @@ def test_profile_lookup_through_the_authorizer():
         vcenter = client(url, on_done=done)
         authorizer = Authorizer(VsiTypeDatabase, lookup=vcenter.profile_lookup)
         with pytest.raises(LookupPending) as pending:
-            authorizer.authorize(auth_request(), [])
+            authorizer.authorize(auth_request(), BindingIndex())
         assert pending.value.query == WEB_QUERY
         done.wait()
-        decision = authorizer.authorize(auth_request(), [])
+        decision = authorizer.authorize(auth_request(), BindingIndex())
         assert decision.ok and decision.profile == WEB and decision.entries[0].vid == 100
 
         with pytest.raises(LookupPending):
-            authorizer.authorize(auth_request(5, 3), [])
+            authorizer.authorize(auth_request(5, 3), BindingIndex())
         done.wait(2)
-        decision = authorizer.authorize(auth_request(5, 3), [])
+        decision = authorizer.authorize(auth_request(5, 3), BindingIndex())
         assert decision.error is VdpError.OTHER_FAILURE and decision.hard
         assert "unknown VSI type 5 version 3" in decision.reason
 
     dead = client(closed_port_url(), on_done=done)
     authorizer = Authorizer(VsiTypeDatabase, lookup=dead.profile_lookup)
     with pytest.raises(LookupPending):
-        authorizer.authorize(auth_request(), [])
+        authorizer.authorize(auth_request(), BindingIndex())
     done.wait(3)
-    decision = authorizer.authorize(auth_request(), [])
+    decision = authorizer.authorize(auth_request(), BindingIndex())
     assert decision.error is VdpError.UNABLE_TO_CONTACT_VSI_MANAGER and not decision.hard
     assert "connection refused" in decision.reason
 

@@ -11,6 +11,7 @@ from app.policy import Limits, VsiTypeDatabase, VsiTypeKey, VsiTypeProfile, load
 from app.vdp.authorizer import (AuthRequest, Authorizer, VsiManagerUnreachable,
                                 lookup_in_database)
 from app.vdp.binding import BindingState, MacVid, VmBinding
+from app.vdp.binding_index import BindingIndex
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 P1, P2, OTHER_SWITCH = PortRef(1, 1), PortRef(1, 2), PortRef(2, 1)
@@ -62,7 +63,7 @@ def refused(decision, error: VdpError, hard: bool, reason: str = "") -> None:
 # Granted
 
 def test_granted_entries_keep_the_requested_order_and_vids():
-    decision = authorizer().authorize(request((MAC_A, 101), (MAC_B, 100)), [])
+    decision = authorizer().authorize(request((MAC_A, 101), (MAC_B, 100)), BindingIndex())
     assert decision.ok and decision.error is VdpError.SUCCESS and not decision.hard
     assert decision.entries == (MacVid(MAC_A, 101), MacVid(MAC_B, 100))
     assert decision.profile is WEB
@@ -70,33 +71,33 @@ def test_granted_entries_keep_the_requested_order_and_vids():
 
 
 def test_vid_zero_gets_the_default_vlan():
-    assert authorizer().authorize(request((MAC_A, 0)), []).entries == (MacVid(MAC_A, 100),)
+    assert authorizer().authorize(request((MAC_A, 0)), BindingIndex()).entries == (MacVid(MAC_A, 100),)
 
 
 def test_vid_zero_gets_the_only_vlan_of_a_single_vlan_type():
-    decision = authorizer().authorize(request((MAC_A, 0), type_id=6, version=1), [])
+    decision = authorizer().authorize(request((MAC_A, 0), type_id=6, version=1), BindingIndex())
     assert decision.entries == (MacVid(MAC_A, 200),)
 
 
 def test_one_mac_on_two_vlans_is_fine():
-    decision = authorizer().authorize(request((MAC_A, 100), (MAC_A, 101)), [])
+    decision = authorizer().authorize(request((MAC_A, 100), (MAC_A, 101)), BindingIndex())
     assert decision.ok
 
 
 def test_group_mac_vid_is_admitted_per_mac():
     decision = authorizer().authorize(
-        request((MAC_A, 0), filter_format=FilterFormat.GROUP_MAC_VID), [])
+        request((MAC_A, 0), filter_format=FilterFormat.GROUP_MAC_VID), BindingIndex())
     assert decision.entries == (MacVid(MAC_A, 100),)
 
 
 def test_the_requesting_vsis_own_bindings_never_conflict():
     own = [binding(1, VSI_A, P2, MAC_A)]
-    assert authorizer().authorize(request((MAC_A, 100)), own).ok
+    assert authorizer().authorize(request((MAC_A, 100)), BindingIndex.of(own)).ok
 
 
 def test_shipped_default_policies_admit_the_demo_station():
     database = load_policies(POLICIES)
-    decision = Authorizer(lambda: database).authorize(request((MAC_A, 0)), [])
+    decision = Authorizer(lambda: database).authorize(request((MAC_A, 0)), BindingIndex())
     assert decision.ok and decision.entries == (MacVid(MAC_A, 100),)
 
 
@@ -110,26 +111,26 @@ def test_request_from_tlv_normalizes_the_manager_id():
 def test_database_is_read_at_every_decision():
     current = [VsiTypeDatabase()]
     auth = Authorizer(lambda: current[0])
-    refused(auth.authorize(request((MAC_A, 0)), []), VdpError.OTHER_FAILURE, True, "unknown")
+    refused(auth.authorize(request((MAC_A, 0)), BindingIndex()), VdpError.OTHER_FAILURE, True, "unknown")
     current[0] = DATABASE
-    assert auth.authorize(request((MAC_A, 0)), []).ok
+    assert auth.authorize(request((MAC_A, 0)), BindingIndex()).ok
 
 
 # Refused: format
 
 def test_zero_entries_is_invalid_format():
-    refused(authorizer().authorize(request(), []), VdpError.INVALID_FORMAT, True, "no filter")
+    refused(authorizer().authorize(request(), BindingIndex()), VdpError.INVALID_FORMAT, True, "no filter")
 
 
 @pytest.mark.parametrize("filter_format", [FilterFormat.VID, FilterFormat.GROUP_VID])
 def test_formats_without_mac_are_invalid_format(filter_format):
-    decision = authorizer().authorize(request((None, 100), filter_format=filter_format), [])
+    decision = authorizer().authorize(request((None, 100), filter_format=filter_format), BindingIndex())
     refused(decision, VdpError.INVALID_FORMAT, True, "admission is per MAC")
 
 
 def test_format_is_checked_before_the_type():
     decision = authorizer().authorize(
-        request((None, 100), type_id=99, filter_format=FilterFormat.VID), [])
+        request((None, 100), type_id=99, filter_format=FilterFormat.VID), BindingIndex())
     assert decision.error is VdpError.INVALID_FORMAT
 
 
@@ -139,49 +140,49 @@ def test_format_is_checked_before_the_type():
     (VsiId(VsiIdFormat.MAC, b"\x01" * 16), "does not fit"),
 ])
 def test_vsi_id_that_does_not_fit_its_format_is_invalid_format(vsi_id, reason):
-    refused(authorizer().authorize(request((MAC_A, 100), vsi_id=vsi_id), []),
+    refused(authorizer().authorize(request((MAC_A, 100), vsi_id=vsi_id), BindingIndex()),
             VdpError.INVALID_FORMAT, True, reason)
 
 
 def test_same_mac_vid_twice_is_invalid_format_also_after_resolving_vid_zero():
-    refused(authorizer().authorize(request((MAC_A, 0), (MAC_A, 100)), []),
+    refused(authorizer().authorize(request((MAC_A, 0), (MAC_A, 100)), BindingIndex()),
             VdpError.INVALID_FORMAT, True, "twice")
 
 
 @pytest.mark.parametrize("mac", ["01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00"])
 def test_group_or_zero_mac_is_invalid_mac(mac):
-    refused(authorizer().authorize(request((mac, 100)), []), VdpError.INVALID_VID_GROUP_MAC, True,
+    refused(authorizer().authorize(request((mac, 100)), BindingIndex()), VdpError.INVALID_VID_GROUP_MAC, True,
             mac)
 
 
 # Refused: policy
 
 def test_unknown_type_or_version_is_other_failure_and_hard():
-    refused(authorizer().authorize(request((MAC_A, 100), version=5), []),
+    refused(authorizer().authorize(request((MAC_A, 100), version=5), BindingIndex()),
             VdpError.OTHER_FAILURE, True, "unknown VSI type 5 version 5")
 
 
 def test_manager_not_allowed_is_other_failure_and_hard():
-    decision = authorizer().authorize(request((MAC_A, 100), manager="intruder"), [])
+    decision = authorizer().authorize(request((MAC_A, 100), manager="intruder"), BindingIndex())
     refused(decision, VdpError.OTHER_FAILURE, True, "'intruder' is not allowed")
     assert decision.profile is WEB
 
 
 @pytest.mark.parametrize("vid", [1, 102, 4094, 4095])
 def test_vid_not_allowed_is_invalid_vid_and_hard(vid):
-    refused(authorizer().authorize(request((MAC_A, 100), (MAC_B, vid)), []),
+    refused(authorizer().authorize(request((MAC_A, 100), (MAC_B, vid)), BindingIndex()),
             VdpError.INVALID_VID_GROUP_MAC, True, f"VID {vid} is not allowed")
 
 
 def test_vid_zero_without_a_default_vlan_is_invalid_vid():
-    refused(authorizer().authorize(request((MAC_A, 0), type_id=8, version=1), []),
+    refused(authorizer().authorize(request((MAC_A, 0), type_id=8, version=1), BindingIndex()),
             VdpError.INVALID_VID_GROUP_MAC, True, "no default VLAN")
 
 
 @pytest.mark.parametrize("state", list(BindingState))
 def test_mac_bound_to_another_vsi_is_refused_anywhere(state):
     other = [binding(1, VSI_B, OTHER_SWITCH, MAC_A, state=state)]
-    decision = authorizer().authorize(request((MAC_B, 100), (MAC_A, 101)), other)
+    decision = authorizer().authorize(request((MAC_B, 100), (MAC_A, 101)), BindingIndex.of(other))
     refused(decision, VdpError.INVALID_VID_GROUP_MAC, True, f"MAC {MAC_A} is bound to VSI")
 
 
@@ -199,33 +200,33 @@ def batch_request(port: PortRef = P1, vsi_id: VsiId = VSI_A) -> AuthRequest:
 
 def test_limit_per_port_counts_prepared_bindings_of_the_type():
     two_on_p1 = [batch(1, 1, P1), batch(2, 2, P1), binding(3, VSI_B, P1, MAC_B)]
-    refused(authorizer().authorize(batch_request(P1), two_on_p1),
+    refused(authorizer().authorize(batch_request(P1), BindingIndex.of(two_on_p1)),
             VdpError.INSUFFICIENT_RESOURCES, False, "2 VMs per port")
-    assert authorizer().authorize(batch_request(P2), two_on_p1).ok
+    assert authorizer().authorize(batch_request(P2), BindingIndex.of(two_on_p1)).ok
 
 
 def test_limit_per_switch():
     three = [batch(1, 1, P1), batch(2, 2, P2), batch(3, 3, P2)]
-    refused(authorizer().authorize(batch_request(P1), three),
+    refused(authorizer().authorize(batch_request(P1), BindingIndex.of(three)),
             VdpError.INSUFFICIENT_RESOURCES, False, "3 VMs per switch")
-    assert authorizer().authorize(batch_request(OTHER_SWITCH), three).ok
+    assert authorizer().authorize(batch_request(OTHER_SWITCH), BindingIndex.of(three)).ok
 
 
 def test_limits_do_not_count_the_requesting_vsi():
     mine = batch(2, 2, P1)
     two_on_p1 = [batch(1, 1, P1), mine]
-    assert authorizer().authorize(batch_request(P1, vsi_id=mine.vsi_id), two_on_p1).ok
+    assert authorizer().authorize(batch_request(P1, vsi_id=mine.vsi_id), BindingIndex.of(two_on_p1)).ok
 
 
 def test_a_server_in_maintenance_takes_no_new_vm_but_keeps_its_own():
     in_maintenance = authorizer(maintenance=lambda port: "BIOS upgrade" if port == P1 else None)
-    refused(in_maintenance.authorize(request((MAC_A, 100)), []),
+    refused(in_maintenance.authorize(request((MAC_A, 100)), BindingIndex()),
             VdpError.INSUFFICIENT_RESOURCES, False, "in maintenance (BIOS upgrade)")
-    assert in_maintenance.authorize(request((MAC_A, 100), port=P2), []).ok
+    assert in_maintenance.authorize(request((MAC_A, 100), port=P2), BindingIndex()).ok
     # The VM already bound there: its keep-alives (and a re-association) pass.
-    assert in_maintenance.authorize(request((MAC_A, 100)), [binding(1, VSI_A, P1, MAC_A)]).ok
+    assert in_maintenance.authorize(request((MAC_A, 100)), BindingIndex.of([binding(1, VSI_A, P1, MAC_A)])).ok
     # A VM bound elsewhere migrating to the server in maintenance is new to it.
-    refused(in_maintenance.authorize(request((MAC_A, 100)), [binding(1, VSI_A, P2, MAC_A)]),
+    refused(in_maintenance.authorize(request((MAC_A, 100)), BindingIndex.of([binding(1, VSI_A, P2, MAC_A)])),
             VdpError.INSUFFICIENT_RESOURCES, False, "maintenance")
 
 
@@ -239,7 +240,7 @@ def test_lookup_can_resolve_a_type_the_database_lacks():
         return lookup_in_database(database, manager_id, key) or profile(
             key.type_id, key.version, "from-manager", {400})
 
-    decision = authorizer(lookup=lookup).authorize(request((MAC_A, 0), type_id=42), [])
+    decision = authorizer(lookup=lookup).authorize(request((MAC_A, 0), type_id=42), BindingIndex())
     assert decision.entries == (MacVid(MAC_A, 400),)
     assert asked == [("mgr1", VsiTypeKey(42, 4))]
 
@@ -248,5 +249,5 @@ def test_unreachable_vsi_manager_is_status_3_and_not_hard():
     def lookup(database, manager_id, key):
         raise VsiManagerUnreachable("connection refused")
 
-    refused(authorizer(lookup=lookup).authorize(request((MAC_A, 0)), []),
+    refused(authorizer(lookup=lookup).authorize(request((MAC_A, 0)), BindingIndex()),
             VdpError.UNABLE_TO_CONTACT_VSI_MANAGER, False, "connection refused")

@@ -12,7 +12,7 @@ from app.fabric.ports import PortRef
 from app.policy import Limits, VsiTypeDatabase, VsiTypeKey, VsiTypeProfile
 from app.vdp import bridge as bridge_module
 from app.vdp.authorizer import Authorizer
-from app.vdp.binding import BindingState, MacVid
+from app.vdp.binding import BindingState, MacVid, VmBinding
 from app.vdp.bridge import VdpBridge, VsiState
 from app.vdp.outcome import Outcome
 
@@ -446,13 +446,18 @@ def test_vsis_snapshot():
     assert (att.since, att.refreshed, att.expires) == (2, 4, 4 + KA)
 
 
-def test_outcomes_merge():
-    first = Outcome(responses=[(P1, MGR, tlv(AS))], events=[("a", {})])
-    second = Outcome(unsolicited=[(P2, MGR, tlv(DA))], bindings_changed=True, events=[("b", {})])
+def test_outcomes_merge_and_net_out_their_binding_changes():
+    one, two = (VmBinding(7, A, P1, (MacVid(MAC_A, 100),), DATABASE.get(*WEB), state)
+                for state in (BindingState.PREPARED, BindingState.FORWARDING))
+    first = Outcome(responses=[(P1, MGR, tlv(AS))], changes={7: (None, one)},
+                    dirty={A}, events=[("a", {})])
+    second = Outcome(unsolicited=[(P2, MGR, tlv(DA))], changes={7: (one, two)},
+                     events=[("b", {})])
     merged = first.merge(second, Outcome())
-    assert merged == Outcome([(P1, MGR, tlv(AS))], [(P2, MGR, tlv(DA))], True,
+    assert merged == Outcome([(P1, MGR, tlv(AS))], [(P2, MGR, tlv(DA))], {7: (None, two)}, {A},
                              [("a", {}), ("b", {})])
-    assert first == Outcome(responses=[(P1, MGR, tlv(AS))], events=[("a", {})])
+    assert first.changes == {7: (None, one)}
+    assert not first.merge(Outcome(changes={7: (one, None)})).bindings_changed
 
 
 # Invariants over arbitrary sequences
@@ -514,4 +519,15 @@ def test_arbitrary_sequences_keep_the_invariants(ops):
             outcome = bridge.deassociate(vsi_id, "test", now)
         assert all(t.mode is DA and t.status == 0 for _, _, t in outcome.unsolicited)
         assert outcome.bindings_changed == (bridge.bindings() != before)
+        # The changes take the bindings from before to after, exactly: the flow plan follows
+        # them and nothing else.
+        applied = {b.handle: b for b in before}
+        for handle, (was, after) in outcome.changes.items():
+            assert applied.get(handle) == was
+            if after is None:
+                del applied[handle]
+            else:
+                applied[handle] = after
+        assert sorted(applied.values(), key=lambda b: b.handle) == bridge.bindings()
+        assert sorted(bridge.bound, key=lambda b: b.handle) == bridge.bindings()
         check_invariants(bridge)

@@ -104,7 +104,7 @@ class Dc:
 
     def program(self, *bindings: VmBinding, rr=()) -> dict[int, list]:
         """Plans and reconciles every switch; returns the flow and meter mods sent, per dpid."""
-        self.plan = plan_vm_flows(bindings, self.topology, set(rr))
+        self.plan = plan_vm_flows(bindings, self.topology.routes(), set(rr))
         sent = {dpid: flow_mods(answer(sync, self.switches[dpid], sync.resync()))
                 for dpid, sync in self.syncs.items()}
         for fake in self.switches.values():
@@ -423,9 +423,9 @@ def _canonical(plan):
 def test_the_plan_is_sorted_unique_and_independent_of_binding_order():
     dc = Dc(cross=True)
     bindings = _some_bindings()
-    plan = plan_vm_flows(bindings, dc.topology, {P(EDGE1, 1)})
+    plan = plan_vm_flows(bindings, dc.topology.routes(), {P(EDGE1, 1)})
     assert _canonical(plan) == _canonical(
-        plan_vm_flows(reversed(bindings), dc.topology, {P(EDGE1, 1)}))
+        plan_vm_flows(reversed(bindings), dc.topology.routes(), {P(EDGE1, 1)}))
     assert sorted(plan) == [EDGE1, EDGE2, AGG]
     for switch_plan in plan.values():
         keys = [f.key for f in switch_plan.flows]
@@ -437,7 +437,7 @@ def test_the_plan_is_sorted_unique_and_independent_of_binding_order():
 
 
 def test_every_flow_of_a_vm_carries_its_handle_and_shared_flows_their_vid():
-    plan = plan_vm_flows(_some_bindings(), Dc().topology, set())
+    plan = plan_vm_flows(_some_bindings(), Dc().topology.routes(), set())
     for switch_plan in plan.values():
         for f in switch_plan.flows:
             kind, owner = cookie_kind(f.cookie), f.cookie & 0xFFFFFFFFFFFF
@@ -445,10 +445,25 @@ def test_every_flow_of_a_vm_carries_its_handle_and_shared_flows_their_vid():
                 assert owner in {1, 2, 3, 4, 5}
                 if dict(f.match).get("metadata") is not None:
                     assert dict(f.match)["metadata"] == owner
+            elif kind is CookieKind.LINK:  # the edges' way up to agg1
+                assert f.priority == Priority.DEFAULT_UP and owner == UPLINK
+                assert f.body == ofmsg.canonical_instructions(
+                    (ofmsg.apply_actions(ofmsg.output(UPLINK)),))
             else:
                 assert kind is CookieKind.VLAN and f.priority in (
                     Priority.VLAN_FLOOD, Priority.VLAN_FLOOD_HAIRPIN)
                 assert dict(f.match)["vlan_vid"] == ofp.OFPVID_PRESENT | owner
+
+
+def test_an_edge_holds_its_own_vms_and_one_way_up_the_root_holds_every_vm():
+    topology = Dc().topology.routes()
+    many = [vm(h, P(EDGE1 if h % 2 else EDGE2, 1 + h % 4 // 2)) for h in range(1, 41)]
+    plan = plan_vm_flows(many, topology, set())
+    unicast = {dpid: sum(f.priority == Priority.VM_UNICAST for f in plan[dpid].flows)
+               for dpid in plan}
+    assert unicast == {EDGE1: 20, EDGE2: 20, AGG: 40}
+    assert [sum(f.priority == Priority.DEFAULT_UP for f in plan[d].flows)
+            for d in (EDGE1, EDGE2, AGG)] == [1, 1, 0]
 
 
 def _count(plan, dpid, handle):
@@ -459,16 +474,17 @@ def test_flow_count_of_one_vm_matches_the_documented_formula():
     topology = Dc().topology
     # web: 2 ingress rules + default, egress default, 1 MAC/VID.
     web = vm(1, P(EDGE1, 1))
-    plan = plan_vm_flows([web], topology, set())
-    # admit 2 + ingress 3 + egress 1 + unicast 1
-    assert (_count(plan, EDGE1, 1), _count(plan, AGG, 1), _count(plan, EDGE2, 1)) == (7, 1, 1)
-    plan = plan_vm_flows([web], topology, {web.port})
+    plan = plan_vm_flows([web], topology.routes(), set())
+    # admit 2 + ingress 3 + egress 1 + unicast 1; one unicast entry on agg1 (the root) and
+    # none on edge2, which reaches it through its default up
+    assert (_count(plan, EDGE1, 1), _count(plan, AGG, 1), _count(plan, EDGE2, 1)) == (7, 1, 0)
+    plan = plan_vm_flows([web], topology.routes(), {web.port})
     assert _count(plan, EDGE1, 1) == 8   # + the egress permit's hairpin variant
     # DSCP marking triples admission; PREPARED keeps only the ACLs.
-    assert _count(plan_vm_flows([vm(2, P(EDGE1, 1), prof=MARKED)], topology, set()), EDGE1, 2) \
+    assert _count(plan_vm_flows([vm(2, P(EDGE1, 1), prof=MARKED)], topology.routes(), set()), EDGE1, 2) \
         == 6 + 1 + 1 + 1
     prepared = vm(3, P(EDGE1, 1), state=BindingState.PREPARED)
-    plan = plan_vm_flows([prepared], topology, set())
+    plan = plan_vm_flows([prepared], topology.routes(), set())
     assert (_count(plan, EDGE1, 3), _count(plan, AGG, 3)) == (3 + 1, 0)
 
 
@@ -476,15 +492,15 @@ def test_bindings_that_break_the_contract_are_refused():
     topology = Topology()
     a = vm(1, P(EDGE1, 1))
     with pytest.raises(ValueError, match="handle 1"):
-        plan_vm_flows([a, vm(1, P(EDGE1, 2))], topology, set())
+        plan_vm_flows([a, vm(1, P(EDGE1, 2))], topology.routes(), set())
     twin = VmBinding(2, a.vsi_id, P(EDGE2, 1), a.entries, WEB, BindingState.FORWARDING)
     with pytest.raises(ValueError, match=mac(1)):
-        plan_vm_flows([a, twin], topology, set())
+        plan_vm_flows([a, twin], topology.routes(), set())
     with pytest.raises(ValueError, match="twice"):
-        plan_vm_flows([vm(3, P(EDGE1, 1), entries=(MacVid(mac(3), 100),) * 2)], topology, set())
+        plan_vm_flows([vm(3, P(EDGE1, 1), entries=(MacVid(mac(3), 100),) * 2)], topology.routes(), set())
     # A migration: the destination is prepared while the source forwards, same MAC.
     prepared_twin = VmBinding(2, a.vsi_id, P(EDGE2, 1), a.entries, WEB, BindingState.PREPARED)
-    assert plan_vm_flows([a, prepared_twin], topology, set())
+    assert plan_vm_flows([a, prepared_twin], topology.routes(), set())
 
 
 def test_switches_without_links_get_only_their_local_flows():

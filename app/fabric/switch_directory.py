@@ -1,0 +1,62 @@
+"""The connected switches by dpid: their names and ports, and the names operators use.
+
+Pure. The control plane keeps it in step with what the switches report (SwitchSync); REST and
+events ask it how to call a port, and which port an operator means by a name.
+"""
+from app.fabric.ports import Port, PortRef
+
+
+class SwitchDirectory:
+    def __init__(self) -> None:
+        self._switches: dict[int, tuple[str, dict[int, Port]]] = {}
+
+    def update(self, dpid: int, name: str, ports: dict[int, Port]) -> None:
+        self._switches[dpid] = (name, dict(ports))
+
+    def remove(self, dpid: int) -> None:
+        self._switches.pop(dpid, None)
+
+    def __contains__(self, dpid: int) -> bool:
+        return dpid in self._switches
+
+    def dpids(self) -> list[int]:
+        return list(self._switches)
+
+    def ports(self, dpid: int) -> dict[int, Port]:
+        entry = self._switches.get(dpid)
+        return entry[1] if entry else {}
+
+    def has_port(self, ref: PortRef) -> bool:
+        return ref.port_no in self.ports(ref.dpid)
+
+    def name(self, dpid: int) -> str:
+        """The switch's name; its dpid in 16 hex digits while unknown."""
+        entry = self._switches.get(dpid)
+        return entry[0] if entry else f"{dpid:016x}"
+
+    def port_name(self, ref: PortRef) -> str:
+        """The port's name; its number while unknown."""
+        port = self.ports(ref.dpid).get(ref.port_no)
+        return port.name if port else str(ref.port_no)
+
+    def names(self, ref: PortRef) -> tuple[str, str]:
+        return self.name(ref.dpid), self.port_name(ref)
+
+    def text(self, ref: PortRef) -> str:
+        return f"{self.name(ref.dpid)}/{self.port_name(ref)}"
+
+    def port_names(self) -> dict[PortRef, tuple[str, str]]:
+        """(switch name, port name) of every known port."""
+        return {PortRef(dpid, number): (name, port.name)
+                for dpid, (name, ports) in self._switches.items()
+                for number, port in ports.items()}
+
+    def port_ref(self, switch: str, port: str) -> PortRef:
+        """A port by switch name (or dpid) and port name (or number). KeyError if unknown."""
+        for dpid, (name, ports) in self._switches.items():
+            if switch in (name, f"{dpid:016x}", str(dpid)):
+                for number, p in ports.items():
+                    if port in (p.name, str(number)):
+                        return PortRef(dpid, number)
+                raise KeyError(f"switch {name} has no port {port}")
+        raise KeyError(f"no connected switch {switch}")
