@@ -22,7 +22,7 @@ import itertools
 import logging
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from app.codec.errors import CodecError
@@ -30,6 +30,7 @@ from app.codec.frame import decode_evb_frame
 from app.codec.vdp import STATUS_ERROR_MASK, ManagerIdTlv, VdpError, VdpTlvType, VsiId, VsiTlv
 from app.events import EventLog
 from app.fabric import links
+from app.faults.alarms import VmPlace
 from app.fabric.links import Topology
 from app.fabric.ports import Port, PortRef, PortRole
 from app.fabric.switch_directory import SwitchDirectory
@@ -452,6 +453,20 @@ class ControlPlane:
                     e.mac == text for a in info.attachments for e in a.entries):
                 return info.vsi_id
         return next((v for v in self.locations.vsis() if vsi_id_text(v).lower() == text), None)
+
+    def vm_places(self, where: Iterable[tuple[str, str | None]]) -> list[VmPlace]:
+        """The VMs forwarding at the given (switch name, port name) places, None for a whole
+        switch (for the fault monitor): costs the VMs there, not the fabric's."""
+        places = []
+        for switch, port in set(where):
+            dpid = self.switches.dpid_of(switch)
+            port_no = self.switches.port_no_of(dpid, port) if dpid is not None and port else None
+            if dpid is None or (port is not None and port_no is None):
+                continue
+            places += [VmPlace(vsi_id_text(b.vsi_id), b.profile.tenant, switch,
+                               self.switches.port_name(b.port), tuple(e.mac for e in b.entries))
+                       for b in self.bridge.bound.at(dpid, port_no) if b.forwarding]
+        return places
 
     # helpers --------------------------------------------------------------------------------
     def _session(self, ref: PortRef, port: Port) -> PortSession:

@@ -25,7 +25,6 @@ from app.controller.multipart import MultipartCollector
 from app.controller.nms_service import ControllerService
 from app.controller.sender import send_all
 from app.events import EventLog
-from app.faults.alarms import places_of
 from app.faults.monitor import FaultMonitor
 from app.fabric.ports import PortRole
 from app.fabric.switch_sync import SwitchSync
@@ -61,6 +60,7 @@ class EvbApp(app_manager.OSKenApp):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.plane_lock = threading.RLock()  # the control plane is single-threaded logic
         self.store = SqliteStore(self.settings.db_path)
         self.event_log = EventLog()
         self.event_log.add_sink(self.store.append_event)
@@ -81,8 +81,7 @@ class EvbApp(app_manager.OSKenApp):
             self.notifier = Notifier(self.settings.vcenter_url.rstrip("/") + "/v1/notifications",
                                      timeout=self.settings.vcenter_timeout)
             self.event_log.add_sink(self.notifier)
-        self.monitor = FaultMonitor(self.event_log, self.store,
-                                    lambda: places_of(self.service.associations()))
+        self.monitor = FaultMonitor(self.event_log, self.store, self._vm_places)
         self.event_log.add_sink(self.monitor)  # the last sink (see app/faults/monitor.py)
         self.bridge = VdpBridge(Authorizer(lambda: self.policies, lookup=lookup,
                                            maintenance=self._maintenance_reason))
@@ -92,7 +91,6 @@ class EvbApp(app_manager.OSKenApp):
         intent = self.intent_store.load()
         if intent:  # before any switch connects: they are reconciled against it, not flushed
             self.control.restore(intent, self.policies, time.monotonic())
-        self.plane_lock = threading.RLock()  # the control plane is single-threaded logic
         self._batches = BatchTracker()
         self._lock = threading.Lock()
         self._datapaths: dict[int, object] = {}
@@ -148,6 +146,11 @@ class EvbApp(app_manager.OSKenApp):
         """The authorizer's question (asked with the control plane's lock held)."""
         record = self.monitor.in_maintenance(self.control.switches.names(port))
         return record.reason if record else None
+
+    def _vm_places(self, where) -> list:
+        """The fault monitor's question (asked from event sinks, maybe with the lock held)."""
+        with self.plane_lock:
+            return self.control.vm_places(where)
 
     def _punt_counters(self, dpid: int) -> dict:
         with self.plane_lock:

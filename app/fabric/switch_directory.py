@@ -9,12 +9,23 @@ from app.fabric.ports import Port, PortRef
 class SwitchDirectory:
     def __init__(self) -> None:
         self._switches: dict[int, tuple[str, dict[int, Port]]] = {}
+        self._by_name: dict[str, int] = {}
 
     def update(self, dpid: int, name: str, ports: dict[int, Port]) -> None:
+        self.remove(dpid)
         self._switches[dpid] = (name, dict(ports))
+        self._by_name[name] = dpid
 
     def remove(self, dpid: int) -> None:
-        self._switches.pop(dpid, None)
+        entry = self._switches.pop(dpid, None)
+        if entry is not None and self._by_name.get(entry[0]) == dpid:
+            del self._by_name[entry[0]]
+
+    def dpid_of(self, name: str) -> int | None:
+        return self._by_name.get(name)
+
+    def port_no_of(self, dpid: int, name: str) -> int | None:
+        return next((n for n, p in self.ports(dpid).items() if p.name == name), None)
 
     def __contains__(self, dpid: int) -> bool:
         return dpid in self._switches

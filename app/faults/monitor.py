@@ -19,16 +19,31 @@ from app.registry.errors import NotFound
 
 # Events after which a server in maintenance may have become empty.
 _VM_LEFT = ("vsi.deassociated", "vsi.expired", "vsi.associated", "vsi.suspended")
-# Fault events whose alarms name the VMs forwarding at that moment.
-_NEEDS_PLACES = ("switch.disconnected", "switch.ready", "link.down")
+# (switch name, port name or None for the whole switch): where to look for VMs.
+Places = set[tuple[str, str | None]]
+
+
+def _affected_places(event: Event) -> Places:
+    """Where the VMs an alarm of ``event`` names can be (nothing for most events)."""
+    kind = event.kind
+    if kind in ("switch.disconnected", "switch.ready") and event.switch:
+        return {(event.switch, None)}
+    if kind.startswith("port.") and event.detail.get("role") == "server" and event.switch:
+        return {(event.switch, event.port)}
+    if kind == "link.down" and event.switch:
+        peer = str(event.detail.get("peer", "")).split("/")[0]
+        return {(event.switch, None), (peer, None)}
+    return set()
 
 
 class FaultMonitor:
-    def __init__(self, event_log: EventLog, store, vms: Callable[[], list[VmPlace]],
+    def __init__(self, event_log: EventLog, store, vms: Callable[[Places], list[VmPlace]],
                  subscribers: Subscribers | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         """``store``: app/store/base.py Store (subscriptions and maintenance are kept there);
-        ``vms``: the VMs forwarding now (it may take the control plane's lock)."""
+        ``vms``: the VMs forwarding now at the given places (it may take the control plane's
+        lock); asked only for the places an event concerns, so a fault costs the VMs it
+        affects, never every VM of the fabric."""
         self._log = event_log
         self._store = store
         self._vms = vms
@@ -44,8 +59,8 @@ class FaultMonitor:
     def __call__(self, event: Event) -> None:
         """The EventLog sink."""
         kind = event.kind
-        relevant_port = kind.startswith("port.") and event.detail.get("role") == "server"
-        places = self._vms() if kind in _NEEDS_PLACES or relevant_port else []
+        where = _affected_places(event)
+        places = self._vms(where) if where else []
         with self._lock:
             notices = self.book.on_event(event, places, self.maintenance.keys())
         self.subscribers.deliver(notices)
@@ -91,7 +106,7 @@ class FaultMonitor:
         with self._lock:
             record = self.maintenance.enter(key, reason, self._clock())
             self._store.save_maintenance(record.as_dict())
-        moving = [vm.vsi_id for vm in self._vms() if (vm.switch, vm.port) == key]
+        moving = [vm.vsi_id for vm in self._vms({key})]
         self._log.emit("server.maintenance", switch=key[0], port=key[1], reason=reason,
                        vms=moving)
         self._check_drained()
@@ -106,7 +121,9 @@ class FaultMonitor:
         self._log.emit("server.resumed", switch=key[0], port=key[1])
 
     def _check_drained(self) -> None:
-        places = self._vms()
+        with self._lock:
+            keys = self.maintenance.keys()
+        places = self._vms(set(keys))
         with self._lock:
             drained = self.maintenance.poll(places)
             for record in drained:

@@ -22,6 +22,7 @@ class BindingIndex:
         self._on_port: dict[tuple[VsiTypeKey, PortRef], dict[VsiId, int]] = defaultdict(dict)
         self._on_switch: dict[tuple[VsiTypeKey, int], dict[VsiId, int]] = defaultdict(dict)
         self._ports_of: dict[VsiId, dict[PortRef, int]] = defaultdict(dict)
+        self._at: dict[int, dict[PortRef, dict[int, VmBinding]]] = defaultdict(dict)
 
     @classmethod
     def of(cls, bindings: Iterable[VmBinding]) -> "BindingIndex":
@@ -34,6 +35,7 @@ class BindingIndex:
         if binding.handle in self._by_handle:
             raise ValueError(f"handle {binding.handle} is indexed already")
         self._by_handle[binding.handle] = binding
+        self._at[binding.port.dpid].setdefault(binding.port, {})[binding.handle] = binding
         for mac in {e.mac for e in binding.entries}:
             self._by_mac[mac].append(binding)
         for table, key, member in self._counted(binding):
@@ -42,6 +44,12 @@ class BindingIndex:
 
     def remove(self, binding: VmBinding) -> None:
         del self._by_handle[binding.handle]
+        ports = self._at[binding.port.dpid]
+        del ports[binding.port][binding.handle]
+        if not ports[binding.port]:
+            del ports[binding.port]
+            if not ports:
+                del self._at[binding.port.dpid]
         for mac in {e.mac for e in binding.entries}:
             holders = self._by_mac[mac]
             holders.remove(binding)
@@ -79,6 +87,13 @@ class BindingIndex:
     def bound_at(self, vsi_id: VsiId, port: PortRef) -> bool:
         """Whether ``vsi_id`` has a binding (prepared or forwarding) at ``port``."""
         return port in self._ports_of.get(vsi_id, {})
+
+    def at(self, dpid: int, port_no: int | None = None) -> list[VmBinding]:
+        """The bindings on switch ``dpid`` (at its port ``port_no`` only, if given)."""
+        ports = self._at.get(dpid, {})
+        if port_no is not None:
+            return list(ports.get(PortRef(dpid, port_no), {}).values())
+        return [b for bindings in ports.values() for b in bindings.values()]
 
     def get(self, handle: int) -> VmBinding | None:
         return self._by_handle.get(handle)

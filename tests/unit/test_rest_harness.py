@@ -114,10 +114,14 @@ class Harness:
         self.events.add_sink(self.store.append_event)
         self.registry = Registry(load_policies(POLICIES), self.store, self.service,
                                  emit=self.events.emit)
-        self.monitor = FaultMonitor(self.events, self.store,
-                                    lambda: places_of(self.service.associations()))
+        self.monitor = FaultMonitor(self.events, self.store, self._places)
         self.events.add_sink(self.monitor)
         self.api = RestApi(self.service, self.registry, self.store, self.monitor, self.tokens)
+
+    def _places(self, where) -> list:
+        """The fault monitor's question, answered from the fake service's associations."""
+        return [vm for vm in places_of(self.service.associations())
+                if (vm.switch, vm.port) in where or (vm.switch, None) in where]
 
     def close(self) -> None:
         self.monitor.close()
