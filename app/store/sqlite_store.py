@@ -1,14 +1,23 @@
 """SQLite store. One connection shared by the os-ken and REST threads behind a lock; every write
-is its own committed transaction, so what the controller accepted survives a crash or restart."""
+of what the controller accepted is its own committed transaction, so it survives a crash or
+restart. Events are the exception: they are the controller's log, not its state, so they are
+written by a thread of their own in batches (one commit per batch, at most EVENT_FLUSH_INTERVAL
+late), never on the path of a request; a read of the events writes the waiting ones first."""
 import json
+import logging
 import os
 import sqlite3
 import threading
+from collections import deque
 
 from app.events import Event
+
+LOG = logging.getLogger("evb_nms.store")
 from app.store.base import RegistryWrite
 
 SCHEMA_VERSION = 3  # 2: profiles and vms; 3: fault subscriptions and maintenance
+EVENT_FLUSH_INTERVAL = 0.1  # seconds an event may wait for its batch
+EVENT_BACKLOG = 100_000     # events waiting at most; beyond, the oldest are dropped and counted
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS switches (
     dpid TEXT PRIMARY KEY,
@@ -80,6 +89,13 @@ class SqliteStore:
         with self._lock:
             self._db.executescript(SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._events: deque[tuple] = deque()
+        self._events_ready = threading.Condition()
+        self._closing = False
+        self.events_dropped = 0
+        self._event_writer = threading.Thread(target=self._write_events, name="event-writer",
+                                              daemon=True)
+        self._event_writer.start()
 
     def _write(self, sql: str, params: tuple) -> None:
         with self._lock:
@@ -99,13 +115,53 @@ class SqliteStore:
         return [dict(row) for row in self._read("SELECT * FROM switches ORDER BY dpid")]
 
     def append_event(self, event: Event) -> None:
-        self._write("INSERT INTO events (ts, kind, switch, port, detail) VALUES (?, ?, ?, ?, ?)",
-                    (event.ts, event.kind, event.switch, event.port,
-                     json.dumps(event.detail, default=str)))
+        """Queues the event for the writer thread (the caller never waits for the disk)."""
+        row = (event.ts, event.kind, event.switch, event.port,
+               json.dumps(event.detail, default=str))
+        with self._events_ready:
+            if len(self._events) >= EVENT_BACKLOG:
+                self._events.popleft()
+                self.events_dropped += 1
+            self._events.append(row)
+            if len(self._events) == 1:
+                self._events_ready.notify()
+
+    def flush_events(self) -> None:
+        """Writes the queued events now, in one transaction."""
+        with self._events_ready:
+            rows, self._events = list(self._events), deque()
+        if not rows:
+            return
+        with self._lock:
+            try:
+                self._db.execute("BEGIN")
+                self._db.executemany("INSERT INTO events (ts, kind, switch, port, detail) "
+                                     "VALUES (?, ?, ?, ?, ?)", rows)
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                self.events_dropped += len(rows)
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def _write_events(self) -> None:
+        while True:
+            with self._events_ready:
+                while not self._events and not self._closing:
+                    self._events_ready.wait()
+                if self._closing and not self._events:
+                    return
+            try:
+                self.flush_events()
+            except sqlite3.Error:  # a full disk must not end the thread: counted, logged
+                LOG.exception("events could not be written")
+            with self._events_ready:  # let a burst gather into one batch
+                self._events_ready.wait_for(lambda: self._closing, EVENT_FLUSH_INTERVAL)
 
     def events(self, kind_prefix: str = "", after_id: int = 0, limit: int = 100, *,
                switch: str | None = None, tenant: str | None = None,
                latest: bool = False) -> list[dict]:
+        self.flush_events()
         sql = "SELECT * FROM events WHERE id > ? AND kind LIKE ? ESCAPE '\\'"
         params: list = [after_id, _like_prefix(kind_prefix)]
         if switch is not None:
@@ -177,6 +233,11 @@ class SqliteStore:
         self._write("DELETE FROM maintenance WHERE switch = ? AND port = ?", (switch, port))
 
     def close(self) -> None:
+        with self._events_ready:
+            self._closing = True
+            self._events_ready.notify_all()
+        self._event_writer.join()
+        self.flush_events()
         with self._lock:
             self._db.close()
 

@@ -154,3 +154,19 @@ def test_an_intent_document_of_an_older_version_is_converted_to_rows(tmp_path):
     old.close()
     assert IntentStore(path).load() == document
     assert IntentStore(path).load() == document  # converted once, the old table is gone
+
+
+def test_events_are_written_in_batches_off_the_callers_path_and_read_back_at_once(tmp_path):
+    store = SqliteStore(str(tmp_path / "evb.db"))
+    commits = store._db.total_changes
+    log = EventLog()
+    log.add_sink(store.append_event)
+    for n in range(500):
+        log.emit("vsi.associated", switch="edge1", vsi=f"vm{n}")
+    assert len(store.events("vsi.", limit=1000)) == 500  # a read writes what waits first
+    assert store._db.total_changes - commits == 500
+    log.emit("vsi.expired", switch="edge1")
+    store.close()  # closing writes what is left
+    reopened = SqliteStore(str(tmp_path / "evb.db"))
+    assert [e["kind"] for e in reopened.events("vsi.expired")] == ["vsi.expired"]
+    reopened.close()
