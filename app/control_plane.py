@@ -154,9 +154,10 @@ class ControlPlane:
         return reaction.extend(self._rr_changed())
 
     def switch_ready(self, dpid: int) -> Reaction:
-        """The switch holds our punt flows now: every switch probes its trunks, so the links
-        toward it are found at once rather than at the next probe round."""
-        return Reaction(packets=self._probes())
+        """The switch holds our punt flows now: it probes its trunks, so its links to the
+        switches connected already are found at once rather than at the next probe round (a
+        neighbour that connects later probes toward it when it is ready)."""
+        return Reaction(packets=self._probes([dpid]))
 
     def switch_gone(self, dpid: int, now: float) -> Reaction:
         self.switches.remove(dpid)
@@ -267,7 +268,7 @@ class ControlPlane:
         reaction.extend(self._apply(self.bridge.expire(now), now))
         if now >= self._next_probe:
             self._next_probe = now + links.PROBE_INTERVAL
-            reaction.packets += self._probes()
+            reaction.packets += self._probes(self.switches.dpids())
             expired = self.topology.expire(now)
             for link in expired:
                 self._link_down(link)
@@ -275,8 +276,8 @@ class ControlPlane:
                 reaction.extend(self._topology_changed())
         return reaction
 
-    def _probes(self) -> list[tuple[int, int, bytes]]:
-        return [(dpid, port_no, frame) for dpid in self.switches.dpids()
+    def _probes(self, dpids: list[int]) -> list[tuple[int, int, bytes]]:
+        return [(dpid, port_no, frame) for dpid in dpids
                 for port_no, frame in links.probe_frames(dpid, self.switches.ports(dpid).values())]
 
     # the VDP outcome -> flows -> responses --------------------------------------------------

@@ -17,6 +17,7 @@ port) order, so every controller run builds the same tree. Flooding and unicast 
 tree (app/flows/vm_flows.py): a switch forwards down toward the VMs of its subtree and sends
 everything else up toward the root, so an edge switch holds entries for its own VMs only.
 """
+import functools
 import re
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -37,8 +38,10 @@ _CHASSIS = re.compile(rb"evb-nms:([0-9a-f]{16})")
 _PORT = re.compile(rb"[1-9][0-9]{0,9}")
 
 
+@functools.lru_cache(maxsize=8192)
 def build_probe(port: PortRef, src_mac: str) -> bytes:
-    """The probe sent out of `port`, from `src_mac` (the port's own MAC), padded to 60 octets."""
+    """The probe sent out of `port`, from `src_mac` (the port's own MAC), padded to 60 octets.
+    Cached: every trunk sends the same probe every PROBE_INTERVAL."""
     pdu = LldpPdu(ChassisId(LOCALLY_ASSIGNED, _CHASSIS_PREFIX + f"{port.dpid:016x}".encode()),
                   PortId(LOCALLY_ASSIGNED, str(port.port_no).encode()), round(LINK_TIMEOUT))
     frame = LldpFrame(src_mac, pdu, dst=NEAREST_BRIDGE)
