@@ -6,8 +6,8 @@
       -> only then the VDP response, out through the port's ECP.
 
 Pure apart from the event log: every entry point takes `now` and returns a Reaction (frames to
-send now, flow batches to apply); the os-ken shim (app/controller/evb_app.py) sends them and
-calls `flows_confirmed` when the switches' barriers have answered.
+send now, flow batches to apply); the owner of the switches (app/fabric_control.py) turns it into
+OpenFlow messages and calls `flows_confirmed` when the switches' barriers have answered.
 
 Scale: the work and the disk writes of a request follow what it changes. The VDP bridge keeps
 its bindings indexed, the flow programmer plans the changed bindings alone, the intent is saved
@@ -63,7 +63,7 @@ class FlowBatch:
 
 @dataclass
 class Reaction:
-    """What the shim does: send `packets` now (before the batches: ECP ACKs must not wait
+    """What FabricControl does: send `packets` now (before the batches: ECP ACKs must not wait
     behind flows); send each batch followed by a barrier and, when `ticket` is set, call
     flows_confirmed(ticket) once every batch's barrier has answered. Frames that must follow
     flows (VDP responses) are never in the same reaction as those flows: they come with
@@ -509,17 +509,17 @@ class ControlPlane:
         self._emit("link.down", {**port_fields(link.a), "peer": self.switches.text(link.b)})
 
     def _emit(self, kind: str, fields: dict) -> None:
-        """The pure parts name a port as app.vdp.describe.port_fields does (switch as 16 hex
-        digits, port_no); operators read bridge and port names."""
-        fields = dict(fields)
-        switch, port_no, port = (fields.pop(k, None) for k in ("switch", "port_no", "port"))
-        dpid = int(switch, 16) if switch is not None else None
-        if port is None and dpid is not None and port_no is not None:
-            port = self.switches.port_name(PortRef(dpid, port_no))
+        """The one formatter of the pure parts' events: they say where with PortRefs (``at``,
+        app/vdp/describe.port_fields, and any other field); operators read switch and port
+        names."""
+        at = fields.get("at")
+        named = {key: self.switches.text(value) if isinstance(value, PortRef) else value
+                 for key, value in fields.items() if key != "at"}
         level = logging.WARNING if kind.endswith(("refused", "failed", "expired", "gave_up")) \
             else logging.INFO
-        self.event_log.emit(kind, switch=self.switches.name(dpid) if dpid is not None else None,
-                            port=port, level=level, **fields)
+        self.event_log.emit(kind, switch=self.switches.name(at.dpid) if at else None,
+                            port=self.switches.port_name(at) if at else None, level=level,
+                            **named)
 
     def _drop_event(self, ref: PortRef, port: Port, err: CodecError, now: float) -> None:
         last = self._last_drop_event.get(ref)

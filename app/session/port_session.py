@@ -162,7 +162,8 @@ class PortSession:
             station = {"mac": self._station_mac, "last_seen": self._station_last_seen,
                        "evb": evb_tlv_fields(self._station_tlv)}
         return {
-            **self._fields(), "bridge_mac": self.bridge_mac, "station": station,
+            "switch": f"{self.port.dpid:016x}", "port_no": self.port.port_no,
+            "port": self.port_name, "bridge_mac": self.bridge_mac, "station": station,
             "agreement": self._agreement.summary() if self._agreement else None,
             "bridge_tlv": evb_tlv_fields(self._sent_tlv) if self._sent_tlv else None,
             "keepalive_timeout": self.keepalive_timeout, "next_lldp": self._lldp_due,
@@ -251,4 +252,4 @@ class PortSession:
                                                "retries": self._ecp.r, "vsis": vsis}))
 
     def _fields(self) -> dict[str, Any]:
-        return {**port_fields(self.port), "port": self.port_name}
+        return port_fields(self.port)

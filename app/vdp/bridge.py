@@ -266,14 +266,14 @@ class VdpBridge:
             moved_from = [other for other in vsi.attachments.values()
                           if other is not att and other.state is VsiState.ASSOCIATED]
             if moved_from:
-                fields["moved_from"] = str(moved_from[0].port)
+                fields["moved_from"] = moved_from[0].port
             outcome.events.append(("vsi.associated", {**fields, "resumed": resumed}))
             for source in moved_from:
                 self._detach(vsi, source)
                 outcome.unsolicited.append((source.port, source.manager,
                                             make_deassociate(source.response)))
                 outcome.events.append(("vsi.deassociated", _attachment_fields(
-                    vsi.vsi_id, source, initiator="bridge", reason=f"moved to {port}")))
+                    vsi.vsi_id, source, initiator="bridge", reason="moved", moved_to=port)))
         else:
             outcome.events.append(("vsi.preassociated", fields))
         self._sync(vsi.vsi_id, outcome)
@@ -373,7 +373,7 @@ class VdpBridge:
             VsiState.PRE_ASSOCIATED_RR, decision.entries, decision.profile, now, now, hold)
         self._watch(vsi_id, att)
         outcome = Outcome(events=[("vsi.prepared", _attachment_fields(
-            vsi_id, att, initiator="manager", reason=reason, source=str(source.port)))])
+            vsi_id, att, initiator="manager", reason=reason, source=source.port))])
         self._sync(vsi_id, outcome)
         return outcome
 

@@ -18,6 +18,7 @@ def vsi_id_text(vsi_id: VsiId) -> str:
 
 
 def port_fields(port: PortRef) -> dict[str, object]:
-    """Event fields naming a port: ``switch`` as EventLog.emit takes it (16 hex digits) and the
-    port number (the caller knows the port's name)."""
-    return {"switch": f"{port.dpid:016x}", "port_no": port.port_no}
+    """Event fields saying where: the port itself (``at``), typed. The pure layers never name a
+    switch or port; the control plane's one formatter turns every PortRef of an event into the
+    names operators read (app/control_plane.py _emit)."""
+    return {"at": port}

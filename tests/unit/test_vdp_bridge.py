@@ -178,7 +178,7 @@ def test_refused_event_says_who_what_and_why():
     outcome = send(new_bridge(), P3, tlv(AS, vid=4000))
     [(kind, fields)] = outcome.events
     assert kind == "vsi.refused"
-    assert fields["switch"] == "0000000000000002" and fields["port_no"] == 1
+    assert fields["at"] == PortRef(2, 1)
     assert fields["vsi"] == str(A.uuid) and fields["manager"] == "mgr1"
     assert fields["macs"] == [MAC_A] and fields["vids"] == [4000]
     assert (fields["mode"], fields["type_id"], fields["type_version"]) == ("associate", 5, 4)
@@ -334,8 +334,8 @@ def test_migration_prepare_then_associate_at_the_destination():
     assert only_response(moved).status == OK and moved.bindings_changed
     assert moved.unsolicited == [(P1, MGR, replace(tlv(DA, vid=100), status=0))]
     assert kinds(moved) == ["vsi.associated", "vsi.deassociated"]
-    assert moved.events[0][1]["moved_from"] == str(P1)
-    assert moved.events[1][1]["reason"] == f"moved to {P3}"
+    assert moved.events[0][1]["moved_from"] == P1
+    assert moved.events[1][1]["moved_to"] == P3
     [binding] = bridge.bindings()
     assert (binding.port, binding.state, binding.handle) == (P3, BindingState.FORWARDING, handle)
 
