@@ -2,6 +2,8 @@
 checks and MAC address conversion.  Every failure is a CodecError naming the
 field, so truncated input reports which field ran out of data."""
 
+import re
+
 from app.codec.errors import CodecError
 
 
@@ -60,16 +62,21 @@ def check_bytes(value: object, field: str, size: int | None = None, max_size: in
     return bytes(value)
 
 
+_MAC = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}")
+_CANONICAL_MAC = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
+
+
 def normalize_mac(mac: object, field: str) -> str:
     """Return ``mac`` in the canonical lowercase ``aa:bb:cc:dd:ee:ff`` form."""
+    if isinstance(mac, str) and _CANONICAL_MAC.fullmatch(mac):
+        return mac  # the common case: every frame we build names MACs already in this form
     return mac_from_bytes(mac_to_bytes(mac, field))
 
 
 def mac_to_bytes(mac: object, field: str) -> bytes:
-    parts = mac.split(":") if isinstance(mac, str) else []
-    if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p) for p in parts):
+    if not isinstance(mac, str) or not _MAC.fullmatch(mac):
         raise CodecError(field, f"must be a MAC address like 'aa:bb:cc:dd:ee:ff', got {mac!r}")
-    return bytes(int(p, 16) for p in parts)
+    return bytes.fromhex(mac.replace(":", ""))
 
 
 def mac_from_bytes(raw: bytes) -> str:

@@ -153,22 +153,32 @@ class FlowProgrammer:
 
     def _vlans_touched(self, changes: BindingChanges) -> dict[int, set[int] | None]:
         """VID -> the switches whose flood flow of it may change (None: all of the VLAN's),
-        from the membership before the change: only the edges of the changed bindings, unless
-        a switch joins or leaves the VLAN, which changes the VLAN's paths on the tree."""
-        delta: dict[tuple[int, int], int] = defaultdict(int)
+        from the membership before the change. A flood flow names the member ports and, on a
+        reflective-relay port, whether two MACs share it: a VM joining a port that is a member
+        already changes nothing. A switch joining or leaving the VLAN changes its paths on the
+        tree: all of them."""
+        delta: dict[tuple[int, int, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for before, after in changes.values():
             for binding, sign in ((before, -1), (after, 1)):
                 if binding is not None and binding.forwarding:
                     for entry in binding.entries:
-                        delta[(entry.vid, binding.port.dpid)] += sign
+                        port = binding.port
+                        delta[(entry.vid, port.dpid, port.port_no)][entry.mac] += sign
         vlans: dict[int, set[int] | None] = {}
-        for (vid, dpid), change in delta.items():
+        switch_delta: dict[tuple[int, int], int] = defaultdict(int)
+        for (vid, dpid, port_no), macs in delta.items():
+            held = self._members.get(vid, {}).get(dpid, {}).get(port_no, {})
+            after = {mac for mac in held.keys() | macs.keys() if held.get(mac, 0) + macs[mac] > 0}
+            switch_delta[(vid, dpid)] += len(after) - len(held)
+            relay = PortRef(dpid, port_no) in self._rr
+            if bool(after) != bool(held) or (relay and (len(after) > 1) != (len(held) > 1)):
+                if vlans.get(vid, set()) is not None:
+                    vlans.setdefault(vid, set()).add(dpid)
+        for (vid, dpid), change in switch_delta.items():
             ports = self._members.get(vid, {}).get(dpid, {})
-            held = sum(n for macs in ports.values() for n in macs.values())
+            held = sum(len(macs) for macs in ports.values())
             if (held == 0) != (held + change == 0):
                 vlans[vid] = None
-            elif vlans.get(vid, set()) is not None:
-                vlans.setdefault(vid, set()).add(dpid)
         return vlans
 
     def _plan(self, units: BindingChanges, vlans: dict[int, set[int] | None],
