@@ -48,6 +48,7 @@ Responses (status octet: response bit 0x40 | KEEP 0x20 | HARD 0x10 | error):
 import heapq
 import itertools
 import math
+from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from enum import Enum
 
@@ -55,7 +56,7 @@ from app.codec.vdp import (STATUS_M, STATUS_S, FilterEntry, ManagerIdTlv, VdpErr
                            VsiId, VsiTlv, decode_vdpdu, encode_vdpdu, make_deassociate,
                            make_response)
 from app.fabric.ports import PortRef
-from app.policy.profile import VsiTypeProfile, manager_id_from_octets
+from app.policy.profile import VsiTypeKey, VsiTypeProfile, manager_id_from_octets
 from app.vdp.authorizer import AuthRequest, Authorizer, Decision
 from app.vdp.binding import BindingState, MacVid, VmBinding
 from app.vdp.binding_index import BindingIndex
@@ -171,6 +172,17 @@ def _attachment_fields(vsi_id: VsiId, att: _Attachment, **more: object) -> dict[
             "vids": [e.vid for e in att.entries], **more}
 
 
+def _reindex(index: dict, vsi_id: VsiId, before: set, after: set) -> None:
+    """Moves ``vsi_id`` in ``index`` (key -> set of VSI IDs) from the keys ``before`` to the
+    keys ``after``."""
+    for key in before - after:
+        index[key].discard(vsi_id)
+        if not index[key]:
+            del index[key]
+    for key in after - before:
+        index[key].add(vsi_id)
+
+
 def _granted_filters(request: VsiTlv, entries: tuple[MacVid, ...]) -> tuple[FilterEntry, ...]:
     return tuple(replace(f, vid=e.vid) for f, e in zip(request.filters, entries))
 
@@ -187,6 +199,12 @@ class VdpBridge:
         self._next_handle = 1
         self._bound = BindingIndex()
         self._bindings_of: dict[VsiId, list[VmBinding]] = {}
+        # Attachments (not the held suspended records) by port and by type, with the profiles
+        # in use per type, so a port or a profile change finds its VSIs without a scan.
+        self._placed: dict[VsiId, tuple[tuple[PortRef, VsiTypeKey, VsiTypeProfile], ...]] = {}
+        self._vsis_at: dict[PortRef, set[VsiId]] = defaultdict(set)
+        self._vsis_of_type: dict[VsiTypeKey, set[VsiId]] = defaultdict(set)
+        self._profiles_in_use: dict[VsiTypeKey, Counter[VsiTypeProfile]] = defaultdict(Counter)
         # (deadline, tie-break, VSI ID, attachment): checked when due, since a keep-alive moves
         # the deadline without touching the heap.
         self._deadlines: list[tuple[float, int, VsiId, _Attachment]] = []
@@ -380,40 +398,46 @@ class VdpBridge:
     def update_profiles(self, database, now: float) -> Outcome:
         """A new VSI type database: attachments of changed types take the new profile (their
         flows are then modified in place, no gap); those whose type is gone, or whose VIDs or
-        Manager ID the new profile no longer allows, are de-associated by the bridge."""
+        Manager ID the new profile no longer allows, are de-associated by the bridge. Costs the
+        types in use and the VSIs of the changed ones."""
         outcome = Outcome()
-        for vsi in list(self._vsis.values()):
-            for att in list(vsi.attachments.values()):
-                profile = database.get(att.request.type_id, att.request.type_version)
-                if profile == att.profile:
-                    continue
-                problem = ("its VSI type was removed" if profile is None else
-                           "its Manager ID is no longer allowed"
-                           if not profile.allows_manager(att.manager_id) else
-                           "its VLAN is no longer allowed"
-                           if any(e.vid not in profile.vlans for e in att.entries) else None)
-                if problem is None:
-                    att.profile = profile
-                    outcome.events.append(("vsi.updated", _attachment_fields(
-                        vsi.vsi_id, att, reason="profile changed")))
-                else:
-                    self._detach(vsi, att)
-                    outcome.unsolicited.append((att.port, att.manager,
-                                                make_deassociate(att.response)))
-                    outcome.events.append(("vsi.deassociated", _attachment_fields(
-                        vsi.vsi_id, att, initiator="bridge", reason=problem)))
-                self._sync(vsi.vsi_id, outcome)
+        changed = [key for key, in_use in self._profiles_in_use.items()
+                   if set(in_use) != {database.get(key.type_id, key.version)}]
+        for key in changed:
+            profile = database.get(key.type_id, key.version)
+            for vsi_id in sorted(self._vsis_of_type.get(key, ()), key=vsi_id_text):
+                vsi = self._vsis[vsi_id]
+                for att in list(vsi.attachments.values()):
+                    if att.profile.key == key and att.profile != profile:
+                        self._take_profile(vsi, att, profile, outcome)
+                self._sync(vsi_id, outcome)
         return outcome
+
+    def _take_profile(self, vsi: _Vsi, att: _Attachment, profile: VsiTypeProfile | None,
+                      outcome: Outcome) -> None:
+        problem = ("its VSI type was removed" if profile is None else
+                   "its Manager ID is no longer allowed"
+                   if not profile.allows_manager(att.manager_id) else
+                   "its VLAN is no longer allowed"
+                   if any(e.vid not in profile.vlans for e in att.entries) else None)
+        if problem is None:
+            att.profile = profile
+            outcome.events.append(("vsi.updated", _attachment_fields(
+                vsi.vsi_id, att, reason="profile changed")))
+            return
+        self._detach(vsi, att)
+        outcome.unsolicited.append((att.port, att.manager, make_deassociate(att.response)))
+        outcome.events.append(("vsi.deassociated", _attachment_fields(
+            vsi.vsi_id, att, initiator="bridge", reason=problem)))
 
     def port_down(self, port: PortRef, now: float) -> Outcome:
         """The link to ``port``'s station is gone: its attachments are removed, silently (the
         station cannot hear). If the link comes back before the station notices, its next
         keep-alive is simply a new request and is authorized again."""
         outcome = Outcome()
-        for vsi in list(self._vsis.values()):
-            att = vsi.attachments.get(port)
-            if att is None:
-                continue
+        for vsi_id in sorted(self._vsis_at.get(port, ()), key=vsi_id_text):
+            vsi = self._vsis[vsi_id]
+            att = vsi.attachments[port]
             self._detach(vsi, att)
             outcome.events.append(("vsi.deassociated", _attachment_fields(
                 vsi.vsi_id, att, initiator="bridge", reason="port down")))
@@ -523,6 +547,7 @@ class VdpBridge:
         """After a change to ``vsi_id``: brings the index in step with its bindings, records
         what changed in ``outcome`` and marks the VSI's saved record dirty."""
         vsi = self._vsis.get(vsi_id)
+        self._place(vsi_id, vsi)
         after = self._vsi_bindings(vsi) if vsi is not None else []
         before = self._bindings_of.pop(vsi_id, [])
         if after:
@@ -538,6 +563,25 @@ class VdpBridge:
         now = {b.handle: b for b in after}
         for handle in was.keys() | now.keys():
             outcome.change(handle, was.get(handle), now.get(handle))
+
+    def _place(self, vsi_id: VsiId, vsi: _Vsi | None) -> None:
+        """Keeps the by-port and by-type indexes in step with the VSI's attachments."""
+        placed = tuple((a.port, a.profile.key, a.profile) for a in vsi.attachments.values()) \
+            if vsi is not None else ()
+        before = self._placed.pop(vsi_id, ())
+        if placed:
+            self._placed[vsi_id] = placed
+        if placed == before:
+            return
+        for entries, sign in ((before, -1), (placed, 1)):
+            for port, key, profile in entries:
+                self._profiles_in_use[key][profile] += sign
+                if not self._profiles_in_use[key][profile]:
+                    del self._profiles_in_use[key][profile]
+                    if not self._profiles_in_use[key]:
+                        del self._profiles_in_use[key]
+        _reindex(self._vsis_at, vsi_id, {p for p, _, _ in before}, {p for p, _, _ in placed})
+        _reindex(self._vsis_of_type, vsi_id, {k for _, k, _ in before}, {k for _, k, _ in placed})
 
     def _watch(self, vsi_id: VsiId, att: _Attachment) -> None:
         if not math.isinf(att.expires):

@@ -530,4 +530,10 @@ def test_arbitrary_sequences_keep_the_invariants(ops):
                 applied[handle] = after
         assert sorted(applied.values(), key=lambda b: b.handle) == bridge.bindings()
         assert sorted(bridge.bound, key=lambda b: b.handle) == bridge.bindings()
+        at_ports: dict = {}
+        for info in bridge.vsis():
+            for att in info.attachments:
+                if att.state is not VsiState.SUSPENDED:
+                    at_ports.setdefault(att.port, set()).add(info.vsi_id)
+        assert dict(bridge._vsis_at) == at_ports  # the index port_down uses
         check_invariants(bridge)
