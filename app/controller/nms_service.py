@@ -1,74 +1,94 @@
-"""app/service.py's NmsService on the running controller: each call takes the control plane's
-lock, asks the pure logic, and sends what it returned through the app (EvbApp._react)."""
+"""app/service.py's NmsService on the running controller: each call takes the controller's
+lock, asks the pure logic (app/fabric_control.py) and sends what it returned."""
 import math
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
+from app.control_plane import Reaction
+from app.fabric_control import FabricControl, Out
 from app.policy.database import VsiTypeDatabase
+from app.vdp.bridge import VdpBridge
 from app.vdp.describe import vsi_id_text
 
 
 class ControllerService:
-    def __init__(self, app):
-        self._app = app
+    def __init__(self, fabric: FabricControl, bridge: VdpBridge, lock: AbstractContextManager,
+                 send: Callable[[Out], None]):
+        """`lock` serializes every call on `fabric`; `send` puts its messages on the wire (it
+        is called with the lock held)."""
+        self._fabric = fabric
+        self._control = fabric.control
+        self._bridge = bridge
+        self._lock = lock
+        self._send = send
 
     # views ---------------------------------------------------------------------------------
     def switches(self) -> list[dict[str, Any]]:
-        return self._app.switches_snapshot()
+        with self._lock:
+            return self._fabric.switches_snapshot()
 
     def links(self) -> list[dict[str, Any]]:
-        with self._app.plane_lock:
-            return self._app.control.links_snapshot()
+        with self._lock:
+            return self._control.links_snapshot()
 
     def stations(self) -> list[dict[str, Any]]:
-        with self._app.plane_lock:
-            return self._app.control.sessions_snapshot()
+        with self._lock:
+            return self._control.sessions_snapshot()
 
     def associations(self) -> list[dict[str, Any]]:
-        with self._app.plane_lock:
-            names = self._app.control.switches.port_names()
-            return [vsi_view(v, names) for v in self._app.bridge.vsis()]
+        with self._lock:
+            names = self._control.switches.port_names()
+            return [vsi_view(v, names) for v in self._bridge.vsis()]
 
     def lookup(self, query: str) -> dict[str, Any] | None:
-        with self._app.plane_lock:
-            vsi_id = self._app.control.find_vsi(query)
-            found = self._app.control.lookup(vsi_id) if vsi_id is not None else None
+        with self._lock:
+            vsi_id = self._control.find_vsi(query)
+            found = self._control.lookup(vsi_id) if vsi_id is not None else None
             if found is None:
                 return None
             offset = time.time() - time.monotonic()  # the control plane's clock is monotonic
             for previous in found["previous"]:
                 previous["until"] = round(previous["until"] + offset, 3)
-            info = self._app.bridge.vsi(vsi_id)
-            current = vsi_view(info, self._app.control.switches.port_names())["attachments"] if info else []
-            return {"vsi_id": vsi_id_text(vsi_id), "current": current, "previous": found["previous"]}
+            info = self._bridge.vsi(vsi_id)
+            names = self._control.switches.port_names()
+            current = vsi_view(info, names)["attachments"] if info else []
+            return {"vsi_id": vsi_id_text(vsi_id), "current": current,
+                    "previous": found["previous"]}
 
     # changes -------------------------------------------------------------------------------
     def deassociate(self, vsi_id: str, reason: str) -> bool:
-        with self._app.plane_lock:
-            found = self._app.control.find_vsi(vsi_id)
-            if found is None or self._app.bridge.vsi(found) is None:
+        with self._lock:
+            found = self._control.find_vsi(vsi_id)
+            if found is None or self._bridge.vsi(found) is None:
                 return False
-            self._app.react(self._app.control.deassociate(found, reason, time.monotonic()))
+            now = time.monotonic()
+            self._react(self._control.deassociate(found, reason, now), now)
             return True
 
     def relocate(self, vsi_id: str, switch: str, port: str, *, replicate: bool = False
                  ) -> dict[str, Any]:
-        with self._app.plane_lock:
-            found = self._app.control.find_vsi(vsi_id)
+        with self._lock:
+            found = self._control.find_vsi(vsi_id)
             if found is None:
                 raise KeyError(f"no VSI {vsi_id}")
-            target = self._app.control.switches.port_ref(switch, port)
-            self._app.react(self._app.control.prepare(found, target, time.monotonic(),
-                                                      replicate=replicate))
+            target = self._control.switches.port_ref(switch, port)
+            now = time.monotonic()
+            self._react(self._control.prepare(found, target, now, replicate=replicate), now)
             return {"vsi_id": vsi_id_text(found), "prepared_at": {"switch": switch, "port": port},
                     "replicate": replicate}
 
     def apply_profiles(self, database: VsiTypeDatabase) -> dict[str, Any]:
-        with self._app.plane_lock:
-            self._app.policies = database
-            reaction, result = self._app.control.apply_profiles(database, time.monotonic())
-            self._app.react(reaction)
+        """The registry's new database (it owns it: the authorizer reads it there)."""
+        with self._lock:
+            now = time.monotonic()
+            reaction, result = self._control.apply_profiles(database, now)
+            self._react(reaction, now)
             return result
+
+    def _react(self, reaction: Reaction, now: float) -> None:
+        self._send(self._fabric.react(reaction, now))
 
 
 def vsi_view(info, names) -> dict:

@@ -1,10 +1,9 @@
 """The only place that puts OpenFlow messages on the wire."""
-import logging
-
-LOG = logging.getLogger("evb_nms.sender")
 
 
-def send_all(datapath, msgs) -> None:
-    for msg in msgs:
+def send_all(datapaths: dict, out) -> None:
+    """Sends each (dpid, message) of `out` to its switch's datapath, in order."""
+    for dpid, msg in out:
+        datapath = datapaths[dpid]
         msg.datapath = datapath  # logic builds messages without a datapath (see app/flows/ofmsg.py)
         datapath.send_msg(msg)

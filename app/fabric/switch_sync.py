@@ -1,11 +1,11 @@
 """One connected switch: learn its ports, reconcile its flows and meters, watch the canary.
 
-Pure: every method takes what the switch said and returns the OpenFlow messages to send. Requests
-carry xids from our own range so replies can be routed back here. Nothing is wiped on connect:
-what the switch already holds of ours and still wants stays untouched, so traffic keeps flowing
-through a controller restart.
+Pure: every method takes what the switch said and returns the OpenFlow messages to send. Its
+requests take their xids from the controller's one space (app/fabric/xids.py) and are remembered
+by purpose, so the owner of the switch (app/fabric_control.py) can tell what a reply answers.
+Nothing is wiped on connect: what the switch already holds of ours and still wants stays
+untouched, so traffic keeps flowing through a controller restart.
 """
-import itertools
 from collections.abc import Callable, Iterable
 from enum import Enum
 
@@ -13,13 +13,12 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from app.fabric.ports import Port, port_role
+from app.fabric.xids import Xids
 from app.flows import ofmsg
 from app.flows.base_pipeline import CANARY_COOKIE, base_flows, base_meters, is_local_port
 from app.flows.ofmsg import FlowEntry, MeterSpec
 from app.flows.reconcile import reconcile_switch
 from app.flows.tables import COOKIE_APP, COOKIE_MASK_APP, COOKIE_MASK_OWNER
-
-XID_BASE = 0xEB000000
 
 
 class SyncState(str, Enum):
@@ -31,7 +30,8 @@ class SyncState(str, Enum):
 class SwitchSync:
     def __init__(self, dpid: int, trunk_patterns: Iterable[str],
                  extra_flows: Callable[[int], list[FlowEntry]] = lambda dpid: [],
-                 extra_meters: Callable[[int], dict[int, MeterSpec]] = lambda dpid: {}):
+                 extra_meters: Callable[[int], dict[int, MeterSpec]] = lambda dpid: {},
+                 xids: Xids | None = None):
         self.dpid = dpid
         self.name = f"{dpid:016x}"
         self.ports: dict[int, Port] = {}
@@ -40,14 +40,14 @@ class SwitchSync:
         self._trunk_patterns = tuple(trunk_patterns)
         self._extra_flows = extra_flows
         self._extra_meters = extra_meters
-        self._xids = itertools.count(XID_BASE)
+        self._xids = xids or Xids()
         self._pending: dict[int, str] = {}
         self._meters: dict[int, MeterSpec] | None = None
         self._flows: list[FlowEntry] | None = None
 
     # requests -------------------------------------------------------------------------------
     def _request(self, msg, purpose: str):
-        msg.xid = next(self._xids)
+        self._xids.stamp(msg)
         self._pending[msg.xid] = purpose
         return msg
 

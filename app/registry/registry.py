@@ -1,8 +1,12 @@
 """The registry of pushed profiles and VM registrations: what the VM manager told the controller.
 
+It is the one owner of the VSI type database (``database()``: the policy files' profiles with the
+pushed ones on top): the authorizer reads it here at every request, nobody keeps a copy.
+
 Every change is checked whole (input, tenant rights, contradictions with what is held), stored in
-one transaction, swapped in as a new immutable state, and only then handed to the controller:
-``service.apply_profiles(database)`` when profiles changed, ``service.deassociate`` for a
+one transaction, swapped in as a new immutable state (new requests are authorized against it from
+then on), and only then handed to the controller: ``service.apply_profiles(database)`` when
+profiles changed, so the VMs already associated follow, ``service.deassociate`` for a
 deregistered VM. A refused change leaves nothing behind.
 
 Reads take no lock (the state is replaced whole), so the controller may read the registry while

@@ -127,12 +127,13 @@ class SqliteStore:
                 self._events_ready.notify()
 
     def flush_events(self) -> None:
-        """Writes the queued events now, in one transaction."""
-        with self._events_ready:
-            rows, self._events = list(self._events), deque()
-        if not rows:
-            return
+        """Writes the queued events now, in one transaction. Taking and writing happen under
+        the database lock, so a reader that flushes first sees every event emitted before."""
         with self._lock:
+            with self._events_ready:
+                rows, self._events = list(self._events), deque()
+            if not rows:
+                return
             try:
                 self._db.execute("BEGIN")
                 self._db.executemany("INSERT INTO events (ts, kind, switch, port, detail) "

@@ -137,10 +137,12 @@ class FakeSwitch:
         self.meters: dict[int, FakeMeterConfig] = {}
         self.ports = {p.port_no: p for p in ports}
         self.errors: list[str] = []
+        self.received: list = []  # every message applied, in order
 
     # applying messages ----------------------------------------------------------------------
     def apply(self, msgs) -> None:
         for msg in msgs:
+            self.received.append(msg)
             if isinstance(msg, parser.OFPFlowMod):
                 self._flow_mod(msg)
             elif isinstance(msg, parser.OFPMeterMod):

@@ -6,13 +6,9 @@ from pathlib import Path
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from app.codec.builders import build_vdp_request
-from app.codec.ethernet import NEAREST_BRIDGE
-from app.codec.evb_tlv import EvbMode, EvbTlv, RrStat
-from app.codec.frame import EcpAckFrame, LldpFrame, VdpFrame, decode_evb_frame, encode_evb_frame
-from app.codec.lldp import ChassisId, LldpPdu, PortId
-from app.codec.vdp import (
-    FilterEntry, FilterFormat, ManagerIdTlv, VdpError, VdpTlvType, Vdpdu, VsiId, VsiTlv)
+from app.codec.evb_tlv import EvbMode
+from app.codec.frame import EcpAckFrame, LldpFrame, decode_evb_frame
+from app.codec.vdp import VdpError, VdpTlvType, VsiId
 from app.control_plane import ControlPlane, Reaction
 from app.events import EventLog
 from app.fabric.ports import DEFAULT_TRUNK_PATTERNS, PortRef
@@ -24,14 +20,12 @@ from app.vdp.authorizer import Authorizer
 from app.vdp.bridge import VdpBridge
 from tests.fakes.demo_fabric import EDGE1, EDGE2, demo_fabric
 from tests.fakes.drive import answer, connect
+from tests.fakes.stations import Stations, vdp_responses
 from tests.pcap_reader import read_pcap
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 DATA = Path(__file__).resolve().parents[1] / "data"
 UNTAGGED = ofp.OFPVID_NONE
-MGR = ManagerIdTlv.from_name("mgr1")
-STATION_TLV = EvbTlv(mode=EvbMode.STATION, rrreq=True, rrstat=RrStat.UNKNOWN, r=3, rte=14,
-                     rwd=20, rka=20)
 
 
 class Bed:
@@ -50,7 +44,7 @@ class Bed:
             self.syncs[dpid] = sync
             self.plane.switch_ports(dpid, sync.name, sync.ports, 0.0)
         self.run(self.plane.tick(0.0))  # link probes
-        self.sequences = {}
+        self.stations = Stations()
 
     def run(self, reaction: Reaction, confirm: bool = True) -> list[tuple[int, int, bytes]]:
         """Applies the batches, delivers link probes, returns the frames sent to stations."""
@@ -72,10 +66,9 @@ class Bed:
         """The stations acknowledge every ECP request of ours, as lldpad does."""
         more = []
         for dpid, port_no, data in sent:
-            frame = decode_evb_frame(data)
-            if isinstance(frame, VdpFrame):
-                ack = EcpAckFrame(f"02:00:00:aa:{dpid:02x}:{port_no:02x}", frame.sequence)
-                more += self.frame_in(dpid, port_no, encode_evb_frame(ack))
+            ack = self.stations.ack(dpid, port_no, data)
+            if ack is not None:
+                more += self.frame_in(dpid, port_no, ack)
         return more
 
     def frame_in(self, dpid, port_no, frame, now=1.0, confirm=True):
@@ -83,40 +76,23 @@ class Bed:
         return self.run(self.plane.handle_frame(dpid, port, frame, now), confirm)
 
     def station_hello(self, dpid, port_no):
-        lldp = LldpFrame(f"02:00:00:aa:{dpid:02x}:{port_no:02x}", LldpPdu(
-            ChassisId(4, bytes(6)), PortId(3, bytes(6)), 120, (STATION_TLV,)), dst=NEAREST_BRIDGE)
-        return self.frame_in(dpid, port_no, encode_evb_frame(lldp))
-
-    def vdp_frame(self, dpid, port_no, mode, uuid, mac, vid=0, type_id=5, version=4):
-        """The station's next VDP request on that port, as it is punted."""
-        key = (dpid, port_no)
-        self.sequences[key] = self.sequences.get(key, 0) + 1
-        vsi = VsiTlv(mode, 0, type_id, version, VsiId.from_uuid(uuid), FilterFormat.MAC_VID,
-                     (FilterEntry(vid, mac=mac),))
-        return build_vdp_request(f"02:00:00:aa:{dpid:02x}:{port_no:02x}", self.sequences[key],
-                                 Vdpdu((MGR, vsi)))
+        return self.frame_in(dpid, port_no, self.stations.hello(dpid, port_no))
 
     def request(self, dpid, port_no, mode, uuid, mac, vid=0, type_id=5, version=4, confirm=True,
                 now=1.0):
-        frame = self.vdp_frame(dpid, port_no, mode, uuid, mac, vid, type_id, version)
+        frame = self.stations.vdp(dpid, port_no, mode, uuid, mac, vid, type_id, version)
         return self.frame_in(dpid, port_no, frame, now, confirm)
 
     def associate_reaction(self, dpid, port_no, uuid, mac, now=1.0) -> Reaction:
         """The control plane's reaction to an Associate, not yet run by the shim."""
         return self.plane.handle_frame(dpid, self.syncs[dpid].ports[port_no],
-                                       self.vdp_frame(dpid, port_no, VdpTlvType.ASSOCIATE, uuid,
-                                                      mac), now)
+                                       self.stations.vdp(dpid, port_no, VdpTlvType.ASSOCIATE,
+                                                         uuid, mac), now)
 
 
 def vsi_flows(bed, dpid) -> list:
     """The switch's flows that belong to a VM (not its place on the tree)."""
     return [f for f in bed.plane.vm_flows(dpid) if cookie_kind(f.cookie) is CookieKind.VSI]
-
-
-def vdp_responses(sent) -> list[VsiTlv]:
-    frames = [decode_evb_frame(f) for _, _, f in sent]
-    return [tlv for f in frames if isinstance(f, VdpFrame)
-            for _, tlv in f.vdpdu.vsis_with_manager()]
 
 
 def ping(bed, src_port: PortRef, src_mac, dst_mac):

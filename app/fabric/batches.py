@@ -3,13 +3,11 @@
 Each batch goes to one switch as its messages followed by a barrier; a ticket (one VDP outcome)
 may span several switches. A ticket completes when every barrier of it has answered, when its
 switch disconnected, or after TIMEOUT; an OpenFlow error for one of its messages marks that
-switch failed. xids come from their own range so replies are routed here and nowhere else.
+switch failed. Messages are known by (dpid, xid): the xids come from the controller's one space
+(app/fabric/xids.py), so a reply this tracker does not own answers something else.
 """
-import itertools
 from dataclasses import dataclass, field
 
-XID_BASE = 0xEC000000
-_XID_SPAN = 0x01000000
 TIMEOUT = 5.0
 
 
@@ -18,34 +16,34 @@ class _Ticket:
     started: float
     waiting: set = field(default_factory=set)      # (dpid, barrier xid)
     failed: dict = field(default_factory=dict)     # dpid -> reason
+    messages: list = field(default_factory=list)   # every (dpid, xid) of it, barriers included
 
 
 class BatchTracker:
     def __init__(self):
-        self._xids = itertools.count()
         self._tickets: dict[int, _Ticket] = {}
         self._by_xid: dict[tuple[int, int], int] = {}   # every message's (dpid, xid) -> ticket
 
-    def stamp(self, ticket: int | None, dpid: int, msgs: list, barrier, now: float) -> list:
-        """Gives msgs and the barrier our xids; returns them in sending order."""
-        out = [*msgs, barrier]
-        for msg in out:
-            msg.xid = XID_BASE + next(self._xids) % _XID_SPAN
-        if ticket is not None:
-            entry = self._tickets.setdefault(ticket, _Ticket(now))
-            entry.waiting.add((dpid, barrier.xid))
-            for msg in out:
-                self._by_xid[(dpid, msg.xid)] = ticket
-        return out
+    def track(self, ticket: int, dpid: int, xids: list[int], barrier_xid: int,
+              now: float) -> None:
+        """A batch sent to `dpid` for `ticket`: its messages' xids and its barrier's."""
+        entry = self._tickets.setdefault(ticket, _Ticket(now))
+        entry.waiting.add((dpid, barrier_xid))
+        for xid in (*xids, barrier_xid):
+            entry.messages.append((dpid, xid))
+            self._by_xid[(dpid, xid)] = ticket
+
+    def owns(self, dpid: int, xid: int) -> bool:
+        return (dpid, xid) in self._by_xid
 
     def on_error(self, dpid: int, xid: int, reason: str) -> None:
         ticket = self._by_xid.get((dpid, xid))
-        if ticket in self._tickets:
+        if ticket is not None:
             self._tickets[ticket].failed.setdefault(dpid, reason)
 
     def on_barrier(self, dpid: int, xid: int) -> list[tuple[int, dict]]:
         ticket = self._by_xid.get((dpid, xid))
-        if ticket not in self._tickets:
+        if ticket is None:
             return []
         self._tickets[ticket].waiting.discard((dpid, xid))
         return self._completed()
@@ -67,13 +65,9 @@ class BatchTracker:
 
     def _completed(self) -> list[tuple[int, dict]]:
         """(ticket, failed switches) of every ticket with no barrier outstanding."""
-        done = [(t, e.failed) for t, e in self._tickets.items() if not e.waiting]
-        for ticket, _ in done:
+        done = [(t, e) for t, e in self._tickets.items() if not e.waiting]
+        for ticket, entry in done:
             del self._tickets[ticket]
-        if done:
-            finished = {t for t, _ in done}
-            self._by_xid = {k: t for k, t in self._by_xid.items() if t not in finished}
-        return done
-
-    def owns(self, xid: int) -> bool:
-        return XID_BASE <= xid < XID_BASE + _XID_SPAN
+            for key in entry.messages:
+                del self._by_xid[key]
+        return [(ticket, entry.failed) for ticket, entry in done]

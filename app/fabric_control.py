@@ -1,0 +1,188 @@
+"""The controller without os-ken: the one owner of every connected switch and of the control plane.
+
+Each os-ken event becomes one call here (its time `now` given), and each call returns the OpenFlow
+messages to send as (dpid, message) pairs, in sending order; the shim
+(app/controller/evb_app.py) binds them to datapaths and sends them, nothing more (Faucet's valve
+is the model). Calls are not thread-safe: the shim serializes them with one lock.
+
+Per switch, a SwitchSync (app/fabric/switch_sync.py) learns the ports and reconciles the flows;
+the control plane (app/control_plane.py) answers the stations and plans the VMs' flows. Every
+message leaves with an xid of one space (app/fabric/xids.py), so a reply routes to what it
+answers: a barrier of a flow batch (app/fabric/batches.py), or a request of the switch's
+SwitchSync. A VDP response that follows flows leaves only once every barrier of its batches has
+answered; a refused message, a switch that went away or no barrier reply within
+batches.TIMEOUT turn it into a failure (ControlPlane.flows_confirmed).
+"""
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from app.control_plane import ControlPlane, Reaction
+from app.fabric.batches import BatchTracker
+from app.fabric.multipart import MultipartCollector
+from app.fabric.ports import PortRole
+from app.fabric.switch_sync import SwitchSync
+from app.fabric.xids import Xids
+from app.flows import ofmsg
+
+Out = list[tuple[int, Any]]  # (dpid, OpenFlow message), in sending order
+_PORT_CHANGES = {ofp.OFPPR_ADD: "added", ofp.OFPPR_DELETE: "deleted"}
+
+
+class FabricControl:
+    def __init__(self, control: ControlPlane, trunk_patterns: Iterable[str],
+                 record_switch: Callable[[int, str], None] = lambda dpid, name: None):
+        """`record_switch(dpid, name)` is told of every switch whose name is learnt."""
+        self.control = control
+        self._event_log = control.event_log
+        self._trunk_patterns = tuple(trunk_patterns)
+        self._record_switch = record_switch
+        self._xids = Xids()
+        self._syncs: dict[int, SwitchSync] = {}
+        self._batches = BatchTracker()
+        self._multipart = MultipartCollector()
+
+    # switches -------------------------------------------------------------------------------
+    def switch_connected(self, dpid: int, address: str | None, now: float) -> Out:
+        """A switch said hello (features reply); a reconnecting one starts over."""
+        sync = SwitchSync(dpid, self._trunk_patterns, self.control.vm_flows,
+                          self.control.vm_meters, xids=self._xids)
+        self._syncs[dpid] = sync
+        self._event_log.emit("switch.connected", switch=sync.name, address=address)
+        return self._to(dpid, sync.on_features())
+
+    def switch_disconnected(self, dpid: int, now: float) -> Out:
+        sync = self._syncs.pop(dpid)
+        self._multipart.forget(dpid)
+        self._event_log.emit("switch.disconnected", switch=sync.name, level=logging.WARNING)
+        out = self._confirm(self._batches.on_disconnect(dpid), now)
+        return out + self.react(self.control.switch_gone(dpid, now), now)
+
+    def multipart_reply(self, dpid: int, msg, now: float) -> Out:
+        """One part of a port-description, meter-config or flow-stats reply."""
+        sync = self._syncs.get(dpid)
+        if sync is None:
+            return []
+        body = self._multipart.add(dpid, msg)
+        if body is None:
+            return []
+        purpose = sync.purpose(msg.xid)
+        if purpose == "ports":
+            out = self._to(dpid, sync.on_ports(body))
+            self._record_switch(dpid, sync.name)
+            return out + self.react(self.control.switch_ports(dpid, sync.name, sync.ports, now),
+                                    now)
+        if purpose == "meters":
+            return self._to(dpid, sync.on_meters(body))
+        if purpose == "flows":
+            return self._to(dpid, sync.on_flows(body))
+        if purpose == "canary":
+            msgs = sync.on_canary(body)
+            if msgs:
+                self._event_log.emit("switch.flows_lost", switch=sync.name,
+                                     level=logging.WARNING, action="resync")
+            return self._to(dpid, msgs)
+        return []
+
+    def barrier_reply(self, dpid: int, xid: int, now: float) -> Out:
+        if self._batches.owns(dpid, xid):
+            return self._confirm(self._batches.on_barrier(dpid, xid), now)
+        sync = self._syncs.get(dpid)
+        if sync is None or sync.purpose(xid) != "barrier":
+            return []  # the barrier of a batch no response waits for
+        sync.on_barrier()
+        out = self.react(self.control.switch_ready(dpid), now)
+        # The server ports down at connect time: no port status will say so (app/faults).
+        down = sorted(p.name for p in sync.ports.values()
+                      if p.role is PortRole.SERVER and not p.up)
+        self._event_log.emit("switch.ready", switch=sync.name, ports=len(sync.ports),
+                             server_ports_down=down, **sync.last_sync)
+        return out
+
+    def error(self, dpid: int, xid: int, err_type: int, code: int) -> None:
+        """The switch refused a message of ours: a batch's ticket fails at its barrier."""
+        sync = self._syncs.get(dpid)
+        self._event_log.emit("switch.error", switch=sync.name if sync else None,
+                             level=logging.WARNING, type=err_type, code=code, xid=xid)
+        self._batches.on_error(dpid, xid, f"OpenFlow error type {err_type} code {code}")
+
+    def port_status(self, dpid: int, reason: int, desc, now: float) -> Out:
+        sync = self._syncs.get(dpid)
+        if sync is None:
+            return []
+        port, msgs = sync.on_port_status(reason, desc)
+        if port is None:
+            return []
+        out = self._to(dpid, msgs)
+        out += self.react(self.control.switch_ports(dpid, sync.name, sync.ports, now), now)
+        self._event_log.emit("port." + _PORT_CHANGES.get(reason, "modified"), switch=sync.name,
+                             port=port.name, role=port.role.value, up=port.up)
+        return out
+
+    def canary_probes(self) -> Out:
+        return [pair for dpid, sync in self._syncs.items()
+                for pair in self._to(dpid, sync.canary_probe())]
+
+    # stations and timers --------------------------------------------------------------------
+    def receive(self, dpid: int, port_no: int, data: bytes, now: float) -> Out:
+        """A punted frame: what goes back at once (ECP ACK, LLDP); its VDP requests wait for
+        `process`, so requests that arrive together are planned together."""
+        sync = self._syncs.get(dpid)
+        port = sync.ports.get(port_no) if sync else None
+        if port is None:
+            return []
+        return self.react(self.control.receive(dpid, port, data, now), now)
+
+    def process(self, now: float) -> Out:
+        return self.react(self.control.process(now), now)
+
+    def lookup_done(self, query, now: float) -> Out:
+        return self.react(self.control.lookup_done(query, now), now)
+
+    def tick(self, now: float) -> Out:
+        out = self._confirm(self._batches.expire(now), now)
+        return out + self.react(self.control.tick(now), now)
+
+    # the control plane's reactions ----------------------------------------------------------
+    def react(self, reaction: Reaction, now: float) -> Out:
+        """The messages of a reaction: its frames first (ECP ACKs never wait behind flows),
+        then each batch for a connected switch followed by a barrier. A ticket with no batch on
+        a connected switch is confirmed at once (the others are reconciled when they connect)."""
+        out = [pair for dpid, port_no, frame in reaction.packets if dpid in self._syncs
+               for pair in self._to(dpid, [ofmsg.packet_out(port_no, frame)])]
+        batches = [b for b in reaction.batches if b.dpid in self._syncs]
+        for batch in batches:
+            msgs = self._to(batch.dpid, [*batch.msgs, parser.OFPBarrierRequest(None)])
+            if reaction.ticket is not None:
+                *sent, (_, barrier) = msgs
+                self._batches.track(reaction.ticket, batch.dpid, [m.xid for _, m in sent],
+                                    barrier.xid, now)
+            out += msgs
+        if reaction.ticket is not None and not batches:
+            out += self.react(self.control.flows_confirmed(reaction.ticket, {}, now), now)
+        return out
+
+    def _confirm(self, completed: list[tuple[int, dict]], now: float) -> Out:
+        out: Out = []
+        for ticket, failed in completed:
+            out += self.react(self.control.flows_confirmed(ticket, failed, now), now)
+        return out
+
+    def _to(self, dpid: int, msgs: list) -> Out:
+        """`msgs` for `dpid`, each with an xid of ours (SwitchSync's requests have theirs)."""
+        return [(dpid, msg if msg.xid is not None else self._xids.stamp(msg)) for msg in msgs]
+
+    # views ----------------------------------------------------------------------------------
+    def switches_snapshot(self) -> list[dict]:
+        return [{
+            "dpid": f"{s.dpid:016x}",
+            "name": s.name,
+            "state": s.state.value,
+            "last_sync": dict(s.last_sync),
+            "ports": [{"number": p.number, "name": p.name, "role": p.role.value, "up": p.up}
+                      for p in sorted(s.ports.values(), key=lambda p: p.number)],
+            "punts": self.control.counters_for(s.dpid),
+        } for s in self._syncs.values()]

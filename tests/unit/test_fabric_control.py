@@ -1,0 +1,277 @@
+"""FabricControl, the controller without os-ken, driven as the shim drives it (tests/fakes/wire.py):
+its messages applied in order to the fake demo fabric, the switches' replies fed back. ECP ACKs
+leave before the flows of their requests; requests that arrive together become one batch and
+one barrier per switch; a VDP response leaves only after every barrier of its flows, or as a
+failure when a switch refuses, disconnects or does not answer in time."""
+import threading
+from pathlib import Path
+
+import pytest
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from app.codec.frame import EcpAckFrame, decode_evb_frame
+from app.codec.vdp import VdpError, VdpTlvType
+from app.control_plane import ControlPlane
+from app.controller.nms_service import ControllerService
+from app.events import EventLog
+from app.fabric.batches import TIMEOUT
+from app.fabric.ports import DEFAULT_TRUNK_PATTERNS
+from app.fabric.xids import XID_BASE, XID_SPAN
+from app.fabric_control import FabricControl
+from app.flows.tables import CookieKind, cookie_kind
+from app.policy.loader import load_policies
+from app.registry import Registry
+from app.store.sqlite_store import SqliteStore
+from app.vdp.authorizer import Authorizer
+from app.vdp.bridge import VdpBridge
+from tests.fakes.demo_fabric import AGG, EDGE1, EDGE2, demo_fabric
+from tests.fakes.fake_switch import FakePort
+from tests.fakes.stations import Stations, vdp_responses
+from tests.fakes.wire import Wire
+
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+ASSOCIATE = VdpTlvType.ASSOCIATE
+UUIDS = [f"a1b2c3d4-0000-0000-0000-00000000000{x}" for x in "abcd"]
+MACS = [f"52:54:00:00:00:0{x}" for x in "abcd"]
+SERVER_PORTS = [(EDGE1, 1), (EDGE1, 2), (EDGE2, 1), (EDGE2, 2)]
+
+
+class Bed:
+    """FabricControl on the demo fabric with every switch connected and linked, and stations
+    that have said hello on every server port."""
+
+    def __init__(self, database=None, parts: int = 1):
+        self.log = EventLog()
+        self.bridge = VdpBridge(Authorizer(database or (lambda: load_policies(POLICIES))))
+        self.core = FabricControl(ControlPlane(self.log, self.bridge), DEFAULT_TRUNK_PATTERNS)
+        self.wire = Wire(self.core, demo_fabric(), parts)
+        self.wire.connect()
+        self.stations = Stations()
+        self.wire.frames([(d, p, self.stations.hello(d, p)) for d, p in SERVER_PORTS])
+
+    def associate(self, dpid, port_no, n, vid=0, type_id=5, version=4):
+        """Station n's Associate, as one punted frame."""
+        self.wire.frames([(dpid, port_no, self.stations.vdp(
+            dpid, port_no, ASSOCIATE, UUIDS[n], MACS[n], vid, type_id, version))])
+
+    def mark(self) -> int:
+        return len(self.wire.timeline)
+
+    def since(self, mark: int) -> list[tuple[int, str]]:
+        return self.wire.timeline[mark:]
+
+    def vsi_flows(self, dpid) -> list:
+        return [f for f in self.wire.fabric.switches[dpid].flows
+                if cookie_kind(f.cookie) is CookieKind.VSI]
+
+
+def test_every_switch_connects_reconciles_and_becomes_ready():
+    bed = Bed()
+    assert {s["name"]: s["state"] for s in bed.core.switches_snapshot()} == {
+        "edge1": "ready", "edge2": "ready", "agg1": "ready"}
+    assert {e.switch for e in bed.log.recent("switch.ready")} == {"edge1", "edge2", "agg1"}
+    assert len(bed.core.control.topology.links) == 2  # the probes crossed the fake links
+    assert not any(fake.errors for fake in bed.wire.fabric.switches.values())
+
+
+def test_everything_sent_carries_an_xid_of_one_space():
+    bed = Bed()
+    bed.associate(EDGE1, 1, 0)
+    sent = [m for fake in bed.wire.fabric.switches.values() for m in fake.received]
+    xids = [m.xid for m in sent]
+    assert all(XID_BASE <= xid < XID_BASE + XID_SPAN for xid in xids)
+    assert len(set(xids)) == len(xids)
+    assert {type(m) for m in sent} >= {parser.OFPPortDescStatsRequest, parser.OFPFlowMod,
+                                       parser.OFPBarrierRequest, parser.OFPPacketOut}
+
+
+def test_multipart_replies_in_parts_are_assembled_before_they_are_used():
+    whole, parted = Bed(), Bed(parts=3)
+    assert [s["state"] for s in parted.core.switches_snapshot()] == ["ready"] * 3
+    for dpid, fake in parted.wire.fabric.switches.items():
+        assert len(fake.flows) == len(whole.wire.fabric.switches[dpid].flows)
+
+
+def test_a_stations_ecp_ack_reaches_the_switch_before_the_flows_of_its_associate():
+    bed = Bed()
+    edge1 = bed.wire.fabric.switches[EDGE1]
+    bed.wire.hold_barriers = True
+    first = len(edge1.received)
+    mark = bed.mark()
+    bed.associate(EDGE1, 1, 0)
+    received = edge1.received[first:]
+    assert isinstance(received[0], parser.OFPPacketOut)
+    assert isinstance(decode_evb_frame(received[0].data), EcpAckFrame)
+    assert any(isinstance(m, parser.OFPFlowMod) for m in received[1:])
+    assert isinstance(received[-1], parser.OFPBarrierRequest)
+    assert all(label != "vdp" for _, label in bed.since(mark))  # the response waits
+    assert vdp_responses(bed.wire.to_stations) == []
+
+    bed.wire.release()
+    timeline = bed.since(mark)
+    (response_at,) = [i for i, (_, label) in enumerate(timeline) if label == "vdp"]
+    replies = [i for i, (_, label) in enumerate(timeline) if label == "barrier-reply"]
+    assert replies and max(replies) < response_at
+    assert timeline[response_at][0] == EDGE1
+    (response,) = vdp_responses(bed.wire.to_stations)
+    assert response.status == 0x40
+    assert bed.vsi_flows(EDGE1)
+
+
+def test_requests_arriving_together_make_one_batch_and_barrier_per_switch():
+    bed = Bed()
+    bed.wire.hold_barriers = True
+    mark = bed.mark()
+    bed.wire.frames([(d, p, bed.stations.vdp(d, p, ASSOCIATE, UUIDS[n], MACS[n]))
+                     for n, (d, p) in enumerate(SERVER_PORTS)])
+    timeline = bed.since(mark)
+    acks = [i for i, (_, label) in enumerate(timeline) if label == "ecp-ack"]
+    changes = [i for i, (_, label) in enumerate(timeline) if label.endswith("-mod")]
+    assert len(acks) == len(SERVER_PORTS) and max(acks) < min(changes)
+    per_switch = {}
+    for dpid, label in timeline[len(acks):]:
+        per_switch.setdefault(dpid, []).append(label)
+    assert set(per_switch) >= {EDGE1, EDGE2}
+    for dpid, labels in per_switch.items():
+        assert labels[-1] == "barrier" and labels.count("barrier") == 1, (dpid, labels)
+        assert set(labels[:-1]) <= {"flow-mod", "meter-mod"}, (dpid, labels)
+
+    last = sorted(per_switch)[-1]
+    bed.wire.release([d for d in per_switch if d != last])
+    assert vdp_responses(bed.wire.to_stations) == []  # one switch has not answered yet
+    bed.wire.release()
+    timeline = bed.since(mark)
+    responses = [i for i, (_, label) in enumerate(timeline) if label == "vdp"]
+    replies = [i for i, (_, label) in enumerate(timeline) if label == "barrier-reply"]
+    assert len(responses) == len(SERVER_PORTS) and max(replies) < min(responses)
+    assert [r.status for r in vdp_responses(bed.wire.to_stations)] == [0x40] * 4
+
+
+def _refused(bed) -> list:
+    return [r for r in vdp_responses(bed.wire.to_stations) if r.mode is ASSOCIATE]
+
+
+def test_no_barrier_reply_within_the_timeout_fails_the_association():
+    bed = Bed()
+    bed.wire.hold_barriers = True
+    bed.associate(EDGE1, 1, 0)
+    bed.wire.deliver(bed.core.tick(1.0 + TIMEOUT - 0.1))
+    assert _refused(bed) == []
+    bed.wire.deliver(bed.core.tick(1.0 + TIMEOUT + 0.1))
+    (response,) = _refused(bed)
+    assert response.error == VdpError.OTHER_FAILURE
+    (failed,) = bed.log.recent("vsi.install_failed")
+    assert set(failed.detail["reason"].split("; ")) == {f"no barrier reply within {TIMEOUT} s"}
+    assert bed.bridge.bindings() == []
+
+
+def test_a_refused_flow_mod_fails_the_association_at_its_barrier():
+    bed = Bed()
+    edge1 = bed.wire.fabric.switches[EDGE1]
+    bed.wire.hold_barriers = True
+    first = len(edge1.received)
+    bed.associate(EDGE1, 1, 0)
+    flow_mod = next(m for m in edge1.received[first:] if isinstance(m, parser.OFPFlowMod))
+    bed.core.error(EDGE1, flow_mod.xid, ofp.OFPET_FLOW_MOD_FAILED, ofp.OFPFMFC_TABLE_FULL)
+    assert _refused(bed) == []
+    bed.wire.release()
+    (response,) = _refused(bed)
+    assert response.error == VdpError.OTHER_FAILURE
+    assert bed.log.recent("switch.error")[-1].detail["xid"] == flow_mod.xid
+    (failed,) = bed.log.recent("vsi.install_failed")
+    assert failed.detail["reason"] == (f"OpenFlow error type {ofp.OFPET_FLOW_MOD_FAILED} "
+                                       f"code {ofp.OFPFMFC_TABLE_FULL}")
+    assert bed.vsi_flows(EDGE1) == []
+
+
+def test_a_switch_disconnecting_fails_the_associations_waiting_for_it():
+    bed = Bed()
+    bed.wire.hold_barriers = True
+    bed.associate(EDGE1, 1, 0)
+    waiting = {dpid for dpid, _ in bed.wire.held}
+    assert {EDGE1, AGG} <= waiting  # the VM's edge and the layer above
+    bed.wire.deliver(bed.core.switch_disconnected(AGG, 1.5))
+    assert _refused(bed) == []  # the edge's barrier is still outstanding
+    bed.wire.release([EDGE1])
+    (response,) = _refused(bed)
+    assert response.error == VdpError.OTHER_FAILURE
+    (failed,) = bed.log.recent("vsi.install_failed")
+    assert failed.detail["reason"] == "switch disconnected"
+    assert "agg1" not in {s["name"] for s in bed.core.switches_snapshot()}
+
+
+def test_a_disconnected_switch_is_heard_no_more():
+    bed = Bed()
+    bed.wire.deliver(bed.core.switch_disconnected(EDGE2, 1.0))
+    assert bed.core.receive(EDGE2, 1, bed.stations.hello(EDGE2, 1), 1.0) == []
+    reply = parser.OFPFlowStatsReply(None, body=[], flags=0)
+    reply.xid = XID_BASE
+    assert bed.core.multipart_reply(EDGE2, reply, 1.0) == []
+    assert bed.core.port_status(EDGE2, ofp.OFPPR_ADD, FakePort(3, b"edge2-s3"), 1.0) == []
+    assert bed.log.recent("switch.disconnected")[-1].switch == "edge2"
+
+
+def test_lost_flows_are_noticed_by_the_canary_and_restored():
+    bed = Bed()
+    bed.associate(EDGE1, 1, 0)
+    edge1 = bed.wire.fabric.switches[EDGE1]
+    before = sorted((f.table_id, f.priority, f.cookie) for f in edge1.flows)
+    edge1.flows.clear()
+    edge1.meters.clear()
+    bed.wire.deliver(bed.core.canary_probes())
+    assert sorted((f.table_id, f.priority, f.cookie) for f in edge1.flows) == before
+    assert [e.switch for e in bed.log.recent("switch.flows_lost")] == ["edge1"]
+
+
+def test_a_new_port_gets_its_base_flows_and_is_reported():
+    bed = Bed()
+    bed.wire.deliver(bed.core.port_status(EDGE1, ofp.OFPPR_ADD, FakePort(3, b"edge1-s3"), 1.0))
+    (added,) = bed.log.recent("port.added")
+    assert (added.switch, added.port, added.detail["role"]) == ("edge1", "edge1-s3", "server")
+    assert bed.wire.fabric.switches[EDGE1].process(in_port=3, eth_type=0x0800).flows
+    (edge1,) = [s for s in bed.core.switches_snapshot() if s["name"] == "edge1"]
+    assert "edge1-s3" in {p["name"] for p in edge1["ports"]}
+
+
+# the service and the registry on top ---------------------------------------------------------
+
+@pytest.fixture
+def service_bed(tmp_path):
+    """As the controller wires them: the registry owns the VSI type database (the authorizer
+    reads it there), the service applies its changes through FabricControl."""
+    store = SqliteStore(str(tmp_path / "evb.db"))
+    holder = {}
+    bed = Bed(database=lambda: holder["registry"].database())
+    service = ControllerService(bed.core, bed.bridge, threading.RLock(), bed.wire.deliver)
+    holder["registry"] = Registry(load_policies(POLICIES), store, service)
+    yield bed, service, holder["registry"]
+    store.close()
+
+
+def test_the_registrys_profiles_reach_the_authorizer_and_the_switches(service_bed):
+    bed, _, registry = service_bed
+    bed.associate(EDGE1, 1, 0, vid=110, type_id=42, version=1)
+    assert _refused(bed)[-1].error == VdpError.OTHER_FAILURE  # type unknown
+    body = {"name": "green", "tenant": "blue", "vlans": [110], "manager_ids": ["mgr1"],
+            "qos": {"rate_kbps": 5000, "burst_kb": 500}}
+    registry.put_profile(42, 1, body, None)
+    bed.associate(EDGE1, 1, 0, vid=110, type_id=42, version=1)
+    assert _refused(bed)[-1].status == 0x40
+    registry.put_profile(42, 1, {**body, "qos": {"rate_kbps": 7000, "burst_kb": 500}}, None)
+    meters = bed.wire.fabric.switches[EDGE1].meters
+    assert [m.bands[0].rate for i, m in meters.items() if i != 1] == [7000]
+    registry.delete_profile(42, 1, None)
+    assert vdp_responses(bed.wire.to_stations)[-1].mode is VdpTlvType.DE_ASSOCIATE
+    assert bed.vsi_flows(EDGE1) == []
+
+
+def test_the_service_deassociates_through_the_switches(service_bed):
+    bed, service, _ = service_bed
+    bed.associate(EDGE1, 1, 0)
+    assert bed.vsi_flows(EDGE1)
+    assert service.deassociate(UUIDS[0], "operator") is True
+    assert bed.vsi_flows(EDGE1) == []
+    assert vdp_responses(bed.wire.to_stations)[-1].mode is VdpTlvType.DE_ASSOCIATE
+    assert service.deassociate(UUIDS[0], "operator") is False
+    assert [s["state"] for s in service.switches()] == ["ready"] * 3
