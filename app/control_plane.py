@@ -40,7 +40,7 @@ from app.session.port_session import PortSession, SessionOutput
 from app.store.base import IntentChanges, vsi_key
 from app.vcenter.client import LookupPending
 from app.vdp.bridge import VdpBridge
-from app.vdp.describe import port_fields, vsi_id_text
+from app.vdp.describe import port_fields, vsi_id_from_text, vsi_id_text
 from app.vdp.locations import LocationHistory
 from app.vdp.outcome import Outcome, Send
 
@@ -443,17 +443,13 @@ class ControlPlane:
         }
 
     def find_vsi(self, text: str) -> VsiId | None:
-        """The VSI whose ID text or one of whose MACs is `text`."""
+        """The VSI whose ID text or one of whose MACs is `text` (held now, or held before)."""
         text = text.lower()
-        holders = self.bridge.bound.holders_of(text)
-        if holders:
-            return holders[0].vsi_id
-        # Not bound: a pre-associated or suspended VSI, or one that left (operator lookups).
-        for info in self.bridge.vsis():
-            if info.name.lower() == text or any(
-                    e.mac == text for a in info.attachments for e in a.entries):
-                return info.vsi_id
-        return next((v for v in self.locations.vsis() if vsi_id_text(v).lower() == text), None)
+        vsi_id = vsi_id_from_text(text)
+        if vsi_id is not None and (self.bridge.vsi(vsi_id) is not None or vsi_id in self.locations):
+            return vsi_id
+        holders = self.bridge.with_mac(text)
+        return holders[0] if holders else None
 
     def vm_places(self, where: Iterable[tuple[str, str | None]]) -> list[VmPlace]:
         """The VMs forwarding at the given (switch name, port name) places, None for a whole

@@ -24,6 +24,10 @@ class NmsService(Protocol):
         """Every VSI the bridge holds: vsi_id, state, attachments (switch, port_no, port,
         state, manager_id, type_id, type_version, profile, tenant, entries [{mac, vid}])."""
 
+    def association(self, vsi_id: str) -> dict[str, Any] | None:
+        """One VSI as `associations` shows it (by its VSI ID text); None if not held. Costs
+        that VSI, not all of them."""
+
     def lookup(self, query: str) -> dict[str, Any] | None:
         """Server lookup (draft 5.4) by VSI ID or MAC: {"vsi_id", "current": [attachments],
         "previous": [{"switch", "port", "until"}]}; None if never seen."""

@@ -10,7 +10,7 @@ from app.control_plane import Reaction
 from app.fabric_control import FabricControl, Out
 from app.policy.database import VsiTypeDatabase
 from app.vdp.bridge import VdpBridge
-from app.vdp.describe import vsi_id_text
+from app.vdp.describe import vsi_id_from_text, vsi_id_text
 
 
 class ControllerService:
@@ -42,6 +42,16 @@ class ControllerService:
             names = self._control.switches.port_names()
             return [vsi_view(v, names) for v in self._bridge.vsis()]
 
+    def association(self, vsi_id: str) -> dict[str, Any] | None:
+        parsed = vsi_id_from_text(vsi_id.lower())
+        with self._lock:
+            info = self._bridge.vsi(parsed) if parsed is not None else None
+            return vsi_view(info, self._names(info)) if info is not None else None
+
+    def _names(self, info) -> dict:
+        """(switch, port) names of the VSI's ports only."""
+        return {a.port: self._control.switches.names(a.port) for a in info.attachments}
+
     def lookup(self, query: str) -> dict[str, Any] | None:
         with self._lock:
             vsi_id = self._control.find_vsi(query)
@@ -52,8 +62,7 @@ class ControllerService:
             for previous in found["previous"]:
                 previous["until"] = round(previous["until"] + offset, 3)
             info = self._bridge.vsi(vsi_id)
-            names = self._control.switches.port_names()
-            current = vsi_view(info, names)["attachments"] if info else []
+            current = vsi_view(info, self._names(info))["attachments"] if info else []
             return {"vsi_id": vsi_id_text(vsi_id), "current": current,
                     "previous": found["previous"]}
 

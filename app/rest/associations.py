@@ -58,7 +58,7 @@ class AssociationViews:
     def association(self, request: Request, principal: Principal, vsi_id: str):
         Query(request)
         vsi_id = _vsi_id_text(vsi_id)
-        vsi = association_of(self._service, vsi_id)
+        vsi = self._service.association(vsi_id)
         if vsi is None:
             raise ApiError(404, f"the bridge holds no VSI {vsi_id}", "vsi_id")
         principal.require(self._owner(vsi_id, vsi), f"VSI {vsi_id}")
@@ -98,7 +98,7 @@ class AssociationViews:
         if isinstance(port, bool) or not isinstance(port, (str, int)) or port == "":
             raise InvalidInput(f"expected a port name or number, got {port!r}", "port")
         replicate = boolean(fields.get("replicate", False), "replicate")
-        owner = self._owner(vsi_id, association_of(self._service, vsi_id))
+        owner = self._owner(vsi_id, self._service.association(vsi_id))
         if owner is None and not principal.admin:
             raise ApiError(404, f"the bridge holds no VSI {vsi_id}", "vsi_id")
         principal.require(owner, f"VSI {vsi_id}")
@@ -115,10 +115,6 @@ class AssociationViews:
         if vm is not None:
             return vm.tenant
         return _tenant_of(vsi.get("attachments", [])) if vsi else None
-
-
-def association_of(service: NmsService, vsi_id: str) -> dict | None:
-    return next((v for v in service.associations() if v["vsi_id"] == vsi_id), None)
 
 
 def _vsi_id_text(value: str) -> str:

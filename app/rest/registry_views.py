@@ -7,7 +7,6 @@ from app.registry import Registry, VmRecord
 from app.registry.errors import InvalidInput
 from app.registry.profiles import API, FILE
 from app.registry.vms import parse_vsi_id
-from app.rest.associations import association_of
 from app.rest.auth import Principal
 from app.rest.http import ApiError, Query, json_response, read_json
 from app.rest.router import Route
@@ -130,7 +129,7 @@ class RegistryViews:
 
     def _vm_view(self, vm: VmRecord) -> dict:
         """The registration and what the bridge holds of the VM now (null: nothing)."""
-        return {**vm.document(), "association": association_of(self._service, vm.vsi_id)}
+        return {**vm.document(), "association": self._service.association(vm.vsi_id)}
 
 
 def _number(value: str, field: str) -> int:

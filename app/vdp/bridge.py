@@ -205,6 +205,8 @@ class VdpBridge:
         self._vsis_at: dict[PortRef, set[VsiId]] = defaultdict(set)
         self._vsis_of_type: dict[VsiTypeKey, set[VsiId]] = defaultdict(set)
         self._profiles_in_use: dict[VsiTypeKey, Counter[VsiTypeProfile]] = defaultdict(Counter)
+        self._macs: dict[VsiId, set[str]] = {}                # of every attachment, held too
+        self._vsis_by_mac: dict[str, set[VsiId]] = defaultdict(set)
         # (deadline, tie-break, VSI ID, attachment): checked when due, since a keep-alive moves
         # the deadline without touching the heap.
         self._deadlines: list[tuple[float, int, VsiId, _Attachment]] = []
@@ -464,6 +466,10 @@ class VdpBridge:
         vsi = self._vsis.get(vsi_id)
         return self._info(vsi) if vsi is not None else None
 
+    def with_mac(self, mac: str) -> list[VsiId]:
+        """The VSIs with an attachment (or a held record) that lists ``mac``."""
+        return sorted(self._vsis_by_mac.get(mac, ()), key=vsi_id_text)
+
     def __len__(self) -> int:
         return len(self._vsis)
 
@@ -565,7 +571,13 @@ class VdpBridge:
             outcome.change(handle, was.get(handle), now.get(handle))
 
     def _place(self, vsi_id: VsiId, vsi: _Vsi | None) -> None:
-        """Keeps the by-port and by-type indexes in step with the VSI's attachments."""
+        """Keeps the by-port, by-type and by-MAC indexes in step with the VSI's attachments."""
+        held = [vsi.suspended] if vsi is not None and vsi.suspended is not None else []
+        macs = {e.mac for a in [*vsi.attachments.values(), *held] for e in a.entries} \
+            if vsi is not None else set()
+        _reindex(self._vsis_by_mac, vsi_id, self._macs.pop(vsi_id, set()), macs)
+        if macs:
+            self._macs[vsi_id] = macs
         placed = tuple((a.port, a.profile.key, a.profile) for a in vsi.attachments.values()) \
             if vsi is not None else ()
         before = self._placed.pop(vsi_id, ())

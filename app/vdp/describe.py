@@ -1,4 +1,6 @@
 """Text forms of VDP identities, for events, snapshots and refusal reasons."""
+import ipaddress
+
 from app.codec.errors import CodecError
 from app.codec.vdp import VsiId, VsiIdFormat
 from app.fabric.ports import PortRef
@@ -15,6 +17,23 @@ def vsi_id_text(vsi_id: VsiId) -> str:
         except CodecError:
             pass
     return f"{vsi_id.format.name.lower()}:{vsi_id.value.hex()}"
+
+
+def vsi_id_from_text(text: str) -> VsiId | None:
+    """The VSIID that vsi_id_text writes as ``text``; None if no VSIID reads so. A MAC-like
+    text is taken as a MAC VSIID (it may also be a VM's MAC: the caller decides)."""
+    name, _, octets = text.partition(":")
+    try:
+        if name.upper() in VsiIdFormat.__members__ and len(octets) == 32:
+            return VsiId(VsiIdFormat[name.upper()], bytes.fromhex(octets))
+        if text.count(":") == 5:
+            return VsiId.from_mac(text)
+        if "-" in text:
+            return VsiId.from_uuid(text)
+        address = ipaddress.ip_address(text)
+    except (ValueError, CodecError):
+        return None
+    return VsiId.from_ipv4(address) if address.version == 4 else VsiId.from_ipv6(address)
 
 
 def port_fields(port: PortRef) -> dict[str, object]:

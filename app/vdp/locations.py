@@ -39,6 +39,3 @@ class LocationHistory:
 
     def __contains__(self, vsi_id: VsiId) -> bool:
         return vsi_id in self._places
-
-    def vsis(self) -> list[VsiId]:
-        return list(self._places)

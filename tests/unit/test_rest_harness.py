@@ -67,6 +67,9 @@ class FakeService:
     def associations(self):
         return [dict(vsi) for vsi in self.held]
 
+    def association(self, vsi_id):
+        return next((dict(v) for v in self.held if v["vsi_id"] == vsi_id), None)
+
     def lookup(self, query):
         for vsi in self.held:
             macs = {e["mac"] for a in vsi["attachments"] for e in a["entries"]}
