@@ -15,7 +15,10 @@ setup(
         "PyYAML>=6",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6", "scapy>=2.5"],
+        # ruff and mypy: .ci/run lints and type-checks before the tests (pyproject.toml); pinned
+        # to a minor version, as their releases add checks.
+        "test": ["pytest>=8", "hypothesis>=6", "scapy>=2.5",
+                 "ruff>=0.17.6,<0.18", "mypy>=2.4,<2.5", "types-PyYAML>=6"],
     },
     entry_points={
         "console_scripts": [

@@ -30,10 +30,10 @@ from app.codec.frame import decode_evb_frame
 from app.codec.vdp import STATUS_ERROR_MASK, ManagerIdTlv, VdpError, VdpTlvType, VsiId, VsiTlv
 from app.events import EventLog
 from app.fabric import links
-from app.faults.alarms import VmPlace
 from app.fabric.links import Topology
 from app.fabric.ports import Port, PortRef, PortRole
 from app.fabric.switch_directory import SwitchDirectory
+from app.faults.alarms import VmPlace
 from app.flows.programmer import FlowProgrammer
 from app.session.evb_negotiation import BridgeEvbConfig
 from app.session.port_session import PortSession, SessionOutput
@@ -382,7 +382,7 @@ class ControlPlane:
         agreement = session.agreement
         before = (ref in self._agreed, ref in self._rr_granted)
         after = (agreement is not None, bool(agreement and agreement.rr_granted))
-        for present, members in zip(after, (self._agreed, self._rr_granted)):
+        for present, members in zip(after, (self._agreed, self._rr_granted), strict=True):
             (members.add if present else members.discard)(ref)
         return before != after
 

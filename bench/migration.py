@@ -13,6 +13,7 @@ import statistics
 import sys
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 
 from bench.stats import summary
@@ -20,6 +21,7 @@ from topologies.controller_process import ControllerProcess, free_port
 from topologies.datacenter import datacenter
 from topologies.migration import flows_follow, migrate, start_vm
 from topologies.probe import start_probe, stop_probe
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -40,14 +42,14 @@ def main(argv=None):
                          "b0b0b0b0-0000-0000-0000-000000000202")
         if not peer.vm.wait_reachable(mover.vm.address, timeout=5):
             sys.exit("the peer cannot reach the VM before any migration")
-        for n in range(args.migrations):
+        for _ in range(args.migrations):
             destination = "srv22" if mover.server == "srv11" else "srv11"
             stream = start_probe(peer.vm.netns, mover.vm.address)
             time.sleep(0.3)
             marks = {}
             results = migrate(dc, stations, mover, destination, order=args.order, marks=marks)
             ordered = sorted(marks.items(), key=lambda kv: kv[1])
-            for (_, before), (step, at) in zip(ordered, ordered[1:]):
+            for (_, before), (step, at) in pairwise(ordered):
                 steps.setdefault(step, []).append(1000 * (at - before))
             failed += not all(r.ok for r in results.values())
             time.sleep(0.5)

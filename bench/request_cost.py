@@ -106,7 +106,8 @@ class Fabric:
     def associate(self, ref: PortRef, n: int) -> None:
         self.sequence[ref] = self.sequence.get(ref, 0) % 0xFFFF + 1
         vsi = VsiTlv(VdpTlvType.ASSOCIATE, 0, 5, 4, VsiId.from_uuid(str(UUID(int=n + 1))),
-                     FilterFormat.MAC_VID, (FilterEntry(0, mac=f"52:{n.to_bytes(5, 'big').hex(':')}"),))
+                     FilterFormat.MAC_VID,
+                     (FilterEntry(0, mac=f"52:{n.to_bytes(5, 'big').hex(':')}"),))
         frame = build_vdp_request(self.station_mac(ref), self.sequence[ref], Vdpdu((MGR, vsi)))
         self.run(self.plane.handle_frame(ref.dpid, self.ports[ref.dpid][ref.port_no], frame,
                                          time.monotonic()))

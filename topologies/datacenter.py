@@ -10,13 +10,18 @@ import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from mininet.net import Mininet
 from mininet.link import Intf
+from mininet.net import Mininet
 from mininet.node import Host, OVSSwitch, RemoteController
 from mininet.topo import Topo
 
-from topologies.run_state import (NETNS_PREFIX, STATE_DIR, exclusive_run, netns_names,
-                                  remove_leftovers)
+from topologies.run_state import (
+    NETNS_PREFIX,
+    STATE_DIR,
+    exclusive_run,
+    netns_names,
+    remove_leftovers,
+)
 from topologies.station import Station
 from topologies.vm import Vm, destroy_netns
 

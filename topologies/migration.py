@@ -29,7 +29,8 @@ class MigratingVm:
 
     def request(self, station, mode, hints="none", vid=None):
         return station.vdp(mode, MANAGER, self.vsi_type[0], self.vsi_type[1], self.uuid,
-                           hints=hints, filters=[f"{self.vid if vid is None else vid}-{self.vm.mac}"])
+                           hints=hints,
+                           filters=[f"{self.vid if vid is None else vid}-{self.vm.mac}"])
 
 
 def start_vm(dc, stations, name, server, mac, ip, uuid, vsi_type=WEB, hints="none"):

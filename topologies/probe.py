@@ -1,7 +1,7 @@
 """A fixed-rate ICMP echo probe: run inside a VM's netns, it sends echo requests to a target at
 an exact rate (unlike ping, which slows down while replies are missing) until SIGINT/SIGTERM
-(or 65,536 requests), then prints JSON: sent, received, lost, and the longest interval without a reply (from the
-first request to the last).
+(or 65,536 requests), then prints JSON: sent, received, lost, and the longest interval without a
+reply (from the first request to the last).
 
     ip netns exec NS python -m topologies.probe TARGET [--rate 1000]
 """
@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from itertools import pairwise
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -74,7 +75,7 @@ def main(argv=None) -> int:
         while not stop_receiving.is_set():
             try:
                 packet = sock.recv(2048)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             header = packet[(packet[0] & 0x0F) * 4:][:8]
             kind, _, _, rid, seq = struct.unpack("!BBHHH", header)
@@ -98,7 +99,7 @@ def main(argv=None) -> int:
     receiver.join()
     # From the first send to the last: silence at either end counts as a gap too.
     times = [start, *sorted(replies.values()), last_send]
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in pairwise(times)]
     print(json.dumps({"sent": sent, "received": len(replies), "lost": sent - len(replies),
                       "max_gap_ms": round(1000 * max(gaps), 2) if gaps else None}))
     return 0

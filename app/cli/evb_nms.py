@@ -8,10 +8,10 @@ import socket
 import sys
 
 from app.config import ConfigError, Settings, build_settings, load_file
-from app.session.evb_negotiation import bridge_keepalive_timeout, evb_duration
 from app.policy.errors import PolicyError
 from app.policy.loader import load_policies
 from app.registry.errors import RegistryError
+from app.session.evb_negotiation import bridge_keepalive_timeout, evb_duration
 from app.store.sqlite_store import StoreError
 
 APPS = ["app.controller.evb_app", "os_ken.controller.ofp_handler"]
@@ -72,7 +72,8 @@ def parse_args(argv):
     timeout = bridge_keepalive_timeout(defaults.evb_r, defaults.evb_rte, defaults.evb_rka)
     evb.add_argument("--evb-rka", type=int, metavar="N",
                      help=f"VDP keep-alive exponent, 0-31: how often stations refresh each VSI "
-                          f"(default {defaults.evb_rka}: {_duration(evb_duration(defaults.evb_rka))}"
+                          f"(default {defaults.evb_rka}: "
+                          f"{_duration(evb_duration(defaults.evb_rka))}"
                           f"; a VSI not refreshed is removed after {_duration(timeout)}). One "
                           f"lldpad station keeps at most 2^N * 10 us / 164 ms VSIs alive")
     return parser.parse_args(argv)
@@ -136,7 +137,8 @@ def main(argv=None) -> int:
     EvbApp.policies = policies
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where is it stuck?
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
+    # Even when started with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     status = 0
     try:
         AppManager.run_apps(APPS)

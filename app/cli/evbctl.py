@@ -82,7 +82,7 @@ def table(headers: list[str], rows: list[list]) -> str:
     """Left-aligned columns under upper-case headers, as onevm list prints them."""
     cells = [[str(h).upper() for h in headers]] + [[_cell(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                      for row in cells)
 
 

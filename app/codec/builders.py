@@ -30,7 +30,8 @@ def build_ecp_ack(src: str, sequence: int, *, dst: str = NEAREST_CUSTOMER_BRIDGE
     return encode_evb_frame(replace(frame, padding=_shortfall(frame)))
 
 
-def build_vdp_request(src: str, sequence: int, vdpdu: Vdpdu, *, dst: str = NEAREST_CUSTOMER_BRIDGE) -> bytes:
+def build_vdp_request(src: str, sequence: int, vdpdu: Vdpdu, *,
+                      dst: str = NEAREST_CUSTOMER_BRIDGE) -> bytes:
     """ECP request carrying ``vdpdu``."""
     frame = VdpFrame(src, sequence, vdpdu, dst=dst)
     end_tlv, padding = extend_tail(vdpdu.end_tlv, vdpdu.padding, _shortfall(frame))

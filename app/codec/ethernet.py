@@ -29,7 +29,8 @@ class VlanTag:
         check_uint(self.pcp, 3, "ethernet.vlan.pcp")
         check_flag(self.dei, "ethernet.vlan.dei")
         if self.tpid not in (TPID_CTAG, TPID_STAG):
-            raise CodecError("ethernet.vlan.tpid", f"must be {TPID_CTAG:#06x} or {TPID_STAG:#06x}, got {self.tpid!r}")
+            raise CodecError("ethernet.vlan.tpid",
+                             f"must be {TPID_CTAG:#06x} or {TPID_STAG:#06x}, got {self.tpid!r}")
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class EthernetFrame:
         check_uint(self.ethertype, 16, "ethernet.ethertype")
         if self.ethertype in (TPID_CTAG, TPID_STAG) and self.vlan is None:
             # Would decode as a tag; a tag is expressed with ``vlan``.
-            raise CodecError("ethernet.ethertype", f"{self.ethertype:#06x} is a tag protocol id: use vlan")
+            raise CodecError("ethernet.ethertype",
+                             f"{self.ethertype:#06x} is a tag protocol id: use vlan")
         object.__setattr__(self, "payload", check_bytes(self.payload, "ethernet.payload"))
 
 

@@ -73,7 +73,8 @@ def decode_evb_tlv(data: bytes) -> EvbTlv:
     """Decode a complete EVB TLV (header included)."""
     reader = decode_ieee8021_info(data, EVB_SUBTYPE, "evb")
     if reader.remaining != 5:
-        raise CodecError("evb.length", f"information after the subtype must be 5 octets, got {reader.remaining}")
+        raise CodecError("evb.length",
+                         f"information after the subtype must be 5 octets, got {reader.remaining}")
     info = reader.uint(5, "evb.info")
     bridge, station, r_rte, mode_rwd, rka = info.to_bytes(5, "big")
     return EvbTlv(

@@ -11,11 +11,16 @@ with ``decode_ethernet`` and ``decode_ecpdu``.
 """
 
 from dataclasses import dataclass, field
-from typing import Union
 
 from app.codec.ecp import ETHERTYPE_ECP, SUBTYPE_VDP, EcpOp, EcpPdu, decode_ecpdu, encode_ecpdu
 from app.codec.errors import CodecError
-from app.codec.ethernet import NEAREST_CUSTOMER_BRIDGE, EthernetFrame, VlanTag, decode_ethernet, encode_ethernet
+from app.codec.ethernet import (
+    NEAREST_CUSTOMER_BRIDGE,
+    EthernetFrame,
+    VlanTag,
+    decode_ethernet,
+    encode_ethernet,
+)
 from app.codec.lldp import ETHERTYPE_LLDP, LldpPdu, decode_lldpdu, encode_lldpdu
 from app.codec.vdp import Vdpdu, decode_vdpdu, encode_vdpdu
 from app.codec.wire import check_uint, normalize_mac
@@ -69,22 +74,23 @@ class EcpAckFrame(_EvbFrame):
         check_uint(self.padding, 16, "ecp.padding")
 
 
-EvbFrame = Union[LldpFrame, VdpFrame, EcpAckFrame]
+EvbFrame = LldpFrame | VdpFrame | EcpAckFrame
 
 
 def decode_evb_frame(data: bytes) -> EvbFrame:
     eth = decode_ethernet(data)
-    addressing = {"dst": eth.dst, "vlan": eth.vlan}
     if eth.ethertype == ETHERTYPE_LLDP:
-        return LldpFrame(eth.src, decode_lldpdu(eth.payload), **addressing)
+        return LldpFrame(eth.src, decode_lldpdu(eth.payload), dst=eth.dst, vlan=eth.vlan)
     if eth.ethertype != ETHERTYPE_ECP:
         raise CodecError("ethernet.ethertype", f"{eth.ethertype:#06x} is neither LLDP nor ECP")
     ecpdu = decode_ecpdu(eth.payload)
     if ecpdu.subtype != SUBTYPE_VDP:
-        raise CodecError("ecp.subtype", f"only subtype {SUBTYPE_VDP} (VDP) is supported, got {ecpdu.subtype}")
+        raise CodecError("ecp.subtype",
+                         f"only subtype {SUBTYPE_VDP} (VDP) is supported, got {ecpdu.subtype}")
     if ecpdu.op == EcpOp.ACK:
-        return EcpAckFrame(eth.src, ecpdu.sequence, len(ecpdu.payload), **addressing)
-    return VdpFrame(eth.src, ecpdu.sequence, decode_vdpdu(ecpdu.payload), **addressing)
+        return EcpAckFrame(eth.src, ecpdu.sequence, len(ecpdu.payload), dst=eth.dst, vlan=eth.vlan)
+    return VdpFrame(eth.src, ecpdu.sequence, decode_vdpdu(ecpdu.payload), dst=eth.dst,
+                    vlan=eth.vlan)
 
 
 def encode_evb_frame(frame: EvbFrame) -> bytes:
@@ -94,7 +100,8 @@ def encode_evb_frame(frame: EvbFrame) -> bytes:
         ethertype = ETHERTYPE_ECP
         payload = encode_ecpdu(EcpPdu(EcpOp.REQUEST, frame.sequence, encode_vdpdu(frame.vdpdu)))
     elif isinstance(frame, EcpAckFrame):
-        ethertype, payload = ETHERTYPE_ECP, encode_ecpdu(EcpPdu(EcpOp.ACK, frame.sequence, bytes(frame.padding)))
+        ethertype = ETHERTYPE_ECP
+        payload = encode_ecpdu(EcpPdu(EcpOp.ACK, frame.sequence, bytes(frame.padding)))
     else:
         raise CodecError("frame", f"cannot encode {type(frame).__name__}")
     return encode_ethernet(EthernetFrame(frame.dst, frame.src, ethertype, payload, frame.vlan))

@@ -5,21 +5,32 @@ are carried through unchanged.  The tail (End TLV, zero padding) follows the
 rule documented in ``app.codec.tlv``.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import ClassVar, Self, Union
+from typing import ClassVar, Self
 
 from app.codec.cdcp_tlv import CDCP_SUBTYPE, CdcpTlv, decode_cdcp_tlv, encode_cdcp_tlv
 from app.codec.errors import CodecError
 from app.codec.evb_tlv import EVB_SUBTYPE, EvbTlv, decode_evb_tlv, encode_evb_tlv
 from app.codec.tlv import (
-    END_TLV_TYPE, IEEE_8021_OUI, MAX_TLV_LENGTH, ORG_TLV_TYPE, RawTlv, check_tail, encode_tail, encode_tlv, scan_tlvs,
+    END_TLV_TYPE,
+    IEEE_8021_OUI,
+    MAX_TLV_LENGTH,
+    ORG_TLV_TYPE,
+    RawTlv,
+    check_tail,
+    encode_tail,
+    encode_tlv,
+    scan_tlvs,
 )
 from app.codec.wire import Reader, check_bytes, check_uint, mac_from_bytes, mac_to_bytes
 
 ETHERTYPE_LLDP = 0x88CC
 # IEEE 802.1 organizationally specific TLVs decoded into their own classes.
-_IEEE_8021_CODECS = {EVB_SUBTYPE: decode_evb_tlv, CDCP_SUBTYPE: decode_cdcp_tlv}
+_IEEE_8021_CODECS: dict[int, Callable[[bytes], EvbTlv | CdcpTlv]] = {
+    EVB_SUBTYPE: decode_evb_tlv, CDCP_SUBTYPE: decode_cdcp_tlv,
+}
 
 
 class LldpTlvType(IntEnum):
@@ -56,7 +67,8 @@ class _SubtypedId:
     @property
     def mac(self) -> str:
         if self.subtype != self.MAC_SUBTYPE or len(self.id) != 6:
-            raise CodecError(f"{self.FIELD}.id", f"subtype {self.subtype}, {len(self.id)} octets: not a MAC address")
+            raise CodecError(f"{self.FIELD}.id",
+                             f"subtype {self.subtype}, {len(self.id)} octets: not a MAC address")
         return mac_from_bytes(self.id)
 
 
@@ -85,9 +97,11 @@ class LldpTlv:
 
     def __post_init__(self) -> None:
         check_uint(self.type, 7, "lldp.tlv.type")
-        if self.type in (END_TLV_TYPE, LldpTlvType.CHASSIS_ID, LldpTlvType.PORT_ID, LldpTlvType.TTL, ORG_TLV_TYPE):
+        if self.type in (END_TLV_TYPE, LldpTlvType.CHASSIS_ID, LldpTlvType.PORT_ID, LldpTlvType.TTL,
+                         ORG_TLV_TYPE):
             raise CodecError("lldp.tlv.type", f"type {self.type} has its own representation")
-        object.__setattr__(self, "value", check_bytes(self.value, "lldp.tlv.value", max_size=MAX_TLV_LENGTH))
+        object.__setattr__(self, "value",
+                           check_bytes(self.value, "lldp.tlv.value", max_size=MAX_TLV_LENGTH))
 
 
 @dataclass(frozen=True)
@@ -101,11 +115,13 @@ class OrgTlv:
         check_uint(self.oui, 24, "lldp.org.oui")
         check_uint(self.subtype, 8, "lldp.org.subtype")
         if self.oui == IEEE_8021_OUI and self.subtype in _IEEE_8021_CODECS:
-            raise CodecError("lldp.org.subtype", f"IEEE 802.1 subtype {self.subtype:#04x} has its own TLV class")
-        object.__setattr__(self, "info", check_bytes(self.info, "lldp.org.info", max_size=MAX_TLV_LENGTH - 4))
+            raise CodecError("lldp.org.subtype",
+                             f"IEEE 802.1 subtype {self.subtype:#04x} has its own TLV class")
+        object.__setattr__(self, "info",
+                           check_bytes(self.info, "lldp.org.info", max_size=MAX_TLV_LENGTH - 4))
 
 
-OptionalTlv = Union[LldpTlv, OrgTlv, EvbTlv, CdcpTlv]
+OptionalTlv = LldpTlv | OrgTlv | EvbTlv | CdcpTlv
 
 
 @dataclass(frozen=True)
@@ -140,7 +156,8 @@ class LldpPdu:
 def _mandatory(tlvs: list[RawTlv], index: int, tlv_type: LldpTlvType, field: str) -> bytes:
     if len(tlvs) <= index or tlvs[index].type != tlv_type:
         got = f"type {tlvs[index].type}" if len(tlvs) > index else "no TLV"
-        raise CodecError(field, f"TLV {index + 1} must be {tlv_type.name} (type {tlv_type.value}), got {got}")
+        raise CodecError(field, f"TLV {index + 1} must be {tlv_type.name} (type {tlv_type.value}), "
+                                f"got {got}")
     return tlvs[index].value
 
 
@@ -164,7 +181,8 @@ def _decode_optional(tlv: RawTlv) -> OptionalTlv:
 
 def decode_lldpdu(data: bytes) -> LldpPdu:
     scan = scan_tlvs(data, "lldp")
-    chassis_id = _decode_id(ChassisId, _mandatory(scan.tlvs, 0, LldpTlvType.CHASSIS_ID, "lldp.chassis_id"))
+    chassis_id = _decode_id(ChassisId,
+                            _mandatory(scan.tlvs, 0, LldpTlvType.CHASSIS_ID, "lldp.chassis_id"))
     port_id = _decode_id(PortId, _mandatory(scan.tlvs, 1, LldpTlvType.PORT_ID, "lldp.port_id"))
     ttl = _mandatory(scan.tlvs, 2, LldpTlvType.TTL, "lldp.ttl")
     if len(ttl) != 2:
@@ -181,14 +199,17 @@ def _encode_optional(tlv: OptionalTlv) -> bytes:
     if isinstance(tlv, CdcpTlv):
         return encode_cdcp_tlv(tlv)
     if isinstance(tlv, OrgTlv):
-        return encode_tlv(ORG_TLV_TYPE, tlv.oui.to_bytes(3, "big") + bytes([tlv.subtype]) + tlv.info, "lldp.org")
+        info = tlv.oui.to_bytes(3, "big") + bytes([tlv.subtype]) + tlv.info
+        return encode_tlv(ORG_TLV_TYPE, info, "lldp.org")
     return encode_tlv(tlv.type, tlv.value, "lldp.tlv")
 
 
 def encode_lldpdu(pdu: LldpPdu) -> bytes:
     return b"".join([
-        encode_tlv(LldpTlvType.CHASSIS_ID, bytes([pdu.chassis_id.subtype]) + pdu.chassis_id.id, "lldp.chassis_id"),
-        encode_tlv(LldpTlvType.PORT_ID, bytes([pdu.port_id.subtype]) + pdu.port_id.id, "lldp.port_id"),
+        encode_tlv(LldpTlvType.CHASSIS_ID, bytes([pdu.chassis_id.subtype]) + pdu.chassis_id.id,
+                   "lldp.chassis_id"),
+        encode_tlv(LldpTlvType.PORT_ID, bytes([pdu.port_id.subtype]) + pdu.port_id.id,
+                   "lldp.port_id"),
         encode_tlv(LldpTlvType.TTL, pdu.ttl.to_bytes(2, "big"), "lldp.ttl"),
         *(_encode_optional(t) for t in pdu.tlvs),
         encode_tail(pdu.end_tlv, pdu.padding),

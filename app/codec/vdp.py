@@ -23,12 +23,28 @@ raise CodecError when the octets do not match the format.
 import ipaddress
 from dataclasses import dataclass, replace
 from enum import IntEnum
-from typing import Union
+from typing import TypeVar
 from uuid import UUID
 
 from app.codec.errors import CodecError
-from app.codec.tlv import END_TLV_TYPE, MAX_TLV_LENGTH, ORG_TLV_TYPE, check_tail, encode_tail, encode_tlv, scan_tlvs
-from app.codec.wire import Reader, check_bytes, check_flag, check_uint, mac_from_bytes, mac_to_bytes, normalize_mac
+from app.codec.tlv import (
+    END_TLV_TYPE,
+    MAX_TLV_LENGTH,
+    ORG_TLV_TYPE,
+    check_tail,
+    encode_tail,
+    encode_tlv,
+    scan_tlvs,
+)
+from app.codec.wire import (
+    Reader,
+    check_bytes,
+    check_flag,
+    check_uint,
+    mac_from_bytes,
+    mac_to_bytes,
+    normalize_mac,
+)
 
 MANAGER_ID_LENGTH = 16
 VSI_ID_LENGTH = 16
@@ -55,7 +71,8 @@ class VdpTlvType(IntEnum):
     ORG_SPECIFIC = ORG_TLV_TYPE
 
 
-VSI_TLV_TYPES = (VdpTlvType.PRE_ASSOCIATE, VdpTlvType.PRE_ASSOCIATE_RR, VdpTlvType.ASSOCIATE, VdpTlvType.DE_ASSOCIATE)
+VSI_TLV_TYPES = (VdpTlvType.PRE_ASSOCIATE, VdpTlvType.PRE_ASSOCIATE_RR, VdpTlvType.ASSOCIATE,
+                 VdpTlvType.DE_ASSOCIATE)
 
 
 class VdpError(IntEnum):
@@ -91,7 +108,10 @@ _IPV4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"  # ::ffff:a.b.c.d, as lldpad check
 _MAC_PREFIX = bytes(10)  # MAC right-aligned with leading zeros, as lldpad checks it
 
 
-def _enum(enum: type[IntEnum], value: object, field: str) -> IntEnum:
+_E = TypeVar("_E", bound=IntEnum)
+
+
+def _enum(enum: type[_E], value: int, field: str) -> _E:
     try:
         return enum(value)
     except ValueError:
@@ -105,7 +125,8 @@ class ManagerIdTlv:
     mgrid: bytes
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mgrid", check_bytes(self.mgrid, "vdp.mgrid", size=MANAGER_ID_LENGTH))
+        object.__setattr__(self, "mgrid",
+                           check_bytes(self.mgrid, "vdp.mgrid", size=MANAGER_ID_LENGTH))
 
     @classmethod
     def from_name(cls, name: str) -> "ManagerIdTlv":
@@ -125,7 +146,8 @@ class VsiId:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "format", _enum(VsiIdFormat, self.format, "vdp.vsiid.format"))
-        object.__setattr__(self, "value", check_bytes(self.value, "vdp.vsiid.value", size=VSI_ID_LENGTH))
+        object.__setattr__(self, "value",
+                           check_bytes(self.value, "vdp.vsiid.value", size=VSI_ID_LENGTH))
 
     @classmethod
     def from_ipv4(cls, address: str | ipaddress.IPv4Address) -> "VsiId":
@@ -149,9 +171,11 @@ class VsiId:
 
     def _octets(self, expected: VsiIdFormat, prefix: bytes = b"") -> bytes:
         if self.format != expected:
-            raise CodecError("vdp.vsiid.format", f"VSIID format is {self.format.name}, not {expected.name}")
+            raise CodecError("vdp.vsiid.format",
+                             f"VSIID format is {self.format.name}, not {expected.name}")
         if not self.value.startswith(prefix):
-            raise CodecError("vdp.vsiid.value", f"{expected.name} VSIID must start with {prefix.hex()}")
+            raise CodecError("vdp.vsiid.value",
+                             f"{expected.name} VSIID must start with {prefix.hex()}")
         return self.value[len(prefix):]
 
     @property
@@ -197,8 +221,9 @@ def _check_entry(entry: object, filter_format: FilterFormat) -> None:
     """``entry`` must have exactly the parts ``filter_format`` carries."""
     if not isinstance(entry, FilterEntry):
         raise CodecError("vdp.filter", "must be FilterEntry objects")
-    for part, present, wanted in (("mac", entry.mac is not None, filter_format in _FORMATS_WITH_MAC),
-                                  ("group_id", entry.group_id is not None, filter_format in _FORMATS_WITH_GROUP)):
+    for part, present, wanted in (
+            ("mac", entry.mac is not None, filter_format in _FORMATS_WITH_MAC),
+            ("group_id", entry.group_id is not None, filter_format in _FORMATS_WITH_GROUP)):
         if present != wanted:
             need = "need" if wanted else "must not have"
             raise CodecError(f"vdp.filter.{part}", f"{filter_format.name} entries {need} a {part}")
@@ -236,7 +261,8 @@ class VsiTlv:
             raise CodecError("vdp.filter.count", "a VSI TLV needs at least one filter entry")
         if len(self.filters) > _max_filter_entries(filter_format):
             raise CodecError("vdp.filter.count", f"at most {_max_filter_entries(filter_format)} "
-                                                 f"{filter_format.name} entries fit in a TLV, got {len(self.filters)}")
+                                                 f"{filter_format.name} entries fit in a TLV, "
+                                                 f"got {len(self.filters)}")
         for entry in self.filters:
             _check_entry(entry, filter_format)
 
@@ -276,10 +302,11 @@ class VdpOrgTlv:
 
     def __post_init__(self) -> None:
         check_uint(self.oui, 24, "vdp.org.oui")
-        object.__setattr__(self, "data", check_bytes(self.data, "vdp.org.data", max_size=MAX_TLV_LENGTH - 3))
+        object.__setattr__(self, "data",
+                           check_bytes(self.data, "vdp.org.data", max_size=MAX_TLV_LENGTH - 3))
 
 
-VdpTlv = Union[ManagerIdTlv, VsiTlv, VdpOrgTlv]
+VdpTlv = ManagerIdTlv | VsiTlv | VdpOrgTlv
 
 
 @dataclass(frozen=True)
@@ -301,17 +328,19 @@ class Vdpdu:
 
     def vsis_with_manager(self) -> tuple[tuple[ManagerIdTlv, VsiTlv], ...]:
         """Each VSI TLV with the Manager ID TLV that precedes it."""
-        pairs, manager = [], None
+        pairs: list[tuple[ManagerIdTlv, VsiTlv]] = []
+        manager: ManagerIdTlv | None = None
         for tlv in self.tlvs:
             if isinstance(tlv, ManagerIdTlv):
                 manager = tlv
             elif isinstance(tlv, VsiTlv):
+                assert manager is not None  # __post_init__: a VSI TLV follows a Manager ID TLV
                 pairs.append((manager, tlv))
         return tuple(pairs)
 
 
-def make_response(request: VsiTlv, error: int = VdpError.SUCCESS, *, keep: bool = False, hard: bool = False,
-                  filters: tuple[FilterEntry, ...] | None = None) -> VsiTlv:
+def make_response(request: VsiTlv, error: int = VdpError.SUCCESS, *, keep: bool = False,
+                  hard: bool = False, filters: tuple[FilterEntry, ...] | None = None) -> VsiTlv:
     """The bridge's response to ``request``: same TLV type and body, status =
     response bit | KEEP | HARD | error.  ``filters`` replaces the entries, e.g.
     to hand out a VID when the station asked for VID 0."""
@@ -326,14 +355,15 @@ def make_deassociate(vsi: VsiTlv) -> VsiTlv:
 
 
 def _decode_filter(reader: Reader, filter_format: FilterFormat) -> FilterEntry:
-    group_id = reader.uint(4, "vdp.filter.group_id") if filter_format in _FORMATS_WITH_GROUP else None
+    group_id = (reader.uint(4, "vdp.filter.group_id") if filter_format in _FORMATS_WITH_GROUP
+                else None)
     mac = reader.mac("vdp.filter.mac") if filter_format in _FORMATS_WITH_MAC else None
     pcp_vid = reader.uint(2, "vdp.filter.vid")
     return FilterEntry(vid=pcp_vid & 0xFFF, pcp=pcp_vid >> 12 & 0x7, ps=bool(pcp_vid & 0x8000),
                        mac=mac, group_id=group_id)
 
 
-def _decode_vsi(mode: int, value: bytes) -> VsiTlv:
+def _decode_vsi(mode: VdpTlvType, value: bytes) -> VsiTlv:
     reader = Reader(value)
     status = reader.uint(1, "vdp.vsi.status")
     type_id = reader.uint(3, "vdp.vsi.type_id")
@@ -346,11 +376,13 @@ def _decode_vsi(mode: int, value: bytes) -> VsiTlv:
         raise CodecError("vdp.filter.count", "a VSI TLV needs at least one filter entry")
     needed = count * _FILTER_ENTRY_SIZE[filter_format]
     if needed > reader.remaining:
-        raise CodecError("vdp.filter.count", f"{count} {filter_format.name} entries need {needed} octets, "
-                                             f"the TLV has {reader.remaining} left")
+        raise CodecError("vdp.filter.count",
+                         f"{count} {filter_format.name} entries need {needed} octets, "
+                         f"the TLV has {reader.remaining} left")
     if needed < reader.remaining:
-        raise CodecError("vdp.vsi.length", f"TLV length {len(value)} exceeds the {VSI_FIXED_LENGTH + needed} "
-                                           f"octets of {count} {filter_format.name} entries")
+        raise CodecError("vdp.vsi.length",
+                         f"TLV length {len(value)} exceeds the {VSI_FIXED_LENGTH + needed} "
+                         f"octets of {count} {filter_format.name} entries")
     filters = tuple(_decode_filter(reader, filter_format) for _ in range(count))
     return VsiTlv(mode, status, type_id, type_version, vsi_id, filter_format, filters)
 
@@ -358,10 +390,11 @@ def _decode_vsi(mode: int, value: bytes) -> VsiTlv:
 def _decode_tlv(tlv_type: int, value: bytes) -> VdpTlv:
     if tlv_type == VdpTlvType.MANAGER_ID:
         if len(value) != MANAGER_ID_LENGTH:
-            raise CodecError("vdp.mgrid.length", f"Manager ID TLV length must be 16, got {len(value)}")
+            raise CodecError("vdp.mgrid.length",
+                             f"Manager ID TLV length must be 16, got {len(value)}")
         return ManagerIdTlv(value)
     if tlv_type in VSI_TLV_TYPES:
-        return _decode_vsi(tlv_type, value)
+        return _decode_vsi(VdpTlvType(tlv_type), value)
     if tlv_type == VdpTlvType.ORG_SPECIFIC:
         reader = Reader(value)
         return VdpOrgTlv(reader.uint(3, "vdp.org.oui"), reader.rest())
@@ -385,7 +418,8 @@ def _encode_tlv(tlv: VdpTlv) -> bytes:
     if isinstance(tlv, VdpOrgTlv):
         return encode_tlv(VdpTlvType.ORG_SPECIFIC, tlv.oui.to_bytes(3, "big") + tlv.data, "vdp.org")
     value = b"".join([
-        bytes([tlv.status]), tlv.type_id.to_bytes(3, "big"), bytes([tlv.type_version, tlv.vsi_id.format]),
+        bytes([tlv.status]), tlv.type_id.to_bytes(3, "big"),
+        bytes([tlv.type_version, tlv.vsi_id.format]),
         tlv.vsi_id.value, bytes([tlv.filter_format]), len(tlv.filters).to_bytes(2, "big"),
         *(_encode_filter(e) for e in tlv.filters),
     ])

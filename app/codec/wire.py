@@ -51,7 +51,8 @@ def check_flag(value: object, field: str) -> bool:
     return bool(value)
 
 
-def check_bytes(value: object, field: str, size: int | None = None, max_size: int | None = None) -> bytes:
+def check_bytes(value: object, field: str, size: int | None = None,
+                max_size: int | None = None) -> bytes:
     """Return ``value`` as bytes if it has exactly ``size`` / at most ``max_size`` octets."""
     if not isinstance(value, (bytes, bytearray)):
         raise CodecError(field, f"must be bytes, got {type(value).__name__}")

@@ -10,8 +10,16 @@ from app.fabric.ports import Port, PortRole
 from app.flows import ofmsg
 from app.flows.ofmsg import FlowEntry, MeterSpec, flow
 from app.flows.tables import (
-    CANARY_ETH_SRC, CANARY_ETH_TYPE, PUNT_BURST_PKTS, PUNT_RATE_PPS, CookieKind, Meter, Priority,
-    Table, cookie)
+    CANARY_ETH_SRC,
+    CANARY_ETH_TYPE,
+    PUNT_BURST_PKTS,
+    PUNT_RATE_PPS,
+    CookieKind,
+    Meter,
+    Priority,
+    Table,
+    cookie,
+)
 
 ETH_TYPE_LLDP = 0x88CC
 ETH_TYPE_ECP = 0x8940
@@ -25,7 +33,8 @@ CANARY_COOKIE = cookie(CookieKind.CANARY)
 def control_punt_flows() -> list[FlowEntry]:
     punt = (ofmsg.meter(Meter.PUNT), ofmsg.apply_actions(ofmsg.to_controller()))
     return [
-        flow(Table.CLASSIFY, Priority.CONTROL_PUNT, BASE_COOKIE, punt, eth_type=eth_type, eth_dst=dst)
+        flow(Table.CLASSIFY, Priority.CONTROL_PUNT, BASE_COOKIE, punt, eth_type=eth_type,
+             eth_dst=dst)
         for eth_type in (ETH_TYPE_LLDP, ETH_TYPE_ECP)
         for dst in EVB_GROUP_ADDRESSES
     ]
@@ -41,6 +50,7 @@ def port_role_flows(ports: Iterable[Port]) -> list[FlowEntry]:
     flows = []
     for port in ports:
         port_cookie = cookie(CookieKind.BASE, port.number)
+        instructions: tuple[object, ...]
         if port.role is PortRole.TRUNK:
             instructions = (ofmsg.goto(Table.FORWARD),)
         else:

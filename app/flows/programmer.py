@@ -15,7 +15,8 @@ never misses its entry), then the flows no longer wanted (deleted by cookie when
 leaves the switch altogether, one message instead of one per flow), then stale meters.
 """
 from collections import defaultdict
-from collections.abc import Iterable, Set
+from collections.abc import Iterable, Mapping, Set
+from typing import TypeVar
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
@@ -26,12 +27,19 @@ from app.flows.ofmsg import FlowEntry, MeterSpec
 from app.flows.reconcile import reconcile_meters
 from app.flows.tables import CookieKind, cookie
 from app.flows.vm_flows import (
-    binding_flows, binding_meters, edge_flows, switch_flows, transit_flows, vlan_flood_flows)
+    binding_flows,
+    binding_meters,
+    edge_flows,
+    switch_flows,
+    transit_flows,
+    vlan_flood_flows,
+)
 from app.vdp.binding import VmBinding
 from app.vdp.outcome import BindingChanges
 
 # What one piece of the plan puts on the switches: dpid -> (flows, meters)
 _Planned = dict[int, tuple[list[FlowEntry], dict[int, MeterSpec]]]
+_K = TypeVar("_K")
 
 
 class FlowProgrammer:
@@ -52,7 +60,7 @@ class FlowProgrammer:
             return {}
         vlans = self._vlans_touched(changes)
         old = self._plan(changes, vlans, ())
-        for handle, (before, after) in changes.items():
+        for before, after in changes.values():
             if before is not None:
                 self._forget(before)
             if after is not None:
@@ -84,7 +92,7 @@ class FlowProgrammer:
         if not changed:
             return {}
         handles = {h for port in changed for h in self._on_port.get(port, ())}
-        vlans: dict[int, set[int] | None] = {}
+        vlans: dict[int, set[int]] = {}
         for port in changed:
             for vid, switches in self._members.items():
                 if port.port_no in switches.get(port.dpid, {}):
@@ -134,10 +142,8 @@ class FlowProgrammer:
 
     def _forget(self, binding: VmBinding) -> None:
         del self._bindings[binding.handle]
-        for index, key in ((self._on_edge, binding.port.dpid), (self._on_port, binding.port)):
-            index[key].discard(binding.handle)
-            if not index[key]:
-                del index[key]
+        _discard(self._on_edge, binding.port.dpid, binding.handle)
+        _discard(self._on_port, binding.port, binding.handle)
         if binding.forwarding:
             for entry in binding.entries:
                 switches = self._members[entry.vid]
@@ -158,8 +164,8 @@ class FlowProgrammer:
         already changes nothing. A switch joining or leaving the VLAN changes its paths on the
         tree: all of them."""
         delta: dict[tuple[int, int, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for before, after in changes.values():
-            for binding, sign in ((before, -1), (after, 1)):
+        for binding_before, binding_after in changes.values():
+            for binding, sign in ((binding_before, -1), (binding_after, 1)):
                 if binding is not None and binding.forwarding:
                     for entry in binding.entries:
                         port = binding.port
@@ -172,17 +178,18 @@ class FlowProgrammer:
             switch_delta[(vid, dpid)] += len(after) - len(held)
             relay = PortRef(dpid, port_no) in self._rr
             if bool(after) != bool(held) or (relay and (len(after) > 1) != (len(held) > 1)):
-                if vlans.get(vid, set()) is not None:
-                    vlans.setdefault(vid, set()).add(dpid)
+                switches = vlans.setdefault(vid, set())
+                if switches is not None:
+                    switches.add(dpid)
         for (vid, dpid), change in switch_delta.items():
             ports = self._members.get(vid, {}).get(dpid, {})
-            held = sum(len(macs) for macs in ports.values())
-            if (held == 0) != (held + change == 0):
+            held_macs = sum(len(macs) for macs in ports.values())
+            if (held_macs == 0) != (held_macs + change == 0):
                 vlans[vid] = None
         return vlans
 
-    def _plan(self, units: BindingChanges, vlans: dict[int, set[int] | None],
-              switches: Iterable[int]) -> _Planned:
+    def _plan(self, units: Mapping[int, tuple[VmBinding | None, VmBinding | None]],
+              vlans: Mapping[int, set[int] | None], switches: Iterable[int]) -> _Planned:
         """The flows and meters, per switch, of the current state of: the bindings of `units`
         (by handle; those not bound now plan nothing), the VLANs' flood flows on the given
         switches (None: all), and the tree-placed flows of `switches`."""
@@ -204,6 +211,12 @@ class FlowProgrammer:
         for dpid in switches:
             planned[dpid][0].extend(switch_flows(dpid, self._routes))
         return planned
+
+
+def _discard(index: dict[_K, set[int]], key: _K, handle: int) -> None:
+    index[key].discard(handle)
+    if not index[key]:
+        del index[key]
 
 
 def _difference(old: _Planned, new: _Planned, gone: dict[int, int]) -> dict[int, list]:

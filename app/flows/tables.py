@@ -10,7 +10,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 class Table(IntEnum):
     """OpenFlow tables, in the order a packet walks them."""
 
-    CLASSIFY = 0     # punt EVB control frames; trunk ports -> FORWARD; server ports: admit VMs or deny
+    CLASSIFY = 0     # punt EVB control frames; trunks -> FORWARD; server ports: admit VMs or deny
     INGRESS_ACL = 1  # per-VM ingress ACL of admitted VM traffic (QoS is applied at admission)
     FORWARD = 2      # VLAN + destination MAC -> local VM (via EGRESS_ACL) or trunk; VLAN flooding
     EGRESS_ACL = 3   # per-VM egress ACL, then delivery to the destination VM's port

@@ -27,8 +27,7 @@ from app.fabric.links import Routes
 from app.fabric.ports import PortRef
 from app.flows import ofmsg
 from app.flows.ofmsg import FlowEntry, MeterSpec, flow
-from app.flows.tables import (
-    GROUP_ADDRESS_BIT, CookieKind, Priority, Table, cookie, vm_meter_id)
+from app.flows.tables import GROUP_ADDRESS_BIT, CookieKind, Priority, Table, cookie, vm_meter_id
 from app.policy.acl import ETH_TYPE_IPV4, ETH_TYPE_IPV6, IP_PROTO_TCP, IP_PROTO_UDP, AclRule
 from app.policy.profile import Qos
 from app.vdp.binding import VmBinding
@@ -175,7 +174,7 @@ def admit_flows(binding: VmBinding) -> list[FlowEntry]:
     flows, untagged_macs = [], set()
     for entry in binding.entries:
         vlan = tagged(entry.vid)
-        variants = [(vlan, [])]
+        variants: list[tuple[int, list[object]]] = [(vlan, [])]
         if entry.mac not in untagged_macs:
             untagged_macs.add(entry.mac)
             variants.append((ofp.OFPVID_NONE, [ofmsg.push_vlan(), ofmsg.set_field(vlan_vid=vlan)]))
@@ -247,6 +246,7 @@ def acl_match(rule: AclRule) -> dict[str, object]:
     for side in ("src", "dst"):
         port = getattr(rule, f"tp_{side}")
         if port is not None:
+            assert rule.ip_proto is not None  # AclRule: a port needs ip_proto tcp or udp
             match[f"{_TRANSPORT[rule.ip_proto]}_{side}"] = port
     return match
 

@@ -15,8 +15,14 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from app.policy.acl import AclRule, MacMatch, parse_eth_type, parse_ip_proto
 from app.policy.errors import PolicyError
-from app.policy.profile import (Limits, Qos, VsiTypeKey, VsiTypeProfile, check_vid,
-                                normalize_manager_id)
+from app.policy.profile import (
+    Limits,
+    Qos,
+    VsiTypeKey,
+    VsiTypeProfile,
+    check_vid,
+    normalize_manager_id,
+)
 
 TOP_KEYS = ("vsi_types",)
 PROFILE_KEYS = ("type_id", "version", "name", "tenant", "vlans", "default_vlan", "manager_ids",

@@ -26,8 +26,7 @@ from app.policy.database import VsiTypeDatabase
 from app.policy.profile import TYPE_ID_MAX, VERSION_MAX, VsiTypeKey, VsiTypeProfile
 from app.registry.checks import check_vlans, check_vms
 from app.registry.documents import parse_profile, profile_document
-from app.registry.errors import (Conflict, Forbidden, InvalidInput, NotFound, RegistryError,
-                                 join)
+from app.registry.errors import Conflict, Forbidden, InvalidInput, NotFound, RegistryError, join
 from app.registry.fields import array, integer, mapping, text
 from app.registry.profiles import FILE, ProfileSet
 from app.registry.vms import VmRecord, parse_vm, parse_vsi_id

@@ -51,7 +51,7 @@ def _bind(template: tuple[str, ...], parts: tuple[str, ...]) -> dict[str, str] |
     if len(template) != len(parts):
         return None
     params = {}
-    for expected, part in zip(template, parts):
+    for expected, part in zip(template, parts, strict=True):
         if expected.startswith("{") and expected.endswith("}"):
             if not part:
                 return None

@@ -49,7 +49,8 @@ class BridgeEvbConfig:
     lldp_tx_interval: float = 30.0
     lldp_tx_hold: int = 4            # TTL = interval * hold
     lldp_fast_tx_interval: float = 1.0
-    lldp_fast_tx_count: int = 4      # LLDPDUs sent at the fast interval when a station appears or changes
+    lldp_fast_tx_count: int = 4      # LLDPDUs sent at the fast interval when a station appears
+                                     # or changes
 
     def __post_init__(self) -> None:
         for name in ("rrcap", "bgid"):

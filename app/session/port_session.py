@@ -30,7 +30,12 @@ from app.codec.vdp import MANAGER_ID_LENGTH, ManagerIdTlv, Vdpdu, VsiTlv, decode
 from app.fabric.ports import PortRef
 from app.session.ecp_machine import EcpMachine
 from app.session.evb_negotiation import (
-    BridgeEvbConfig, EvbAgreement, bridge_keepalive_timeout, bridge_tlv_unsolicited, evb_tlv_fields, negotiate,
+    BridgeEvbConfig,
+    EvbAgreement,
+    bridge_keepalive_timeout,
+    bridge_tlv_unsolicited,
+    evb_tlv_fields,
+    negotiate,
 )
 from app.vdp.describe import port_fields, vsi_id_text
 
@@ -159,6 +164,7 @@ class PortSession:
         outstanding = self._ecp.outstanding
         station = None
         if self._station_mac is not None:
+            assert self._station_tlv is not None  # set with the station's MAC
             station = {"mac": self._station_mac, "last_seen": self._station_last_seen,
                        "evb": evb_tlv_fields(self._station_tlv)}
         return {
@@ -197,13 +203,15 @@ class PortSession:
             self._ignored_tlv = tlv
             return
         if frame.src != self._station_mac:
-            out.events.append(("station.seen", {**self._fields(), "mac": frame.src, **evb_tlv_fields(tlv)}))
+            out.events.append(("station.seen", {**self._fields(), "mac": frame.src,
+                                                **evb_tlv_fields(tlv)}))
             if self._station_mac is not None:  # another station: its sequence numbers are its own
                 self._ecp.reset_receiver()
         self._station_mac, self._station_tlv, self._station_last_seen = frame.src, tlv, now
         agreement = negotiate(tlv, self.config)
         if self._agreement is None or agreement.summary() != self._agreement.summary():
-            out.events.append(("evb.negotiated", {**self._fields(), "mac": frame.src, **agreement.summary()}))
+            out.events.append(("evb.negotiated", {**self._fields(), "mac": frame.src,
+                                                  **agreement.summary()}))
         self._agreement = agreement
         self._ecp.r, self._ecp.rte = agreement.r, agreement.rte
         if agreement.bridge_tlv != self._sent_tlv:
@@ -211,14 +219,16 @@ class PortSession:
 
     def _send_lldp(self, now: float, out: SessionOutput, fast_start: bool = False) -> None:
         tlv = self._agreement.bridge_tlv if self._agreement else bridge_tlv_unsolicited(self.config)
-        out.frames.append(build_bridge_lldp_frame(self.bridge_mac, self._port_id, self.config.lldp_ttl, tlv))
+        out.frames.append(build_bridge_lldp_frame(self.bridge_mac, self._port_id,
+                                                  self.config.lldp_ttl, tlv))
         self._counters["lldp_tx"] += 1
         self._sent_tlv = tlv
         if fast_start:
             self._fast_left = self.config.lldp_fast_tx_count
         self._fast_left = max(0, self._fast_left - 1)
         fast = self._fast_left > 0
-        self._lldp_due = now + (self.config.lldp_fast_tx_interval if fast else self.config.lldp_tx_interval)
+        self._lldp_due = now + (self.config.lldp_fast_tx_interval if fast
+                                else self.config.lldp_tx_interval)
 
     # ECP / VDP
 
@@ -226,6 +236,7 @@ class PortSession:
         self._counters["ecp_req"] += 1
         # The VDPDU is decoded already: ECP needs only the header.
         received = self._ecp.on_pdu(EcpPdu(EcpOp.REQUEST, frame.sequence), now)
+        assert received.ack is not None  # every request is acknowledged
         out.frames.append(build_ecp_ack(self.bridge_mac, received.ack.sequence))
         if received.duplicate:
             out.events.append(("ecp.duplicate", {**self._fields(), "mac": frame.src,
@@ -243,11 +254,12 @@ class PortSession:
 
     def _transmit(self, now: float, out: SessionOutput) -> None:
         sent = self._ecp.poll(now)
-        out.frames.extend(encode_ethernet(EthernetFrame(NEAREST_CUSTOMER_BRIDGE, self.bridge_mac, ETHERTYPE_ECP,
-                                                        encode_ecpdu(pdu)))
+        out.frames.extend(encode_ethernet(EthernetFrame(NEAREST_CUSTOMER_BRIDGE, self.bridge_mac,
+                                                        ETHERTYPE_ECP, encode_ecpdu(pdu)))
                           for pdu in sent.pdus)
         for pdu in sent.gave_up:
-            vsis = [vsi_id_text(vsi.vsi_id) for _, vsi in decode_vdpdu(pdu.payload).vsis_with_manager()]
+            vsis = [vsi_id_text(vsi.vsi_id)
+                    for _, vsi in decode_vdpdu(pdu.payload).vsis_with_manager()]
             out.events.append(("ecp.gave_up", {**self._fields(), "sequence": pdu.sequence,
                                                "retries": self._ecp.r, "vsis": vsis}))
 

@@ -11,9 +11,9 @@ import threading
 from collections import deque
 
 from app.events import Event
+from app.store.base import RegistryWrite
 
 LOG = logging.getLogger("evb_nms.store")
-from app.store.base import RegistryWrite
 
 SCHEMA_VERSION = 3  # 2: profiles and vms; 3: fault subscriptions and maintenance
 EVENT_FLUSH_INTERVAL = 0.1  # seconds an event may wait for its batch
@@ -182,7 +182,8 @@ class SqliteStore:
 
     def vms(self) -> list[dict]:
         rows = self._read(f"SELECT {_VM_SQL_COLUMNS} FROM vms ORDER BY vsi_id")
-        return [{**dict(zip(_VM_COLUMNS, row)), "macs": json.loads(row["macs"])} for row in rows]
+        return [{**dict(zip(_VM_COLUMNS, row, strict=True)), "macs": json.loads(row["macs"])}
+                for row in rows]
 
     def write_registry(self, write: RegistryWrite) -> None:
         with self._lock:

@@ -19,7 +19,7 @@ the response status) and whether retrying the same request can help (``hard``):
 | VID not allowed by the type (VID 0 with no default VLAN)  | INVALID_VID_GROUP_MAC         | yes  |
 | the same MAC/VID twice (after resolving VID 0)            | INVALID_FORMAT                | yes  |
 | a MAC bound (prepared or forwarding) to ANOTHER VSI       | INVALID_VID_GROUP_MAC         | yes  |
-| the port's server is in maintenance (a VSI new to the port) | INSUFFICIENT_RESOURCES        | no   |
+| the port's server in maintenance (a VSI new to the port)  | INSUFFICIENT_RESOURCES        | no   |
 | type's max_per_port / max_per_switch reached              | INSUFFICIENT_RESOURCES        | no   |
 
 Why these codes: a well-formed TLV naming a type we do not know is neither a format nor a
@@ -36,7 +36,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.codec.errors import CodecError
-from app.codec.vdp import FilterEntry, FilterFormat, ManagerIdTlv, VdpError, VsiId, VsiIdFormat, VsiTlv
+from app.codec.vdp import (
+    FilterEntry,
+    FilterFormat,
+    ManagerIdTlv,
+    VdpError,
+    VsiId,
+    VsiIdFormat,
+    VsiTlv,
+)
 from app.fabric.ports import PortRef
 from app.policy.database import VsiTypeDatabase
 from app.policy.profile import VsiTypeKey, VsiTypeProfile, manager_id_from_octets
@@ -143,6 +151,7 @@ class Authorizer:
         if problem:
             return _refuse(VdpError.INVALID_FORMAT, problem, hard=True)
         for entry in request.filters:
+            assert entry.mac is not None  # a MAC format: every entry has one (VsiTlv checks)
             problem = _mac_problem(entry.mac)
             if problem:
                 return _refuse(VdpError.INVALID_VID_GROUP_MAC, problem, hard=True)
@@ -152,8 +161,8 @@ class Authorizer:
             profile = self._lookup(self._profiles(), request.manager_id, key)
         except VsiManagerUnreachable as err:
             return _refuse(VdpError.UNABLE_TO_CONTACT_VSI_MANAGER,
-                           f"{key} is not in the database and the VSI manager is unreachable: {err}",
-                           hard=False)
+                           f"{key} is not in the database and the VSI manager is unreachable: "
+                           f"{err}", hard=False)
         if profile is None:
             return _refuse(VdpError.OTHER_FAILURE, f"unknown {key}", hard=True)
         if not profile.allows_manager(request.manager_id):
@@ -163,12 +172,13 @@ class Authorizer:
 
         entries = []
         for entry in request.filters:
+            assert entry.mac is not None  # checked above
             vid = profile.resolve_vid(entry.vid)
             if vid is None:
-                why = ("VID 0 asks the bridge to choose, but the type has no default VLAN"
-                       if entry.vid == 0 else f"VID {entry.vid} is not allowed")
+                refused = ("VID 0 asks the bridge to choose, but the type has no default VLAN"
+                           if entry.vid == 0 else f"VID {entry.vid} is not allowed")
                 return _refuse(VdpError.INVALID_VID_GROUP_MAC,
-                               f"{why} for {profile.name}: VLANs {sorted(profile.vlans)}",
+                               f"{refused} for {profile.name}: VLANs {sorted(profile.vlans)}",
                                hard=True, profile=profile)
             entries.append(MacVid(entry.mac, vid))
         if len(set(entries)) != len(entries):

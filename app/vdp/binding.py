@@ -12,7 +12,8 @@ from app.policy.profile import VsiTypeProfile
 
 
 class BindingState(str, Enum):
-    PREPARED = "prepared"        # Pre-Associate with resource reservation: meter and ACL ready, no admit
+    PREPARED = "prepared"        # Pre-Associate with resource reservation: meter and ACL ready,
+                                 # no admit
     FORWARDING = "forwarding"    # Associate: admitted, forwarded, reachable
 
 
@@ -24,7 +25,8 @@ class MacVid:
 
 @dataclass(frozen=True)
 class VmBinding:
-    handle: int                   # unique per binding (a migrating VSI has two); owner part of its cookies
+    handle: int                   # unique per binding (a migrating VSI has two); owner part of
+                                  # its cookies
     vsi_id: VsiId
     port: PortRef
     entries: tuple[MacVid, ...]   # the VM's MAC/VID filter, as granted

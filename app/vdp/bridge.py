@@ -52,9 +52,21 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from app.codec.vdp import (STATUS_M, STATUS_S, FilterEntry, ManagerIdTlv, VdpError, VdpTlvType, Vdpdu,
-                           VsiId, VsiTlv, decode_vdpdu, encode_vdpdu, make_deassociate,
-                           make_response)
+from app.codec.vdp import (
+    STATUS_M,
+    STATUS_S,
+    FilterEntry,
+    ManagerIdTlv,
+    VdpError,
+    VdpTlvType,
+    Vdpdu,
+    VsiId,
+    VsiTlv,
+    decode_vdpdu,
+    encode_vdpdu,
+    make_deassociate,
+    make_response,
+)
 from app.fabric.ports import PortRef
 from app.policy.profile import VsiTypeKey, VsiTypeProfile, manager_id_from_octets
 from app.vdp.authorizer import AuthRequest, Authorizer, Decision
@@ -184,7 +196,7 @@ def _reindex(index: dict, vsi_id: VsiId, before: set, after: set) -> None:
 
 
 def _granted_filters(request: VsiTlv, entries: tuple[MacVid, ...]) -> tuple[FilterEntry, ...]:
-    return tuple(replace(f, vid=e.vid) for f, e in zip(request.filters, entries))
+    return tuple(replace(f, vid=e.vid) for f, e in zip(request.filters, entries, strict=True))
 
 
 class VdpBridge:
@@ -230,10 +242,12 @@ class VdpBridge:
         # lldpad repeats what it was granted: after a VID 0 request, the VID we chose.
         if att is not None and att.manager == manager and (
                 _same_request(att.request, request) or _same_request(att.response, request)):
+            assert vsi is not None  # att is one of its attachments
             self._refresh(vsi.vsi_id, att, now, keepalive_timeout)
             return Outcome(responses=[(port, manager, att.response)])
         state = _STATE_OF_MODE[request.mode]
-        if att is not None and att.state is VsiState.ASSOCIATED and state is not VsiState.ASSOCIATED:
+        if (att is not None and att.state is VsiState.ASSOCIATED
+                and state is not VsiState.ASSOCIATED):
             return self._refuse(vsi, att, port, manager, request, Decision(
                 VdpError.OTHER_FAILURE, "associated at this port: De-Associate before "
                 "pre-associating again", hard=True))
@@ -241,7 +255,8 @@ class VdpBridge:
                                               self._bound)
         if not decision.ok:
             return self._refuse(vsi, att, port, manager, request, decision)
-        return self._grant(vsi, att, port, manager, request, state, decision, now, keepalive_timeout)
+        return self._grant(vsi, att, port, manager, request, state, decision, now,
+                           keepalive_timeout)
 
     def _refuse(self, vsi: _Vsi | None, att: _Attachment | None, port: PortRef,
                 manager: ManagerIdTlv, request: VsiTlv, decision: Decision) -> Outcome:
@@ -252,6 +267,7 @@ class VdpBridge:
                   "reason": decision.reason}
         outcome = Outcome(responses=[(port, manager, response)])
         if att is not None and not keep:
+            assert vsi is not None  # att is one of its attachments
             fields["released"] = att.state.value
             self._detach(vsi, att)
             self._sync(vsi.vsi_id, outcome)
@@ -261,23 +277,25 @@ class VdpBridge:
     def _grant(self, vsi: _Vsi | None, att: _Attachment | None, port: PortRef,
                manager: ManagerIdTlv, request: VsiTlv, state: VsiState, decision: Decision,
                now: float, keepalive_timeout: float) -> Outcome:
+        profile = decision.profile
+        assert profile is not None  # a granted decision names its profile
         response = make_response(request, filters=_granted_filters(request, decision.entries))
         if vsi is None:
             vsi = self._vsis[request.vsi_id] = _Vsi(request.vsi_id, {})
         resumed = vsi.suspended is not None
-        if resumed:
+        if vsi.suspended is not None:
             self._handles.discard(vsi.suspended.handle)
             vsi.suspended = None
         if att is None:
             att = vsi.attachments[port] = _Attachment(
                 port, self._allocate_handle(), manager, request, response, state, decision.entries,
-                decision.profile, now, now, keepalive_timeout)
+                profile, now, now, keepalive_timeout)
             self._watch(vsi.vsi_id, att)
         else:
             if att.state is not state:
                 att.since = now
             att.manager, att.request, att.response, att.state = manager, request, response, state
-            att.entries, att.profile = decision.entries, decision.profile
+            att.entries, att.profile = decision.entries, profile
             self._refresh(vsi.vsi_id, att, now, keepalive_timeout)
         outcome = Outcome(responses=[(port, manager, response)])
         fields = _attachment_fields(vsi.vsi_id, att, mode=_mode_name(request.mode),
@@ -305,6 +323,7 @@ class VdpBridge:
         outcome = Outcome(responses=[(port, manager, make_response(request))])
         if att is None:
             return outcome
+        assert vsi is not None  # att is one of its attachments
         if request.s_bit and len(vsi.attachments) == 1:
             self._detach(vsi, att, suspend=True)
             att.state, att.since = VsiState.SUSPENDED, now
@@ -387,6 +406,7 @@ class VdpBridge:
             AuthRequest.from_tlv(port, source.manager, request), self._bound)
         if not decision.ok:
             raise ValueError(decision.reason)
+        assert decision.profile is not None  # a granted decision names its profile
         response = make_response(request, filters=_granted_filters(request, decision.entries))
         att = vsi.attachments[port] = _Attachment(
             port, self._allocate_handle(), source.manager, request, response,
@@ -423,6 +443,7 @@ class VdpBridge:
                    "its VLAN is no longer allowed"
                    if any(e.vid not in profile.vlans for e in att.entries) else None)
         if problem is None:
+            assert profile is not None  # a removed type is a problem
             att.profile = profile
             outcome.events.append(("vsi.updated", _attachment_fields(
                 vsi.vsi_id, att, reason="profile changed")))
@@ -586,7 +607,7 @@ class VdpBridge:
         if placed == before:
             return
         for entries, sign in ((before, -1), (placed, 1)):
-            for port, key, profile in entries:
+            for _port, key, profile in entries:
                 self._profiles_in_use[key][profile] += sign
                 if not self._profiles_in_use[key][profile]:
                     del self._profiles_in_use[key][profile]
@@ -623,6 +644,7 @@ class VdpBridge:
         self._forget_if_empty(vsi)
 
     def _drop_suspended(self, vsi: _Vsi) -> None:
+        assert vsi.suspended is not None  # callers drop a held record they found
         self._handles.discard(vsi.suspended.handle)
         vsi.suspended = None
         self._forget_if_empty(vsi)

@@ -8,15 +8,25 @@ from pathlib import Path
 import pytest
 from hypothesis import strategies as st
 
-from app.codec.cdcp_tlv import RESERVED_MASK as CDCP_RESERVED_MASK, CdcpTlv, SChannel
+from app.codec.cdcp_tlv import RESERVED_MASK as CDCP_RESERVED_MASK
+from app.codec.cdcp_tlv import CdcpTlv, SChannel
 from app.codec.errors import CodecError
 from app.codec.ethernet import TPID_CTAG, TPID_STAG, VlanTag
-from app.codec.evb_tlv import RESERVED_MASK as EVB_RESERVED_MASK, EvbTlv
+from app.codec.evb_tlv import RESERVED_MASK as EVB_RESERVED_MASK
+from app.codec.evb_tlv import EvbTlv
 from app.codec.frame import EcpAckFrame, LldpFrame, VdpFrame
 from app.codec.lldp import ChassisId, LldpPdu, LldpTlv, OrgTlv, PortId
 from app.codec.tlv import IEEE_8021_OUI
 from app.codec.vdp import (
-    VSI_TLV_TYPES, FilterEntry, FilterFormat, ManagerIdTlv, Vdpdu, VdpOrgTlv, VsiId, VsiIdFormat, VsiTlv,
+    VSI_TLV_TYPES,
+    FilterEntry,
+    FilterFormat,
+    ManagerIdTlv,
+    VdpOrgTlv,
+    Vdpdu,
+    VsiId,
+    VsiIdFormat,
+    VsiTlv,
 )
 from tests.pcap_reader import read_pcap
 from tests.unit.test_rest_harness import Harness
@@ -53,12 +63,14 @@ vlan_tags = st.builds(VlanTag, vid=uints(12), pcp=uints(3), dei=st.booleans(),
                       tpid=st.sampled_from([TPID_CTAG, TPID_STAG]))
 
 # A PDU tail: (end_tlv, padding) pairs that decode back to themselves.
-tails = st.one_of(st.just((False, 0)), st.just((False, 1)), st.tuples(st.just(True), st.integers(0, 40)))
+tails = st.one_of(st.just((False, 0)), st.just((False, 1)),
+                  st.tuples(st.just(True), st.integers(0, 40)))
 
 evb_tlvs = st.builds(
-    EvbTlv, mode=uints(2), bgid=st.booleans(), rrcap=st.booleans(), rrctr=st.booleans(), sgid=st.booleans(),
-    rrreq=st.booleans(), rrstat=uints(2), r=uints(3), rte=uints(5), rol_rwd=st.booleans(), rwd=uints(5),
-    rol_rka=st.booleans(), rka=uints(5), reserved=uints(40).map(lambda bits: bits & EVB_RESERVED_MASK),
+    EvbTlv, mode=uints(2), bgid=st.booleans(), rrcap=st.booleans(), rrctr=st.booleans(),
+    sgid=st.booleans(), rrreq=st.booleans(), rrstat=uints(2), r=uints(3), rte=uints(5),
+    rol_rwd=st.booleans(), rwd=uints(5), rol_rka=st.booleans(), rka=uints(5),
+    reserved=uints(40).map(lambda bits: bits & EVB_RESERVED_MASK),
 )
 cdcp_tlvs = st.builds(
     CdcpTlv, role=uints(1), scomp=st.booleans(), chncap=uints(12),
@@ -83,21 +95,24 @@ def filter_entries(filter_format: FilterFormat) -> st.SearchStrategy[FilterEntry
     with_mac = filter_format in (FilterFormat.MAC_VID, FilterFormat.GROUP_MAC_VID)
     with_group = filter_format in (FilterFormat.GROUP_VID, FilterFormat.GROUP_MAC_VID)
     return st.builds(FilterEntry, vid=uints(12), pcp=uints(3), ps=st.booleans(),
-                     mac=macs if with_mac else st.none(), group_id=uints(32) if with_group else st.none())
+                     mac=macs if with_mac else st.none(),
+                     group_id=uints(32) if with_group else st.none())
 
 
 vsi_ids = st.builds(VsiId, st.sampled_from(VsiIdFormat), st.binary(min_size=16, max_size=16))
 vsi_tlvs = st.sampled_from(FilterFormat).flatmap(lambda filter_format: st.builds(
-    VsiTlv, mode=st.sampled_from(VSI_TLV_TYPES), status=uints(8), type_id=uints(24), type_version=uints(8),
-    vsi_id=vsi_ids, filter_format=st.just(filter_format),
+    VsiTlv, mode=st.sampled_from(VSI_TLV_TYPES), status=uints(8), type_id=uints(24),
+    type_version=uints(8), vsi_id=vsi_ids, filter_format=st.just(filter_format),
     filters=st.lists(filter_entries(filter_format), min_size=1, max_size=4).map(tuple),
 ))
 manager_ids = st.builds(ManagerIdTlv, st.binary(min_size=16, max_size=16))
 vdp_org_tlvs = st.builds(VdpOrgTlv, uints(24), st.binary(max_size=30))
 vdpdus = st.builds(
-    lambda leading, groups, tail: Vdpdu(tuple(leading) + tuple(t for mgr, rest in groups for t in (mgr, *rest)), *tail),
+    lambda leading, groups, tail: Vdpdu(
+        tuple(leading) + tuple(t for mgr, rest in groups for t in (mgr, *rest)), *tail),
     st.lists(vdp_org_tlvs, max_size=1),
-    st.lists(st.tuples(manager_ids, st.lists(st.one_of(vsi_tlvs, vdp_org_tlvs), max_size=3)), max_size=3),
+    st.lists(st.tuples(manager_ids, st.lists(st.one_of(vsi_tlvs, vdp_org_tlvs), max_size=3)),
+             max_size=3),
     tails,
 )
 

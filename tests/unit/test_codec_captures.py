@@ -9,7 +9,7 @@ import pytest
 from app.codec.ethernet import decode_ethernet, encode_ethernet
 from app.codec.evb_tlv import EvbMode, EvbTlv, RrStat
 from app.codec.frame import LldpFrame, VdpFrame, decode_evb_frame, encode_evb_frame
-from app.codec.vdp import FilterEntry, FilterFormat, Vdpdu, VdpTlvType, VsiIdFormat, make_response
+from app.codec.vdp import FilterEntry, FilterFormat, VdpTlvType, Vdpdu, VsiIdFormat, make_response
 from tests.unit.conftest import capture, captured_frames, codec_error
 
 # ovs_responder.pcap contains robustness probes and the OVS bridge's STP BPDUs.
@@ -20,7 +20,8 @@ REJECTED = {("ovs_responder.pcap", number): field for numbers, field in [
     ((48, 50, 53, 55, 64, 66, 89, 91), "lldp.padding"),
     # The same LLDPDUs sent with the ECP EtherType: ECP version 0.
     ((49, 51, 54, 56, 65, 67, 90, 92), "ecp.version"),
-    ((61, 63, 68, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 87, 88, 93), "ethernet.ethertype"),
+    ((61, 63, 68, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 87, 88, 93),
+     "ethernet.ethertype"),
 ] for number in numbers}
 
 FRAMES = captured_frames()
@@ -40,8 +41,9 @@ def test_every_captured_frame(name, number, raw):
 
 def test_bridge_evb_tlv():
     frame = decode_evb_frame(capture("vdp22.pcap")[3])  # raw 0080c20d03076e7434
-    assert frame.lldpdu.evb == EvbTlv(mode=EvbMode.BRIDGE, rrcap=True, rrctr=True, rrreq=True, rrstat=RrStat.UNKNOWN,
-                                      r=3, rte=14, rol_rwd=True, rwd=20, rol_rka=True, rka=20)
+    assert frame.lldpdu.evb == EvbTlv(mode=EvbMode.BRIDGE, rrcap=True, rrctr=True, rrreq=True,
+                                      rrstat=RrStat.UNKNOWN, r=3, rte=14, rol_rwd=True, rwd=20,
+                                      rol_rka=True, rka=20)
 
 
 def test_shutdown_lldpdu():
@@ -56,10 +58,12 @@ def test_associate_request_and_response():
         ("02:00:00:00:51:01", 3, "02:00:00:00:b0:01", 3)
     (manager, vsi), = request.vdpdu.vsis_with_manager()
     assert manager.name == "blabla"
-    assert (vsi.mode, vsi.status, vsi.type_id, vsi.type_version) == (VdpTlvType.ASSOCIATE, 0x00, 5, 4)
+    assert (vsi.mode, vsi.status, vsi.type_id, vsi.type_version) == (
+        VdpTlvType.ASSOCIATE, 0x00, 5, 4)
     assert vsi.vsi_id.format == VsiIdFormat.UUID
     assert vsi.vsi_id.uuid == uuid.UUID("a1b2c3d4-0000-0000-0000-000000001122")
-    assert (vsi.filter_format, vsi.filters) == (FilterFormat.MAC_VID, (FilterEntry(vid=100, mac="52:00:00:11:22:33"),))
+    assert (vsi.filter_format, vsi.filters) == (
+        FilterFormat.MAC_VID, (FilterEntry(vid=100, mac="52:00:00:11:22:33"),))
     assert response.vdpdu == Vdpdu((manager, make_response(vsi)))
     assert response.vdpdu.tlvs[1].status == 0x40
 
@@ -76,7 +80,8 @@ def test_group_id_filter():
 
 def test_migrate_to_hint():
     vsi = decode_evb_frame(capture("vdp22.pcap")[56]).vdpdu.tlvs[1]
-    assert (vsi.mode, vsi.status, vsi.m_bit, vsi.s_bit) == (VdpTlvType.PRE_ASSOCIATE, 0x10, True, False)
+    assert (vsi.mode, vsi.status, vsi.m_bit, vsi.s_bit) == (
+        VdpTlvType.PRE_ASSOCIATE, 0x10, True, False)
 
 
 def test_unsolicited_bridge_deassociate():

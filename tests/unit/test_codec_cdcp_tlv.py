@@ -1,7 +1,14 @@
 import pytest
 from hypothesis import given, settings
 
-from app.codec.cdcp_tlv import MAX_CHANNELS, CdcpRole, CdcpTlv, SChannel, decode_cdcp_tlv, encode_cdcp_tlv
+from app.codec.cdcp_tlv import (
+    MAX_CHANNELS,
+    CdcpRole,
+    CdcpTlv,
+    SChannel,
+    decode_cdcp_tlv,
+    encode_cdcp_tlv,
+)
 from tests.unit.conftest import cdcp_tlvs, codec_error
 
 # Station, SComp set, ChnCap 167, S-channels (1, 0) and (2, 100).
@@ -27,7 +34,8 @@ def test_167_pairs_fill_the_9_bit_length():
 
 def test_more_than_167_pairs_are_rejected():
     with codec_error("cdcp.channels"):
-        CdcpTlv(role=CdcpRole.BRIDGE, channels=tuple(SChannel(1, 1) for _ in range(MAX_CHANNELS + 1)))
+        CdcpTlv(role=CdcpRole.BRIDGE,
+                channels=tuple(SChannel(1, 1) for _ in range(MAX_CHANNELS + 1)))
 
 
 def test_reserved_bits_are_kept():

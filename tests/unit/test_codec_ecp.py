@@ -1,5 +1,6 @@
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.codec.ecp import SUBTYPE_VDP, EcpOp, EcpPdu, decode_ecpdu, encode_ecpdu
 from tests.unit.conftest import codec_error, uints
@@ -7,7 +8,8 @@ from tests.unit.conftest import codec_error, uints
 
 def test_decode_request_header():
     pdu = decode_ecpdu(bytes.fromhex("10010007") + b"vdpdu")
-    assert pdu == EcpPdu(op=EcpOp.REQUEST, sequence=7, payload=b"vdpdu", subtype=SUBTYPE_VDP, version=1)
+    assert pdu == EcpPdu(op=EcpOp.REQUEST, sequence=7, payload=b"vdpdu", subtype=SUBTYPE_VDP,
+                         version=1)
 
 
 @pytest.mark.parametrize("padding", [0, 42])
@@ -19,10 +21,10 @@ def test_ack_keeps_its_padding(padding):
 
 
 @settings(max_examples=200)
-@given(st.builds(EcpPdu, op=st.just(EcpOp.REQUEST), sequence=uints(16), payload=st.binary(max_size=64),
-                 subtype=uints(10)) |
-       st.builds(EcpPdu, op=st.just(EcpOp.ACK), sequence=uints(16), payload=st.integers(0, 46).map(bytes),
-                 subtype=uints(10)))
+@given(st.builds(EcpPdu, op=st.just(EcpOp.REQUEST), sequence=uints(16),
+                 payload=st.binary(max_size=64), subtype=uints(10)) |
+       st.builds(EcpPdu, op=st.just(EcpOp.ACK), sequence=uints(16),
+                 payload=st.integers(0, 46).map(bytes), subtype=uints(10)))
 def test_round_trip(pdu):
     assert decode_ecpdu(encode_ecpdu(pdu)) == pdu
 
@@ -40,8 +42,8 @@ def test_malformed(raw, field):
 
 
 @pytest.mark.parametrize("kwargs, field", [
-    ({"sequence": 1 << 16}, "ecp.sequence"), ({"subtype": 1 << 10}, "ecp.subtype"), ({"op": 2}, "ecp.op"),
-    ({"version": 2}, "ecp.version"), ({"payload": "x"}, "ecp.payload"),
+    ({"sequence": 1 << 16}, "ecp.sequence"), ({"subtype": 1 << 10}, "ecp.subtype"),
+    ({"op": 2}, "ecp.op"), ({"version": 2}, "ecp.version"), ({"payload": "x"}, "ecp.payload"),
 ])
 def test_invalid_objects_are_rejected(kwargs, field):
     with codec_error(field):

@@ -1,5 +1,6 @@
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.codec.ethernet import TPID_STAG, EthernetFrame, VlanTag, decode_ethernet, encode_ethernet
 from tests.unit.conftest import codec_error, macs, vlan_tags
@@ -10,7 +11,8 @@ TAGGED = bytes.fromhex("0180c2000000" "020000005101" "88a8" "b064" "8940" "14010
 
 def test_decode_untagged_frame():
     assert decode_ethernet(UNTAGGED) == EthernetFrame(
-        dst="01:80:c2:00:00:00", src="02:00:00:00:51:01", ethertype=0x8940, payload=bytes.fromhex("14010001"))
+        dst="01:80:c2:00:00:00", src="02:00:00:00:51:01", ethertype=0x8940,
+        payload=bytes.fromhex("14010001"))
 
 
 def test_decode_s_tagged_frame():
@@ -21,11 +23,13 @@ def test_decode_s_tagged_frame():
 
 
 def test_macs_are_normalized_to_lowercase():
-    assert EthernetFrame("01:80:C2:00:00:0E", "AA:bb:CC:dd:EE:ff", 0x88CC).src == "aa:bb:cc:dd:ee:ff"
+    frame = EthernetFrame("01:80:C2:00:00:0E", "AA:bb:CC:dd:EE:ff", 0x88CC)
+    assert frame.src == "aa:bb:cc:dd:ee:ff"
 
 
 @settings(max_examples=200)
-@given(st.builds(EthernetFrame, macs, macs, st.integers(0, 0xFFFF).filter(lambda t: t not in (0x8100, 0x88A8)),
+@given(st.builds(EthernetFrame, macs, macs,
+                 st.integers(0, 0xFFFF).filter(lambda t: t not in (0x8100, 0x88A8)),
                  st.binary(max_size=64), st.none() | vlan_tags))
 def test_round_trip(frame):
     assert decode_ethernet(encode_ethernet(frame)) == frame
@@ -33,8 +37,8 @@ def test_round_trip(frame):
 
 @pytest.mark.parametrize("length, field", [
     (0, "ethernet.dst"), (5, "ethernet.dst"), (6, "ethernet.src"), (11, "ethernet.src"),
-    (12, "ethernet.ethertype"), (13, "ethernet.ethertype"), (14, "ethernet.vlan"), (15, "ethernet.vlan"),
-    (16, "ethernet.ethertype"), (17, "ethernet.ethertype"),
+    (12, "ethernet.ethertype"), (13, "ethernet.ethertype"), (14, "ethernet.vlan"),
+    (15, "ethernet.vlan"), (16, "ethernet.ethertype"), (17, "ethernet.ethertype"),
 ])
 def test_truncated_at_each_field(length, field):
     with codec_error(field):

@@ -58,8 +58,9 @@ def test_malformed(raw, field):
 
 
 @pytest.mark.parametrize("kwargs, field", [
-    ({"mode": 4}, "evb.mode"), ({"r": 8}, "evb.r"), ({"rte": 32}, "evb.rte"), ({"rwd": 32}, "evb.rwd"),
-    ({"rka": -1}, "evb.rka"), ({"rrstat": 4}, "evb.rrstat"), ({"bgid": 2}, "evb.bgid"),
+    ({"mode": 4}, "evb.mode"), ({"r": 8}, "evb.r"), ({"rte": 32}, "evb.rte"),
+    ({"rwd": 32}, "evb.rwd"), ({"rka": -1}, "evb.rka"), ({"rrstat": 4}, "evb.rrstat"),
+    ({"bgid": 2}, "evb.bgid"),
     ({"reserved": 0x01}, "evb.reserved"),
 ])
 def test_invalid_fields_are_rejected(kwargs, field):

@@ -47,8 +47,8 @@ def test_vlan_tagged_frame_round_trips():
 
 @pytest.mark.parametrize("raw, field", [
     pytest.param(OVS[60], "ethernet.ethertype", id="stp-bpdu"),  # 802.3 length 0x0026
-    pytest.param(encode_ethernet(EthernetFrame(NEAREST_BRIDGE, BRIDGE, 0x0800, bytes(46))), "ethernet.ethertype",
-                 id="ipv4"),
+    pytest.param(encode_ethernet(EthernetFrame(NEAREST_BRIDGE, BRIDGE, 0x0800, bytes(46))),
+                 "ethernet.ethertype", id="ipv4"),
     pytest.param(encode_ethernet(EthernetFrame(NEAREST_BRIDGE, BRIDGE, 0x8940,
                                                encode_ecpdu(EcpPdu(EcpOp.REQUEST, 1, subtype=2)))),
                  "ecp.subtype", id="ecp-subtype-2"),
@@ -77,8 +77,8 @@ def test_build_bridge_lldp_frame_matches_lldpad():
 
 
 def test_build_bridge_lldp_frame_with_long_port_id_is_not_padded():
-    raw = build_bridge_lldp_frame(BRIDGE, PortId.from_name("x" * 40), 120, EvbTlv(mode=EvbMode.BRIDGE),
-                                  src="02:00:00:00:00:01")
+    raw = build_bridge_lldp_frame(BRIDGE, PortId.from_name("x" * 40), 120,
+                                  EvbTlv(mode=EvbMode.BRIDGE), src="02:00:00:00:00:01")
     frame = decode_evb_frame(raw)
     assert len(raw) > 60 and (frame.lldpdu.end_tlv, frame.lldpdu.padding) == (True, 0)
     assert frame.src == "02:00:00:00:00:01" and frame.lldpdu.chassis_id.mac == BRIDGE
@@ -97,4 +97,5 @@ def test_build_vdp_request_matches_lldpad_response():
 def test_build_vdp_request_pads_short_vdpdus_with_an_end_tlv():
     raw = build_vdp_request(BRIDGE, 9, Vdpdu((ManagerIdTlv.from_name("m"),)))
     assert len(raw) == 60
-    assert decode_evb_frame(raw).vdpdu == Vdpdu((ManagerIdTlv.from_name("m"),), end_tlv=True, padding=22)
+    assert decode_evb_frame(raw).vdpdu == Vdpdu((ManagerIdTlv.from_name("m"),), end_tlv=True,
+                                                padding=22)

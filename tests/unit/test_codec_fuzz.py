@@ -2,7 +2,8 @@
 succeed, and whatever they accept re-encodes to exactly the input."""
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.codec.cdcp_tlv import decode_cdcp_tlv, encode_cdcp_tlv
 from app.codec.ecp import decode_ecpdu, encode_ecpdu
@@ -29,7 +30,8 @@ VALID = {
     "evb": evb_tlvs.map(encode_evb_tlv),
     "cdcp": cdcp_tlvs.map(encode_cdcp_tlv),
     "vdp": vdpdus.map(encode_vdpdu),
-    "frame": evb_frames.map(encode_evb_frame) | st.sampled_from([raw for _, _, raw in captured_frames()]),
+    "frame": evb_frames.map(encode_evb_frame)
+             | st.sampled_from([raw for _, _, raw in captured_frames()]),
 }
 
 
@@ -75,7 +77,8 @@ def test_damaged_valid_encodings(codec, data):
 
 
 @settings(max_examples=300)
-@given(header=st.sampled_from([bytes.fromhex("88cc"), bytes.fromhex("894010010001"), bytes.fromhex("894014010001")]),
+@given(header=st.sampled_from([bytes.fromhex("88cc"), bytes.fromhex("894010010001"),
+                               bytes.fromhex("894014010001")]),
        payload=st.binary(max_size=96))
 def test_random_payload_behind_a_valid_header(header, payload):
     assert_rejected_or_exact("frame", bytes.fromhex("0180c2000000020000005101") + header + payload)

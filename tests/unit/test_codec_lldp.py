@@ -7,7 +7,8 @@ from tests.unit.conftest import capture, codec_error, lldpdus
 
 # The lldpad bridge's LLDPDU, vdp22.pcap #4, without its Ethernet header.
 BRIDGE_LLDPDU = bytes.fromhex(
-    "02070402000000b001" "04070302000000b001" "06020078" "fe090080c20d03076e7434" "0000") + bytes(11)
+    "02070402000000b001" "04070302000000b001" "06020078" "fe090080c20d03076e7434" "0000"
+) + bytes(11)
 HEAD = bytes.fromhex("02070402000000b001" "04070302000000b001" "06020078")
 
 
@@ -29,7 +30,8 @@ def test_unknown_and_org_tlvs_are_carried_through():
     assert pdu.port_id == PortId.from_name("ovs-o1")
     assert pdu.tlvs[0] == LldpTlv(6, b"openvswitch 3.1.0")
     assert pdu.tlvs[1] == LldpTlv(7, bytes.fromhex("00040004"))
-    assert isinstance(pdu.tlvs[2], OrgTlv) and (pdu.tlvs[2].oui, pdu.tlvs[2].subtype) == (0x00040D, 0x0B)
+    assert isinstance(pdu.tlvs[2], OrgTlv)
+    assert (pdu.tlvs[2].oui, pdu.tlvs[2].subtype) == (0x00040D, 0x0B)
     assert (pdu.end_tlv, pdu.padding) == (True, 0)
     assert encode_lldpdu(pdu) == frame[14:]
 
@@ -91,7 +93,8 @@ def test_captured_malformed_lldpdu_is_rejected():
     (lambda: PortId.from_mac("02:00:00:00:b0"), "lldp.port_id.id"),
     (lambda: PortId.from_name("eth0").mac, "lldp.port_id.id"),
     (lambda: LldpPdu(ChassisId(4, b"x"), PortId(3, b"y"), 1 << 16), "lldp.ttl"),
-    (lambda: LldpPdu(ChassisId(4, b"x"), PortId(3, b"y"), 1, end_tlv=False, padding=2), "lldp.padding"),
+    (lambda: LldpPdu(ChassisId(4, b"x"), PortId(3, b"y"), 1, end_tlv=False, padding=2),
+     "lldp.padding"),
     (lambda: LldpPdu(ChassisId(4, b"x"), PortId(3, b"y"), 1, (b"raw",)), "lldp.tlv"),
     (lambda: LldpPdu(PortId(3, b"y"), PortId(3, b"y"), 1), "lldp.chassis_id"),
 ])

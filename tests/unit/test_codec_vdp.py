@@ -5,8 +5,22 @@ import pytest
 from hypothesis import given, settings
 
 from app.codec.vdp import (
-    STATUS_M, STATUS_S, FilterEntry, FilterFormat, ManagerIdTlv, VdpError, VdpOrgTlv, Vdpdu, VdpTlvType, VsiId,
-    VsiIdFormat, VsiTlv, decode_vdpdu, encode_vdpdu, make_deassociate, make_response,
+    STATUS_M,
+    STATUS_S,
+    FilterEntry,
+    FilterFormat,
+    ManagerIdTlv,
+    VdpError,
+    VdpOrgTlv,
+    VdpTlvType,
+    Vdpdu,
+    VsiId,
+    VsiIdFormat,
+    VsiTlv,
+    decode_vdpdu,
+    encode_vdpdu,
+    make_deassociate,
+    make_response,
 )
 from tests.unit.conftest import codec_error, vdpdus
 
@@ -20,7 +34,8 @@ ASSOC_TLV = bytes.fromhex("0621") + ASSOC_BODY
 def vsi_tlv(**changes) -> VsiTlv:
     fields = dict(mode=VdpTlvType.ASSOCIATE, status=0, type_id=5, type_version=4,
                   vsi_id=VsiId.from_uuid("a1b2c3d4-0000-0000-0000-000000001122"),
-                  filter_format=FilterFormat.MAC_VID, filters=(FilterEntry(vid=100, mac="52:00:00:11:22:33"),))
+                  filter_format=FilterFormat.MAC_VID,
+                  filters=(FilterEntry(vid=100, mac="52:00:00:11:22:33"),))
     return VsiTlv(**fields | changes)
 
 
@@ -42,9 +57,11 @@ def test_make_response_sets_only_the_status():
 
 def test_make_response_with_error_keep_hard_and_new_filters():
     filters = (FilterEntry(vid=300, pcp=3, ps=True, mac="52:00:00:11:22:33"),)
-    response = make_response(vsi_tlv(), VdpError.INSUFFICIENT_RESOURCES, keep=True, hard=True, filters=filters)
+    response = make_response(vsi_tlv(), VdpError.INSUFFICIENT_RESOURCES, keep=True, hard=True,
+                             filters=filters)
     assert response.status == 0x40 | 0x20 | 0x10 | 2
-    assert (response.keep, response.hard, response.error) == (True, True, VdpError.INSUFFICIENT_RESOURCES)
+    assert (response.keep, response.hard, response.error) == (
+        True, True, VdpError.INSUFFICIENT_RESOURCES)
     assert response.filters == filters
 
 
@@ -59,7 +76,8 @@ def test_make_deassociate_is_unsolicited():
     assert not deassociate.is_response
 
 
-@pytest.mark.parametrize("status, m_bit, s_bit", [(0, False, False), (STATUS_M, True, False), (STATUS_S, False, True)])
+@pytest.mark.parametrize("status, m_bit, s_bit",
+                         [(0, False, False), (STATUS_M, True, False), (STATUS_S, False, True)])
 def test_request_hints(status, m_bit, s_bit):
     request = vsi_tlv(status=status)
     assert (request.m_bit, request.s_bit, request.is_response, request.keep, request.hard) == \
@@ -146,7 +164,8 @@ def test_vsi_tlv_truncated_at_each_field(length):
 
 
 def _with_body(offset: int, replacement: str) -> bytes:
-    body = ASSOC_BODY[:offset] + bytes.fromhex(replacement) + ASSOC_BODY[offset + len(bytes.fromhex(replacement)):]
+    new = bytes.fromhex(replacement)
+    body = ASSOC_BODY[:offset] + new + ASSOC_BODY[offset + len(new):]
     return MGRID + (0x0600 | len(body)).to_bytes(2, "big") + body
 
 
@@ -176,7 +195,8 @@ def test_malformed(raw, field):
 
 @pytest.mark.parametrize("make, field", [
     (lambda: vsi_tlv(filters=()), "vdp.filter.count"),
-    (lambda: vsi_tlv(filters=(FilterEntry(vid=1, mac="52:00:00:11:22:33"),) * 61), "vdp.filter.count"),
+    (lambda: vsi_tlv(filters=(FilterEntry(vid=1, mac="52:00:00:11:22:33"),) * 61),
+     "vdp.filter.count"),
     (lambda: vsi_tlv(filters=(FilterEntry(vid=1),)), "vdp.filter.mac"),
     (lambda: vsi_tlv(filter_format=FilterFormat.GROUP_MAC_VID), "vdp.filter.group_id"),
     (lambda: vsi_tlv(filter_format=FilterFormat.VID), "vdp.filter.mac"),

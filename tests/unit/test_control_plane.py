@@ -133,8 +133,10 @@ def test_two_associated_vms_reach_each_other_across_edges_and_a_refused_one_noth
     bed = Bed()
     for dpid in (EDGE1, EDGE2):
         bed.station_hello(dpid, 1)
-    assert vdp_responses(bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A))[0].status == 0x40
-    assert vdp_responses(bed.request(EDGE2, 1, VdpTlvType.ASSOCIATE, UUID_B, VM_B))[0].status == 0x40
+    assert vdp_responses(
+        bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A))[0].status == 0x40
+    assert vdp_responses(
+        bed.request(EDGE2, 1, VdpTlvType.ASSOCIATE, UUID_B, VM_B))[0].status == 0x40
     assert ping(bed, PortRef(EDGE1, 1), VM_A, VM_B) == [(EDGE2, 1)]
     assert ping(bed, PortRef(EDGE2, 1), VM_B, VM_A) == [(EDGE1, 1)]
 
@@ -200,7 +202,8 @@ def test_link_probes_build_the_topology():
     bed = Bed()
     assert {(link.a.dpid, link.b.dpid) for link in bed.plane.topology.links} == {
         (EDGE1, 0x100), (EDGE2, 0x100)}
-    assert all(bed.plane.counters_for(0x100)[p]["link_probe"] >= 1 for p in ("agg1-dn1", "agg1-dn2"))
+    assert all(bed.plane.counters_for(0x100)[p]["link_probe"] >= 1
+               for p in ("agg1-dn1", "agg1-dn2"))
     assert ETH_TYPE_LLDP  # probes ride on LLDP, punted like the stations' frames
 
 
@@ -242,13 +245,15 @@ def test_relocation_prepares_the_destination_and_the_stations_associate_moves_th
 
 def test_a_changed_profile_applies_to_associated_vms_and_a_removed_type_deassociates():
     import dataclasses
+
     from app.policy.profile import Qos
     bed = Bed()
     bed.station_hello(EDGE1, 1)
     bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A)
     database = load_policies(POLICIES)
     web = database.get(5, 4)
-    faster = database.with_profile(dataclasses.replace(web, qos=Qos(rate_kbps=20000, burst_kb=2000)))
+    faster = database.with_profile(
+        dataclasses.replace(web, qos=Qos(rate_kbps=20000, burst_kb=2000)))
     reaction, result = bed.plane.apply_profiles(faster, 2.0)
     assert result == {"updated": 1, "deassociated": []}
     bed.run(reaction)
@@ -283,6 +288,7 @@ def test_a_restarted_controller_takes_back_its_intent_and_changes_no_flow():
 
 def test_a_type_unknown_here_is_asked_of_the_vm_manager_and_the_request_replayed():
     import dataclasses
+
     from app.policy.database import VsiTypeDatabase
     from app.vcenter.client import LookupPending, ProfileQuery
     from app.vdp.authorizer import VsiManagerUnreachable
@@ -308,7 +314,8 @@ def test_a_type_unknown_here_is_asked_of_the_vm_manager_and_the_request_replayed
     assert vdp_responses(sent) == []  # parked while the manager is asked
     answers[ProfileQuery(42, 1, "mgr1")] = remote
     sent = bed.run(bed.plane.lookup_done(ProfileQuery(42, 1, "mgr1"), 1.5))
-    assert sorted((d, r.status) for (d, _, _), r in zip(sent, vdp_responses(sent))) == [
+    assert sorted((d, r.status)
+                  for (d, _, _), r in zip(sent, vdp_responses(sent), strict=True)) == [
         (EDGE1, 0x40), (EDGE2, 0x40)]
     assert ping(bed, PortRef(EDGE1, 1), VM_A, VM_C) == [(EDGE2, 1)]
 

@@ -1,6 +1,9 @@
 """ECP22, both directions: duplicates, one outstanding PDU, retransmission, give-up, wrap."""
+from itertools import pairwise
+
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.codec.ecp import SUBTYPE_VDP, EcpOp, EcpPdu
 from app.session.ecp_machine import EcpMachine, next_sequence
@@ -88,7 +91,7 @@ def test_retransmits_every_interval_r_times_then_gives_up_and_sends_the_next():
     for _ in range(3):
         times.append(ecp.next_deadline())
         sent.append(ecp.poll(times[-1]).pdus)
-    assert [t2 - t1 for t1, t2 in zip(times, times[1:])] == pytest.approx([RTE14] * 3)
+    assert [t2 - t1 for t1, t2 in pairwise(times)] == pytest.approx([RTE14] * 3)
     assert sent == [[EcpPdu(EcpOp.REQUEST, 1, b"a")]] * 4     # R=3: four transmissions
     end = ecp.next_deadline()
     assert end == pytest.approx(4 * RTE14)
@@ -116,7 +119,8 @@ def test_r_and_rte_can_change_after_negotiation():
     ecp.send(b"a", 1.0)
     ecp.poll(1.0)
     assert ecp.next_deadline() == pytest.approx(1.0 + 0.65536)
-    assert ecp.poll(ecp.next_deadline()).gave_up == [EcpPdu(EcpOp.REQUEST, 1, b"a")]   # R=0: no retry
+    # R=0: no retry
+    assert ecp.poll(ecp.next_deadline()).gave_up == [EcpPdu(EcpOp.REQUEST, 1, b"a")]
 
 
 def test_sequence_wraps_to_1_skipping_0():

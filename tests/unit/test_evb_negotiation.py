@@ -3,11 +3,17 @@ derived timers, and that any station TLV negotiates to a valid answer."""
 from dataclasses import replace
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.codec.evb_tlv import EvbMode, EvbTlv, RrStat, decode_evb_tlv, encode_evb_tlv
 from app.session.evb_negotiation import (
-    BridgeEvbConfig, bridge_keepalive_timeout, bridge_tlv_unsolicited, evb_duration, evb_tlv_fields, negotiate,
+    BridgeEvbConfig,
+    bridge_keepalive_timeout,
+    bridge_tlv_unsolicited,
+    evb_duration,
+    evb_tlv_fields,
+    negotiate,
 )
 from tests.unit.conftest import evb_tlvs
 
@@ -35,7 +41,8 @@ def test_unsolicited_tlv_is_lldpads_before_it_hears_a_station():
     assert _info(bridge_tlv_unsolicited(DEFAULT)) == "02006e5414"   # vdp22.pcap #2
 
 
-STATION = EvbTlv(mode=EvbMode.STATION, rrreq=True, rrstat=RrStat.UNKNOWN, r=3, rte=14, rwd=20, rka=20)
+STATION = EvbTlv(mode=EvbMode.STATION, rrreq=True, rrstat=RrStat.UNKNOWN, r=3, rte=14, rwd=20,
+                 rka=20)
 
 
 @pytest.mark.parametrize("station, config, expected", [
@@ -64,7 +71,8 @@ def test_negotiation_table(station, config, expected):
     assert {key: got[key] for key in expected} == expected
     assert (tlv.mode, tlv.rrcap, tlv.bgid, tlv.rrctr) == (EvbMode.BRIDGE, config.rrcap, config.bgid,
                                                            agreement.rr_granted)
-    assert (tlv.r, tlv.rte, tlv.rwd, tlv.rka) == (agreement.r, agreement.rte, agreement.rwd, agreement.rka)
+    assert (tlv.r, tlv.rte, tlv.rwd, tlv.rka) == (agreement.r, agreement.rte, agreement.rwd,
+                                                  agreement.rka)
     # The station status is echoed.
     assert (tlv.sgid, tlv.rrreq, tlv.rrstat) == (station.sgid, station.rrreq, station.rrstat)
 
@@ -119,8 +127,8 @@ def test_config_ttl_is_interval_times_hold_like_lldpad():
 
 
 @settings(max_examples=300)
-@given(evb_tlvs, st.booleans(), st.booleans(), st.integers(0, 7), st.integers(0, 31), st.integers(0, 31),
-       st.integers(0, 31))
+@given(evb_tlvs, st.booleans(), st.booleans(), st.integers(0, 7), st.integers(0, 31),
+       st.integers(0, 31), st.integers(0, 31))
 def test_any_station_tlv_negotiates_to_a_valid_answer(station, rrcap, bgid, r, rte, rwd, rka):
     config = BridgeEvbConfig(rrcap=rrcap, bgid=bgid, r=r, rte=rte, rwd=rwd, rka=rka)
     agreement = negotiate(station, config)

@@ -8,8 +8,15 @@ import pytest
 
 from app.cli.evbctl import EXIT_API, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, main, table
 from app.rest.server import RestServer
-from tests.unit.test_rest_harness import (ADMIN_TOKEN, BLUE_TOKEN, MAC_B, RED_TOKEN, VSI_A,
-                                          VSI_B, Harness)
+from tests.unit.test_rest_harness import (
+    ADMIN_TOKEN,
+    BLUE_TOKEN,
+    MAC_B,
+    RED_TOKEN,
+    VSI_A,
+    VSI_B,
+    Harness,
+)
 
 VM_NEW = "a1b2c3d4-0000-0000-0000-0000000000c1"
 

@@ -1,5 +1,6 @@
 """Fault events become alarms naming the VMs they affect, and clear when the fault is over."""
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.events import Event
 from app.faults.alarms import AlarmBook, VmPlace, places_of

@@ -3,7 +3,8 @@ from collections import deque
 from dataclasses import replace
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.codec.builders import build_bridge_lldp_frame, build_ecp_ack
 from app.codec.ethernet import NEAREST_BRIDGE, NEAREST_CUSTOMER_BRIDGE, VlanTag
@@ -11,7 +12,14 @@ from app.codec.evb_tlv import EvbTlv
 from app.codec.frame import decode_evb_frame, encode_evb_frame
 from app.codec.lldp import ChassisId, PortId
 from app.fabric.links import (
-    LINK_TIMEOUT, LOCALLY_ASSIGNED, Link, Topology, build_probe, parse_probe, probe_frames)
+    LINK_TIMEOUT,
+    LOCALLY_ASSIGNED,
+    Link,
+    Topology,
+    build_probe,
+    parse_probe,
+    probe_frames,
+)
 from app.fabric.ports import Port, PortRef, PortRole
 from tests.unit.conftest import captured_frames
 
@@ -239,7 +247,7 @@ def test_flood_tree_spans_each_connected_part_without_cycles(links):
     parts = {frozenset(_distances(links, d)) for d in topology.switches()}
     # A forest: as many links as switches minus connected parts, and it connects each part.
     assert len(tree_links) == len(topology.switches()) - len(parts)
-    assert {frozenset(_distances([(l.a, l.b) for l in tree_links], d))
+    assert {frozenset(_distances([(link.a, link.b) for link in tree_links], d))
             for d in topology.switches()} == parts
     for dpid in topology.switches():
         part = next(p for p in parts if dpid in p)

@@ -3,8 +3,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.policy import PolicyError, VsiTypeProfile, load_text
-from app.policy import schema
+from app.policy import PolicyError, VsiTypeProfile, load_text, schema
 
 FUZZ = settings(max_examples=150)
 

@@ -7,9 +7,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app.policy import (AclRule, Limits, MacMatch, PolicyError, Qos, VsiTypeDatabase, VsiTypeKey,
-                        VsiTypeProfile, load_file, load_policies, load_text)
-from app.policy import schema
+from app.policy import (
+    AclRule,
+    Limits,
+    MacMatch,
+    PolicyError,
+    Qos,
+    VsiTypeDatabase,
+    VsiTypeKey,
+    VsiTypeProfile,
+    load_file,
+    load_policies,
+    load_text,
+    schema,
+)
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 

@@ -4,8 +4,18 @@ import uuid
 
 import pytest
 
-from app.policy import (AclRule, Limits, MacMatch, PolicyError, Qos, VsiTypeDatabase, VsiTypeKey,
-                        VsiTypeProfile, manager_id_from_octets, normalize_manager_id)
+from app.policy import (
+    AclRule,
+    Limits,
+    MacMatch,
+    PolicyError,
+    Qos,
+    VsiTypeDatabase,
+    VsiTypeKey,
+    VsiTypeProfile,
+    manager_id_from_octets,
+    normalize_manager_id,
+)
 
 NET4 = ipaddress.IPv4Network
 NET6 = ipaddress.IPv6Network

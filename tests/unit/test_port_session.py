@@ -3,16 +3,26 @@ equal lldpad's byte for byte where the protocol fixes them), built frames, and a
 interleavings of frames that must never raise."""
 import json
 from dataclasses import replace
+from itertools import pairwise
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.codec.ethernet import NEAREST_CUSTOMER_BRIDGE, VlanTag
 from app.codec.evb_tlv import EvbMode, EvbTlv, RrStat, encode_evb_tlv
 from app.codec.frame import EcpAckFrame, LldpFrame, VdpFrame, decode_evb_frame
 from app.codec.lldp import ChassisId, LldpPdu, PortId
 from app.codec.vdp import (
-    FilterEntry, FilterFormat, ManagerIdTlv, Vdpdu, VdpTlvType, VsiId, VsiTlv, encode_vdpdu, make_deassociate,
+    FilterEntry,
+    FilterFormat,
+    ManagerIdTlv,
+    VdpTlvType,
+    Vdpdu,
+    VsiId,
+    VsiTlv,
+    encode_vdpdu,
+    make_deassociate,
     make_response,
 )
 from app.fabric.ports import PortRef
@@ -24,7 +34,8 @@ PORT = PortRef(0x1, 3)
 BRIDGE_MAC = "02:00:00:00:b0:01"
 STATION_MAC = "02:00:00:00:51:01"
 RTE14 = 0.16384
-STATION_TLV = EvbTlv(mode=EvbMode.STATION, rrreq=True, rrstat=RrStat.UNKNOWN, r=3, rte=14, rwd=20, rka=20)
+STATION_TLV = EvbTlv(mode=EvbMode.STATION, rrreq=True, rrstat=RrStat.UNKNOWN, r=3, rte=14, rwd=20,
+                     rka=20)
 MANAGER = ManagerIdTlv.from_name("blabla")
 
 
@@ -38,8 +49,10 @@ def lldp(evb: EvbTlv | None = STATION_TLV, ttl: int = 120, src: str = STATION_MA
 
 
 def vsi(n: int = 1) -> VsiTlv:
-    return VsiTlv(VdpTlvType.ASSOCIATE, 0, 5, 4, VsiId.from_uuid(f"a1b2c3d4-0000-0000-0000-{n:012x}"),
-                  FilterFormat.MAC_VID, (FilterEntry(vid=100, mac=f"52:00:00:00:{n >> 8 & 0xff:02x}:{n & 0xff:02x}"),))
+    mac = f"52:00:00:00:{n >> 8 & 0xff:02x}:{n & 0xff:02x}"
+    return VsiTlv(VdpTlvType.ASSOCIATE, 0, 5, 4,
+                  VsiId.from_uuid(f"a1b2c3d4-0000-0000-0000-{n:012x}"), FilterFormat.MAC_VID,
+                  (FilterEntry(vid=100, mac=mac),))
 
 
 def vdp(sequence: int, *tlvs, src: str = STATION_MAC) -> VdpFrame:
@@ -52,7 +65,8 @@ def decoded(frames: list[bytes]) -> list:
 
 def evb_infos(frames: list[bytes]) -> list[str]:
     """The EVB TLV information octets of the LLDPDUs among ``frames``."""
-    return [encode_evb_tlv(f.lldpdu.evb)[-5:].hex() for f in decoded(frames) if isinstance(f, LldpFrame)]
+    return [encode_evb_tlv(f.lldpdu.evb)[-5:].hex() for f in decoded(frames)
+            if isinstance(f, LldpFrame)]
 
 
 def kinds(events) -> list[str]:
@@ -70,7 +84,7 @@ def _replay_station(station: str, bridge: str):
     raws = capture("vdp22.pcap")
     s = session(bridge)
     lldps, requests, events, last_request = [], [], [], {}
-    for number, (raw, frame) in enumerate(zip(raws, decoded(raws)), 1):
+    for number, frame in enumerate(decoded(raws), 1):
         if frame.src != station:
             continue
         out = s.on_frame(frame, float(number))
@@ -82,10 +96,12 @@ def _replay_station(station: str, bridge: str):
                 (frame.sequence, bridge, NEAREST_CUSTOMER_BRIDGE)
             assert out.vdp == list(frame.vdpdu.vsis_with_manager())
             last_request.update({tlv.vsi_id: (manager, tlv) for manager, tlv in out.vdp})
-            requests += s.send_vdp([(m, make_response(v)) for m, v in out.vdp], float(number)).frames
+            requests += s.send_vdp([(m, make_response(v)) for m, v in out.vdp],
+                                   float(number)).frames
         if isinstance(frame, EcpAckFrame):
             assert s.snapshot()["ecp"]["outstanding"] is None
-    captured = [(number, raw) for number, (raw, frame) in enumerate(zip(raws, decoded(raws)), 1)
+    captured = [(number, raw)
+                for number, (raw, frame) in enumerate(zip(raws, decoded(raws), strict=True), 1)
                 if frame.src == bridge and isinstance(frame, VdpFrame)]
     return s, captured, lldps, requests, events, last_request
 
@@ -100,7 +116,7 @@ def test_replay_answers_like_lldpads_bridge():
     # The keep-alive timeouts' unsolicited De-Associates (#90, #92, #98), sequence 11..13.
     deassociates = [(m, make_deassociate(v)) for m, v in last_request.values()]
     sent = []
-    for item, (number, raw) in zip(deassociates, captured[10:]):
+    for item, (number, raw) in zip(deassociates, captured[10:], strict=True):
         sent += s.send_vdp([item], float(number)).frames
         s.on_frame(EcpAckFrame(STATION_MAC, decode_evb_frame(raw).sequence), float(number))
     assert sent == [raw for _, raw in captured[10:]]
@@ -129,9 +145,10 @@ def test_replay_station_shutdown_then_unacknowledged_deassociate_gives_up_like_l
             gave_up += [fields for kind, fields in out.events if kind == "ecp.gave_up"]
     assert sent == retransmitted
     for pdu_times in times:
-        assert [b - a for a, b in zip(pdu_times, pdu_times[1:])] == pytest.approx([RTE14] * 4)
+        assert [b - a for a, b in pairwise(pdu_times)] == pytest.approx([RTE14] * 4)
     assert [(g["sequence"], g["vsis"]) for g in gave_up] == [
-        (5, ["b1b2c3d4-0000-0000-0000-000000003344"]), (6, ["e1b2c3d4-0000-0000-0000-000000009900"])]
+        (5, ["b1b2c3d4-0000-0000-0000-000000003344"]),
+        (6, ["e1b2c3d4-0000-0000-0000-000000009900"])]
     assert (s.counters["retransmits"], s.counters["gave_up"]) == (6, 2)
 
 
@@ -145,13 +162,14 @@ def test_station_lldp_is_answered_at_once_then_fast_then_every_interval():
     (frame,) = decoded(out.frames)
     assert (frame.dst, frame.src, frame.vlan) == (NEAREST_CUSTOMER_BRIDGE, BRIDGE_MAC, None)
     pdu = frame.lldpdu
-    assert (pdu.chassis_id.mac, pdu.port_id, pdu.ttl) == (BRIDGE_MAC, PortId.from_name("edge1-s1"), 120)
+    assert (pdu.chassis_id.mac, pdu.port_id, pdu.ttl) == (
+        BRIDGE_MAC, PortId.from_name("edge1-s1"), 120)
     assert pdu.evb == s.agreement.bridge_tlv and len(out.frames[0]) == 60
     times = [100.0]
     while len(times) < 6:
         times.append(s.next_deadline())
         assert len(s.tick(times[-1]).frames) == 1
-    assert [b - a for a, b in zip(times, times[1:])] == pytest.approx([1, 1, 1, 30, 30])
+    assert [b - a for a, b in pairwise(times)] == pytest.approx([1, 1, 1, 30, 30])
     # An unchanged station TLV is not answered; the timer stays.
     assert s.on_frame(lldp(), times[-1] + 1).frames == [] and s.next_deadline() == times[-1] + 30
 
@@ -159,11 +177,14 @@ def test_station_lldp_is_answered_at_once_then_fast_then_every_interval():
 def test_changed_station_tlv_is_answered_and_renegotiated():
     s = session()
     s.on_frame(lldp(), 0.0)
-    echoed = s.on_frame(lldp(replace(STATION_TLV, rrstat=RrStat.ENABLED, rol_rwd=True, rol_rka=True)), 1.0)
-    assert kinds(echoed.events) == [] and evb_infos(echoed.frames) == ["03056e7434"]   # only the echo changed
+    echoed = s.on_frame(
+        lldp(replace(STATION_TLV, rrstat=RrStat.ENABLED, rol_rwd=True, rol_rka=True)), 1.0)
+    # Only the echo changed.
+    assert kinds(echoed.events) == [] and evb_infos(echoed.frames) == ["03056e7434"]
     changed = s.on_frame(lldp(replace(STATION_TLV, r=5, rte=16)), 2.0)
     assert kinds(changed.events) == ["evb.negotiated"] and changed.events[0][1]["r"] == 5
-    assert s.snapshot()["ecp"] == {"r": 5, "rte": 16, "outstanding": None, "queued": 0, "last_received": None}
+    assert s.snapshot()["ecp"] == {"r": 5, "rte": 16, "outstanding": None, "queued": 0,
+                                   "last_received": None}
 
 
 def test_lldp_without_evb_is_counted_not_answered():
@@ -187,7 +208,8 @@ def test_shutdown_drops_the_agreement_and_resets_ecp_reception():
     s = session()
     s.on_frame(lldp(), 0.0)
     assert s.on_frame(vdp(1, vsi()), 1.0).vdp
-    assert s.on_frame(lldp(None, ttl=0, src="02:00:00:00:99:99"), 2.0).events == []   # not the station
+    # Not the station.
+    assert s.on_frame(lldp(None, ttl=0, src="02:00:00:00:99:99"), 2.0).events == []
     out = s.on_frame(lldp(None, ttl=0), 2.0)
     assert kinds(out.events) == ["station.shutdown"] and s.agreement is None
     # The restarted station counts from 1 again: not a duplicate.
@@ -274,8 +296,8 @@ def test_pack_one_manager_per_vdpdu_and_within_the_size_limit():
     items = [(MANAGER, vsi(n)) for n in range(100)] + [(other, vsi(100)), (MANAGER, vsi(101))]
     vdpdus = pack_vdpdus(items)
     assert all(len(encode_vdpdu(p)) <= MAX_VDPDU_LENGTH for p in vdpdus)
-    assert all(sum(isinstance(t, ManagerIdTlv) for t in p.tlvs) == 1 and isinstance(p.tlvs[0], ManagerIdTlv)
-               for p in vdpdus)
+    assert all(sum(isinstance(t, ManagerIdTlv) for t in p.tlvs) == 1
+               and isinstance(p.tlvs[0], ManagerIdTlv) for p in vdpdus)
     assert [pair for p in vdpdus for pair in p.vsis_with_manager()] == items
     # 35-octet VSI TLVs: 42 fit behind the Manager ID in 1494 octets.
     assert [len(p.tlvs) - 1 for p in vdpdus] == [42, 42, 16, 1, 1]
@@ -300,7 +322,8 @@ def test_snapshot_is_plain():
     snap = s.snapshot()
     json.dumps(snap)
     assert (snap["switch"], snap["port_no"], snap["port"]) == ("0000000000000001", 3, "edge1-s1")
-    assert snap["station"]["evb"]["raw"] == "00076e9414" and snap["bridge_tlv"]["raw"] == "03076e7434"
+    assert snap["station"]["evb"]["raw"] == "00076e9414"
+    assert snap["bridge_tlv"]["raw"] == "03076e7434"
     assert snap["agreement"]["rr_granted"] is True and snap["ecp"]["last_received"] == 4
     assert snap["counters"]["lldp_tx"] == 1 and snap["counters"]["ecp_ack_tx"] == 1
 
@@ -311,7 +334,8 @@ def test_snapshot_is_plain():
 untagged_frames = evb_frames.map(lambda f: replace(f, vlan=None))
 # The station's own frames, with few sequence numbers so that duplicates and matching ACKs occur.
 station_frames = st.one_of(
-    st.builds(lambda tlv, ttl: lldp(replace(tlv, mode=EvbMode.STATION), ttl), evb_tlvs, st.sampled_from([0, 120])),
+    st.builds(lambda tlv, ttl: lldp(replace(tlv, mode=EvbMode.STATION), ttl), evb_tlvs,
+              st.sampled_from([0, 120])),
     st.builds(VdpFrame, st.just(STATION_MAC), st.integers(0, 3), vdpdus),
     st.builds(EcpAckFrame, st.just(STATION_MAC), st.integers(0, 5)),
 )
@@ -345,5 +369,6 @@ def test_any_interleaving_never_raises_and_frames_are_well_formed(steps):
                 assert frame.sequence == s.snapshot()["ecp"]["outstanding"]
         deadline = s.next_deadline()
         assert deadline is None or deadline > now
-        assert all(isinstance(kind, str) and isinstance(fields, dict) for kind, fields in out.events)
+        assert all(isinstance(kind, str) and isinstance(fields, dict)
+                   for kind, fields in out.events)
     json.dumps(s.snapshot())

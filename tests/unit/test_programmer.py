@@ -5,7 +5,8 @@ intent (flows/meters) says the same. Also: the cost of a change is its own."""
 from collections import defaultdict
 from dataclasses import replace
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
@@ -14,7 +15,6 @@ from app.fabric.links import Topology
 from app.fabric.ports import PortRef
 from app.flows import ofmsg
 from app.flows.programmer import FlowProgrammer
-from app.flows.tables import COOKIE_MASK_OWNER
 from app.flows.vm_flows import plan_vm_flows
 from app.policy.acl import AclRule
 from app.policy.profile import Qos, VsiTypeKey, VsiTypeProfile
@@ -51,7 +51,7 @@ class Switches:
                 if isinstance(msg, parser.OFPMeterMod):
                     if msg.command == ofp.OFPMC_DELETE:
                         self.meters[dpid].pop(msg.meter_id)
-                        self._drop(dpid, lambda entry: any(
+                        self._drop(dpid, lambda entry, msg=msg: any(
                             isinstance(i, parser.OFPInstructionMeter)
                             and i.meter_id == msg.meter_id for i in entry.instructions))
                     else:
@@ -71,7 +71,7 @@ class Switches:
                         del self.flows[dpid][entry.key]
                 else:
                     assert msg.command == ofp.OFPFC_DELETE and msg.table_id == ofp.OFPTT_ALL
-                    self._drop(dpid, lambda held: held.cookie & msg.cookie_mask ==
+                    self._drop(dpid, lambda held, msg=msg: held.cookie & msg.cookie_mask ==
                                msg.cookie & msg.cookie_mask)
 
     def _drop(self, dpid, doomed) -> None:

@@ -2,7 +2,8 @@
 import threading
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.policy import load_file, load_policies
 from app.policy.database import VsiTypeDatabase

@@ -1,10 +1,10 @@
 import json
 
+import pytest
+
 from app.events import Event, EventLog
 from app.store.base import RegistryWrite
 from app.store.sqlite_store import SCHEMA_VERSION, SqliteStore, StoreError
-
-import pytest
 
 
 def test_switches_and_events_survive_reopening(tmp_path):

@@ -6,8 +6,16 @@ from app.fabric.switch_sync import SwitchSync, SyncState
 from app.flows import ofmsg
 from app.flows.base_pipeline import ETH_TYPE_ECP, ETH_TYPE_LLDP
 from app.flows.tables import (
-    CANARY_ETH_SRC, CANARY_ETH_TYPE, COOKIE_MASK_APP, CookieKind, Meter, Priority, Table, cookie,
-    cookie_kind)
+    CANARY_ETH_SRC,
+    CANARY_ETH_TYPE,
+    COOKIE_MASK_APP,
+    CookieKind,
+    Meter,
+    Priority,
+    Table,
+    cookie,
+    cookie_kind,
+)
 from tests.fakes.drive import answer, connect, flow_mods
 from tests.fakes.fake_switch import FakePort, FakeSwitch
 

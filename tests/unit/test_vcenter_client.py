@@ -9,9 +9,15 @@ import pytest
 from app.codec.vdp import FilterEntry, FilterFormat, VdpError, VsiId
 from app.fabric.ports import PortRef
 from app.policy import VsiTypeDatabase, VsiTypeKey
-from app.vcenter.client import (LookupPending, LookupResult, LookupStatus, ProfileQuery,
-                                VcenterClient, VmQuery)
 from app.registry.documents import parse_profile
+from app.vcenter.client import (
+    LookupPending,
+    LookupResult,
+    LookupStatus,
+    ProfileQuery,
+    VcenterClient,
+    VmQuery,
+)
 from app.vdp.authorizer import AuthRequest, Authorizer, VsiManagerUnreachable
 from app.vdp.binding_index import BindingIndex
 from tests.unit.test_vcenter_http import Scripted, closed_port_url, served
@@ -243,7 +249,7 @@ def test_slow_manager_is_unreachable_within_timeout_and_never_blocks():
         assert vcenter.request(ProfileQuery(6, 1, "mgr1")) is None
         assert time.monotonic() - start < 0.4      # well before the 0.5 s timeout
         calls = done.wait(2)
-        for query, result, at in calls:
+        for _query, result, at in calls:
             assert result.status is LookupStatus.UNREACHABLE
             assert "no complete answer within 0.5 s" in result.reason
             assert 0.45 < at - start < 2.5       # at the timeout, not the manager's 3 s

@@ -12,9 +12,9 @@ import pytest
 
 from app.events import EventLog
 from app.policy.loader import load_file
+from app.registry.documents import parse_profile, profile_document
 from app.vcenter.client import LookupStatus, VcenterClient
 from app.vcenter.notifier import Notifier
-from app.registry.documents import parse_profile, profile_document
 from app.vcenter.reference import ReferenceManager, main, push
 from app.vcenter.transport import exchange, parse_json
 from tests.unit.test_vcenter_http import Scripted, closed_port_url, served

@@ -4,12 +4,19 @@ from pathlib import Path
 
 import pytest
 
-from app.codec.vdp import (FilterEntry, FilterFormat, ManagerIdTlv, VdpError, VdpTlvType, VsiId, VsiIdFormat,
-                           VsiTlv)
+from app.codec.vdp import (
+    FilterEntry,
+    FilterFormat,
+    ManagerIdTlv,
+    VdpError,
+    VdpTlvType,
+    VsiId,
+    VsiIdFormat,
+    VsiTlv,
+)
 from app.fabric.ports import PortRef
 from app.policy import Limits, VsiTypeDatabase, VsiTypeKey, VsiTypeProfile, load_policies
-from app.vdp.authorizer import (AuthRequest, Authorizer, VsiManagerUnreachable,
-                                lookup_in_database)
+from app.vdp.authorizer import AuthRequest, Authorizer, VsiManagerUnreachable, lookup_in_database
 from app.vdp.binding import BindingState, MacVid, VmBinding
 from app.vdp.binding_index import BindingIndex
 
@@ -71,7 +78,8 @@ def test_granted_entries_keep_the_requested_order_and_vids():
 
 
 def test_vid_zero_gets_the_default_vlan():
-    assert authorizer().authorize(request((MAC_A, 0)), BindingIndex()).entries == (MacVid(MAC_A, 100),)
+    assert authorizer().authorize(request((MAC_A, 0)), BindingIndex()).entries == (
+        MacVid(MAC_A, 100),)
 
 
 def test_vid_zero_gets_the_only_vlan_of_a_single_vlan_type():
@@ -111,7 +119,8 @@ def test_request_from_tlv_normalizes_the_manager_id():
 def test_database_is_read_at_every_decision():
     current = [VsiTypeDatabase()]
     auth = Authorizer(lambda: current[0])
-    refused(auth.authorize(request((MAC_A, 0)), BindingIndex()), VdpError.OTHER_FAILURE, True, "unknown")
+    refused(auth.authorize(request((MAC_A, 0)), BindingIndex()), VdpError.OTHER_FAILURE, True,
+            "unknown")
     current[0] = DATABASE
     assert auth.authorize(request((MAC_A, 0)), BindingIndex()).ok
 
@@ -119,12 +128,14 @@ def test_database_is_read_at_every_decision():
 # Refused: format
 
 def test_zero_entries_is_invalid_format():
-    refused(authorizer().authorize(request(), BindingIndex()), VdpError.INVALID_FORMAT, True, "no filter")
+    refused(authorizer().authorize(request(), BindingIndex()), VdpError.INVALID_FORMAT, True,
+            "no filter")
 
 
 @pytest.mark.parametrize("filter_format", [FilterFormat.VID, FilterFormat.GROUP_VID])
 def test_formats_without_mac_are_invalid_format(filter_format):
-    decision = authorizer().authorize(request((None, 100), filter_format=filter_format), BindingIndex())
+    decision = authorizer().authorize(request((None, 100), filter_format=filter_format),
+                                      BindingIndex())
     refused(decision, VdpError.INVALID_FORMAT, True, "admission is per MAC")
 
 
@@ -151,8 +162,8 @@ def test_same_mac_vid_twice_is_invalid_format_also_after_resolving_vid_zero():
 
 @pytest.mark.parametrize("mac", ["01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00"])
 def test_group_or_zero_mac_is_invalid_mac(mac):
-    refused(authorizer().authorize(request((mac, 100)), BindingIndex()), VdpError.INVALID_VID_GROUP_MAC, True,
-            mac)
+    refused(authorizer().authorize(request((mac, 100)), BindingIndex()),
+            VdpError.INVALID_VID_GROUP_MAC, True, mac)
 
 
 # Refused: policy
@@ -215,7 +226,8 @@ def test_limit_per_switch():
 def test_limits_do_not_count_the_requesting_vsi():
     mine = batch(2, 2, P1)
     two_on_p1 = [batch(1, 1, P1), mine]
-    assert authorizer().authorize(batch_request(P1, vsi_id=mine.vsi_id), BindingIndex.of(two_on_p1)).ok
+    assert authorizer().authorize(batch_request(P1, vsi_id=mine.vsi_id),
+                                  BindingIndex.of(two_on_p1)).ok
 
 
 def test_a_server_in_maintenance_takes_no_new_vm_but_keeps_its_own():
@@ -224,9 +236,11 @@ def test_a_server_in_maintenance_takes_no_new_vm_but_keeps_its_own():
             VdpError.INSUFFICIENT_RESOURCES, False, "in maintenance (BIOS upgrade)")
     assert in_maintenance.authorize(request((MAC_A, 100), port=P2), BindingIndex()).ok
     # The VM already bound there: its keep-alives (and a re-association) pass.
-    assert in_maintenance.authorize(request((MAC_A, 100)), BindingIndex.of([binding(1, VSI_A, P1, MAC_A)])).ok
+    assert in_maintenance.authorize(request((MAC_A, 100)),
+                                    BindingIndex.of([binding(1, VSI_A, P1, MAC_A)])).ok
     # A VM bound elsewhere migrating to the server in maintenance is new to it.
-    refused(in_maintenance.authorize(request((MAC_A, 100)), BindingIndex.of([binding(1, VSI_A, P2, MAC_A)])),
+    refused(in_maintenance.authorize(request((MAC_A, 100)),
+                                     BindingIndex.of([binding(1, VSI_A, P2, MAC_A)])),
             VdpError.INSUFFICIENT_RESOURCES, False, "maintenance")
 
 

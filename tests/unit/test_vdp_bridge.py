@@ -4,10 +4,21 @@ invariants over arbitrary request sequences."""
 from dataclasses import replace
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from app.codec.vdp import (STATUS_M, STATUS_S, FilterEntry, FilterFormat, ManagerIdTlv, VdpError,
-                           VdpTlvType, VsiId, VsiTlv, make_response)
+from app.codec.vdp import (
+    STATUS_M,
+    STATUS_S,
+    FilterEntry,
+    FilterFormat,
+    ManagerIdTlv,
+    VdpError,
+    VdpTlvType,
+    VsiId,
+    VsiTlv,
+    make_response,
+)
 from app.fabric.ports import PortRef
 from app.policy import Limits, VsiTypeDatabase, VsiTypeKey, VsiTypeProfile
 from app.vdp import bridge as bridge_module
@@ -95,7 +106,8 @@ SEQUENCES = {
         [OK, OK | KEEP | HARD | VdpError.OTHER_FAILURE], {(A, P1, BindingState.FORWARDING)}),
     "changed VID refused keeps the association": (
         [(P1, tlv(AS, vid=101)), (P1, tlv(AS, vid=4000))],
-        [OK, OK | KEEP | HARD | VdpError.INVALID_VID_GROUP_MAC], {(A, P1, BindingState.FORWARDING)}),
+        [OK, OK | KEEP | HARD | VdpError.INVALID_VID_GROUP_MAC],
+        {(A, P1, BindingState.FORWARDING)}),
     "pre-associate while associated is refused, association kept": (
         [(P1, tlv(AS)), (P1, tlv(PA))], [OK, OK | KEEP | HARD | VdpError.OTHER_FAILURE],
         {(A, P1, BindingState.FORWARDING)}),
@@ -107,7 +119,8 @@ SEQUENCES = {
     "keep-alive": ([(P1, tlv(AS)), (P1, tlv(AS))], [OK, OK], {(A, P1, BindingState.FORWARDING)}),
     "per-port limit": ([(P1, tlv(AS, vsi=VSIS[n], mac=MACS[n], type_=BATCH)) for n in range(3)],
                        [OK, OK, OK | VdpError.INSUFFICIENT_RESOURCES],
-                       {(VSIS[0], P1, BindingState.FORWARDING), (VSIS[1], P1, BindingState.FORWARDING)}),
+                       {(VSIS[0], P1, BindingState.FORWARDING),
+                        (VSIS[1], P1, BindingState.FORWARDING)}),
     "spoofed MAC on another port": (
         [(P1, tlv(AS)), (P3, tlv(AS, vsi=B, mac=MAC_A))],
         [OK, OK | HARD | VdpError.INVALID_VID_GROUP_MAC], {(A, P1, BindingState.FORWARDING)}),
@@ -146,7 +159,8 @@ def test_responses_echo_the_request_and_carry_the_chosen_vid():
 def test_requested_vid_is_kept_and_single_vlan_type_resolves_vid_zero():
     bridge = new_bridge()
     assert only_response(send(bridge, P1, tlv(AS, vid=101))).filters[0].vid == 101
-    assert only_response(send(bridge, P2, tlv(AS, vsi=B, mac=MAC_B, type_=DB))).filters[0].vid == 200
+    assert only_response(
+        send(bridge, P2, tlv(AS, vsi=B, mac=MAC_B, type_=DB))).filters[0].vid == 200
     assert {b.entries for b in bridge.bindings()} == {(MacVid(MAC_A, 101),), (MacVid(MAC_B, 200),)}
 
 
@@ -281,12 +295,15 @@ def test_response_bit_from_a_station_is_ignored():
 def test_limit_per_switch_and_release_frees_a_slot():
     bridge = new_bridge()
     ports = [P1, P1, P2, P2]
-    statuses = [only_response(send(bridge, port, tlv(RR, vsi=VSIS[n], mac=MACS[n], type_=BATCH))).status
-                for n, port in enumerate(ports)]
+    statuses = [
+        only_response(send(bridge, port, tlv(RR, vsi=VSIS[n], mac=MACS[n], type_=BATCH))).status
+        for n, port in enumerate(ports)]
     assert statuses == [OK, OK, OK, OK | VdpError.INSUFFICIENT_RESOURCES]
     send(bridge, P1, tlv(DA, vsi=VSIS[0], mac=MACS[0], type_=BATCH))
-    assert only_response(send(bridge, P2, tlv(RR, vsi=VSIS[3], mac=MACS[3], type_=BATCH))).status == OK
-    assert only_response(send(bridge, P3, tlv(AS, vsi=VSIS[0], mac=MACS[0], type_=BATCH))).status == OK
+    assert only_response(
+        send(bridge, P2, tlv(RR, vsi=VSIS[3], mac=MACS[3], type_=BATCH))).status == OK
+    assert only_response(
+        send(bridge, P3, tlv(AS, vsi=VSIS[0], mac=MACS[0], type_=BATCH))).status == OK
 
 
 # Handles

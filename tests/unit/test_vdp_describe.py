@@ -1,5 +1,6 @@
 """VSIID text forms read back: what events and REST show can be looked up again."""
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.codec.vdp import VsiId, VsiIdFormat
 from app.vdp.describe import vsi_id_from_text, vsi_id_text

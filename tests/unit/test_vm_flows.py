@@ -4,7 +4,8 @@ import ipaddress
 from types import SimpleNamespace
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
@@ -17,14 +18,22 @@ from app.flows import ofmsg
 from app.flows.base_pipeline import ETH_TYPE_LLDP
 from app.flows.ofmsg import MeterSpec
 from app.flows.tables import (
-    COOKIE_MASK_APP, VM_METER_BASE, CookieKind, Meter, Priority, Table, cookie, cookie_kind,
-    vm_meter_id)
+    COOKIE_MASK_APP,
+    VM_METER_BASE,
+    CookieKind,
+    Meter,
+    Priority,
+    Table,
+    cookie,
+    cookie_kind,
+    vm_meter_id,
+)
 from app.flows.vm_flows import acl_match, acl_priority, plan_vm_flows
 from app.policy.acl import AclRule, MacMatch
 from app.policy.profile import Qos, VsiTypeKey, VsiTypeProfile
 from app.vdp.binding import BindingState, MacVid, VmBinding
-from tests.fakes.drive import answer, connect, flow_mods
 from tests.fakes.demo_fabric import AGG, CROSS, EDGE1, EDGE2, UPLINK, demo_fabric
+from tests.fakes.drive import answer, connect, flow_mods
 
 UNTAGGED = ofp.OFPVID_NONE
 BROADCAST = "ff:ff:ff:ff:ff:ff"
@@ -481,8 +490,8 @@ def test_flow_count_of_one_vm_matches_the_documented_formula():
     plan = plan_vm_flows([web], topology.routes(), {web.port})
     assert _count(plan, EDGE1, 1) == 8   # + the egress permit's hairpin variant
     # DSCP marking triples admission; PREPARED keeps only the ACLs.
-    assert _count(plan_vm_flows([vm(2, P(EDGE1, 1), prof=MARKED)], topology.routes(), set()), EDGE1, 2) \
-        == 6 + 1 + 1 + 1
+    marked = plan_vm_flows([vm(2, P(EDGE1, 1), prof=MARKED)], topology.routes(), set())
+    assert _count(marked, EDGE1, 2) == 6 + 1 + 1 + 1
     prepared = vm(3, P(EDGE1, 1), state=BindingState.PREPARED)
     plan = plan_vm_flows([prepared], topology.routes(), set())
     assert (_count(plan, EDGE1, 3), _count(plan, AGG, 3)) == (3 + 1, 0)
@@ -497,7 +506,8 @@ def test_bindings_that_break_the_contract_are_refused():
     with pytest.raises(ValueError, match=mac(1)):
         plan_vm_flows([a, twin], topology.routes(), set())
     with pytest.raises(ValueError, match="twice"):
-        plan_vm_flows([vm(3, P(EDGE1, 1), entries=(MacVid(mac(3), 100),) * 2)], topology.routes(), set())
+        plan_vm_flows([vm(3, P(EDGE1, 1), entries=(MacVid(mac(3), 100),) * 2)], topology.routes(),
+                      set())
     # A migration: the destination is prepared while the source forwards, same MAC.
     prepared_twin = VmBinding(2, a.vsi_id, P(EDGE2, 1), a.entries, WEB, BindingState.PREPARED)
     assert plan_vm_flows([a, prepared_twin], topology.routes(), set())
