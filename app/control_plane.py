@@ -126,7 +126,8 @@ class ControlPlane:
         self._rr_granted: set[PortRef] = set()
         self._agreed: set[PortRef] = set()
         self._restored_rr: set[PortRef] = set()
-        self._rr_saved: list = []
+        self._rr_applied: frozenset[PortRef] = frozenset()  # what the flows and store have
+        self._rr_dirty = False
         # What the next save writes.
         self._dirty_vsis: set[VsiId] = set()
         self._links_dirty = False
@@ -333,16 +334,16 @@ class ControlPlane:
     # the saved intent -----------------------------------------------------------------------
     def _save_changes(self) -> None:
         """Writes what changed since the last save, in one call (one transaction)."""
-        rr_ports = sorted([r.dpid, r.port_no] for r in self._rr_ports())
-        if not self._dirty_vsis and not self._links_dirty and rr_ports == self._rr_saved:
+        if not self._dirty_vsis and not self._links_dirty and not self._rr_dirty:
             return
         changes = IntentChanges(
             vsis={vsi_key(int(v.format), v.value.hex()): self.bridge.export_vsi(v)
                   for v in self._dirty_vsis},
             links=self._link_rows() if self._links_dirty else None,
-            rr_ports=rr_ports if rr_ports != self._rr_saved else None)
+            rr_ports=sorted([r.dpid, r.port_no] for r in self._rr_applied)
+            if self._rr_dirty else None)
         self._save(changes)
-        self._dirty_vsis, self._links_dirty, self._rr_saved = set(), False, rr_ports
+        self._dirty_vsis, self._links_dirty, self._rr_dirty = set(), False, False
 
     def _link_rows(self) -> list[list[int]]:
         return [[link.a.dpid, link.a.port_no, link.b.dpid, link.b.port_no]
@@ -352,7 +353,7 @@ class ControlPlane:
         """The whole intent as one document (what IntentStore.load returns): the bridge's
         VSIs, the links, the RR ports."""
         return {"version": 1, "vsis": self.bridge.export(), "links": self._link_rows(),
-                "rr_ports": sorted([r.dpid, r.port_no] for r in self._rr_ports())}
+                "rr_ports": sorted([r.dpid, r.port_no] for r in self._rr_applied)}
 
     def restore(self, intent: dict, database, now: float) -> None:
         """Takes back a saved intent at start, before any switch connects: each switch that
@@ -360,9 +361,9 @@ class ControlPlane:
         for a_dpid, a_port, b_dpid, b_port in intent.get("links", []):
             self.topology.add_link(PortRef(a_dpid, a_port), PortRef(b_dpid, b_port), now)
         self._restored_rr = {PortRef(*ref) for ref in intent.get("rr_ports", [])}
-        self._rr_saved = sorted([r.dpid, r.port_no] for r in self._restored_rr)
+        self._rr_applied = frozenset(self._restored_rr)
         self.programmer.set_routes(self.topology.routes())
-        self.programmer.set_rr_ports(self._rr_ports())
+        self.programmer.set_rr_ports(self._rr_applied)
         outcome = self.bridge.restore(intent.get("vsis", []), database, now)
         for kind, fields in outcome.events:
             self._emit(kind, fields)
@@ -392,7 +393,13 @@ class ControlPlane:
         return self._rr_granted | (self._restored_rr - self._agreed)
 
     def _rr_changed(self) -> Reaction:
-        return self._flow_change(self.programmer.set_rr_ports(self._rr_ports()))
+        """After an agreement changed or a session ended (not on every request: the set is
+        as large as the ports with reflective relay)."""
+        rr_ports = frozenset(self._rr_ports())
+        if rr_ports == self._rr_applied:
+            return Reaction()
+        self._rr_applied, self._rr_dirty = rr_ports, True
+        return self._flow_change(self.programmer.set_rr_ports(rr_ports))
 
     def _send_vdp(self, sends: list[Send], now: float) -> Reaction:
         by_port: dict[PortRef, list] = collections.defaultdict(list)
