@@ -3,13 +3,20 @@
 Every OpenFlow event becomes one call on app/fabric_control.py's FabricControl, which owns the
 switches and the control plane; what it returns is bound to the switches' datapaths and sent
 (app/controller/sender.py). The shim keeps what is os-ken's or a thread's: the datapaths, the
-queue of punted frames, the timers, the REST server, and the one lock that serializes the pure
-logic.
+work queue, the timers, the REST server, and the one lock that serializes the pure logic.
+
+os-ken's threads only queue events: one worker thread takes them in order, in batches, with the
+lock. So a long batch never stalls os-ken's event thread, whose queue (128 events) would
+otherwise fill and stop every switch connection's receive loop, ECP ACKs included. The timer
+thread (ECP retransmissions, keep-alive expiry) takes the lock between batches; the REST
+service takes it for its calls.
 """
+import functools
 import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
@@ -43,12 +50,12 @@ from app.vdp.bridge import VdpBridge
 
 LOG = logging.getLogger("evb_nms.controller")
 TICK_INTERVAL = 0.02  # ECP retransmissions are due every 10us*2^RTE (164 ms at lldpad's RTE 14)
-# Punted frames wait here for the frame thread; a flood beyond it is counted and dropped (the
-# switch's punt meter should have stopped it first).
-FRAME_QUEUE = 50000
-# At most this many frames per batch: the lock is held for one batch, and the timers (ECP
+# OpenFlow events wait here for the worker thread; a flood beyond it is counted and dropped (the
+# switches' punt meters should have stopped it first).
+WORK_QUEUE = 50000
+# At most this many events per batch: the lock is held for one batch, and the timers (ECP
 # retransmissions, keep-alive expiry) must not wait long behind it.
-FRAME_BATCH = 500
+WORK_BATCH = 500
 # Replies to what we ask at connect time may overtake os-ken's own move to MAIN_DISPATCHER.
 _CONNECTED = [CONFIG_DISPATCHER, MAIN_DISPATCHER]
 _MULTIPART_REPLIES = [ofp_event.EventOFPPortDescStatsReply,
@@ -100,8 +107,8 @@ class EvbApp(app_manager.OSKenApp):
         if intent:  # before any switch connects: they are reconciled against it, not flushed
             self.fabric.control.restore(intent, self.registry.database(), time.monotonic())
         self._stopping = threading.Event()
-        self._frames: queue.Queue = queue.Queue(FRAME_QUEUE)
-        self.frames_dropped = 0  # punted frames the queue had no room for
+        self._work: queue.Queue = queue.Queue(WORK_QUEUE)
+        self.work_dropped = 0  # OpenFlow events the queue had no room for
         self.handler_errors = 0  # exceptions caught by app.controller.guard
         self.rest = RestServer(*self.settings.rest_address, RestApi(
             self.service, self.registry, self.store, self.monitor,
@@ -112,7 +119,7 @@ class EvbApp(app_manager.OSKenApp):
         self.rest.start()
         self.threads.append(hub.spawn(self._canary_loop))
         self.threads.append(hub.spawn(self._tick_loop))
-        self.threads.append(hub.spawn(self._frame_loop))
+        self.threads.append(hub.spawn(self._work_loop))
         self.event_log.emit("controller.started", of_port=self.settings.of_port,
                             rest=self.settings.rest_listen, db=self.settings.db_path,
                             vsi_types=len(self.registry.database()))
@@ -149,10 +156,12 @@ class EvbApp(app_manager.OSKenApp):
         """Called with the lock held, so messages reach each switch in the order planned."""
         send_all(self._datapaths, out)
 
-    def _call(self, method, *args) -> None:
-        """One call on the pure logic, at the current time, and its messages sent."""
-        with self.lock:
-            self._send(method(*args, time.monotonic()))
+    def _queue(self, call: Callable[[float], Out | None]) -> None:
+        """Hands one event to the worker thread (os-ken's threads never wait for the lock)."""
+        try:
+            self._work.put_nowait(call)
+        except queue.Full:
+            self.work_dropped += 1
 
     # OpenFlow events ----------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
@@ -163,78 +172,72 @@ class EvbApp(app_manager.OSKenApp):
         # the replies to our connect-time requests are routed by it.
         dpid = datapath.id = ev.msg.datapath_id
         address = datapath.address[0] if datapath.address else None
-        with self.lock:
-            self._datapaths[dpid] = datapath
-            self._send(self.fabric.switch_connected(dpid, address, time.monotonic()))
+        self._datapaths[dpid] = datapath
+        self._queue(functools.partial(self.fabric.switch_connected, dpid, address))
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     @guarded
     def _on_disconnect(self, ev):
         dpid = ev.datapath.id
-        if dpid is None:
-            return
-        with self.lock:
-            if self._datapaths.get(dpid) is not ev.datapath:
-                return  # an older connection of a switch that has reconnected already
-            del self._datapaths[dpid]
-            self._send(self.fabric.switch_disconnected(dpid, time.monotonic()))
+        if dpid is None or self._datapaths.get(dpid) is not ev.datapath:
+            return  # never connected, or an older connection of a switch that reconnected
+        del self._datapaths[dpid]
+        self._queue(functools.partial(self.fabric.switch_disconnected, dpid))
 
     @set_ev_cls(_MULTIPART_REPLIES, _CONNECTED)
     @guarded
     def _on_multipart_reply(self, ev):
-        self._call(self.fabric.multipart_reply, ev.msg.datapath.id, ev.msg)
+        self._queue(functools.partial(self.fabric.multipart_reply, ev.msg.datapath.id, ev.msg))
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, _CONNECTED)
     @guarded
     def _on_barrier(self, ev):
-        self._call(self.fabric.barrier_reply, ev.msg.datapath.id, ev.msg.xid)
+        self._queue(functools.partial(self.fabric.barrier_reply, ev.msg.datapath.id,
+                                      ev.msg.xid))
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     @guarded
     def _on_port_status(self, ev):
         msg = ev.msg
-        self._call(self.fabric.port_status, msg.datapath.id, msg.reason, msg.desc)
+        self._queue(functools.partial(self.fabric.port_status, msg.datapath.id, msg.reason,
+                                      msg.desc))
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     @guarded
     def _on_error(self, ev):
         msg = ev.msg
-        with self.lock:
-            self.fabric.error(msg.datapath.id, msg.xid, msg.type, msg.code)
+        self._queue(lambda now: self.fabric.error(msg.datapath.id, msg.xid, msg.type, msg.code))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     @guarded
     def _on_packet_in(self, ev):
-        # Queued without the lock: os-ken's event thread never waits behind a frame batch.
         msg = ev.msg
-        try:
-            self._frames.put_nowait((msg.datapath.id, msg.match.get("in_port"), bytes(msg.data)))
-        except queue.Full:
-            self.frames_dropped += 1
+        self._queue(functools.partial(self.fabric.receive, msg.datapath.id,
+                                      msg.match.get("in_port"), bytes(msg.data)))
 
     # threads ------------------------------------------------------------------------------
-    def _frame_loop(self):
-        """Punted frames in batches, as FabricControl expects them: each frame received (its
-        ECP ACK and LLDP answer sent at once), then the batch's VDP requests processed together:
-        one flow batch and one barrier per switch for all of them."""
+    def _work_loop(self):
+        """Every OpenFlow event, in the order the switches sent them, in batches: each taken
+        with its time (a punted frame: its ECP ACK and LLDP answer sent at once), then the
+        batch's VDP requests processed together: one flow batch and one barrier per switch
+        for all of them (FabricControl.receive / process)."""
         while not self._stopping.is_set():
             try:
-                batch = [self._frames.get(timeout=0.1)]
+                batch = [self._work.get(timeout=0.1)]
             except queue.Empty:
                 continue
-            while len(batch) < FRAME_BATCH:
+            while len(batch) < WORK_BATCH:
                 try:
-                    batch.append(self._frames.get_nowait())
+                    batch.append(self._work.get_nowait())
                 except queue.Empty:
                     break
-            try:
-                with self.lock:
-                    for dpid, port_no, data in batch:
-                        self._call(self.fabric.receive, dpid, port_no, data)
-                    self._call(self.fabric.process)
-            except Exception:  # one bad batch must not end the frame thread
-                self.handler_errors += 1
-                LOG.exception("punted frames failed")
+            with self.lock:
+                for call in [*batch, self.fabric.process]:
+                    try:
+                        self._send(call(time.monotonic()) or [])
+                    except Exception:  # one bad event must not end the thread or its batch
+                        self.handler_errors += 1
+                        LOG.exception("event %r failed", call)
 
     def _canary_loop(self):
         while not self._stopping.wait(self.settings.canary_interval):
@@ -245,9 +248,7 @@ class EvbApp(app_manager.OSKenApp):
         """With native threads os-ken reports a lost switch (DEAD_DISPATCHER) only when the
         connection's send thread wakes up, i.e. at our next message to it (the canary, seconds
         later): once the receive side has closed the socket, an empty send wakes it at once."""
-        with self.lock:
-            datapaths = list(self._datapaths.values())
-        for datapath in datapaths:
+        for datapath in list(self._datapaths.values()):
             if datapath.socket.fileno() == -1:
                 datapath.send(b"")
 
@@ -257,8 +258,9 @@ class EvbApp(app_manager.OSKenApp):
                 self._wake_closed_connections()
                 with self.lock:
                     while not self._lookups_done.empty():
-                        self._call(self.fabric.lookup_done, self._lookups_done.get())
-                    self._call(self.fabric.tick)
+                        query = self._lookups_done.get()
+                        self._send(self.fabric.lookup_done(query, time.monotonic()))
+                    self._send(self.fabric.tick(time.monotonic()))
             except Exception:  # the timers must survive any bug in one tick
                 self.handler_errors += 1
                 LOG.exception("control plane tick failed")
