@@ -367,7 +367,7 @@ class ControlPlane:
         outcome = self.bridge.restore(intent.get("vsis", []), database, now)
         for kind, fields in outcome.events:
             self._emit(kind, fields)
-        self.programmer.update(outcome.changes)
+        self.programmer.adopt(after for _, after in outcome.changes.values() if after)
         self._dirty_vsis |= outcome.dirty
         self._save_changes()
         self.event_log.emit("controller.restored", vsis=len(self.bridge),

@@ -69,6 +69,12 @@ class FlowProgrammer:
         gone = {h: b.port.dpid for h, (b, a) in changes.items() if b is not None and a is None}
         return _difference(old, new, gone)
 
+    def adopt(self, bindings: Iterable[VmBinding]) -> None:
+        """Takes `bindings` as what the switches hold already (a restart: each switch is
+        reconciled against them when it connects), with no plan and no message."""
+        for binding in bindings:
+            self._learn(binding)
+
     def set_routes(self, routes: Routes) -> dict[int, list]:
         """The tree changed (a link came or went): re-plans what hangs on the switches whose
         place on the tree changed; everything else stays as it is."""
