@@ -93,6 +93,15 @@ def decode_evb_frame(data: bytes) -> EvbFrame:
                     vlan=eth.vlan)
 
 
+_ECP_UNTAGGED = ETHERTYPE_ECP.to_bytes(2, "big")
+
+
+def is_ecp_ack(data: bytes) -> bool:
+    """Whether ``data`` looks like an untagged ECP ACK, from its header alone (no decoding):
+    for putting a station's ACKs ahead of its requests. The frame is decoded in full later."""
+    return len(data) >= 16 and data[12:14] == _ECP_UNTAGGED and (data[14] >> 2) & 3 == EcpOp.ACK
+
+
 def encode_evb_frame(frame: EvbFrame) -> bytes:
     if isinstance(frame, LldpFrame):
         ethertype, payload = ETHERTYPE_LLDP, encode_lldpdu(frame.lldpdu)

@@ -29,11 +29,13 @@ from os_ken.controller.handler import (
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
+from app.codec.frame import is_ecp_ack
 from app.config import Settings
 from app.control_plane import ControlPlane
 from app.controller.guard import guarded
 from app.controller.nms_service import ControllerService
 from app.controller.sender import send_all
+from app.controller.work import WorkQueues
 from app.events import EventLog
 from app.fabric_control import FabricControl, Out
 from app.faults.monitor import FaultMonitor
@@ -50,8 +52,8 @@ from app.vdp.bridge import VdpBridge
 
 LOG = logging.getLogger("evb_nms.controller")
 TICK_INTERVAL = 0.02  # ECP retransmissions are due every 10us*2^RTE (164 ms at lldpad's RTE 14)
-# OpenFlow events wait here for the worker thread; a flood beyond it is counted and dropped (the
-# switches' punt meters should have stopped it first).
+# OpenFlow events wait for the worker thread, switch events and punted frames each in a FIFO this
+# long; a flood beyond it is counted and dropped (the switches' punt meters should stop it first).
 WORK_QUEUE = 50000
 # At most this many events per batch: the lock is held for one batch, and the timers (ECP
 # retransmissions, keep-alive expiry) must not wait long behind it.
@@ -107,8 +109,7 @@ class EvbApp(app_manager.OSKenApp):
         if intent:  # before any switch connects: they are reconciled against it, not flushed
             self.fabric.control.restore(intent, self.registry.database(), time.monotonic())
         self._stopping = threading.Event()
-        self._work: queue.Queue = queue.Queue(WORK_QUEUE)
-        self.work_dropped = 0  # OpenFlow events the queue had no room for
+        self._work = WorkQueues(WORK_QUEUE)
         self.handler_errors = 0  # exceptions caught by app.controller.guard
         self.rest = RestServer(*self.settings.rest_address, RestApi(
             self.service, self.registry, self.store, self.monitor,
@@ -157,11 +158,9 @@ class EvbApp(app_manager.OSKenApp):
         send_all(self._datapaths, out)
 
     def _queue(self, call: Callable[[float], Out | None]) -> None:
-        """Hands one event to the worker thread (os-ken's threads never wait for the lock)."""
-        try:
-            self._work.put_nowait(call)
-        except queue.Full:
-            self.work_dropped += 1
+        """Hands one switch event to the worker thread (os-ken's threads never wait for the
+        lock)."""
+        self._work.put_event(call)
 
     # OpenFlow events ----------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
@@ -212,27 +211,26 @@ class EvbApp(app_manager.OSKenApp):
     @guarded
     def _on_packet_in(self, ev):
         msg = ev.msg
-        self._queue(functools.partial(self.fabric.receive, msg.datapath.id,
-                                      msg.match.get("in_port"), bytes(msg.data)))
+        data = bytes(msg.data)
+        # A station's ACK completes our ECP transmission: behind a backlog of requests it would
+        # come late, and ECP would retransmit and give up on a PDU the station has.
+        put = self._work.put_event if is_ecp_ack(data) else self._work.put_frame
+        put(functools.partial(self.fabric.receive, msg.datapath.id, msg.match.get("in_port"),
+                              data))
 
     # threads ------------------------------------------------------------------------------
     def _work_loop(self):
-        """Every OpenFlow event, in the order the switches sent them, in batches: each taken
-        with its time (a punted frame: its ECP ACK and LLDP answer sent at once), then the
-        batch's VDP requests processed together: one flow batch and one barrier per switch
-        for all of them (FabricControl.receive / process)."""
+        """The OpenFlow events in batches: the switch events waiting (barrier replies first
+        among equals: a response waits for them), then up to WORK_BATCH punted frames, each
+        taken with its time (a frame's ECP ACK and LLDP answer leave at once), then the batch's
+        VDP requests together: one flow batch and one barrier per switch for all of them
+        (FabricControl.receive / process)."""
         while not self._stopping.is_set():
-            try:
-                batch = [self._work.get(timeout=0.1)]
-            except queue.Empty:
+            events, frames = self._work.take(WORK_BATCH, timeout=0.1)
+            if not events and not frames:
                 continue
-            while len(batch) < WORK_BATCH:
-                try:
-                    batch.append(self._work.get_nowait())
-                except queue.Empty:
-                    break
             with self.lock:
-                for call in [*batch, self.fabric.process]:
+                for call in [*events, *frames, self.fabric.process]:
                     try:
                         self._send(call(time.monotonic()) or [])
                     except Exception:  # one bad event must not end the thread or its batch

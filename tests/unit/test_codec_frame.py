@@ -99,3 +99,14 @@ def test_build_vdp_request_pads_short_vdpdus_with_an_end_tlv():
     assert len(raw) == 60
     assert decode_evb_frame(raw).vdpdu == Vdpdu((ManagerIdTlv.from_name("m"),), end_tlv=True,
                                                 padding=22)
+
+
+def test_an_ecp_ack_is_told_from_its_header_alone():
+    from app.codec.builders import build_ecp_ack, build_vdp_request
+    from app.codec.frame import is_ecp_ack
+    from app.codec.vdp import ManagerIdTlv, Vdpdu
+
+    assert is_ecp_ack(build_ecp_ack("02:00:00:00:00:01", 7))
+    assert not is_ecp_ack(build_vdp_request("02:00:00:00:00:01", 7,
+                                            Vdpdu((ManagerIdTlv.from_name("m"),))))
+    assert not is_ecp_ack(b"") and not is_ecp_ack(bytes(15))
