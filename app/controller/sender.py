@@ -1,12 +1,19 @@
 """The only place that puts OpenFlow messages on the wire."""
+from itertools import groupby
 
 
 def send_all(datapaths: dict, out) -> None:
     """Sends each (dpid, message) of `out` to its switch's datapath, in order; a switch that
-    has gone since is skipped (it is reconciled when it connects again)."""
-    for dpid, msg in out:
+    has gone since is skipped (it is reconciled when it connects again). Consecutive messages
+    to one switch (a flow batch and its barrier) go as one write: os-ken's send queue and the
+    socket take one buffer instead of one per message."""
+    for dpid, run in groupby(out, key=lambda pair: pair[0]):
         datapath = datapaths.get(dpid)
         if datapath is None:
             continue
-        msg.datapath = datapath  # logic builds messages without a datapath (see app/flows/ofmsg.py)
-        datapath.send_msg(msg)
+        buffers = []
+        for _, msg in run:
+            msg.datapath = datapath  # logic builds messages without one (app/flows/ofmsg.py)
+            msg.serialize()
+            buffers.append(msg.buf)
+        datapath.send(b"".join(buffers))
