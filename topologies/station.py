@@ -102,6 +102,11 @@ class Station:
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
+    def returncode(self):
+        """None while lldpad runs (or was never started); its exit status once it ended on its
+        own (-11: it crashed)."""
+        return self._proc.poll() if self._proc else None
+
     def stop(self):
         """Stop lldpad by its PID: terminate, then kill if it lingers."""
         if self._proc is None:
@@ -136,14 +141,9 @@ class Station:
         """Send one VDP request (mode: assoc|preassoc|preassoc-rr|deassoc; hints: none|to|from;
         filters: vdptool strings VID, VID-MAC, VID--GROUP or VID-MAC-GROUP); return a VdpResult.
         """
-        argv = ["vdptool", "-i", self.ifname, "-T"] + (["-W"] if wait else []) + ["-V", "assoc"]
-        for key, value in (("mode", mode), ("mgrid2", mgrid), ("typeid", typeid),
-                           ("typeidver", typeidver), ("uuid", uuid), ("hints", hints)):
-            argv += ["-c", f"{key}={value}"]
-        for vsi_filter in filters:
-            argv += ["-c", f"filter={vsi_filter}"]
+        argv = self.vdptool_argv(mode, mgrid, typeid, typeidver, uuid, hints, filters, wait)
         seen = len(self.bridge_statuses())
-        proc = run(in_host(self.server) + argv, timeout=timeout, check=False)
+        proc = run(argv, timeout=timeout, check=False)
         result = parse_vdptool(proc.stdout + proc.stderr, waited=wait, returncode=proc.returncode)
         statuses = self.bridge_statuses()[seen:]
         result.status = statuses[-1] if statuses else None
@@ -154,14 +154,29 @@ class Station:
                 if result.status is not None else "refused by the bridge"
         return result
 
+    def vdptool_argv(self, mode, mgrid, typeid, typeidver, uuid, hints="none", filters=(),
+                     wait=True):
+        """The command line (run in the server's namespaces) of one vdptool request."""
+        argv = ["vdptool", "-i", self.ifname, "-T"] + (["-W"] if wait else []) + ["-V", "assoc"]
+        for key, value in (("mode", mode), ("mgrid2", mgrid), ("typeid", typeid),
+                           ("typeidver", typeidver), ("uuid", uuid), ("hints", hints)):
+            argv += ["-c", f"{key}={value}"]
+        for vsi_filter in filters:
+            argv += ["-c", f"filter={vsi_filter}"]
+        return in_host(self.server) + argv
+
     def bridge_statuses(self):
         """The status octet of every bridge response lldpad logged, oldest first (bits: 0x20
         KEEP, 0x10 HARD, low nibble the VDP error code; the response bit is not logged)."""
         return [int(m.group(1), 16) for m in _BRIDGE_STATUS.finditer(self.log())]
 
-    def query(self, timeout=10):
-        """The station's VSIs as dicts (mode, mgrid2, typeid, typeidver, uuid, hints, filter)."""
+    def query(self, timeout=10, uuid=None):
+        """The station's VSIs as dicts (mode, mgrid2, typeid, typeidver, uuid, hints, filter);
+        with uuid only that VSI's. lldpad answers in one 4 KiB message (MAX_CLIF_MSGBUF): a
+        station holding more than about 20 VSIs answers the query of all of them with nothing."""
         argv = ["vdptool", "-i", self.ifname, "-t", "-V", "assoc", "-c"]
+        if uuid is not None:
+            argv.append(f"uuid={uuid}")
         return parse_vsi_list(run(in_host(self.server) + argv, timeout=timeout).stdout)
 
 

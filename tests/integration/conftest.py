@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.integration.bed import BED_REQUIRED, why_no_bed, wait_until
+from tests.integration.bed import BED_REQUIRED, wait_until, why_no_bed
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -21,11 +21,18 @@ def _bed_present():
 
 
 @pytest.fixture(scope="module")
-def controller(tmp_path_factory):
+def controller_args():
+    """Extra `evb-nms` flags for the module's controller: a module overrides this fixture."""
+    return ()
+
+
+@pytest.fixture(scope="module")
+def controller(tmp_path_factory, controller_args):
     from topologies.controller_process import ControllerProcess, free_port
 
     proc = ControllerProcess(tmp_path_factory.mktemp("controller"), of_port=free_port(),
-                             rest_port=free_port(), log_level="DEBUG")
+                             rest_port=free_port(), extra_args=controller_args,
+                             log_level="DEBUG")
     with proc:
         yield proc
     print(proc.log_text()[-3000:])  # shown by pytest when a test of the module failed

@@ -1,5 +1,9 @@
 """The controller on the real bed: switches connect and get the base pipeline, stations' EVB
 frames reach the controller, and VMs without an association are dropped at the edge."""
+import re
+
+import pytest
+
 from app.flows.tables import COOKIE_APP, COOKIE_MASK_APP, Priority, Table
 from tests.integration.bed import MARKS, dump_flows, wait_until
 
@@ -44,6 +48,18 @@ def test_station_frames_arrive_as_packet_ins(bed, controller):
     seen = controller.rest("/v1/events?kind=station.seen")
     assert {(e["switch"], e["port"]) for e in seen} >= {
         ("edge1", "edge1-s1"), ("edge2", "edge2-s1")}
+
+
+def test_the_bridge_keepalive_exponent_wins_over_lldpads(bed, controller):
+    """lldpad asks for RKA 20 (10.5 s); the controller's default 23 is larger, so both agree on
+    it and the station refreshes each VSI every 84 s (docs/evb-timers.md)."""
+    station = bed.add_station("srv12")
+    assert station.wait_vdp_ready(10), station.log()[-2000:]
+    (session,) = [s for s in controller.rest("/v1/stations") if s["port"] == "edge1-s2"]
+    assert session["agreement"]["rka"] == 23
+    assert session["agreement"]["keepalive_interval"] == pytest.approx(83.886, abs=0.001)
+    assert re.search(r" data_from_evb:srv12-eth0 .*\brka:23\b", station.log()), \
+        station.log()[-2000:]
 
 
 def test_vm_traffic_without_association_is_dropped_at_the_edge(bed):
