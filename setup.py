@@ -1,4 +1,5 @@
 """evb-nms: an IEEE 802.1Qbg EVB network management system on os-ken."""
+
 from setuptools import find_packages, setup
 
 setup(
@@ -17,8 +18,14 @@ setup(
     extras_require={
         # ruff and mypy: .ci/run lints and type-checks before the tests (pyproject.toml); pinned
         # to a minor version, as their releases add checks.
-        "test": ["pytest>=8", "hypothesis>=6", "scapy>=2.5",
-                 "ruff>=0.17.6,<0.18", "mypy>=2.4,<2.5", "types-PyYAML>=6"],
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6",
+            "scapy>=2.5",
+            "ruff>=0.17.6,<0.18",
+            "mypy>=2.4,<2.5",
+            "types-PyYAML>=6",
+        ],
     },
     entry_points={
         "console_scripts": [

@@ -1,4 +1,5 @@
 """Controller settings: defaults, an optional YAML file, then command-line flags, in that order."""
+
 import dataclasses
 import ipaddress
 from dataclasses import dataclass
@@ -9,8 +10,8 @@ from app.fabric.ports import DEFAULT_TRUNK_PATTERNS
 from app.session.evb_negotiation import BridgeEvbConfig
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-ADMIN = "*"            # the tenant of an API token that sees and changes everything
-TENANT_MAX = 64        # as VsiTypeProfile.tenant
+ADMIN = "*"  # the tenant of an API token that sees and changes everything
+TENANT_MAX = 64  # as VsiTypeProfile.tenant
 # The bridge's EVB timers (IEEE 802.1Qbg EVB TLV): setting -> (BridgeEvbConfig field, lowest,
 # highest, what it is). The ranges are the TLV's field widths, as BridgeEvbConfig checks them.
 EVB_TIMERS = {
@@ -29,6 +30,7 @@ class ConfigError(ValueError):
 class ApiToken:
     """A bearer token of the REST API and the tenant it acts for (ADMIN: every tenant).
     The token stays out of repr() so that logged settings do not leak it."""
+
     token: str = dataclasses.field(repr=False)
     tenant: str
 
@@ -65,8 +67,9 @@ class Settings:
     @property
     def evb_config(self) -> BridgeEvbConfig:
         """The bridge's side of the EVB TLV (the LLDP timing stays at its defaults)."""
-        return BridgeEvbConfig(**{field: getattr(self, name)
-                                  for name, (field, *_) in EVB_TIMERS.items()})
+        return BridgeEvbConfig(
+            **{field: getattr(self, name) for name, (field, *_) in EVB_TIMERS.items()}
+        )
 
     @property
     def rest_address(self) -> tuple[str, int]:
@@ -82,33 +85,44 @@ class Settings:
         _check_host("rest_listen", host.strip("[]"))
         _check_port("rest_listen", int(port))
         if not isinstance(self.log_level, str) or self.log_level.upper() not in LOG_LEVELS:
-            raise ConfigError(f"log_level: expected one of {', '.join(LOG_LEVELS)}, "
-                              f"got {self.log_level!r}")
+            raise ConfigError(
+                f"log_level: expected one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"
+            )
         for name in ("policies_dir", "db_path"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ConfigError(f"{name}: expected a path")
         if not self.trunk_ports or not all(isinstance(p, str) and p for p in self.trunk_ports):
             raise ConfigError("trunk_ports: expected a non-empty list of port-name patterns")
         interval = self.canary_interval
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) \
-                or not 0.5 <= interval <= 3600:
-            raise ConfigError(f"canary_interval: expected 0.5 to 3600 seconds, "
-                              f"got {self.canary_interval}")
+        if (
+            isinstance(interval, bool)
+            or not isinstance(interval, (int, float))
+            or not 0.5 <= interval <= 3600
+        ):
+            raise ConfigError(
+                f"canary_interval: expected 0.5 to 3600 seconds, got {self.canary_interval}"
+            )
         _check_tokens(self.api_tokens)
         if not isinstance(self.vcenter_url, str) or (
-                self.vcenter_url and not self.vcenter_url.startswith(("http://", "https://"))):
-            raise ConfigError(f"vcenter_url: expected an http(s) URL or nothing, "
-                              f"got {self.vcenter_url!r}")
+            self.vcenter_url and not self.vcenter_url.startswith(("http://", "https://"))
+        ):
+            raise ConfigError(
+                f"vcenter_url: expected an http(s) URL or nothing, got {self.vcenter_url!r}"
+            )
         for name, low, high in (("vcenter_timeout", 0.05, 10), ("vcenter_ttl", 1, 86400)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not low <= value <= high:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not low <= value <= high
+            ):
                 raise ConfigError(f"{name}: expected {low} to {high} seconds, got {value!r}")
         for name, (_, low, high, what) in EVB_TIMERS.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ConfigError(f"{name}: expected an integer {low}-{high} ({what}), "
-                                  f"got {value!r}")
+                raise ConfigError(
+                    f"{name}: expected an integer {low}-{high} ({what}), got {value!r}"
+                )
         return self
 
 
@@ -123,17 +137,27 @@ def _check_tokens(tokens) -> None:
         where = f"api_tokens[{index}]"
         if not isinstance(entry, ApiToken):
             raise ConfigError(f"{where}: expected {{token: TEXT, tenant: NAME or '{ADMIN}'}}")
-        if not isinstance(entry.token, str) or len(entry.token) < 8 or entry.token != \
-                entry.token.strip():
-            raise ConfigError(f"{where}.token: expected a text of at least 8 characters "
-                              f"without surrounding spaces")
+        if (
+            not isinstance(entry.token, str)
+            or len(entry.token) < 8
+            or entry.token != entry.token.strip()
+        ):
+            raise ConfigError(
+                f"{where}.token: expected a text of at least 8 characters "
+                f"without surrounding spaces"
+            )
         if entry.token in seen:
             raise ConfigError(f"{where}.token: the same token is given twice")
         seen.add(entry.token)
-        if not isinstance(entry.tenant, str) or not entry.tenant.strip() \
-                or len(entry.tenant) > TENANT_MAX:
-            raise ConfigError(f"{where}.tenant: expected a tenant name of 1-{TENANT_MAX} "
-                              f"characters or '{ADMIN}' for an admin token")
+        if (
+            not isinstance(entry.tenant, str)
+            or not entry.tenant.strip()
+            or len(entry.tenant) > TENANT_MAX
+        ):
+            raise ConfigError(
+                f"{where}.tenant: expected a tenant name of 1-{TENANT_MAX} "
+                f"characters or '{ADMIN}' for an admin token"
+            )
 
 
 def _tokens(path: str, value) -> tuple[ApiToken, ...]:
@@ -143,8 +167,10 @@ def _tokens(path: str, value) -> tuple[ApiToken, ...]:
     tokens = []
     for index, item in enumerate(value):
         if not isinstance(item, dict) or set(item) != {"token", "tenant"}:
-            raise ConfigError(f"{path}: api_tokens[{index}]: expected exactly the keys token "
-                              f"and tenant ('{ADMIN}' for an admin token)")
+            raise ConfigError(
+                f"{path}: api_tokens[{index}]: expected exactly the keys token "
+                f"and tenant ('{ADMIN}' for an admin token)"
+            )
         tokens.append(ApiToken(token=item["token"], tenant=item["tenant"]))
     return tuple(tokens)
 
@@ -180,8 +206,9 @@ def load_file(path: str) -> dict:
     for key, value in data.items():
         name = str(key).replace("-", "_")
         if name not in FIELD_TYPES:
-            raise ConfigError(f"{path}: unknown setting {key!r} "
-                              f"(known: {', '.join(sorted(FIELD_TYPES))})")
+            raise ConfigError(
+                f"{path}: unknown setting {key!r} (known: {', '.join(sorted(FIELD_TYPES))})"
+            )
         if name == "trunk_ports":
             if not isinstance(value, list):
                 raise ConfigError(f"{path}: trunk_ports: expected a list of patterns")

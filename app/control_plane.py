@@ -15,6 +15,7 @@ per VSI, and timers sit in heaps; only a change of the link graph re-plans what 
 switches whose place in the tree moved. ECP is acknowledged on receipt (`receive`), before the
 VDP work (`process`), so a station never retransmits because a request took time.
 """
+
 import collections
 import dataclasses
 import heapq
@@ -68,6 +69,7 @@ class Reaction:
     flows_confirmed(ticket) once every batch's barrier has answered. Frames that must follow
     flows (VDP responses) are never in the same reaction as those flows: they come with
     flows_confirmed."""
+
     packets: list[tuple[int, int, bytes]] = field(default_factory=list)  # (dpid, port_no, frame)
     batches: list[FlowBatch] = field(default_factory=list)
     ticket: int | None = None
@@ -86,15 +88,20 @@ class Reaction:
 @dataclass
 class _Held:
     """VDP messages that may leave only once their flows are on the switches."""
+
     responses: list[Send]
     unsolicited: list[Send]
 
 
 class ControlPlane:
-    def __init__(self, event_log: EventLog, bridge: VdpBridge,
-                 evb_config: BridgeEvbConfig = BridgeEvbConfig(),
-                 save: Callable[[IntentChanges], None] = lambda changes: None,
-                 first_sequence: Callable[[], int] = lambda: random.randrange(1, 0x10000)):
+    def __init__(
+        self,
+        event_log: EventLog,
+        bridge: VdpBridge,
+        evb_config: BridgeEvbConfig = BridgeEvbConfig(),
+        save: Callable[[IntentChanges], None] = lambda changes: None,
+        first_sequence: Callable[[], int] = lambda: random.randrange(1, 0x10000),
+    ):
         """`save` persists what changed in the intent (see IntentChanges) before any station
         hears of the change; `first_sequence` picks each new port session's first ECP sequence
         number (random, so a restarted controller's first PDU is not taken for a duplicate)."""
@@ -107,7 +114,7 @@ class ControlPlane:
         self.programmer = FlowProgrammer()
         self.switches = SwitchDirectory()
         self.locations = LocationHistory()
-        self._sessions: dict[int, dict[int, PortSession]] = {}   # dpid -> port_no -> session
+        self._sessions: dict[int, dict[int, PortSession]] = {}  # dpid -> port_no -> session
         # Session wake-ups: (deadline, tie-break, port), and the one deadline each port is
         # scheduled for, so a busy port does not fill the heap.
         self._wakeups: list[tuple[float, int, PortRef]] = []
@@ -116,7 +123,8 @@ class ControlPlane:
         self._pending: list[tuple[PortRef, ManagerIdTlv, VsiTlv, float]] = []
         self._parked: dict = {}  # VM-manager query -> {(port, VSI ID): request}
         self._counters: dict[int, dict[str, collections.Counter]] = collections.defaultdict(
-            lambda: collections.defaultdict(collections.Counter))
+            lambda: collections.defaultdict(collections.Counter)
+        )
         self._last_drop_event: dict[PortRef, float] = {}
         self._tickets = itertools.count(1)
         self._held: dict[int, _Held] = {}
@@ -148,8 +156,12 @@ class ControlPlane:
                     self._link_down(link)
                     changed = True
         # Probe at once: until its links are known, the switch forwards nothing across.
-        reaction = Reaction(packets=[(dpid, port_no, frame) for port_no, frame
-                                     in links.probe_frames(dpid, ports.values())])
+        reaction = Reaction(
+            packets=[
+                (dpid, port_no, frame)
+                for port_no, frame in links.probe_frames(dpid, ports.values())
+            ]
+        )
         if changed:
             reaction.extend(self._topology_changed())
         return reaction.extend(self._rr_changed())
@@ -195,8 +207,12 @@ class ControlPlane:
         if probe_from is not None:
             counters["link_probe"] += 1
             if port.role is PortRole.TRUNK and self.topology.add_link(probe_from, ref, now):
-                self.event_log.emit("link.up", switch=self.switches.name(dpid), port=port.name,
-                                    peer=self.switches.text(probe_from))
+                self.event_log.emit(
+                    "link.up",
+                    switch=self.switches.name(dpid),
+                    port=port.name,
+                    peer=self.switches.text(probe_from),
+                )
                 return self._topology_changed()
             return Reaction()
         if port.role is not PortRole.SERVER:
@@ -208,8 +224,9 @@ class ControlPlane:
         if out.vdp and len(self._pending) + len(out.vdp) > PENDING_LIMIT:
             counters["vdp_overload"] += len(out.vdp)  # acknowledged: the station will resend
         else:
-            self._pending += [(ref, manager, vsi, session.keepalive_timeout)
-                              for manager, vsi in out.vdp]
+            self._pending += [
+                (ref, manager, vsi, session.keepalive_timeout) for manager, vsi in out.vdp
+            ]
         if self._note_agreement(ref, session):
             reaction.extend(self._rr_changed())  # hairpin flows follow reflective relay
         return reaction
@@ -245,8 +262,10 @@ class ControlPlane:
         """The VM manager answered `query` (the answer is in the client's cache): the requests
         parked on it go through the bridge again."""
         parked = self._parked.pop(query, {})
-        return self._requests([(ref, manager, vsi, timeout) for (ref, _), (manager, vsi, timeout)
-                               in parked.items()], now)
+        return self._requests(
+            [(ref, manager, vsi, timeout) for (ref, _), (manager, vsi, timeout) in parked.items()],
+            now,
+        )
 
     # timers ---------------------------------------------------------------------------------
     def tick(self, now: float) -> Reaction:
@@ -278,8 +297,11 @@ class ControlPlane:
         return reaction
 
     def _probes(self, dpids: list[int]) -> list[tuple[int, int, bytes]]:
-        return [(dpid, port_no, frame) for dpid in dpids
-                for port_no, frame in links.probe_frames(dpid, self.switches.ports(dpid).values())]
+        return [
+            (dpid, port_no, frame)
+            for dpid in dpids
+            for port_no, frame in links.probe_frames(dpid, self.switches.ports(dpid).values())
+        ]
 
     # the VDP outcome -> flows -> responses --------------------------------------------------
     def _apply(self, outcome: Outcome, now: float) -> Reaction:
@@ -302,8 +324,13 @@ class ControlPlane:
         """Saves the intent, then the batches for the connected switches (the others are
         reconciled when they connect)."""
         self._save_changes()
-        return Reaction(batches=[FlowBatch(dpid, msgs) for dpid, msgs in sorted(changes.items())
-                                 if dpid in self.switches and msgs])
+        return Reaction(
+            batches=[
+                FlowBatch(dpid, msgs)
+                for dpid, msgs in sorted(changes.items())
+                if dpid in self.switches and msgs
+            ]
+        )
 
     def flows_confirmed(self, ticket: int, failed: dict[int, str], now: float) -> Reaction:
         """Every batch of `ticket` was answered by its barrier; `failed` maps the dpid of each
@@ -321,11 +348,18 @@ class ControlPlane:
             if tlv.error or tlv.mode is not VdpTlvType.ASSOCIATE:  # only these promise forwarding
                 responses.append((port, manager, tlv))
                 continue
-            self._emit("vsi.install_failed", {**port_fields(port), "vsi": vsi_id_text(tlv.vsi_id),
-                                              "switches": sorted(f"{d:016x}" for d in failed),
-                                              "reason": "; ".join(failed.values())})
-            undo = undo.merge(self.bridge.deassociate(tlv.vsi_id, "flows could not be installed",
-                                                      now))
+            self._emit(
+                "vsi.install_failed",
+                {
+                    **port_fields(port),
+                    "vsi": vsi_id_text(tlv.vsi_id),
+                    "switches": sorted(f"{d:016x}" for d in failed),
+                    "reason": "; ".join(failed.values()),
+                },
+            )
+            undo = undo.merge(
+                self.bridge.deassociate(tlv.vsi_id, "flows could not be installed", now)
+            )
             responses.append((port, manager, _failed(tlv)))
         undo.responses, undo.unsolicited = [], []  # the station hears of it through `responses`
         reaction = self._apply(undo, now)
@@ -337,23 +371,33 @@ class ControlPlane:
         if not self._dirty_vsis and not self._links_dirty and not self._rr_dirty:
             return
         changes = IntentChanges(
-            vsis={vsi_key(int(v.format), v.value.hex()): self.bridge.export_vsi(v)
-                  for v in self._dirty_vsis},
+            vsis={
+                vsi_key(int(v.format), v.value.hex()): self.bridge.export_vsi(v)
+                for v in self._dirty_vsis
+            },
             links=self._link_rows() if self._links_dirty else None,
             rr_ports=sorted([r.dpid, r.port_no] for r in self._rr_applied)
-            if self._rr_dirty else None)
+            if self._rr_dirty
+            else None,
+        )
         self._save(changes)
         self._dirty_vsis, self._links_dirty, self._rr_dirty = set(), False, False
 
     def _link_rows(self) -> list[list[int]]:
-        return [[link.a.dpid, link.a.port_no, link.b.dpid, link.b.port_no]
-                for link in self.topology.links]
+        return [
+            [link.a.dpid, link.a.port_no, link.b.dpid, link.b.port_no]
+            for link in self.topology.links
+        ]
 
     def intent(self) -> dict:
         """The whole intent as one document (what IntentStore.load returns): the bridge's
         VSIs, the links, the RR ports."""
-        return {"version": 1, "vsis": self.bridge.export(), "links": self._link_rows(),
-                "rr_ports": sorted([r.dpid, r.port_no] for r in self._rr_applied)}
+        return {
+            "version": 1,
+            "vsis": self.bridge.export(),
+            "links": self._link_rows(),
+            "rr_ports": sorted([r.dpid, r.port_no] for r in self._rr_applied),
+        }
 
     def restore(self, intent: dict, database, now: float) -> None:
         """Takes back a saved intent at start, before any switch connects: each switch that
@@ -370,8 +414,9 @@ class ControlPlane:
         self.programmer.adopt(after for _, after in outcome.changes.values() if after)
         self._dirty_vsis |= outcome.dirty
         self._save_changes()
-        self.event_log.emit("controller.restored", vsis=len(self.bridge),
-                            links=len(self.topology.links))
+        self.event_log.emit(
+            "controller.restored", vsis=len(self.bridge), links=len(self.topology.links)
+        )
 
     # links and reflective relay ---------------------------------------------------------------
     def _topology_changed(self) -> Reaction:
@@ -431,9 +476,10 @@ class ControlPlane:
     def apply_profiles(self, database, now: float) -> tuple[Reaction, dict]:
         """A new VSI type database for the VMs already associated (see VdpBridge)."""
         outcome = self.bridge.update_profiles(database, now)
-        result = {"updated": sum(kind == "vsi.updated" for kind, _ in outcome.events),
-                  "deassociated": [f["vsi"] for kind, f in outcome.events
-                                   if kind == "vsi.deassociated"]}
+        result = {
+            "updated": sum(kind == "vsi.updated" for kind, _ in outcome.events),
+            "deassociated": [f["vsi"] for kind, f in outcome.events if kind == "vsi.deassociated"],
+        }
         return self._apply(outcome, now), result
 
     def lookup(self, vsi_id: VsiId) -> dict | None:
@@ -443,10 +489,14 @@ class ControlPlane:
             return None
         name, port_name = self.switches.name, self.switches.port_name
         return {
-            "current": [{"switch": name(a.port.dpid), "port": port_name(a.port),
-                         "state": a.state.value} for a in (info.attachments if info else ())],
-            "previous": [{"switch": name(p.dpid), "port": port_name(p), "until": t}
-                         for p, t in self.locations.of(vsi_id)],
+            "current": [
+                {"switch": name(a.port.dpid), "port": port_name(a.port), "state": a.state.value}
+                for a in (info.attachments if info else ())
+            ],
+            "previous": [
+                {"switch": name(p.dpid), "port": port_name(p), "until": t}
+                for p, t in self.locations.of(vsi_id)
+            ],
         }
 
     def find_vsi(self, text: str) -> VsiId | None:
@@ -467,17 +517,26 @@ class ControlPlane:
             port_no = self.switches.port_no_of(dpid, port) if dpid is not None and port else None
             if dpid is None or (port is not None and port_no is None):
                 continue
-            places += [VmPlace(vsi_id_text(b.vsi_id), b.profile.tenant, switch,
-                               self.switches.port_name(b.port), tuple(e.mac for e in b.entries))
-                       for b in self.bridge.bound.at(dpid, port_no) if b.forwarding]
+            places += [
+                VmPlace(
+                    vsi_id_text(b.vsi_id),
+                    b.profile.tenant,
+                    switch,
+                    self.switches.port_name(b.port),
+                    tuple(e.mac for e in b.entries),
+                )
+                for b in self.bridge.bound.at(dpid, port_no)
+                if b.forwarding
+            ]
         return places
 
     # helpers --------------------------------------------------------------------------------
     def _session(self, ref: PortRef, port: Port) -> PortSession:
         session = self._sessions.get(ref.dpid, {}).get(ref.port_no)
         if session is None:
-            session = PortSession(ref, port.name, port.hw_addr, self.evb_config,
-                                  self._first_sequence())
+            session = PortSession(
+                ref, port.name, port.hw_addr, self.evb_config, self._first_sequence()
+            )
             self._sessions.setdefault(ref.dpid, {})[ref.port_no] = session
         return session
 
@@ -505,8 +564,9 @@ class ControlPlane:
         for kind, fields in out.events:
             self._emit(kind, fields)
         self._schedule(session)
-        return Reaction(packets=[(session.port.dpid, session.port.port_no, frame)
-                                 for frame in out.frames])
+        return Reaction(
+            packets=[(session.port.dpid, session.port.port_no, frame) for frame in out.frames]
+        )
 
     def _link_down(self, link) -> None:
         self._emit("link.down", {**port_fields(link.a), "peer": self.switches.text(link.b)})
@@ -516,22 +576,38 @@ class ControlPlane:
         app/vdp/describe.port_fields, and any other field); operators read switch and port
         names."""
         at = fields.get("at")
-        named = {key: self.switches.text(value) if isinstance(value, PortRef) else value
-                 for key, value in fields.items() if key != "at"}
-        level = logging.WARNING if kind.endswith(("refused", "failed", "expired", "gave_up")) \
+        named = {
+            key: self.switches.text(value) if isinstance(value, PortRef) else value
+            for key, value in fields.items()
+            if key != "at"
+        }
+        level = (
+            logging.WARNING
+            if kind.endswith(("refused", "failed", "expired", "gave_up"))
             else logging.INFO
-        self.event_log.emit(kind, switch=self.switches.name(at.dpid) if at else None,
-                            port=self.switches.port_name(at) if at else None, level=level,
-                            **named)
+        )
+        self.event_log.emit(
+            kind,
+            switch=self.switches.name(at.dpid) if at else None,
+            port=self.switches.port_name(at) if at else None,
+            level=level,
+            **named,
+        )
 
     def _drop_event(self, ref: PortRef, port: Port, err: CodecError, now: float) -> None:
         last = self._last_drop_event.get(ref)
         if last is not None and now - last < DROP_EVENT_INTERVAL:
             return
         self._last_drop_event[ref] = now
-        self.event_log.emit("frame.dropped", switch=self.switches.name(ref.dpid), port=port.name,
-                            level=logging.WARNING, field=err.field, reason=err.message,
-                            dropped_total=self._counters[ref.dpid][port.name]["malformed"])
+        self.event_log.emit(
+            "frame.dropped",
+            switch=self.switches.name(ref.dpid),
+            port=port.name,
+            level=logging.WARNING,
+            field=err.field,
+            reason=err.message,
+            dropped_total=self._counters[ref.dpid][port.name]["malformed"],
+        )
 
     # views ----------------------------------------------------------------------------------
     def counters_for(self, dpid: int) -> dict[str, dict[str, int]]:
@@ -542,12 +618,17 @@ class ControlPlane:
         return result
 
     def links_snapshot(self) -> list[dict]:
-        return [{"a": self.switches.text(link.a), "b": self.switches.text(link.b)}
-                for link in self.topology.links]
+        return [
+            {"a": self.switches.text(link.a), "b": self.switches.text(link.b)}
+            for link in self.topology.links
+        ]
 
     def sessions_snapshot(self) -> list[dict]:
-        return [self._sessions[d][p].snapshot() for d in sorted(self._sessions)
-                for p in sorted(self._sessions[d])]
+        return [
+            self._sessions[d][p].snapshot()
+            for d in sorted(self._sessions)
+            for p in sorted(self._sessions[d])
+        ]
 
 
 def _failed(tlv: VsiTlv) -> VsiTlv:

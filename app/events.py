@@ -3,6 +3,7 @@
 Every event is logged on one line (`event=kind key=value ...`) and handed to the sinks (the store,
 later webhooks). Sinks must not raise into the caller: a failing sink is logged and skipped.
 """
+
 import logging
 import threading
 import time
@@ -16,10 +17,10 @@ LOG = logging.getLogger("evb_nms.events")
 
 @dataclass(frozen=True)
 class Event:
-    kind: str                      # e.g. switch.connected, station.seen, frame.dropped
+    kind: str  # e.g. switch.connected, station.seen, frame.dropped
     ts: float = field(default_factory=time.time)
-    switch: str | None = None      # dpid as 16 hex digits
-    port: str | None = None        # port name
+    switch: str | None = None  # dpid as 16 hex digits
+    port: str | None = None  # port name
     detail: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -46,8 +47,14 @@ class EventLog:
     def add_sink(self, sink: Callable[[Event], None]) -> None:
         self._sinks.append(sink)
 
-    def emit(self, kind: str, switch: str | None = None, port: str | None = None,
-             level: int = logging.INFO, **detail) -> Event:
+    def emit(
+        self,
+        kind: str,
+        switch: str | None = None,
+        port: str | None = None,
+        level: int = logging.INFO,
+        **detail,
+    ) -> Event:
         event = Event(kind, switch=switch, port=port, detail=detail)
         LOG.log(level, "%s", event.as_line())
         with self._lock:

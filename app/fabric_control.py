@@ -13,6 +13,7 @@ SwitchSync. A VDP response that follows flows leaves only once every barrier of 
 answered; a refused message, a switch that went away or no barrier reply within
 batches.TIMEOUT turn it into a failure (ControlPlane.flows_confirmed).
 """
+
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -33,8 +34,12 @@ _PORT_CHANGES = {ofp.OFPPR_ADD: "added", ofp.OFPPR_DELETE: "deleted"}
 
 
 class FabricControl:
-    def __init__(self, control: ControlPlane, trunk_patterns: Iterable[str],
-                 record_switch: Callable[[int, str], None] = lambda dpid, name: None):
+    def __init__(
+        self,
+        control: ControlPlane,
+        trunk_patterns: Iterable[str],
+        record_switch: Callable[[int, str], None] = lambda dpid, name: None,
+    ):
         """`record_switch(dpid, name)` is told of every switch whose name is learnt."""
         self.control = control
         self._event_log = control.event_log
@@ -48,8 +53,13 @@ class FabricControl:
     # switches -------------------------------------------------------------------------------
     def switch_connected(self, dpid: int, address: str | None, now: float) -> Out:
         """A switch said hello (features reply); a reconnecting one starts over."""
-        sync = SwitchSync(dpid, self._trunk_patterns, self.control.vm_flows,
-                          self.control.vm_meters, xids=self._xids)
+        sync = SwitchSync(
+            dpid,
+            self._trunk_patterns,
+            self.control.vm_flows,
+            self.control.vm_meters,
+            xids=self._xids,
+        )
         self._syncs[dpid] = sync
         self._event_log.emit("switch.connected", switch=sync.name, address=address)
         return self._to(dpid, sync.on_features())
@@ -73,8 +83,9 @@ class FabricControl:
         if purpose == "ports":
             out = self._to(dpid, sync.on_ports(body))
             self._record_switch(dpid, sync.name)
-            return out + self.react(self.control.switch_ports(dpid, sync.name, sync.ports, now),
-                                    now)
+            return out + self.react(
+                self.control.switch_ports(dpid, sync.name, sync.ports, now), now
+            )
         if purpose == "meters":
             return self._to(dpid, sync.on_meters(body))
         if purpose == "flows":
@@ -82,8 +93,9 @@ class FabricControl:
         if purpose == "canary":
             msgs = sync.on_canary(body)
             if msgs:
-                self._event_log.emit("switch.flows_lost", switch=sync.name,
-                                     level=logging.WARNING, action="resync")
+                self._event_log.emit(
+                    "switch.flows_lost", switch=sync.name, level=logging.WARNING, action="resync"
+                )
             return self._to(dpid, msgs)
         return []
 
@@ -96,17 +108,27 @@ class FabricControl:
         sync.on_barrier()
         out = self.react(self.control.switch_ready(dpid), now)
         # The server ports down at connect time: no port status will say so (app/faults).
-        down = sorted(p.name for p in sync.ports.values()
-                      if p.role is PortRole.SERVER and not p.up)
-        self._event_log.emit("switch.ready", switch=sync.name, ports=len(sync.ports),
-                             server_ports_down=down, **sync.last_sync)
+        down = sorted(p.name for p in sync.ports.values() if p.role is PortRole.SERVER and not p.up)
+        self._event_log.emit(
+            "switch.ready",
+            switch=sync.name,
+            ports=len(sync.ports),
+            server_ports_down=down,
+            **sync.last_sync,
+        )
         return out
 
     def error(self, dpid: int, xid: int, err_type: int, code: int) -> None:
         """The switch refused a message of ours: a batch's ticket fails at its barrier."""
         sync = self._syncs.get(dpid)
-        self._event_log.emit("switch.error", switch=sync.name if sync else None,
-                             level=logging.WARNING, type=err_type, code=code, xid=xid)
+        self._event_log.emit(
+            "switch.error",
+            switch=sync.name if sync else None,
+            level=logging.WARNING,
+            type=err_type,
+            code=code,
+            xid=xid,
+        )
         self._batches.on_error(dpid, xid, f"OpenFlow error type {err_type} code {code}")
 
     def port_status(self, dpid: int, reason: int, desc, now: float) -> Out:
@@ -118,13 +140,21 @@ class FabricControl:
             return []
         out = self._to(dpid, msgs)
         out += self.react(self.control.switch_ports(dpid, sync.name, sync.ports, now), now)
-        self._event_log.emit("port." + _PORT_CHANGES.get(reason, "modified"), switch=sync.name,
-                             port=port.name, role=port.role.value, up=port.up)
+        self._event_log.emit(
+            "port." + _PORT_CHANGES.get(reason, "modified"),
+            switch=sync.name,
+            port=port.name,
+            role=port.role.value,
+            up=port.up,
+        )
         return out
 
     def canary_probes(self) -> Out:
-        return [pair for dpid, sync in self._syncs.items()
-                for pair in self._to(dpid, sync.canary_probe())]
+        return [
+            pair
+            for dpid, sync in self._syncs.items()
+            for pair in self._to(dpid, sync.canary_probe())
+        ]
 
     # stations and timers --------------------------------------------------------------------
     def receive(self, dpid: int, port_no: int, data: bytes, now: float) -> Out:
@@ -151,15 +181,20 @@ class FabricControl:
         """The messages of a reaction: its frames first (ECP ACKs never wait behind flows),
         then each batch for a connected switch followed by a barrier. A ticket with no batch on
         a connected switch is confirmed at once (the others are reconciled when they connect)."""
-        out = [pair for dpid, port_no, frame in reaction.packets if dpid in self._syncs
-               for pair in self._to(dpid, [ofmsg.packet_out(port_no, frame)])]
+        out = [
+            pair
+            for dpid, port_no, frame in reaction.packets
+            if dpid in self._syncs
+            for pair in self._to(dpid, [ofmsg.packet_out(port_no, frame)])
+        ]
         batches = [b for b in reaction.batches if b.dpid in self._syncs]
         for batch in batches:
             msgs = self._to(batch.dpid, [*batch.msgs, parser.OFPBarrierRequest(None)])
             if reaction.ticket is not None:
                 *sent, (_, barrier) = msgs
-                self._batches.track(reaction.ticket, batch.dpid, [m.xid for _, m in sent],
-                                    barrier.xid, now)
+                self._batches.track(
+                    reaction.ticket, batch.dpid, [m.xid for _, m in sent], barrier.xid, now
+                )
             out += msgs
         if reaction.ticket is not None and not batches:
             out += self.react(self.control.flows_confirmed(reaction.ticket, {}, now), now)
@@ -177,12 +212,17 @@ class FabricControl:
 
     # views ----------------------------------------------------------------------------------
     def switches_snapshot(self) -> list[dict]:
-        return [{
-            "dpid": f"{s.dpid:016x}",
-            "name": s.name,
-            "state": s.state.value,
-            "last_sync": dict(s.last_sync),
-            "ports": [{"number": p.number, "name": p.name, "role": p.role.value, "up": p.up}
-                      for p in sorted(s.ports.values(), key=lambda p: p.number)],
-            "punts": self.control.counters_for(s.dpid),
-        } for s in self._syncs.values()]
+        return [
+            {
+                "dpid": f"{s.dpid:016x}",
+                "name": s.name,
+                "state": s.state.value,
+                "last_sync": dict(s.last_sync),
+                "ports": [
+                    {"number": p.number, "name": p.name, "role": p.role.value, "up": p.up}
+                    for p in sorted(s.ports.values(), key=lambda p: p.number)
+                ],
+                "punts": self.control.counters_for(s.dpid),
+            }
+            for s in self._syncs.values()
+        ]

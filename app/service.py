@@ -4,6 +4,7 @@ sends what the change requires to the switches and stations itself.
 
 VSI IDs are given and returned as text (app.vdp.describe.vsi_id_text: a UUID for UUID VSI IDs).
 """
+
 from typing import Any, Protocol
 
 from app.policy.database import VsiTypeDatabase
@@ -37,8 +38,9 @@ class NmsService(Protocol):
         """Bridge-initiated De-Associate: the station is told, the VM's flows are removed.
         False if the VSI is unknown."""
 
-    def relocate(self, vsi_id: str, switch: str, port: str, *, replicate: bool = False
-                 ) -> dict[str, Any]:
+    def relocate(
+        self, vsi_id: str, switch: str, port: str, *, replicate: bool = False
+    ) -> dict[str, Any]:
         """Draft 5.5/5.6: prepare the VSI's network state at another port (switch name or dpid,
         port name or number) ahead of the station's own VDP requests; with replicate the source
         stays as it is. Raises KeyError (unknown VSI/switch/port) or ValueError (refused, with

@@ -7,6 +7,7 @@ flow batch and its barrier on every switch, then the response. Prints JSON.
 
     .venv/bin/python -m bench.associate [--rounds 100]
 """
+
 import argparse
 import json
 import statistics
@@ -49,8 +50,10 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=100)
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-associate-"))
-    with ControllerProcess(work, of_port=free_port(), rest_port=free_port()) as ctl, \
-            datacenter(controller_port=ctl.of_port) as dc:
+    with (
+        ControllerProcess(work, of_port=free_port(), rest_port=free_port()) as ctl,
+        datacenter(controller_port=ctl.of_port) as dc,
+    ):
         station = dc.add_station("srv11")
         if not station.wait_vdp_ready(15):
             sys.exit("station never enabled VDP")
@@ -66,14 +69,21 @@ def main(argv=None):
             time.sleep(0.5)
             timed = cap.timed_frames()
         ms = sorted(1000 * t for t in latencies(timed, station_mac))
-    print(json.dumps({
-        "benchmark": "associate_response_latency",
-        "rounds": args.rounds, "measured": len(ms), "refused": refused,
-        "median_ms": round(statistics.median(ms), 2) if ms else None,
-        "p95_ms": round(percentile(ms, 0.95), 2) if ms else None,
-        "max_ms": round(ms[-1], 2) if ms else None,
-        "min_ms": round(ms[0], 2) if ms else None,
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "benchmark": "associate_response_latency",
+                "rounds": args.rounds,
+                "measured": len(ms),
+                "refused": refused,
+                "median_ms": round(statistics.median(ms), 2) if ms else None,
+                "p95_ms": round(percentile(ms, 0.95), 2) if ms else None,
+                "max_ms": round(ms[-1], 2) if ms else None,
+                "min_ms": round(ms[0], 2) if ms else None,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

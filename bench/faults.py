@@ -9,6 +9,7 @@ the notification's arrival at the subscriber, alarm and clear separately. Prints
 
     .venv/bin/python -m bench.faults [--rounds 20]
 """
+
 import argparse
 import json
 import subprocess
@@ -31,8 +32,9 @@ def timed(sink: WebhookSink, action, alarm_id: str, current: str) -> float:
     of ``alarm_id`` going ``current``."""
     start = time.monotonic()
     action()
-    at, _ = sink.wait_for(lambda b: (b["alarm_id"], b["current"]) == (alarm_id, current),
-                          TIMEOUT, after=start)
+    at, _ = sink.wait_for(
+        lambda b: (b["alarm_id"], b["current"]) == (alarm_id, current), TIMEOUT, after=start
+    )
     return 1000 * (at - start)
 
 
@@ -42,13 +44,23 @@ def main(argv=None):
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-faults-"))
     latency = {"port_down": [], "port_up": [], "switch_down": [], "switch_up": []}
-    with ControllerProcess(work, of_port=free_port(), rest_port=free_port()) as ctl, \
-            datacenter(controller_port=ctl.of_port) as dc, WebhookSink() as sink:
+    with (
+        ControllerProcess(work, of_port=free_port(), rest_port=free_port()) as ctl,
+        datacenter(controller_port=ctl.of_port) as dc,
+        WebhookSink() as sink,
+    ):
         stations = {name: dc.add_station(name) for name in ("srv11", "srv21")}
         if not all(s.wait_vdp_ready(15) for s in stations.values()):
             sys.exit("a station never enabled VDP")
-        start_vm(dc, stations, "vm", "srv11", "52:54:00:00:0c:01", "10.0.0.221/24",
-                 "b0b0b0b0-0000-0000-0000-000000000221")
+        start_vm(
+            dc,
+            stations,
+            "vm",
+            "srv11",
+            "52:54:00:00:0c:01",
+            "10.0.0.221/24",
+            "b0b0b0b0-0000-0000-0000-000000000221",
+        )
         ctl.call("POST", "/v1/subscriptions", {"url": sink.url})
         server, uplink = dc.server("srv11"), dc.spec.server("srv11").uplink
         controller = f"tcp:127.0.0.1:{ctl.of_port}"
@@ -57,24 +69,45 @@ def main(argv=None):
             subprocess.run(["ovs-vsctl", *command], check=True)
 
         for _ in range(args.rounds):
-            latency["port_down"].append(timed(
-                sink, lambda: server.cmd("ip link set", uplink, "down"),
-                "port.down:edge1/edge1-s1", "alarm"))
-            latency["port_up"].append(timed(
-                sink, lambda: server.cmd("ip link set", uplink, "up"),
-                "port.down:edge1/edge1-s1", "ok"))
-            latency["switch_down"].append(timed(
-                sink, lambda: ovs("del-controller", "edge2"), "switch.down:edge2", "alarm"))
-            latency["switch_up"].append(timed(
-                sink, lambda: ovs("set-controller", "edge2", controller), "switch.down:edge2",
-                "ok"))
+            latency["port_down"].append(
+                timed(
+                    sink,
+                    lambda: server.cmd("ip link set", uplink, "down"),
+                    "port.down:edge1/edge1-s1",
+                    "alarm",
+                )
+            )
+            latency["port_up"].append(
+                timed(
+                    sink,
+                    lambda: server.cmd("ip link set", uplink, "up"),
+                    "port.down:edge1/edge1-s1",
+                    "ok",
+                )
+            )
+            latency["switch_down"].append(
+                timed(sink, lambda: ovs("del-controller", "edge2"), "switch.down:edge2", "alarm")
+            )
+            latency["switch_up"].append(
+                timed(
+                    sink,
+                    lambda: ovs("set-controller", "edge2", controller),
+                    "switch.down:edge2",
+                    "ok",
+                )
+            )
         delivery = ctl.rest("/v1/subscriptions")[0]["delivery"]
-    print(json.dumps({
-        "benchmark": "fault_notification_latency",
-        "rounds": args.rounds,
-        "latency_ms": {kind: summary(values) for kind, values in latency.items()},
-        "notifications": delivery,
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "benchmark": "fault_notification_latency",
+                "rounds": args.rounds,
+                "latency_ms": {kind: summary(values) for kind, values in latency.items()},
+                "notifications": delivery,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

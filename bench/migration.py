@@ -7,6 +7,7 @@ switch is checked for flows left where the VM no longer is. Prints JSON.
 
     .venv/bin/python -m bench.migration [--migrations 20] [--order vdp|associate-first]
 """
+
 import argparse
 import json
 import statistics
@@ -31,15 +32,31 @@ def main(argv=None):
     work = Path(tempfile.mkdtemp(prefix="bench-migration-"))
     gaps, losses, stale, failed = [], [], [], 0
     steps = {}  # step -> durations (ms) from the previous step
-    with ControllerProcess(work, of_port=free_port(), rest_port=free_port()) as ctl, \
-            datacenter(controller_port=ctl.of_port) as dc:
+    with (
+        ControllerProcess(work, of_port=free_port(), rest_port=free_port()) as ctl,
+        datacenter(controller_port=ctl.of_port) as dc,
+    ):
         stations = {srv.name: dc.add_station(srv.name) for srv in dc.spec.servers}
         if not all(s.wait_vdp_ready(15) for s in stations.values()):
             sys.exit("a station never enabled VDP")
-        peer = start_vm(dc, stations, "peer", "srv21", "52:54:00:00:0b:01", "10.0.0.201/24",
-                        "b0b0b0b0-0000-0000-0000-000000000201")
-        mover = start_vm(dc, stations, "mover", "srv11", "52:54:00:00:0b:02", "10.0.0.202/24",
-                         "b0b0b0b0-0000-0000-0000-000000000202")
+        peer = start_vm(
+            dc,
+            stations,
+            "peer",
+            "srv21",
+            "52:54:00:00:0b:01",
+            "10.0.0.201/24",
+            "b0b0b0b0-0000-0000-0000-000000000201",
+        )
+        mover = start_vm(
+            dc,
+            stations,
+            "mover",
+            "srv11",
+            "52:54:00:00:0b:02",
+            "10.0.0.202/24",
+            "b0b0b0b0-0000-0000-0000-000000000202",
+        )
         if not peer.vm.wait_reachable(mover.vm.address, timeout=5):
             sys.exit("the peer cannot reach the VM before any migration")
         for _ in range(args.migrations):
@@ -59,24 +76,37 @@ def main(argv=None):
             problem = flows_follow(dc, mover)
             if problem:
                 stale.append(problem)
-        ecp = {key: sum(s["counters"].get(key, 0) for s in ctl.rest("/v1/stations"))
-               for key in ("retransmits", "gave_up", "duplicates")}
+        ecp = {
+            key: sum(s["counters"].get(key, 0) for s in ctl.rest("/v1/stations"))
+            for key in ("retransmits", "gave_up", "duplicates")
+        }
     measured = [g for g in gaps if g is not None]
-    print(json.dumps({
-        "benchmark": "migration_gap",
-        "order": args.order,
-        "migrations": args.migrations,
-        "vdp_failures": failed,
-        "probe_rate_pps": 1000,
-        "gap_ms": summary(measured),
-        "lost_packets": {"median": statistics.median(losses), "max": max(losses),
-                         "total": sum(losses)},
-        "step_ms_median": {step: round(statistics.median(v), 1) for step, v in steps.items()},
-        "gaps_ms": gaps,
-        "bridge_ecp": ecp,   # our retransmissions toward the stations, give-ups, duplicates seen
-        "stale_flows": len(stale),
-        "stale_detail": stale[:3],
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "benchmark": "migration_gap",
+                "order": args.order,
+                "migrations": args.migrations,
+                "vdp_failures": failed,
+                "probe_rate_pps": 1000,
+                "gap_ms": summary(measured),
+                "lost_packets": {
+                    "median": statistics.median(losses),
+                    "max": max(losses),
+                    "total": sum(losses),
+                },
+                "step_ms_median": {
+                    step: round(statistics.median(v), 1) for step, v in steps.items()
+                },
+                "gaps_ms": gaps,
+                # our retransmissions toward the stations, give-ups, duplicates seen
+                "bridge_ecp": ecp,
+                "stale_flows": len(stale),
+                "stale_detail": stale[:3],
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ it, and the flow-mods and meter-mods per Associate.
 
     .venv/bin/python -m bench.request_cost [--vms 10000] [--edges 8] [--ports 32]
 """
+
 import argparse
 import json
 import os
@@ -44,8 +45,9 @@ AGG = 0x100
 UPLINK = 1000
 MGR = ManagerIdTlv.from_name("mgr1")
 ECP = ETHERTYPE_ECP.to_bytes(2, "big")
-STATION = EvbTlv(mode=EvbMode.STATION, rrreq=False, rrstat=RrStat.UNKNOWN, r=3, rte=14, rwd=20,
-                 rka=24)
+STATION = EvbTlv(
+    mode=EvbMode.STATION, rrreq=False, rrstat=RrStat.UNKNOWN, r=3, rte=14, rwd=20, rka=24
+)
 
 
 def _port(number: int, name: str, mac: str) -> Port:
@@ -58,13 +60,16 @@ class Fabric:
     def __init__(self, edges: int, ports: int, db: Path):
         self.store = IntentStore(db)
         policies = load_policies(POLICIES)
-        self.plane = ControlPlane(EventLog(capacity=1000), VdpBridge(
-            Authorizer(lambda: policies)), save=self.store.save)
+        self.plane = ControlPlane(
+            EventLog(capacity=1000), VdpBridge(Authorizer(lambda: policies)), save=self.store.save
+        )
         self.ports: dict[int, dict[int, Port]] = {}
         agg_ports = {}
         for e in range(1, edges + 1):
-            switch = {p: _port(p, f"e{e}-s{p}", f"02:00:{e >> 8:02x}:{e & 255:02x}:00:{p:02x}")
-                      for p in range(1, ports + 1)}
+            switch = {
+                p: _port(p, f"e{e}-s{p}", f"02:00:{e >> 8:02x}:{e & 255:02x}:00:{p:02x}")
+                for p in range(1, ports + 1)
+            }
             switch[UPLINK] = _port(UPLINK, f"e{e}-up1", f"02:00:{e >> 8:02x}:{e & 255:02x}:ff:01")
             self.ports[e] = switch
             agg_ports[e] = _port(e, f"agg1-dn{e}", f"02:ff:00:{e >> 8:02x}:{e & 255:02x}:01")
@@ -86,18 +91,26 @@ class Fabric:
             self.meter_mods += sum(isinstance(m, parser.OFPMeterMod) for m in batch.msgs)
         for dpid, port_no, frame in reaction.packets:  # the station acknowledges our PDUs
             if frame[12:14] == ECP and frame[14] >> 2 & 3 == EcpOp.REQUEST:
-                ack = build_ecp_ack(self.station_mac(PortRef(dpid, port_no)),
-                                    int.from_bytes(frame[16:18], "big"))
-                self.run(self.plane.handle_frame(dpid, self.ports[dpid][port_no], ack,
-                                                 time.monotonic()))
+                ack = build_ecp_ack(
+                    self.station_mac(PortRef(dpid, port_no)), int.from_bytes(frame[16:18], "big")
+                )
+                self.run(
+                    self.plane.handle_frame(dpid, self.ports[dpid][port_no], ack, time.monotonic())
+                )
         if reaction.ticket is not None:  # every barrier answers at once
             self.run(self.plane.flows_confirmed(reaction.ticket, {}, time.monotonic()))
 
     def hello(self, ref: PortRef) -> None:
-        lldp = LldpFrame(self.station_mac(ref), LldpPdu(
-            ChassisId(4, bytes(6)), PortId(3, bytes(6)), 120, (STATION,)), dst=NEAREST_BRIDGE)
-        self.run(self.plane.handle_frame(ref.dpid, self.ports[ref.dpid][ref.port_no],
-                                         encode_evb_frame(lldp), 0.0))
+        lldp = LldpFrame(
+            self.station_mac(ref),
+            LldpPdu(ChassisId(4, bytes(6)), PortId(3, bytes(6)), 120, (STATION,)),
+            dst=NEAREST_BRIDGE,
+        )
+        self.run(
+            self.plane.handle_frame(
+                ref.dpid, self.ports[ref.dpid][ref.port_no], encode_evb_frame(lldp), 0.0
+            )
+        )
 
     @staticmethod
     def station_mac(ref: PortRef) -> str:
@@ -105,12 +118,21 @@ class Fabric:
 
     def associate(self, ref: PortRef, n: int) -> None:
         self.sequence[ref] = self.sequence.get(ref, 0) % 0xFFFF + 1
-        vsi = VsiTlv(VdpTlvType.ASSOCIATE, 0, 5, 4, VsiId.from_uuid(str(UUID(int=n + 1))),
-                     FilterFormat.MAC_VID,
-                     (FilterEntry(0, mac=f"52:{n.to_bytes(5, 'big').hex(':')}"),))
+        vsi = VsiTlv(
+            VdpTlvType.ASSOCIATE,
+            0,
+            5,
+            4,
+            VsiId.from_uuid(str(UUID(int=n + 1))),
+            FilterFormat.MAC_VID,
+            (FilterEntry(0, mac=f"52:{n.to_bytes(5, 'big').hex(':')}"),),
+        )
         frame = build_vdp_request(self.station_mac(ref), self.sequence[ref], Vdpdu((MGR, vsi)))
-        self.run(self.plane.handle_frame(ref.dpid, self.ports[ref.dpid][ref.port_no], frame,
-                                         time.monotonic()))
+        self.run(
+            self.plane.handle_frame(
+                ref.dpid, self.ports[ref.dpid][ref.port_no], frame, time.monotonic()
+            )
+        )
 
 
 def main(argv=None) -> None:
@@ -135,15 +157,21 @@ def main(argv=None) -> None:
         total = time.perf_counter() - started
         held = len(fabric.plane.bridge.bindings())
     result = {
-        "bench": "request_cost", "machine": {"cores": os.cpu_count(),
-                                             "python": platform.python_version()},
-        "edges": args.edges, "ports": args.ports, "vms": args.vms, "granted": held,
+        "bench": "request_cost",
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+        "edges": args.edges,
+        "ports": args.ports,
+        "vms": args.vms,
+        "granted": held,
         "associates_per_s": round(args.vms / total, 1),
-        "checkpoints": {str(c): {
-            "median_ms": round(statistics.median(times[max(0, c - window):c]) * 1e3, 3),
-            "p99_ms": round(percentile(times[max(0, c - window):c], 0.99) * 1e3, 3),
-            "mods_per_associate": statistics.median(mods[max(0, c - window):c]),
-        } for c in checkpoints},
+        "checkpoints": {
+            str(c): {
+                "median_ms": round(statistics.median(times[max(0, c - window) : c]) * 1e3, 3),
+                "p99_ms": round(percentile(times[max(0, c - window) : c], 0.99) * 1e3, 3),
+                "mods_per_associate": statistics.median(mods[max(0, c - window) : c]),
+            }
+            for c in checkpoints
+        },
     }
     print(json.dumps(result, indent=2))
 

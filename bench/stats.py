@@ -1,4 +1,5 @@
 """The statistics the benchmarks report, defined once."""
+
 import math
 import statistics
 
@@ -15,5 +16,8 @@ def summary(values, digits: int = 2) -> dict | None:
     values = list(values)
     if not values:
         return None
-    return {"median": round(statistics.median(values), digits),
-            "p95": round(percentile(values, 0.95), digits), "max": round(max(values), digits)}
+    return {
+        "median": round(statistics.median(values), digits),
+        "p95": round(percentile(values, 0.95), digits),
+        "max": round(max(values), digits),
+    }

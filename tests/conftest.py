@@ -1,4 +1,5 @@
 """Settings for the whole suite."""
+
 from hypothesis import HealthCheck, settings
 
 # A property is about correctness, not speed: a slow example on a loaded 2-core CI machine

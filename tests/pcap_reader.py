@@ -3,8 +3,12 @@
 import struct
 from pathlib import Path
 
-_MAGIC = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">",   # microsecond timestamps
-          b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\x3c\x4d": ">"}   # nanosecond timestamps
+_MAGIC = {
+    b"\xd4\xc3\xb2\xa1": "<",
+    b"\xa1\xb2\xc3\xd4": ">",  # microsecond timestamps
+    b"\x4d\x3c\xb2\xa1": "<",
+    b"\xa1\xb2\x3c\x4d": ">",
+}  # nanosecond timestamps
 LINKTYPE_ETHERNET = 1
 
 
@@ -23,6 +27,6 @@ def read_pcap(path: str | Path) -> list[bytes]:
         offset += 16
         if offset + captured > len(data):
             raise ValueError(f"{path}: packet {len(packets) + 1} is truncated")
-        packets.append(data[offset:offset + captured])
+        packets.append(data[offset : offset + captured])
         offset += captured
     return packets

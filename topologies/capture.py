@@ -1,4 +1,5 @@
 """tcpdump on one interface of the bed, read back as raw frames while it runs."""
+
 import struct
 import subprocess
 import time
@@ -30,8 +31,9 @@ class Capture:
 
     def start(self):
         """Start tcpdump and return once it listens (frames sent before that are not seen)."""
-        self._proc = subprocess.Popen(self._argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                      text=True)
+        self._proc = subprocess.Popen(
+            self._argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         # "listening on IF, ..." comes once the socket is bound and the pcap header written.
         line = self._proc.stderr.readline()
         if "listening on" not in line:
@@ -69,7 +71,7 @@ class Capture:
             start = offset + _RECORD_HEADER
             if start + captured > len(data):
                 break
-            frames.append((seconds + fraction * unit, data[start:start + captured]))
+            frames.append((seconds + fraction * unit, data[start : start + captured]))
             offset = start + captured
         return frames
 

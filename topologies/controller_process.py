@@ -1,4 +1,5 @@
 """Runs `evb-nms` as a child process: wait until it listens, stop it by PID."""
+
 import json
 import os
 import signal
@@ -32,25 +33,48 @@ def wait_for_listen(host: str, port: int, timeout: float, proc: subprocess.Popen
 class ControllerProcess:
     """evb-nms in a child process, logging to `log_path`."""
 
-    def __init__(self, workdir: Path, of_port: int = 6653, rest_port: int = 8080,
-                 extra_args=(), log_level: str = "INFO"):
+    def __init__(
+        self,
+        workdir: Path,
+        of_port: int = 6653,
+        rest_port: int = 8080,
+        extra_args=(),
+        log_level: str = "INFO",
+    ):
         self.workdir = Path(workdir)
         self.of_port = of_port
         self.rest_port = rest_port
         self.log_path = self.workdir / "evb-nms.log"
         self.db_path = self.workdir / "evb-nms.db"
-        self.args = [sys.executable, "-m", "app.cli.evb_nms",
-                     "--of-port", str(of_port), "--of-listen-host", "127.0.0.1",
-                     "--rest-listen", f"127.0.0.1:{rest_port}", "--db-path", str(self.db_path),
-                     "--log-level", log_level, *extra_args]
+        self.args = [
+            sys.executable,
+            "-m",
+            "app.cli.evb_nms",
+            "--of-port",
+            str(of_port),
+            "--of-listen-host",
+            "127.0.0.1",
+            "--rest-listen",
+            f"127.0.0.1:{rest_port}",
+            "--db-path",
+            str(self.db_path),
+            "--log-level",
+            log_level,
+            *extra_args,
+        ]
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30.0) -> "ControllerProcess":
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         repo = Path(__file__).resolve().parent.parent
-        self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, cwd=repo,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.proc = subprocess.Popen(
+            self.args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=repo,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         log.close()
         wait_for_listen("127.0.0.1", self.of_port, timeout, self.proc)
         wait_for_listen("127.0.0.1", self.rest_port, timeout, self.proc)
@@ -72,9 +96,11 @@ class ControllerProcess:
     def call(self, method: str, path: str, body=None):
         """One REST request with a JSON body; the JSON answer (None if it has none)."""
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.rest_port}{path}", method=method,
+            f"http://127.0.0.1:{self.rest_port}{path}",
+            method=method,
             data=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"})
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             answer = response.read()
         return json.loads(answer) if answer else None

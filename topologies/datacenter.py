@@ -6,6 +6,7 @@
 Switches are Open vSwitch bridges on the userspace datapath (no kernel module here). Port names tell
 the role: edgeN-upK / agg1-dnN face each other, edgeN-sK faces server srvNK (uplink srvNK-eth0).
 """
+
 import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -72,12 +73,25 @@ def describe(edges=2, servers_per_edge=2):
     """The layout: edge<e> has dpid e, servers srv<e><k> on edge<e>-s<k> (OpenFlow port k)."""
     if not (1 <= edges <= 9 and 1 <= servers_per_edge <= 9):
         raise ValueError("server names srv<edge><k> need 1..9 edges and 1..9 servers per edge")
-    return DatacenterSpec(AGG_NAME, AGG_DPID, tuple(
-        EdgeSpec(f"edge{e}", e, f"edge{e}-up1", EDGE_UPLINK_PORT_NO,
-                 f"{AGG_NAME}-dn{e}", e, tuple(
-                     ServerSpec(f"srv{e}{k}", f"srv{e}{k}-eth0", f"edge{e}", f"edge{e}-s{k}", k)
-                     for k in range(1, servers_per_edge + 1)))
-        for e in range(1, edges + 1)))
+    return DatacenterSpec(
+        AGG_NAME,
+        AGG_DPID,
+        tuple(
+            EdgeSpec(
+                f"edge{e}",
+                e,
+                f"edge{e}-up1",
+                EDGE_UPLINK_PORT_NO,
+                f"{AGG_NAME}-dn{e}",
+                e,
+                tuple(
+                    ServerSpec(f"srv{e}{k}", f"srv{e}{k}-eth0", f"edge{e}", f"edge{e}-s{k}", k)
+                    for k in range(1, servers_per_edge + 1)
+                ),
+            )
+            for e in range(1, edges + 1)
+        ),
+    )
 
 
 class QuietIntf(Intf):
@@ -108,12 +122,24 @@ class DatacenterTopo(Topo):
         self.addSwitch(spec.agg, dpid=f"{spec.agg_dpid:016x}", **switch)
         for edge in spec.edges:
             self.addSwitch(edge.name, dpid=f"{edge.dpid:016x}", **switch)
-            self.addLink(edge.name, spec.agg, port1=edge.uplink_no, port2=edge.agg_port_no,
-                         intfName1=edge.uplink, intfName2=edge.agg_port)
+            self.addLink(
+                edge.name,
+                spec.agg,
+                port1=edge.uplink_no,
+                port2=edge.agg_port_no,
+                intfName1=edge.uplink,
+                intfName2=edge.agg_port,
+            )
             for srv in edge.servers:
                 self.addHost(srv.name, ip=None)
-                self.addLink(srv.name, edge.name, port1=0, port2=srv.edge_port_no,
-                             intfName1=srv.uplink, intfName2=srv.edge_port)
+                self.addLink(
+                    srv.name,
+                    edge.name,
+                    port1=0,
+                    port2=srv.edge_port_no,
+                    intfName1=srv.uplink,
+                    intfName2=srv.edge_port,
+                )
 
 
 class Datacenter:
@@ -164,11 +190,19 @@ def datacenter(controller_port=6653, fail_mode="secure", edges=2, servers_per_ed
         remove_leftovers()
         run_dir = STATE_DIR / secrets.token_hex(3)
         run_dir.mkdir()
-        net = Mininet(topo=DatacenterTopo(spec, fail_mode), switch=OVSSwitch, host=Server,
-                      intf=QuietIntf, controller=None, autoSetMacs=False, build=False)
+        net = Mininet(
+            topo=DatacenterTopo(spec, fail_mode),
+            switch=OVSSwitch,
+            host=Server,
+            intf=QuietIntf,
+            controller=None,
+            autoSetMacs=False,
+            build=False,
+        )
         if controller_port is not None:
-            net.addController("c0", controller=RemoteController, ip=CONTROLLER_IP,
-                              port=controller_port)
+            net.addController(
+                "c0", controller=RemoteController, ip=CONTROLLER_IP, port=controller_port
+            )
         dc = Datacenter(net, spec, run_dir)
         try:
             net.build()

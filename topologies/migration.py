@@ -6,6 +6,7 @@ destination (same MAC and IP, its own netns, not yet reachable because the netwo
 at the source), then the source copy is stopped. `where_flows_point` tells where every switch
 sends the VM's traffic, to check that nothing stale is left behind.
 """
+
 import re
 import subprocess
 import time
@@ -14,13 +15,14 @@ from dataclasses import dataclass
 from topologies.vm import Vm
 
 MANAGER = "mgr1"
-WEB = (5, 4)          # policies/default.yaml "web": VLANs 100/101, default 100
-BATCH = (7, 1)        # "batch": VLAN 102, at most 2 per port
+WEB = (5, 4)  # policies/default.yaml "web": VLANs 100/101, default 100
+BATCH = (7, 1)  # "batch": VLAN 102, at most 2 per port
 
 
 @dataclass
 class MigratingVm:
     """A VM with its VSI: the VM (as it runs now), its server's name, its VSI UUID and VID."""
+
     vm: Vm
     server: str
     uuid: str
@@ -28,17 +30,24 @@ class MigratingVm:
     vsi_type: tuple = WEB
 
     def request(self, station, mode, hints="none", vid=None):
-        return station.vdp(mode, MANAGER, self.vsi_type[0], self.vsi_type[1], self.uuid,
-                           hints=hints,
-                           filters=[f"{self.vid if vid is None else vid}-{self.vm.mac}"])
+        return station.vdp(
+            mode,
+            MANAGER,
+            self.vsi_type[0],
+            self.vsi_type[1],
+            self.uuid,
+            hints=hints,
+            filters=[f"{self.vid if vid is None else vid}-{self.vm.mac}"],
+        )
 
 
 def start_vm(dc, stations, name, server, mac, ip, uuid, vsi_type=WEB, hints="none"):
     """A VM on server, associated through its station (VID chosen by the bridge). lldpad keeps
     the hints a VSI was created with for all its later requests (S-bit for "from")."""
     vm = dc.add_vm(name, server, mac, ip)
-    result = stations[server].vdp("assoc", MANAGER, vsi_type[0], vsi_type[1], uuid,
-                                  hints=hints, filters=[f"0-{mac}"])
+    result = stations[server].vdp(
+        "assoc", MANAGER, vsi_type[0], vsi_type[1], uuid, hints=hints, filters=[f"0-{mac}"]
+    )
     if not result.ok:
         raise RuntimeError(f"{name} not associated: {result.error}")
     vid = int(result.fields["filter"].split("-")[0])
@@ -47,8 +56,9 @@ def start_vm(dc, stations, name, server, mac, ip, uuid, vsi_type=WEB, hints="non
 
 def move_vm(dc, mvm, dst_server, marks=None):
     """The VM itself moves: a copy starts on dst_server, then the source copy stops."""
-    copy = Vm.create(mvm.vm.name, dc.server(dst_server), mvm.vm.mac, mvm.vm.ip,
-                     _next_netns(mvm.vm.netns))
+    copy = Vm.create(
+        mvm.vm.name, dc.server(dst_server), mvm.vm.mac, mvm.vm.ip, _next_netns(mvm.vm.netns)
+    )
     _mark(marks, "copy_started")
     mvm.vm.destroy()
     _mark(marks, "source_stopped")
@@ -101,10 +111,15 @@ def where_flows_point(dc, mac):
     destination: what each switch does with the VM's traffic."""
     flows = {}
     for name in [dc.spec.agg, *(edge.name for edge in dc.spec.edges)]:
-        out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", name, "--no-stats"],
-                             capture_output=True, text=True, check=True).stdout
-        flows[name] = [line.strip() for line in out.splitlines()
-                       if "cookie=0xeb" in line and mac in line]
+        out = subprocess.run(
+            ["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", name, "--no-stats"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        flows[name] = [
+            line.strip() for line in out.splitlines() if "cookie=0xeb" in line and mac in line
+        ]
     return flows
 
 
@@ -120,14 +135,15 @@ def flows_follow(dc, mvm):
             if switch == edge.name:
                 if admits and f"in_port={srv.edge_port_no}," not in line:
                     problems.append(f"{switch}: admits from another port: {line}")
-                if not admits and "output:" in line and \
-                        f"output:{srv.edge_port_no}" not in line:
+                if not admits and "output:" in line and f"output:{srv.edge_port_no}" not in line:
                     problems.append(f"{switch}: delivers elsewhere: {line}")
             elif admits:
                 problems.append(f"{switch}: stale admission: {line}")
             elif switch == dc.spec.agg and f"output:{edge.agg_port_no}" not in line:
                 problems.append(f"{switch}: points away from {edge.name}: {line}")
-            elif switch not in (dc.spec.agg, edge.name) and \
-                    f"output:{dc.spec.edge(switch).uplink_no}" not in line:
+            elif (
+                switch not in (dc.spec.agg, edge.name)
+                and f"output:{dc.spec.edge(switch).uplink_no}" not in line
+            ):
                 problems.append(f"{switch}: points away from the uplink: {line}")
     return "; ".join(problems) or None

@@ -5,6 +5,7 @@ reply (from the first request to the last).
 
     ip netns exec NS python -m topologies.probe TARGET [--rate 1000]
 """
+
 import argparse
 import json
 import os
@@ -42,9 +43,24 @@ def echo_request(ident: int, seq: int) -> bytes:
 
 def start_probe(netns: str, address: str, rate: float = 1000.0) -> subprocess.Popen:
     """This probe in netns (a VM), sending to address; returns once it is sending."""
-    proc = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-m",
-                             "topologies.probe", address, "--rate", str(rate)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            netns,
+            sys.executable,
+            "-m",
+            "topologies.probe",
+            address,
+            "--rate",
+            str(rate),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     proc.stderr.readline()  # "ready"
     return proc
 
@@ -77,7 +93,7 @@ def main(argv=None) -> int:
                 packet = sock.recv(2048)
             except TimeoutError:
                 continue
-            header = packet[(packet[0] & 0x0F) * 4:][:8]
+            header = packet[(packet[0] & 0x0F) * 4 :][:8]
             kind, _, _, rid, seq = struct.unpack("!BBHHH", header)
             if kind == ICMP_ECHO_REPLY and rid == ident:
                 replies.setdefault(seq, time.monotonic())
@@ -100,8 +116,16 @@ def main(argv=None) -> int:
     # From the first send to the last: silence at either end counts as a gap too.
     times = [start, *sorted(replies.values()), last_send]
     gaps = [b - a for a, b in pairwise(times)]
-    print(json.dumps({"sent": sent, "received": len(replies), "lost": sent - len(replies),
-                      "max_gap_ms": round(1000 * max(gaps), 2) if gaps else None}))
+    print(
+        json.dumps(
+            {
+                "sent": sent,
+                "received": len(replies),
+                "lost": sent - len(replies),
+                "max_gap_ms": round(1000 * max(gaps), 2) if gaps else None,
+            }
+        )
+    )
     return 0
 
 

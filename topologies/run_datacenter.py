@@ -2,6 +2,7 @@
 brings up the default data center with VMs and an lldpad station on every server, and shows the
 controller's events until Ctrl-C; then stops everything it started (by PID) and removes the net.
 """
+
 import argparse
 import signal
 import sys
@@ -18,26 +19,49 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="evb-datacenter",
         description="Run the evb-nms controller with the default Mininet data center (agg1, "
-                    "edge switches, servers with VMs and lldpad VDP stations) until Ctrl-C.")
+        "edge switches, servers with VMs and lldpad VDP stations) until Ctrl-C.",
+    )
     parser.add_argument("--edges", type=int, default=2, help="edge switches (default 2)")
-    parser.add_argument("--servers-per-edge", type=int, default=2,
-                        help="servers on each edge (default 2)")
-    parser.add_argument("--vms-per-server", type=int, default=2,
-                        help="VMs created on each server (default 2)")
-    parser.add_argument("--no-stations", action="store_true",
-                        help="do not start lldpad on the servers (and associate no VM)")
-    parser.add_argument("--no-associate", action="store_true",
-                        help="start the stations but let no VM ask for an association")
-    parser.add_argument("--of-port", type=int, default=6653,
-                        help="controller OpenFlow port (default 6653)")
-    parser.add_argument("--rest-port", type=int, default=8080,
-                        help="controller REST port on 127.0.0.1 (default 8080)")
-    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
-                        help="where the controller's database and log go (default var/)")
-    parser.add_argument("--all-events", action="store_true",
-                        help="show every controller log line, not only events")
-    parser.add_argument("controller_args", nargs="*", metavar="-- EVB-NMS-ARG",
-                        help="further arguments for evb-nms after --, e.g. -- --policies-dir DIR")
+    parser.add_argument(
+        "--servers-per-edge", type=int, default=2, help="servers on each edge (default 2)"
+    )
+    parser.add_argument(
+        "--vms-per-server", type=int, default=2, help="VMs created on each server (default 2)"
+    )
+    parser.add_argument(
+        "--no-stations",
+        action="store_true",
+        help="do not start lldpad on the servers (and associate no VM)",
+    )
+    parser.add_argument(
+        "--no-associate",
+        action="store_true",
+        help="start the stations but let no VM ask for an association",
+    )
+    parser.add_argument(
+        "--of-port", type=int, default=6653, help="controller OpenFlow port (default 6653)"
+    )
+    parser.add_argument(
+        "--rest-port",
+        type=int,
+        default=8080,
+        help="controller REST port on 127.0.0.1 (default 8080)",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=DEFAULT_WORKDIR,
+        help="where the controller's database and log go (default var/)",
+    )
+    parser.add_argument(
+        "--all-events", action="store_true", help="show every controller log line, not only events"
+    )
+    parser.add_argument(
+        "controller_args",
+        nargs="*",
+        metavar="-- EVB-NMS-ARG",
+        help="further arguments for evb-nms after --, e.g. -- --policies-dir DIR",
+    )
     return parser.parse_args(argv)
 
 
@@ -47,9 +71,14 @@ def vm_plan(spec, vms_per_server):
     for edge_no, edge in enumerate(spec.edges, start=1):
         for srv_no, srv in enumerate(edge.servers, start=1):
             for i in range(1, vms_per_server + 1):
-                plan.append((f"vm{edge_no}{srv_no}{i}", srv.name,
-                             f"52:54:00:{edge_no:02x}:{srv_no:02x}:{i:02x}",
-                             f"10.0.{edge_no}.{srv_no * 16 + i}/16"))
+                plan.append(
+                    (
+                        f"vm{edge_no}{srv_no}{i}",
+                        srv.name,
+                        f"52:54:00:{edge_no:02x}:{srv_no:02x}:{i:02x}",
+                        f"10.0.{edge_no}.{srv_no * 16 + i}/16",
+                    )
+                )
     return plan
 
 
@@ -64,17 +93,26 @@ def associate_demo(dc, stations, vms_per_server):
     for station in stations.values():
         if not station.wait_vdp_ready(10):
             print(f"station on {station.server.name}: VDP not enabled (no bridge EVB TLV seen)")
-    requests = [(name, server, mac, DEMO_TYPE) for name, server, mac, _
-                in vm_plan(dc.spec, vms_per_server)]
+    requests = [
+        (name, server, mac, DEMO_TYPE) for name, server, mac, _ in vm_plan(dc.spec, vms_per_server)
+    ]
     rogue_server = dc.spec.servers[-1].name
     dc.add_vm(ROGUE[0], rogue_server, ROGUE[1], ROGUE[2])
     requests.append((ROGUE[0], rogue_server, ROGUE[1], ROGUE[3]))
     for n, (name, server, mac, (type_id, version)) in enumerate(requests, start=1):
-        result = stations[server].vdp("assoc", "mgr1", type_id, version,
-                                      f"a1b2c3d4-0000-0000-0000-{n:012x}",
-                                      filters=[f"0-{mac}"])
-        verdict = (f"admitted, VLAN {result.fields.get('filter', '?').split('-')[0]}"
-                   if result.ok else f"refused ({result.error})")
+        result = stations[server].vdp(
+            "assoc",
+            "mgr1",
+            type_id,
+            version,
+            f"a1b2c3d4-0000-0000-0000-{n:012x}",
+            filters=[f"0-{mac}"],
+        )
+        verdict = (
+            f"admitted, VLAN {result.fields.get('filter', '?').split('-')[0]}"
+            if result.ok
+            else f"refused ({result.error})"
+        )
         print(f"vm {name} type {type_id} v{version}: {verdict}", flush=True)
 
 
@@ -90,7 +128,7 @@ def _follow(path: Path, start: int, show_all: bool, stop: threading.Event) -> No
                 time.sleep(0.1)
                 continue
             if show_all or "event=" in line:
-                print(line[line.find("event="):] if not show_all else line, end="", flush=True)
+                print(line[line.find("event=") :] if not show_all else line, end="", flush=True)
 
 
 def _interrupt(signum, frame):
@@ -104,20 +142,26 @@ def main(argv=None) -> int:
 
     signal.signal(signal.SIGTERM, _interrupt)  # a TERM cleans up like Ctrl-C
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with INT ignored
-    controller = ControllerProcess(args.workdir.resolve(), of_port=args.of_port,
-                                   rest_port=args.rest_port, extra_args=args.controller_args)
+    controller = ControllerProcess(
+        args.workdir.resolve(),
+        of_port=args.of_port,
+        rest_port=args.rest_port,
+        extra_args=args.controller_args,
+    )
     stop = threading.Event()
     # The log is kept across runs: show only what this run writes.
     start = controller.log_path.stat().st_size if controller.log_path.exists() else 0
-    follower = threading.Thread(target=_follow, daemon=True,
-                                args=(controller.log_path, start, args.all_events, stop))
+    follower = threading.Thread(
+        target=_follow, daemon=True, args=(controller.log_path, start, args.all_events, stop)
+    )
     try:
         print(f"starting evb-nms (log {controller.log_path}) ...", flush=True)
         controller.start()
         follower.start()
         wait_for_listen("127.0.0.1", args.of_port, 10)
-        with datacenter(controller_port=args.of_port, edges=args.edges,
-                        servers_per_edge=args.servers_per_edge) as dc:
+        with datacenter(
+            controller_port=args.of_port, edges=args.edges, servers_per_edge=args.servers_per_edge
+        ) as dc:
             for name, server, mac, ip in vm_plan(dc.spec, args.vms_per_server):
                 dc.add_vm(name, server, mac, ip)
                 print(f"vm {name} on {server}: {mac} {ip}", flush=True)
@@ -126,8 +170,11 @@ def main(argv=None) -> int:
                 print(f"lldpad stations started on {len(stations)} servers", flush=True)
                 if not args.no_associate:
                     associate_demo(dc, stations, args.vms_per_server)
-            print(f"running; REST API on http://127.0.0.1:{args.rest_port}/v1/ ; "
-                  f"Ctrl-C stops everything", flush=True)
+            print(
+                f"running; REST API on http://127.0.0.1:{args.rest_port}/v1/ ; "
+                f"Ctrl-C stops everything",
+                flush=True,
+            )
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:

@@ -3,6 +3,7 @@
 Everything is found by name: OVS bridges aggN/edgeN, their veth ports, netns named NETNS_PREFIX*,
 and processes whose command line names a file under STATE_DIR (lldpad configs, tcpdump pcaps).
 """
+
 import fcntl
 import os
 import re
@@ -54,8 +55,11 @@ def remove_leftovers(keep_run_dir=None):
 
 def netns_names(prefix):
     """Named network namespaces whose name starts with prefix."""
-    return [line.split()[0] for line in run(["ip", "netns", "list"]).stdout.splitlines()
-            if line.startswith(prefix)]
+    return [
+        line.split()[0]
+        for line in run(["ip", "netns", "list"]).stdout.splitlines()
+        if line.startswith(prefix)
+    ]
 
 
 def _pids_using(directory):

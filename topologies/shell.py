@@ -1,4 +1,5 @@
 """Running commands of the test bed: in the root namespace, a server host's or a VM's netns."""
+
 import subprocess
 
 

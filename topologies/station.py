@@ -8,6 +8,7 @@ Facts this relies on (lldpad 1.1+git20221028, see /work/shared/interop/vdp22-wir
   "VDP protocol not supported on interface". The log then shows "data_from_evb:IF ... evb:1".
 * vdptool -W waits at most 5 s (hard-coded) for the bridge's response.
 """
+
 import re
 import subprocess
 import time
@@ -75,15 +76,32 @@ def parse_vsi_list(output):
 class Station:
     """lldpad in the station role on a server's uplink; files go to run_dir."""
 
-    def __init__(self, server, run_dir, ifname=None, *, ecpretries=3, ecprte=14, vdprwd=20,
-                 vdprka=20, evbgpid=False, evbrrreq=True):
+    def __init__(
+        self,
+        server,
+        run_dir,
+        ifname=None,
+        *,
+        ecpretries=3,
+        ecprte=14,
+        vdprwd=20,
+        vdprka=20,
+        evbgpid=False,
+        evbrrreq=True,
+    ):
         self.server = server
         self.ifname = ifname or server.defaultIntf().name
         self.conf_path = run_dir / f"{server.name}.lldpad.conf"
         self.log_path = run_dir / f"{server.name}.lldpad.log"
         self._config = _CONFIG.format(
-            ifname=self.ifname, ecpretries=ecpretries, ecprte=ecprte, vdprwd=vdprwd,
-            vdprka=vdprka, evbgpid=_flag(evbgpid), evbrrreq=_flag(evbrrreq))
+            ifname=self.ifname,
+            ecpretries=ecpretries,
+            ecprte=ecprte,
+            vdprwd=vdprwd,
+            vdprka=vdprka,
+            evbgpid=_flag(evbgpid),
+            evbrrreq=_flag(evbrrreq),
+        )
         self._proc = None
 
     @property
@@ -93,13 +111,17 @@ class Station:
     def start(self):
         """Start lldpad; return self. Its first LLDP frame leaves about 1 s later."""
         self.conf_path.write_text(self._config)
-        daemon = (f"mount -t tmpfs tmpfs /dev/shm && "
-                  f"exec stdbuf -oL lldpad -p -f {self.conf_path} -V 7")
+        daemon = (
+            f"mount -t tmpfs tmpfs /dev/shm && exec stdbuf -oL lldpad -p -f {self.conf_path} -V 7"
+        )
         with open(self.log_path, "w") as log:
             # nsenter, unshare and sh all exec: the PID we hold is lldpad's own.
             self._proc = subprocess.Popen(
                 in_host(self.server) + ["unshare", "--mount", "sh", "-c", daemon],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
     def returncode(self):
@@ -136,8 +158,9 @@ class Station:
             time.sleep(0.1)
         return True
 
-    def vdp(self, mode, mgrid, typeid, typeidver, uuid, hints="none", filters=(), wait=True,
-            timeout=15):
+    def vdp(
+        self, mode, mgrid, typeid, typeidver, uuid, hints="none", filters=(), wait=True, timeout=15
+    ):
         """Send one VDP request (mode: assoc|preassoc|preassoc-rr|deassoc; hints: none|to|from;
         filters: vdptool strings VID, VID-MAC, VID--GROUP or VID-MAC-GROUP); return a VdpResult.
         """
@@ -150,16 +173,26 @@ class Station:
         if result.ok and mode != "deassoc" and result.fields.get("mode") == "deassoc":
             # vdptool prints a refused VSI as de-associated; the status is only in lldpad's log.
             result.ok = False
-            result.error = f"refused by the bridge, status {result.status:#04x}" \
-                if result.status is not None else "refused by the bridge"
+            result.error = (
+                f"refused by the bridge, status {result.status:#04x}"
+                if result.status is not None
+                else "refused by the bridge"
+            )
         return result
 
-    def vdptool_argv(self, mode, mgrid, typeid, typeidver, uuid, hints="none", filters=(),
-                     wait=True):
+    def vdptool_argv(
+        self, mode, mgrid, typeid, typeidver, uuid, hints="none", filters=(), wait=True
+    ):
         """The command line (run in the server's namespaces) of one vdptool request."""
         argv = ["vdptool", "-i", self.ifname, "-T"] + (["-W"] if wait else []) + ["-V", "assoc"]
-        for key, value in (("mode", mode), ("mgrid2", mgrid), ("typeid", typeid),
-                           ("typeidver", typeidver), ("uuid", uuid), ("hints", hints)):
+        for key, value in (
+            ("mode", mode),
+            ("mgrid2", mgrid),
+            ("typeid", typeid),
+            ("typeidver", typeidver),
+            ("uuid", uuid),
+            ("hints", hints),
+        ):
             argv += ["-c", f"{key}={value}"]
         for vsi_filter in filters:
             argv += ["-c", f"filter={vsi_filter}"]

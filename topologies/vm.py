@@ -3,6 +3,7 @@
 VEPA mode sends every frame of the VM, including frames to another VM of the same server, up the
 uplink to the edge switch; only the edge (hairpin) can bring them back down.
 """
+
 import os
 import re
 import signal
@@ -41,16 +42,41 @@ class Vm:
     def _plug(self):
         run(["ip", "netns", "add", self.netns])
         # Quiet wire: no IPv6 DAD/MLD/RS frames, so a VM only sends what a test makes it send.
-        run(in_netns(self.netns) + ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
-                                    "net.ipv6.conf.default.disable_ipv6=1"])
+        run(
+            in_netns(self.netns)
+            + [
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ]
+        )
         uplink = self.server.defaultIntf().name
-        run(in_host(self.server) + ["ip", "link", "add", "link", uplink, "name", self._staging_name,
-                                    "address", self.mac, "type", "macvlan", "mode", "vepa"])
+        run(
+            in_host(self.server)
+            + [
+                "ip",
+                "link",
+                "add",
+                "link",
+                uplink,
+                "name",
+                self._staging_name,
+                "address",
+                self.mac,
+                "type",
+                "macvlan",
+                "mode",
+                "vepa",
+            ]
+        )
         run(in_host(self.server) + ["ip", "link", "set", self._staging_name, "netns", self.netns])
-        for cmd in (["link", "set", self._staging_name, "name", "eth0"],
-                    ["addr", "add", self.ip, "dev", "eth0"],
-                    ["link", "set", "eth0", "up"],
-                    ["link", "set", "lo", "up"]):
+        for cmd in (
+            ["link", "set", self._staging_name, "name", "eth0"],
+            ["addr", "add", self.ip, "dev", "eth0"],
+            ["link", "set", "eth0", "up"],
+            ["link", "set", "lo", "up"],
+        ):
             run(["ip", "-n", self.netns] + cmd)
 
     @property
@@ -82,8 +108,19 @@ class Vm:
 
     def ping(self, address, count=3, wait=1.0):
         """Ping address from the VM; return (sent, received)."""
-        proc = self.run("ping", "-q", "-n", "-c", str(count), "-i", "0.2", "-W", str(wait), address,
-                        timeout=count * (0.2 + wait) + 5)
+        proc = self.run(
+            "ping",
+            "-q",
+            "-n",
+            "-c",
+            str(count),
+            "-i",
+            "0.2",
+            "-W",
+            str(wait),
+            address,
+            timeout=count * (0.2 + wait) + 5,
+        )
         summary = _PING_SUMMARY.search(proc.stdout)
         if not summary:
             raise CommandError(f"ping from {self.name} to {address}: {proc.stdout}{proc.stderr}")

@@ -6,6 +6,7 @@ can wait for a notification and time it.
         ...subscribe sink.url...
         body = sink.wait_for(lambda b: b["current"] == "alarm", timeout=5)
 """
+
 import json
 import threading
 import time
@@ -31,8 +32,9 @@ class WebhookSink:
 
     def __enter__(self) -> "WebhookSink":
         self._server = make_server("127.0.0.1", 0, self._app, handler_class=_Quiet)
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -52,15 +54,26 @@ class WebhookSink:
         start_response("204 No Content", [])
         return [b""]
 
-    def wait_for(self, matches: Callable[[dict], bool], timeout: float,
-                 after: float = 0.0) -> tuple[float, dict]:
+    def wait_for(
+        self, matches: Callable[[dict], bool], timeout: float, after: float = 0.0
+    ) -> tuple[float, dict]:
         """(receive time, body) of the first body received after monotonic time ``after``
         that ``matches``; AssertionError naming what did arrive if none within ``timeout``."""
+
         def found():
-            return next(((at, body) for at, body in self.received
-                         if at >= after and isinstance(body, dict) and matches(body)), None)
+            return next(
+                (
+                    (at, body)
+                    for at, body in self.received
+                    if at >= after and isinstance(body, dict) and matches(body)
+                ),
+                None,
+            )
+
         with self._cond:
             if not self._cond.wait_for(found, timeout):
-                raise AssertionError(f"no matching notification within {timeout} s; got "
-                                     f"{[body for _, body in self.received]}")
+                raise AssertionError(
+                    f"no matching notification within {timeout} s; got "
+                    f"{[body for _, body in self.received]}"
+                )
             return found()

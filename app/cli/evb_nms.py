@@ -1,4 +1,5 @@
 """`evb-nms`: run the EVB network management controller."""
+
 import argparse
 import faulthandler
 import logging
@@ -22,60 +23,115 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="evb-nms",
         description="IEEE 802.1Qbg EVB network management controller: answers VDP on OpenFlow "
-                    "1.3 edge switches and programs per-VM flows. Settings come from the "
-                    "defaults, then --config, then the flags below.")
-    parser.add_argument("--config", metavar="FILE",
-                        help="YAML file with any of the settings below (keys as the long flag "
-                             "names, dashes or underscores)")
-    parser.add_argument("--of-port", type=int, metavar="PORT",
-                        help=f"OpenFlow listen port (default {defaults.of_port})")
-    parser.add_argument("--of-listen-host", metavar="ADDR",
-                        help=f"OpenFlow listen address (default {defaults.of_listen_host})")
-    parser.add_argument("--rest-listen", metavar="HOST:PORT",
-                        help=f"REST API listen address (default {defaults.rest_listen})")
-    parser.add_argument("--policies-dir", metavar="DIR",
-                        help=f"directory of VSI type / policy YAML files "
-                             f"(default {defaults.policies_dir})")
-    parser.add_argument("--db-path", metavar="FILE",
-                        help=f"SQLite database (default {defaults.db_path}, relative to the "
-                             f"working directory)")
-    parser.add_argument("--log-level", type=str.upper, metavar="LEVEL",
-                        help=f"DEBUG, INFO, WARNING or ERROR (default {defaults.log_level})")
-    parser.add_argument("--trunk-port", action="append", dest="trunk_ports", metavar="GLOB",
-                        help="port-name pattern of switch-to-switch ports; repeat for several "
-                             f"(default {' '.join(defaults.trunk_ports)}); all other ports face "
-                             f"servers and are closed until a VM on them is associated")
-    parser.add_argument("--canary-interval", type=float, metavar="SECONDS",
-                        help=f"how often each switch is checked for lost flows "
-                             f"(default {defaults.canary_interval})")
-    parser.add_argument("--vcenter-url", metavar="URL",
-                        help="the VM manager's REST API: asked about VSI types the controller "
-                             "does not know, told of associations (webhooks to URL/v1/"
-                             "notifications); default: none")
-    parser.add_argument("--vcenter-timeout", type=float, metavar="SECONDS",
-                        help=f"longest wait for one answer of the VM manager "
-                             f"(default {defaults.vcenter_timeout})")
-    parser.add_argument("--vcenter-ttl", type=float, metavar="SECONDS",
-                        help=f"how long the VM manager's answers are cached "
-                             f"(default {defaults.vcenter_ttl})")
+        "1.3 edge switches and programs per-VM flows. Settings come from the "
+        "defaults, then --config, then the flags below.",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML file with any of the settings below (keys as the long flag "
+        "names, dashes or underscores)",
+    )
+    parser.add_argument(
+        "--of-port",
+        type=int,
+        metavar="PORT",
+        help=f"OpenFlow listen port (default {defaults.of_port})",
+    )
+    parser.add_argument(
+        "--of-listen-host",
+        metavar="ADDR",
+        help=f"OpenFlow listen address (default {defaults.of_listen_host})",
+    )
+    parser.add_argument(
+        "--rest-listen",
+        metavar="HOST:PORT",
+        help=f"REST API listen address (default {defaults.rest_listen})",
+    )
+    parser.add_argument(
+        "--policies-dir",
+        metavar="DIR",
+        help=f"directory of VSI type / policy YAML files (default {defaults.policies_dir})",
+    )
+    parser.add_argument(
+        "--db-path",
+        metavar="FILE",
+        help=f"SQLite database (default {defaults.db_path}, relative to the working directory)",
+    )
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        metavar="LEVEL",
+        help=f"DEBUG, INFO, WARNING or ERROR (default {defaults.log_level})",
+    )
+    parser.add_argument(
+        "--trunk-port",
+        action="append",
+        dest="trunk_ports",
+        metavar="GLOB",
+        help="port-name pattern of switch-to-switch ports; repeat for several "
+        f"(default {' '.join(defaults.trunk_ports)}); all other ports face "
+        f"servers and are closed until a VM on them is associated",
+    )
+    parser.add_argument(
+        "--canary-interval",
+        type=float,
+        metavar="SECONDS",
+        help=f"how often each switch is checked for lost flows "
+        f"(default {defaults.canary_interval})",
+    )
+    parser.add_argument(
+        "--vcenter-url",
+        metavar="URL",
+        help="the VM manager's REST API: asked about VSI types the controller "
+        "does not know, told of associations (webhooks to URL/v1/"
+        "notifications); default: none",
+    )
+    parser.add_argument(
+        "--vcenter-timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"longest wait for one answer of the VM manager (default {defaults.vcenter_timeout})",
+    )
+    parser.add_argument(
+        "--vcenter-ttl",
+        type=float,
+        metavar="SECONDS",
+        help=f"how long the VM manager's answers are cached (default {defaults.vcenter_ttl})",
+    )
     evb = parser.add_argument_group(
-        "EVB timers", "the bridge's values in the EVB TLV; each station agrees on the larger of "
-                      "its own and these (docs/evb-timers.md). Exponents: 10 us * 2^N")
-    evb.add_argument("--evb-r", type=int, metavar="N",
-                     help=f"ECP retries, 0-7 (default {defaults.evb_r})")
-    evb.add_argument("--evb-rte", type=int, metavar="N",
-                     help=f"ECP retransmission exponent, 0-31 (default {defaults.evb_rte}: "
-                          f"{_duration(evb_duration(defaults.evb_rte))})")
-    evb.add_argument("--evb-rwd", type=int, metavar="N",
-                     help=f"VDP resource wait delay exponent, 0-31 (default {defaults.evb_rwd}: "
-                          f"{_duration(evb_duration(defaults.evb_rwd))})")
+        "EVB timers",
+        "the bridge's values in the EVB TLV; each station agrees on the larger of "
+        "its own and these (docs/evb-timers.md). Exponents: 10 us * 2^N",
+    )
+    evb.add_argument(
+        "--evb-r", type=int, metavar="N", help=f"ECP retries, 0-7 (default {defaults.evb_r})"
+    )
+    evb.add_argument(
+        "--evb-rte",
+        type=int,
+        metavar="N",
+        help=f"ECP retransmission exponent, 0-31 (default {defaults.evb_rte}: "
+        f"{_duration(evb_duration(defaults.evb_rte))})",
+    )
+    evb.add_argument(
+        "--evb-rwd",
+        type=int,
+        metavar="N",
+        help=f"VDP resource wait delay exponent, 0-31 (default {defaults.evb_rwd}: "
+        f"{_duration(evb_duration(defaults.evb_rwd))})",
+    )
     timeout = bridge_keepalive_timeout(defaults.evb_r, defaults.evb_rte, defaults.evb_rka)
-    evb.add_argument("--evb-rka", type=int, metavar="N",
-                     help=f"VDP keep-alive exponent, 0-31: how often stations refresh each VSI "
-                          f"(default {defaults.evb_rka}: "
-                          f"{_duration(evb_duration(defaults.evb_rka))}"
-                          f"; a VSI not refreshed is removed after {_duration(timeout)}). One "
-                          f"lldpad station keeps at most 2^N * 10 us / 164 ms VSIs alive")
+    evb.add_argument(
+        "--evb-rka",
+        type=int,
+        metavar="N",
+        help=f"VDP keep-alive exponent, 0-31: how often stations refresh each VSI "
+        f"(default {defaults.evb_rka}: "
+        f"{_duration(evb_duration(defaults.evb_rka))}"
+        f"; a VSI not refreshed is removed after {_duration(timeout)}). One "
+        f"lldpad station keeps at most 2^N * 10 us / 164 ms VSIs alive",
+    )
     return parser.parse_args(argv)
 
 
@@ -116,8 +172,9 @@ def main(argv=None) -> int:
     except (ConfigError, PolicyError) as err:
         print(f"evb-nms: {err}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
 
     # os-ken reads its listen options from oslo.config; import it only now so --help stays fast.
     from os_ken import cfg

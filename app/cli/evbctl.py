@@ -4,6 +4,7 @@ onevm/onehost/onevnet: `evbctl NOUN VERB [ARGS]`, human tables by default, `--js
 Exit codes: 0 done, 1 the API refused or failed (its message is printed), 2 usage error (or an
 invalid profile file), 3 the controller cannot be reached.
 """
+
 import argparse
 import json
 import os
@@ -47,10 +48,12 @@ class Client:
 
     def call(self, method: str, path: str, body=None, query: dict | None = None):
         query = {k: v for k, v in (query or {}).items() if v is not None}
-        url = self.url + urllib.parse.quote(path) + (
-            "?" + urllib.parse.urlencode(query) if query else "")
-        request = urllib.request.Request(url, method=method, headers={"Accept":
-                                                                       "application/json"})
+        url = (
+            self.url
+            + urllib.parse.quote(path)
+            + ("?" + urllib.parse.urlencode(query) if query else "")
+        )
+        request = urllib.request.Request(url, method=method, headers={"Accept": "application/json"})
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         if body is not None:
@@ -61,8 +64,9 @@ class Client:
                 return _decode(response.status, response.read())
         except urllib.error.HTTPError as err:
             answer = _decode(err.code, err.read(), failing=True)
-            raise ApiFailure(err.code, answer.get("error") or err.reason,
-                             answer.get("field")) from None
+            raise ApiFailure(
+                err.code, answer.get("error") or err.reason, answer.get("field")
+            ) from None
         except (urllib.error.URLError, OSError) as err:
             reason = getattr(err, "reason", err)
             raise Unreachable(f"cannot reach the controller at {self.url}: {reason}") from None
@@ -82,8 +86,9 @@ def table(headers: list[str], rows: list[list]) -> str:
     """Left-aligned columns under upper-case headers, as onevm list prints them."""
     cells = [[str(h).upper() for h in headers]] + [[_cell(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                     for row in cells)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    )
 
 
 def fields(pairs: list[tuple[str, object]]) -> str:
@@ -109,14 +114,17 @@ def _when(ts) -> str:
 # commands: each takes (client, args) and returns (the API's answer, its human form) ----------
 def switch_list(client, args):
     switches = client.call("GET", "/v1/switches")
-    return switches, table(["name", "dpid", "state", "ports"], [
-        [s["name"], s["dpid"], s["state"], len(s.get("ports", []))] for s in switches])
+    return switches, table(
+        ["name", "dpid", "state", "ports"],
+        [[s["name"], s["dpid"], s["state"], len(s.get("ports", []))] for s in switches],
+    )
 
 
 def switch_show(client, args):
     switch = client.call("GET", f"/v1/switches/{args.name}")
-    return switch, fields([("name", switch["name"]), ("dpid", switch["dpid"]),
-                           ("state", switch["state"])]) + "\n\n" + _ports([switch])
+    return switch, fields(
+        [("name", switch["name"]), ("dpid", switch["dpid"]), ("state", switch["state"])]
+    ) + "\n\n" + _ports([switch])
 
 
 def port_list(client, args):
@@ -129,36 +137,68 @@ def port_list(client, args):
 
 
 def _ports(switches: list[dict]) -> str:
-    return table(["switch", "no", "port", "role", "up"], [
-        [s["name"], p["number"], p["name"], p["role"], p["up"]]
-        for s in switches for p in s.get("ports", [])])
+    return table(
+        ["switch", "no", "port", "role", "up"],
+        [
+            [s["name"], p["number"], p["name"], p["role"], p["up"]]
+            for s in switches
+            for p in s.get("ports", [])
+        ],
+    )
 
 
 def station_list(client, args):
     stations = client.call("GET", "/v1/stations")
-    return stations, table(["switch", "port", "station", "evb", "vdp frames"], [
-        [s.get("switch"), s.get("port"), (s.get("station") or {}).get("mac"),
-         "agreed" if s.get("agreement") else "none", (s.get("counters") or {}).get("vdp")]
-        for s in stations])
+    return stations, table(
+        ["switch", "port", "station", "evb", "vdp frames"],
+        [
+            [
+                s.get("switch"),
+                s.get("port"),
+                (s.get("station") or {}).get("mac"),
+                "agreed" if s.get("agreement") else "none",
+                (s.get("counters") or {}).get("vdp"),
+            ]
+            for s in stations
+        ],
+    )
 
 
 def vm_list(client, args):
     vms = client.call("GET", "/v1/vms", query={"tenant": args.tenant, "group": args.group})
-    return vms, table(["vsi id", "name", "tenant", "type", "macs", "group", "state"], [
-        [vm["vsi_id"], vm.get("name"), vm["tenant"], f"{vm['type_id']}/{vm['type_version']}",
-         vm.get("macs"), vm.get("group"), (vm.get("association") or {}).get("state")]
-        for vm in vms])
+    return vms, table(
+        ["vsi id", "name", "tenant", "type", "macs", "group", "state"],
+        [
+            [
+                vm["vsi_id"],
+                vm.get("name"),
+                vm["tenant"],
+                f"{vm['type_id']}/{vm['type_version']}",
+                vm.get("macs"),
+                vm.get("group"),
+                (vm.get("association") or {}).get("state"),
+            ]
+            for vm in vms
+        ],
+    )
 
 
 def vm_show(client, args):
     vm = client.call("GET", f"/v1/vms/{args.vsi_id}")
     association = vm.get("association") or {}
-    text = fields([("vsi id", vm["vsi_id"]), ("name", vm.get("name")),
-                   ("tenant", vm["tenant"]), ("type", f"{vm['type_id']}/{vm['type_version']}"),
-                   ("macs", vm.get("macs")), ("group", vm.get("group")),
-                   ("registered", _when(vm.get("registered"))),
-                   ("updated", _when(vm.get("updated"))),
-                   ("state", association.get("state") or "not held by the bridge")])
+    text = fields(
+        [
+            ("vsi id", vm["vsi_id"]),
+            ("name", vm.get("name")),
+            ("tenant", vm["tenant"]),
+            ("type", f"{vm['type_id']}/{vm['type_version']}"),
+            ("macs", vm.get("macs")),
+            ("group", vm.get("group")),
+            ("registered", _when(vm.get("registered"))),
+            ("updated", _when(vm.get("updated"))),
+            ("state", association.get("state") or "not held by the bridge"),
+        ]
+    )
     if association:
         text += "\n\n" + _attachments([association])
     return vm, text
@@ -172,32 +212,54 @@ def vm_deregister(client, args):
 
 def vm_relocate(client, args):
     port = int(args.port) if args.port.isdigit() else args.port
-    answer = client.call("POST", f"/v1/vms/{args.vsi_id}/relocate",
-                         {"switch": args.switch, "port": port, "replicate": args.replicate})
+    answer = client.call(
+        "POST",
+        f"/v1/vms/{args.vsi_id}/relocate",
+        {"switch": args.switch, "port": port, "replicate": args.replicate},
+    )
     verb = "replication" if args.replicate else "relocation"
     return answer, f"{verb} of {args.vsi_id} to {args.switch} port {args.port} prepared"
 
 
 def association_list(client, args):
-    vsis = client.call("GET", "/v1/associations",
-                       query={"tenant": args.tenant, "switch": args.switch, "state": args.state})
+    vsis = client.call(
+        "GET",
+        "/v1/associations",
+        query={"tenant": args.tenant, "switch": args.switch, "state": args.state},
+    )
     return vsis, _attachments(vsis)
 
 
 def _attachments(vsis: list[dict]) -> str:
-    return table(["vsi id", "state", "tenant", "switch", "port", "type", "mac/vid"], [
-        [v["vsi_id"], a.get("state"), a.get("tenant"), a.get("switch"), a.get("port"),
-         f"{a.get('type_id')}/{a.get('type_version')}",
-         [f"{e.get('mac') or '*'}/{e.get('vid')}" for e in a.get("entries", [])]]
-        for v in vsis for a in v.get("attachments", [])])
+    return table(
+        ["vsi id", "state", "tenant", "switch", "port", "type", "mac/vid"],
+        [
+            [
+                v["vsi_id"],
+                a.get("state"),
+                a.get("tenant"),
+                a.get("switch"),
+                a.get("port"),
+                f"{a.get('type_id')}/{a.get('type_version')}",
+                [f"{e.get('mac') or '*'}/{e.get('vid')}" for e in a.get("entries", [])],
+            ]
+            for v in vsis
+            for a in v.get("attachments", [])
+        ],
+    )
 
 
 def profile_list(client, args):
-    profiles = client.call("GET", "/v1/profiles",
-                           query={"tenant": args.tenant, "source": args.source})
-    return profiles, table(["type", "ver", "name", "tenant", "vlans", "source"], [
-        [p["type_id"], p["version"], p["name"], p["tenant"], p["vlans"], p["source"]]
-        for p in profiles])
+    profiles = client.call(
+        "GET", "/v1/profiles", query={"tenant": args.tenant, "source": args.source}
+    )
+    return profiles, table(
+        ["type", "ver", "name", "tenant", "vlans", "source"],
+        [
+            [p["type_id"], p["version"], p["name"], p["tenant"], p["vlans"], p["source"]]
+            for p in profiles
+        ],
+    )
 
 
 def profile_show(client, args):
@@ -207,8 +269,12 @@ def profile_show(client, args):
     origin = profile.get("origin")
     if profile.get("replaces"):
         origin += f", replaces {profile['replaces']}"
-    text = f"# source: {profile.get('source')} ({origin})\n" + yaml.safe_dump(
-        {"vsi_types": [document]}, sort_keys=False, default_flow_style=None).rstrip()
+    text = (
+        f"# source: {profile.get('source')} ({origin})\n"
+        + yaml.safe_dump(
+            {"vsi_types": [document]}, sort_keys=False, default_flow_style=None
+        ).rstrip()
+    )
     return profile, text
 
 
@@ -217,14 +283,16 @@ def profile_register(client, args):
     profiles = load_file(args.file)
     if not profiles:
         raise PolicyError("no profile in the file", file=args.file)
-    answer = client.call("POST", "/v1/groups",
-                         {"profiles": [profile_document(p) for p in profiles]})
+    answer = client.call(
+        "POST", "/v1/groups", {"profiles": [profile_document(p) for p in profiles]}
+    )
     created = set(answer["created"]["profiles"])
     lines = []
     for profile in answer["profiles"]:
         key = f"{profile['type_id']}/{profile['version']}"
-        lines.append(f"profile {key} {profile['name']} "
-                     f"{'created' if key in created else 'replaced'}")
+        lines.append(
+            f"profile {key} {profile['name']} {'created' if key in created else 'replaced'}"
+        )
     return answer, "\n".join(lines + _applied(answer.get("applied")))
 
 
@@ -246,37 +314,78 @@ def _applied(applied: dict | None) -> list[str]:
 
 
 def event_list(client, args):
-    events = client.call("GET", "/v1/events", query={
-        "kind": args.kind, "after": args.after, "limit": args.limit, "switch": args.switch,
-        "tenant": args.tenant, "latest": None if args.after is not None else 1})
-    return events, table(["id", "time", "kind", "switch", "port", "detail"], [
-        [e["id"], _when(e["ts"]), e["kind"], e.get("switch"), e.get("port"),
-         " ".join(f"{k}={v}" for k, v in (e.get("detail") or {}).items())] for e in events])
+    events = client.call(
+        "GET",
+        "/v1/events",
+        query={
+            "kind": args.kind,
+            "after": args.after,
+            "limit": args.limit,
+            "switch": args.switch,
+            "tenant": args.tenant,
+            "latest": None if args.after is not None else 1,
+        },
+    )
+    return events, table(
+        ["id", "time", "kind", "switch", "port", "detail"],
+        [
+            [
+                e["id"],
+                _when(e["ts"]),
+                e["kind"],
+                e.get("switch"),
+                e.get("port"),
+                " ".join(f"{k}={v}" for k, v in (e.get("detail") or {}).items()),
+            ]
+            for e in events
+        ],
+    )
 
 
 def lookup(client, args):
     key = "mac" if _MAC.fullmatch(args.query) else "vsi_id"
     found = client.call("GET", "/v1/lookup", query={key: args.query})
     vm = found.get("vm") or {}
-    text = fields([("vsi id", found.get("vsi_id")),
-                   ("registered", f"{vm['tenant']}, type {vm['type_id']}/{vm['type_version']}"
-                                  if vm else "no")])
+    text = fields(
+        [
+            ("vsi id", found.get("vsi_id")),
+            (
+                "registered",
+                f"{vm['tenant']}, type {vm['type_id']}/{vm['type_version']}" if vm else "no",
+            ),
+        ]
+    )
     current = found.get("current", [])
-    text += "\n\nNOW\n" + (_attachments([{"vsi_id": found.get("vsi_id"),
-                                           "attachments": current}])
-                            if current else "not attached")
+    text += "\n\nNOW\n" + (
+        _attachments([{"vsi_id": found.get("vsi_id"), "attachments": current}])
+        if current
+        else "not attached"
+    )
     if found.get("previous"):
-        text += "\n\nBEFORE\n" + table(["switch", "port", "until"], [
-            [p.get("switch"), p.get("port"), _when(p.get("until"))] for p in found["previous"]])
+        text += "\n\nBEFORE\n" + table(
+            ["switch", "port", "until"],
+            [[p.get("switch"), p.get("port"), _when(p.get("until"))] for p in found["previous"]],
+        )
     return found, text
 
 
 def server_list(client, args):
     servers = client.call("GET", "/v1/servers")
-    return servers, table(["switch", "port", "up", "station", "vms", "maintenance", "reason"], [
-        [s["switch"], s["port"], s["up"], s.get("station"), len(s.get("vms", [])),
-         _maintenance_state(s.get("maintenance")), (s.get("maintenance") or {}).get("reason")]
-        for s in servers])
+    return servers, table(
+        ["switch", "port", "up", "station", "vms", "maintenance", "reason"],
+        [
+            [
+                s["switch"],
+                s["port"],
+                s["up"],
+                s.get("station"),
+                len(s.get("vms", [])),
+                _maintenance_state(s.get("maintenance")),
+                (s.get("maintenance") or {}).get("reason"),
+            ]
+            for s in servers
+        ],
+    )
 
 
 def _maintenance_state(record: dict | None) -> str | None:
@@ -286,10 +395,13 @@ def _maintenance_state(record: dict | None) -> str | None:
 
 
 def server_maintenance(client, args):
-    answer = client.call("PUT", f"/v1/servers/{args.switch}/{args.port}/maintenance",
-                         {"reason": args.reason})
-    lines = [f"server {answer['switch']}/{answer['port']} in maintenance since "
-             f"{_when(answer.get('since'))}: {answer['reason']}"]
+    answer = client.call(
+        "PUT", f"/v1/servers/{args.switch}/{args.port}/maintenance", {"reason": args.reason}
+    )
+    lines = [
+        f"server {answer['switch']}/{answer['port']} in maintenance since "
+        f"{_when(answer.get('since'))}: {answer['reason']}"
+    ]
     if answer.get("vms"):
         lines.append(f"VMs to move away (the VM manager is told): {', '.join(answer['vms'])}")
     if answer.get("drained"):
@@ -299,29 +411,58 @@ def server_maintenance(client, args):
 
 def server_resume(client, args):
     answer = client.call("DELETE", f"/v1/servers/{args.switch}/{args.port}/maintenance")
-    return answer, (f"server {answer['switch']}/{answer['port']} resumed: it takes new VMs "
-                    f"again")
+    return answer, (f"server {answer['switch']}/{answer['port']} resumed: it takes new VMs again")
 
 
 def alarm_list(client, args):
     alarms = client.call("GET", "/v1/alarms", query={"state": "all" if args.all else None})
     # A CLEARED column only with --all: active alarms alone would leave it empty.
-    headers = ["id", "severity", "state", "maint", "raised", *(["cleared"] if args.all else []),
-               "vms", "reason"]
-    return alarms, table(headers, [
-        [a["id"], a["severity"], a["state"], a.get("maintenance"), _when(a.get("raised")),
-         *([_when(a.get("cleared"))] if args.all else []), len(a.get("affected_vms", [])),
-         a.get("reason")] for a in alarms])
+    headers = [
+        "id",
+        "severity",
+        "state",
+        "maint",
+        "raised",
+        *(["cleared"] if args.all else []),
+        "vms",
+        "reason",
+    ]
+    return alarms, table(
+        headers,
+        [
+            [
+                a["id"],
+                a["severity"],
+                a["state"],
+                a.get("maintenance"),
+                _when(a.get("raised")),
+                *([_when(a.get("cleared"))] if args.all else []),
+                len(a.get("affected_vms", [])),
+                a.get("reason"),
+            ]
+            for a in alarms
+        ],
+    )
 
 
 def subscription_list(client, args):
     subscriptions = client.call("GET", "/v1/subscriptions")
     return subscriptions, table(
-        ["id", "tenant", "kinds", "sent", "failed", "dropped", "queued", "url"], [
-            [s["id"], s.get("tenant") or "*", _kinds(s.get("kinds", [])),
-             *[(s.get("delivery") or {}).get(k) for k in ("sent", "failed", "dropped",
-                                                          "queued")], s["url"]]
-            for s in subscriptions])
+        ["id", "tenant", "kinds", "sent", "failed", "dropped", "queued", "url"],
+        [
+            [
+                s["id"],
+                s.get("tenant") or "*",
+                _kinds(s.get("kinds", [])),
+                *[
+                    (s.get("delivery") or {}).get(k)
+                    for k in ("sent", "failed", "dropped", "queued")
+                ],
+                s["url"],
+            ]
+            for s in subscriptions
+        ],
+    )
 
 
 def _kinds(kinds: list[str]) -> str | list[str]:
@@ -331,8 +472,10 @@ def _kinds(kinds: list[str]) -> str | list[str]:
 def subscription_add(client, args):
     body = {"url": args.webhook, **({"kinds": args.kinds} if args.kinds else {})}
     answer = client.call("POST", "/v1/subscriptions", body)
-    return answer, (f"subscription {answer['id']} added: {answer['url']} gets "
-                    f"{_cell(_kinds(answer['kinds']))} alarms")
+    return answer, (
+        f"subscription {answer['id']} added: {answer['url']} gets "
+        f"{_cell(_kinds(answer['kinds']))} alarms"
+    )
 
 
 def subscription_delete(client, args):
@@ -343,23 +486,32 @@ def subscription_delete(client, args):
 # the command line ---------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="evbctl", description="Operate the evb-nms controller through its REST API.",
-        epilog="Exit codes: 0 ok, 1 API error, 2 usage error, 3 controller unreachable.")
-    parser.add_argument("--url", default=os.environ.get("EVBCTL_URL", DEFAULT_URL),
-                        help=f"the controller's REST API (env EVBCTL_URL, default {DEFAULT_URL})")
-    parser.add_argument("--token", default=os.environ.get("EVBCTL_TOKEN"),
-                        help="API token (env EVBCTL_TOKEN, which keeps it out of the process "
-                             "list)")
+        prog="evbctl",
+        description="Operate the evb-nms controller through its REST API.",
+        epilog="Exit codes: 0 ok, 1 API error, 2 usage error, 3 controller unreachable.",
+    )
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("EVBCTL_URL", DEFAULT_URL),
+        help=f"the controller's REST API (env EVBCTL_URL, default {DEFAULT_URL})",
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("EVBCTL_TOKEN"),
+        help="API token (env EVBCTL_TOKEN, which keeps it out of the process list)",
+    )
     parser.add_argument("--json", action="store_true", help="print the API's JSON answer")
     nouns = parser.add_subparsers(dest="noun", required=True, metavar="NOUN")
     # --json after the command too (evbctl vm list --json); SUPPRESS keeps an earlier --json.
     output = argparse.ArgumentParser(add_help=False)
-    output.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="print the API's JSON answer")
+    output.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print the API's JSON answer"
+    )
 
     def verbs(noun: str, help_text: str):
         return nouns.add_parser(noun, help=help_text).add_subparsers(
-            dest="verb", required=True, metavar="VERB")
+            dest="verb", required=True, metavar="VERB"
+        )
 
     def command(group, name: str, function, help_text: str):
         sub = group.add_parser(name, help=help_text, parents=[output])
@@ -369,10 +521,12 @@ def build_parser() -> argparse.ArgumentParser:
     switch = verbs("switch", "connected switches")
     command(switch, "list", switch_list, "list the switches")
     command(switch, "show", switch_show, "one switch and its ports").add_argument(
-        "name", help="switch name or dpid")
+        "name", help="switch name or dpid"
+    )
     port = verbs("port", "switch ports")
     command(port, "list", port_list, "list the ports").add_argument(
-        "switch", nargs="?", help="only this switch")
+        "switch", nargs="?", help="only this switch"
+    )
     station = verbs("station", "servers (EVB stations) on switch ports")
     command(station, "list", station_list, "list the stations")
 
@@ -381,15 +535,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--tenant")
     sub.add_argument("--group")
     command(vm, "show", vm_show, "one VM and what the bridge holds of it").add_argument(
-        "vsi_id", metavar="VSI")
+        "vsi_id", metavar="VSI"
+    )
     command(vm, "deregister", vm_deregister, "deregister a VM (de-associates it)").add_argument(
-        "vsi_id", metavar="VSI")
+        "vsi_id", metavar="VSI"
+    )
     sub = command(vm, "relocate", vm_relocate, "prepare a VM's network at another port")
     sub.add_argument("vsi_id", metavar="VSI")
     sub.add_argument("switch", metavar="SWITCH")
     sub.add_argument("port", metavar="PORT", help="port name or number")
-    sub.add_argument("--replicate", action="store_true",
-                     help="copy: keep the VM where it is as well")
+    sub.add_argument(
+        "--replicate", action="store_true", help="copy: keep the VM where it is as well"
+    )
 
     association = verbs("association", "what the bridge holds per VSI")
     sub = command(association, "list", association_list, "list the VSIs")
@@ -401,18 +558,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command(profile, "list", profile_list, "list the VSI type database")
     sub.add_argument("--tenant")
     sub.add_argument("--source", choices=("api", "file"))
-    for name, function, help_text in (("show", profile_show, "one profile, as a policy file"),
-                                      ("delete", profile_delete, "delete a pushed profile")):
+    for name, function, help_text in (
+        ("show", profile_show, "one profile, as a policy file"),
+        ("delete", profile_delete, "delete a pushed profile"),
+    ):
         sub = command(profile, name, function, help_text)
         sub.add_argument("type_id", metavar="ID", type=int)
         sub.add_argument("version", metavar="VER", type=int)
-    command(profile, "register", profile_register,
-            "push every profile of a policy YAML file, all or nothing").add_argument(
-        "file", metavar="FILE.yaml")
+    command(
+        profile,
+        "register",
+        profile_register,
+        "push every profile of a policy YAML file, all or nothing",
+    ).add_argument("file", metavar="FILE.yaml")
 
     event = verbs("event", "the event history")
-    sub = command(event, "list", event_list,
-                  "list the latest events (or, with --after, the ones after an id) in id order")
+    sub = command(
+        event,
+        "list",
+        event_list,
+        "list the latest events (or, with --after, the ones after an id) in id order",
+    )
     sub.add_argument("--kind", help="kind prefix, e.g. vsi. or vm.registered")
     sub.add_argument("--after", type=int, help="only events after this id (paging)")
     sub.add_argument("--limit", type=int, help="at most this many (1-1000, default 100)")
@@ -421,8 +587,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     server = verbs("server", "servers (server ports) and their maintenance")
     command(server, "list", server_list, "list the servers, their VMs and maintenance")
-    sub = command(server, "maintenance", server_maintenance,
-                  "put a server in maintenance: no new VMs; lists the VMs to move away")
+    sub = command(
+        server,
+        "maintenance",
+        server_maintenance,
+        "put a server in maintenance: no new VMs; lists the VMs to move away",
+    )
     sub.add_argument("switch", metavar="SWITCH", help="switch name or dpid")
     sub.add_argument("port", metavar="PORT", help="server port name or number")
     sub.add_argument("--reason", required=True, help="the work announced (at most 200 chars)")
@@ -432,21 +602,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     alarm = verbs("alarm", "faults: switches, server ports, links, VMs lost")
     command(alarm, "list", alarm_list, "list the active alarms, newest first").add_argument(
-        "--all", action="store_true", help="also the latest cleared alarms")
+        "--all", action="store_true", help="also the latest cleared alarms"
+    )
 
     subscription = verbs("subscription", "webhooks that get the alarms")
-    command(subscription, "list", subscription_list,
-            "list the subscriptions and their delivery counters")
+    command(
+        subscription,
+        "list",
+        subscription_list,
+        "list the subscriptions and their delivery counters",
+    )
     sub = command(subscription, "add", subscription_add, "subscribe a webhook to alarms")
     # Not dest "url": that is --url, the controller's.
     sub.add_argument("webhook", metavar="URL", help="http://HOST:PORT/PATH that gets the POSTs")
-    sub.add_argument("--kind", dest="kinds", action="append", choices=sorted(KINDS),
-                     help="only alarms of this kind (repeat for more; default all)")
+    sub.add_argument(
+        "--kind",
+        dest="kinds",
+        action="append",
+        choices=sorted(KINDS),
+        help="only alarms of this kind (repeat for more; default all)",
+    )
     command(subscription, "delete", subscription_delete, "unsubscribe").add_argument(
-        "sub_id", metavar="ID")
+        "sub_id", metavar="ID"
+    )
 
-    sub = nouns.add_parser("lookup", help="where a VM is and was (by VSI ID or MAC)",
-                           parents=[output])
+    sub = nouns.add_parser(
+        "lookup", help="where a VM is and was (by VSI ID or MAC)", parents=[output]
+    )
     sub.add_argument("query", metavar="VSI|MAC")
     sub.set_defaults(function=lookup)
     return parser

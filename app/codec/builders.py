@@ -15,8 +15,15 @@ def _shortfall(frame: EvbFrame) -> int:
     return max(0, MIN_FRAME_LENGTH - len(encode_evb_frame(frame)))
 
 
-def build_bridge_lldp_frame(chassis_mac: str, port_id: PortId, ttl: int, evb: EvbTlv, *,
-                            src: str | None = None, dst: str = NEAREST_CUSTOMER_BRIDGE) -> bytes:
+def build_bridge_lldp_frame(
+    chassis_mac: str,
+    port_id: PortId,
+    ttl: int,
+    evb: EvbTlv,
+    *,
+    src: str | None = None,
+    dst: str = NEAREST_CUSTOMER_BRIDGE,
+) -> bytes:
     """LLDPDU with Chassis ID (MAC), ``port_id``, TTL, the EVB TLV and End;
     sent from ``src`` (default: the chassis MAC)."""
     pdu = LldpPdu(ChassisId.from_mac(chassis_mac), port_id, ttl, (evb,))
@@ -30,8 +37,9 @@ def build_ecp_ack(src: str, sequence: int, *, dst: str = NEAREST_CUSTOMER_BRIDGE
     return encode_evb_frame(replace(frame, padding=_shortfall(frame)))
 
 
-def build_vdp_request(src: str, sequence: int, vdpdu: Vdpdu, *,
-                      dst: str = NEAREST_CUSTOMER_BRIDGE) -> bytes:
+def build_vdp_request(
+    src: str, sequence: int, vdpdu: Vdpdu, *, dst: str = NEAREST_CUSTOMER_BRIDGE
+) -> bytes:
     """ECP request carrying ``vdpdu``."""
     frame = VdpFrame(src, sequence, vdpdu, dst=dst)
     end_tlv, padding = extend_tail(vdpdu.end_tlv, vdpdu.padding, _shortfall(frame))

@@ -52,8 +52,10 @@ class CdcpTlv:
         check_uint(self.chncap, 12, "cdcp.chncap")
         object.__setattr__(self, "channels", tuple(self.channels))
         if len(self.channels) > MAX_CHANNELS:
-            raise CodecError("cdcp.channels", f"at most {MAX_CHANNELS} SCID/SVID pairs fit, "
-                                              f"got {len(self.channels)}")
+            raise CodecError(
+                "cdcp.channels",
+                f"at most {MAX_CHANNELS} SCID/SVID pairs fit, got {len(self.channels)}",
+            )
         if not all(isinstance(c, SChannel) for c in self.channels):
             raise CodecError("cdcp.channels", "must be SChannel objects")
         if check_uint(self.reserved, 32, "cdcp.reserved") & ~RESERVED_MASK:
@@ -65,8 +67,9 @@ def decode_cdcp_tlv(data: bytes) -> CdcpTlv:
     reader = decode_ieee8021_info(data, CDCP_SUBTYPE, "cdcp")
     word = reader.uint(4, "cdcp.role")
     if reader.remaining % 3:
-        raise CodecError("cdcp.length",
-                         f"SCID/SVID pairs are 3 octets each, {reader.remaining} octets left")
+        raise CodecError(
+            "cdcp.length", f"SCID/SVID pairs are 3 octets each, {reader.remaining} octets left"
+        )
     pairs = [reader.uint(3, "cdcp.channels") for _ in range(reader.remaining // 3)]
     return CdcpTlv(
         role=word >> 31,

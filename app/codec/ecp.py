@@ -34,8 +34,9 @@ class EcpPdu:
 
     def __post_init__(self) -> None:
         if self.version != ECP_VERSION:
-            raise CodecError("ecp.version",
-                             f"only version {ECP_VERSION} is defined, got {self.version!r}")
+            raise CodecError(
+                "ecp.version", f"only version {ECP_VERSION} is defined, got {self.version!r}"
+            )
         if self.op not in tuple(EcpOp):
             raise CodecError("ecp.op", f"must be 0 (request) or 1 (ack), got {self.op!r}")
         object.__setattr__(self, "op", EcpOp(self.op))
@@ -43,8 +44,9 @@ class EcpPdu:
         check_uint(self.sequence, 16, "ecp.sequence")
         object.__setattr__(self, "payload", check_bytes(self.payload, "ecp.payload"))
         if self.op == EcpOp.ACK and any(self.payload):
-            raise CodecError("ecp.padding",
-                             "trailing garbage: an ACK carries no data, only zero padding")
+            raise CodecError(
+                "ecp.padding", "trailing garbage: an ACK carries no data, only zero padding"
+            )
 
 
 def decode_ecpdu(data: bytes) -> EcpPdu:
@@ -52,8 +54,13 @@ def decode_ecpdu(data: bytes) -> EcpPdu:
     header = reader.uint(2, "ecp.header")
     sequence = reader.uint(2, "ecp.sequence")
     # An int: __post_init__ checks it (a CodecError for 2 and 3) and makes it an EcpOp.
-    return EcpPdu(op=cast(EcpOp, header >> 10 & 0x3), sequence=sequence, payload=reader.rest(),
-                  subtype=header & 0x3FF, version=header >> 12)
+    return EcpPdu(
+        op=cast(EcpOp, header >> 10 & 0x3),
+        sequence=sequence,
+        payload=reader.rest(),
+        subtype=header & 0x3FF,
+        version=header >> 12,
+    )
 
 
 def encode_ecpdu(pdu: EcpPdu) -> bytes:

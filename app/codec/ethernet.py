@@ -29,8 +29,10 @@ class VlanTag:
         check_uint(self.pcp, 3, "ethernet.vlan.pcp")
         check_flag(self.dei, "ethernet.vlan.dei")
         if self.tpid not in (TPID_CTAG, TPID_STAG):
-            raise CodecError("ethernet.vlan.tpid",
-                             f"must be {TPID_CTAG:#06x} or {TPID_STAG:#06x}, got {self.tpid!r}")
+            raise CodecError(
+                "ethernet.vlan.tpid",
+                f"must be {TPID_CTAG:#06x} or {TPID_STAG:#06x}, got {self.tpid!r}",
+            )
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,9 @@ class EthernetFrame:
         check_uint(self.ethertype, 16, "ethernet.ethertype")
         if self.ethertype in (TPID_CTAG, TPID_STAG) and self.vlan is None:
             # Would decode as a tag; a tag is expressed with ``vlan``.
-            raise CodecError("ethernet.ethertype",
-                             f"{self.ethertype:#06x} is a tag protocol id: use vlan")
+            raise CodecError(
+                "ethernet.ethertype", f"{self.ethertype:#06x} is a tag protocol id: use vlan"
+            )
         object.__setattr__(self, "payload", check_bytes(self.payload, "ethernet.payload"))
 
 
@@ -70,5 +73,10 @@ def encode_ethernet(frame: EthernetFrame) -> bytes:
     if frame.vlan is not None:
         tci = frame.vlan.pcp << 13 | frame.vlan.dei << 12 | frame.vlan.vid
         tag = frame.vlan.tpid.to_bytes(2, "big") + tci.to_bytes(2, "big")
-    return (mac_to_bytes(frame.dst, "ethernet.dst") + mac_to_bytes(frame.src, "ethernet.src") + tag
-            + frame.ethertype.to_bytes(2, "big") + frame.payload)
+    return (
+        mac_to_bytes(frame.dst, "ethernet.dst")
+        + mac_to_bytes(frame.src, "ethernet.src")
+        + tag
+        + frame.ethertype.to_bytes(2, "big")
+        + frame.payload
+    )

@@ -34,6 +34,7 @@ class EvbMode(IntEnum):
 
 class RrStat(IntEnum):
     """Station reflective relay status (RRSTAT)."""
+
     NOT_ENABLED = 0
     ENABLED = 1
     UNKNOWN = 3
@@ -73,28 +74,38 @@ def decode_evb_tlv(data: bytes) -> EvbTlv:
     """Decode a complete EVB TLV (header included)."""
     reader = decode_ieee8021_info(data, EVB_SUBTYPE, "evb")
     if reader.remaining != 5:
-        raise CodecError("evb.length",
-                         f"information after the subtype must be 5 octets, got {reader.remaining}")
+        raise CodecError(
+            "evb.length", f"information after the subtype must be 5 octets, got {reader.remaining}"
+        )
     info = reader.uint(5, "evb.info")
     bridge, station, r_rte, mode_rwd, rka = info.to_bytes(5, "big")
     return EvbTlv(
         mode=mode_rwd >> 6,
-        bgid=bool(bridge & 0x04), rrcap=bool(bridge & 0x02), rrctr=bool(bridge & 0x01),
-        sgid=bool(station & 0x08), rrreq=bool(station & 0x04), rrstat=station & 0x03,
-        r=r_rte >> 5, rte=r_rte & 0x1F,
-        rol_rwd=bool(mode_rwd & 0x20), rwd=mode_rwd & 0x1F,
-        rol_rka=bool(rka & 0x20), rka=rka & 0x1F,
+        bgid=bool(bridge & 0x04),
+        rrcap=bool(bridge & 0x02),
+        rrctr=bool(bridge & 0x01),
+        sgid=bool(station & 0x08),
+        rrreq=bool(station & 0x04),
+        rrstat=station & 0x03,
+        r=r_rte >> 5,
+        rte=r_rte & 0x1F,
+        rol_rwd=bool(mode_rwd & 0x20),
+        rwd=mode_rwd & 0x1F,
+        rol_rka=bool(rka & 0x20),
+        rka=rka & 0x1F,
         reserved=info & RESERVED_MASK,
     )
 
 
 def encode_evb_tlv(tlv: EvbTlv) -> bytes:
-    octets = bytes([
-        tlv.bgid << 2 | tlv.rrcap << 1 | tlv.rrctr,
-        tlv.sgid << 3 | tlv.rrreq << 2 | tlv.rrstat,
-        tlv.r << 5 | tlv.rte,
-        tlv.mode << 6 | tlv.rol_rwd << 5 | tlv.rwd,
-        tlv.rol_rka << 5 | tlv.rka,
-    ])
+    octets = bytes(
+        [
+            tlv.bgid << 2 | tlv.rrcap << 1 | tlv.rrctr,
+            tlv.sgid << 3 | tlv.rrreq << 2 | tlv.rrstat,
+            tlv.r << 5 | tlv.rte,
+            tlv.mode << 6 | tlv.rol_rwd << 5 | tlv.rwd,
+            tlv.rol_rka << 5 | tlv.rka,
+        ]
+    )
     info = int.from_bytes(octets, "big") | tlv.reserved
     return encode_ieee8021_tlv(EVB_SUBTYPE, info.to_bytes(5, "big"), "evb")

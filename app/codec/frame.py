@@ -52,6 +52,7 @@ class LldpFrame(_EvbFrame):
 @dataclass(frozen=True)
 class VdpFrame(_EvbFrame):
     """An ECP request carrying a VDPDU."""
+
     sequence: int
     vdpdu: Vdpdu
 
@@ -65,6 +66,7 @@ class VdpFrame(_EvbFrame):
 @dataclass(frozen=True)
 class EcpAckFrame(_EvbFrame):
     """An ECP acknowledgement for a VDP request; ``padding`` zero octets follow the header."""
+
     sequence: int
     padding: int = 0
 
@@ -85,12 +87,14 @@ def decode_evb_frame(data: bytes) -> EvbFrame:
         raise CodecError("ethernet.ethertype", f"{eth.ethertype:#06x} is neither LLDP nor ECP")
     ecpdu = decode_ecpdu(eth.payload)
     if ecpdu.subtype != SUBTYPE_VDP:
-        raise CodecError("ecp.subtype",
-                         f"only subtype {SUBTYPE_VDP} (VDP) is supported, got {ecpdu.subtype}")
+        raise CodecError(
+            "ecp.subtype", f"only subtype {SUBTYPE_VDP} (VDP) is supported, got {ecpdu.subtype}"
+        )
     if ecpdu.op == EcpOp.ACK:
         return EcpAckFrame(eth.src, ecpdu.sequence, len(ecpdu.payload), dst=eth.dst, vlan=eth.vlan)
-    return VdpFrame(eth.src, ecpdu.sequence, decode_vdpdu(ecpdu.payload), dst=eth.dst,
-                    vlan=eth.vlan)
+    return VdpFrame(
+        eth.src, ecpdu.sequence, decode_vdpdu(ecpdu.payload), dst=eth.dst, vlan=eth.vlan
+    )
 
 
 _ECP_UNTAGGED = ETHERTYPE_ECP.to_bytes(2, "big")

@@ -29,7 +29,8 @@ from app.codec.wire import Reader, check_bytes, check_uint, mac_from_bytes, mac_
 ETHERTYPE_LLDP = 0x88CC
 # IEEE 802.1 organizationally specific TLVs decoded into their own classes.
 _IEEE_8021_CODECS: dict[int, Callable[[bytes], EvbTlv | CdcpTlv]] = {
-    EVB_SUBTYPE: decode_evb_tlv, CDCP_SUBTYPE: decode_cdcp_tlv,
+    EVB_SUBTYPE: decode_evb_tlv,
+    CDCP_SUBTYPE: decode_cdcp_tlv,
 }
 
 
@@ -49,6 +50,7 @@ class LldpTlvType(IntEnum):
 @dataclass(frozen=True)
 class _SubtypedId:
     """Chassis ID or Port ID: a subtype octet and 1..255 octets of ID."""
+
     subtype: int
     id: bytes
     MAC_SUBTYPE: ClassVar[int]
@@ -67,8 +69,10 @@ class _SubtypedId:
     @property
     def mac(self) -> str:
         if self.subtype != self.MAC_SUBTYPE or len(self.id) != 6:
-            raise CodecError(f"{self.FIELD}.id",
-                             f"subtype {self.subtype}, {len(self.id)} octets: not a MAC address")
+            raise CodecError(
+                f"{self.FIELD}.id",
+                f"subtype {self.subtype}, {len(self.id)} octets: not a MAC address",
+            )
         return mac_from_bytes(self.id)
 
 
@@ -92,21 +96,29 @@ class PortId(_SubtypedId):
 @dataclass(frozen=True)
 class LldpTlv:
     """Any TLV without a dedicated class (types 4..126), carried through."""
+
     type: int
     value: bytes = b""
 
     def __post_init__(self) -> None:
         check_uint(self.type, 7, "lldp.tlv.type")
-        if self.type in (END_TLV_TYPE, LldpTlvType.CHASSIS_ID, LldpTlvType.PORT_ID, LldpTlvType.TTL,
-                         ORG_TLV_TYPE):
+        if self.type in (
+            END_TLV_TYPE,
+            LldpTlvType.CHASSIS_ID,
+            LldpTlvType.PORT_ID,
+            LldpTlvType.TTL,
+            ORG_TLV_TYPE,
+        ):
             raise CodecError("lldp.tlv.type", f"type {self.type} has its own representation")
-        object.__setattr__(self, "value",
-                           check_bytes(self.value, "lldp.tlv.value", max_size=MAX_TLV_LENGTH))
+        object.__setattr__(
+            self, "value", check_bytes(self.value, "lldp.tlv.value", max_size=MAX_TLV_LENGTH)
+        )
 
 
 @dataclass(frozen=True)
 class OrgTlv:
     """An organizationally specific TLV (802.1AB clause 8.6) other than EVB and CDCP."""
+
     oui: int
     subtype: int
     info: bytes = b""
@@ -115,10 +127,12 @@ class OrgTlv:
         check_uint(self.oui, 24, "lldp.org.oui")
         check_uint(self.subtype, 8, "lldp.org.subtype")
         if self.oui == IEEE_8021_OUI and self.subtype in _IEEE_8021_CODECS:
-            raise CodecError("lldp.org.subtype",
-                             f"IEEE 802.1 subtype {self.subtype:#04x} has its own TLV class")
-        object.__setattr__(self, "info",
-                           check_bytes(self.info, "lldp.org.info", max_size=MAX_TLV_LENGTH - 4))
+            raise CodecError(
+                "lldp.org.subtype", f"IEEE 802.1 subtype {self.subtype:#04x} has its own TLV class"
+            )
+        object.__setattr__(
+            self, "info", check_bytes(self.info, "lldp.org.info", max_size=MAX_TLV_LENGTH - 4)
+        )
 
 
 OptionalTlv = LldpTlv | OrgTlv | EvbTlv | CdcpTlv
@@ -156,8 +170,9 @@ class LldpPdu:
 def _mandatory(tlvs: list[RawTlv], index: int, tlv_type: LldpTlvType, field: str) -> bytes:
     if len(tlvs) <= index or tlvs[index].type != tlv_type:
         got = f"type {tlvs[index].type}" if len(tlvs) > index else "no TLV"
-        raise CodecError(field, f"TLV {index + 1} must be {tlv_type.name} (type {tlv_type.value}), "
-                                f"got {got}")
+        raise CodecError(
+            field, f"TLV {index + 1} must be {tlv_type.name} (type {tlv_type.value}), got {got}"
+        )
     return tlvs[index].value
 
 
@@ -181,15 +196,20 @@ def _decode_optional(tlv: RawTlv) -> OptionalTlv:
 
 def decode_lldpdu(data: bytes) -> LldpPdu:
     scan = scan_tlvs(data, "lldp")
-    chassis_id = _decode_id(ChassisId,
-                            _mandatory(scan.tlvs, 0, LldpTlvType.CHASSIS_ID, "lldp.chassis_id"))
+    chassis_id = _decode_id(
+        ChassisId, _mandatory(scan.tlvs, 0, LldpTlvType.CHASSIS_ID, "lldp.chassis_id")
+    )
     port_id = _decode_id(PortId, _mandatory(scan.tlvs, 1, LldpTlvType.PORT_ID, "lldp.port_id"))
     ttl = _mandatory(scan.tlvs, 2, LldpTlvType.TTL, "lldp.ttl")
     if len(ttl) != 2:
         raise CodecError("lldp.ttl", f"TTL TLV length must be 2, got {len(ttl)}")
     return LldpPdu(
-        chassis_id, port_id, int.from_bytes(ttl, "big"),
-        tuple(_decode_optional(t) for t in scan.tlvs[3:]), scan.end_tlv, scan.padding,
+        chassis_id,
+        port_id,
+        int.from_bytes(ttl, "big"),
+        tuple(_decode_optional(t) for t in scan.tlvs[3:]),
+        scan.end_tlv,
+        scan.padding,
     )
 
 
@@ -205,12 +225,18 @@ def _encode_optional(tlv: OptionalTlv) -> bytes:
 
 
 def encode_lldpdu(pdu: LldpPdu) -> bytes:
-    return b"".join([
-        encode_tlv(LldpTlvType.CHASSIS_ID, bytes([pdu.chassis_id.subtype]) + pdu.chassis_id.id,
-                   "lldp.chassis_id"),
-        encode_tlv(LldpTlvType.PORT_ID, bytes([pdu.port_id.subtype]) + pdu.port_id.id,
-                   "lldp.port_id"),
-        encode_tlv(LldpTlvType.TTL, pdu.ttl.to_bytes(2, "big"), "lldp.ttl"),
-        *(_encode_optional(t) for t in pdu.tlvs),
-        encode_tail(pdu.end_tlv, pdu.padding),
-    ])
+    return b"".join(
+        [
+            encode_tlv(
+                LldpTlvType.CHASSIS_ID,
+                bytes([pdu.chassis_id.subtype]) + pdu.chassis_id.id,
+                "lldp.chassis_id",
+            ),
+            encode_tlv(
+                LldpTlvType.PORT_ID, bytes([pdu.port_id.subtype]) + pdu.port_id.id, "lldp.port_id"
+            ),
+            encode_tlv(LldpTlvType.TTL, pdu.ttl.to_bytes(2, "big"), "lldp.ttl"),
+            *(_encode_optional(t) for t in pdu.tlvs),
+            encode_tail(pdu.end_tlv, pdu.padding),
+        ]
+    )

@@ -47,21 +47,25 @@ def scan_tlvs(data: bytes, protocol: str) -> TlvScan:
     while reader.remaining:
         if reader.remaining == 1:
             if reader.take(1, f"{protocol}.tlv.header") != b"\x00":
-                raise CodecError(f"{protocol}.tlv.header",
-                                 "truncated: 1 octet left, a TLV header needs 2")
+                raise CodecError(
+                    f"{protocol}.tlv.header", "truncated: 1 octet left, a TLV header needs 2"
+                )
             return TlvScan(tlvs, end_tlv=False, padding=1)
         header = reader.uint(2, f"{protocol}.tlv.header")
         tlv_type, length = header >> 9, header & MAX_TLV_LENGTH
         if tlv_type == END_TLV_TYPE:
             tail = reader.rest()
             if header or any(tail):
-                raise CodecError(f"{protocol}.padding",
-                                 "trailing garbage: only zero octets may follow the End TLV")
+                raise CodecError(
+                    f"{protocol}.padding",
+                    "trailing garbage: only zero octets may follow the End TLV",
+                )
             return TlvScan(tlvs, end_tlv=True, padding=len(tail))
         if length > reader.remaining:
-            raise CodecError(f"{protocol}.tlv.length",
-                             f"TLV type {tlv_type} length {length} exceeds the "
-                             f"{reader.remaining} octets left")
+            raise CodecError(
+                f"{protocol}.tlv.length",
+                f"TLV type {tlv_type} length {length} exceeds the {reader.remaining} octets left",
+            )
         value = reader.take(length, f"{protocol}.tlv.value")
         tlvs.append(RawTlv(tlv_type, value, header.to_bytes(2, "big") + value))
     return TlvScan(tlvs, end_tlv=False, padding=0)
@@ -75,8 +79,9 @@ def check_tail(end_tlv: bool, padding: int, protocol: str) -> None:
     """Reject a tail that would not decode back to the same ``end_tlv``/``padding``."""
     check_uint(padding, 16, f"{protocol}.padding")
     if not end_tlv and padding > 1:
-        raise CodecError(f"{protocol}.padding",
-                         "two or more zero octets read as an End TLV: set end_tlv")
+        raise CodecError(
+            f"{protocol}.padding", "two or more zero octets read as an End TLV: set end_tlv"
+        )
 
 
 def extend_tail(end_tlv: bool, padding: int, extra: int) -> tuple[bool, int]:
@@ -93,8 +98,10 @@ def decode_single_tlv(data: bytes, tlv_type: int, field: str) -> bytes:
         raise CodecError(f"{field}.type", f"expected TLV type {tlv_type}, got {header >> 9}")
     length = header & MAX_TLV_LENGTH
     if length != reader.remaining:
-        raise CodecError(f"{field}.length",
-                         f"TLV length {length} but {reader.remaining} octets follow the header")
+        raise CodecError(
+            f"{field}.length",
+            f"TLV length {length} but {reader.remaining} octets follow the header",
+        )
     return reader.rest()
 
 
@@ -112,5 +119,6 @@ def decode_ieee8021_info(data: bytes, subtype: int, field: str) -> Reader:
 
 
 def encode_ieee8021_tlv(subtype: int, info: bytes, field: str) -> bytes:
-    return encode_tlv(ORG_TLV_TYPE, IEEE_8021_OUI.to_bytes(3, "big") + bytes([subtype]) + info,
-                      field)
+    return encode_tlv(
+        ORG_TLV_TYPE, IEEE_8021_OUI.to_bytes(3, "big") + bytes([subtype]) + info, field
+    )

@@ -71,12 +71,17 @@ class VdpTlvType(IntEnum):
     ORG_SPECIFIC = ORG_TLV_TYPE
 
 
-VSI_TLV_TYPES = (VdpTlvType.PRE_ASSOCIATE, VdpTlvType.PRE_ASSOCIATE_RR, VdpTlvType.ASSOCIATE,
-                 VdpTlvType.DE_ASSOCIATE)
+VSI_TLV_TYPES = (
+    VdpTlvType.PRE_ASSOCIATE,
+    VdpTlvType.PRE_ASSOCIATE_RR,
+    VdpTlvType.ASSOCIATE,
+    VdpTlvType.DE_ASSOCIATE,
+)
 
 
 class VdpError(IntEnum):
     """Error code in the low nibble of a response status."""
+
     SUCCESS = 0
     INVALID_FORMAT = 1
     INSUFFICIENT_RESOURCES = 2
@@ -100,8 +105,12 @@ class FilterFormat(IntEnum):
     GROUP_MAC_VID = 4
 
 
-_FILTER_ENTRY_SIZE = {FilterFormat.VID: 2, FilterFormat.MAC_VID: 8, FilterFormat.GROUP_VID: 6,
-                      FilterFormat.GROUP_MAC_VID: 12}
+_FILTER_ENTRY_SIZE = {
+    FilterFormat.VID: 2,
+    FilterFormat.MAC_VID: 8,
+    FilterFormat.GROUP_VID: 6,
+    FilterFormat.GROUP_MAC_VID: 12,
+}
 _FORMATS_WITH_MAC = (FilterFormat.MAC_VID, FilterFormat.GROUP_MAC_VID)
 _FORMATS_WITH_GROUP = (FilterFormat.GROUP_VID, FilterFormat.GROUP_MAC_VID)
 _IPV4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"  # ::ffff:a.b.c.d, as lldpad checks it
@@ -122,11 +131,13 @@ def _enum(enum: type[_E], value: int, field: str) -> _E:
 @dataclass(frozen=True)
 class ManagerIdTlv:
     """VSI Manager ID: 16 octets (lldpad's vdptool: a NUL-padded name, or an address)."""
+
     mgrid: bytes
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mgrid",
-                           check_bytes(self.mgrid, "vdp.mgrid", size=MANAGER_ID_LENGTH))
+        object.__setattr__(
+            self, "mgrid", check_bytes(self.mgrid, "vdp.mgrid", size=MANAGER_ID_LENGTH)
+        )
 
     @classmethod
     def from_name(cls, name: str) -> "ManagerIdTlv":
@@ -141,13 +152,15 @@ class ManagerIdTlv:
 @dataclass(frozen=True)
 class VsiId:
     """VSIID: a format and 16 octets, with typed constructors and accessors."""
+
     format: VsiIdFormat
     value: bytes
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "format", _enum(VsiIdFormat, self.format, "vdp.vsiid.format"))
-        object.__setattr__(self, "value",
-                           check_bytes(self.value, "vdp.vsiid.value", size=VSI_ID_LENGTH))
+        object.__setattr__(
+            self, "value", check_bytes(self.value, "vdp.vsiid.value", size=VSI_ID_LENGTH)
+        )
 
     @classmethod
     def from_ipv4(cls, address: str | ipaddress.IPv4Address) -> "VsiId":
@@ -171,12 +184,14 @@ class VsiId:
 
     def _octets(self, expected: VsiIdFormat, prefix: bytes = b"") -> bytes:
         if self.format != expected:
-            raise CodecError("vdp.vsiid.format",
-                             f"VSIID format is {self.format.name}, not {expected.name}")
+            raise CodecError(
+                "vdp.vsiid.format", f"VSIID format is {self.format.name}, not {expected.name}"
+            )
         if not self.value.startswith(prefix):
-            raise CodecError("vdp.vsiid.value",
-                             f"{expected.name} VSIID must start with {prefix.hex()}")
-        return self.value[len(prefix):]
+            raise CodecError(
+                "vdp.vsiid.value", f"{expected.name} VSIID must start with {prefix.hex()}"
+            )
+        return self.value[len(prefix) :]
 
     @property
     def ipv4(self) -> ipaddress.IPv4Address:
@@ -201,6 +216,7 @@ class VsiId:
 class FilterEntry:
     """One filter info entry.  ``mac`` is set exactly for the MAC formats and
     ``group_id`` exactly for the group formats; PS/PCP/VID are one 16-bit field."""
+
     vid: int
     pcp: int = 0
     ps: bool = False
@@ -222,8 +238,9 @@ def _check_entry(entry: object, filter_format: FilterFormat) -> None:
     if not isinstance(entry, FilterEntry):
         raise CodecError("vdp.filter", "must be FilterEntry objects")
     for part, present, wanted in (
-            ("mac", entry.mac is not None, filter_format in _FORMATS_WITH_MAC),
-            ("group_id", entry.group_id is not None, filter_format in _FORMATS_WITH_GROUP)):
+        ("mac", entry.mac is not None, filter_format in _FORMATS_WITH_MAC),
+        ("group_id", entry.group_id is not None, filter_format in _FORMATS_WITH_GROUP),
+    ):
         if present != wanted:
             need = "need" if wanted else "must not have"
             raise CodecError(f"vdp.filter.{part}", f"{filter_format.name} entries {need} a {part}")
@@ -236,6 +253,7 @@ def _max_filter_entries(filter_format: FilterFormat) -> int:
 @dataclass(frozen=True)
 class VsiTlv:
     """Pre-Associate, Pre-Associate with RR, Associate or De-Associate TLV."""
+
     mode: VdpTlvType
     status: int
     type_id: int
@@ -260,9 +278,12 @@ class VsiTlv:
         if not self.filters:
             raise CodecError("vdp.filter.count", "a VSI TLV needs at least one filter entry")
         if len(self.filters) > _max_filter_entries(filter_format):
-            raise CodecError("vdp.filter.count", f"at most {_max_filter_entries(filter_format)} "
-                                                 f"{filter_format.name} entries fit in a TLV, "
-                                                 f"got {len(self.filters)}")
+            raise CodecError(
+                "vdp.filter.count",
+                f"at most {_max_filter_entries(filter_format)} "
+                f"{filter_format.name} entries fit in a TLV, "
+                f"got {len(self.filters)}",
+            )
         for entry in self.filters:
             _check_entry(entry, filter_format)
 
@@ -297,13 +318,15 @@ class VsiTlv:
 @dataclass(frozen=True)
 class VdpOrgTlv:
     """Organizationally specific VDP TLV, carried through."""
+
     oui: int
     data: bytes = b""
 
     def __post_init__(self) -> None:
         check_uint(self.oui, 24, "vdp.org.oui")
-        object.__setattr__(self, "data",
-                           check_bytes(self.data, "vdp.org.data", max_size=MAX_TLV_LENGTH - 3))
+        object.__setattr__(
+            self, "data", check_bytes(self.data, "vdp.org.data", max_size=MAX_TLV_LENGTH - 3)
+        )
 
 
 VdpTlv = ManagerIdTlv | VsiTlv | VdpOrgTlv
@@ -339,8 +362,14 @@ class Vdpdu:
         return tuple(pairs)
 
 
-def make_response(request: VsiTlv, error: int = VdpError.SUCCESS, *, keep: bool = False,
-                  hard: bool = False, filters: tuple[FilterEntry, ...] | None = None) -> VsiTlv:
+def make_response(
+    request: VsiTlv,
+    error: int = VdpError.SUCCESS,
+    *,
+    keep: bool = False,
+    hard: bool = False,
+    filters: tuple[FilterEntry, ...] | None = None,
+) -> VsiTlv:
     """The bridge's response to ``request``: same TLV type and body, status =
     response bit | KEEP | HARD | error.  ``filters`` replaces the entries, e.g.
     to hand out a VID when the station asked for VID 0."""
@@ -355,12 +384,18 @@ def make_deassociate(vsi: VsiTlv) -> VsiTlv:
 
 
 def _decode_filter(reader: Reader, filter_format: FilterFormat) -> FilterEntry:
-    group_id = (reader.uint(4, "vdp.filter.group_id") if filter_format in _FORMATS_WITH_GROUP
-                else None)
+    group_id = (
+        reader.uint(4, "vdp.filter.group_id") if filter_format in _FORMATS_WITH_GROUP else None
+    )
     mac = reader.mac("vdp.filter.mac") if filter_format in _FORMATS_WITH_MAC else None
     pcp_vid = reader.uint(2, "vdp.filter.vid")
-    return FilterEntry(vid=pcp_vid & 0xFFF, pcp=pcp_vid >> 12 & 0x7, ps=bool(pcp_vid & 0x8000),
-                       mac=mac, group_id=group_id)
+    return FilterEntry(
+        vid=pcp_vid & 0xFFF,
+        pcp=pcp_vid >> 12 & 0x7,
+        ps=bool(pcp_vid & 0x8000),
+        mac=mac,
+        group_id=group_id,
+    )
 
 
 def _decode_vsi(mode: VdpTlvType, value: bytes) -> VsiTlv:
@@ -376,13 +411,17 @@ def _decode_vsi(mode: VdpTlvType, value: bytes) -> VsiTlv:
         raise CodecError("vdp.filter.count", "a VSI TLV needs at least one filter entry")
     needed = count * _FILTER_ENTRY_SIZE[filter_format]
     if needed > reader.remaining:
-        raise CodecError("vdp.filter.count",
-                         f"{count} {filter_format.name} entries need {needed} octets, "
-                         f"the TLV has {reader.remaining} left")
+        raise CodecError(
+            "vdp.filter.count",
+            f"{count} {filter_format.name} entries need {needed} octets, "
+            f"the TLV has {reader.remaining} left",
+        )
     if needed < reader.remaining:
-        raise CodecError("vdp.vsi.length",
-                         f"TLV length {len(value)} exceeds the {VSI_FIXED_LENGTH + needed} "
-                         f"octets of {count} {filter_format.name} entries")
+        raise CodecError(
+            "vdp.vsi.length",
+            f"TLV length {len(value)} exceeds the {VSI_FIXED_LENGTH + needed} "
+            f"octets of {count} {filter_format.name} entries",
+        )
     filters = tuple(_decode_filter(reader, filter_format) for _ in range(count))
     return VsiTlv(mode, status, type_id, type_version, vsi_id, filter_format, filters)
 
@@ -390,8 +429,9 @@ def _decode_vsi(mode: VdpTlvType, value: bytes) -> VsiTlv:
 def _decode_tlv(tlv_type: int, value: bytes) -> VdpTlv:
     if tlv_type == VdpTlvType.MANAGER_ID:
         if len(value) != MANAGER_ID_LENGTH:
-            raise CodecError("vdp.mgrid.length",
-                             f"Manager ID TLV length must be 16, got {len(value)}")
+            raise CodecError(
+                "vdp.mgrid.length", f"Manager ID TLV length must be 16, got {len(value)}"
+            )
         return ManagerIdTlv(value)
     if tlv_type in VSI_TLV_TYPES:
         return _decode_vsi(VdpTlvType(tlv_type), value)
@@ -417,12 +457,17 @@ def _encode_tlv(tlv: VdpTlv) -> bytes:
         return encode_tlv(VdpTlvType.MANAGER_ID, tlv.mgrid, "vdp.mgrid")
     if isinstance(tlv, VdpOrgTlv):
         return encode_tlv(VdpTlvType.ORG_SPECIFIC, tlv.oui.to_bytes(3, "big") + tlv.data, "vdp.org")
-    value = b"".join([
-        bytes([tlv.status]), tlv.type_id.to_bytes(3, "big"),
-        bytes([tlv.type_version, tlv.vsi_id.format]),
-        tlv.vsi_id.value, bytes([tlv.filter_format]), len(tlv.filters).to_bytes(2, "big"),
-        *(_encode_filter(e) for e in tlv.filters),
-    ])
+    value = b"".join(
+        [
+            bytes([tlv.status]),
+            tlv.type_id.to_bytes(3, "big"),
+            bytes([tlv.type_version, tlv.vsi_id.format]),
+            tlv.vsi_id.value,
+            bytes([tlv.filter_format]),
+            len(tlv.filters).to_bytes(2, "big"),
+            *(_encode_filter(e) for e in tlv.filters),
+        ]
+    )
     return encode_tlv(tlv.mode, value, "vdp.vsi")
 
 

@@ -21,7 +21,7 @@ class Reader:
     def take(self, size: int, field: str) -> bytes:
         if size > self.remaining:
             raise CodecError(field, f"truncated: needs {size} octets, {self.remaining} left")
-        chunk = self._data[self._pos:self._pos + size]
+        chunk = self._data[self._pos : self._pos + size]
         self._pos += size
         return chunk
 
@@ -32,7 +32,7 @@ class Reader:
         return mac_from_bytes(self.take(6, field))
 
     def rest(self) -> bytes:
-        chunk = self._data[self._pos:]
+        chunk = self._data[self._pos :]
         self._pos = len(self._data)
         return chunk
 
@@ -51,8 +51,9 @@ def check_flag(value: object, field: str) -> bool:
     return bool(value)
 
 
-def check_bytes(value: object, field: str, size: int | None = None,
-                max_size: int | None = None) -> bytes:
+def check_bytes(
+    value: object, field: str, size: int | None = None, max_size: int | None = None
+) -> bytes:
     """Return ``value`` as bytes if it has exactly ``size`` / at most ``max_size`` octets."""
     if not isinstance(value, (bytes, bytearray)):
         raise CodecError(field, f"must be bytes, got {type(value).__name__}")

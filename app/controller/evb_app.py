@@ -11,6 +11,7 @@ otherwise fill and stop every switch connection's receive loop, ECP ACKs include
 thread (ECP retransmissions, keep-alive expiry) takes the lock between batches; the REST
 service takes it for its calls.
 """
+
 import functools
 import logging
 import queue
@@ -60,8 +61,11 @@ WORK_QUEUE = 50000
 WORK_BATCH = 500
 # Replies to what we ask at connect time may overtake os-ken's own move to MAIN_DISPATCHER.
 _CONNECTED = [CONFIG_DISPATCHER, MAIN_DISPATCHER]
-_MULTIPART_REPLIES = [ofp_event.EventOFPPortDescStatsReply,
-                      ofp_event.EventOFPMeterConfigStatsReply, ofp_event.EventOFPFlowStatsReply]
+_MULTIPART_REPLIES = [
+    ofp_event.EventOFPPortDescStatsReply,
+    ofp_event.EventOFPMeterConfigStatsReply,
+    ofp_event.EventOFPFlowStatsReply,
+]
 
 
 class EvbApp(app_manager.OSKenApp):
@@ -82,38 +86,55 @@ class EvbApp(app_manager.OSKenApp):
         lookup = lookup_in_database
         if self.settings.vcenter_url:
             # Lookups run on the client's workers; their answers are replayed by the tick loop.
-            self.vcenter = VcenterClient(self.settings.vcenter_url,
-                                         timeout=self.settings.vcenter_timeout,
-                                         ttl=self.settings.vcenter_ttl,
-                                         on_done=lambda query, _: self._lookups_done.put(query))
+            self.vcenter = VcenterClient(
+                self.settings.vcenter_url,
+                timeout=self.settings.vcenter_timeout,
+                ttl=self.settings.vcenter_ttl,
+                on_done=lambda query, _: self._lookups_done.put(query),
+            )
             lookup = self.vcenter.profile_lookup
-            self.notifier = Notifier(self.settings.vcenter_url.rstrip("/") + "/v1/notifications",
-                                     timeout=self.settings.vcenter_timeout)
+            self.notifier = Notifier(
+                self.settings.vcenter_url.rstrip("/") + "/v1/notifications",
+                timeout=self.settings.vcenter_timeout,
+            )
             self.event_log.add_sink(self.notifier)
         self.monitor = FaultMonitor(self.event_log, self.store, self._vm_places)
         self.event_log.add_sink(self.monitor)  # the last sink (see app/faults/monitor.py)
         # The registry pushes its changes to the service, which needs the bridge: the bridge
         # asks the registry for the database only once a request arrives.
-        bridge = VdpBridge(Authorizer(lambda: self.registry.database(), lookup=lookup,
-                                      maintenance=self._maintenance_reason))
+        bridge = VdpBridge(
+            Authorizer(
+                lambda: self.registry.database(),
+                lookup=lookup,
+                maintenance=self._maintenance_reason,
+            )
+        )
         self.intent_store = IntentStore(self.settings.db_path)
         self.fabric = FabricControl(
-            ControlPlane(self.event_log, bridge, save=self.intent_store.save,
-                         evb_config=self.settings.evb_config),
-            self.settings.trunk_ports, record_switch=self._record_switch)
+            ControlPlane(
+                self.event_log,
+                bridge,
+                save=self.intent_store.save,
+                evb_config=self.settings.evb_config,
+            ),
+            self.settings.trunk_ports,
+            record_switch=self._record_switch,
+        )
         self._datapaths: dict[int, object] = {}
         self.service = ControllerService(self.fabric, bridge, self.lock, self._send)
-        self.registry = Registry(self.policies, self.store, self.service,
-                                 emit=self.event_log.emit)
+        self.registry = Registry(self.policies, self.store, self.service, emit=self.event_log.emit)
         intent = self.intent_store.load()
         if intent:  # before any switch connects: they are reconciled against it, not flushed
             self.fabric.control.restore(intent, self.registry.database(), time.monotonic())
         self._stopping = threading.Event()
         self._work = WorkQueues(WORK_QUEUE)
         self.handler_errors = 0  # exceptions caught by app.controller.guard
-        self.rest = RestServer(*self.settings.rest_address, RestApi(
-            self.service, self.registry, self.store, self.monitor,
-            self.settings.api_tokens).wsgi)
+        self.rest = RestServer(
+            *self.settings.rest_address,
+            RestApi(
+                self.service, self.registry, self.store, self.monitor, self.settings.api_tokens
+            ).wsgi,
+        )
 
     def start(self):
         thread = super().start()
@@ -121,9 +142,13 @@ class EvbApp(app_manager.OSKenApp):
         self.threads.append(hub.spawn(self._canary_loop))
         self.threads.append(hub.spawn(self._tick_loop))
         self.threads.append(hub.spawn(self._work_loop))
-        self.event_log.emit("controller.started", of_port=self.settings.of_port,
-                            rest=self.settings.rest_listen, db=self.settings.db_path,
-                            vsi_types=len(self.registry.database()))
+        self.event_log.emit(
+            "controller.started",
+            of_port=self.settings.of_port,
+            rest=self.settings.rest_listen,
+            db=self.settings.db_path,
+            vsi_types=len(self.registry.database()),
+        )
         return thread
 
     def stop(self):
@@ -191,15 +216,15 @@ class EvbApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPBarrierReply, _CONNECTED)
     @guarded
     def _on_barrier(self, ev):
-        self._queue(functools.partial(self.fabric.barrier_reply, ev.msg.datapath.id,
-                                      ev.msg.xid))
+        self._queue(functools.partial(self.fabric.barrier_reply, ev.msg.datapath.id, ev.msg.xid))
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     @guarded
     def _on_port_status(self, ev):
         msg = ev.msg
-        self._queue(functools.partial(self.fabric.port_status, msg.datapath.id, msg.reason,
-                                      msg.desc))
+        self._queue(
+            functools.partial(self.fabric.port_status, msg.datapath.id, msg.reason, msg.desc)
+        )
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     @guarded
@@ -215,8 +240,7 @@ class EvbApp(app_manager.OSKenApp):
         # A station's ACK completes our ECP transmission: behind a backlog of requests it would
         # come late, and ECP would retransmit and give up on a PDU the station has.
         put = self._work.put_event if is_ecp_ack(data) else self._work.put_frame
-        put(functools.partial(self.fabric.receive, msg.datapath.id, msg.match.get("in_port"),
-                              data))
+        put(functools.partial(self.fabric.receive, msg.datapath.id, msg.match.get("in_port"), data))
 
     # threads ------------------------------------------------------------------------------
     def _work_loop(self):

@@ -5,6 +5,7 @@ exception from a handler as a request to exit: the app's event thread ends silen
 controller stops answering every switch. Each handler is therefore wrapped: an exception is
 logged with its traceback and counted, and the loop goes on with the next event.
 """
+
 import functools
 import logging
 

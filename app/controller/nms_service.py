@@ -1,5 +1,6 @@
 """app/service.py's NmsService on the running controller: each call takes the controller's
 lock, asks the pure logic (app/fabric_control.py) and sends what it returned."""
+
 import math
 import time
 from collections.abc import Callable
@@ -14,8 +15,13 @@ from app.vdp.describe import vsi_id_from_text, vsi_id_text
 
 
 class ControllerService:
-    def __init__(self, fabric: FabricControl, bridge: VdpBridge, lock: AbstractContextManager,
-                 send: Callable[[Out], None]):
+    def __init__(
+        self,
+        fabric: FabricControl,
+        bridge: VdpBridge,
+        lock: AbstractContextManager,
+        send: Callable[[Out], None],
+    ):
         """`lock` serializes every call on `fabric`; `send` puts its messages on the wire (it
         is called with the lock held)."""
         self._fabric = fabric
@@ -63,8 +69,11 @@ class ControllerService:
                 previous["until"] = round(previous["until"] + offset, 3)
             info = self._bridge.vsi(vsi_id)
             current = vsi_view(info, self._names(info))["attachments"] if info else []
-            return {"vsi_id": vsi_id_text(vsi_id), "current": current,
-                    "previous": found["previous"]}
+            return {
+                "vsi_id": vsi_id_text(vsi_id),
+                "current": current,
+                "previous": found["previous"],
+            }
 
     # changes -------------------------------------------------------------------------------
     def deassociate(self, vsi_id: str, reason: str) -> bool:
@@ -76,8 +85,9 @@ class ControllerService:
             self._react(self._control.deassociate(found, reason, now), now)
             return True
 
-    def relocate(self, vsi_id: str, switch: str, port: str, *, replicate: bool = False
-                 ) -> dict[str, Any]:
+    def relocate(
+        self, vsi_id: str, switch: str, port: str, *, replicate: bool = False
+    ) -> dict[str, Any]:
         with self._lock:
             found = self._control.find_vsi(vsi_id)
             if found is None:
@@ -85,8 +95,11 @@ class ControllerService:
             target = self._control.switches.port_ref(switch, port)
             now = time.monotonic()
             self._react(self._control.prepare(found, target, now, replicate=replicate), now)
-            return {"vsi_id": vsi_id_text(found), "prepared_at": {"switch": switch, "port": port},
-                    "replicate": replicate}
+            return {
+                "vsi_id": vsi_id_text(found),
+                "prepared_at": {"switch": switch, "port": port},
+                "replicate": replicate,
+            }
 
     def apply_profiles(self, database: VsiTypeDatabase) -> dict[str, Any]:
         """The registry's new database (it owns it: the authorizer reads it there)."""
@@ -102,6 +115,7 @@ class ControllerService:
 
 def vsi_view(info, names) -> dict:
     """A VSI as JSON: where it is attached, in which state, with which profile and MAC/VID."""
+
     def where(port):
         switch, port_name = names.get(port, (f"{port.dpid:016x}", str(port.port_no)))
         return {"switch": switch, "port": port_name, "port_no": port.port_no}
@@ -110,13 +124,23 @@ def vsi_view(info, names) -> dict:
         "vsi_id": info.name,
         "state": info.state.value,
         "migrating": info.migrating,
-        "attachments": [{
-            **where(a.port), "state": a.state.value,
-            "binding": a.binding.value if a.binding else None, "handle": a.handle,
-            "manager_id": a.manager_id, "type_id": a.type_id, "type_version": a.type_version,
-            "profile": a.profile, "tenant": a.tenant,
-            "entries": [{"mac": e.mac, "vid": e.vid} for e in a.entries],
-            # The bridge's clock is time.monotonic(); a replicated copy is held until removed.
-            "expires_in": None if math.isinf(a.expires) else round(a.expires - time.monotonic(), 1),
-        } for a in info.attachments],
+        "attachments": [
+            {
+                **where(a.port),
+                "state": a.state.value,
+                "binding": a.binding.value if a.binding else None,
+                "handle": a.handle,
+                "manager_id": a.manager_id,
+                "type_id": a.type_id,
+                "type_version": a.type_version,
+                "profile": a.profile,
+                "tenant": a.tenant,
+                "entries": [{"mac": e.mac, "vid": e.vid} for e in a.entries],
+                # The bridge's clock is time.monotonic(); a replicated copy is held until removed.
+                "expires_in": None
+                if math.isinf(a.expires)
+                else round(a.expires - time.monotonic(), 1),
+            }
+            for a in info.attachments
+        ],
     }

@@ -1,4 +1,5 @@
 """The only place that puts OpenFlow messages on the wire."""
+
 from itertools import groupby
 
 

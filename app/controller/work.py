@@ -6,6 +6,7 @@ frames: a VDP response waits for its barrier reply, and a flow batch whose barri
 late by BatchTracker's timeout is taken for failed. Frames keep their order among themselves,
 events among themselves; each FIFO drops (and counts) what arrives when it is full.
 """
+
 import threading
 from collections import deque
 from collections.abc import Callable

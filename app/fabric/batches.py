@@ -6,6 +6,7 @@ switch disconnected, or after TIMEOUT; an OpenFlow error for one of its messages
 switch failed. Messages are known by (dpid, xid): the xids come from the controller's one space
 (app/fabric/xids.py), so a reply this tracker does not own answers something else.
 """
+
 from dataclasses import dataclass, field
 
 TIMEOUT = 5.0
@@ -14,18 +15,17 @@ TIMEOUT = 5.0
 @dataclass
 class _Ticket:
     started: float
-    waiting: set = field(default_factory=set)      # (dpid, barrier xid)
-    failed: dict = field(default_factory=dict)     # dpid -> reason
-    messages: list = field(default_factory=list)   # every (dpid, xid) of it, barriers included
+    waiting: set = field(default_factory=set)  # (dpid, barrier xid)
+    failed: dict = field(default_factory=dict)  # dpid -> reason
+    messages: list = field(default_factory=list)  # every (dpid, xid) of it, barriers included
 
 
 class BatchTracker:
     def __init__(self):
         self._tickets: dict[int, _Ticket] = {}
-        self._by_xid: dict[tuple[int, int], int] = {}   # every message's (dpid, xid) -> ticket
+        self._by_xid: dict[tuple[int, int], int] = {}  # every message's (dpid, xid) -> ticket
 
-    def track(self, ticket: int, dpid: int, xids: list[int], barrier_xid: int,
-              now: float) -> None:
+    def track(self, ticket: int, dpid: int, xids: list[int], barrier_xid: int, now: float) -> None:
         """A batch sent to `dpid` for `ticket`: its messages' xids and its barrier's."""
         entry = self._tickets.setdefault(ticket, _Ticket(now))
         entry.waiting.add((dpid, barrier_xid))

@@ -17,6 +17,7 @@ port) order, so every controller run builds the same tree. Flooding and unicast 
 tree (app/flows/vm_flows.py): a switch forwards down toward the VMs of its subtree and sends
 everything else up toward the root, so an edge switch holds entries for its own VMs only.
 """
+
 import functools
 import re
 from collections import deque
@@ -30,9 +31,9 @@ from app.codec.lldp import ChassisId, LldpPdu, PortId
 from app.codec.tlv import extend_tail
 from app.fabric.ports import Port, PortRef, PortRole
 
-PROBE_INTERVAL = 5.0                 # seconds between two probes out of one trunk port
-LINK_TIMEOUT = 3 * PROBE_INTERVAL    # a link not seen for this long is gone
-LOCALLY_ASSIGNED = 7                 # Chassis ID and Port ID subtype (IEEE 802.1AB 8.5.2, 8.5.3)
+PROBE_INTERVAL = 5.0  # seconds between two probes out of one trunk port
+LINK_TIMEOUT = 3 * PROBE_INTERVAL  # a link not seen for this long is gone
+LOCALLY_ASSIGNED = 7  # Chassis ID and Port ID subtype (IEEE 802.1AB 8.5.2, 8.5.3)
 _CHASSIS_PREFIX = b"evb-nms:"
 _CHASSIS = re.compile(rb"evb-nms:([0-9a-f]{16})")
 _PORT = re.compile(rb"[1-9][0-9]{0,9}")
@@ -42,8 +43,11 @@ _PORT = re.compile(rb"[1-9][0-9]{0,9}")
 def build_probe(port: PortRef, src_mac: str) -> bytes:
     """The probe sent out of `port`, from `src_mac` (the port's own MAC), padded to 60 octets.
     Cached: every trunk sends the same probe every PROBE_INTERVAL."""
-    pdu = LldpPdu(ChassisId(LOCALLY_ASSIGNED, _CHASSIS_PREFIX + f"{port.dpid:016x}".encode()),
-                  PortId(LOCALLY_ASSIGNED, str(port.port_no).encode()), round(LINK_TIMEOUT))
+    pdu = LldpPdu(
+        ChassisId(LOCALLY_ASSIGNED, _CHASSIS_PREFIX + f"{port.dpid:016x}".encode()),
+        PortId(LOCALLY_ASSIGNED, str(port.port_no).encode()),
+        round(LINK_TIMEOUT),
+    )
     frame = LldpFrame(src_mac, pdu, dst=NEAREST_BRIDGE)
     shortfall = max(0, MIN_FRAME_LENGTH - len(encode_evb_frame(frame)))
     end_tlv, padding = extend_tail(pdu.end_tlv, pdu.padding, shortfall)
@@ -52,8 +56,11 @@ def build_probe(port: PortRef, src_mac: str) -> bytes:
 
 def probe_frames(dpid: int, ports: Iterable[Port]) -> list[tuple[int, bytes]]:
     """(port number, frame) for every trunk port of switch `dpid` that is up."""
-    return [(p.number, build_probe(PortRef(dpid, p.number), p.hw_addr))
-            for p in sorted(ports, key=lambda p: p.number) if p.role is PortRole.TRUNK and p.up]
+    return [
+        (p.number, build_probe(PortRef(dpid, p.number), p.hw_addr))
+        for p in sorted(ports, key=lambda p: p.number)
+        if p.role is PortRole.TRUNK and p.up
+    ]
 
 
 def parse_probe(data: bytes) -> PortRef | None:
@@ -81,6 +88,7 @@ def probe_origin(frame: EvbFrame) -> PortRef | None:
 @dataclass(frozen=True, order=True)
 class Link:
     """Both ends of one cable between two switches; `a` < `b`."""
+
     a: PortRef
     b: PortRef
 
@@ -168,7 +176,8 @@ class Topology:
             self._neighbour_lists = {}
             for near, far in self._peer.items():
                 self._neighbour_lists.setdefault(near.dpid, []).append(
-                    (far.dpid, near.port_no, far.port_no))
+                    (far.dpid, near.port_no, far.port_no)
+                )
             for hops in self._neighbour_lists.values():
                 hops.sort()
         return self._neighbour_lists
@@ -192,8 +201,11 @@ class Topology:
         distances = self._distances(dst_dpid)
         if src_dpid == dst_dpid or src_dpid not in distances:
             return None
-        return min(port for neighbour, port, _ in self._neighbours()[src_dpid]
-                   if distances.get(neighbour) == distances[src_dpid] - 1)
+        return min(
+            port
+            for neighbour, port, _ in self._neighbours()[src_dpid]
+            if distances.get(neighbour) == distances[src_dpid] - 1
+        )
 
     def _tree(self) -> dict[int, dict[int, int]]:
         """dpid -> {tree port: neighbour dpid}."""
@@ -232,8 +244,9 @@ class Topology:
     def routes(self) -> "Routes":
         """The tree as the flow plan uses it (a snapshot: later link changes do not alter it)."""
         tree = self._tree()
-        guards = {dpid: tuple(sorted(self.link_ports(dpid) - set(ports)))
-                  for dpid, ports in tree.items()}
+        guards = {
+            dpid: tuple(sorted(self.link_ports(dpid) - set(ports))) for dpid, ports in tree.items()
+        }
         return Routes(dict(self._up), {d: g for d, g in guards.items() if g})
 
     def tree_ports(self, dpid: int) -> set[int]:
@@ -264,6 +277,7 @@ class Routes:
     """The spanning tree, for the flow plan. `up`: per switch below a root, (its port toward
     its parent, the parent, the parent's port toward it). `guards`: per switch, its linked
     ports off the tree. A switch in neither is a root, or has no links."""
+
     up: Mapping[int, tuple[int, int, int]] = field(default_factory=dict)
     guards: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
 

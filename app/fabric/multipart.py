@@ -1,4 +1,5 @@
 """Collects the parts of multipart replies until the last one arrives."""
+
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 

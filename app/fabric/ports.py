@@ -4,6 +4,7 @@ OpenFlow tells the controller only port numbers and names, so the operator names
 ports whose name matches one of the trunk patterns (shell globs) face other switches; every other
 port faces a server and is closed until a VM on it is associated (default deny).
 """
+
 import fnmatch
 from dataclasses import dataclass
 from enum import Enum

@@ -3,6 +3,7 @@
 Pure. The control plane keeps it in step with what the switches report (SwitchSync); REST and
 events ask it how to call a port, and which port an operator means by a name.
 """
+
 from app.fabric.ports import Port, PortRef
 
 
@@ -58,9 +59,11 @@ class SwitchDirectory:
 
     def port_names(self) -> dict[PortRef, tuple[str, str]]:
         """(switch name, port name) of every known port."""
-        return {PortRef(dpid, number): (name, port.name)
-                for dpid, (name, ports) in self._switches.items()
-                for number, port in ports.items()}
+        return {
+            PortRef(dpid, number): (name, port.name)
+            for dpid, (name, ports) in self._switches.items()
+            for number, port in ports.items()
+        }
 
     def port_ref(self, switch: str, port: str) -> PortRef:
         """A port by switch name (or dpid) and port name (or number). KeyError if unknown."""

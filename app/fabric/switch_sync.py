@@ -6,6 +6,7 @@ by purpose, so the owner of the switch (app/fabric_control.py) can tell what a r
 Nothing is wiped on connect: what the switch already holds of ours and still wants stays
 untouched, so traffic keeps flowing through a controller restart.
 """
+
 from collections.abc import Callable, Iterable
 from enum import Enum
 
@@ -22,16 +23,20 @@ from app.flows.tables import COOKIE_APP, COOKIE_MASK_APP, COOKIE_MASK_OWNER
 
 
 class SyncState(str, Enum):
-    CONNECTING = "connecting"   # features seen, waiting for the port list
-    SYNCING = "syncing"         # waiting for the switch's flows and meters
-    READY = "ready"             # reconciled and confirmed by a barrier
+    CONNECTING = "connecting"  # features seen, waiting for the port list
+    SYNCING = "syncing"  # waiting for the switch's flows and meters
+    READY = "ready"  # reconciled and confirmed by a barrier
 
 
 class SwitchSync:
-    def __init__(self, dpid: int, trunk_patterns: Iterable[str],
-                 extra_flows: Callable[[int], list[FlowEntry]] = lambda dpid: [],
-                 extra_meters: Callable[[int], dict[int, MeterSpec]] = lambda dpid: {},
-                 xids: Xids | None = None):
+    def __init__(
+        self,
+        dpid: int,
+        trunk_patterns: Iterable[str],
+        extra_flows: Callable[[int], list[FlowEntry]] = lambda dpid: [],
+        extra_meters: Callable[[int], dict[int, MeterSpec]] = lambda dpid: {},
+        xids: Xids | None = None,
+    ):
         self.dpid = dpid
         self.name = f"{dpid:016x}"
         self.ports: dict[int, Port] = {}
@@ -94,8 +99,9 @@ class SwitchSync:
     def _maybe_reconcile(self) -> list:
         if self._meters is None or self._flows is None:
             return []
-        msgs = reconcile_switch(self.desired_flows(), self._flows, self.desired_meters(),
-                                self._meters)
+        msgs = reconcile_switch(
+            self.desired_flows(), self._flows, self.desired_meters(), self._meters
+        )
         flow_msgs = [m for m in msgs if isinstance(m, parser.OFPFlowMod)]
         self.last_sync = {
             "flows_on_switch": len(self._flows),
@@ -123,8 +129,11 @@ class SwitchSync:
             port = self.ports[ofp_port.port_no] = self._port(ofp_port)
         after = {e.key: e for e in base_flows(self.ports.values())}
         msgs = [ofmsg.delete_flow_strict(e) for k, e in before.items() if k not in after]
-        msgs += [ofmsg.add_flow(e) for k, e in after.items()
-                 if k not in before or before[k].body != e.body]
+        msgs += [
+            ofmsg.add_flow(e)
+            for k, e in after.items()
+            if k not in before or before[k].body != e.body
+        ]
         return port, msgs
 
     def canary_probe(self) -> list:

@@ -1,5 +1,6 @@
 """One xid space for every OpenFlow message the controller sends, whatever its kind, so that a
 reply or an error names exactly one message of ours (app/fabric_control.py routes them)."""
+
 import itertools
 
 # Ours start at 0xEB...: recognisable in a capture next to os-ken's own handshake and echo xids.

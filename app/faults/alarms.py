@@ -17,6 +17,7 @@ link (their traffic to other edges crosses it), or the VM itself. An alarm on a 
 maintenance (port.down, vm.lost) is expected: it is kept and listed, flagged ``maintenance``,
 but not notified.
 """
+
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -24,8 +25,12 @@ from typing import Any
 
 from app.events import Event
 
-SEVERITY = {"switch.down": "critical", "port.down": "critical", "link.down": "major",
-            "vm.lost": "critical"}
+SEVERITY = {
+    "switch.down": "critical",
+    "port.down": "critical",
+    "link.down": "major",
+    "vm.lost": "critical",
+}
 KINDS = frozenset(SEVERITY)
 RECENT_CLEARED = 200  # cleared alarms kept for GET /v1/alarms
 
@@ -33,6 +38,7 @@ RECENT_CLEARED = 200  # cleared alarms kept for GET /v1/alarms
 @dataclass(frozen=True)
 class VmPlace:
     """A VM forwarding at a server port."""
+
     vsi_id: str
     tenant: str
     switch: str
@@ -40,20 +46,25 @@ class VmPlace:
     macs: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return {"vsi_id": self.vsi_id, "tenant": self.tenant, "switch": self.switch,
-                "port": self.port, "macs": list(self.macs)}
+        return {
+            "vsi_id": self.vsi_id,
+            "tenant": self.tenant,
+            "switch": self.switch,
+            "port": self.port,
+            "macs": list(self.macs),
+        }
 
 
 @dataclass(frozen=True)
 class Alarm:
-    id: str                        # kind:resource, stable while the fault lasts
+    id: str  # kind:resource, stable while the fault lasts
     kind: str
     severity: str
     switch: str | None
     port: str | None
     reason: str
     affected: tuple[VmPlace, ...]
-    raised: float                  # wall clock (the event's ts)
+    raised: float  # wall clock (the event's ts)
     cleared: float | None = None
     maintenance: bool = False
     detail: dict[str, Any] = field(default_factory=dict)
@@ -68,16 +79,26 @@ class Alarm:
     def as_dict(self, tenant: str | None = None) -> dict[str, Any]:
         """JSON; for a tenant only its own VMs are listed among the affected."""
         affected = [vm.as_dict() for vm in self.affected if tenant is None or vm.tenant == tenant]
-        return {"id": self.id, "kind": self.kind, "severity": self.severity,
-                "state": "alarm" if self.active else "ok", "switch": self.switch,
-                "port": self.port, "reason": self.reason, "affected_vms": affected,
-                "raised": self.raised, "cleared": self.cleared,
-                "maintenance": self.maintenance, **({"detail": self.detail} if self.detail else {})}
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "severity": self.severity,
+            "state": "alarm" if self.active else "ok",
+            "switch": self.switch,
+            "port": self.port,
+            "reason": self.reason,
+            "affected_vms": affected,
+            "raised": self.raised,
+            "cleared": self.cleared,
+            "maintenance": self.maintenance,
+            **({"detail": self.detail} if self.detail else {}),
+        }
 
 
 @dataclass(frozen=True)
 class Notice:
     """An alarm that was raised (state "alarm") or cleared (state "ok")."""
+
     alarm: Alarm
 
     @property
@@ -90,19 +111,28 @@ class AlarmBook:
         self._active: dict[str, Alarm] = {}
         self._cleared: deque[Alarm] = deque(maxlen=RECENT_CLEARED)
 
-    def on_event(self, event: Event, vms: Iterable[VmPlace],
-                 in_maintenance: set[tuple[str, str]]) -> list[Notice]:
+    def on_event(
+        self, event: Event, vms: Iterable[VmPlace], in_maintenance: set[tuple[str, str]]
+    ) -> list[Notice]:
         """The alarm changes ``event`` makes. ``vms``: the VMs forwarding now; ``in_maintenance``:
         the (switch, port) of the servers in maintenance. Notices of alarms in maintenance are
         returned too (flagged): the caller decides whom to tell."""
         kind, detail = event.kind, event.detail
         if kind == "switch.disconnected":
-            return self._raise("switch.down", event, event.switch, None,
-                               f"switch {event.switch} lost its OpenFlow connection",
-                               [vm for vm in vms if vm.switch == event.switch], in_maintenance)
+            return self._raise(
+                "switch.down",
+                event,
+                event.switch,
+                None,
+                f"switch {event.switch} lost its OpenFlow connection",
+                [vm for vm in vms if vm.switch == event.switch],
+                in_maintenance,
+            )
         if kind == "switch.ready":
-            return [*self._clear(f"switch.down:{event.switch}", event),
-                    *self._reconcile_ports(event, vms, in_maintenance)]
+            return [
+                *self._clear(f"switch.down:{event.switch}", event),
+                *self._reconcile_ports(event, vms, in_maintenance),
+            ]
         if kind.startswith("port.") and detail.get("role") == "server":
             if kind == "port.deleted" or detail.get("up") is False:
                 what = "was removed" if kind == "port.deleted" else "is down"
@@ -113,17 +143,36 @@ class AlarmBook:
             if kind == "link.up":
                 return self._clear(f"link.down:{ends[0]}~{ends[1]}", event)
             switches = {end.split("/")[0] for end in ends}
-            return self._raise("link.down", event, event.switch, event.port,
-                               f"link {ends[0]} - {ends[1]} is down",
-                               [vm for vm in vms if vm.switch in switches], in_maintenance,
-                               resource=f"{ends[0]}~{ends[1]}", peer=detail.get("peer"))
+            return self._raise(
+                "link.down",
+                event,
+                event.switch,
+                event.port,
+                f"link {ends[0]} - {ends[1]} is down",
+                [vm for vm in vms if vm.switch in switches],
+                in_maintenance,
+                resource=f"{ends[0]}~{ends[1]}",
+                peer=detail.get("peer"),
+            )
         if kind == "vsi.expired":
-            lost = VmPlace(str(detail.get("vsi")), str(detail.get("tenant")), event.switch or "",
-                           event.port or "", tuple(detail.get("macs", ())))
-            return self._raise("vm.lost", event, event.switch, event.port,
-                               f"VM {lost.vsi_id} at {event.switch}/{event.port}: "
-                               f"{detail.get('reason', 'expired')}", [lost], in_maintenance,
-                               resource=lost.vsi_id)
+            lost = VmPlace(
+                str(detail.get("vsi")),
+                str(detail.get("tenant")),
+                event.switch or "",
+                event.port or "",
+                tuple(detail.get("macs", ())),
+            )
+            return self._raise(
+                "vm.lost",
+                event,
+                event.switch,
+                event.port,
+                f"VM {lost.vsi_id} at {event.switch}/{event.port}: "
+                f"{detail.get('reason', 'expired')}",
+                [lost],
+                in_maintenance,
+                resource=lost.vsi_id,
+            )
         if kind == "vsi.associated":
             return self._clear(f"vm.lost:{detail.get('vsi')}", event)
         return []
@@ -135,38 +184,74 @@ class AlarmBook:
         """Active alarms, then the latest cleared ones, newest first."""
         return [*reversed(self.active()), *reversed(self._cleared)]
 
-    def _port_down(self, event: Event, port: str, what: str, vms: Iterable[VmPlace],
-                   in_maintenance: set[tuple[str, str]]) -> list[Notice]:
-        return self._raise("port.down", event, event.switch, port,
-                           f"server port {event.switch}/{port} {what}",
-                           [vm for vm in vms if (vm.switch, vm.port) == (event.switch, port)],
-                           in_maintenance)
+    def _port_down(
+        self,
+        event: Event,
+        port: str,
+        what: str,
+        vms: Iterable[VmPlace],
+        in_maintenance: set[tuple[str, str]],
+    ) -> list[Notice]:
+        return self._raise(
+            "port.down",
+            event,
+            event.switch,
+            port,
+            f"server port {event.switch}/{port} {what}",
+            [vm for vm in vms if (vm.switch, vm.port) == (event.switch, port)],
+            in_maintenance,
+        )
 
-    def _reconcile_ports(self, event: Event, vms: Iterable[VmPlace],
-                         in_maintenance: set[tuple[str, str]]) -> list[Notice]:
+    def _reconcile_ports(
+        self, event: Event, vms: Iterable[VmPlace], in_maintenance: set[tuple[str, str]]
+    ) -> list[Notice]:
         """A switch (re)connected: its server ports down now are alarms, and port alarms of
         that switch for ports now up are over (their changes happened while it was away)."""
         down = set(event.detail.get("server_ports_down", ()))
         vms = list(vms)
-        notices = [notice for port in sorted(down)
-                   for notice in self._port_down(event, port, "is down", vms, in_maintenance)]
+        notices = [
+            notice
+            for port in sorted(down)
+            for notice in self._port_down(event, port, "is down", vms, in_maintenance)
+        ]
         for alarm in list(self._active.values()):
-            if alarm.kind == "port.down" and alarm.switch == event.switch \
-                    and alarm.port not in down:
+            if (
+                alarm.kind == "port.down"
+                and alarm.switch == event.switch
+                and alarm.port not in down
+            ):
                 notices += self._clear(alarm.id, event)
         return notices
 
-    def _raise(self, kind: str, event: Event, switch: str | None, port: str | None, reason: str,
-               affected: list[VmPlace], in_maintenance: set[tuple[str, str]], *,
-               resource: str | None = None, **detail) -> list[Notice]:
+    def _raise(
+        self,
+        kind: str,
+        event: Event,
+        switch: str | None,
+        port: str | None,
+        reason: str,
+        affected: list[VmPlace],
+        in_maintenance: set[tuple[str, str]],
+        *,
+        resource: str | None = None,
+        **detail,
+    ) -> list[Notice]:
         alarm_id = f"{kind}:{resource or (f'{switch}/{port}' if port else switch)}"
         if alarm_id in self._active:
             return []  # the same fault again (a port flapping within one alarm)
         maintenance = kind in ("port.down", "vm.lost") and (switch, port) in in_maintenance
-        alarm = Alarm(alarm_id, kind, SEVERITY[kind], switch, port, reason,
-                      tuple(sorted(affected, key=lambda vm: vm.vsi_id)), event.ts,
-                      maintenance=maintenance,
-                      detail={k: v for k, v in detail.items() if v is not None})
+        alarm = Alarm(
+            alarm_id,
+            kind,
+            SEVERITY[kind],
+            switch,
+            port,
+            reason,
+            tuple(sorted(affected, key=lambda vm: vm.vsi_id)),
+            event.ts,
+            maintenance=maintenance,
+            detail={k: v for k, v in detail.items() if v is not None},
+        )
         self._active[alarm_id] = alarm
         return [Notice(alarm)]
 
@@ -181,7 +266,15 @@ class AlarmBook:
 
 def places_of(associations: Iterable[dict[str, Any]]) -> list[VmPlace]:
     """The VMs forwarding now, from the association views (app/service.py associations)."""
-    return [VmPlace(vsi["vsi_id"], att["tenant"], att["switch"], att["port"],
-                    tuple(e["mac"] for e in att["entries"]))
-            for vsi in associations for att in vsi["attachments"]
-            if att["state"] == "associated"]
+    return [
+        VmPlace(
+            vsi["vsi_id"],
+            att["tenant"],
+            att["switch"],
+            att["port"],
+            tuple(e["mac"] for e in att["entries"]),
+        )
+        for vsi in associations
+        for att in vsi["attachments"]
+        if att["state"] == "associated"
+    ]

@@ -6,6 +6,7 @@ Pure: the caller persists the records (``as_dict``/``from_dict``) and calls ``po
 VMs forwarding now; ``poll`` returns the events to emit. A server is its edge port, named
 ``(switch, port)`` by bridge and port names, which survive restarts.
 """
+
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -20,7 +21,7 @@ class MaintenanceRecord:
     switch: str
     port: str
     reason: str
-    since: float           # wall clock
+    since: float  # wall clock
     drained: bool = False  # the server.drained event was emitted
 
     @property
@@ -32,8 +33,13 @@ class MaintenanceRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "MaintenanceRecord":
-        return cls(data["switch"], data["port"], data["reason"], float(data["since"]),
-                   bool(data.get("drained", False)))
+        return cls(
+            data["switch"],
+            data["port"],
+            data["reason"],
+            float(data["since"]),
+            bool(data.get("drained", False)),
+        )
 
 
 class Maintenance:
@@ -52,8 +58,9 @@ class Maintenance:
     def enter(self, key: ServerKey, reason: str, now: float) -> MaintenanceRecord:
         """Starts (or, with a new reason, updates) maintenance of a server."""
         old = self._records.get(key)
-        record = (replace(old, reason=reason) if old
-                  else MaintenanceRecord(key[0], key[1], reason, now))
+        record = (
+            replace(old, reason=reason) if old else MaintenanceRecord(key[0], key[1], reason, now)
+        )
         self._records[key] = record
         return record
 

@@ -5,6 +5,7 @@ Add it as the LAST sink: the server.drained event it emits from inside a VSI eve
 other sinks after that VSI event, not before. What it accepted (subscriptions, maintenance) is
 written to the store before the call returns.
 """
+
 import logging
 import threading
 import time
@@ -37,9 +38,14 @@ def _affected_places(event: Event) -> Places:
 
 
 class FaultMonitor:
-    def __init__(self, event_log: EventLog, store, vms: Callable[[Places], list[VmPlace]],
-                 subscribers: Subscribers | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        event_log: EventLog,
+        store,
+        vms: Callable[[Places], list[VmPlace]],
+        subscribers: Subscribers | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         """``store``: app/store/base.py Store (subscriptions and maintenance are kept there);
         ``vms``: the VMs forwarding now at the given places (it may take the control plane's
         lock); asked only for the places an event concerns, so a fault costs the VMs it
@@ -50,8 +56,7 @@ class FaultMonitor:
         self._clock = clock
         self._lock = threading.Lock()
         self.book = AlarmBook()
-        self.maintenance = Maintenance(MaintenanceRecord.from_dict(d)
-                                       for d in store.maintenance())
+        self.maintenance = Maintenance(MaintenanceRecord.from_dict(d) for d in store.maintenance())
         self.subscribers = subscribers if subscribers is not None else Subscribers()
         for data in store.subscriptions():
             self.subscribers.add(Subscription.from_dict(data))
@@ -66,12 +71,16 @@ class FaultMonitor:
         self.subscribers.deliver(notices)
         for notice in notices:
             alarm = notice.alarm
-            self._log.emit("alarm." + ("raised" if alarm.active else "cleared"),
-                           switch=alarm.switch, port=alarm.port,
-                           level=logging.WARNING if alarm.active else logging.INFO,
-                           alarm=alarm.id, severity=alarm.severity,
-                           vms=[vm.vsi_id for vm in alarm.affected],
-                           maintenance=alarm.maintenance)
+            self._log.emit(
+                "alarm." + ("raised" if alarm.active else "cleared"),
+                switch=alarm.switch,
+                port=alarm.port,
+                level=logging.WARNING if alarm.active else logging.INFO,
+                alarm=alarm.id,
+                severity=alarm.severity,
+                vms=[vm.vsi_id for vm in alarm.affected],
+                maintenance=alarm.maintenance,
+            )
         if kind in _VM_LEFT and self.maintenance.keys():
             self._check_drained()
 
@@ -87,8 +96,13 @@ class FaultMonitor:
         subscription = parse_subscription(body, tenant, self._clock())
         self._store.save_subscription(subscription.as_dict())
         self.subscribers.add(subscription)
-        self._log.emit("subscription.added", id=subscription.id, url=subscription.url,
-                       tenant=subscription.tenant, kinds=list(subscription.kinds))
+        self._log.emit(
+            "subscription.added",
+            id=subscription.id,
+            url=subscription.url,
+            tenant=subscription.tenant,
+            kinds=list(subscription.kinds),
+        )
         return subscription.as_dict()
 
     def unsubscribe(self, sub_id: str, tenant: str | None) -> None:
@@ -107,8 +121,7 @@ class FaultMonitor:
             record = self.maintenance.enter(key, reason, self._clock())
             self._store.save_maintenance(record.as_dict())
         moving = [vm.vsi_id for vm in self._vms({key})]
-        self._log.emit("server.maintenance", switch=key[0], port=key[1], reason=reason,
-                       vms=moving)
+        self._log.emit("server.maintenance", switch=key[0], port=key[1], reason=reason, vms=moving)
         self._check_drained()
         return {**self.in_maintenance(key).as_dict(), "vms": moving}
 
@@ -129,8 +142,9 @@ class FaultMonitor:
             for record in drained:
                 self._store.save_maintenance(record.as_dict())
         for record in drained:
-            self._log.emit("server.drained", switch=record.switch, port=record.port,
-                           reason=record.reason)
+            self._log.emit(
+                "server.drained", switch=record.switch, port=record.port, reason=record.reason
+            )
 
     def close(self) -> None:
         self.subscribers.flush(1.0)

@@ -6,6 +6,7 @@ that tenant, listing only those VMs. Alarms on servers in maintenance are not se
 announced the work). The body follows the shape of an Aodh alarm notification, which Doctor
 consumers read: alarm_id, alarm_name, current, previous, severity, reason, reason_data.
 """
+
 import secrets
 import threading
 from collections.abc import Callable, Iterable
@@ -24,23 +25,36 @@ URL_MAX = 2048
 class Subscription:
     id: str
     url: str
-    tenant: str | None         # None: an admin's subscription, every alarm
-    kinds: tuple[str, ...]     # alarm kinds sent
+    tenant: str | None  # None: an admin's subscription, every alarm
+    kinds: tuple[str, ...]  # alarm kinds sent
     created: float
 
     def wants(self, notice: Notice) -> bool:
         alarm = notice.alarm
-        return (alarm.kind in self.kinds and not alarm.maintenance
-                and (self.tenant is None or self.tenant in alarm.tenants()))
+        return (
+            alarm.kind in self.kinds
+            and not alarm.maintenance
+            and (self.tenant is None or self.tenant in alarm.tenants())
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "url": self.url, "tenant": self.tenant,
-                "kinds": list(self.kinds), "created": self.created}
+        return {
+            "id": self.id,
+            "url": self.url,
+            "tenant": self.tenant,
+            "kinds": list(self.kinds),
+            "created": self.created,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Subscription":
-        return cls(data["id"], data["url"], data.get("tenant"), tuple(data["kinds"]),
-                   float(data["created"]))
+        return cls(
+            data["id"],
+            data["url"],
+            data.get("tenant"),
+            tuple(data["kinds"]),
+            float(data["created"]),
+        )
 
 
 def parse_subscription(body, tenant: str | None, now: float) -> Subscription:
@@ -56,8 +70,9 @@ def parse_subscription(body, tenant: str | None, now: float) -> Subscription:
             raise InvalidInput("an empty list would send nothing; leave it out for all", "kinds")
         for index, kind in enumerate(given):
             if kind not in KINDS:
-                raise InvalidInput(f"expected one of {', '.join(sorted(KINDS))}, got {kind!r}",
-                                   f"kinds[{index}]")
+                raise InvalidInput(
+                    f"expected one of {', '.join(sorted(KINDS))}, got {kind!r}", f"kinds[{index}]"
+                )
         kinds = tuple(sorted(set(given)))
     return Subscription(secrets.token_hex(8), url, tenant, kinds, now)
 
@@ -66,19 +81,27 @@ def notification(notice: Notice, tenant: str | None) -> dict[str, Any]:
     """The POSTed body (the Notifier adds ``seq``)."""
     alarm = notice.alarm
     current = notice.state
-    return {"kind": "alarm", "alarm_id": alarm.id, "alarm_name": alarm.kind,
-            "current": current, "previous": "ok" if current == "alarm" else "alarm",
-            "severity": alarm.severity, "reason": alarm.reason,
-            "reason_data": alarm.as_dict(tenant),
-            "ts": alarm.raised if current == "alarm" else alarm.cleared}
+    return {
+        "kind": "alarm",
+        "alarm_id": alarm.id,
+        "alarm_name": alarm.kind,
+        "current": current,
+        "previous": "ok" if current == "alarm" else "alarm",
+        "severity": alarm.severity,
+        "reason": alarm.reason,
+        "reason_data": alarm.as_dict(tenant),
+        "ts": alarm.raised if current == "alarm" else alarm.cleared,
+    }
 
 
 class Subscribers:
     """The subscriptions and one Notifier (queue, order, retries) per subscription."""
 
-    def __init__(self, subscriptions: Iterable[Subscription] = (),
-                 notifier: Callable[[str], Notifier] = lambda url: Notifier(url, kinds=None)
-                 ) -> None:
+    def __init__(
+        self,
+        subscriptions: Iterable[Subscription] = (),
+        notifier: Callable[[str], Notifier] = lambda url: Notifier(url, kinds=None),
+    ) -> None:
         self._new_notifier = notifier
         self._lock = threading.Lock()
         self._subs: dict[str, tuple[Subscription, Notifier]] = {}
@@ -103,8 +126,10 @@ class Subscribers:
         """The subscriptions a principal sees (admin: all), with their delivery counters."""
         with self._lock:
             subs = [(s, n) for s, n in self._subs.values() if tenant is None or s.tenant == tenant]
-        return [{**s.as_dict(), "delivery": n.stats()}
-                for s, n in sorted(subs, key=lambda pair: pair[0].created)]
+        return [
+            {**s.as_dict(), "delivery": n.stats()}
+            for s, n in sorted(subs, key=lambda pair: pair[0].created)
+        ]
 
     def deliver(self, notices: Iterable[Notice]) -> None:
         """Queues each notice for the subscriptions that want it (never waits)."""

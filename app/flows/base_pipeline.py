@@ -2,6 +2,7 @@
 
 Pure: given the switch's ports, return what it should hold. docs/pipeline.md draws it.
 """
+
 from collections.abc import Iterable
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -33,16 +34,22 @@ CANARY_COOKIE = cookie(CookieKind.CANARY)
 def control_punt_flows() -> list[FlowEntry]:
     punt = (ofmsg.meter(Meter.PUNT), ofmsg.apply_actions(ofmsg.to_controller()))
     return [
-        flow(Table.CLASSIFY, Priority.CONTROL_PUNT, BASE_COOKIE, punt, eth_type=eth_type,
-             eth_dst=dst)
+        flow(
+            Table.CLASSIFY, Priority.CONTROL_PUNT, BASE_COOKIE, punt, eth_type=eth_type, eth_dst=dst
+        )
         for eth_type in (ETH_TYPE_LLDP, ETH_TYPE_ECP)
         for dst in EVB_GROUP_ADDRESSES
     ]
 
 
 def canary_flow() -> FlowEntry:
-    return flow(Table.CLASSIFY, Priority.CANARY, CANARY_COOKIE,
-                eth_type=CANARY_ETH_TYPE, eth_src=CANARY_ETH_SRC)
+    return flow(
+        Table.CLASSIFY,
+        Priority.CANARY,
+        CANARY_COOKIE,
+        eth_type=CANARY_ETH_TYPE,
+        eth_src=CANARY_ETH_SRC,
+    )
 
 
 def port_role_flows(ports: Iterable[Port]) -> list[FlowEntry]:
@@ -55,8 +62,9 @@ def port_role_flows(ports: Iterable[Port]) -> list[FlowEntry]:
             instructions = (ofmsg.goto(Table.FORWARD),)
         else:
             instructions = ()
-        flows.append(flow(Table.CLASSIFY, Priority.PORT_ROLE, port_cookie, instructions,
-                          in_port=port.number))
+        flows.append(
+            flow(Table.CLASSIFY, Priority.PORT_ROLE, port_cookie, instructions, in_port=port.number)
+        )
     return flows
 
 

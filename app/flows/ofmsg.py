@@ -3,6 +3,7 @@
 The logic that decides what a switch should hold returns these messages; the os-ken shim binds
 them to a datapath and sends them (app/controller/sender.py). Nothing here does I/O.
 """
+
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -97,35 +98,65 @@ def canonical_instructions(instructions) -> bytes:
 
 def flow_from_stats(stats) -> FlowEntry:
     """A FlowEntry from an OFPFlowStats (or anything with the same attributes)."""
-    return FlowEntry(stats.table_id, stats.priority, stats.cookie,
-                     tuple(sorted(stats.match.items())), tuple(stats.instructions))
+    return FlowEntry(
+        stats.table_id,
+        stats.priority,
+        stats.cookie,
+        tuple(sorted(stats.match.items())),
+        tuple(stats.instructions),
+    )
 
 
 def add_flow(entry: FlowEntry) -> parser.OFPFlowMod:
     return parser.OFPFlowMod(
-        None, cookie=entry.cookie, table_id=entry.table_id, command=ofp.OFPFC_ADD,
-        priority=entry.priority, match=entry.ofp_match(), instructions=list(entry.instructions))
+        None,
+        cookie=entry.cookie,
+        table_id=entry.table_id,
+        command=ofp.OFPFC_ADD,
+        priority=entry.priority,
+        match=entry.ofp_match(),
+        instructions=list(entry.instructions),
+    )
 
 
 def delete_flow_strict(entry: FlowEntry) -> parser.OFPFlowMod:
     return parser.OFPFlowMod(
-        None, cookie=entry.cookie, cookie_mask=COOKIE_MASK_OWNER, table_id=entry.table_id,
-        command=ofp.OFPFC_DELETE_STRICT, priority=entry.priority, match=entry.ofp_match(),
-        out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY)
+        None,
+        cookie=entry.cookie,
+        cookie_mask=COOKIE_MASK_OWNER,
+        table_id=entry.table_id,
+        command=ofp.OFPFC_DELETE_STRICT,
+        priority=entry.priority,
+        match=entry.ofp_match(),
+        out_port=ofp.OFPP_ANY,
+        out_group=ofp.OFPG_ANY,
+    )
 
 
 def delete_by_cookie(cookie: int, cookie_mask: int = COOKIE_MASK_OWNER) -> parser.OFPFlowMod:
     """Deletes every flow, in every table, whose cookie matches under the mask."""
     return parser.OFPFlowMod(
-        None, cookie=cookie, cookie_mask=cookie_mask, table_id=ofp.OFPTT_ALL,
-        command=ofp.OFPFC_DELETE, match=parser.OFPMatch(),
-        out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY)
+        None,
+        cookie=cookie,
+        cookie_mask=cookie_mask,
+        table_id=ofp.OFPTT_ALL,
+        command=ofp.OFPFC_DELETE,
+        match=parser.OFPMatch(),
+        out_port=ofp.OFPP_ANY,
+        out_group=ofp.OFPG_ANY,
+    )
 
 
 def flow_stats_request(cookie: int, cookie_mask: int) -> parser.OFPFlowStatsRequest:
     return parser.OFPFlowStatsRequest(
-        None, table_id=ofp.OFPTT_ALL, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
-        cookie=cookie, cookie_mask=cookie_mask, match=parser.OFPMatch())
+        None,
+        table_id=ofp.OFPTT_ALL,
+        out_port=ofp.OFPP_ANY,
+        out_group=ofp.OFPG_ANY,
+        cookie=cookie,
+        cookie_mask=cookie_mask,
+        match=parser.OFPMatch(),
+    )
 
 
 @dataclass(frozen=True)
@@ -155,8 +186,9 @@ def meter_from_config(config) -> MeterSpec:
 
 def meter_mod(command: int, meter_id: int, spec: MeterSpec) -> parser.OFPMeterMod:
     band = parser.OFPMeterBandDrop(rate=spec.rate, burst_size=spec.burst)
-    return parser.OFPMeterMod(None, command=command, flags=spec.flags, meter_id=meter_id,
-                              bands=[band])
+    return parser.OFPMeterMod(
+        None, command=command, flags=spec.flags, meter_id=meter_id, bands=[band]
+    )
 
 
 def meter_delete(meter_id: int) -> parser.OFPMeterMod:
@@ -166,8 +198,12 @@ def meter_delete(meter_id: int) -> parser.OFPMeterMod:
 
 def packet_out(port: int, data: bytes) -> parser.OFPPacketOut:
     return parser.OFPPacketOut(
-        None, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
-        actions=[parser.OFPActionOutput(port, 0)], data=data)
+        None,
+        buffer_id=ofp.OFP_NO_BUFFER,
+        in_port=ofp.OFPP_CONTROLLER,
+        actions=[parser.OFPActionOutput(port, 0)],
+        data=data,
+    )
 
 
 def goto(table_id: int):

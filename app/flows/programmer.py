@@ -14,6 +14,7 @@ changed flows (an ADD of an existing flow replaces it in place, so a MAC moving 
 never misses its entry), then the flows no longer wanted (deleted by cookie when a binding
 leaves the switch altogether, one message instead of one per flow), then stale meters.
 """
+
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Set
 from typing import TypeVar
@@ -45,8 +46,8 @@ _K = TypeVar("_K")
 class FlowProgrammer:
     def __init__(self) -> None:
         self._bindings: dict[int, VmBinding] = {}
-        self._on_edge: dict[int, set[int]] = defaultdict(set)            # dpid -> handles
-        self._on_port: dict[PortRef, set[int]] = defaultdict(set)        # port -> handles
+        self._on_edge: dict[int, set[int]] = defaultdict(set)  # dpid -> handles
+        self._on_port: dict[PortRef, set[int]] = defaultdict(set)  # port -> handles
         # VID -> dpid -> port -> MAC -> forwarding entries (vm_flows.Members)
         self._members: dict[int, dict[int, dict[int, dict[str, int]]]] = {}
         self._routes = Routes()
@@ -79,11 +80,17 @@ class FlowProgrammer:
         """The tree changed (a link came or went): re-plans what hangs on the switches whose
         place on the tree changed; everything else stays as it is."""
         old_routes = self._routes
-        moved = {d for d in old_routes.switches() | routes.switches()
-                 if old_routes.up.get(d) != routes.up.get(d)
-                 or old_routes.ancestors(d) != routes.ancestors(d)}
-        guarded = {d for d in old_routes.switches() | routes.switches()
-                   if old_routes.guards.get(d) != routes.guards.get(d)}
+        moved = {
+            d
+            for d in old_routes.switches() | routes.switches()
+            if old_routes.up.get(d) != routes.up.get(d)
+            or old_routes.ancestors(d) != routes.ancestors(d)
+        }
+        guarded = {
+            d
+            for d in old_routes.switches() | routes.switches()
+            if old_routes.guards.get(d) != routes.guards.get(d)
+        }
         handles = {h for d in moved for h in self._on_edge.get(d, ())}
         vlans = {vid: None for vid, switches in self._members.items() if moved & switches.keys()}
         units = {h: (b, b) for h in handles for b in [self._bindings[h]]}
@@ -127,8 +134,9 @@ class FlowProgrammer:
                     flows += edge_flows(binding, binding.port in self._rr)
                     meters.update(binding_meters(binding))
                 continue
-            down = next((port for above, port in self._routes.ancestors(edge) if above == dpid),
-                        None)
+            down = next(
+                (port for above, port in self._routes.ancestors(edge) if above == dpid), None
+            )
             if down is not None:
                 flows += [f for b in bindings if b.forwarding for f in transit_flows(b, down)]
         for vid, members in self._members.items():
@@ -142,8 +150,11 @@ class FlowProgrammer:
         self._on_port[binding.port].add(binding.handle)
         if binding.forwarding:
             for entry in binding.entries:
-                macs = self._members.setdefault(entry.vid, {}).setdefault(
-                    binding.port.dpid, {}).setdefault(binding.port.port_no, {})
+                macs = (
+                    self._members.setdefault(entry.vid, {})
+                    .setdefault(binding.port.dpid, {})
+                    .setdefault(binding.port.port_no, {})
+                )
                 macs[entry.mac] = macs.get(entry.mac, 0) + 1
 
     def _forget(self, binding: VmBinding) -> None:
@@ -158,8 +169,11 @@ class FlowProgrammer:
                 macs[entry.mac] -= 1
                 if not macs[entry.mac]:
                     del macs[entry.mac]
-                for table, key in ((ports, binding.port.port_no), (switches, binding.port.dpid),
-                                   (self._members, entry.vid)):
+                for table, key in (
+                    (ports, binding.port.port_no),
+                    (switches, binding.port.dpid),
+                    (self._members, entry.vid),
+                ):
                     if not table[key]:
                         del table[key]
 
@@ -194,8 +208,12 @@ class FlowProgrammer:
                 vlans[vid] = None
         return vlans
 
-    def _plan(self, units: Mapping[int, tuple[VmBinding | None, VmBinding | None]],
-              vlans: Mapping[int, set[int] | None], switches: Iterable[int]) -> _Planned:
+    def _plan(
+        self,
+        units: Mapping[int, tuple[VmBinding | None, VmBinding | None]],
+        vlans: Mapping[int, set[int] | None],
+        switches: Iterable[int],
+    ) -> _Planned:
         """The flows and meters, per switch, of the current state of: the bindings of `units`
         (by handle; those not bound now plan nothing), the VLANs' flood flows on the given
         switches (None: all), and the tree-placed flows of `switches`."""
@@ -204,15 +222,17 @@ class FlowProgrammer:
             binding = self._bindings.get(handle)
             if binding is None:
                 continue
-            for dpid, flows in binding_flows(binding, self._routes,
-                                             binding.port in self._rr).items():
+            for dpid, flows in binding_flows(
+                binding, self._routes, binding.port in self._rr
+            ).items():
                 planned[dpid][0].extend(flows)
             planned[binding.port.dpid][1].update(binding_meters(binding))
         for vid, where in vlans.items():
             members = self._members.get(vid, {})
             if members or where is None:
-                for dpid, flows in vlan_flood_flows(vid, members, self._routes, self._rr,
-                                                    where).items():
+                for dpid, flows in vlan_flood_flows(
+                    vid, members, self._routes, self._rr, where
+                ).items():
                     planned[dpid][0].extend(flows)
         for dpid in switches:
             planned[dpid][0].extend(switch_flows(dpid, self._routes))
@@ -235,14 +255,22 @@ def _difference(old: _Planned, new: _Planned, gone: dict[int, int]) -> dict[int,
         new_flows, new_meters = new.get(dpid, ([], {}))
         want = {entry.key: entry for entry in new_flows}
         have = {entry.key: entry for entry in old_flows}
-        adds = [ofmsg.add_flow(entry) for key, entry in want.items()
-                if key not in have or have[key].cookie != entry.cookie
-                or have[key].body != entry.body]
-        swept = {entry.cookie for key, entry in have.items()
-                 if key not in want and entry.cookie in gone_cookies}
+        adds = [
+            ofmsg.add_flow(entry)
+            for key, entry in want.items()
+            if key not in have or have[key].cookie != entry.cookie or have[key].body != entry.body
+        ]
+        swept = {
+            entry.cookie
+            for key, entry in have.items()
+            if key not in want and entry.cookie in gone_cookies
+        }
         deletes = [ofmsg.delete_by_cookie(c) for c in sorted(swept)]
-        deletes += [ofmsg.delete_flow_strict(entry) for key, entry in have.items()
-                    if key not in want and entry.cookie not in swept]
+        deletes += [
+            ofmsg.delete_flow_strict(entry)
+            for key, entry in have.items()
+            if key not in want and entry.cookie not in swept
+        ]
         meter_msgs = reconcile_meters(new_meters, old_meters)
         sets = [m for m in meter_msgs if m.command != ofp.OFPMC_DELETE]
         stale = [m for m in meter_msgs if m.command == ofp.OFPMC_DELETE]

@@ -3,6 +3,7 @@
 Pure: compares what the controller wants with what the switch reported and returns the OpenFlow
 messages that close the gap. Flows that are not ours (cookie without our app byte) are left alone.
 """
+
 from collections.abc import Iterable, Mapping
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -32,14 +33,20 @@ def reconcile_meters(desired: Mapping[int, MeterSpec], actual: Mapping[int, Mete
             msgs.append(ofmsg.meter_mod(ofp.OFPMC_ADD, meter_id, spec))
         elif actual[meter_id] != spec:
             msgs.append(ofmsg.meter_mod(ofp.OFPMC_MODIFY, meter_id, spec))
-    msgs += [ofmsg.meter_delete(meter_id) for meter_id in sorted(actual)
-             if is_vm_meter(meter_id) and meter_id not in desired]
+    msgs += [
+        ofmsg.meter_delete(meter_id)
+        for meter_id in sorted(actual)
+        if is_vm_meter(meter_id) and meter_id not in desired
+    ]
     return msgs
 
 
-def reconcile_switch(desired_flows: Iterable[FlowEntry], actual_flows: Iterable[FlowEntry],
-                     desired_meters: Mapping[int, MeterSpec],
-                     actual_meters: Mapping[int, MeterSpec]) -> list:
+def reconcile_switch(
+    desired_flows: Iterable[FlowEntry],
+    actual_flows: Iterable[FlowEntry],
+    desired_meters: Mapping[int, MeterSpec],
+    actual_meters: Mapping[int, MeterSpec],
+) -> list:
     """Flows and meters together, in the order a switch accepts them: new and changed meters
     first (a flow that names a missing meter is refused), then the flows, then the stale
     meters (deleting a meter deletes the flows that still use it)."""

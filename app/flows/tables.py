@@ -2,6 +2,7 @@
 
 docs/pipeline.md draws the pipeline these constants describe; keep the two in step.
 """
+
 from enum import IntEnum
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -10,29 +11,29 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 class Table(IntEnum):
     """OpenFlow tables, in the order a packet walks them."""
 
-    CLASSIFY = 0     # punt EVB control frames; trunks -> FORWARD; server ports: admit VMs or deny
+    CLASSIFY = 0  # punt EVB control frames; trunks -> FORWARD; server ports: admit VMs or deny
     INGRESS_ACL = 1  # per-VM ingress ACL of admitted VM traffic (QoS is applied at admission)
-    FORWARD = 2      # VLAN + destination MAC -> local VM (via EGRESS_ACL) or trunk; VLAN flooding
-    EGRESS_ACL = 3   # per-VM egress ACL, then delivery to the destination VM's port
+    FORWARD = 2  # VLAN + destination MAC -> local VM (via EGRESS_ACL) or trunk; VLAN flooding
+    EGRESS_ACL = 3  # per-VM egress ACL, then delivery to the destination VM's port
 
 
 class Priority(IntEnum):
     """Flow priorities. Wider gaps than needed so later rules can slot in between. The values
     must stay distinct: an IntEnum makes equal values aliases of one name."""
 
-    CONTROL_PUNT = 60000   # LLDP/ECP to the nearest-bridge group addresses
-    CANARY = 50000         # never matches real traffic; its absence means the switch lost our flows
-    VM_ADMIT_IP = 40010    # VM_ADMIT split by eth_type IPv4/IPv6 to mark DSCP (needs an IP match)
-    VM_ADMIT = 40000       # in_port + source MAC (+VID) of a forwarding VM
-    VM_UNICAST = 35000     # FORWARD: VLAN + a forwarding VM's MAC
-    ACL_TOP = 32000        # ACL tables: rule i of a VM at ACL_TOP - 2i (in_port hairpin variant)
-                           # and ACL_TOP - 2i - 1; acl_default takes the slot after the last rule
-    LINK_GUARD = 30000     # multicast arriving on a linked trunk port outside the flood tree: drop
-    DEFAULT_UP = 27000     # FORWARD, below a root: tagged unicast no VM entry claims -> uplink
+    CONTROL_PUNT = 60000  # LLDP/ECP to the nearest-bridge group addresses
+    CANARY = 50000  # never matches real traffic; its absence means the switch lost our flows
+    VM_ADMIT_IP = 40010  # VM_ADMIT split by eth_type IPv4/IPv6 to mark DSCP (needs an IP match)
+    VM_ADMIT = 40000  # in_port + source MAC (+VID) of a forwarding VM
+    VM_UNICAST = 35000  # FORWARD: VLAN + a forwarding VM's MAC
+    ACL_TOP = 32000  # ACL tables: rule i of a VM at ACL_TOP - 2i (in_port hairpin variant)
+    # and ACL_TOP - 2i - 1; acl_default takes the slot after the last rule
+    LINK_GUARD = 30000  # multicast arriving on a linked trunk port outside the flood tree: drop
+    DEFAULT_UP = 27000  # FORWARD, below a root: tagged unicast no VM entry claims -> uplink
     VLAN_FLOOD_HAIRPIN = 25010  # VLAN_FLOOD from a reflective-relay port: back out of it too
-    VLAN_FLOOD = 25000     # FORWARD: group-addressed frame of a VLAN -> its member ports
-    PORT_ROLE = 20000      # trunk port -> FORWARD; server port -> counted drop
-    TABLE_MISS = 0         # explicit drop with our cookie, so dropped traffic is counted
+    VLAN_FLOOD = 25000  # FORWARD: group-addressed frame of a VLAN -> its member ports
+    PORT_ROLE = 20000  # trunk port -> FORWARD; server port -> counted drop
+    TABLE_MISS = 0  # explicit drop with our cookie, so dropped traffic is counted
 
 
 # Cookies: the top byte says the flow is ours; the next byte says what kind; the low 48 bits
@@ -48,11 +49,11 @@ _OWNER_BITS = 48
 
 
 class CookieKind(IntEnum):
-    BASE = 1     # pipeline skeleton: punts, port roles, table misses
+    BASE = 1  # pipeline skeleton: punts, port roles, table misses
     CANARY = 2
-    VSI = 3      # one bound VM's flows, on its edge and the unicast entries toward it elsewhere
-    VLAN = 4     # one VLAN's flood flows (depend on all its members); owner = VID
-    LINK = 5     # flows that follow the inter-switch link graph (guards, default up); owner = port
+    VSI = 3  # one bound VM's flows, on its edge and the unicast entries toward it elsewhere
+    VLAN = 4  # one VLAN's flood flows (depend on all its members); owner = VID
+    LINK = 5  # flows that follow the inter-switch link graph (guards, default up); owner = port
 
 
 def cookie(kind: CookieKind, owner: int = 0) -> int:
@@ -84,8 +85,9 @@ VM_METER_BASE = 1 << 16
 def vm_meter_id(handle: int) -> int:
     meter_id = VM_METER_BASE + handle
     if handle < 1 or meter_id > ofp.OFPM_MAX:
-        raise ValueError(f"handle {handle} gives no meter id in "
-                         f"{VM_METER_BASE + 1}..{ofp.OFPM_MAX}")
+        raise ValueError(
+            f"handle {handle} gives no meter id in {VM_METER_BASE + 1}..{ofp.OFPM_MAX}"
+        )
     return meter_id
 
 

@@ -17,6 +17,7 @@ for all of them; a frame for a MAC nobody holds dies at the root.
 Per VLAN (cookie VLAN/VID): flooding of group-addressed frames to the VLAN's forwarding members.
 Per linked trunk port outside the flood tree (cookie LINK/port): group-addressed frames dropped.
 """
+
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Set
 from dataclasses import dataclass, field
@@ -32,8 +33,8 @@ from app.policy.acl import ETH_TYPE_IPV4, ETH_TYPE_IPV6, IP_PROTO_TCP, IP_PROTO_
 from app.policy.profile import Qos
 from app.vdp.binding import VmBinding
 
-GROUP_ADDRESSED = (GROUP_ADDRESS_BIT, GROUP_ADDRESS_BIT)   # eth_dst match of every group address
-UNICAST = ("00:00:00:00:00:00", GROUP_ADDRESS_BIT)          # eth_dst match of every unicast address
+GROUP_ADDRESSED = (GROUP_ADDRESS_BIT, GROUP_ADDRESS_BIT)  # eth_dst match of every group address
+UNICAST = ("00:00:00:00:00:00", GROUP_ADDRESS_BIT)  # eth_dst match of every unicast address
 # vlan_vid match of every tagged frame. Open vSwitch refuses a pop_vlan (OpenFlow 1.3:
 # OFPBAC_MATCH_INCONSISTENT) in a flow whose match does not guarantee a tag.
 ANY_TAG = (ofp.OFPVID_PRESENT, ofp.OFPVID_PRESENT)
@@ -43,6 +44,7 @@ _TRANSPORT = {IP_PROTO_TCP: "tcp", IP_PROTO_UDP: "udp"}
 @dataclass(frozen=True)
 class VmPlan:
     """What one switch holds for the VMs: flows sorted by table, priority down, match."""
+
     flows: list[FlowEntry] = field(default_factory=list)
     meters: dict[int, MeterSpec] = field(default_factory=dict)
 
@@ -51,8 +53,9 @@ class VmPlan:
 Members = Mapping[int, Mapping[int, Mapping[int, Mapping[str, int]]]]
 
 
-def plan_vm_flows(bindings: Iterable[VmBinding], routes: Routes,
-                  rr_ports: Set[PortRef]) -> dict[int, VmPlan]:
+def plan_vm_flows(
+    bindings: Iterable[VmBinding], routes: Routes, rr_ports: Set[PortRef]
+) -> dict[int, VmPlan]:
     """Per dpid (every switch of `routes` and every edge with a binding): its VmPlan.
     Raises ValueError if the bindings break their contract (see _check_contract)."""
     bindings = sorted(bindings, key=lambda b: b.handle)
@@ -74,12 +77,15 @@ def plan_vm_flows(bindings: Iterable[VmBinding], routes: Routes,
             flows[dpid] += entries
     for dpid in switches:
         flows[dpid] += switch_flows(dpid, routes)
-    return {dpid: VmPlan(sorted(flows[dpid], key=_flow_order), meters[dpid])
-            for dpid in sorted(switches)}
+    return {
+        dpid: VmPlan(sorted(flows[dpid], key=_flow_order), meters[dpid])
+        for dpid in sorted(switches)
+    }
 
 
-def binding_flows(binding: VmBinding, routes: Routes,
-                  reflective_relay: bool) -> dict[int, list[FlowEntry]]:
+def binding_flows(
+    binding: VmBinding, routes: Routes, reflective_relay: bool
+) -> dict[int, list[FlowEntry]]:
     """One binding's flows, per switch: its edge and, while it forwards, every switch above."""
     flows = {binding.port.dpid: edge_flows(binding, reflective_relay)}
     if binding.forwarding:
@@ -114,8 +120,9 @@ def _check_contract(bindings: list[VmBinding]) -> None:
             continue
         for entry in binding.entries:
             if owner.setdefault(entry.mac, binding.handle) != binding.handle:
-                raise ValueError(f"MAC {entry.mac} forwards for bindings {owner[entry.mac]} "
-                                 f"and {binding.handle}")
+                raise ValueError(
+                    f"MAC {entry.mac} forwards for bindings {owner[entry.mac]} and {binding.handle}"
+                )
 
 
 def _flow_order(entry: FlowEntry) -> tuple:
@@ -142,20 +149,44 @@ def edge_flows(binding: VmBinding, reflective_relay: bool) -> list[FlowEntry]:
     # A frame is never sent back out of the port it came in on, except through OFPP_IN_PORT:
     # with reflective relay the in_port variant hairpins same-port traffic, without it the plain
     # delivery drops it.
-    hairpin = (port_no, (ofmsg.apply_actions(ofmsg.pop_vlan(), ofmsg.output(ofp.OFPP_IN_PORT)),)) \
-        if reflective_relay else None
+    hairpin = (
+        (port_no, (ofmsg.apply_actions(ofmsg.pop_vlan(), ofmsg.output(ofp.OFPP_IN_PORT)),))
+        if reflective_relay
+        else None
+    )
     flows = [
-        *acl_flows(Table.INGRESS_ACL, owner, binding.handle, profile.ingress_acl,
-                   profile.acl_default, (ofmsg.goto(Table.FORWARD),)),
-        *acl_flows(Table.EGRESS_ACL, owner, binding.handle, profile.egress_acl,
-                   profile.acl_default, (deliver,), hairpin, vlan_vid=ANY_TAG),
+        *acl_flows(
+            Table.INGRESS_ACL,
+            owner,
+            binding.handle,
+            profile.ingress_acl,
+            profile.acl_default,
+            (ofmsg.goto(Table.FORWARD),),
+        ),
+        *acl_flows(
+            Table.EGRESS_ACL,
+            owner,
+            binding.handle,
+            profile.egress_acl,
+            profile.acl_default,
+            (deliver,),
+            hairpin,
+            vlan_vid=ANY_TAG,
+        ),
     ]
     if binding.forwarding:
         flows += admit_flows(binding)
-        flows += [flow(Table.FORWARD, Priority.VM_UNICAST, owner,
-                       (ofmsg.write_metadata(binding.handle), ofmsg.goto(Table.EGRESS_ACL)),
-                       vlan_vid=tagged(entry.vid), eth_dst=entry.mac)
-                  for entry in binding.entries]
+        flows += [
+            flow(
+                Table.FORWARD,
+                Priority.VM_UNICAST,
+                owner,
+                (ofmsg.write_metadata(binding.handle), ofmsg.goto(Table.EGRESS_ACL)),
+                vlan_vid=tagged(entry.vid),
+                eth_dst=entry.mac,
+            )
+            for entry in binding.entries
+        ]
     return flows
 
 
@@ -181,13 +212,28 @@ def admit_flows(binding: VmBinding) -> list[FlowEntry]:
         for vlan_match, tagging in variants:
             match = dict(in_port=binding.port.port_no, eth_src=entry.mac, vlan_vid=vlan_match)
             actions = tagging + marking
-            flows.append(flow(Table.CLASSIFY, Priority.VM_ADMIT, owner,
-                              _instructions(metering, actions, onward), **match))
+            flows.append(
+                flow(
+                    Table.CLASSIFY,
+                    Priority.VM_ADMIT,
+                    owner,
+                    _instructions(metering, actions, onward),
+                    **match,
+                )
+            )
             if qos.dscp is not None:
                 dscp = [*actions, ofmsg.set_field(ip_dscp=qos.dscp)]
-                flows += [flow(Table.CLASSIFY, Priority.VM_ADMIT_IP, owner,
-                               _instructions(metering, dscp, onward), eth_type=eth_type, **match)
-                          for eth_type in (ETH_TYPE_IPV4, ETH_TYPE_IPV6)]
+                flows += [
+                    flow(
+                        Table.CLASSIFY,
+                        Priority.VM_ADMIT_IP,
+                        owner,
+                        _instructions(metering, dscp, onward),
+                        eth_type=eth_type,
+                        **match,
+                    )
+                    for eth_type in (ETH_TYPE_IPV4, ETH_TYPE_IPV6)
+                ]
     return flows
 
 
@@ -203,9 +249,16 @@ def acl_priority(index: int) -> int:
     return priority
 
 
-def acl_flows(table: Table, owner_cookie: int, handle: int, rules: Iterable[AclRule],
-              default: str, permit: tuple, hairpin: tuple[int, tuple] | None = None,
-              **common_match) -> list[FlowEntry]:
+def acl_flows(
+    table: Table,
+    owner_cookie: int,
+    handle: int,
+    rules: Iterable[AclRule],
+    default: str,
+    permit: tuple,
+    hairpin: tuple[int, tuple] | None = None,
+    **common_match,
+) -> list[FlowEntry]:
     """The rules in order, first match wins, then `default` as a rule that matches all. A deny
     drops; a permit runs `permit`, or with `hairpin` = (port, instructions) runs those
     instructions for frames that came in on that port. Every flow matches the handle in the
@@ -220,8 +273,9 @@ def acl_flows(table: Table, owner_cookie: int, handle: int, rules: Iterable[AclR
         flows.append(flow(table, priority - 1, owner_cookie, permit, **match))
         if hairpin is not None:
             in_port, instructions = hairpin
-            flows.append(flow(table, priority, owner_cookie, instructions, in_port=in_port,
-                              **match))
+            flows.append(
+                flow(table, priority, owner_cookie, instructions, in_port=in_port, **match)
+            )
     return flows
 
 
@@ -239,8 +293,11 @@ def acl_match(rule: AclRule) -> dict[str, object]:
         # A /0 matches everything; switches drop an all-zero mask from the flow they report.
         if network is not None and network.prefixlen:
             address = str(network.network_address)
-            match[name] = address if network.prefixlen == network.max_prefixlen \
+            match[name] = (
+                address
+                if network.prefixlen == network.max_prefixlen
                 else (address, str(network.netmask))
+            )
     if rule.ip_proto is not None:
         match["ip_proto"] = rule.ip_proto
     for side in ("src", "dst"):
@@ -257,16 +314,27 @@ def transit_flows(binding: VmBinding, port_no: int | None) -> list[FlowEntry]:
     if port_no is None:
         return []
     owner = cookie(CookieKind.VSI, binding.handle)
-    return [flow(Table.FORWARD, Priority.VM_UNICAST, owner,
-                 (ofmsg.apply_actions(ofmsg.output(port_no)),),
-                 vlan_vid=tagged(entry.vid), eth_dst=entry.mac)
-            for entry in binding.entries]
+    return [
+        flow(
+            Table.FORWARD,
+            Priority.VM_UNICAST,
+            owner,
+            (ofmsg.apply_actions(ofmsg.output(port_no)),),
+            vlan_vid=tagged(entry.vid),
+            eth_dst=entry.mac,
+        )
+        for entry in binding.entries
+    ]
 
 
 # shared by several bindings ---------------------------------------------------------------------
-def vlan_flood_flows(vid: int, members: Mapping[int, Mapping[int, Mapping[str, int]]],
-                     routes: Routes, rr_ports: Set[PortRef],
-                     only: Collection[int] | None = None) -> dict[int, list[FlowEntry]]:
+def vlan_flood_flows(
+    vid: int,
+    members: Mapping[int, Mapping[int, Mapping[str, int]]],
+    routes: Routes,
+    rr_ports: Set[PortRef],
+    only: Collection[int] | None = None,
+) -> dict[int, list[FlowEntry]]:
     """One VLAN's flood flows, per switch (those in `only`, or all): group-addressed frames go
     out tagged on the tree ports toward switches with members and untagged on the local member
     ports. `members`: switch -> port -> MACs of the VLAN's forwarding entries there. The ingress
@@ -286,26 +354,40 @@ def vlan_flood_flows(vid: int, members: Mapping[int, Mapping[int, Mapping[str, i
         if hop is None:
             continue
         uplink, parent, down = hop
-        trunks[parent].append(down)           # the parent reaches members in this subtree
+        trunks[parent].append(down)  # the parent reaches members in this subtree
         if len(present) - count > 0:
-            trunks[dpid].append(uplink)       # and this switch reaches the others above
+            trunks[dpid].append(uplink)  # and this switch reaches the others above
     owner = cookie(CookieKind.VLAN, vid)
     match = dict(vlan_vid=tagged(vid), eth_dst=GROUP_ADDRESSED)
     flows: dict[int, list[FlowEntry]] = {}
-    for dpid in (below if only is None else [d for d in only if d in below]):
+    for dpid in below if only is None else [d for d in only if d in below]:
         ports = members.get(dpid, {})
         local = sorted(port_no for port_no, macs in ports.items() if macs)
         toward = sorted(trunks.get(dpid, ()))
         if not local and len(toward) < 2:
             continue
-        entries = [flow(Table.FORWARD, Priority.VLAN_FLOOD, owner,
-                        (ofmsg.apply_actions(*_flood_actions(toward, local)),), **match)]
+        entries = [
+            flow(
+                Table.FORWARD,
+                Priority.VLAN_FLOOD,
+                owner,
+                (ofmsg.apply_actions(*_flood_actions(toward, local)),),
+                **match,
+            )
+        ]
         for port_no in local:
             if PortRef(dpid, port_no) in rr_ports and len(ports[port_no]) > 1:
                 back = [ofp.OFPP_IN_PORT if p == port_no else p for p in local]
-                entries.append(flow(Table.FORWARD, Priority.VLAN_FLOOD_HAIRPIN, owner,
-                                    (ofmsg.apply_actions(*_flood_actions(toward, back)),),
-                                    in_port=port_no, **match))
+                entries.append(
+                    flow(
+                        Table.FORWARD,
+                        Priority.VLAN_FLOOD_HAIRPIN,
+                        owner,
+                        (ofmsg.apply_actions(*_flood_actions(toward, back)),),
+                        in_port=port_no,
+                        **match,
+                    )
+                )
         flows[dpid] = entries
     return flows
 
@@ -321,9 +403,17 @@ def link_guard_flows(dpid: int, routes: Routes) -> list[FlowEntry]:
     """Group-addressed frames arriving on a linked port outside the flood tree are dropped, so
     a neighbour that still floods on an older tree cannot close a loop. Probes are punted by
     the higher-priority CONTROL_PUNT flows and keep such links alive."""
-    return [flow(Table.CLASSIFY, Priority.LINK_GUARD, cookie(CookieKind.LINK, port), (),
-                 in_port=port, eth_dst=GROUP_ADDRESSED)
-            for port in routes.guards.get(dpid, ())]
+    return [
+        flow(
+            Table.CLASSIFY,
+            Priority.LINK_GUARD,
+            cookie(CookieKind.LINK, port),
+            (),
+            in_port=port,
+            eth_dst=GROUP_ADDRESSED,
+        )
+        for port in routes.guards.get(dpid, ())
+    ]
 
 
 def default_up_flows(dpid: int, routes: Routes) -> list[FlowEntry]:
@@ -332,6 +422,13 @@ def default_up_flows(dpid: int, routes: Routes) -> list[FlowEntry]:
     uplink = routes.uplink(dpid)
     if uplink is None:
         return []
-    return [flow(Table.FORWARD, Priority.DEFAULT_UP, cookie(CookieKind.LINK, uplink),
-                 (ofmsg.apply_actions(ofmsg.output(uplink)),),
-                 vlan_vid=ANY_TAG, eth_dst=UNICAST)]
+    return [
+        flow(
+            Table.FORWARD,
+            Priority.DEFAULT_UP,
+            cookie(CookieKind.LINK, uplink),
+            (ofmsg.apply_actions(ofmsg.output(uplink)),),
+            vlan_vid=ANY_TAG,
+            eth_dst=UNICAST,
+        )
+    ]

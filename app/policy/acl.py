@@ -7,6 +7,7 @@ ports: OpenFlow 1.3 matches them exactly (no mask), and expanding a range into m
 would rely on an Open vSwitch extension and multiply flows, so a range is refused with a hint to
 write one rule per port.
 """
+
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ def _mac_int(text: str) -> int:
 class MacMatch:
     """A MAC address, optionally under a bit mask (OpenFlow 1.3 masks eth_src/eth_dst).
     Both are lower-case colon form; ``mask`` is None for an exact match."""
+
     address: str
     mask: str | None = None
 
@@ -87,6 +89,7 @@ class AclRule:
     """One ACL entry. Unset match fields are wildcards. ``eth_type`` is inferred from the IP
     prefixes when left out. ``line`` only locates the rule in error messages; it takes no part
     in comparisons."""
+
     action: str
     eth_src: MacMatch | None = None
     eth_dst: MacMatch | None = None
@@ -102,38 +105,57 @@ class AclRule:
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
-            raise PolicyError(f"expected one of {', '.join(ACTIONS)}, got {self.action!r}",
-                              field="action")
+            raise PolicyError(
+                f"expected one of {', '.join(ACTIONS)}, got {self.action!r}", field="action"
+            )
         ipv4 = [name for name in ("ipv4_src", "ipv4_dst") if getattr(self, name) is not None]
         ipv6 = [name for name in ("ipv6_src", "ipv6_dst") if getattr(self, name) is not None]
         if ipv4 and ipv6:
-            raise PolicyError("a rule matches IPv4 or IPv6 prefixes, not both; write two rules",
-                              field=ipv6[0])
+            raise PolicyError(
+                "a rule matches IPv4 or IPv6 prefixes, not both; write two rules", field=ipv6[0]
+            )
         if self.eth_type is None and (ipv4 or ipv6):
             # Frozen: set the inferred value the one way a frozen dataclass allows.
             object.__setattr__(self, "eth_type", ETH_TYPE_IPV4 if ipv4 else ETH_TYPE_IPV6)
         if self.eth_type is not None:
-            check_range("eth_type", self.eth_type, 0x0600, 0xFFFF,
-                        "an EtherType name (ipv4, ipv6, arp) or number")
-        for names, version, eth_type in ((ipv4, "IPv4", ETH_TYPE_IPV4),
-                                         (ipv6, "IPv6", ETH_TYPE_IPV6)):
+            check_range(
+                "eth_type",
+                self.eth_type,
+                0x0600,
+                0xFFFF,
+                "an EtherType name (ipv4, ipv6, arp) or number",
+            )
+        for names, version, eth_type in (
+            (ipv4, "IPv4", ETH_TYPE_IPV4),
+            (ipv6, "IPv6", ETH_TYPE_IPV6),
+        ):
             if names and self.eth_type != eth_type:
-                raise PolicyError(f"{version} prefixes need eth_type {eth_type:#06x}, "
-                                  f"got {self.eth_type:#06x}", field="eth_type")
+                raise PolicyError(
+                    f"{version} prefixes need eth_type {eth_type:#06x}, got {self.eth_type:#06x}",
+                    field="eth_type",
+                )
         if self.ip_proto is not None:
-            check_range("ip_proto", self.ip_proto, 0, 255,
-                        "an IP protocol name (tcp, udp, icmp, icmpv6) or number")
+            check_range(
+                "ip_proto",
+                self.ip_proto,
+                0,
+                255,
+                "an IP protocol name (tcp, udp, icmp, icmpv6) or number",
+            )
             if self.eth_type not in (ETH_TYPE_IPV4, ETH_TYPE_IPV6):
-                raise PolicyError("ip_proto needs eth_type ipv4 or ipv6 or an IP prefix "
-                                  "(OpenFlow prerequisite)", field="ip_proto")
+                raise PolicyError(
+                    "ip_proto needs eth_type ipv4 or ipv6 or an IP prefix (OpenFlow prerequisite)",
+                    field="ip_proto",
+                )
         for name in ("tp_src", "tp_dst"):
             port = getattr(self, name)
             if port is None:
                 continue
             check_range(name, port, 0, 65535, "a port")
             if self.ip_proto not in (IP_PROTO_TCP, IP_PROTO_UDP):
-                raise PolicyError("a port needs ip_proto tcp or udp (OpenFlow prerequisite)",
-                                  field=name)
+                raise PolicyError(
+                    "a port needs ip_proto tcp or udp (OpenFlow prerequisite)", field=name
+                )
 
     def covers(self, other: "AclRule") -> bool:
         """True if this rule matches every packet ``other`` matches (actions aside)."""
@@ -163,4 +185,7 @@ def check_acl(field_name: str, rules: Sequence[AclRule]) -> None:
                 raise PolicyError(
                     f"contradicting ACL rules: this {rule.action} rule never matches, "
                     f"rule {earlier_index}{at} already matches all it does with "
-                    f"{earlier.action}", field=f"{field_name}[{index}]", line=rule.line)
+                    f"{earlier.action}",
+                    field=f"{field_name}[{index}]",
+                    line=rule.line,
+                )

@@ -3,6 +3,7 @@
 Immutable so that a reload or a pushed profile is atomic: build a new database, then swap the
 reference; readers never see a half-updated one.
 """
+
 from collections.abc import Iterable, Iterator
 
 from app.policy.errors import PolicyError
@@ -16,9 +17,14 @@ class VsiTypeDatabase:
         for profile in profiles:
             first = by_key.setdefault(profile.key, profile)
             if first is not profile:
-                duplicates.append(PolicyError(f"{profile.key} is already defined at "
-                                              f"{first.source}", file=profile.source_file,
-                                              line=profile.source_line, field="type_id"))
+                duplicates.append(
+                    PolicyError(
+                        f"{profile.key} is already defined at {first.source}",
+                        file=profile.source_file,
+                        line=profile.source_line,
+                        field="type_id",
+                    )
+                )
         if duplicates:
             raise PolicyError.combine(duplicates)
         self._profiles = dict(sorted(by_key.items()))

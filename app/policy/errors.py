@@ -1,4 +1,5 @@
 """The one error type of the VSI type database, and the range check every profile class uses."""
+
 from collections.abc import Sequence
 
 
@@ -9,8 +10,14 @@ class PolicyError(ValueError):
     (a single problem lists itself), and ``file``/``line``/``field`` are those of the first.
     """
 
-    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
-                 field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
         self.message = message
         self.file = file
         self.line = line
@@ -27,13 +34,18 @@ class PolicyError(ValueError):
             where += f"{self.field}: "
         return where + self.message
 
-    def located(self, *, file: str | None = None, line: int | None = None,
-                field_prefix: str = "") -> "PolicyError":
+    def located(
+        self, *, file: str | None = None, line: int | None = None, field_prefix: str = ""
+    ) -> "PolicyError":
         """A copy with the location filled in where this error left it open; ``field_prefix`` is
         the path of the object that raised it (``vsi_types[0]``)."""
         field = ".".join(part for part in (field_prefix, self.field) if part) or None
-        return PolicyError(self.message, file=self.file or file,
-                           line=self.line if self.line is not None else line, field=field)
+        return PolicyError(
+            self.message,
+            file=self.file or file,
+            line=self.line if self.line is not None else line,
+            field=field,
+        )
 
     @classmethod
     def combine(cls, errors: Sequence["PolicyError"]) -> "PolicyError":
@@ -42,8 +54,7 @@ class PolicyError(ValueError):
         if len(flat) == 1:
             return flat[0]
         first = flat[0]
-        combined = cls(f"{len(flat)} problems", file=first.file, line=first.line,
-                       field=first.field)
+        combined = cls(f"{len(flat)} problems", file=first.file, line=first.line, field=first.field)
         combined.errors = tuple(flat)
         combined.args = ("\n".join(str(single) for single in flat),)
         return combined

@@ -4,6 +4,7 @@ Any problem (unreadable file, bad UTF-8, bad YAML, bad profile, a type defined t
 one PolicyError listing every problem found; no half-loaded database is ever returned, so a
 failed reload leaves the running database as it was.
 """
+
 from pathlib import Path
 
 import yaml
@@ -14,7 +15,7 @@ from app.policy.profile import VsiTypeProfile
 from app.policy.schema import parse_document
 
 POLICY_SUFFIXES = (".yaml", ".yml")
-EXAMPLE_SUFFIX = ".example.yaml"   # documentation, shipped next to the real files, never loaded
+EXAMPLE_SUFFIX = ".example.yaml"  # documentation, shipped next to the real files, never loaded
 
 
 def policy_files(directory: str | Path) -> list[Path]:
@@ -23,9 +24,14 @@ def policy_files(directory: str | Path) -> list[Path]:
     root = Path(directory)
     if not root.is_dir():
         raise PolicyError("not a directory of policy files", file=str(directory))
-    return sorted(path for path in root.iterdir()
-                  if path.suffix in POLICY_SUFFIXES and path.is_file()
-                  and not path.name.endswith(EXAMPLE_SUFFIX) and not path.name.startswith("."))
+    return sorted(
+        path
+        for path in root.iterdir()
+        if path.suffix in POLICY_SUFFIXES
+        and path.is_file()
+        and not path.name.endswith(EXAMPLE_SUFFIX)
+        and not path.name.startswith(".")
+    )
 
 
 def load_policies(directory: str | Path) -> VsiTypeDatabase:
@@ -55,8 +61,11 @@ def load_file(path: str | Path) -> tuple[VsiTypeProfile, ...]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise PolicyError(f"not UTF-8 text (byte {data[err.start]:#04x})", file=str(path),
-                          line=data[:err.start].count(b"\n") + 1) from None
+        raise PolicyError(
+            f"not UTF-8 text (byte {data[err.start]:#04x})",
+            file=str(path),
+            line=data[: err.start].count(b"\n") + 1,
+        ) from None
     return load_text(text, str(path))
 
 
@@ -66,11 +75,17 @@ def load_text(text: str, file: str) -> tuple[VsiTypeProfile, ...]:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
-        raise PolicyError(f"not valid YAML: {err.problem or err.context}", file=file,
-                          line=mark.line + 1 if mark else None) from None
+        raise PolicyError(
+            f"not valid YAML: {err.problem or err.context}",
+            file=file,
+            line=mark.line + 1 if mark else None,
+        ) from None
     except yaml.reader.ReaderError as err:
-        raise PolicyError(f"not valid YAML: character {err.character!r} is not allowed",
-                          file=file, line=text[:err.position].count("\n") + 1) from None
+        raise PolicyError(
+            f"not valid YAML: character {err.character!r} is not allowed",
+            file=file,
+            line=text[: err.position].count("\n") + 1,
+        ) from None
     except RecursionError:
         raise PolicyError("not valid YAML: nested too deeply", file=file) from None
     return parse_document(root, file)

@@ -3,6 +3,7 @@
 Every class checks its own invariants on construction and raises PolicyError naming the field,
 so a profile built by the YAML loader or pushed over REST is valid by construction.
 """
+
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -10,10 +11,10 @@ from dataclasses import dataclass, field
 from app.policy.acl import ACTIONS, AclRule, check_acl
 from app.policy.errors import PolicyError, check_range
 
-TYPE_ID_MAX = 0xFFFFFF   # 24-bit VSI Type ID
-VERSION_MAX = 0xFF       # 8-bit VSI Type Version
+TYPE_ID_MAX = 0xFFFFFF  # 24-bit VSI Type ID
+VERSION_MAX = 0xFF  # 8-bit VSI Type Version
 VID_MIN, VID_MAX = 1, 4094
-RATE_MAX = 0xFFFFFFFF    # OpenFlow meter band rate and burst are 32-bit
+RATE_MAX = 0xFFFFFFFF  # OpenFlow meter band rate and burst are 32-bit
 
 MANAGER_ID_OCTETS = 16
 _UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}")
@@ -38,11 +39,17 @@ def normalize_manager_id(text: str) -> str:
         raise ValueError(f"expected a Manager ID as text, got {text!r}")
     if _UUID_TEXT.fullmatch(text):
         return manager_id_from_octets(uuid.UUID(text).bytes)
-    if 1 <= len(text) <= MANAGER_ID_OCTETS and text.isascii() and text.isprintable() \
-            and " " not in text:
+    if (
+        1 <= len(text) <= MANAGER_ID_OCTETS
+        and text.isascii()
+        and text.isprintable()
+        and " " not in text
+    ):
         return text
-    raise ValueError(f"expected a Manager ID: a name of 1-{MANAGER_ID_OCTETS} printable ASCII "
-                     f"characters without spaces, or a UUID; got {text!r}")
+    raise ValueError(
+        f"expected a Manager ID: a name of 1-{MANAGER_ID_OCTETS} printable ASCII "
+        f"characters without spaces, or a UUID; got {text!r}"
+    )
 
 
 def check_vid(field_name: str, vid) -> None:
@@ -65,6 +72,7 @@ class VsiTypeKey:
 @dataclass(frozen=True)
 class Qos:
     """Rate limit (kilobits per second, burst in kilobits) and marking; None = leave as is."""
+
     rate_kbps: int | None = None
     burst_kb: int | None = None
     pcp: int | None = None
@@ -86,6 +94,7 @@ class Qos:
 @dataclass(frozen=True)
 class Limits:
     """How many VMs of the type may be associated per port and per switch; None = no limit."""
+
     max_per_port: int | None = None
     max_per_switch: int | None = None
 
@@ -93,10 +102,14 @@ class Limits:
         for name in ("max_per_port", "max_per_switch"):
             if getattr(self, name) is not None:
                 check_range(name, getattr(self, name), 1, 0xFFFF, "a VM count")
-        if None not in (self.max_per_port, self.max_per_switch) \
-                and self.max_per_port > self.max_per_switch:
-            raise PolicyError(f"max_per_port {self.max_per_port} exceeds max_per_switch "
-                              f"{self.max_per_switch}", field="max_per_port")
+        if (
+            None not in (self.max_per_port, self.max_per_switch)
+            and self.max_per_port > self.max_per_switch
+        ):
+            raise PolicyError(
+                f"max_per_port {self.max_per_port} exceeds max_per_switch {self.max_per_switch}",
+                field="max_per_port",
+            )
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,7 @@ class VsiTypeProfile:
     """``ingress_acl`` filters what the VM sends, ``egress_acl`` what is delivered to it; rules
     apply in order, first match wins, ``acl_default`` decides when none matches.
     ``source_file``/``source_line`` say where the profile was defined (no part in equality)."""
+
     key: VsiTypeKey
     name: str
     tenant: str
@@ -122,15 +136,18 @@ class VsiTypeProfile:
         for name in ("name", "tenant"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip() or len(value) > 64:
-                raise PolicyError(f"expected a non-empty text of at most 64 characters, "
-                                  f"got {value!r}", field=name)
+                raise PolicyError(
+                    f"expected a non-empty text of at most 64 characters, got {value!r}", field=name
+                )
         if not self.vlans:
             raise PolicyError("expected at least one VLAN ID", field="vlans")
         for vid in self.vlans:
             check_vid("vlans", vid)
         if self.default_vlan is not None and self.default_vlan not in self.vlans:
-            raise PolicyError(f"default_vlan {self.default_vlan} is not one of vlans "
-                              f"{sorted(self.vlans)}", field="default_vlan")
+            raise PolicyError(
+                f"default_vlan {self.default_vlan} is not one of vlans {sorted(self.vlans)}",
+                field="default_vlan",
+            )
         if not self.manager_ids:
             raise PolicyError("expected at least one Manager ID", field="manager_ids")
         for manager_id in self.manager_ids:
@@ -139,11 +156,15 @@ class VsiTypeProfile:
             except ValueError as err:
                 raise PolicyError(str(err), field="manager_ids") from None
             if normalized != manager_id:
-                raise PolicyError(f"Manager ID {manager_id!r} is not normalized, expected "
-                                  f"{normalized!r}", field="manager_ids")
+                raise PolicyError(
+                    f"Manager ID {manager_id!r} is not normalized, expected {normalized!r}",
+                    field="manager_ids",
+                )
         if self.acl_default not in ACTIONS:
-            raise PolicyError(f"expected one of {', '.join(ACTIONS)}, "
-                              f"got {self.acl_default!r}", field="acl_default")
+            raise PolicyError(
+                f"expected one of {', '.join(ACTIONS)}, got {self.acl_default!r}",
+                field="acl_default",
+            )
         check_acl("ingress_acl", self.ingress_acl)
         check_acl("egress_acl", self.egress_acl)
 

@@ -4,6 +4,7 @@ Works on nodes rather than loaded data so that every error names the line of the
 value. This module checks shapes and YAML types; the profile classes check values and
 cross-field rules, and their errors are located here by the field they name.
 """
+
 import ipaddress
 import re
 from collections.abc import Iterator
@@ -25,11 +26,34 @@ from app.policy.profile import (
 )
 
 TOP_KEYS = ("vsi_types",)
-PROFILE_KEYS = ("type_id", "version", "name", "tenant", "vlans", "default_vlan", "manager_ids",
-                "ingress_acl", "egress_acl", "acl_default", "qos", "limits")
+PROFILE_KEYS = (
+    "type_id",
+    "version",
+    "name",
+    "tenant",
+    "vlans",
+    "default_vlan",
+    "manager_ids",
+    "ingress_acl",
+    "egress_acl",
+    "acl_default",
+    "qos",
+    "limits",
+)
 PROFILE_REQUIRED = ("type_id", "version", "name", "tenant", "vlans", "manager_ids")
-RULE_KEYS = ("action", "eth_src", "eth_dst", "eth_type", "ipv4_src", "ipv4_dst", "ipv6_src",
-             "ipv6_dst", "ip_proto", "tp_src", "tp_dst")
+RULE_KEYS = (
+    "action",
+    "eth_src",
+    "eth_dst",
+    "eth_type",
+    "ipv4_src",
+    "ipv4_dst",
+    "ipv6_src",
+    "ipv6_dst",
+    "ip_proto",
+    "tp_src",
+    "tp_dst",
+)
 QOS_KEYS = ("rate_kbps", "burst_kb", "pcp", "dscp")
 LIMITS_KEYS = ("max_per_port", "max_per_switch")
 
@@ -72,17 +96,19 @@ class _Document:
         try:
             yield
         except PolicyError as err:
-            if err.file is not None:    # raised by this document, already located
+            if err.file is not None:  # raised by this document, already located
                 raise
             name = _FIELD_NAME.match(err.field or "")
             child = children.get(name.group()) if children and name else None
-            raise err.located(file=self.file, line=_line(child or node),
-                              field_prefix=field) from None
+            raise err.located(
+                file=self.file, line=_line(child or node), field_prefix=field
+            ) from None
         except ValueError as err:
             raise self.error(node, field, str(err)) from None
 
-    def mapping(self, node: Node, field: str, allowed: tuple[str, ...],
-                required: tuple[str, ...] = ()) -> dict[str, Node]:
+    def mapping(
+        self, node: Node, field: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()
+    ) -> dict[str, Node]:
         """The mapping's values by key, null values left out; unknown, duplicate and missing
         keys are errors."""
         if not isinstance(node, MappingNode):
@@ -95,8 +121,9 @@ class _Document:
             key = key_node.value
             path = f"{field}.{key}" if field else key
             if key not in allowed:
-                raise self.error(key_node, path,
-                                 f"unknown key {_kind(key_node)}; allowed: {', '.join(allowed)}")
+                raise self.error(
+                    key_node, path, f"unknown key {_kind(key_node)}; allowed: {', '.join(allowed)}"
+                )
             if key in seen:
                 raise self.error(key_node, path, "key given twice")
             seen.add(key)
@@ -119,8 +146,9 @@ class _Document:
         try:
             return self._constructor.construct_object(node)
         except (yaml.YAMLError, ValueError) as err:
-            raise self.error(node, field, f"bad value {node.value!r}: "
-                                          f"{getattr(err, 'problem', None) or err}") from None
+            raise self.error(
+                node, field, f"bad value {node.value!r}: {getattr(err, 'problem', None) or err}"
+            ) from None
 
     def integer(self, node: Node, field: str) -> int:
         value = self.scalar(node, field)
@@ -157,8 +185,10 @@ def parse_document(root: Node | None, file: str) -> tuple[VsiTypeProfile, ...]:
 def _profile(document: _Document, node: Node, field: str) -> VsiTypeProfile:
     children = document.mapping(node, field, PROFILE_KEYS, PROFILE_REQUIRED)
     with document.at(node, field, children):
-        key = VsiTypeKey(document.integer(children["type_id"], f"{field}.type_id"),
-                         document.integer(children["version"], f"{field}.version"))
+        key = VsiTypeKey(
+            document.integer(children["type_id"], f"{field}.type_id"),
+            document.integer(children["version"], f"{field}.version"),
+        )
     fields = dict(
         key=key,
         name=document.text(children["name"], f"{field}.name"),
@@ -168,12 +198,12 @@ def _profile(document: _Document, node: Node, field: str) -> VsiTypeProfile:
         ingress_acl=_acl(document, children.get("ingress_acl"), f"{field}.ingress_acl"),
         egress_acl=_acl(document, children.get("egress_acl"), f"{field}.egress_acl"),
         qos=_section(document, children.get("qos"), f"{field}.qos", Qos, QOS_KEYS),
-        limits=_section(document, children.get("limits"), f"{field}.limits", Limits,
-                        LIMITS_KEYS),
-        source_file=document.file, source_line=_line(node))
+        limits=_section(document, children.get("limits"), f"{field}.limits", Limits, LIMITS_KEYS),
+        source_file=document.file,
+        source_line=_line(node),
+    )
     if "default_vlan" in children:
-        fields["default_vlan"] = document.integer(children["default_vlan"],
-                                                  f"{field}.default_vlan")
+        fields["default_vlan"] = document.integer(children["default_vlan"], f"{field}.default_vlan")
     if "acl_default" in children:
         fields["acl_default"] = document.text(children["acl_default"], f"{field}.acl_default")
     with document.at(node, field, children):
@@ -189,7 +219,7 @@ def _vlans(document: _Document, node: Node, field: str) -> frozenset[int]:
         span = _VLAN_RANGE.fullmatch(value) if isinstance(value, str) else None
         first, last = (int(span[1]), int(span[2])) if span else (value, value)
         with document.at(item, path):
-            check_vid("", first)    # no field of its own: the error is the item's
+            check_vid("", first)  # no field of its own: the error is the item's
             check_vid("", last)
             if first > last:
                 raise ValueError(f"range {value!r} is empty")
@@ -209,8 +239,10 @@ def _manager_ids(document: _Document, node: Node, field: str) -> frozenset[str]:
 def _acl(document: _Document, node: Node | None, field: str) -> tuple[AclRule, ...]:
     if node is None:
         return ()
-    return tuple(_rule(document, item, f"{field}[{index}]")
-                 for index, item in enumerate(document.sequence(node, field)))
+    return tuple(
+        _rule(document, item, f"{field}[{index}]")
+        for index, item in enumerate(document.sequence(node, field))
+    )
 
 
 def _rule(document: _Document, node: Node, field: str) -> AclRule:
@@ -246,8 +278,10 @@ def _network(cls, text: str):
 def _port(document: _Document, node: Node, field: str) -> int:
     value = document.scalar(node, field)
     if isinstance(value, str) and "-" in value:
-        raise ValueError("port ranges are not supported: OpenFlow 1.3 matches a TCP/UDP port "
-                         "exactly; write one rule per port")
+        raise ValueError(
+            "port ranges are not supported: OpenFlow 1.3 matches a TCP/UDP port "
+            "exactly; write one rule per port"
+        )
     return value
 
 

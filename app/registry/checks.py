@@ -1,6 +1,7 @@
 """Contradictions between profiles and VMs that no single object can see. Each check looks only
 at conflicts involving what a change touched, so a conflict already in the policy files does not
 block unrelated changes."""
+
 from collections.abc import Mapping
 
 from app.policy.database import VsiTypeDatabase
@@ -9,8 +10,9 @@ from app.registry.errors import Conflict, join
 from app.registry.vms import VmRecord, unknown_type
 
 
-def check_vlans(database: VsiTypeDatabase, touched: Mapping[VsiTypeKey, str],
-                actor: str | None) -> None:
+def check_vlans(
+    database: VsiTypeDatabase, touched: Mapping[VsiTypeKey, str], actor: str | None
+) -> None:
     """A VLAN belongs to one tenant: the flows separate tenants only by VLAN. ``touched`` maps
     the changed profiles to their field in the request. Tenants see no other tenant's name."""
     owners: dict[int, dict[str, VsiTypeKey]] = {}  # VLAN -> tenant -> a type of it
@@ -27,14 +29,21 @@ def check_vlans(database: VsiTypeDatabase, touched: Mapping[VsiTypeKey, str],
             other = next((t for t in sorted(tenants) if t != profile.tenant), None)
             if other is not None:
                 whose = "another tenant" if actor else f"tenant {other} ({tenants[other]})"
-                raise Conflict(f"VLAN {vid} belongs to {whose}: tenants are kept apart by "
-                               f"VLAN, so two tenants cannot share one", join(field, "vlans"))
+                raise Conflict(
+                    f"VLAN {vid} belongs to {whose}: tenants are kept apart by "
+                    f"VLAN, so two tenants cannot share one",
+                    join(field, "vlans"),
+                )
             tenants.setdefault(profile.tenant, key)
 
 
-def check_vms(database: VsiTypeDatabase, vms: Mapping[str, VmRecord],
-              touched_vms: Mapping[str, str], touched_types: Mapping[VsiTypeKey, str],
-              actor: str | None) -> None:
+def check_vms(
+    database: VsiTypeDatabase,
+    vms: Mapping[str, VmRecord],
+    touched_vms: Mapping[str, str],
+    touched_types: Mapping[VsiTypeKey, str],
+    actor: str | None,
+) -> None:
     """Every VM's type exists and belongs to the VM's tenant; no MAC is registered twice.
     ``touched_*`` map the changed VMs and profiles to their field in the request."""
     for vm in vms.values():
@@ -46,19 +55,25 @@ def check_vms(database: VsiTypeDatabase, vms: Mapping[str, VmRecord],
         if profile is None:
             if vm_field is not None:
                 raise unknown_type(vm.type_key, join(vm_field, "type_id"))
-            raise Conflict(f"VM {vm.vsi_id} is registered with this type; deregister it "
-                           f"first", type_field)
+            raise Conflict(
+                f"VM {vm.vsi_id} is registered with this type; deregister it first", type_field
+            )
         if profile.tenant != vm.tenant:
             whose = "another tenant" if actor else f"tenant {profile.tenant}"
-            message = (f"VM {vm.vsi_id} of tenant {vm.tenant} has type {vm.type_key}, which "
-                       f"belongs to {whose}")
-            raise Conflict(message, join(vm_field, "tenant") if vm_field is not None
-                           else join(type_field, "tenant"))
+            message = (
+                f"VM {vm.vsi_id} of tenant {vm.tenant} has type {vm.type_key}, which "
+                f"belongs to {whose}"
+            )
+            raise Conflict(
+                message,
+                join(vm_field, "tenant") if vm_field is not None else join(type_field, "tenant"),
+            )
     _check_macs(vms, touched_vms, actor)
 
 
-def _check_macs(vms: Mapping[str, VmRecord], touched_vms: Mapping[str, str],
-                actor: str | None) -> None:
+def _check_macs(
+    vms: Mapping[str, VmRecord], touched_vms: Mapping[str, str], actor: str | None
+) -> None:
     owner: dict[str, str] = {}
     for vm in vms.values():
         if vm.vsi_id not in touched_vms:
@@ -70,5 +85,6 @@ def _check_macs(vms: Mapping[str, VmRecord], touched_vms: Mapping[str, str],
             other = owner.setdefault(mac, vsi_id)
             if other != vsi_id:
                 whose = "another VM" if actor else f"VM {other}"
-                raise Conflict(f"{mac} is registered for {whose} already",
-                               join(field, f"macs[{index}]"))
+                raise Conflict(
+                    f"{mac} is registered for {whose} already", join(field, f"macs[{index}]")
+                )

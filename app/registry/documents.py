@@ -4,6 +4,7 @@ A document has the fields of a profile in a policy file (docs/vsi-types.md), wit
 It is checked by the policy file schema itself (app/policy/schema.py), so a profile pushed over
 REST obeys exactly the rules of one loaded from policies/*.yaml.
 """
+
 import dataclasses
 import re
 
@@ -17,14 +18,16 @@ from app.policy.schema import PROFILE_KEYS, PROFILE_REQUIRED, RULE_KEYS
 from app.registry.errors import InvalidInput, join
 from app.registry.fields import mapping
 
-API_SOURCE = "api"                  # source_file of a pushed profile
+API_SOURCE = "api"  # source_file of a pushed profile
 # Added to the documents the API returns (see ProfileSet.view); ignored on input.
 READ_ONLY_KEYS = ("source", "origin", "replaces")
-_WRAPPER = "vsi_types[0]"           # the field path of the one profile in the wrapped document
+_WRAPPER = "vsi_types[0]"  # the field path of the one profile in the wrapped document
 # Lines of the YAML text the document is checked as: they mean nothing to a JSON client.
 _LINE_NOTE = re.compile(r" \(line \d+\)")
-_NAMES = {"eth_type": {number: name for name, number in ETH_TYPE_NAMES.items()},
-          "ip_proto": {number: name for name, number in IP_PROTO_NAMES.items()}}
+_NAMES = {
+    "eth_type": {number: name for name, number in ETH_TYPE_NAMES.items()},
+    "ip_proto": {number: name for name, number in IP_PROTO_NAMES.items()},
+}
 
 
 def parse_profile(body, field: str = "") -> VsiTypeProfile:
@@ -43,17 +46,23 @@ def parse_profile(body, field: str = "") -> VsiTypeProfile:
 
 def profile_document(profile: VsiTypeProfile) -> dict:
     """The JSON document of ``profile``; parse_profile gives the same profile back."""
-    document = {"type_id": profile.key.type_id, "version": profile.key.version,
-                "name": profile.name, "tenant": profile.tenant,
-                "vlans": vlan_ranges(profile.vlans),
-                "manager_ids": sorted(profile.manager_ids)}
+    document = {
+        "type_id": profile.key.type_id,
+        "version": profile.key.version,
+        "name": profile.name,
+        "tenant": profile.tenant,
+        "vlans": vlan_ranges(profile.vlans),
+        "manager_ids": sorted(profile.manager_ids),
+    }
     if profile.default_vlan is not None:
         document["default_vlan"] = profile.default_vlan
     document.update(
         ingress_acl=[rule_document(rule) for rule in profile.ingress_acl],
         egress_acl=[rule_document(rule) for rule in profile.egress_acl],
         acl_default=profile.acl_default,
-        qos=_set_fields(profile.qos), limits=_set_fields(profile.limits))
+        qos=_set_fields(profile.qos),
+        limits=_set_fields(profile.limits),
+    )
     return document
 
 
@@ -75,8 +84,12 @@ def vlan_ranges(vids) -> list:
         last = result[-1] if result else None
         if isinstance(last, str) and int(last.split("-")[1]) == vid - 1:
             result[-1] = f"{last.split('-')[0]}-{vid}"
-        elif len(result) >= 2 and result[-1] == vid - 1 and result[-2] == vid - 2 \
-                and isinstance(result[-2], int):
+        elif (
+            len(result) >= 2
+            and result[-1] == vid - 1
+            and result[-2] == vid - 2
+            and isinstance(result[-2], int)
+        ):
             result[-2:] = [f"{vid - 2}-{vid}"]
         else:
             result.append(vid)
@@ -84,5 +97,4 @@ def vlan_ranges(vids) -> list:
 
 
 def _set_fields(section) -> dict:
-    return {name: value for name, value in dataclasses.asdict(section).items()
-            if value is not None}
+    return {name: value for name, value in dataclasses.asdict(section).items() if value is not None}

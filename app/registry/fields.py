@@ -3,6 +3,7 @@
 JSON keeps its types strictly: an integer is a JSON number without fraction (not a boolean, not
 a string of digits), a text is a JSON string.
 """
+
 import json
 from collections.abc import Iterable
 
@@ -11,8 +12,13 @@ from app.registry.errors import InvalidInput, join
 TEXT_MAX = 64  # names, tenants and groups, as VsiTypeProfile.name/tenant
 
 
-def mapping(value, field: str, allowed: Iterable[str], required: Iterable[str] = (),
-            ignored: Iterable[str] = ()) -> dict:
+def mapping(
+    value,
+    field: str,
+    allowed: Iterable[str],
+    required: Iterable[str] = (),
+    ignored: Iterable[str] = (),
+) -> dict:
     """The object's fields except the ``ignored`` ones (read-only fields a client may send back
     as it got them) and null ones (the same as left out); unknown and missing fields are
     errors."""
@@ -21,8 +27,9 @@ def mapping(value, field: str, allowed: Iterable[str], required: Iterable[str] =
     allowed, ignored = tuple(allowed), tuple(ignored)
     for key in value:
         if key not in allowed and key not in ignored:
-            raise InvalidInput(f"unknown field {key!r}; allowed: {', '.join(allowed)}",
-                               join(field, key))
+            raise InvalidInput(
+                f"unknown field {key!r}; allowed: {', '.join(allowed)}", join(field, key)
+            )
     present = {key: item for key, item in value.items() if key in allowed and item is not None}
     for key in required:
         if key not in present:
@@ -32,8 +39,10 @@ def mapping(value, field: str, allowed: Iterable[str], required: Iterable[str] =
 
 def text(value, field: str, max_length: int = TEXT_MAX) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > max_length:
-        raise InvalidInput(f"expected a non-empty text of at most {max_length} characters, "
-                           f"got {_kind(value)}", field)
+        raise InvalidInput(
+            f"expected a non-empty text of at most {max_length} characters, got {_kind(value)}",
+            field,
+        )
     return value
 
 

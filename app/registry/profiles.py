@@ -5,6 +5,7 @@ A pushed profile may replace a file profile of the same (type_id, version): the 
 the profile truth (draft 3.4). Deleting that pushed profile brings the file profile back; a file
 profile itself cannot be deleted over REST (edit the file).
 """
+
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -42,8 +43,11 @@ class ProfileSet:
         """The profile's document with where it comes from: ``source`` (api or file),
         ``origin`` (api, or the file and line) and, for a pushed profile that replaces a
         file profile, ``replaces`` (that file and line)."""
-        view = {**profile_document(profile), "source": self.source(profile.key) or API,
-                "origin": profile.source}
+        view = {
+            **profile_document(profile),
+            "source": self.source(profile.key) or API,
+            "origin": profile.source,
+        }
         replaced = self.files.get(profile.key.type_id, profile.key.version)
         if replaced is not None and replaced is not profile:
             view["replaces"] = replaced.source

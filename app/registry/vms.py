@@ -1,5 +1,6 @@
 """VM registrations (draft-fw-nvo3-server2vcenter 5.1/5.2): the VM manager says which VSI IDs it
 created, with which MACs, for which tenant and VSI type. A VM is known by its VSI ID, a UUID."""
+
 import dataclasses
 import uuid
 from collections.abc import Callable
@@ -17,15 +18,15 @@ READ_ONLY_KEYS = ("registered", "updated", "association")  # in what the API ret
 
 @dataclass(frozen=True)
 class VmRecord:
-    vsi_id: str                 # lower-case UUID with dashes
+    vsi_id: str  # lower-case UUID with dashes
     tenant: str
     type_id: int
     type_version: int
     macs: tuple[str, ...] = ()  # lower-case colon form, unicast, no duplicates
     name: str | None = None
-    group: str | None = None    # the group registration (draft 5.3) that last wrote it
-    registered: float = 0.0     # time.time() of the first registration
-    updated: float = 0.0        # and of the last change
+    group: str | None = None  # the group registration (draft 5.3) that last wrote it
+    registered: float = 0.0  # time.time() of the first registration
+    updated: float = 0.0  # and of the last change
 
     @property
     def type_key(self) -> VsiTypeKey:
@@ -46,9 +47,10 @@ def parse_vsi_id(value, field: str = "vsi_id") -> str:
             raise ValueError
         return str(uuid.UUID(value))
     except ValueError:
-        raise InvalidInput(f"expected a VSI ID (a UUID like "
-                           f"a1b2c3d4-0000-0000-0000-000000001122), got {value!r}",
-                           field) from None
+        raise InvalidInput(
+            f"expected a VSI ID (a UUID like a1b2c3d4-0000-0000-0000-000000001122), got {value!r}",
+            field,
+        ) from None
 
 
 def parse_mac(value, field: str) -> str:
@@ -62,13 +64,18 @@ def parse_mac(value, field: str) -> str:
     except ValueError as err:
         raise InvalidInput(str(err), field) from None
     if int(match.address[:2], 16) & 1:
-        raise InvalidInput(f"{match.address} is a multicast address; a VM's MAC is unicast",
-                           field)
+        raise InvalidInput(f"{match.address} is a multicast address; a VM's MAC is unicast", field)
     return match.address
 
 
-def parse_vm(body, field: str, tenant_of: Callable[[VsiTypeKey], str | None], *,
-             vsi_id: str | None = None, defaults: dict | None = None) -> VmRecord:
+def parse_vm(
+    body,
+    field: str,
+    tenant_of: Callable[[VsiTypeKey], str | None],
+    *,
+    vsi_id: str | None = None,
+    defaults: dict | None = None,
+) -> VmRecord:
     """The registration in a JSON body. ``vsi_id`` is the one of the URL (the body may repeat
     it); ``defaults`` fill fields the body leaves out (a group's type and name). The tenant,
     when left out, is the tenant of the VM's type (``tenant_of``)."""
@@ -79,14 +86,16 @@ def parse_vm(body, field: str, tenant_of: Callable[[VsiTypeKey], str | None], *,
     if "vsi_id" in fields:
         given = parse_vsi_id(fields["vsi_id"], join(field, "vsi_id"))
         if vsi_id is not None and given != vsi_id:
-            raise InvalidInput(f"{given} differs from the VSI ID of the URL, {vsi_id}",
-                               join(field, "vsi_id"))
+            raise InvalidInput(
+                f"{given} differs from the VSI ID of the URL, {vsi_id}", join(field, "vsi_id")
+            )
         vsi_id = given
     if vsi_id is None:
         raise InvalidInput("required field is missing", join(field, "vsi_id"))
-    key = VsiTypeKey(integer(fields["type_id"], join(field, "type_id"), 0, TYPE_ID_MAX),
-                     integer(fields["type_version"], join(field, "type_version"), 0,
-                             VERSION_MAX))
+    key = VsiTypeKey(
+        integer(fields["type_id"], join(field, "type_id"), 0, TYPE_ID_MAX),
+        integer(fields["type_version"], join(field, "type_version"), 0, VERSION_MAX),
+    )
     macs = []
     for index, item in enumerate(array(fields.get("macs", []), join(field, "macs"))):
         mac = parse_mac(item, join(field, f"macs[{index}]"))
@@ -99,12 +108,22 @@ def parse_vm(body, field: str, tenant_of: Callable[[VsiTypeKey], str | None], *,
         tenant = tenant_of(key)
         if tenant is None:
             raise unknown_type(key, join(field, "type_id"))
-    optional = {name: text(fields[name], join(field, name))
-                for name in ("name", "group") if name in fields}
-    return VmRecord(vsi_id=vsi_id, tenant=tenant, type_id=key.type_id,
-                    type_version=key.version, macs=tuple(macs), **optional)
+    optional = {
+        name: text(fields[name], join(field, name)) for name in ("name", "group") if name in fields
+    }
+    return VmRecord(
+        vsi_id=vsi_id,
+        tenant=tenant,
+        type_id=key.type_id,
+        type_version=key.version,
+        macs=tuple(macs),
+        **optional,
+    )
 
 
 def unknown_type(key: VsiTypeKey, field: str) -> Conflict:
-    return Conflict(f"{key} is not in the VSI type database; push its profile first or in "
-                    f"the same group registration", field)
+    return Conflict(
+        f"{key} is not in the VSI type database; push its profile first or in "
+        f"the same group registration",
+        field,
+    )

@@ -2,6 +2,7 @@
 their way to change it. Routes live with their resources (fabric, associations, registry_views,
 events, faults); this module authenticates, dispatches and turns every failure into a JSON error.
 The API is described in docs/openapi.yaml, served at /v1/openapi.yaml."""
+
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,18 +30,27 @@ _STATUS = {InvalidInput: 400, Forbidden: 403, NotFound: 404, Conflict: 409}
 
 
 class RestApi:
-    def __init__(self, service: NmsService, registry: Registry, store: Store,
-                 monitor: FaultMonitor, api_tokens: Sequence[ApiToken] = (),
-                 openapi_path: Path = OPENAPI_PATH):
+    def __init__(
+        self,
+        service: NmsService,
+        registry: Registry,
+        store: Store,
+        monitor: FaultMonitor,
+        api_tokens: Sequence[ApiToken] = (),
+        openapi_path: Path = OPENAPI_PATH,
+    ):
         self._auth = Authenticator(api_tokens)
         self._openapi_path = openapi_path
-        self.router = Router([
-            *FabricViews(service, registry).routes(),
-            *AssociationViews(service, registry).routes(),
-            *RegistryViews(service, registry).routes(),
-            *EventViews(store).routes(),
-            *FaultViews(service, monitor).routes(),
-            Route("GET", "/v1/openapi.yaml", self.openapi, Access.OPEN)])
+        self.router = Router(
+            [
+                *FabricViews(service, registry).routes(),
+                *AssociationViews(service, registry).routes(),
+                *RegistryViews(service, registry).routes(),
+                *EventViews(store).routes(),
+                *FaultViews(service, monitor).routes(),
+                Route("GET", "/v1/openapi.yaml", self.openapi, Access.OPEN),
+            ]
+        )
 
     def wsgi(self, environ, start_response):
         request = Request(environ)
@@ -50,8 +60,11 @@ class RestApi:
             if route.access is not Access.OPEN:
                 principal = self._auth.principal(request)
                 if route.access is Access.ADMIN and not principal.admin:
-                    raise ApiError(403, "only admin tokens see the fabric; a tenant token sees "
-                                        "its profiles, VMs, associations and events")
+                    raise ApiError(
+                        403,
+                        "only admin tokens see the fabric; a tenant token sees "
+                        "its profiles, VMs, associations and events",
+                    )
             response = route.handler(request, principal, **params)
         except ApiError as err:
             response = error_response(err.status, err.message, err.field, err.headers)

@@ -3,6 +3,7 @@
 A VSI's tenant is that of its registration, else that of the types it is attached with; a tenant
 token sees and moves only its own VSIs.
 """
+
 from webob import Request
 
 from app.registry import Registry
@@ -26,10 +27,12 @@ class AssociationViews:
         self._registry = registry
 
     def routes(self) -> list[Route]:
-        return [Route("GET", "/v1/associations", self.associations),
-                Route("GET", "/v1/associations/{vsi_id}", self.association),
-                Route("GET", "/v1/lookup", self.lookup),
-                Route("POST", "/v1/vms/{vsi_id}/relocate", self.relocate)]
+        return [
+            Route("GET", "/v1/associations", self.associations),
+            Route("GET", "/v1/associations/{vsi_id}", self.association),
+            Route("GET", "/v1/lookup", self.lookup),
+            Route("POST", "/v1/vms/{vsi_id}/relocate", self.relocate),
+        ]
 
     def associations(self, request: Request, principal: Principal):
         query = Query(request, ("tenant", "switch", "state"))
@@ -46,11 +49,13 @@ class AssociationViews:
                 continue
             if tenant is not None and not any(a.get("tenant") == tenant for a in attachments):
                 continue
-            if names is not None and not any(str(a.get("switch")) in names
-                                             for a in attachments):
+            if names is not None and not any(str(a.get("switch")) in names for a in attachments):
                 continue
-            if state is not None and vsi.get("state") != state \
-                    and not any(a.get("state") == state for a in attachments):
+            if (
+                state is not None
+                and vsi.get("state") != state
+                and not any(a.get("state") == state for a in attachments)
+            ):
                 continue
             result.append(vsi)
         return json_response(result)
@@ -81,8 +86,11 @@ class AssociationViews:
             if vm is None and found is not None:
                 vm = self._registry.vm(found.get("vsi_id", ""))
         if found is None and vm is None:
-            raise ApiError(404, f"no VM with {'VSI ID' if vsi_id else 'MAC'} {key} was ever "
-                                f"seen or registered", "vsi_id" if vsi_id else "mac")
+            raise ApiError(
+                404,
+                f"no VM with {'VSI ID' if vsi_id else 'MAC'} {key} was ever seen or registered",
+                "vsi_id" if vsi_id else "mac",
+            )
         found = found or {"vsi_id": vm.vsi_id, "current": [], "previous": []}
         owner = vm.tenant if vm else _tenant_of(found.get("current", []))
         principal.require(owner, f"the VM {key}")

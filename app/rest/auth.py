@@ -4,6 +4,7 @@ With no token configured the API is open to whoever can reach its listen address
 default) and every caller is an admin. An admin token sees and changes everything; a tenant
 token only its tenant's profiles, VMs, associations and events.
 """
+
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,13 +45,21 @@ class Authenticator:
         scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise ApiError(401, "expected the header Authorization: Bearer TOKEN",
-                           headers={"WWW-Authenticate": 'Bearer realm="evb-nms"'})
+            raise ApiError(
+                401,
+                "expected the header Authorization: Bearer TOKEN",
+                headers={"WWW-Authenticate": 'Bearer realm="evb-nms"'},
+            )
         # Compare every token in constant time, so the timing tells nothing about near misses.
-        matches = [entry for entry in self._tokens
-                   if hmac.compare_digest(entry.token.encode(), token.encode())]
+        matches = [
+            entry
+            for entry in self._tokens
+            if hmac.compare_digest(entry.token.encode(), token.encode())
+        ]
         if not matches:
-            raise ApiError(401, "unknown API token",
-                           headers={"WWW-Authenticate": 'Bearer realm="evb-nms", '
-                                                        'error="invalid_token"'})
+            raise ApiError(
+                401,
+                "unknown API token",
+                headers={"WWW-Authenticate": 'Bearer realm="evb-nms", error="invalid_token"'},
+            )
         return ADMIN if matches[0].admin else Principal(matches[0].tenant)

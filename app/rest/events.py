@@ -1,5 +1,6 @@
 """The event history: the controller's decisions and changes, paged by id. A tenant sees the
 events that name its tenant (detail.tenant) and no others."""
+
 from webob import Request
 
 from app.rest.auth import Principal
@@ -24,8 +25,13 @@ class EventViews:
         tenant = query.text("tenant")
         if tenant is not None:
             principal.require(tenant, f"tenant {tenant}'s events")
-        return json_response(self._store.events(
-            query.text("kind") or "", query.integer("after", 0, 0, 2 ** 63 - 1),
-            query.integer("limit", 100, 1, PAGE_MAX), switch=query.text("switch"),
-            tenant=tenant if principal.admin else principal.tenant,
-            latest=bool(query.integer("latest", 0, 0, 1))))
+        return json_response(
+            self._store.events(
+                query.text("kind") or "",
+                query.integer("after", 0, 0, 2**63 - 1),
+                query.integer("limit", 100, 1, PAGE_MAX),
+                switch=query.text("switch"),
+                tenant=tenant if principal.admin else principal.tenant,
+                latest=bool(query.integer("latest", 0, 0, 1)),
+            )
+        )

@@ -1,5 +1,6 @@
 """The fabric as the controller sees it: health, switches (with their ports), links, stations.
 Infrastructure is shared by all tenants, so only admins see it (health is open)."""
+
 from webob import Request
 
 from app.registry import Registry
@@ -14,18 +15,25 @@ class FabricViews:
         self._registry = registry
 
     def routes(self) -> list[Route]:
-        return [Route("GET", "/v1/health", self.health, Access.OPEN),
-                Route("GET", "/v1/switches", self.switches, Access.ADMIN),
-                Route("GET", "/v1/switches/{switch}", self.switch, Access.ADMIN),
-                Route("GET", "/v1/links", self.links, Access.ADMIN),
-                Route("GET", "/v1/stations", self.stations, Access.ADMIN)]
+        return [
+            Route("GET", "/v1/health", self.health, Access.OPEN),
+            Route("GET", "/v1/switches", self.switches, Access.ADMIN),
+            Route("GET", "/v1/switches/{switch}", self.switch, Access.ADMIN),
+            Route("GET", "/v1/links", self.links, Access.ADMIN),
+            Route("GET", "/v1/stations", self.stations, Access.ADMIN),
+        ]
 
     def health(self, request: Request, principal):
         Query(request)
         switches = self._service.switches()
-        return json_response({"status": "ok", "switches": len(switches),
-                              "switches_ready": sum(s["state"] == "ready" for s in switches),
-                              "vsi_types": len(self._registry.database())})
+        return json_response(
+            {
+                "status": "ok",
+                "switches": len(switches),
+                "switches_ready": sum(s["state"] == "ready" for s in switches),
+                "vsi_types": len(self._registry.database()),
+            }
+        )
 
     def switches(self, request: Request, principal):
         Query(request)

@@ -1,6 +1,7 @@
 """Faults and maintenance (app/faults): alarms, fault subscriptions (webhooks), servers and
 their maintenance mode. A tenant sees the alarms that affect its VMs and manages its own
 subscriptions; servers and maintenance are infrastructure, for admins."""
+
 from webob import Request
 
 from app.faults.alarms import places_of
@@ -23,13 +24,15 @@ class FaultViews:
 
     def routes(self) -> list[Route]:
         server = "/v1/servers/{switch}/{port}"
-        return [Route("GET", "/v1/alarms", self.alarms),
-                Route("GET", "/v1/subscriptions", self.subscriptions),
-                Route("POST", "/v1/subscriptions", self.subscribe),
-                Route("DELETE", "/v1/subscriptions/{sub_id}", self.unsubscribe),
-                Route("GET", "/v1/servers", self.servers, Access.ADMIN),
-                Route("PUT", server + "/maintenance", self.enter_maintenance, Access.ADMIN),
-                Route("DELETE", server + "/maintenance", self.leave_maintenance, Access.ADMIN)]
+        return [
+            Route("GET", "/v1/alarms", self.alarms),
+            Route("GET", "/v1/subscriptions", self.subscriptions),
+            Route("POST", "/v1/subscriptions", self.subscribe),
+            Route("DELETE", "/v1/subscriptions/{sub_id}", self.unsubscribe),
+            Route("GET", "/v1/servers", self.servers, Access.ADMIN),
+            Route("PUT", server + "/maintenance", self.enter_maintenance, Access.ADMIN),
+            Route("DELETE", server + "/maintenance", self.leave_maintenance, Access.ADMIN),
+        ]
 
     def alarms(self, request: Request, principal: Principal):
         query = Query(request, ("state",))
@@ -54,8 +57,7 @@ class FaultViews:
     def servers(self, request: Request, principal: Principal):
         """Every server port with its station, the VMs forwarding there and its maintenance."""
         Query(request)
-        stations = {(s["switch"], s["port_no"]): s.get("station")
-                    for s in self._service.stations()}
+        stations = {(s["switch"], s["port_no"]): s.get("station") for s in self._service.stations()}
         vms: dict[tuple[str, str], list[str]] = {}
         for vm in places_of(self._service.associations()):
             vms.setdefault((vm.switch, vm.port), []).append(vm.vsi_id)
@@ -67,25 +69,32 @@ class FaultViews:
                 key = (switch["name"], port["name"])
                 station = stations.get((switch["dpid"], port["number"]))
                 record = self._monitor.in_maintenance(key)
-                answer.append({"switch": key[0], "port": key[1], "up": port["up"],
-                               "station": station["mac"] if station else None,
-                               "vms": vms.get(key, []),
-                               "maintenance": record.as_dict() if record else None})
+                answer.append(
+                    {
+                        "switch": key[0],
+                        "port": key[1],
+                        "up": port["up"],
+                        "station": station["mac"] if station else None,
+                        "vms": vms.get(key, []),
+                        "maintenance": record.as_dict() if record else None,
+                    }
+                )
         return json_response(answer)
 
-    def enter_maintenance(self, request: Request, principal: Principal, switch: str,
-                          port: str):
+    def enter_maintenance(self, request: Request, principal: Principal, switch: str, port: str):
         Query(request)
         body = fields.mapping(read_json(request), "", ("reason",), required=("reason",))
         reason = fields.text(body["reason"], "reason", REASON_MAX)
         return json_response(self._monitor.enter_maintenance(self._server(switch, port), reason))
 
-    def leave_maintenance(self, request: Request, principal: Principal, switch: str,
-                          port: str):
+    def leave_maintenance(self, request: Request, principal: Principal, switch: str, port: str):
         Query(request)
         # By its names it can end even while its switch is away.
-        key = (switch, port) if self._monitor.in_maintenance((switch, port)) \
+        key = (
+            (switch, port)
+            if self._monitor.in_maintenance((switch, port))
             else self._server(switch, port)
+        )
         self._monitor.leave_maintenance(key)
         return json_response({"switch": key[0], "port": key[1], "maintenance": None})
 
@@ -97,7 +106,10 @@ class FaultViews:
         for candidate in found["ports"]:
             if port in (candidate["name"], str(candidate["number"])):
                 if candidate["role"] != "server":
-                    raise InvalidInput(f"{found['name']}/{candidate['name']} is a "
-                                       f"{candidate['role']} port, not a server's", "port")
+                    raise InvalidInput(
+                        f"{found['name']}/{candidate['name']} is a "
+                        f"{candidate['role']} port, not a server's",
+                        "port",
+                    )
                 return found["name"], candidate["name"]
         raise ApiError(404, f"switch {found['name']} has no port {port!r}", "port")

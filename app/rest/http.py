@@ -1,5 +1,6 @@
 """JSON in and out of the REST API, and its errors: every error is ``{"error", "field"}`` with
 the HTTP status that says whose fault it is."""
+
 import json
 
 from webob import Request, Response
@@ -10,8 +11,13 @@ MAX_BODY = 1 << 20  # a group registration of thousands of VMs fits
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, field: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -20,12 +26,17 @@ class ApiError(Exception):
 
 
 def json_response(body, status: int = 200) -> Response:
-    return Response(status=status, content_type="application/json", charset="utf-8",
-                    body=json.dumps(body, indent=1, default=str).encode() + b"\n")
+    return Response(
+        status=status,
+        content_type="application/json",
+        charset="utf-8",
+        body=json.dumps(body, indent=1, default=str).encode() + b"\n",
+    )
 
 
-def error_response(status: int, message: str, field: str | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> Response:
     response = json_response({"error": message, "field": field}, status)
     response.headers.update(headers or {})
     return response
@@ -42,13 +53,15 @@ def read_json(request: Request):
     if not raw.strip():
         raise InvalidInput("expected a JSON body", "body")
     try:
-        return json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates,
-                          parse_constant=_no_constant)
+        return json.loads(
+            raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant
+        )
     except UnicodeDecodeError:
         raise InvalidInput("the body is not UTF-8 text", "body") from None
     except json.JSONDecodeError as err:
-        raise InvalidInput(f"malformed JSON at line {err.lineno} column {err.colno}: "
-                           f"{err.msg}", "body") from None
+        raise InvalidInput(
+            f"malformed JSON at line {err.lineno} column {err.colno}: {err.msg}", "body"
+        ) from None
     except RecursionError:
         raise InvalidInput("JSON nested too deeply", "body") from None
 

@@ -1,6 +1,7 @@
 """What the VM manager pushes: VSI type profiles, VM registrations (draft 5.1/5.2) and group
 registrations (5.3). The registry (app/registry) checks, stores and applies; this module maps
 HTTP onto it."""
+
 from webob import Request
 
 from app.registry import Registry, VmRecord
@@ -20,15 +21,17 @@ class RegistryViews:
 
     def routes(self) -> list[Route]:
         profile = "/v1/profiles/{type_id}/{version}"
-        return [Route("GET", "/v1/profiles", self.profiles),
-                Route("GET", profile, self.profile),
-                Route("PUT", profile, self.put_profile),
-                Route("DELETE", profile, self.delete_profile),
-                Route("POST", "/v1/groups", self.register_group),
-                Route("GET", "/v1/vms", self.vms),
-                Route("GET", "/v1/vms/{vsi_id}", self.vm),
-                Route("PUT", "/v1/vms/{vsi_id}", self.put_vm),
-                Route("DELETE", "/v1/vms/{vsi_id}", self.delete_vm)]
+        return [
+            Route("GET", "/v1/profiles", self.profiles),
+            Route("GET", profile, self.profile),
+            Route("PUT", profile, self.put_profile),
+            Route("DELETE", profile, self.delete_profile),
+            Route("POST", "/v1/groups", self.register_group),
+            Route("GET", "/v1/vms", self.vms),
+            Route("GET", "/v1/vms/{vsi_id}", self.vm),
+            Route("PUT", "/v1/vms/{vsi_id}", self.put_vm),
+            Route("DELETE", "/v1/vms/{vsi_id}", self.delete_vm),
+        ]
 
     # profiles ---------------------------------------------------------------------------------
     def profiles(self, request: Request, principal: Principal):
@@ -39,10 +42,15 @@ class RegistryViews:
         if source not in (None, API, FILE):
             raise InvalidInput(f"expected {API} or {FILE}, got {source!r}", "source")
         profiles = self._registry.state.profiles
-        return json_response([
-            profiles.view(p) for p in profiles.database
-            if principal.may_see(p.tenant) and tenant in (None, p.tenant)
-            and source in (None, profiles.source(p.key))])
+        return json_response(
+            [
+                profiles.view(p)
+                for p in profiles.database
+                if principal.may_see(p.tenant)
+                and tenant in (None, p.tenant)
+                and source in (None, profiles.source(p.key))
+            ]
+        )
 
     def profile(self, request: Request, principal: Principal, type_id: str, version: str):
         Query(request)
@@ -50,45 +58,65 @@ class RegistryViews:
         key = (_number(type_id, "type_id"), _number(version, "version"))
         profile = profiles.database.get(*key)
         if profile is None:
-            raise ApiError(404, f"VSI type {key[0]} version {key[1]} is not in the database",
-                           "type_id")
+            raise ApiError(
+                404, f"VSI type {key[0]} version {key[1]} is not in the database", "type_id"
+            )
         principal.require(profile.tenant, str(profile.key))
         return json_response(profiles.view(profile))
 
     def put_profile(self, request: Request, principal: Principal, type_id: str, version: str):
-        result = self._registry.put_profile(_number(type_id, "type_id"),
-                                            _number(version, "version"), read_json(request),
-                                            principal.tenant)
+        result = self._registry.put_profile(
+            _number(type_id, "type_id"),
+            _number(version, "version"),
+            read_json(request),
+            principal.tenant,
+        )
         (profile,) = result.profiles
-        return json_response({"profile": self._registry.state.profiles.view(profile),
-                              "created": profile.key in result.created,
-                              "applied": result.applied},
-                             201 if profile.key in result.created else 200)
+        return json_response(
+            {
+                "profile": self._registry.state.profiles.view(profile),
+                "created": profile.key in result.created,
+                "applied": result.applied,
+            },
+            201 if profile.key in result.created else 200,
+        )
 
-    def delete_profile(self, request: Request, principal: Principal, type_id: str,
-                       version: str):
+    def delete_profile(self, request: Request, principal: Principal, type_id: str, version: str):
         Query(request)
-        result = self._registry.delete_profile(_number(type_id, "type_id"),
-                                               _number(version, "version"), principal.tenant)
+        result = self._registry.delete_profile(
+            _number(type_id, "type_id"), _number(version, "version"), principal.tenant
+        )
         (key,) = result.removed_profiles
         back = self._registry.state.profiles.files.get(key.type_id, key.version)
-        return json_response({"deleted": {"type_id": key.type_id, "version": key.version},
-                              "file_profile_back": back.source if back else None,
-                              "applied": result.applied})
+        return json_response(
+            {
+                "deleted": {"type_id": key.type_id, "version": key.version},
+                "file_profile_back": back.source if back else None,
+                "applied": result.applied,
+            }
+        )
 
     def register_group(self, request: Request, principal: Principal):
         Query(request)
         body = read_json(request)
         result = self._registry.register_group(body, principal.tenant)
         profiles = self._registry.state.profiles
-        return json_response({
-            "group": body.get("group"),
-            "profiles": [profiles.view(p) for p in result.profiles],
-            "vms": [self._vm_view(vm) for vm in result.vms],
-            "created": {"profiles": [f"{p.key.type_id}/{p.key.version}" for p in result.profiles
-                                     if p.key in result.created],
-                        "vms": [vm.vsi_id for vm in result.vms if vm.vsi_id in result.created]},
-            "applied": result.applied})
+        return json_response(
+            {
+                "group": body.get("group"),
+                "profiles": [profiles.view(p) for p in result.profiles],
+                "vms": [self._vm_view(vm) for vm in result.vms],
+                "created": {
+                    "profiles": [
+                        f"{p.key.type_id}/{p.key.version}"
+                        for p in result.profiles
+                        if p.key in result.created
+                    ],
+                    "vms": [vm.vsi_id for vm in result.vms if vm.vsi_id in result.created],
+                },
+                "applied": result.applied,
+            }
+        )
 
     # VMs ----------------------------------------------------------------------------------------
     def vms(self, request: Request, principal: Principal):
@@ -97,11 +125,15 @@ class RegistryViews:
         if tenant is not None:
             principal.require(tenant, f"tenant {tenant}'s VMs")
         held = {v["vsi_id"]: v for v in self._service.associations()}
-        return json_response([
-            {**vm.document(), "association": held.get(vm.vsi_id)}
-            for vm in self._registry.state.vms.values()
-            if principal.may_see(vm.tenant) and tenant in (None, vm.tenant)
-            and group in (None, vm.group)])
+        return json_response(
+            [
+                {**vm.document(), "association": held.get(vm.vsi_id)}
+                for vm in self._registry.state.vms.values()
+                if principal.may_see(vm.tenant)
+                and tenant in (None, vm.tenant)
+                and group in (None, vm.group)
+            ]
+        )
 
     def vm(self, request: Request, principal: Principal, vsi_id: str):
         Query(request)
@@ -117,15 +149,15 @@ class RegistryViews:
         result = self._registry.put_vm(vsi_id, read_json(request), principal.tenant)
         (vm,) = result.vms
         created = vm.vsi_id in result.created
-        return json_response({"vm": self._vm_view(vm), "created": created},
-                             201 if created else 200)
+        return json_response({"vm": self._vm_view(vm), "created": created}, 201 if created else 200)
 
     def delete_vm(self, request: Request, principal: Principal, vsi_id: str):
         Query(request)
         result = self._registry.delete_vm(vsi_id, principal.tenant)
         (vsi_id,) = result.removed_vms
-        return json_response({"deregistered": vsi_id,
-                              "deassociated": vsi_id in result.deassociated})
+        return json_response(
+            {"deregistered": vsi_id, "deassociated": vsi_id in result.deassociated}
+        )
 
     def _vm_view(self, vm: VmRecord) -> dict:
         """The registration and what the bridge holds of the VM now (null: nothing)."""

@@ -1,5 +1,6 @@
 """Routes: a method and a path template (``/v1/vms/{vsi_id}``, as OpenAPI writes paths) to a
 handler, with who may call it."""
+
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -8,8 +9,8 @@ from app.rest.http import ApiError
 
 
 class Access(str, Enum):
-    OPEN = "open"      # no token needed (health, the API document)
-    ADMIN = "admin"    # the fabric itself: switches, links, stations
+    OPEN = "open"  # no token needed (health, the API document)
+    ADMIN = "admin"  # the fabric itself: switches, links, stations
     TENANT = "tenant"  # any token; the handler shows a tenant only its own
 
 
@@ -42,8 +43,11 @@ class Router:
                 return route, params
             allowed.append(route.method)
         if allowed:
-            raise ApiError(405, f"{method} not allowed on {path}; allowed: {', '.join(allowed)}",
-                           headers={"Allow": ", ".join(allowed)})
+            raise ApiError(
+                405,
+                f"{method} not allowed on {path}; allowed: {', '.join(allowed)}",
+                headers={"Allow": ", ".join(allowed)},
+            )
         raise ApiError(404, f"no resource at {path}")
 
 

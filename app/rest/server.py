@@ -1,4 +1,5 @@
 """A small threaded WSGI server for the REST API (no eventlet: os-ken runs native threads)."""
+
 import logging
 import threading
 from socketserver import ThreadingMixIn
@@ -19,10 +20,10 @@ class _QuietHandler(WSGIRequestHandler):
 
 class RestServer:
     def __init__(self, host: str, port: int, wsgi_app):
-        self._server = make_server(host, port, wsgi_app, server_class=_ThreadingWSGIServer,
-                                   handler_class=_QuietHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="rest",
-                                        daemon=True)
+        self._server = make_server(
+            host, port, wsgi_app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="rest", daemon=True)
 
     @property
     def port(self) -> int:

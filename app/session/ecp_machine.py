@@ -10,14 +10,23 @@ qbg/ecp22.c so that lldpad stations interoperate:
 
 Pure: ``now`` is passed in; ``poll(now)`` says what to transmit and when to call it again.
 """
+
 import collections
 from dataclasses import dataclass, field
 
 from app.codec.ecp import SUBTYPE_VDP, EcpOp, EcpPdu
 from app.session.evb_negotiation import evb_duration
 
-COUNTERS = ("rx_requests", "duplicates", "acks_tx", "acks_rx", "acks_unexpected", "tx_pdus",
-            "retransmits", "gave_up")
+COUNTERS = (
+    "rx_requests",
+    "duplicates",
+    "acks_tx",
+    "acks_rx",
+    "acks_unexpected",
+    "tx_pdus",
+    "retransmits",
+    "gave_up",
+)
 
 
 def next_sequence(sequence: int) -> int:
@@ -29,6 +38,7 @@ def next_sequence(sequence: int) -> int:
 class EcpReceive:
     """``ack``: to send back (every request has one). ``delivered``: the payload of a new
     request, for the upper layer; None for duplicates and for ACKs."""
+
     ack: EcpPdu | None = None
     delivered: bytes | None = None
 
@@ -41,6 +51,7 @@ class EcpReceive:
 class EcpTransmit:
     """``pdus``: first transmissions and retransmissions due now, in order. ``gave_up``: PDUs
     dropped after R retries without an ACK (the station never got them)."""
+
     pdus: list[EcpPdu] = field(default_factory=list)
     gave_up: list[EcpPdu] = field(default_factory=list)
 
@@ -49,7 +60,7 @@ class EcpTransmit:
 class _Outstanding:
     pdu: EcpPdu
     transmissions: int
-    deadline: float   # when to retransmit, or give up after the last transmission
+    deadline: float  # when to retransmit, or give up after the last transmission
 
 
 class EcpMachine:

@@ -9,6 +9,7 @@ does it (qbg/lldp_evb22.c: bridge_tlv, common_tlv), so that lldpad stations see 
 
 All timers are 10 us * 2^exponent.
 """
+
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -40,17 +41,18 @@ def _check_range(name: str, value: object, low: int, high: int) -> None:
 class BridgeEvbConfig:
     """Our side of the EVB TLV and LLDP timing, defaults as lldpad's bridge (lldptool-evb22(8))
     and LLDP (802.1AB msgTxInterval 30 s, msgTxHold 4, txFastInit 4, msgFastTx 1 s)."""
-    rrcap: bool = True    # reflective relay capable: grants a station's RRREQ
-    bgid: bool = False    # group ID filter formats (VDP filter formats 3 and 4)
-    r: int = 3            # ECP retries
-    rte: int = 14         # ECP retransmission exponent: 163.84 ms
-    rwd: int = 20         # VDP resource wait delay exponent: 10.49 s
-    rka: int = 20         # VDP keep-alive exponent: 10.49 s
+
+    rrcap: bool = True  # reflective relay capable: grants a station's RRREQ
+    bgid: bool = False  # group ID filter formats (VDP filter formats 3 and 4)
+    r: int = 3  # ECP retries
+    rte: int = 14  # ECP retransmission exponent: 163.84 ms
+    rwd: int = 20  # VDP resource wait delay exponent: 10.49 s
+    rka: int = 20  # VDP keep-alive exponent: 10.49 s
     lldp_tx_interval: float = 30.0
-    lldp_tx_hold: int = 4            # TTL = interval * hold
+    lldp_tx_hold: int = 4  # TTL = interval * hold
     lldp_fast_tx_interval: float = 1.0
-    lldp_fast_tx_count: int = 4      # LLDPDUs sent at the fast interval when a station appears
-                                     # or changes
+    lldp_fast_tx_count: int = 4  # LLDPDUs sent at the fast interval when a station appears
+    # or changes
 
     def __post_init__(self) -> None:
         for name in ("rrcap", "bgid"):
@@ -76,8 +78,9 @@ class BridgeEvbConfig:
 @dataclass(frozen=True)
 class EvbAgreement:
     """What a station's EVB TLV and our configuration agree on, and the TLV we answer with."""
-    rr_granted: bool     # RRCTR
-    group_ids: bool      # BGID and SGID
+
+    rr_granted: bool  # RRCTR
+    group_ids: bool  # BGID and SGID
     r: int
     rte: int
     rwd: int
@@ -104,11 +107,17 @@ class EvbAgreement:
 
     def summary(self) -> dict[str, Any]:
         """The negotiated values, JSON-able (events, REST); excludes the echoed TLV."""
-        return {"rr_granted": self.rr_granted, "group_ids": self.group_ids, "r": self.r,
-                "rte": self.rte, "rwd": self.rwd, "rka": self.rka,
-                "ecp_retransmit_interval": self.ecp_retransmit_interval,
-                "keepalive_interval": self.keepalive_interval,
-                "bridge_keepalive_timeout": self.bridge_keepalive_timeout}
+        return {
+            "rr_granted": self.rr_granted,
+            "group_ids": self.group_ids,
+            "r": self.r,
+            "rte": self.rte,
+            "rwd": self.rwd,
+            "rka": self.rka,
+            "ecp_retransmit_interval": self.ecp_retransmit_interval,
+            "keepalive_interval": self.keepalive_interval,
+            "bridge_keepalive_timeout": self.bridge_keepalive_timeout,
+        }
 
 
 def negotiate(station: EvbTlv, config: BridgeEvbConfig) -> EvbAgreement:
@@ -116,24 +125,52 @@ def negotiate(station: EvbTlv, config: BridgeEvbConfig) -> EvbAgreement:
     r, rte = max(station.r, config.r), max(station.rte, config.rte)
     rwd, rka = max(station.rwd, config.rwd), max(station.rka, config.rka)
     bridge_tlv = EvbTlv(
-        mode=EvbMode.BRIDGE, bgid=config.bgid, rrcap=config.rrcap, rrctr=rr_granted,
+        mode=EvbMode.BRIDGE,
+        bgid=config.bgid,
+        rrcap=config.rrcap,
+        rrctr=rr_granted,
         # Echo of the station status; its reserved bits are not echoed (sent as zero).
-        sgid=station.sgid, rrreq=station.rrreq, rrstat=station.rrstat,
-        r=r, rte=rte, rol_rwd=station.rwd >= config.rwd, rwd=rwd,
-        rol_rka=station.rka >= config.rka, rka=rka)
+        sgid=station.sgid,
+        rrreq=station.rrreq,
+        rrstat=station.rrstat,
+        r=r,
+        rte=rte,
+        rol_rwd=station.rwd >= config.rwd,
+        rwd=rwd,
+        rol_rka=station.rka >= config.rka,
+        rka=rka,
+    )
     return EvbAgreement(rr_granted, station.sgid and config.bgid, r, rte, rwd, rka, bridge_tlv)
 
 
 def bridge_tlv_unsolicited(config: BridgeEvbConfig) -> EvbTlv:
     """Our TLV before any station TLV was heard: own values, no ROL, station status zero
     (captured from lldpad: 02 00 6e 54 14)."""
-    return EvbTlv(mode=EvbMode.BRIDGE, bgid=config.bgid, rrcap=config.rrcap,
-                  r=config.r, rte=config.rte, rwd=config.rwd, rka=config.rka)
+    return EvbTlv(
+        mode=EvbMode.BRIDGE,
+        bgid=config.bgid,
+        rrcap=config.rrcap,
+        r=config.r,
+        rte=config.rte,
+        rwd=config.rwd,
+        rka=config.rka,
+    )
 
 
 def evb_tlv_fields(tlv: EvbTlv) -> dict[str, Any]:
     """An EVB TLV for events and REST; ``raw`` is the five information octets as lldptool and
     the wire notes print them."""
-    return {"raw": encode_evb_tlv(tlv)[-5:].hex(), "mode": int(tlv.mode), "bgid": tlv.bgid,
-            "rrcap": tlv.rrcap, "rrctr": tlv.rrctr, "sgid": tlv.sgid, "rrreq": tlv.rrreq,
-            "rrstat": int(tlv.rrstat), "r": tlv.r, "rte": tlv.rte, "rwd": tlv.rwd, "rka": tlv.rka}
+    return {
+        "raw": encode_evb_tlv(tlv)[-5:].hex(),
+        "mode": int(tlv.mode),
+        "bgid": tlv.bgid,
+        "rrcap": tlv.rrcap,
+        "rrctr": tlv.rrctr,
+        "sgid": tlv.sgid,
+        "rrreq": tlv.rrreq,
+        "rrstat": int(tlv.rrstat),
+        "r": tlv.r,
+        "rte": tlv.rte,
+        "rwd": tlv.rwd,
+        "rka": tlv.rka,
+    }

@@ -16,6 +16,7 @@ port, VDP requests for the VDP bridge, events); call ``tick`` at ``next_deadline
 Frames go to 01:80:c2:00:00:00 from ``bridge_mac``, untagged, as lldpad expects; tagged EVB
 frames belong to S-channels, which this session does not serve: they are counted and dropped.
 """
+
 import collections
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,8 +45,18 @@ from app.vdp.describe import port_fields, vsi_id_text
 MAX_VDPDU_LENGTH = 1500 - 4 - 2
 MANAGER_TLV_LENGTH = 2 + MANAGER_ID_LENGTH
 
-SESSION_COUNTERS = ("lldp", "lldp_evb", "lldp_evb_ignored", "lldp_shutdown", "lldp_tx", "ecp_req",
-                    "ecp_ack", "tagged", "vdp_tlvs", "vdp_responses")
+SESSION_COUNTERS = (
+    "lldp",
+    "lldp_evb",
+    "lldp_evb_ignored",
+    "lldp_shutdown",
+    "lldp_tx",
+    "ecp_req",
+    "ecp_ack",
+    "tagged",
+    "vdp_tlvs",
+    "vdp_responses",
+)
 
 VdpItem = tuple[ManagerIdTlv, VsiTlv]
 Event = tuple[str, dict[str, Any]]
@@ -56,6 +67,7 @@ class SessionOutput:
     """``frames``: to send out of the port, in order. ``vdp``: station requests for the VDP
     bridge. ``events``: (kind, fields); fields carry ``switch`` (16 hex digits), ``port`` (the
     name) and ``port_no``, so ``EventLog.emit(kind, **fields)`` takes them as they are."""
+
     frames: list[bytes] = field(default_factory=list)
     vdp: list[VdpItem] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
@@ -82,8 +94,14 @@ def pack_vdpdus(items: list[VdpItem]) -> list[Vdpdu]:
 
 
 class PortSession:
-    def __init__(self, port: PortRef, port_name: str, bridge_mac: str, config: BridgeEvbConfig,
-                 first_sequence: int = 1) -> None:
+    def __init__(
+        self,
+        port: PortRef,
+        port_name: str,
+        bridge_mac: str,
+        config: BridgeEvbConfig,
+        first_sequence: int = 1,
+    ) -> None:
         self.port = port
         self.port_name = port_name
         self.bridge_mac = bridge_mac
@@ -95,8 +113,8 @@ class PortSession:
         self._station_tlv: EvbTlv | None = None
         self._station_last_seen: float | None = None
         self._ignored_tlv: EvbTlv | None = None  # the last EVB TLV not in station mode
-        self._sent_tlv: EvbTlv | None = None     # the EVB TLV of our last LLDPDU
-        self._lldp_due: float | None = None      # None until a station was seen
+        self._sent_tlv: EvbTlv | None = None  # the EVB TLV of our last LLDPDU
+        self._lldp_due: float | None = None  # None until a station was seen
         self._fast_left = 0
         self._counters = collections.Counter(dict.fromkeys(SESSION_COUNTERS, 0))
 
@@ -156,26 +174,43 @@ class PortSession:
     @property
     def counters(self) -> dict[str, int]:
         ecp = self._ecp.counters
-        return {**self._counters, "ecp_req_tx": ecp["tx_pdus"], "ecp_ack_tx": ecp["acks_tx"],
-                "duplicates": ecp["duplicates"], "retransmits": ecp["retransmits"],
-                "gave_up": ecp["gave_up"], "acks_unexpected": ecp["acks_unexpected"]}
+        return {
+            **self._counters,
+            "ecp_req_tx": ecp["tx_pdus"],
+            "ecp_ack_tx": ecp["acks_tx"],
+            "duplicates": ecp["duplicates"],
+            "retransmits": ecp["retransmits"],
+            "gave_up": ecp["gave_up"],
+            "acks_unexpected": ecp["acks_unexpected"],
+        }
 
     def snapshot(self) -> dict[str, Any]:
         outstanding = self._ecp.outstanding
         station = None
         if self._station_mac is not None:
             assert self._station_tlv is not None  # set with the station's MAC
-            station = {"mac": self._station_mac, "last_seen": self._station_last_seen,
-                       "evb": evb_tlv_fields(self._station_tlv)}
+            station = {
+                "mac": self._station_mac,
+                "last_seen": self._station_last_seen,
+                "evb": evb_tlv_fields(self._station_tlv),
+            }
         return {
-            "switch": f"{self.port.dpid:016x}", "port_no": self.port.port_no,
-            "port": self.port_name, "bridge_mac": self.bridge_mac, "station": station,
+            "switch": f"{self.port.dpid:016x}",
+            "port_no": self.port.port_no,
+            "port": self.port_name,
+            "bridge_mac": self.bridge_mac,
+            "station": station,
             "agreement": self._agreement.summary() if self._agreement else None,
             "bridge_tlv": evb_tlv_fields(self._sent_tlv) if self._sent_tlv else None,
-            "keepalive_timeout": self.keepalive_timeout, "next_lldp": self._lldp_due,
-            "ecp": {"r": self._ecp.r, "rte": self._ecp.rte,
-                    "outstanding": outstanding.sequence if outstanding else None,
-                    "queued": self._ecp.queued, "last_received": self._ecp.last_received},
+            "keepalive_timeout": self.keepalive_timeout,
+            "next_lldp": self._lldp_due,
+            "ecp": {
+                "r": self._ecp.r,
+                "rte": self._ecp.rte,
+                "outstanding": outstanding.sequence if outstanding else None,
+                "queued": self._ecp.queued,
+                "last_received": self._ecp.last_received,
+            },
             "counters": self.counters,
         }
 
@@ -197,21 +232,31 @@ class PortSession:
         if tlv.mode != EvbMode.STATION:
             self._counters["lldp_evb_ignored"] += 1
             if tlv != self._ignored_tlv:
-                out.events.append(("evb.ignored", {**self._fields(), "mac": frame.src,
-                                                   "reason": "EVB TLV not in station mode",
-                                                   **evb_tlv_fields(tlv)}))
+                out.events.append(
+                    (
+                        "evb.ignored",
+                        {
+                            **self._fields(),
+                            "mac": frame.src,
+                            "reason": "EVB TLV not in station mode",
+                            **evb_tlv_fields(tlv),
+                        },
+                    )
+                )
             self._ignored_tlv = tlv
             return
         if frame.src != self._station_mac:
-            out.events.append(("station.seen", {**self._fields(), "mac": frame.src,
-                                                **evb_tlv_fields(tlv)}))
+            out.events.append(
+                ("station.seen", {**self._fields(), "mac": frame.src, **evb_tlv_fields(tlv)})
+            )
             if self._station_mac is not None:  # another station: its sequence numbers are its own
                 self._ecp.reset_receiver()
         self._station_mac, self._station_tlv, self._station_last_seen = frame.src, tlv, now
         agreement = negotiate(tlv, self.config)
         if self._agreement is None or agreement.summary() != self._agreement.summary():
-            out.events.append(("evb.negotiated", {**self._fields(), "mac": frame.src,
-                                                  **agreement.summary()}))
+            out.events.append(
+                ("evb.negotiated", {**self._fields(), "mac": frame.src, **agreement.summary()})
+            )
         self._agreement = agreement
         self._ecp.r, self._ecp.rte = agreement.r, agreement.rte
         if agreement.bridge_tlv != self._sent_tlv:
@@ -219,16 +264,18 @@ class PortSession:
 
     def _send_lldp(self, now: float, out: SessionOutput, fast_start: bool = False) -> None:
         tlv = self._agreement.bridge_tlv if self._agreement else bridge_tlv_unsolicited(self.config)
-        out.frames.append(build_bridge_lldp_frame(self.bridge_mac, self._port_id,
-                                                  self.config.lldp_ttl, tlv))
+        out.frames.append(
+            build_bridge_lldp_frame(self.bridge_mac, self._port_id, self.config.lldp_ttl, tlv)
+        )
         self._counters["lldp_tx"] += 1
         self._sent_tlv = tlv
         if fast_start:
             self._fast_left = self.config.lldp_fast_tx_count
         self._fast_left = max(0, self._fast_left - 1)
         fast = self._fast_left > 0
-        self._lldp_due = now + (self.config.lldp_fast_tx_interval if fast
-                                else self.config.lldp_tx_interval)
+        self._lldp_due = now + (
+            self.config.lldp_fast_tx_interval if fast else self.config.lldp_tx_interval
+        )
 
     # ECP / VDP
 
@@ -239,29 +286,54 @@ class PortSession:
         assert received.ack is not None  # every request is acknowledged
         out.frames.append(build_ecp_ack(self.bridge_mac, received.ack.sequence))
         if received.duplicate:
-            out.events.append(("ecp.duplicate", {**self._fields(), "mac": frame.src,
-                                                 "sequence": frame.sequence}))
+            out.events.append(
+                ("ecp.duplicate", {**self._fields(), "mac": frame.src, "sequence": frame.sequence})
+            )
             return
         for manager, vsi in frame.vdpdu.vsis_with_manager():
             if vsi.is_response:
                 self._counters["vdp_responses"] += 1
-                out.events.append(("vdp.response_ignored", {
-                    **self._fields(), "mac": frame.src, "vsi": vsi_id_text(vsi.vsi_id),
-                    "mode": vsi.mode.name.lower(), "status": f"{vsi.status:#04x}"}))
+                out.events.append(
+                    (
+                        "vdp.response_ignored",
+                        {
+                            **self._fields(),
+                            "mac": frame.src,
+                            "vsi": vsi_id_text(vsi.vsi_id),
+                            "mode": vsi.mode.name.lower(),
+                            "status": f"{vsi.status:#04x}",
+                        },
+                    )
+                )
             else:
                 self._counters["vdp_tlvs"] += 1
                 out.vdp.append((manager, vsi))
 
     def _transmit(self, now: float, out: SessionOutput) -> None:
         sent = self._ecp.poll(now)
-        out.frames.extend(encode_ethernet(EthernetFrame(NEAREST_CUSTOMER_BRIDGE, self.bridge_mac,
-                                                        ETHERTYPE_ECP, encode_ecpdu(pdu)))
-                          for pdu in sent.pdus)
+        out.frames.extend(
+            encode_ethernet(
+                EthernetFrame(
+                    NEAREST_CUSTOMER_BRIDGE, self.bridge_mac, ETHERTYPE_ECP, encode_ecpdu(pdu)
+                )
+            )
+            for pdu in sent.pdus
+        )
         for pdu in sent.gave_up:
-            vsis = [vsi_id_text(vsi.vsi_id)
-                    for _, vsi in decode_vdpdu(pdu.payload).vsis_with_manager()]
-            out.events.append(("ecp.gave_up", {**self._fields(), "sequence": pdu.sequence,
-                                               "retries": self._ecp.r, "vsis": vsis}))
+            vsis = [
+                vsi_id_text(vsi.vsi_id) for _, vsi in decode_vdpdu(pdu.payload).vsis_with_manager()
+            ]
+            out.events.append(
+                (
+                    "ecp.gave_up",
+                    {
+                        **self._fields(),
+                        "sequence": pdu.sequence,
+                        "retries": self._ecp.r,
+                        "vsis": vsis,
+                    },
+                )
+            )
 
     def _fields(self) -> dict[str, Any]:
         return port_fields(self.port)

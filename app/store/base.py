@@ -1,4 +1,5 @@
 """What the controller needs from its persistent store; SQLite is the embedded default."""
+
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -10,9 +11,10 @@ class RegistryWrite:
     """One all-or-nothing change of the pushed profiles and VM registrations (app/registry).
     Profiles are their JSON documents (app/registry/documents.py), VMs their records as dicts
     (app/registry/vms.py VmRecord.document)."""
-    profiles: tuple[dict, ...] = ()                     # insert or replace, keyed by
+
+    profiles: tuple[dict, ...] = ()  # insert or replace, keyed by
     removed_profiles: tuple[tuple[int, int], ...] = ()  # (type_id, version)
-    vms: tuple[dict, ...] = ()                          # insert or replace, keyed by vsi_id
+    vms: tuple[dict, ...] = ()  # insert or replace, keyed by vsi_id
     removed_vms: tuple[str, ...] = ()
 
 
@@ -22,6 +24,7 @@ class IntentChanges:
     transaction (app/store/intent_store.py). `vsis`: VSI key (vsi_key) -> all its records
     (app/vdp/bridge.py export_vsi), [] once it is gone; `links` and `rr_ports`: the whole list,
     when it changed (a few per switch)."""
+
     vsis: dict[str, list[dict]] = field(default_factory=dict)
     links: list[list[int]] | None = None
     rr_ports: list[list[int]] | None = None
@@ -39,9 +42,16 @@ class Store(Protocol):
 
     def append_event(self, event: Event) -> None: ...
 
-    def events(self, kind_prefix: str = "", after_id: int = 0, limit: int = 100, *,
-               switch: str | None = None, tenant: str | None = None,
-               latest: bool = False) -> list[dict]:
+    def events(
+        self,
+        kind_prefix: str = "",
+        after_id: int = 0,
+        limit: int = 100,
+        *,
+        switch: str | None = None,
+        tenant: str | None = None,
+        latest: bool = False,
+    ) -> list[dict]:
         """Events with id > after_id in id order; ``tenant`` matches detail["tenant"]; with
         ``latest`` the last ``limit`` of them rather than the first."""
 

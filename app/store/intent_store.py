@@ -7,6 +7,7 @@ disk work of a request is its own VSIs' rows, and requests handled together shar
 (one fsync). A database written by an older controller (one JSON document in table `intent`) is
 converted on open.
 """
+
 import json
 import sqlite3
 import threading
@@ -38,28 +39,37 @@ class IntentStore:
 
     def _convert_document(self) -> None:
         """The single-document table of older versions becomes rows (once)."""
-        if not self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                                "name = 'intent'").fetchone():
+        if not self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'intent'"
+        ).fetchone():
             return
         row = self._db.execute("SELECT body FROM intent WHERE id = 1").fetchone()
         document = json.loads(row[0]) if row else {}
         by_vsi: dict[str, list] = {}
         for record in document.get("vsis", []):
             by_vsi.setdefault(vsi_key(*record["vsi_id"]), []).append(record)
-        self._write(IntentChanges(by_vsi, document.get("links", []),
-                                  document.get("rr_ports", [])), drop_document=True)
+        self._write(
+            IntentChanges(by_vsi, document.get("links", []), document.get("rr_ports", [])),
+            drop_document=True,
+        )
 
     def load(self) -> dict | None:
         """The whole intent as one document ({"version", "vsis", "links", "rr_ports"}), None
         when nothing was ever saved."""
         with self._lock:
-            vsis = [record for (body,) in self._db.execute(
-                "SELECT records FROM intent_vsis ORDER BY vsi") for record in json.loads(body)]
+            vsis = [
+                record
+                for (body,) in self._db.execute("SELECT records FROM intent_vsis ORDER BY vsi")
+                for record in json.loads(body)
+            ]
             lists = dict(self._db.execute("SELECT name, body FROM intent_lists"))
         if not vsis and not lists:
             return None
-        return {"version": 1, "vsis": vsis,
-                **{name: json.loads(lists.get(name, "[]")) for name in ("links", "rr_ports")}}
+        return {
+            "version": 1,
+            "vsis": vsis,
+            **{name: json.loads(lists.get(name, "[]")) for name in ("links", "rr_ports")},
+        }
 
     def save(self, changes: IntentChanges) -> None:
         with self._lock:
@@ -71,16 +81,21 @@ class IntentStore:
         try:
             for vsi, records in changes.vsis.items():
                 if records:
-                    db.execute("INSERT INTO intent_vsis (vsi, records) VALUES (?, ?) ON CONFLICT "
-                               "(vsi) DO UPDATE SET records = excluded.records",
-                               (vsi, _dumps(records)))
+                    db.execute(
+                        "INSERT INTO intent_vsis (vsi, records) VALUES (?, ?) ON CONFLICT "
+                        "(vsi) DO UPDATE SET records = excluded.records",
+                        (vsi, _dumps(records)),
+                    )
                 else:
                     db.execute("DELETE FROM intent_vsis WHERE vsi = ?", (vsi,))
             for name in ("links", "rr_ports"):
                 value = getattr(changes, name)
                 if value is not None:
-                    db.execute("INSERT INTO intent_lists (name, body) VALUES (?, ?) ON CONFLICT "
-                               "(name) DO UPDATE SET body = excluded.body", (name, _dumps(value)))
+                    db.execute(
+                        "INSERT INTO intent_lists (name, body) VALUES (?, ?) ON CONFLICT "
+                        "(name) DO UPDATE SET body = excluded.body",
+                        (name, _dumps(value)),
+                    )
             if drop_document:
                 db.execute("DROP TABLE intent")
             db.execute("COMMIT")

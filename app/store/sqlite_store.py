@@ -3,6 +3,7 @@ of what the controller accepted is its own committed transaction, so it survives
 restart. Events are the exception: they are the controller's log, not its state, so they are
 written by a thread of their own in batches (one commit per batch, at most EVENT_FLUSH_INTERVAL
 late), never on the path of a request; a read of the events writes the waiting ones first."""
+
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ LOG = logging.getLogger("evb_nms.store")
 
 SCHEMA_VERSION = 3  # 2: profiles and vms; 3: fault subscriptions and maintenance
 EVENT_FLUSH_INTERVAL = 0.1  # seconds an event may wait for its batch
-EVENT_BACKLOG = 100_000     # events waiting at most; beyond, the oldest are dropped and counted
+EVENT_BACKLOG = 100_000  # events waiting at most; beyond, the oldest are dropped and counted
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS switches (
     dpid TEXT PRIMARY KEY,
@@ -63,8 +64,17 @@ CREATE TABLE IF NOT EXISTS maintenance (
     PRIMARY KEY (switch, port)
 );
 """
-_VM_COLUMNS = ("vsi_id", "tenant", "type_id", "type_version", "macs", "name", "group",
-               "registered", "updated")
+_VM_COLUMNS = (
+    "vsi_id",
+    "tenant",
+    "type_id",
+    "type_version",
+    "macs",
+    "name",
+    "group",
+    "registered",
+    "updated",
+)
 # "group" is an SQL keyword: the column is grp.
 _VM_SQL_COLUMNS = ", ".join("grp" if column == "group" else column for column in _VM_COLUMNS)
 
@@ -84,8 +94,10 @@ class SqliteStore:
         self._db.execute("PRAGMA synchronous=FULL")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            raise StoreError(f"{path}: schema version {version} is newer than this controller "
-                             f"({SCHEMA_VERSION}); refusing to touch it")
+            raise StoreError(
+                f"{path}: schema version {version} is newer than this controller "
+                f"({SCHEMA_VERSION}); refusing to touch it"
+            )
         with self._lock:
             self._db.executescript(SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -93,8 +105,9 @@ class SqliteStore:
         self._events_ready = threading.Condition()
         self._closing = False
         self.events_dropped = 0
-        self._event_writer = threading.Thread(target=self._write_events, name="event-writer",
-                                              daemon=True)
+        self._event_writer = threading.Thread(
+            target=self._write_events, name="event-writer", daemon=True
+        )
         self._event_writer.start()
 
     def _write(self, sql: str, params: tuple) -> None:
@@ -109,15 +122,21 @@ class SqliteStore:
         self._write(
             "INSERT INTO switches (dpid, name, first_seen, last_seen) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(dpid) DO UPDATE SET name=excluded.name, last_seen=excluded.last_seen",
-            (dpid, name, ts, ts))
+            (dpid, name, ts, ts),
+        )
 
     def switches(self) -> list[dict]:
         return [dict(row) for row in self._read("SELECT * FROM switches ORDER BY dpid")]
 
     def append_event(self, event: Event) -> None:
         """Queues the event for the writer thread (the caller never waits for the disk)."""
-        row = (event.ts, event.kind, event.switch, event.port,
-               json.dumps(event.detail, default=str))
+        row = (
+            event.ts,
+            event.kind,
+            event.switch,
+            event.port,
+            json.dumps(event.detail, default=str),
+        )
         with self._events_ready:
             if len(self._events) >= EVENT_BACKLOG:
                 self._events.popleft()
@@ -136,8 +155,10 @@ class SqliteStore:
                 return
             try:
                 self._db.execute("BEGIN")
-                self._db.executemany("INSERT INTO events (ts, kind, switch, port, detail) "
-                                     "VALUES (?, ?, ?, ?, ?)", rows)
+                self._db.executemany(
+                    "INSERT INTO events (ts, kind, switch, port, detail) VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
                 self._db.execute("COMMIT")
             except sqlite3.Error:
                 self.events_dropped += len(rows)
@@ -159,9 +180,16 @@ class SqliteStore:
             with self._events_ready:  # let a burst gather into one batch
                 self._events_ready.wait_for(lambda: self._closing, EVENT_FLUSH_INTERVAL)
 
-    def events(self, kind_prefix: str = "", after_id: int = 0, limit: int = 100, *,
-               switch: str | None = None, tenant: str | None = None,
-               latest: bool = False) -> list[dict]:
+    def events(
+        self,
+        kind_prefix: str = "",
+        after_id: int = 0,
+        limit: int = 100,
+        *,
+        switch: str | None = None,
+        tenant: str | None = None,
+        latest: bool = False,
+    ) -> list[dict]:
         self.flush_events()
         sql = "SELECT * FROM events WHERE id > ? AND kind LIKE ? ESCAPE '\\'"
         params: list = [after_id, _like_prefix(kind_prefix)]
@@ -177,13 +205,17 @@ class SqliteStore:
         return [{**dict(row), "detail": json.loads(row["detail"])} for row in rows]
 
     def profiles(self) -> list[dict]:
-        return [json.loads(row["document"]) for row in
-                self._read("SELECT document FROM profiles ORDER BY type_id, version")]
+        return [
+            json.loads(row["document"])
+            for row in self._read("SELECT document FROM profiles ORDER BY type_id, version")
+        ]
 
     def vms(self) -> list[dict]:
         rows = self._read(f"SELECT {_VM_SQL_COLUMNS} FROM vms ORDER BY vsi_id")
-        return [{**dict(zip(_VM_COLUMNS, row, strict=True)), "macs": json.loads(row["macs"])}
-                for row in rows]
+        return [
+            {**dict(zip(_VM_COLUMNS, row, strict=True)), "macs": json.loads(row["macs"])}
+            for row in rows
+        ]
 
     def write_registry(self, write: RegistryWrite) -> None:
         with self._lock:
@@ -197,39 +229,58 @@ class SqliteStore:
             self._db.execute("COMMIT")
 
     def _registry_statements(self, write: RegistryWrite) -> None:
-        self._db.executemany("DELETE FROM profiles WHERE type_id = ? AND version = ?",
-                             write.removed_profiles)
+        self._db.executemany(
+            "DELETE FROM profiles WHERE type_id = ? AND version = ?", write.removed_profiles
+        )
         self._db.executemany(
             "INSERT OR REPLACE INTO profiles (type_id, version, tenant, document) "
             "VALUES (?, ?, ?, ?)",
-            [(doc["type_id"], doc["version"], doc["tenant"], json.dumps(doc))
-             for doc in write.profiles])
-        self._db.executemany("DELETE FROM vms WHERE vsi_id = ?",
-                             [(vsi_id,) for vsi_id in write.removed_vms])
+            [
+                (doc["type_id"], doc["version"], doc["tenant"], json.dumps(doc))
+                for doc in write.profiles
+            ],
+        )
+        self._db.executemany(
+            "DELETE FROM vms WHERE vsi_id = ?", [(vsi_id,) for vsi_id in write.removed_vms]
+        )
         self._db.executemany(
             f"INSERT OR REPLACE INTO vms ({_VM_SQL_COLUMNS}) "
             f"VALUES ({', '.join('?' * len(_VM_COLUMNS))})",
-            [tuple(json.dumps(vm["macs"]) if column == "macs" else vm.get(column)
-                   for column in _VM_COLUMNS) for vm in write.vms])
+            [
+                tuple(
+                    json.dumps(vm["macs"]) if column == "macs" else vm.get(column)
+                    for column in _VM_COLUMNS
+                )
+                for vm in write.vms
+            ],
+        )
 
     def subscriptions(self) -> list[dict]:
-        return [json.loads(row["document"]) for row in
-                self._read("SELECT document FROM subscriptions ORDER BY rowid")]
+        return [
+            json.loads(row["document"])
+            for row in self._read("SELECT document FROM subscriptions ORDER BY rowid")
+        ]
 
     def save_subscription(self, document: dict) -> None:
-        self._write("INSERT OR REPLACE INTO subscriptions (id, document) VALUES (?, ?)",
-                    (document["id"], json.dumps(document)))
+        self._write(
+            "INSERT OR REPLACE INTO subscriptions (id, document) VALUES (?, ?)",
+            (document["id"], json.dumps(document)),
+        )
 
     def delete_subscription(self, sub_id: str) -> None:
         self._write("DELETE FROM subscriptions WHERE id = ?", (sub_id,))
 
     def maintenance(self) -> list[dict]:
-        return [json.loads(row["document"]) for row in
-                self._read("SELECT document FROM maintenance ORDER BY switch, port")]
+        return [
+            json.loads(row["document"])
+            for row in self._read("SELECT document FROM maintenance ORDER BY switch, port")
+        ]
 
     def save_maintenance(self, document: dict) -> None:
-        self._write("INSERT OR REPLACE INTO maintenance (switch, port, document) VALUES (?, ?, ?)",
-                    (document["switch"], document["port"], json.dumps(document)))
+        self._write(
+            "INSERT OR REPLACE INTO maintenance (switch, port, document) VALUES (?, ?, ?)",
+            (document["switch"], document["port"], json.dumps(document)),
+        )
 
     def delete_maintenance(self, switch: str, port: str) -> None:
         self._write("DELETE FROM maintenance WHERE switch = ? AND port = ?", (switch, port))

@@ -1,5 +1,6 @@
 """The VM manager ("vCenter") side: the controller's lookup client, its webhook notifier and a
 reference manager service (``evb-vcenter``). See docs/vcenter.md."""
+
 from app.vcenter.client import (
     LookupPending,
     LookupResult,
@@ -10,5 +11,13 @@ from app.vcenter.client import (
 )
 from app.vcenter.notifier import DEFAULT_KINDS, Notifier
 
-__all__ = ["DEFAULT_KINDS", "LookupPending", "LookupResult", "LookupStatus", "Notifier",
-           "ProfileQuery", "VcenterClient", "VmQuery"]
+__all__ = [
+    "DEFAULT_KINDS",
+    "LookupPending",
+    "LookupResult",
+    "LookupStatus",
+    "Notifier",
+    "ProfileQuery",
+    "VcenterClient",
+    "VmQuery",
+]

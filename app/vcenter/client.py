@@ -22,6 +22,7 @@ manager is not asked again for every station request. An expired answer is asked
 
 The manager's resources are described in docs/vcenter.md.
 """
+
 import dataclasses
 import logging
 import threading
@@ -53,6 +54,7 @@ class LookupStatus(str, Enum):
 @dataclass(frozen=True)
 class LookupResult:
     """``value``: the VsiTypeProfile or VmRecord (app/registry/vms.py) when found, else None."""
+
     status: LookupStatus
     value: Any = None
     reason: str = ""
@@ -66,6 +68,7 @@ class LookupResult:
 class ProfileQuery:
     """A VSI type as a station named it; ``manager_id`` normalized (manager_id_from_octets).
     The manager sees it and may scope its answer by it."""
+
     type_id: int
     version: int
     manager_id: str
@@ -81,21 +84,23 @@ class ProfileQuery:
     def parse(self, data: Any, source: str) -> VsiTypeProfile:
         profile = dataclasses.replace(parse_profile(data), source_file=source)
         if profile.key != self.key:
-            raise InvalidInput(f"asked for {self.key}, the manager answered {profile.key}",
-                               "type_id")
+            raise InvalidInput(
+                f"asked for {self.key}, the manager answered {profile.key}", "type_id"
+            )
         return profile
 
 
 @dataclass(frozen=True)
 class VmQuery:
     """A VM by its VSI ID as text (vsi_id_text); a UUID in any spelling is normalized."""
+
     vsi_id: str
 
     def __post_init__(self) -> None:
         try:
             object.__setattr__(self, "vsi_id", parse_vsi_id(self.vsi_id))
         except InvalidInput:
-            pass    # not a UUID: the manager cannot know it, and will say so
+            pass  # not a UUID: the manager cannot know it, and will say so
 
     def path(self) -> str:
         return f"/v1/vms/{urllib.parse.quote(self.vsi_id, safe='')}"
@@ -124,10 +129,19 @@ class LookupPending(Exception):
 
 
 class VcenterClient:
-    def __init__(self, base_url: str, timeout: float = 1.0, ttl: float = 60.0,
-                 negative_ttl: float = 5.0, clock: Callable[[], float] = time.monotonic, *,
-                 on_done: OnDone | None = None, workers: int = 4, max_pending: int = 64,
-                 max_cached: int = 4096) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float = 1.0,
+        ttl: float = 60.0,
+        negative_ttl: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        on_done: OnDone | None = None,
+        workers: int = 4,
+        max_pending: int = 64,
+        max_cached: int = 4096,
+    ) -> None:
         """``clock`` times the cache only; ``timeout`` is always real time. ``max_pending``
         bounds the lookups running or waiting for a worker: beyond it ``request`` answers
         unreachable at once (not cached)."""
@@ -160,20 +174,22 @@ class VcenterClient:
             if cached is not None or query in self._pending:
                 return cached
             if len(self._pending) >= self._max_pending:
-                return LookupResult(LookupStatus.UNREACHABLE,
-                                    reason=f"{self._max_pending} lookups to the VM manager "
-                                           f"are already in progress")
+                return LookupResult(
+                    LookupStatus.UNREACHABLE,
+                    reason=f"{self._max_pending} lookups to the VM manager are already in progress",
+                )
             self._pending.add(query)
         try:
             self._pool.submit(self._background, query)
-        except RuntimeError:      # closed
+        except RuntimeError:  # closed
             with self._lock:
                 self._pending.discard(query)
             return LookupResult(LookupStatus.UNREACHABLE, reason="the VM manager client is closed")
         return None
 
-    def profile_lookup(self, database: VsiTypeDatabase, manager_id: str,
-                       key: VsiTypeKey) -> VsiTypeProfile | None:
+    def profile_lookup(
+        self, database: VsiTypeDatabase, manager_id: str, key: VsiTypeKey
+    ) -> VsiTypeProfile | None:
         """The authorizer's ProfileLookup (app/vdp/authorizer.py): the database first, then
         the manager. Raises LookupPending while asking, VsiManagerUnreachable when it could
         not get an answer."""
@@ -219,8 +235,12 @@ class VcenterClient:
         """For health views: the manager's URL, answers by status since start, cache size,
         lookups in progress."""
         with self._lock:
-            return {"url": self.base_url, "answers": dict(self._counts),
-                    "cached": len(self._cache), "in_progress": len(self._pending)}
+            return {
+                "url": self.base_url,
+                "answers": dict(self._counts),
+                "cached": len(self._cache),
+                "in_progress": len(self._pending),
+            }
 
     def close(self) -> None:
         """Stops the workers; lookups in progress end within ``timeout``, without on_done, and
@@ -228,7 +248,7 @@ class VcenterClient:
         self._on_done = None
         self._pool.shutdown(wait=False, cancel_futures=True)
         with self._lock:
-            self._pending.clear()    # cancelled lookups would stay "in progress" for ever
+            self._pending.clear()  # cancelled lookups would stay "in progress" for ever
 
     def _fetch(self, query: Query) -> LookupResult:
         """Asks the manager and caches the answer. Never raises."""
@@ -251,11 +271,14 @@ class VcenterClient:
         except TransportError as err:
             return LookupResult(LookupStatus.UNREACHABLE, reason=f"{url}: {err}")
         if answer.status == 404:
-            return LookupResult(LookupStatus.NOT_FOUND,
-                                reason=f"{url}: not found{error_text(answer.body)}")
+            return LookupResult(
+                LookupStatus.NOT_FOUND, reason=f"{url}: not found{error_text(answer.body)}"
+            )
         if answer.status != 200:
-            return LookupResult(LookupStatus.UNREACHABLE,
-                                reason=f"{url}: HTTP {answer.status}{error_text(answer.body)}")
+            return LookupResult(
+                LookupStatus.UNREACHABLE,
+                reason=f"{url}: HTTP {answer.status}{error_text(answer.body)}",
+            )
         try:
             data = parse_json(answer.body)
         except ValueError as err:
@@ -263,8 +286,7 @@ class VcenterClient:
         try:
             value = query.parse(data, url)
         except RegistryError as err:
-            return LookupResult(LookupStatus.UNREACHABLE,
-                                reason=f"{url}: invalid answer: {err}")
+            return LookupResult(LookupStatus.UNREACHABLE, reason=f"{url}: invalid answer: {err}")
         return LookupResult(LookupStatus.FOUND, value)
 
     def _cached(self, query: Query) -> LookupResult | None:
@@ -282,7 +304,6 @@ class VcenterClient:
             for stale in [q for q, (_, expires) in self._cache.items() if now >= expires]:
                 del self._cache[stale]
             if len(self._cache) >= self._max_cached:
-                del self._cache[next(iter(self._cache))]   # the oldest entry
-        self._cache.pop(query, None)    # re-insert: dict order is age order
+                del self._cache[next(iter(self._cache))]  # the oldest entry
+        self._cache.pop(query, None)  # re-insert: dict order is age order
         self._cache[query] = (result, now + (self._ttl if result.found else self._negative_ttl))
-

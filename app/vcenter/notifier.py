@@ -11,6 +11,7 @@ Plugs in as an EventLog sink (``event_log.add_sink(notifier)``): the body is
 ``Event.as_dict()`` (kind, ts, switch, port, detail) plus ``seq``. Which kinds are sent is a
 parameter; a ``moved_from`` detail on ``vsi.associated`` marks a migration.
 """
+
 import logging
 import threading
 from collections import deque
@@ -23,16 +24,32 @@ from app.vcenter.transport import TransportError, exchange
 LOG = logging.getLogger("evb_nms.vcenter")
 
 # The VSI decisions, and maintenance: the manager moves the VMs off a server in maintenance.
-DEFAULT_KINDS = frozenset({"vsi.associated", "vsi.deassociated", "vsi.refused", "vsi.expired",
-                           "vsi.suspended", "server.maintenance", "server.drained",
-                           "server.resumed"})
+DEFAULT_KINDS = frozenset(
+    {
+        "vsi.associated",
+        "vsi.deassociated",
+        "vsi.refused",
+        "vsi.expired",
+        "vsi.suspended",
+        "server.maintenance",
+        "server.drained",
+        "server.resumed",
+    }
+)
 MAX_BACKOFF = 5.0
 
 
 class Notifier:
-    def __init__(self, url: str, timeout: float = 1.0, queue_size: int = 1000, *,
-                 kinds: Collection[str] | None = DEFAULT_KINDS, retries: int = 3,
-                 backoff: float = 0.2) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 1.0,
+        queue_size: int = 1000,
+        *,
+        kinds: Collection[str] | None = DEFAULT_KINDS,
+        retries: int = 3,
+        backoff: float = 0.2,
+    ) -> None:
         """``url``: the manager's webhook (…/v1/notifications). ``kinds``: the event kinds sent
         (None: all). A POST is tried ``1 + retries`` times, waiting ``backoff`` seconds, then
         twice as long each time (at most MAX_BACKOFF)."""
@@ -46,7 +63,7 @@ class Notifier:
         self._backoff = backoff
         self._queue: deque[dict[str, Any]] = deque()
         self._cond = threading.Condition()
-        self._busy = False        # the worker holds an event taken off the queue
+        self._busy = False  # the worker holds an event taken off the queue
         self._closed = False
         self._seq = 0
         self._counts = {"sent": 0, "failed": 0, "dropped": 0, "retried": 0}
@@ -108,7 +125,7 @@ class Notifier:
                 self._cond.notify_all()
 
     def _deliver(self, event: dict[str, Any]) -> str:
-        """"sent" or "failed"."""
+        """ "sent" or "failed"."""
         delay = self._backoff
         for attempt in range(1 + self._retries):
             if attempt:
@@ -128,6 +145,11 @@ class Notifier:
                 if answer.status < 500 and answer.status != 429:
                     break
             LOG.debug("webhook %s seq %s: %s", self.url, event["seq"], problem)
-        LOG.warning("webhook %s: gave up on %s seq %s: %s", self.url, event.get("kind"),
-                    event["seq"], problem)
+        LOG.warning(
+            "webhook %s: gave up on %s seq %s: %s",
+            self.url,
+            event.get("kind"),
+            event["seq"],
+            problem,
+        )
         return "failed"

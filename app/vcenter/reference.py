@@ -11,6 +11,7 @@ and can push its profiles to the controller (``evb-vcenter push``). Resources: d
 
 In memory only: a restart forgets VMs and notifications. Ctrl-C or SIGTERM stop it.
 """
+
 import argparse
 import dataclasses
 import re
@@ -88,8 +89,11 @@ class ReferenceManager:
                     allowed.append(method)
             else:
                 if allowed:
-                    raise _HttpError(405, f"{request.method} not allowed on {request.path_info}"
-                                          f" (allowed: {', '.join(allowed)})")
+                    raise _HttpError(
+                        405,
+                        f"{request.method} not allowed on {request.path_info}"
+                        f" (allowed: {', '.join(allowed)})",
+                    )
                 raise _HttpError(404, f"no resource at {request.path_info}")
         except _HttpError as err:
             response = _json({"error": str(err)}, err.status)
@@ -97,8 +101,14 @@ class ReferenceManager:
 
     def _health(self, request: Request) -> Response:
         with self._lock:
-            return _json({"status": "ok", "profiles": len(self.profiles), "vms": len(self._vms),
-                          "notifications": len(self._notifications)})
+            return _json(
+                {
+                    "status": "ok",
+                    "profiles": len(self.profiles),
+                    "vms": len(self._vms),
+                    "notifications": len(self._notifications),
+                }
+            )
 
     def _list_types(self, request: Request) -> Response:
         return _json([profile_document(profile) for profile in self.profiles])
@@ -135,8 +145,7 @@ class ReferenceManager:
         now = time.time()
         with self._lock:
             known = self._vms.get(vm.vsi_id)
-            vm = dataclasses.replace(vm, registered=known.registered if known else now,
-                                     updated=now)
+            vm = dataclasses.replace(vm, registered=known.registered if known else now, updated=now)
             self._vms[vm.vsi_id] = vm
         return _json(vm.document(), 200 if known else 201)
 
@@ -180,24 +189,33 @@ def _body(request: Request) -> Any:
         raise _HttpError(400, f"bad JSON: {err}") from None
 
 
-def push(profiles: Iterable[VsiTypeProfile], controller_url: str, token: str | None = None,
-         timeout: float = PUSH_TIMEOUT) -> list[tuple[VsiTypeProfile, str | None]]:
+def push(
+    profiles: Iterable[VsiTypeProfile],
+    controller_url: str,
+    token: str | None = None,
+    timeout: float = PUSH_TIMEOUT,
+) -> list[tuple[VsiTypeProfile, str | None]]:
     """PUTs each profile, in the JSON shape of a policy file entry, to the controller's
     ``/v1/profiles/{type_id}/{version}`` (with ``Authorization: Bearer TOKEN`` when given).
     Returns (profile, None) for each one accepted (HTTP 2xx), (profile, problem) otherwise."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     results = []
     for profile in profiles:
-        url = (f"{controller_url.rstrip('/')}/v1/profiles/{profile.key.type_id}/"
-               f"{profile.key.version}")
+        url = (
+            f"{controller_url.rstrip('/')}/v1/profiles/{profile.key.type_id}/{profile.key.version}"
+        )
         try:
-            answer = exchange("PUT", url, body=profile_document(profile), headers=headers,
-                              timeout=timeout)
+            answer = exchange(
+                "PUT", url, body=profile_document(profile), headers=headers, timeout=timeout
+            )
         except TransportError as err:
             problem = f"{url}: {err}"
         else:
-            problem = None if 200 <= answer.status < 300 else \
-                f"{url}: HTTP {answer.status}{error_text(answer.body)}"
+            problem = (
+                None
+                if 200 <= answer.status < 300
+                else f"{url}: HTTP {answer.status}{error_text(answer.body)}"
+            )
         results.append((profile, problem))
     return results
 
@@ -206,18 +224,35 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="evb-vcenter",
         description="Reference VM manager (vCenter) for evb-nms: serves VSI type profiles and "
-                    "VM registrations to the controller and stores its notifications (serve, "
-                    "the default), or pushes the profiles to the controller (push).")
+        "VM registrations to the controller and stores its notifications (serve, "
+        "the default), or pushes the profiles to the controller (push).",
+    )
     parser.add_argument("command", nargs="?", choices=("serve", "push"), default="serve")
-    parser.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
-                        help=f"serve: listen address (default {DEFAULT_LISTEN})")
-    parser.add_argument("--profiles", metavar="FILE.yaml",
-                        help="VSI type profiles, in the format of policies/*.yaml (serve: "
-                             "optional, default none; push: required)")
-    parser.add_argument("--delay", type=float, default=0.0, metavar="SECONDS",
-                        help="serve: wait this long before every answer (a slow manager)")
-    parser.add_argument("--controller-url", default=DEFAULT_CONTROLLER, metavar="URL",
-                        help=f"push: the controller's REST API (default {DEFAULT_CONTROLLER})")
+    parser.add_argument(
+        "--listen",
+        default=DEFAULT_LISTEN,
+        metavar="HOST:PORT",
+        help=f"serve: listen address (default {DEFAULT_LISTEN})",
+    )
+    parser.add_argument(
+        "--profiles",
+        metavar="FILE.yaml",
+        help="VSI type profiles, in the format of policies/*.yaml (serve: "
+        "optional, default none; push: required)",
+    )
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="serve: wait this long before every answer (a slow manager)",
+    )
+    parser.add_argument(
+        "--controller-url",
+        default=DEFAULT_CONTROLLER,
+        metavar="URL",
+        help=f"push: the controller's REST API (default {DEFAULT_CONTROLLER})",
+    )
     parser.add_argument("--token", help="push: the controller's API token")
     return parser.parse_args(argv)
 
@@ -231,8 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     profiles file or listen address."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        profiles = VsiTypeDatabase(load_file(args.profiles)) if args.profiles else \
-            VsiTypeDatabase()
+        profiles = VsiTypeDatabase(load_file(args.profiles)) if args.profiles else VsiTypeDatabase()
     except PolicyError as err:
         print(f"evb-vcenter: {err}", file=sys.stderr)
         return 2
@@ -242,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         try:
             results = push(profiles, args.controller_url, args.token)
-        except ValueError as err:    # not an http(s) URL
+        except ValueError as err:  # not an http(s) URL
             print(f"evb-vcenter: --controller-url: {err}", file=sys.stderr)
             return 2
         for profile, problem in results:
@@ -254,8 +288,11 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args: argparse.Namespace, profiles: VsiTypeDatabase) -> int:
     host, sep, port = args.listen.rpartition(":")
     if not sep or not port.isdigit() or args.delay < 0:
-        print(f"evb-vcenter: expected --listen HOST:PORT and --delay >= 0, got "
-              f"{args.listen!r} and {args.delay}", file=sys.stderr)
+        print(
+            f"evb-vcenter: expected --listen HOST:PORT and --delay >= 0, got "
+            f"{args.listen!r} and {args.delay}",
+            file=sys.stderr,
+        )
         return 2
     try:
         server = RestServer(host.strip("[]"), int(port), ReferenceManager(profiles, args.delay))
@@ -265,8 +302,7 @@ def _serve(args: argparse.Namespace, profiles: VsiTypeDatabase) -> int:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     server.start()
-    print(f"evb-vcenter: {len(profiles)} VSI types on http://{host}:{server.port}/v1",
-          flush=True)
+    print(f"evb-vcenter: {len(profiles)} VSI types on http://{host}:{server.port}/v1", flush=True)
     try:
         while True:
             signal.pause()

@@ -4,6 +4,7 @@
 byte at a time could hold a caller for many timeouts. A timer therefore shuts the socket down
 when the deadline passes, which wakes the blocked read at once.
 """
+
 import http.client
 import json
 import socket
@@ -12,7 +13,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-MAX_BODY = 1 << 20     # an answer larger than this is not a profile, a VM or an ack
+MAX_BODY = 1 << 20  # an answer larger than this is not a profile, a VM or an ack
 USER_AGENT = "evb-nms"
 
 
@@ -26,8 +27,14 @@ class HttpAnswer:
     body: bytes
 
 
-def exchange(method: str, url: str, *, timeout: float, body: Any = None,
-             headers: dict[str, str] | None = None) -> HttpAnswer:
+def exchange(
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> HttpAnswer:
     """Sends ``body`` (JSON-encoded unless None) and returns the answer, whatever its status,
     within ``timeout`` seconds (the connect included; name resolution is not, so give addresses
     or names the resolver answers locally). Raises TransportError, or ValueError for a URL that
@@ -35,8 +42,9 @@ def exchange(method: str, url: str, *, timeout: float, body: Any = None,
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
-    connection_class = (http.client.HTTPSConnection if parts.scheme == "https"
-                        else http.client.HTTPConnection)
+    connection_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
     connection = connection_class(parts.hostname, parts.port, timeout=timeout)
     payload = None if body is None else json.dumps(body, default=str).encode()
     all_headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **(headers or {})}
@@ -44,23 +52,23 @@ def exchange(method: str, url: str, *, timeout: float, body: Any = None,
         all_headers["Content-Type"] = "application/json"
     path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
     expired = threading.Event()
-    sockets: list[socket.socket] = []    # the timer's hold on the socket: http.client lets go
-    timer = threading.Timer(timeout, _abort, (sockets, expired))    # of it on HTTP/1.0 answers
+    sockets: list[socket.socket] = []  # the timer's hold on the socket: http.client lets go
+    timer = threading.Timer(timeout, _abort, (sockets, expired))  # of it on HTTP/1.0 answers
     timer.daemon = True
     timer.start()
     try:
         connection.connect()
         sockets.append(connection.sock)
-        if expired.is_set():    # the timer fired during the connect, before it saw the socket
+        if expired.is_set():  # the timer fired during the connect, before it saw the socket
             raise TimeoutError
         connection.request(method, path, body=payload, headers=all_headers)
         response = connection.getresponse()
         data = response.read(MAX_BODY + 1)
-        if expired.is_set():    # the shutdown ends a read early, not always with an error
+        if expired.is_set():  # the shutdown ends a read early, not always with an error
             raise TimeoutError
         if len(data) > MAX_BODY:
             raise TransportError(f"answer larger than {MAX_BODY} bytes")
-        if response.length:     # bytes the Content-Length announced and that never came
+        if response.length:  # bytes the Content-Length announced and that never came
             raise http.client.IncompleteRead(data, response.length)
     except (OSError, http.client.HTTPException) as err:
         if expired.is_set() or isinstance(err, TimeoutError):
@@ -74,11 +82,11 @@ def exchange(method: str, url: str, *, timeout: float, body: Any = None,
 
 def _abort(sockets: list[socket.socket], expired: threading.Event) -> None:
     expired.set()
-    for sock in sockets:    # none while connecting: the connect timeout bounds that
+    for sock in sockets:  # none while connecting: the connect timeout bounds that
         try:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
-            pass            # already closed: the exchange ended meanwhile
+            pass  # already closed: the exchange ended meanwhile
 
 
 def _describe(err: Exception) -> str:

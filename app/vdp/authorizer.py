@@ -32,6 +32,7 @@ back, while the VMs already there keep theirs (their keep-alives pass).
 Format checks come first so that a request that cannot be admitted per MAC is never reported as
 a policy problem. A group ID (GroupID/MAC/VID) is echoed but takes no part in admission.
 """
+
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -66,8 +67,9 @@ class VsiManagerUnreachable(Exception):
 ProfileLookup = Callable[[VsiTypeDatabase, str, VsiTypeKey], VsiTypeProfile | None]
 
 
-def lookup_in_database(database: VsiTypeDatabase, manager_id: str,
-                       key: VsiTypeKey) -> VsiTypeProfile | None:
+def lookup_in_database(
+    database: VsiTypeDatabase, manager_id: str, key: VsiTypeKey
+) -> VsiTypeProfile | None:
     """The default lookup: the database alone."""
     return database.get(key.type_id, key.version)
 
@@ -75,8 +77,9 @@ def lookup_in_database(database: VsiTypeDatabase, manager_id: str,
 @dataclass(frozen=True)
 class AuthRequest:
     """What a station asks for; ``filters`` as the request carries them (VID 0 = bridge chooses)."""
+
     port: PortRef
-    manager_id: str                  # normalized (manager_id_from_octets)
+    manager_id: str  # normalized (manager_id_from_octets)
     type_id: int
     type_version: int
     vsi_id: VsiId
@@ -85,14 +88,22 @@ class AuthRequest:
 
     @classmethod
     def from_tlv(cls, port: PortRef, manager: ManagerIdTlv, tlv: VsiTlv) -> "AuthRequest":
-        return cls(port, manager_id_from_octets(manager.mgrid), tlv.type_id, tlv.type_version,
-                   tlv.vsi_id, tlv.filter_format, tlv.filters)
+        return cls(
+            port,
+            manager_id_from_octets(manager.mgrid),
+            tlv.type_id,
+            tlv.type_version,
+            tlv.vsi_id,
+            tlv.filter_format,
+            tlv.filters,
+        )
 
 
 @dataclass(frozen=True)
 class Decision:
     """``entries``: the granted MAC/VIDs, one per request filter entry and in the same order (so
     the response can carry them back); empty when refused. ``hard``: retrying cannot help."""
+
     error: VdpError
     reason: str
     entries: tuple[MacVid, ...] = ()
@@ -104,8 +115,9 @@ class Decision:
         return self.error is VdpError.SUCCESS
 
 
-def _refuse(error: VdpError, reason: str, *, hard: bool,
-            profile: VsiTypeProfile | None = None) -> Decision:
+def _refuse(
+    error: VdpError, reason: str, *, hard: bool, profile: VsiTypeProfile | None = None
+) -> Decision:
     return Decision(error, reason, profile=profile, hard=hard)
 
 
@@ -130,9 +142,12 @@ def _mac_problem(mac: str) -> str | None:
 
 
 class Authorizer:
-    def __init__(self, profiles: Callable[[], VsiTypeDatabase],
-                 lookup: ProfileLookup = lookup_in_database,
-                 maintenance: Callable[[PortRef], str | None] = lambda port: None) -> None:
+    def __init__(
+        self,
+        profiles: Callable[[], VsiTypeDatabase],
+        lookup: ProfileLookup = lookup_in_database,
+        maintenance: Callable[[PortRef], str | None] = lambda port: None,
+    ) -> None:
         """``maintenance``: why the server at a port is in maintenance, None if it is not."""
         self._profiles = profiles
         self._lookup = lookup
@@ -144,9 +159,12 @@ class Authorizer:
         if not request.filters:
             return _refuse(VdpError.INVALID_FORMAT, "no filter entries", hard=True)
         if request.filter_format not in _FORMATS_WITH_MAC:
-            return _refuse(VdpError.INVALID_FORMAT,
-                           f"filter format {request.filter_format.name} carries no MAC; admission "
-                           f"is per MAC, use MAC/VID or GroupID/MAC/VID", hard=True)
+            return _refuse(
+                VdpError.INVALID_FORMAT,
+                f"filter format {request.filter_format.name} carries no MAC; admission "
+                f"is per MAC, use MAC/VID or GroupID/MAC/VID",
+                hard=True,
+            )
         problem = _vsi_id_problem(request.vsi_id)
         if problem:
             return _refuse(VdpError.INVALID_FORMAT, problem, hard=True)
@@ -160,60 +178,88 @@ class Authorizer:
         try:
             profile = self._lookup(self._profiles(), request.manager_id, key)
         except VsiManagerUnreachable as err:
-            return _refuse(VdpError.UNABLE_TO_CONTACT_VSI_MANAGER,
-                           f"{key} is not in the database and the VSI manager is unreachable: "
-                           f"{err}", hard=False)
+            return _refuse(
+                VdpError.UNABLE_TO_CONTACT_VSI_MANAGER,
+                f"{key} is not in the database and the VSI manager is unreachable: {err}",
+                hard=False,
+            )
         if profile is None:
             return _refuse(VdpError.OTHER_FAILURE, f"unknown {key}", hard=True)
         if not profile.allows_manager(request.manager_id):
-            return _refuse(VdpError.OTHER_FAILURE,
-                           f"Manager ID {request.manager_id!r} is not allowed for {key} "
-                           f"({profile.name})", hard=True, profile=profile)
+            return _refuse(
+                VdpError.OTHER_FAILURE,
+                f"Manager ID {request.manager_id!r} is not allowed for {key} ({profile.name})",
+                hard=True,
+                profile=profile,
+            )
 
         entries = []
         for entry in request.filters:
             assert entry.mac is not None  # checked above
             vid = profile.resolve_vid(entry.vid)
             if vid is None:
-                refused = ("VID 0 asks the bridge to choose, but the type has no default VLAN"
-                           if entry.vid == 0 else f"VID {entry.vid} is not allowed")
-                return _refuse(VdpError.INVALID_VID_GROUP_MAC,
-                               f"{refused} for {profile.name}: VLANs {sorted(profile.vlans)}",
-                               hard=True, profile=profile)
+                refused = (
+                    "VID 0 asks the bridge to choose, but the type has no default VLAN"
+                    if entry.vid == 0
+                    else f"VID {entry.vid} is not allowed"
+                )
+                return _refuse(
+                    VdpError.INVALID_VID_GROUP_MAC,
+                    f"{refused} for {profile.name}: VLANs {sorted(profile.vlans)}",
+                    hard=True,
+                    profile=profile,
+                )
             entries.append(MacVid(entry.mac, vid))
         if len(set(entries)) != len(entries):
-            return _refuse(VdpError.INVALID_FORMAT, "the same MAC/VID is listed twice", hard=True,
-                           profile=profile)
+            return _refuse(
+                VdpError.INVALID_FORMAT,
+                "the same MAC/VID is listed twice",
+                hard=True,
+                profile=profile,
+            )
 
         for mac in dict.fromkeys(e.mac for e in entries):
             for binding in bound.holders_of(mac):
                 if binding.vsi_id != request.vsi_id:
-                    return _refuse(VdpError.INVALID_VID_GROUP_MAC,
-                                   f"MAC {mac} is bound to VSI {vsi_id_text(binding.vsi_id)} "
-                                   f"at {binding.port}", hard=True, profile=profile)
+                    return _refuse(
+                        VdpError.INVALID_VID_GROUP_MAC,
+                        f"MAC {mac} is bound to VSI {vsi_id_text(binding.vsi_id)} "
+                        f"at {binding.port}",
+                        hard=True,
+                        profile=profile,
+                    )
 
         if not bound.bound_at(request.vsi_id, request.port):
             why = self._maintenance(request.port)
             if why is not None:
-                return _refuse(VdpError.INSUFFICIENT_RESOURCES,
-                               f"the server at {request.port} is in maintenance ({why}): it "
-                               f"takes no new VMs", hard=False, profile=profile)
+                return _refuse(
+                    VdpError.INSUFFICIENT_RESOURCES,
+                    f"the server at {request.port} is in maintenance ({why}): it takes no new VMs",
+                    hard=False,
+                    profile=profile,
+                )
         refusal = self._check_limits(request, profile, bound)
         if refusal:
             return refusal
         return Decision(VdpError.SUCCESS, f"granted as {profile.name}", tuple(entries), profile)
 
     @staticmethod
-    def _check_limits(request: AuthRequest, profile: VsiTypeProfile,
-                      bound: BindingIndex) -> Decision | None:
+    def _check_limits(
+        request: AuthRequest, profile: VsiTypeProfile, bound: BindingIndex
+    ) -> Decision | None:
         """Prepared bindings count: Pre-Associate with RR exists to hold the resources."""
         port, vsi_id = request.port, request.vsi_id
         on_port = bound.count_on_port(profile.key, port, besides=vsi_id)
         on_switch = bound.count_on_switch(profile.key, port.dpid, besides=vsi_id)
-        for count, limit, where in ((on_port, profile.limits.max_per_port, "port"),
-                                    (on_switch, profile.limits.max_per_switch, "switch")):
+        for count, limit, where in (
+            (on_port, profile.limits.max_per_port, "port"),
+            (on_switch, profile.limits.max_per_switch, "switch"),
+        ):
             if limit is not None and count >= limit:
-                return _refuse(VdpError.INSUFFICIENT_RESOURCES,
-                               f"{profile.name} allows {limit} VMs per {where}, {count} are bound",
-                               hard=False, profile=profile)
+                return _refuse(
+                    VdpError.INSUFFICIENT_RESOURCES,
+                    f"{profile.name} allows {limit} VMs per {where}, {count} are bound",
+                    hard=False,
+                    profile=profile,
+                )
         return None

@@ -3,6 +3,7 @@
 The flow plan (app/flows/vm_flows.py) turns the set of bindings into flows; it never looks at
 VDP state, and the VDP bridge never looks at flows.
 """
+
 from dataclasses import dataclass
 from enum import Enum
 
@@ -12,24 +13,24 @@ from app.policy.profile import VsiTypeProfile
 
 
 class BindingState(str, Enum):
-    PREPARED = "prepared"        # Pre-Associate with resource reservation: meter and ACL ready,
-                                 # no admit
-    FORWARDING = "forwarding"    # Associate: admitted, forwarded, reachable
+    PREPARED = "prepared"  # Pre-Associate with resource reservation: meter and ACL ready,
+    # no admit
+    FORWARDING = "forwarding"  # Associate: admitted, forwarded, reachable
 
 
 @dataclass(frozen=True)
 class MacVid:
-    mac: str   # lower-case, colon separated
-    vid: int   # 1..4094, the VLAN the bridge assigned (never 0)
+    mac: str  # lower-case, colon separated
+    vid: int  # 1..4094, the VLAN the bridge assigned (never 0)
 
 
 @dataclass(frozen=True)
 class VmBinding:
-    handle: int                   # unique per binding (a migrating VSI has two); owner part of
-                                  # its cookies
+    handle: int  # unique per binding (a migrating VSI has two); owner part of
+    # its cookies
     vsi_id: VsiId
     port: PortRef
-    entries: tuple[MacVid, ...]   # the VM's MAC/VID filter, as granted
+    entries: tuple[MacVid, ...]  # the VM's MAC/VID filter, as granted
     profile: VsiTypeProfile
     state: BindingState
 

@@ -4,6 +4,7 @@ Pure. The VDP bridge adds and removes bindings as they change; the authorizer as
 MAC, how many VSIs of a type a port or switch holds, and whether a VSI is bound at a port. Each
 answer costs the same with ten VMs held or a hundred thousand.
 """
+
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
@@ -66,9 +67,11 @@ class BindingIndex:
     def _counted(self, binding: VmBinding) -> tuple:
         """(table, key, member) of each reference count the binding takes part in."""
         key, vsi_id = binding.profile.key, binding.vsi_id
-        return ((self._on_port, (key, binding.port), vsi_id),
-                (self._on_switch, (key, binding.port.dpid), vsi_id),
-                (self._ports_of, vsi_id, binding.port))
+        return (
+            (self._on_port, (key, binding.port), vsi_id),
+            (self._on_switch, (key, binding.port.dpid), vsi_id),
+            (self._ports_of, vsi_id, binding.port),
+        )
 
     # questions -------------------------------------------------------------------------------
     def holders_of(self, mac: str) -> list[VmBinding]:

@@ -45,6 +45,7 @@ Responses (status octet: response bit 0x40 | KEEP 0x20 | HARD 0x10 | error):
   carrying the filters of the last response, since the station compares the VIDs it adopted.
 * A station TLV with the response bit set is ignored (as lldpad does), with a vsi.ignored event.
 """
+
 import heapq
 import itertools
 import math
@@ -75,7 +76,7 @@ from app.vdp.binding_index import BindingIndex
 from app.vdp.describe import port_fields, vsi_id_text
 from app.vdp.outcome import Outcome
 
-HANDLE_LIMIT = 2 ** 31
+HANDLE_LIMIT = 2**31
 
 
 class VsiState(str, Enum):
@@ -85,16 +86,21 @@ class VsiState(str, Enum):
     SUSPENDED = "suspended"
 
 
-_STATE_OF_MODE = {VdpTlvType.PRE_ASSOCIATE: VsiState.PRE_ASSOCIATED,
-                  VdpTlvType.PRE_ASSOCIATE_RR: VsiState.PRE_ASSOCIATED_RR,
-                  VdpTlvType.ASSOCIATE: VsiState.ASSOCIATED}
-_BINDING_OF_STATE = {VsiState.PRE_ASSOCIATED_RR: BindingState.PREPARED,
-                     VsiState.ASSOCIATED: BindingState.FORWARDING}
+_STATE_OF_MODE = {
+    VdpTlvType.PRE_ASSOCIATE: VsiState.PRE_ASSOCIATED,
+    VdpTlvType.PRE_ASSOCIATE_RR: VsiState.PRE_ASSOCIATED_RR,
+    VdpTlvType.ASSOCIATE: VsiState.ASSOCIATED,
+}
+_BINDING_OF_STATE = {
+    VsiState.PRE_ASSOCIATED_RR: BindingState.PREPARED,
+    VsiState.ASSOCIATED: BindingState.FORWARDING,
+}
 
 
 @dataclass(frozen=True)
 class AttachmentInfo:
     """One attachment of a VSI (or its held record when SUSPENDED), for REST."""
+
     port: PortRef
     state: VsiState
     handle: int
@@ -105,17 +111,18 @@ class AttachmentInfo:
     profile: str
     tenant: str
     entries: tuple[MacVid, ...]
-    since: float       # when it entered this state
-    refreshed: float   # last request (or keep-alive) from its station
-    expires: float     # keep-alive timeout; for SUSPENDED the end of the hold
+    since: float  # when it entered this state
+    refreshed: float  # last request (or keep-alive) from its station
+    expires: float  # keep-alive timeout; for SUSPENDED the end of the hold
 
 
 @dataclass(frozen=True)
 class VsiInfo:
     """A VSI, for REST. ``state``: ASSOCIATED if associated anywhere, else the most advanced
     state of its attachments (SUSPENDED: the held record is its only attachment)."""
+
     vsi_id: VsiId
-    name: str                                # vsi_id_text
+    name: str  # vsi_id_text
     state: VsiState
     attachments: tuple[AttachmentInfo, ...]  # by port
 
@@ -129,8 +136,8 @@ class _Attachment:
     port: PortRef
     handle: int
     manager: ManagerIdTlv
-    request: VsiTlv    # the last granted request: what a keep-alive repeats
-    response: VsiTlv   # its answer, resent on keep-alive
+    request: VsiTlv  # the last granted request: what a keep-alive repeats
+    response: VsiTlv  # its answer, resent on keep-alive
     state: VsiState
     entries: tuple[MacVid, ...]
     profile: VsiTypeProfile
@@ -168,20 +175,34 @@ def _same_request(a: VsiTlv, b: VsiTlv) -> bool:
 
 
 def _request_fields(port: PortRef, manager: ManagerIdTlv, request: VsiTlv) -> dict[str, object]:
-    return {**port_fields(port), "vsi": vsi_id_text(request.vsi_id),
-            "manager": manager_id_from_octets(manager.mgrid), "mode": _mode_name(request.mode),
-            "hints": _hints(request), "type_id": request.type_id,
-            "type_version": request.type_version, "macs": [e.mac for e in request.filters],
-            "vids": [e.vid for e in request.filters]}
+    return {
+        **port_fields(port),
+        "vsi": vsi_id_text(request.vsi_id),
+        "manager": manager_id_from_octets(manager.mgrid),
+        "mode": _mode_name(request.mode),
+        "hints": _hints(request),
+        "type_id": request.type_id,
+        "type_version": request.type_version,
+        "macs": [e.mac for e in request.filters],
+        "vids": [e.vid for e in request.filters],
+    }
 
 
 def _attachment_fields(vsi_id: VsiId, att: _Attachment, **more: object) -> dict[str, object]:
-    return {**port_fields(att.port), "vsi": vsi_id_text(vsi_id), "manager": att.manager_id,
-            "state": att.state.value, "type_id": att.request.type_id,
-            "type_version": att.request.type_version, "profile": att.profile.name,
-            "tenant": att.profile.tenant,
-            "handle": att.handle, "macs": [e.mac for e in att.entries],
-            "vids": [e.vid for e in att.entries], **more}
+    return {
+        **port_fields(att.port),
+        "vsi": vsi_id_text(vsi_id),
+        "manager": att.manager_id,
+        "state": att.state.value,
+        "type_id": att.request.type_id,
+        "type_version": att.request.type_version,
+        "profile": att.profile.name,
+        "tenant": att.profile.tenant,
+        "handle": att.handle,
+        "macs": [e.mac for e in att.entries],
+        "vids": [e.vid for e in att.entries],
+        **more,
+    }
 
 
 def _reindex(index: dict, vsi_id: VsiId, before: set, after: set) -> None:
@@ -217,7 +238,7 @@ class VdpBridge:
         self._vsis_at: dict[PortRef, set[VsiId]] = defaultdict(set)
         self._vsis_of_type: dict[VsiTypeKey, set[VsiId]] = defaultdict(set)
         self._profiles_in_use: dict[VsiTypeKey, Counter[VsiTypeProfile]] = defaultdict(Counter)
-        self._macs: dict[VsiId, set[str]] = {}                # of every attachment, held too
+        self._macs: dict[VsiId, set[str]] = {}  # of every attachment, held too
         self._vsis_by_mac: dict[str, set[VsiId]] = defaultdict(set)
         # (deadline, tie-break, VSI ID, attachment): checked when due, since a keep-alive moves
         # the deadline without touching the heap.
@@ -226,45 +247,90 @@ class VdpBridge:
 
     # Station requests
 
-    def on_request(self, port: PortRef, manager: ManagerIdTlv, request: VsiTlv, now: float,
-                   keepalive_timeout: float) -> Outcome:
+    def on_request(
+        self,
+        port: PortRef,
+        manager: ManagerIdTlv,
+        request: VsiTlv,
+        now: float,
+        keepalive_timeout: float,
+    ) -> Outcome:
         """One VSI TLV from the station at ``port``. ``keepalive_timeout``: how long the VSI
         lives without another request, from the EVB parameters negotiated on the port."""
         if request.is_response:
-            return Outcome(events=[("vsi.ignored", {
-                **_request_fields(port, manager, request), "status": f"{request.status:#04x}",
-                "reason": "a station sent a TLV with the response bit set"})])
+            return Outcome(
+                events=[
+                    (
+                        "vsi.ignored",
+                        {
+                            **_request_fields(port, manager, request),
+                            "status": f"{request.status:#04x}",
+                            "reason": "a station sent a TLV with the response bit set",
+                        },
+                    )
+                ]
+            )
         vsi = self._vsis.get(request.vsi_id)
         att = vsi.attachments.get(port) if vsi else None
         if request.mode is VdpTlvType.DE_ASSOCIATE:
-            return self._station_deassociate(vsi, att, port, manager, request, now,
-                                             keepalive_timeout)
+            return self._station_deassociate(
+                vsi, att, port, manager, request, now, keepalive_timeout
+            )
         # lldpad repeats what it was granted: after a VID 0 request, the VID we chose.
-        if att is not None and att.manager == manager and (
-                _same_request(att.request, request) or _same_request(att.response, request)):
+        if (
+            att is not None
+            and att.manager == manager
+            and (_same_request(att.request, request) or _same_request(att.response, request))
+        ):
             assert vsi is not None  # att is one of its attachments
             self._refresh(vsi.vsi_id, att, now, keepalive_timeout)
             return Outcome(responses=[(port, manager, att.response)])
         state = _STATE_OF_MODE[request.mode]
-        if (att is not None and att.state is VsiState.ASSOCIATED
-                and state is not VsiState.ASSOCIATED):
-            return self._refuse(vsi, att, port, manager, request, Decision(
-                VdpError.OTHER_FAILURE, "associated at this port: De-Associate before "
-                "pre-associating again", hard=True))
-        decision = self._authorizer.authorize(AuthRequest.from_tlv(port, manager, request),
-                                              self._bound)
+        if (
+            att is not None
+            and att.state is VsiState.ASSOCIATED
+            and state is not VsiState.ASSOCIATED
+        ):
+            return self._refuse(
+                vsi,
+                att,
+                port,
+                manager,
+                request,
+                Decision(
+                    VdpError.OTHER_FAILURE,
+                    "associated at this port: De-Associate before pre-associating again",
+                    hard=True,
+                ),
+            )
+        decision = self._authorizer.authorize(
+            AuthRequest.from_tlv(port, manager, request), self._bound
+        )
         if not decision.ok:
             return self._refuse(vsi, att, port, manager, request, decision)
-        return self._grant(vsi, att, port, manager, request, state, decision, now,
-                           keepalive_timeout)
+        return self._grant(
+            vsi, att, port, manager, request, state, decision, now, keepalive_timeout
+        )
 
-    def _refuse(self, vsi: _Vsi | None, att: _Attachment | None, port: PortRef,
-                manager: ManagerIdTlv, request: VsiTlv, decision: Decision) -> Outcome:
+    def _refuse(
+        self,
+        vsi: _Vsi | None,
+        att: _Attachment | None,
+        port: PortRef,
+        manager: ManagerIdTlv,
+        request: VsiTlv,
+        decision: Decision,
+    ) -> Outcome:
         keep = att is not None and att.state is VsiState.ASSOCIATED
         response = make_response(request, decision.error, keep=keep, hard=decision.hard)
-        fields = {**_request_fields(port, manager, request), "status": f"{response.status:#04x}",
-                  "error": decision.error.name.lower(), "keep": keep, "hard": decision.hard,
-                  "reason": decision.reason}
+        fields = {
+            **_request_fields(port, manager, request),
+            "status": f"{response.status:#04x}",
+            "error": decision.error.name.lower(),
+            "keep": keep,
+            "hard": decision.hard,
+            "reason": decision.reason,
+        }
         outcome = Outcome(responses=[(port, manager, response)])
         if att is not None and not keep:
             assert vsi is not None  # att is one of its attachments
@@ -274,9 +340,18 @@ class VdpBridge:
         outcome.events.append(("vsi.refused", fields))
         return outcome
 
-    def _grant(self, vsi: _Vsi | None, att: _Attachment | None, port: PortRef,
-               manager: ManagerIdTlv, request: VsiTlv, state: VsiState, decision: Decision,
-               now: float, keepalive_timeout: float) -> Outcome:
+    def _grant(
+        self,
+        vsi: _Vsi | None,
+        att: _Attachment | None,
+        port: PortRef,
+        manager: ManagerIdTlv,
+        request: VsiTlv,
+        state: VsiState,
+        decision: Decision,
+        now: float,
+        keepalive_timeout: float,
+    ) -> Outcome:
         profile = decision.profile
         assert profile is not None  # a granted decision names its profile
         response = make_response(request, filters=_granted_filters(request, decision.entries))
@@ -288,8 +363,18 @@ class VdpBridge:
             vsi.suspended = None
         if att is None:
             att = vsi.attachments[port] = _Attachment(
-                port, self._allocate_handle(), manager, request, response, state, decision.entries,
-                profile, now, now, keepalive_timeout)
+                port,
+                self._allocate_handle(),
+                manager,
+                request,
+                response,
+                state,
+                decision.entries,
+                profile,
+                now,
+                now,
+                keepalive_timeout,
+            )
             self._watch(vsi.vsi_id, att)
         else:
             if att.state is not state:
@@ -298,28 +383,50 @@ class VdpBridge:
             att.entries, att.profile = decision.entries, profile
             self._refresh(vsi.vsi_id, att, now, keepalive_timeout)
         outcome = Outcome(responses=[(port, manager, response)])
-        fields = _attachment_fields(vsi.vsi_id, att, mode=_mode_name(request.mode),
-                                    hints=_hints(request), reason=decision.reason)
+        fields = _attachment_fields(
+            vsi.vsi_id,
+            att,
+            mode=_mode_name(request.mode),
+            hints=_hints(request),
+            reason=decision.reason,
+        )
         if state is VsiState.ASSOCIATED:
-            moved_from = [other for other in vsi.attachments.values()
-                          if other is not att and other.state is VsiState.ASSOCIATED]
+            moved_from = [
+                other
+                for other in vsi.attachments.values()
+                if other is not att and other.state is VsiState.ASSOCIATED
+            ]
             if moved_from:
                 fields["moved_from"] = moved_from[0].port
             outcome.events.append(("vsi.associated", {**fields, "resumed": resumed}))
             for source in moved_from:
                 self._detach(vsi, source)
-                outcome.unsolicited.append((source.port, source.manager,
-                                            make_deassociate(source.response)))
-                outcome.events.append(("vsi.deassociated", _attachment_fields(
-                    vsi.vsi_id, source, initiator="bridge", reason="moved", moved_to=port)))
+                outcome.unsolicited.append(
+                    (source.port, source.manager, make_deassociate(source.response))
+                )
+                outcome.events.append(
+                    (
+                        "vsi.deassociated",
+                        _attachment_fields(
+                            vsi.vsi_id, source, initiator="bridge", reason="moved", moved_to=port
+                        ),
+                    )
+                )
         else:
             outcome.events.append(("vsi.preassociated", fields))
         self._sync(vsi.vsi_id, outcome)
         return outcome
 
-    def _station_deassociate(self, vsi: _Vsi | None, att: _Attachment | None, port: PortRef,
-                             manager: ManagerIdTlv, request: VsiTlv, now: float,
-                             keepalive_timeout: float) -> Outcome:
+    def _station_deassociate(
+        self,
+        vsi: _Vsi | None,
+        att: _Attachment | None,
+        port: PortRef,
+        manager: ManagerIdTlv,
+        request: VsiTlv,
+        now: float,
+        keepalive_timeout: float,
+    ) -> Outcome:
         outcome = Outcome(responses=[(port, manager, make_response(request))])
         if att is None:
             return outcome
@@ -328,13 +435,27 @@ class VdpBridge:
             self._detach(vsi, att, suspend=True)
             att.state, att.since = VsiState.SUSPENDED, now
             self._refresh(vsi.vsi_id, att, now, keepalive_timeout)
-            outcome.events.append(("vsi.suspended", _attachment_fields(
-                vsi.vsi_id, att, reason="De-Associate with S-bit (suspend / migrate-from)",
-                hold_until=att.expires)))
+            outcome.events.append(
+                (
+                    "vsi.suspended",
+                    _attachment_fields(
+                        vsi.vsi_id,
+                        att,
+                        reason="De-Associate with S-bit (suspend / migrate-from)",
+                        hold_until=att.expires,
+                    ),
+                )
+            )
         else:
             self._detach(vsi, att)
-            outcome.events.append(("vsi.deassociated", _attachment_fields(
-                vsi.vsi_id, att, initiator="station", reason="De-Associate from the station")))
+            outcome.events.append(
+                (
+                    "vsi.deassociated",
+                    _attachment_fields(
+                        vsi.vsi_id, att, initiator="station", reason="De-Associate from the station"
+                    ),
+                )
+            )
         self._sync(vsi.vsi_id, outcome)
         return outcome
 
@@ -356,13 +477,27 @@ class VdpBridge:
                 continue
             if suspended:
                 self._drop_suspended(vsi)
-                outcome.events.append(("vsi.expired", _attachment_fields(
-                    vsi_id, att, reason=f"suspended and not resumed within {att.timeout:g} s")))
+                outcome.events.append(
+                    (
+                        "vsi.expired",
+                        _attachment_fields(
+                            vsi_id,
+                            att,
+                            reason=f"suspended and not resumed within {att.timeout:g} s",
+                        ),
+                    )
+                )
             else:
                 self._detach(vsi, att)
                 outcome.unsolicited.append((att.port, att.manager, make_deassociate(att.response)))
-                outcome.events.append(("vsi.expired", _attachment_fields(
-                    vsi_id, att, reason=f"no keep-alive for {att.timeout:g} s")))
+                outcome.events.append(
+                    (
+                        "vsi.expired",
+                        _attachment_fields(
+                            vsi_id, att, reason=f"no keep-alive for {att.timeout:g} s"
+                        ),
+                    )
+                )
             self._sync(vsi_id, outcome)
         return outcome
 
@@ -375,18 +510,27 @@ class VdpBridge:
         for att in list(vsi.attachments.values()):
             self._detach(vsi, att)
             outcome.unsolicited.append((att.port, att.manager, make_deassociate(att.response)))
-            outcome.events.append(("vsi.deassociated", _attachment_fields(
-                vsi_id, att, initiator="bridge", reason=reason)))
+            outcome.events.append(
+                (
+                    "vsi.deassociated",
+                    _attachment_fields(vsi_id, att, initiator="bridge", reason=reason),
+                )
+            )
         if vsi.suspended is not None:
             held = vsi.suspended
             self._drop_suspended(vsi)
-            outcome.events.append(("vsi.deassociated", _attachment_fields(
-                vsi_id, held, initiator="bridge", reason=reason)))
+            outcome.events.append(
+                (
+                    "vsi.deassociated",
+                    _attachment_fields(vsi_id, held, initiator="bridge", reason=reason),
+                )
+            )
         self._sync(vsi_id, outcome)
         return outcome
 
-    def prepare(self, vsi_id: VsiId, port: PortRef, now: float, hold: float,
-                reason: str) -> Outcome:
+    def prepare(
+        self, vsi_id: VsiId, port: PortRef, now: float, hold: float, reason: str
+    ) -> Outcome:
         """The VM manager moves (draft 5.5) or copies (5.6) a VSI's network state to ``port``
         ahead of the station there: a PREPARED attachment with the profile and MAC/VIDs of the
         VSI's current attachment (meter and ACLs ready, nothing forwarded) that lives ``hold``
@@ -396,24 +540,42 @@ class VdpBridge:
         vsi = self._vsis[vsi_id]
         if port in vsi.attachments:
             raise ValueError(f"{vsi_id_text(vsi_id)} is already attached at {port}")
-        sources = sorted(vsi.attachments.values(),
-                         key=lambda a: a.state is not VsiState.ASSOCIATED)
+        sources = sorted(vsi.attachments.values(), key=lambda a: a.state is not VsiState.ASSOCIATED)
         if not sources:
             raise ValueError(f"{vsi_id_text(vsi_id)} is attached nowhere")
         source = sources[0]
         request = replace(source.response, mode=VdpTlvType.PRE_ASSOCIATE_RR, status=0)
         decision = self._authorizer.authorize(
-            AuthRequest.from_tlv(port, source.manager, request), self._bound)
+            AuthRequest.from_tlv(port, source.manager, request), self._bound
+        )
         if not decision.ok:
             raise ValueError(decision.reason)
         assert decision.profile is not None  # a granted decision names its profile
         response = make_response(request, filters=_granted_filters(request, decision.entries))
         att = vsi.attachments[port] = _Attachment(
-            port, self._allocate_handle(), source.manager, request, response,
-            VsiState.PRE_ASSOCIATED_RR, decision.entries, decision.profile, now, now, hold)
+            port,
+            self._allocate_handle(),
+            source.manager,
+            request,
+            response,
+            VsiState.PRE_ASSOCIATED_RR,
+            decision.entries,
+            decision.profile,
+            now,
+            now,
+            hold,
+        )
         self._watch(vsi_id, att)
-        outcome = Outcome(events=[("vsi.prepared", _attachment_fields(
-            vsi_id, att, initiator="manager", reason=reason, source=source.port))])
+        outcome = Outcome(
+            events=[
+                (
+                    "vsi.prepared",
+                    _attachment_fields(
+                        vsi_id, att, initiator="manager", reason=reason, source=source.port
+                    ),
+                )
+            ]
+        )
         self._sync(vsi_id, outcome)
         return outcome
 
@@ -423,8 +585,11 @@ class VdpBridge:
         Manager ID the new profile no longer allows, are de-associated by the bridge. Costs the
         types in use and the VSIs of the changed ones."""
         outcome = Outcome()
-        changed = [key for key, in_use in self._profiles_in_use.items()
-                   if set(in_use) != {database.get(key.type_id, key.version)}]
+        changed = [
+            key
+            for key, in_use in self._profiles_in_use.items()
+            if set(in_use) != {database.get(key.type_id, key.version)}
+        ]
         for key in changed:
             profile = database.get(key.type_id, key.version)
             for vsi_id in sorted(self._vsis_of_type.get(key, ()), key=vsi_id_text):
@@ -435,23 +600,33 @@ class VdpBridge:
                 self._sync(vsi_id, outcome)
         return outcome
 
-    def _take_profile(self, vsi: _Vsi, att: _Attachment, profile: VsiTypeProfile | None,
-                      outcome: Outcome) -> None:
-        problem = ("its VSI type was removed" if profile is None else
-                   "its Manager ID is no longer allowed"
-                   if not profile.allows_manager(att.manager_id) else
-                   "its VLAN is no longer allowed"
-                   if any(e.vid not in profile.vlans for e in att.entries) else None)
+    def _take_profile(
+        self, vsi: _Vsi, att: _Attachment, profile: VsiTypeProfile | None, outcome: Outcome
+    ) -> None:
+        problem = (
+            "its VSI type was removed"
+            if profile is None
+            else "its Manager ID is no longer allowed"
+            if not profile.allows_manager(att.manager_id)
+            else "its VLAN is no longer allowed"
+            if any(e.vid not in profile.vlans for e in att.entries)
+            else None
+        )
         if problem is None:
             assert profile is not None  # a removed type is a problem
             att.profile = profile
-            outcome.events.append(("vsi.updated", _attachment_fields(
-                vsi.vsi_id, att, reason="profile changed")))
+            outcome.events.append(
+                ("vsi.updated", _attachment_fields(vsi.vsi_id, att, reason="profile changed"))
+            )
             return
         self._detach(vsi, att)
         outcome.unsolicited.append((att.port, att.manager, make_deassociate(att.response)))
-        outcome.events.append(("vsi.deassociated", _attachment_fields(
-            vsi.vsi_id, att, initiator="bridge", reason=problem)))
+        outcome.events.append(
+            (
+                "vsi.deassociated",
+                _attachment_fields(vsi.vsi_id, att, initiator="bridge", reason=problem),
+            )
+        )
 
     def port_down(self, port: PortRef, now: float) -> Outcome:
         """The link to ``port``'s station is gone: its attachments are removed, silently (the
@@ -462,8 +637,12 @@ class VdpBridge:
             vsi = self._vsis[vsi_id]
             att = vsi.attachments[port]
             self._detach(vsi, att)
-            outcome.events.append(("vsi.deassociated", _attachment_fields(
-                vsi.vsi_id, att, initiator="bridge", reason="port down")))
+            outcome.events.append(
+                (
+                    "vsi.deassociated",
+                    _attachment_fields(vsi.vsi_id, att, initiator="bridge", reason="port down"),
+                )
+            )
             self._sync(vsi.vsi_id, outcome)
         return outcome
 
@@ -496,11 +675,24 @@ class VdpBridge:
 
     def _info(self, vsi: _Vsi) -> VsiInfo:
         held = [vsi.suspended] if vsi.suspended is not None else []
-        attachments = tuple(AttachmentInfo(
-            att.port, att.state, att.handle, _BINDING_OF_STATE.get(att.state), att.manager_id,
-            att.request.type_id, att.request.type_version, att.profile.name, att.profile.tenant,
-            att.entries, att.since, att.refreshed, att.expires)
-            for att in sorted([*vsi.attachments.values(), *held], key=lambda a: a.port))
+        attachments = tuple(
+            AttachmentInfo(
+                att.port,
+                att.state,
+                att.handle,
+                _BINDING_OF_STATE.get(att.state),
+                att.manager_id,
+                att.request.type_id,
+                att.request.type_version,
+                att.profile.name,
+                att.profile.tenant,
+                att.entries,
+                att.since,
+                att.refreshed,
+                att.expires,
+            )
+            for att in sorted([*vsi.attachments.values(), *held], key=lambda a: a.port)
+        )
         # SUSPENDED only ever stands alone, so the most advanced state of the list says it all.
         state = max((a.state for a in attachments), key=list(VsiState).index)
         return VsiInfo(vsi.vsi_id, vsi_id_text(vsi.vsi_id), state, attachments)
@@ -520,14 +712,19 @@ class VdpBridge:
         if vsi is not None:
             held = [(vsi.suspended, True)] if vsi.suspended is not None else []
             for att, suspended in [*((a, False) for a in vsi.attachments.values()), *held]:
-                records.append({
-                    "vsi_id": [int(vsi.vsi_id.format), vsi.vsi_id.value.hex()],
-                    "port": [att.port.dpid, att.port.port_no], "handle": att.handle,
-                    "state": att.state.value, "suspended": suspended,
-                    "request": encode_vdpdu(Vdpdu((att.manager, att.request))).hex(),
-                    "response": encode_vdpdu(Vdpdu((att.manager, att.response))).hex(),
-                    "entries": [[e.mac, e.vid] for e in att.entries],
-                    "timeout": None if math.isinf(att.timeout) else att.timeout})
+                records.append(
+                    {
+                        "vsi_id": [int(vsi.vsi_id.format), vsi.vsi_id.value.hex()],
+                        "port": [att.port.dpid, att.port.port_no],
+                        "handle": att.handle,
+                        "state": att.state.value,
+                        "suspended": suspended,
+                        "request": encode_vdpdu(Vdpdu((att.manager, att.request))).hex(),
+                        "response": encode_vdpdu(Vdpdu((att.manager, att.response))).hex(),
+                        "entries": [[e.mac, e.vid] for e in att.entries],
+                        "timeout": None if math.isinf(att.timeout) else att.timeout,
+                    }
+                )
         return records
 
     def restore(self, records: list[dict], database, now: float) -> Outcome:
@@ -538,20 +735,39 @@ class VdpBridge:
         outcome = Outcome()
         dropped: set[VsiId] = set()
         for record in records:
-            (manager, request), = decode_vdpdu(bytes.fromhex(record["request"])).vsis_with_manager()
-            (_, response), = decode_vdpdu(bytes.fromhex(record["response"])).vsis_with_manager()
+            ((manager, request),) = decode_vdpdu(
+                bytes.fromhex(record["request"])
+            ).vsis_with_manager()
+            ((_, response),) = decode_vdpdu(bytes.fromhex(record["response"])).vsis_with_manager()
             vsi_id = VsiId(record["vsi_id"][0], bytes.fromhex(record["vsi_id"][1]))
             port = PortRef(*record["port"])
             profile = database.get(request.type_id, request.type_version)
             timeout = math.inf if record["timeout"] is None else record["timeout"]
-            att = _Attachment(port, record["handle"], manager, request, response,
-                              VsiState(record["state"]),
-                              tuple(MacVid(mac, vid) for mac, vid in record["entries"]),
-                              profile, now, now, timeout)
+            att = _Attachment(
+                port,
+                record["handle"],
+                manager,
+                request,
+                response,
+                VsiState(record["state"]),
+                tuple(MacVid(mac, vid) for mac, vid in record["entries"]),
+                profile,
+                now,
+                now,
+                timeout,
+            )
             if profile is None:
-                outcome.events.append(("vsi.deassociated", {
-                    **port_fields(port), "vsi": vsi_id_text(vsi_id), "initiator": "bridge",
-                    "reason": "its VSI type is gone after the restart"}))
+                outcome.events.append(
+                    (
+                        "vsi.deassociated",
+                        {
+                            **port_fields(port),
+                            "vsi": vsi_id_text(vsi_id),
+                            "initiator": "bridge",
+                            "reason": "its VSI type is gone after the restart",
+                        },
+                    )
+                )
                 dropped.add(vsi_id)
                 continue
             vsi = self._vsis.setdefault(vsi_id, _Vsi(vsi_id, {}))
@@ -594,13 +810,19 @@ class VdpBridge:
     def _place(self, vsi_id: VsiId, vsi: _Vsi | None) -> None:
         """Keeps the by-port, by-type and by-MAC indexes in step with the VSI's attachments."""
         held = [vsi.suspended] if vsi is not None and vsi.suspended is not None else []
-        macs = {e.mac for a in [*vsi.attachments.values(), *held] for e in a.entries} \
-            if vsi is not None else set()
+        macs = (
+            {e.mac for a in [*vsi.attachments.values(), *held] for e in a.entries}
+            if vsi is not None
+            else set()
+        )
         _reindex(self._vsis_by_mac, vsi_id, self._macs.pop(vsi_id, set()), macs)
         if macs:
             self._macs[vsi_id] = macs
-        placed = tuple((a.port, a.profile.key, a.profile) for a in vsi.attachments.values()) \
-            if vsi is not None else ()
+        placed = (
+            tuple((a.port, a.profile.key, a.profile) for a in vsi.attachments.values())
+            if vsi is not None
+            else ()
+        )
         before = self._placed.pop(vsi_id, ())
         if placed:
             self._placed[vsi_id] = placed
@@ -629,9 +851,18 @@ class VdpBridge:
             self._watch(vsi_id, att)
 
     def _vsi_bindings(self, vsi: _Vsi) -> list[VmBinding]:
-        return [VmBinding(att.handle, vsi.vsi_id, att.port, att.entries, att.profile,
-                          _BINDING_OF_STATE[att.state])
-                for att in vsi.attachments.values() if att.state in _BINDING_OF_STATE]
+        return [
+            VmBinding(
+                att.handle,
+                vsi.vsi_id,
+                att.port,
+                att.entries,
+                att.profile,
+                _BINDING_OF_STATE[att.state],
+            )
+            for att in vsi.attachments.values()
+            if att.state in _BINDING_OF_STATE
+        ]
 
     def _detach(self, vsi: _Vsi, att: _Attachment, suspend: bool = False) -> None:
         """Removes ``att`` from ``vsi``; with ``suspend`` it becomes the VSI's held record (and

@@ -1,4 +1,5 @@
 """Text forms of VDP identities, for events, snapshots and refusal reasons."""
+
 import ipaddress
 
 from app.codec.errors import CodecError
@@ -9,8 +10,12 @@ from app.fabric.ports import PortRef
 def vsi_id_text(vsi_id: VsiId) -> str:
     """The VSIID as its format reads it (UUID, IP address, MAC); ``format:hex`` for a local
     VSIID or octets that do not fit their format (the authorizer refuses those)."""
-    accessors = {VsiIdFormat.UUID: "uuid", VsiIdFormat.IPV4: "ipv4", VsiIdFormat.IPV6: "ipv6",
-                 VsiIdFormat.MAC: "mac"}
+    accessors = {
+        VsiIdFormat.UUID: "uuid",
+        VsiIdFormat.IPV4: "ipv4",
+        VsiIdFormat.IPV6: "ipv6",
+        VsiIdFormat.MAC: "mac",
+    }
     if vsi_id.format in accessors:
         try:
             return str(getattr(vsi_id, accessors[vsi_id.format]))

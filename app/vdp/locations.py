@@ -4,6 +4,7 @@ Pure. Fed with the bindings that changed (app/vdp/outcome.py), so its cost is th
 the fabric's. Keeps the latest `per_vsi` places of at most `vsis` VSIs (the least recently moved
 are forgotten first): a VM that moves forever, or a million short-lived VMs, cannot grow it.
 """
+
 from collections import OrderedDict, deque
 
 from app.codec.vdp import VsiId

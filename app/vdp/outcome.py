@@ -1,4 +1,5 @@
 """What the VDP bridge decided: frames to send, how the bindings changed, and why."""
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ class Outcome:
     Pre-Associate changes no binding but must survive a restart).
     ``events``: (kind, fields) decision events, in order; fields are plain JSON-able values
     with ``switch`` (16 hex digits) and ``port_no`` saying where."""
+
     responses: list[Send] = field(default_factory=list)
     unsolicited: list[Send] = field(default_factory=list)
     changes: BindingChanges = field(default_factory=dict)
@@ -42,8 +44,13 @@ class Outcome:
 
     def merge(self, *others: "Outcome") -> "Outcome":
         """This outcome followed by ``others``, as one."""
-        merged = Outcome(list(self.responses), list(self.unsolicited), dict(self.changes),
-                         set(self.dirty), list(self.events))
+        merged = Outcome(
+            list(self.responses),
+            list(self.unsolicited),
+            dict(self.changes),
+            set(self.dirty),
+            list(self.events),
+        )
         for other in others:
             merged.responses += other.responses
             merged.unsolicited += other.unsolicited

@@ -1,5 +1,6 @@
 """Runs one SwitchSync alone against a FakeSwitch, answering its requests as FabricControl routes
 them (tests/fakes/wire.py drives a whole FabricControl)."""
+
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from tests.fakes.fake_switch import FakeSwitch

@@ -5,6 +5,7 @@ joins several of them with trunk links and follows a frame from switch to switch
 A packet is a dict of OXM fields (in_port, eth_src, eth_dst, eth_type, vlan_vid, ip_proto, ...);
 an untagged frame has vlan_vid OFPVID_NONE, a tagged one OFPVID_PRESENT | VID.
 """
+
 import ipaddress
 from collections import deque
 from collections.abc import Iterable
@@ -42,11 +43,11 @@ class FakeMeterConfig:
 
 @dataclass
 class Verdict:
-    outputs: list = field(default_factory=list)   # port numbers, incl. OFPP_CONTROLLER
-    frames: list = field(default_factory=list)    # (port number, the packet as it left)
+    outputs: list = field(default_factory=list)  # port numbers, incl. OFPP_CONTROLLER
+    frames: list = field(default_factory=list)  # (port number, the packet as it left)
     meters: list = field(default_factory=list)
-    tables: list = field(default_factory=list)    # tables walked
-    flows: list = field(default_factory=list)     # flows hit
+    tables: list = field(default_factory=list)  # tables walked
+    flows: list = field(default_factory=list)  # flows hit
 
     @property
     def dropped(self) -> bool:
@@ -78,14 +79,22 @@ def _field_matches(pkt_value, want) -> bool:
 _IP = {0x0800, 0x86DD}
 # field -> (the field it needs, the values that field must have): OpenFlow 1.3 table 12.
 _PREREQUISITES = {
-    "ip_dscp": ("eth_type", _IP), "ip_ecn": ("eth_type", _IP), "ip_proto": ("eth_type", _IP),
-    "ipv4_src": ("eth_type", {0x0800}), "ipv4_dst": ("eth_type", {0x0800}),
-    "ipv6_src": ("eth_type", {0x86DD}), "ipv6_dst": ("eth_type", {0x86DD}),
-    "arp_op": ("eth_type", {0x0806}), "arp_spa": ("eth_type", {0x0806}),
+    "ip_dscp": ("eth_type", _IP),
+    "ip_ecn": ("eth_type", _IP),
+    "ip_proto": ("eth_type", _IP),
+    "ipv4_src": ("eth_type", {0x0800}),
+    "ipv4_dst": ("eth_type", {0x0800}),
+    "ipv6_src": ("eth_type", {0x86DD}),
+    "ipv6_dst": ("eth_type", {0x86DD}),
+    "arp_op": ("eth_type", {0x0806}),
+    "arp_spa": ("eth_type", {0x0806}),
     "arp_tpa": ("eth_type", {0x0806}),
-    "tcp_src": ("ip_proto", {6}), "tcp_dst": ("ip_proto", {6}),
-    "udp_src": ("ip_proto", {17}), "udp_dst": ("ip_proto", {17}),
-    "icmpv4_type": ("ip_proto", {1}), "icmpv4_code": ("ip_proto", {1}),
+    "tcp_src": ("ip_proto", {6}),
+    "tcp_dst": ("ip_proto", {6}),
+    "udp_src": ("ip_proto", {17}),
+    "udp_dst": ("ip_proto", {17}),
+    "icmpv4_type": ("ip_proto", {1}),
+    "icmpv4_code": ("ip_proto", {1}),
 }
 
 
@@ -159,8 +168,9 @@ class FakeSwitch:
                 self.errors += problems
                 return
             self.flows = [f for f in self.flows if not self._same(f, msg)]
-            self.flows.append(FakeFlow(msg.table_id, msg.priority, msg.cookie, msg.match,
-                                       list(msg.instructions)))
+            self.flows.append(
+                FakeFlow(msg.table_id, msg.priority, msg.cookie, msg.match, list(msg.instructions))
+            )
         elif msg.command in (ofp.OFPFC_DELETE, ofp.OFPFC_DELETE_STRICT):
             strict = msg.command == ofp.OFPFC_DELETE_STRICT
             self.flows = [f for f in self.flows if not self._deletes(msg, f, strict)]
@@ -169,8 +179,11 @@ class FakeSwitch:
 
     @staticmethod
     def _same(flow, msg) -> bool:
-        return (flow.table_id == msg.table_id and flow.priority == msg.priority
-                and _match_items(flow.match) == _match_items(msg.match))
+        return (
+            flow.table_id == msg.table_id
+            and flow.priority == msg.priority
+            and _match_items(flow.match) == _match_items(msg.match)
+        )
 
     @staticmethod
     def _deletes(msg, flow, strict) -> bool:
@@ -179,8 +192,9 @@ class FakeSwitch:
         if (flow.cookie & msg.cookie_mask) != (msg.cookie & msg.cookie_mask):
             return False
         if strict:
-            return flow.priority == msg.priority and \
-                _match_items(flow.match) == _match_items(msg.match)
+            return flow.priority == msg.priority and _match_items(flow.match) == _match_items(
+                msg.match
+            )
         want = _match_items(msg.match)
         have = _match_items(flow.match)
         return all(have.get(k) == v for k, v in want.items())
@@ -192,9 +206,14 @@ class FakeSwitch:
             self.errors.append(f"meter {msg.meter_id} unknown")
         elif msg.command == ofp.OFPMC_DELETE:
             self.meters.pop(msg.meter_id, None)
-            self.flows = [f for f in self.flows if not any(
-                isinstance(ins, parser.OFPInstructionMeter) and ins.meter_id == msg.meter_id
-                for ins in f.instructions)]
+            self.flows = [
+                f
+                for f in self.flows
+                if not any(
+                    isinstance(ins, parser.OFPInstructionMeter) and ins.meter_id == msg.meter_id
+                    for ins in f.instructions
+                )
+            ]
         else:
             self.meters[msg.meter_id] = FakeMeterConfig(msg.meter_id, list(msg.bands), msg.flags)
 
@@ -220,8 +239,12 @@ class FakeSwitch:
         table = 0
         while table is not None:
             verdict.tables.append(table)
-            candidates = [f for f in self.flows if f.table_id == table and all(
-                _field_matches(pkt.get(k), v) for k, v in _match_items(f.match).items())]
+            candidates = [
+                f
+                for f in self.flows
+                if f.table_id == table
+                and all(_field_matches(pkt.get(k), v) for k, v in _match_items(f.match).items())
+            ]
             if not candidates:
                 return verdict
             hit = max(candidates, key=lambda f: f.priority)
@@ -267,6 +290,7 @@ class FakeSwitch:
 @dataclass(frozen=True)
 class Delivery:
     """A frame leaving the fabric: out of a port no link continues, or to the controller."""
+
     dpid: int
     port: int
     packet: dict
@@ -279,8 +303,11 @@ class FrameLoops(AssertionError):
 class FakeFabric:
     """FakeSwitches joined by links ((dpid, port), (dpid, port))."""
 
-    def __init__(self, switches: dict[int, FakeSwitch],
-                 links: Iterable[tuple[tuple[int, int], tuple[int, int]]]):
+    def __init__(
+        self,
+        switches: dict[int, FakeSwitch],
+        links: Iterable[tuple[tuple[int, int], tuple[int, int]]],
+    ):
         self.switches = switches
         self.peers: dict[tuple[int, int], tuple[int, int]] = {}
         for a, b in links:

@@ -1,5 +1,6 @@
 """The stations behind the server ports, as lldpad speaks: LLDP with the EVB TLV, VDP requests
 (each port's ECP sequence counting up), ACKs of the bridge's ECP requests."""
+
 from app.codec.builders import build_ecp_ack, build_vdp_request
 from app.codec.ethernet import NEAREST_BRIDGE
 from app.codec.evb_tlv import EvbMode, EvbTlv, RrStat
@@ -8,8 +9,9 @@ from app.codec.lldp import ChassisId, LldpPdu, PortId
 from app.codec.vdp import FilterEntry, FilterFormat, ManagerIdTlv, Vdpdu, VsiId, VsiTlv
 
 MGR = ManagerIdTlv.from_name("mgr1")
-STATION_TLV = EvbTlv(mode=EvbMode.STATION, rrreq=True, rrstat=RrStat.UNKNOWN, r=3, rte=14,
-                     rwd=20, rka=20)
+STATION_TLV = EvbTlv(
+    mode=EvbMode.STATION, rrreq=True, rrstat=RrStat.UNKNOWN, r=3, rte=14, rwd=20, rka=20
+)
 
 
 def station_mac(dpid: int, port_no: int) -> str:
@@ -23,19 +25,40 @@ class Stations:
     @staticmethod
     def hello(dpid: int, port_no: int) -> bytes:
         """The station's LLDP: it offers EVB."""
-        return encode_evb_frame(LldpFrame(station_mac(dpid, port_no), LldpPdu(
-            ChassisId(4, bytes(6)), PortId(3, bytes(6)), 120, (STATION_TLV,)),
-            dst=NEAREST_BRIDGE))
+        return encode_evb_frame(
+            LldpFrame(
+                station_mac(dpid, port_no),
+                LldpPdu(ChassisId(4, bytes(6)), PortId(3, bytes(6)), 120, (STATION_TLV,)),
+                dst=NEAREST_BRIDGE,
+            )
+        )
 
-    def vdp(self, dpid: int, port_no: int, mode, uuid: str, mac: str, vid: int = 0,
-            type_id: int = 5, version: int = 4) -> bytes:
+    def vdp(
+        self,
+        dpid: int,
+        port_no: int,
+        mode,
+        uuid: str,
+        mac: str,
+        vid: int = 0,
+        type_id: int = 5,
+        version: int = 4,
+    ) -> bytes:
         """The station's next VDP request on that port."""
         key = (dpid, port_no)
         self._sequences[key] = self._sequences.get(key, 0) + 1
-        vsi = VsiTlv(mode, 0, type_id, version, VsiId.from_uuid(uuid), FilterFormat.MAC_VID,
-                     (FilterEntry(vid, mac=mac),))
-        return build_vdp_request(station_mac(dpid, port_no), self._sequences[key],
-                                 Vdpdu((MGR, vsi)))
+        vsi = VsiTlv(
+            mode,
+            0,
+            type_id,
+            version,
+            VsiId.from_uuid(uuid),
+            FilterFormat.MAC_VID,
+            (FilterEntry(vid, mac=mac),),
+        )
+        return build_vdp_request(
+            station_mac(dpid, port_no), self._sequences[key], Vdpdu((MGR, vsi))
+        )
 
     @staticmethod
     def ack(dpid: int, port_no: int, data: bytes) -> bytes | None:
@@ -49,5 +72,6 @@ class Stations:
 def vdp_responses(sent) -> list[VsiTlv]:
     """The VSI TLVs of the VDP frames among (dpid, port_no, frame)s sent to stations."""
     frames = [decode_evb_frame(f) for _, _, f in sent]
-    return [tlv for f in frames if isinstance(f, VdpFrame)
-            for _, tlv in f.vdpdu.vsis_with_manager()]
+    return [
+        tlv for f in frames if isinstance(f, VdpFrame) for _, tlv in f.vdpdu.vsis_with_manager()
+    ]

@@ -8,6 +8,7 @@ link probe) arrives there as a packet-in; the others are the stations' frames, w
 acknowledge at once as lldpad does. `timeline` records, across switches, what each switch got and
 the barrier replies it sent, in order.
 """
+
 from collections import deque
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -17,9 +18,11 @@ from app.codec.frame import EcpAckFrame, LldpFrame, VdpFrame, decode_evb_frame
 from tests.fakes.fake_switch import FakeFabric
 from tests.fakes.stations import Stations
 
-_REPLIES = {parser.OFPPortDescStatsRequest: parser.OFPPortDescStatsReply,
-            parser.OFPMeterConfigStatsRequest: parser.OFPMeterConfigStatsReply,
-            parser.OFPFlowStatsRequest: parser.OFPFlowStatsReply}
+_REPLIES = {
+    parser.OFPPortDescStatsRequest: parser.OFPPortDescStatsReply,
+    parser.OFPMeterConfigStatsRequest: parser.OFPMeterConfigStatsReply,
+    parser.OFPFlowStatsRequest: parser.OFPFlowStatsReply,
+}
 _FRAMES = {EcpAckFrame: "ecp-ack", VdpFrame: "vdp", LldpFrame: "lldp"}
 
 
@@ -32,7 +35,7 @@ class Wire:
         self.timeline: list[tuple[int, str]] = []
         self.to_stations: list[tuple[int, int, bytes]] = []
         self.hold_barriers = False
-        self.held: list[tuple[int, int]] = []   # (dpid, xid) of the barriers not answered yet
+        self.held: list[tuple[int, int]] = []  # (dpid, xid) of the barriers not answered yet
 
     def connect(self, now: float = 0.0) -> None:
         """Every switch connects and is reconciled; then the link probes of one tick."""
@@ -83,14 +86,16 @@ class Wire:
         reply_class = _REPLIES.get(type(msg))
         if reply_class is None:
             return []
-        body = {parser.OFPPortDescStatsRequest: fake.port_list,
-                parser.OFPMeterConfigStatsRequest: fake.meter_configs}.get(
-                    type(msg), lambda: fake.flow_stats(msg))()
+        body = {
+            parser.OFPPortDescStatsRequest: fake.port_list,
+            parser.OFPMeterConfigStatsRequest: fake.meter_configs,
+        }.get(type(msg), lambda: fake.flow_stats(msg))()
         out = []
         for i in range(self.parts):
             last = i == self.parts - 1
-            reply = reply_class(None, body=body[i::self.parts],
-                                flags=0 if last else ofp.OFPMPF_REPLY_MORE)
+            reply = reply_class(
+                None, body=body[i :: self.parts], flags=0 if last else ofp.OFPMPF_REPLY_MORE
+            )
             reply.xid = msg.xid
             out += self.core.multipart_reply(dpid, reply, now)
         return out
@@ -99,5 +104,8 @@ class Wire:
 def _label(msg) -> str:
     if isinstance(msg, parser.OFPPacketOut):
         return _FRAMES[type(decode_evb_frame(msg.data))]
-    return {parser.OFPFlowMod: "flow-mod", parser.OFPMeterMod: "meter-mod",
-            parser.OFPBarrierRequest: "barrier"}.get(type(msg), "request")
+    return {
+        parser.OFPFlowMod: "flow-mod",
+        parser.OFPMeterMod: "meter-mod",
+        parser.OFPBarrierRequest: "barrier",
+    }.get(type(msg), "request")

@@ -1,4 +1,5 @@
 """What every test on the real bed shares: the skip reason, the marks, polling."""
+
 import importlib.util
 import os
 import shutil
@@ -47,8 +48,12 @@ def wait_until(condition, timeout, interval=0.05, message="timed out"):
 
 def dump_flows(bridge):
     """`ovs-ofctl -O OpenFlow13 dump-flows` of a bridge, one dict per flow."""
-    out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     flows = []
     for line in out.splitlines():
         line = line.strip()

@@ -3,6 +3,7 @@
 The controller is started first and the network only once its OpenFlow socket listens; both are
 stopped even when a test fails (the context managers' finally blocks).
 """
+
 import os
 import signal
 import subprocess
@@ -30,9 +31,13 @@ def controller_args():
 def controller(tmp_path_factory, controller_args):
     from topologies.controller_process import ControllerProcess, free_port
 
-    proc = ControllerProcess(tmp_path_factory.mktemp("controller"), of_port=free_port(),
-                             rest_port=free_port(), extra_args=controller_args,
-                             log_level="DEBUG")
+    proc = ControllerProcess(
+        tmp_path_factory.mktemp("controller"),
+        of_port=free_port(),
+        rest_port=free_port(),
+        extra_args=controller_args,
+        log_level="DEBUG",
+    )
     with proc:
         yield proc
     print(proc.log_text()[-3000:])  # shown by pytest when a test of the module failed
@@ -54,8 +59,10 @@ def wait_fabric_ready(controller, dc, timeout=30):
         os.kill(controller.proc.pid, signal.SIGUSR1)  # thread stacks into its log
         time.sleep(0.5)
         show = subprocess.run(["ovs-vsctl", "show"], capture_output=True, text=True).stdout
-        raise AssertionError(f"switches not all ready and linked after {timeout} s: {states}\n"
-                             f"{show}\n{controller.log_text()[-3000:]}") from None
+        raise AssertionError(
+            f"switches not all ready and linked after {timeout} s: {states}\n"
+            f"{show}\n{controller.log_text()[-3000:]}"
+        ) from None
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """The controller on the real bed: switches connect and get the base pipeline, stations' EVB
 frames reach the controller, and VMs without an association are dropped at the edge."""
+
 import re
 
 import pytest
@@ -22,13 +23,17 @@ def test_every_switch_gets_the_base_pipeline(bed, controller):
     for name in [bed.spec.agg, *(edge.name for edge in bed.spec.edges)]:
         flows = _ours(dump_flows(name))
         punts = [f for f in flows if f["priority"] == Priority.CONTROL_PUNT]
-        assert len(punts) == 4 and all("meter:1" in f["actions"] and "CONTROLLER" in f["actions"]
-                                       for f in punts), punts
+        assert len(punts) == 4 and all(
+            "meter:1" in f["actions"] and "CONTROLLER" in f["actions"] for f in punts
+        ), punts
         assert sum(f["priority"] == Priority.CANARY for f in flows) == 1
         misses = {f["table"] for f in flows if f["priority"] == Priority.TABLE_MISS}
         assert misses >= {int(t) for t in Table}
-        roles = {int(f["in_port"]): f["actions"] for f in flows
-                 if f["priority"] == Priority.PORT_ROLE and f["table"] == Table.CLASSIFY}
+        roles = {
+            int(f["in_port"]): f["actions"]
+            for f in flows
+            if f["priority"] == Priority.PORT_ROLE and f["table"] == Table.CLASSIFY
+        }
         ports = _switch(controller, name)["ports"]
         assert set(roles) == {p["number"] for p in ports}
         for port in ports:
@@ -41,13 +46,17 @@ def test_station_frames_arrive_as_packet_ins(bed, controller):
     bed.add_station("srv21")
 
     def evb_lldp_seen():
-        return all(_switch(controller, edge)["punts"].get(port, {}).get("lldp_evb", 0) > 0
-                   for edge, port in (("edge1", "edge1-s1"), ("edge2", "edge2-s1")))
+        return all(
+            _switch(controller, edge)["punts"].get(port, {}).get("lldp_evb", 0) > 0
+            for edge, port in (("edge1", "edge1-s1"), ("edge2", "edge2-s1"))
+        )
 
     wait_until(evb_lldp_seen, timeout=10, message="no station LLDP reached the controller")
     seen = controller.rest("/v1/events?kind=station.seen")
     assert {(e["switch"], e["port"]) for e in seen} >= {
-        ("edge1", "edge1-s1"), ("edge2", "edge2-s1")}
+        ("edge1", "edge1-s1"),
+        ("edge2", "edge2-s1"),
+    }
 
 
 def test_the_bridge_keepalive_exponent_wins_over_lldpads(bed, controller):
@@ -58,14 +67,18 @@ def test_the_bridge_keepalive_exponent_wins_over_lldpads(bed, controller):
     (session,) = [s for s in controller.rest("/v1/stations") if s["port"] == "edge1-s2"]
     assert session["agreement"]["rka"] == 23
     assert session["agreement"]["keepalive_interval"] == pytest.approx(83.886, abs=0.001)
-    assert re.search(r" data_from_evb:srv12-eth0 .*\brka:23\b", station.log()), \
-        station.log()[-2000:]
+    assert re.search(r" data_from_evb:srv12-eth0 .*\brka:23\b", station.log()), station.log()[
+        -2000:
+    ]
 
 
 def test_vm_traffic_without_association_is_dropped_at_the_edge(bed):
     def server_port_drops():
-        return next(f["n_packets"] for f in _ours(dump_flows("edge1"))
-                    if f["priority"] == Priority.PORT_ROLE and f.get("in_port") == "1")
+        return next(
+            f["n_packets"]
+            for f in _ours(dump_flows("edge1"))
+            if f["priority"] == Priority.PORT_ROLE and f.get("in_port") == "1"
+        )
 
     before = server_port_drops()
     vm1 = bed.add_vm("vm1", "srv11", "02:00:00:00:00:01", "10.0.0.1/24")

@@ -1,6 +1,7 @@
 """Faults and maintenance on the real bed: a server's link fails under a VM and the subscriber
 hears of it (and of the repair) naming the VM; a server in maintenance refuses new VMs, keeps
 its own forwarding, and is reported drained once the VM manager has moved them away."""
+
 import subprocess
 
 from tests.integration.bed import MARKS, wait_until
@@ -11,8 +12,15 @@ pytestmark = MARKS
 
 
 def test_a_server_link_failure_and_its_repair_reach_the_subscriber(bed, stations, controller):
-    vm = start_vm(bed, stations, "fa", "srv11", "52:54:00:00:04:01", "10.0.4.1/24",
-                  "a1b2c3d4-0000-0000-0000-000000000401")
+    vm = start_vm(
+        bed,
+        stations,
+        "fa",
+        "srv11",
+        "52:54:00:00:04:01",
+        "10.0.4.1/24",
+        "a1b2c3d4-0000-0000-0000-000000000401",
+    )
     server, uplink = bed.server("srv11"), bed.spec.server("srv11").uplink
     with WebhookSink() as sink:
         subscription = controller.call("POST", "/v1/subscriptions", {"url": sink.url})
@@ -32,11 +40,13 @@ def test_a_server_link_failure_and_its_repair_reach_the_subscriber(bed, stations
 
 def test_a_switch_that_loses_its_controller_connection_is_a_fault(bed, controller):
     """os-ken notices a closed connection only at its next send: the controller wakes it."""
-    target = subprocess.run(["ovs-vsctl", "get-controller", "edge2"], capture_output=True,
-                            text=True, check=True).stdout.split()
+    target = subprocess.run(
+        ["ovs-vsctl", "get-controller", "edge2"], capture_output=True, text=True, check=True
+    ).stdout.split()
     with WebhookSink() as sink:
-        subscription = controller.call("POST", "/v1/subscriptions",
-                                       {"url": sink.url, "kinds": ["switch.down"]})
+        subscription = controller.call(
+            "POST", "/v1/subscriptions", {"url": sink.url, "kinds": ["switch.down"]}
+        )
         try:
             subprocess.run(["ovs-vsctl", "del-controller", "edge2"], check=True)
             _, raised = sink.wait_for(lambda b: b["current"] == "alarm", timeout=5)
@@ -49,19 +59,39 @@ def test_a_switch_that_loses_its_controller_connection_is_a_fault(bed, controlle
 
 
 def test_maintenance_refuses_new_vms_keeps_its_own_and_reports_the_drained_server(
-        bed, stations, controller):
-    peer = start_vm(bed, stations, "fp", "srv21", "52:54:00:00:04:11", "10.0.4.11/24",
-                    "a1b2c3d4-0000-0000-0000-000000000411")
-    resident = start_vm(bed, stations, "fr", "srv12", "52:54:00:00:04:12", "10.0.4.12/24",
-                        "a1b2c3d4-0000-0000-0000-000000000412")
+    bed, stations, controller
+):
+    peer = start_vm(
+        bed,
+        stations,
+        "fp",
+        "srv21",
+        "52:54:00:00:04:11",
+        "10.0.4.11/24",
+        "a1b2c3d4-0000-0000-0000-000000000411",
+    )
+    resident = start_vm(
+        bed,
+        stations,
+        "fr",
+        "srv12",
+        "52:54:00:00:04:12",
+        "10.0.4.12/24",
+        "a1b2c3d4-0000-0000-0000-000000000412",
+    )
     path = "/v1/servers/edge1/edge1-s2/maintenance"
     started = controller.call("PUT", path, {"reason": "BIOS upgrade"})
     try:
         assert started["vms"] == [resident.uuid] and not started["drained"]
         newcomer = bed.add_vm("fn", "srv12", "52:54:00:00:04:13", "10.0.4.13/24")
-        refused = stations["srv12"].vdp("assoc", "mgr1", 5, 4,
-                                        "a1b2c3d4-0000-0000-0000-000000000413",
-                                        filters=[f"0-{newcomer.mac}"])
+        refused = stations["srv12"].vdp(
+            "assoc",
+            "mgr1",
+            5,
+            4,
+            "a1b2c3d4-0000-0000-0000-000000000413",
+            filters=[f"0-{newcomer.mac}"],
+        )
         # Insufficient resources, not HARD: the server will take VMs again after the work.
         assert not refused.ok and refused.status == 0x02, refused
         assert newcomer.ping(peer.vm.address, count=2, wait=0.5) == (2, 0)
@@ -70,16 +100,19 @@ def test_maintenance_refuses_new_vms_keeps_its_own_and_reports_the_drained_serve
         assert resident.request(stations["srv12"], "assoc").ok
         # The VM manager moves it away (VDP migration to another edge): drained.
         migrate(bed, stations, resident, "srv22", order="vdp")
-        wait_until(lambda: _server(controller, "edge1-s2")["maintenance"]["drained"],
-                   timeout=5, message="edge1-s2 not reported drained")
+        wait_until(
+            lambda: _server(controller, "edge1-s2")["maintenance"]["drained"],
+            timeout=5,
+            message="edge1-s2 not reported drained",
+        )
         kinds = [e["kind"] for e in controller.rest("/v1/events?kind=server.&latest=1&limit=2")]
         assert kinds == ["server.maintenance", "server.drained"]
         assert resident.vm.ping(peer.vm.address, count=3, wait=1) == (3, 3)
     finally:
         controller.call("DELETE", path)
-    admitted = stations["srv12"].vdp("assoc", "mgr1", 5, 4,
-                                     "a1b2c3d4-0000-0000-0000-000000000414",
-                                     filters=[f"0-{newcomer.mac}"])
+    admitted = stations["srv12"].vdp(
+        "assoc", "mgr1", 5, 4, "a1b2c3d4-0000-0000-0000-000000000414", filters=[f"0-{newcomer.mac}"]
+    )
     assert admitted.ok, admitted
 
 

@@ -1,5 +1,6 @@
 """VM migration with lldpad on both servers, in every order real life produces; after each one
 the switches hold the VM's flows only where the VM is."""
+
 import subprocess
 
 import pytest
@@ -20,10 +21,24 @@ def controller_args():
 @pytest.fixture
 def pair(bed, stations):
     """A peer VM on srv21 and the VM that will move, on srv11."""
-    peer = start_vm(bed, stations, "peer", "srv21", "52:54:00:00:01:01", "10.0.0.101/24",
-                    "a1b2c3d4-0000-0000-0000-000000000101")
-    mover = start_vm(bed, stations, "mover", "srv11", "52:54:00:00:01:02", "10.0.0.102/24",
-                     "a1b2c3d4-0000-0000-0000-000000000102")
+    peer = start_vm(
+        bed,
+        stations,
+        "peer",
+        "srv21",
+        "52:54:00:00:01:01",
+        "10.0.0.101/24",
+        "a1b2c3d4-0000-0000-0000-000000000101",
+    )
+    mover = start_vm(
+        bed,
+        stations,
+        "mover",
+        "srv11",
+        "52:54:00:00:01:02",
+        "10.0.0.102/24",
+        "a1b2c3d4-0000-0000-0000-000000000102",
+    )
     assert peer.vm.ping(mover.vm.address, count=2, wait=1) == (2, 2)
     return peer, mover
 
@@ -43,24 +58,45 @@ def test_associate_at_the_destination_first_tells_the_source(bed, stations, pair
     results = migrate(bed, stations, mover, "srv22", order="associate-first")
     assert results["assoc"].ok, results["assoc"].raw
     assert peer.vm.ping(mover.vm.address, count=3, wait=1) == (3, 3)
-    wait_until(lambda: not any(v.get("uuid") == mover.uuid for v in source.query()), timeout=5,
-               message="the source station still holds the VSI")
+    wait_until(
+        lambda: not any(v.get("uuid") == mover.uuid for v in source.query()),
+        timeout=5,
+        message="the source station still holds the VSI",
+    )
     assert flows_follow(bed, mover) is None, flows_follow(bed, mover)
 
 
 def test_suspend_keeps_the_profile_and_forwards_nothing(bed, stations, controller):
-    peer = start_vm(bed, stations, "peer", "srv21", "52:54:00:00:01:01", "10.0.0.101/24",
-                    "a1b2c3d4-0000-0000-0000-000000000101")
+    peer = start_vm(
+        bed,
+        stations,
+        "peer",
+        "srv21",
+        "52:54:00:00:01:01",
+        "10.0.0.101/24",
+        "a1b2c3d4-0000-0000-0000-000000000101",
+    )
     # lldpad sends the S-bit only for a VSI created with hints "from".
-    mover = start_vm(bed, stations, "mover", "srv11", "52:54:00:00:01:02", "10.0.0.102/24",
-                     "a1b2c3d4-0000-0000-0000-000000000102", hints="from")
+    mover = start_vm(
+        bed,
+        stations,
+        "mover",
+        "srv11",
+        "52:54:00:00:01:02",
+        "10.0.0.102/24",
+        "a1b2c3d4-0000-0000-0000-000000000102",
+        hints="from",
+    )
     assert peer.vm.ping(mover.vm.address, count=2, wait=1) == (2, 2)
     assert mover.request(stations["srv11"], "deassoc", hints="from").ok
     assert peer.vm.ping(mover.vm.address, count=2, wait=0.5) == (2, 0)
     (vsi,) = [v for v in controller.rest("/v1/associations") if v["vsi_id"] == mover.uuid]
     assert vsi["state"] == "suspended"
-    assert not any("dl_src=" + mover.vm.mac in line for lines in
-                   _flows_with(bed, mover.vm.mac).values() for line in lines)
+    assert not any(
+        "dl_src=" + mover.vm.mac in line
+        for lines in _flows_with(bed, mover.vm.mac).values()
+        for line in lines
+    )
     # Resumed on another server: forwarding again from there.
     move_vm(bed, mover, "srv22")
     assert mover.request(stations["srv22"], "assoc", hints="to").ok
@@ -68,20 +104,33 @@ def test_suspend_keeps_the_profile_and_forwards_nothing(bed, stations, controlle
     assert flows_follow(bed, mover) is None
 
 
-def test_a_preassociation_never_confirmed_expires_and_releases_its_reservation(
-        bed, stations, pair):
+def test_a_preassociation_never_confirmed_expires_and_releases_its_reservation(bed, stations, pair):
     peer, mover = pair
     assert mover.request(stations["srv22"], "preassoc-rr", hints="to").ok
     meters_before = _vm_meters("edge2")
     # The destination's station goes quiet (its keep-alives dropped before our punt flow).
-    subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "add-flow", "edge2",
-                    "cookie=0x1,priority=65000,in_port=2,dl_type=0x8940,actions=drop"], check=True)
+    subprocess.run(
+        [
+            "ovs-ofctl",
+            "-O",
+            "OpenFlow13",
+            "add-flow",
+            "edge2",
+            "cookie=0x1,priority=65000,in_port=2,dl_type=0x8940,actions=drop",
+        ],
+        check=True,
+    )
     try:
-        wait_until(lambda: _vm_meters("edge2") < meters_before, timeout=30, interval=0.5,
-                   message="the reservation at the destination is still there")
+        wait_until(
+            lambda: _vm_meters("edge2") < meters_before,
+            timeout=30,
+            interval=0.5,
+            message="the reservation at the destination is still there",
+        )
     finally:
-        subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "del-flows", "edge2",
-                        "cookie=0x1/-1"], check=True)
+        subprocess.run(
+            ["ovs-ofctl", "-O", "OpenFlow13", "del-flows", "edge2", "cookie=0x1/-1"], check=True
+        )
     assert peer.vm.ping(mover.vm.address, count=2, wait=1) == (2, 2)  # the source never stopped
     assert flows_follow(bed, mover) is None
 
@@ -89,38 +138,73 @@ def test_a_preassociation_never_confirmed_expires_and_releases_its_reservation(
 def test_a_destination_that_refuses_leaves_the_source_forwarding(bed, stations):
     # "batch" allows 2 VMs per port: srv22 is full, so a third cannot move there.
     for n in (1, 2):
-        start_vm(bed, stations, f"full{n}", "srv22", f"52:54:00:00:02:0{n}",
-                 f"10.0.2.{n}/24", f"a1b2c3d4-0000-0000-0000-00000000020{n}", vsi_type=BATCH)
-    peer = start_vm(bed, stations, "peer", "srv21", "52:54:00:00:02:10", "10.0.2.10/24",
-                    "a1b2c3d4-0000-0000-0000-000000000210", vsi_type=BATCH)
-    mover = start_vm(bed, stations, "mover", "srv11", "52:54:00:00:02:11", "10.0.2.11/24",
-                     "a1b2c3d4-0000-0000-0000-000000000211", vsi_type=BATCH)
+        start_vm(
+            bed,
+            stations,
+            f"full{n}",
+            "srv22",
+            f"52:54:00:00:02:0{n}",
+            f"10.0.2.{n}/24",
+            f"a1b2c3d4-0000-0000-0000-00000000020{n}",
+            vsi_type=BATCH,
+        )
+    peer = start_vm(
+        bed,
+        stations,
+        "peer",
+        "srv21",
+        "52:54:00:00:02:10",
+        "10.0.2.10/24",
+        "a1b2c3d4-0000-0000-0000-000000000210",
+        vsi_type=BATCH,
+    )
+    mover = start_vm(
+        bed,
+        stations,
+        "mover",
+        "srv11",
+        "52:54:00:00:02:11",
+        "10.0.2.11/24",
+        "a1b2c3d4-0000-0000-0000-000000000211",
+        vsi_type=BATCH,
+    )
     refused = mover.request(stations["srv22"], "preassoc", hints="to")
-    assert not refused.ok and refused.status == 0x02, refused   # insufficient resources
+    assert not refused.ok and refused.status == 0x02, refused  # insufficient resources
     assert peer.vm.ping(mover.vm.address, count=3, wait=1) == (3, 3)
     assert flows_follow(bed, mover) is None
 
 
 def _flows_with(bed, mac):
-    return {name: [f["text"] for f in dump_flows(name) if mac in f["text"]]
-            for name in [bed.spec.agg, *(e.name for e in bed.spec.edges)]}
+    return {
+        name: [f["text"] for f in dump_flows(name) if mac in f["text"]]
+        for name in [bed.spec.agg, *(e.name for e in bed.spec.edges)]
+    }
 
 
 def _vm_meters(bridge):
-    out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-meters", bridge],
-                         capture_output=True, text=True, check=True).stdout
-    return sum(1 for line in out.splitlines() if line.startswith("meter=") and
-               not line.startswith("meter=1 "))
+    out = subprocess.run(
+        ["ovs-ofctl", "-O", "OpenFlow13", "dump-meters", bridge],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return sum(
+        1
+        for line in out.splitlines()
+        if line.startswith("meter=") and not line.startswith("meter=1 ")
+    )
 
 
-def test_relocation_by_the_vm_manager_is_confirmed_by_the_station(bed, stations, pair,
-                                                                  controller):
+def test_relocation_by_the_vm_manager_is_confirmed_by_the_station(bed, stations, pair, controller):
     peer, mover = pair
-    controller.call("POST", f"/v1/vms/{mover.uuid}/relocate",
-                    {"switch": "edge2", "port": "edge2-s2"})
+    controller.call(
+        "POST", f"/v1/vms/{mover.uuid}/relocate", {"switch": "edge2", "port": "edge2-s2"}
+    )
     (vsi,) = [v for v in controller.rest("/v1/associations") if v["vsi_id"] == mover.uuid]
     assert {(a["port"], a["state"]) for a in vsi["attachments"]} == {
-        ("edge1-s1", "associated"), ("edge2-s2", "pre-associated-rr")}
+        ("edge1-s1", "associated"),
+        ("edge2-s2", "pre-associated-rr"),
+    }
     assert peer.vm.ping(mover.vm.address, count=2, wait=1) == (2, 2)  # still at the source
     move_vm(bed, mover, "srv22")
     assert mover.request(stations["srv22"], "assoc", hints="to").ok

@@ -1,6 +1,7 @@
 """Changes under running traffic, measured by a 1,000 packets/s probe: a controller restart
 (nothing it accepted is lost, each switch is reconciled to the stored intent without a flush)
 and a profile pushed by the VM manager (applied to the associated VMs in place)."""
+
 import subprocess
 
 from tests.integration.bed import MARKS, dump_flows, wait_until
@@ -12,20 +13,39 @@ pytestmark = MARKS
 
 
 def test_restart_loses_no_packet_and_no_association(bed, stations, controller):
-    a = start_vm(bed, stations, "a", "srv11", "52:54:00:00:03:01", "10.0.3.1/24",
-                 "a1b2c3d4-0000-0000-0000-000000000301")
-    b = start_vm(bed, stations, "b", "srv21", "52:54:00:00:03:02", "10.0.3.2/24",
-                 "a1b2c3d4-0000-0000-0000-000000000302")
+    a = start_vm(
+        bed,
+        stations,
+        "a",
+        "srv11",
+        "52:54:00:00:03:01",
+        "10.0.3.1/24",
+        "a1b2c3d4-0000-0000-0000-000000000301",
+    )
+    b = start_vm(
+        bed,
+        stations,
+        "b",
+        "srv21",
+        "52:54:00:00:03:02",
+        "10.0.3.2/24",
+        "a1b2c3d4-0000-0000-0000-000000000302",
+    )
     assert a.vm.wait_reachable(b.vm.address, timeout=5)
     before = {name: _our_flows(name) for name in ("edge1", "edge2", "agg1")}
     probe = start_probe(a.vm.netns, b.vm.address)
     try:
         controller.stop()
-        restarted = ControllerProcess(controller.workdir, controller.of_port,
-                                      controller.rest_port).start()
+        restarted = ControllerProcess(
+            controller.workdir, controller.of_port, controller.rest_port
+        ).start()
         try:
-            wait_until(lambda: len([s for s in restarted.rest("/v1/switches")
-                                    if s["state"] == "ready"]) == 3, timeout=30)
+            wait_until(
+                lambda: (
+                    len([s for s in restarted.rest("/v1/switches") if s["state"] == "ready"]) == 3
+                ),
+                timeout=30,
+            )
             associations = {v["vsi_id"]: v["state"] for v in restarted.rest("/v1/associations")}
             assert associations == {a.uuid: "associated", b.uuid: "associated"}
             # A keep-alive after the restart is answered as before, not refused.
@@ -42,16 +62,32 @@ def test_restart_loses_no_packet_and_no_association(bed, stations, controller):
 
 def _our_flows(bridge):
     """Our flows as (cookie, table, priority, match and actions), without the counters."""
-    return sorted((f["cookie"], f["table"], f["priority"], f["text"].split(" actions=")[1])
-                  for f in dump_flows(bridge) if f["cookie"] >> 56 == 0xEB)
+    return sorted(
+        (f["cookie"], f["table"], f["priority"], f["text"].split(" actions=")[1])
+        for f in dump_flows(bridge)
+        if f["cookie"] >> 56 == 0xEB
+    )
 
 
-def test_a_pushed_profile_change_applies_to_associated_vms_without_a_gap(bed, stations,
-                                                                        controller):
-    a = start_vm(bed, stations, "c", "srv12", "52:54:00:00:03:11", "10.0.3.11/24",
-                 "a1b2c3d4-0000-0000-0000-000000000311")
-    b = start_vm(bed, stations, "d", "srv22", "52:54:00:00:03:12", "10.0.3.12/24",
-                 "a1b2c3d4-0000-0000-0000-000000000312")
+def test_a_pushed_profile_change_applies_to_associated_vms_without_a_gap(bed, stations, controller):
+    a = start_vm(
+        bed,
+        stations,
+        "c",
+        "srv12",
+        "52:54:00:00:03:11",
+        "10.0.3.11/24",
+        "a1b2c3d4-0000-0000-0000-000000000311",
+    )
+    b = start_vm(
+        bed,
+        stations,
+        "d",
+        "srv22",
+        "52:54:00:00:03:12",
+        "10.0.3.12/24",
+        "a1b2c3d4-0000-0000-0000-000000000312",
+    )
     assert a.vm.wait_reachable(b.vm.address, timeout=5)
     web = controller.rest("/v1/profiles/5/4")
     changed = {k: v for k, v in web.items() if k not in ("source", "origin", "replaces")}
@@ -59,8 +95,11 @@ def test_a_pushed_profile_change_applies_to_associated_vms_without_a_gap(bed, st
     probe = start_probe(a.vm.netns, b.vm.address)
     try:
         answer = controller.call("PUT", "/v1/profiles/5/4", changed)
-        wait_until(lambda: "rate=20000" in _meters("edge1"), timeout=5,
-                   message="the new rate is not on edge1")
+        wait_until(
+            lambda: "rate=20000" in _meters("edge1"),
+            timeout=5,
+            message="the new rate is not on edge1",
+        )
     finally:
         result = stop_probe(probe)
         controller.call("DELETE", "/v1/profiles/5/4")  # the file's profile again, for the others
@@ -69,5 +108,9 @@ def test_a_pushed_profile_change_applies_to_associated_vms_without_a_gap(bed, st
 
 
 def _meters(bridge):
-    return subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-meters", bridge],
-                          capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["ovs-ofctl", "-O", "OpenFlow13", "dump-meters", bridge],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout

@@ -1,4 +1,5 @@
 """The Mininet bed itself, without our controller: edges in standalone (normal switching) mode."""
+
 import json
 import subprocess
 
@@ -37,8 +38,13 @@ def _vm(bed, name, server, host_no):
 
 def test_switches_match_the_layout(bed):
     def ovs(*args):
-        return subprocess.run(["ovs-vsctl", "get"] + list(args), capture_output=True, text=True,
-                              check=True).stdout.strip().strip('"')
+        return (
+            subprocess.run(
+                ["ovs-vsctl", "get"] + list(args), capture_output=True, text=True, check=True
+            )
+            .stdout.strip()
+            .strip('"')
+        )
 
     spec = bed.spec
     assert int(ovs("Bridge", spec.agg, "other_config:datapath-id"), 16) == spec.agg_dpid == 0x100
@@ -86,8 +92,11 @@ def test_tcp_between_vms_works_on_the_userspace_datapath(bed):
     # Fails (no byte arrives) if the servers' uplinks keep TX checksum offload on.
     vm1 = _vm(bed, "vm1", "srv11", 1)
     vm2 = _vm(bed, "vm2", "srv21", 2)
-    server = subprocess.Popen(["ip", "netns", "exec", vm2.netns, "iperf3", "-s", "-1"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", vm2.netns, "iperf3", "-s", "-1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_until(lambda: vm2.run("ss", "-Hltn", "sport = :5201").stdout.strip(), timeout=3)
         client = vm1.run("iperf3", "-c", vm2.address, "-t", "1", "--json", timeout=15)
@@ -102,19 +111,31 @@ def test_stations_send_lldp_with_the_evb_tlv(bed):
     from topologies.capture import Capture
 
     def station_lldp(frame):
-        return (frame[:6] == LLDP_MULTICAST and frame[12:14] == LLDP_ETHERTYPE
-                and EVB_TLV_HEADER in frame)
+        return (
+            frame[:6] == LLDP_MULTICAST
+            and frame[12:14] == LLDP_ETHERTYPE
+            and EVB_TLV_HEADER in frame
+        )
 
-    with Capture("edge1-s1", "ether proto 0x88cc", bed.run_dir / "edge1-s1.pcap") as cap1, \
-            Capture("edge2-s1", "ether proto 0x88cc", bed.run_dir / "edge2-s1.pcap") as cap2:
+    with (
+        Capture("edge1-s1", "ether proto 0x88cc", bed.run_dir / "edge1-s1.pcap") as cap1,
+        Capture("edge2-s1", "ether proto 0x88cc", bed.run_dir / "edge2-s1.pcap") as cap2,
+    ):
         stations = [bed.add_station("srv11"), bed.add_station("srv21")]
         for cap in (cap1, cap2):
             frame = cap.wait_for(station_lldp, timeout=5)
             assert frame is not None, stations[0].log()[-2000:]
-            evb = frame[frame.index(EVB_TLV_HEADER) + len(EVB_TLV_HEADER):]
+            evb = frame[frame.index(EVB_TLV_HEADER) + len(EVB_TLV_HEADER) :]
             assert evb[3] >> 6 == EVB_MODE_STATION
     # Without a bridge's EVB TLV (no controller here) lldpad never enables VDP.
     assert not stations[0].vdp_ready()
-    refused = stations[0].vdp("assoc", "mgr1", 5, 4, "a1b2c3d4-0000-0000-0000-000000001122",
-                              filters=["100-02:00:00:00:00:01"], wait=False)
+    refused = stations[0].vdp(
+        "assoc",
+        "mgr1",
+        5,
+        4,
+        "a1b2c3d4-0000-0000-0000-000000001122",
+        filters=["100-02:00:00:00:00:01"],
+        wait=False,
+    )
     assert (refused.ok, refused.error) == (False, "VDP protocol not supported on interface")

@@ -1,6 +1,7 @@
 """The controller and the reference VM manager (evb-vcenter) with lldpad stations: a VSI type
 only the manager knows is looked up and granted; the manager hears of it; with the manager gone
 the station gets "unable to contact VSI manager"; a slow manager never stalls the answer."""
+
 import json
 import signal
 import subprocess
@@ -25,10 +26,22 @@ vsi_types:
 def _manager(workdir, port, delay=0.0):
     profiles = workdir / "manager-profiles.yaml"
     profiles.write_text(MANAGER_PROFILES)
-    proc = subprocess.Popen([sys.executable, "-m", "app.vcenter.reference", "--listen",
-                             f"127.0.0.1:{port}", "--profiles", str(profiles), "--delay",
-                             str(delay)], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "app.vcenter.reference",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--profiles",
+            str(profiles),
+            "--delay",
+            str(delay),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for_listen("127.0.0.1", port, 10, proc)
     return proc
 
@@ -46,10 +59,13 @@ def manager_port():
 @pytest.fixture(scope="module")
 def controller(tmp_path_factory, manager_port):
     """Overrides the conftest's: this controller has a VM manager."""
-    proc = ControllerProcess(tmp_path_factory.mktemp("controller"), of_port=free_port(),
-                             rest_port=free_port(), log_level="DEBUG",
-                             extra_args=["--vcenter-url", f"http://127.0.0.1:{manager_port}",
-                                         "--vcenter-timeout", "1"])
+    proc = ControllerProcess(
+        tmp_path_factory.mktemp("controller"),
+        of_port=free_port(),
+        rest_port=free_port(),
+        log_level="DEBUG",
+        extra_args=["--vcenter-url", f"http://127.0.0.1:{manager_port}", "--vcenter-timeout", "1"],
+    )
     with proc:
         yield proc
 
@@ -62,7 +78,8 @@ def station(bed):
 
 
 def test_a_type_only_the_manager_knows_is_granted_and_the_manager_is_told(
-        bed, station, controller, manager_port, tmp_path):
+    bed, station, controller, manager_port, tmp_path
+):
     manager = _manager(tmp_path, manager_port)
     try:
         bed.add_vm("vm1", "srv11", "52:54:00:00:04:01", "10.0.4.1/24")
@@ -85,19 +102,32 @@ def test_a_type_only_the_manager_knows_is_granted_and_the_manager_is_told(
 
 def test_without_the_manager_the_station_hears_unable_to_contact(bed, station, tmp_path):
     bed.add_vm("vm2", "srv11", "52:54:00:00:04:02", "10.0.4.2/24")
-    result = station.vdp("assoc", "mgr1", 43, 1, "a1b2c3d4-0000-0000-0000-000000000402",
-                         filters=["0-52:54:00:00:04:02"])
+    result = station.vdp(
+        "assoc",
+        "mgr1",
+        43,
+        1,
+        "a1b2c3d4-0000-0000-0000-000000000402",
+        filters=["0-52:54:00:00:04:02"],
+    )
     assert not result.ok
-    assert result.status == 0x03, result   # unable to contact the VSI manager, not HARD
+    assert result.status == 0x03, result  # unable to contact the VSI manager, not HARD
 
 
 def test_a_slow_manager_is_cut_off_and_the_station_still_gets_its_answer(
-        bed, station, manager_port, tmp_path):
+    bed, station, manager_port, tmp_path
+):
     manager = _manager(tmp_path, manager_port, delay=3.0)
     try:
         bed.add_vm("vm3", "srv11", "52:54:00:00:04:03", "10.0.4.3/24")
-        result = station.vdp("assoc", "mgr1", 44, 1, "a1b2c3d4-0000-0000-0000-000000000403",
-                             filters=["0-52:54:00:00:04:03"])
+        result = station.vdp(
+            "assoc",
+            "mgr1",
+            44,
+            1,
+            "a1b2c3d4-0000-0000-0000-000000000403",
+            filters=["0-52:54:00:00:04:03"],
+        )
         assert not result.ok and result.status == 0x03, result
     finally:
         _stop(manager)

@@ -1,6 +1,7 @@
 """Associations on the real bed: lldpad stations ask with vdptool, the controller answers, and
 real traffic shows what the network forwards. Profiles: policies/default.yaml (type 5 v4 "web":
 VLANs 100/101, telnet denied, 10 Mbit/s; type 6 v1 "db": tenant red, VLAN 200)."""
+
 import json
 import subprocess
 import sys
@@ -26,6 +27,7 @@ WEB_RATE_KBPS = 10000
 
 class TestVm:
     """A VM of the bed with its VSI UUID and the station's last vdptool result."""
+
     __test__ = False
 
     def __init__(self, vm, uuid):
@@ -45,15 +47,22 @@ class Vms:
         self.count += 1
         n = self.count
         mac = mac or f"52:54:00:00:{n // 256:02x}:{n % 256:02x}"
-        vm = TestVm(self.bed.add_vm(f"vm{n}", server, mac, ip or f"10.0.0.{n}/24"),
-                    f"a1b2c3d4-0000-0000-0000-{n:012x}")
+        vm = TestVm(
+            self.bed.add_vm(f"vm{n}", server, mac, ip or f"10.0.0.{n}/24"),
+            f"a1b2c3d4-0000-0000-0000-{n:012x}",
+        )
         vm.result = self.vdp(vm, "assoc", profile, vid) if associate else None
         return vm
 
     def vdp(self, vm, mode, profile=WEB, vid=0, mac=None):
         return self.stations[vm.server.name].vdp(
-            mode, "mgr1", profile["typeid"], profile["typeidver"], vm.uuid,
-            filters=[f"{vid}-{mac or vm.mac}"])
+            mode,
+            "mgr1",
+            profile["typeid"],
+            profile["typeidver"],
+            vm.uuid,
+            filters=[f"{vid}-{mac or vm.mac}"],
+        )
 
 
 @pytest.fixture
@@ -91,9 +100,9 @@ def test_refused_vms_get_the_error_status_and_not_one_packet_through(bed, vms):
     spoof = vms.add("srv22", associate=False)
     spoof.result = vms.vdp(spoof, "assoc", mac=victim.mac)  # another VSI's MAC
     # lldpad logs the status without the response bit: HARD (0x10) | the VDP error code.
-    assert unknown_type.result.status == 0x10 | 4, unknown_type.result    # other failure
-    assert wrong_vlan.result.status == 0x10 | 5, wrong_vlan.result        # invalid VID
-    assert spoof.result.status == 0x10 | 5, spoof.result                  # invalid MAC
+    assert unknown_type.result.status == 0x10 | 4, unknown_type.result  # other failure
+    assert wrong_vlan.result.status == 0x10 | 5, wrong_vlan.result  # invalid VID
+    assert spoof.result.status == 0x10 | 5, spoof.result  # invalid MAC
     for vm in (unknown_type, wrong_vlan, spoof):
         assert not vm.result.ok and vm.result.error.startswith("refused"), vm.result.raw
     before = _delivered_to(bed, victim)
@@ -104,8 +113,12 @@ def test_refused_vms_get_the_error_status_and_not_one_packet_through(bed, vms):
 
 def _delivered_to(bed, vm):
     """Packets the edge delivered to vm's MAC (its unicast egress flows)."""
-    return sum(f["n_packets"] for edge in bed.spec.edges for f in dump_flows(edge.name)
-               if f.get("dl_dst") == vm.mac)
+    return sum(
+        f["n_packets"]
+        for edge in bed.spec.edges
+        for f in dump_flows(edge.name)
+        if f.get("dl_dst") == vm.mac
+    )
 
 
 def test_acl_blocks_telnet_and_passes_other_tcp(vms):
@@ -117,13 +130,25 @@ def test_acl_blocks_telnet_and_passes_other_tcp(vms):
 
 
 def _tcp_connects(client, server, port):
-    listener = subprocess.Popen(["ip", "netns", "exec", server.netns, "iperf3", "-s", "-1",
-                                 "-p", str(port)], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+    listener = subprocess.Popen(
+        ["ip", "netns", "exec", server.netns, "iperf3", "-s", "-1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_until(lambda: server.run("ss", "-Hltn", f"sport = :{port}").stdout.strip(), 3)
-        result = client.run("iperf3", "-c", server.address, "-p", str(port), "-t", "1",
-                            "--connect-timeout", "2000", timeout=15)
+        result = client.run(
+            "iperf3",
+            "-c",
+            server.address,
+            "-p",
+            str(port),
+            "-t",
+            "1",
+            "--connect-timeout",
+            "2000",
+            timeout=15,
+        )
         return result.returncode == 0
     finally:
         listener.kill()
@@ -133,14 +158,27 @@ def _tcp_connects(client, server, port):
 def test_qos_limits_the_vm_to_its_profile_rate(vms):
     sender = vms.add("srv11")
     receiver = vms.add("srv21")
-    listener = subprocess.Popen(["ip", "netns", "exec", receiver.netns, "iperf3", "-s", "-1"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    listener = subprocess.Popen(
+        ["ip", "netns", "exec", receiver.netns, "iperf3", "-s", "-1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_until(lambda: receiver.run("ss", "-Hltn", "sport = :5201").stdout.strip(), 3)
         # UDP offered at twice the rate: what arrives is what the meter lets through (TCP would
         # measure its own back-off against a policer rather than the limit).
-        run = sender.run("iperf3", "-c", receiver.address, "-u", "-b", f"{2 * WEB_RATE_KBPS}K",
-                         "-t", "5", "--json", timeout=30)
+        run = sender.run(
+            "iperf3",
+            "-c",
+            receiver.address,
+            "-u",
+            "-b",
+            f"{2 * WEB_RATE_KBPS}K",
+            "-t",
+            "5",
+            "--json",
+            timeout=30,
+        )
     finally:
         listener.kill()
         listener.wait()
@@ -154,36 +192,63 @@ def test_keepalive_timeout_removes_the_flows_and_the_station_hears_the_deassocia
     assert vm.result.ok
     # Keep the station's keep-alives from reaching us: a foreign flow (not our cookie, so our
     # reconciliation leaves it alone) drops ECP from edge1-s2 ahead of our punt flow.
-    subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "add-flow", "edge1",
-                    "cookie=0x1,priority=65000,in_port=2,dl_type=0x8940,actions=drop"], check=True)
+    subprocess.run(
+        [
+            "ovs-ofctl",
+            "-O",
+            "OpenFlow13",
+            "add-flow",
+            "edge1",
+            "cookie=0x1,priority=65000,in_port=2,dl_type=0x8940,actions=drop",
+        ],
+        check=True,
+    )
     try:
-        wait_until(lambda: not any(f.get("dl_src") == vm.mac for f in dump_flows("edge1")),
-                   timeout=30, interval=0.5, message="VM flows still on edge1")
+        wait_until(
+            lambda: not any(f.get("dl_src") == vm.mac for f in dump_flows("edge1")),
+            timeout=30,
+            interval=0.5,
+            message="VM flows still on edge1",
+        )
         station = vms.stations["srv12"]
-        wait_until(lambda: not any(v.get("uuid") == vm.uuid for v in station.query()),
-                   timeout=10, interval=0.5, message="lldpad still holds the VSI")
+        wait_until(
+            lambda: not any(v.get("uuid") == vm.uuid for v in station.query()),
+            timeout=10,
+            interval=0.5,
+            message="lldpad still holds the VSI",
+        )
     finally:
-        subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "del-flows", "edge1",
-                        "cookie=0x1/-1"], check=True)
+        subprocess.run(
+            ["ovs-ofctl", "-O", "OpenFlow13", "del-flows", "edge1", "cookie=0x1/-1"], check=True
+        )
 
 
 def test_malformed_ecp_frames_are_counted_and_dropped_while_the_port_keeps_working(
-        bed, vms, controller):
+    bed, vms, controller
+):
     server = bed.server("srv11")
     uplink = server.defaultIntf().name
     garbage = [
-        bytes.fromhex("0180c2000000" "020000000001" "8940" "1001"),             # truncated ECP
-        bytes.fromhex("0180c2000000" "020000000001" "8940" "10010007" "0510ff"),  # bad VDP TLV
-        bytes.fromhex("0180c2000000" "020000000001" "8940" "f3ff0001") + bytes(40),  # bad version
+        bytes.fromhex("0180c200000002000000000189401001"),  # truncated ECP
+        bytes.fromhex("0180c20000000200000000018940100100070510ff"),  # bad VDP TLV
+        bytes.fromhex("0180c20000000200000000018940f3ff0001") + bytes(40),  # bad version
     ]
     before = _malformed(controller)
-    script = ("import sys; from scapy.all import sendp, Raw; "
-              f"[sendp(Raw(bytes.fromhex(h)), iface={uplink!r}, verbose=False) "
-              f"for h in {[g.hex() for g in garbage]!r}]")
-    subprocess.run(["nsenter", "-t", str(server.pid), "-n", sys.executable, "-c", script],
-                   check=True, timeout=30)
-    wait_until(lambda: _malformed(controller) >= before + len(garbage), timeout=5,
-               message="malformed frames not counted")
+    script = (
+        "import sys; from scapy.all import sendp, Raw; "
+        f"[sendp(Raw(bytes.fromhex(h)), iface={uplink!r}, verbose=False) "
+        f"for h in {[g.hex() for g in garbage]!r}]"
+    )
+    subprocess.run(
+        ["nsenter", "-t", str(server.pid), "-n", sys.executable, "-c", script],
+        check=True,
+        timeout=30,
+    )
+    wait_until(
+        lambda: _malformed(controller) >= before + len(garbage),
+        timeout=5,
+        message="malformed frames not counted",
+    )
     vm = vms.add("srv11")
     assert vm.result.ok, vm.result.raw
 

@@ -36,9 +36,11 @@ DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 
 def captured_frames() -> list[tuple[str, int, bytes]]:
     """(capture file name, 1-based frame number, frame) for every captured frame."""
-    return [(path.name, number, frame)
-            for path in sorted(DATA_DIR.glob("*.pcap"))
-            for number, frame in enumerate(read_pcap(path), 1)]
+    return [
+        (path.name, number, frame)
+        for path in sorted(DATA_DIR.glob("*.pcap"))
+        for number, frame in enumerate(read_pcap(path), 1)
+    ]
 
 
 def capture(name: str) -> list[bytes]:
@@ -59,28 +61,50 @@ def uints(bits: int) -> st.SearchStrategy[int]:
 
 
 macs = st.binary(min_size=6, max_size=6).map(lambda raw: ":".join(f"{b:02x}" for b in raw))
-vlan_tags = st.builds(VlanTag, vid=uints(12), pcp=uints(3), dei=st.booleans(),
-                      tpid=st.sampled_from([TPID_CTAG, TPID_STAG]))
+vlan_tags = st.builds(
+    VlanTag,
+    vid=uints(12),
+    pcp=uints(3),
+    dei=st.booleans(),
+    tpid=st.sampled_from([TPID_CTAG, TPID_STAG]),
+)
 
 # A PDU tail: (end_tlv, padding) pairs that decode back to themselves.
-tails = st.one_of(st.just((False, 0)), st.just((False, 1)),
-                  st.tuples(st.just(True), st.integers(0, 40)))
+tails = st.one_of(
+    st.just((False, 0)), st.just((False, 1)), st.tuples(st.just(True), st.integers(0, 40))
+)
 
 evb_tlvs = st.builds(
-    EvbTlv, mode=uints(2), bgid=st.booleans(), rrcap=st.booleans(), rrctr=st.booleans(),
-    sgid=st.booleans(), rrreq=st.booleans(), rrstat=uints(2), r=uints(3), rte=uints(5),
-    rol_rwd=st.booleans(), rwd=uints(5), rol_rka=st.booleans(), rka=uints(5),
+    EvbTlv,
+    mode=uints(2),
+    bgid=st.booleans(),
+    rrcap=st.booleans(),
+    rrctr=st.booleans(),
+    sgid=st.booleans(),
+    rrreq=st.booleans(),
+    rrstat=uints(2),
+    r=uints(3),
+    rte=uints(5),
+    rol_rwd=st.booleans(),
+    rwd=uints(5),
+    rol_rka=st.booleans(),
+    rka=uints(5),
     reserved=uints(40).map(lambda bits: bits & EVB_RESERVED_MASK),
 )
 cdcp_tlvs = st.builds(
-    CdcpTlv, role=uints(1), scomp=st.booleans(), chncap=uints(12),
+    CdcpTlv,
+    role=uints(1),
+    scomp=st.booleans(),
+    chncap=uints(12),
     channels=st.lists(st.builds(SChannel, uints(12), uints(12)), max_size=30).map(tuple),
     reserved=uints(32).map(lambda bits: bits & CDCP_RESERVED_MASK),
 )
 lldp_tlvs = st.builds(LldpTlv, type=st.integers(4, 126), value=st.binary(max_size=40))
-org_tlvs = (st.tuples(uints(24), uints(8), st.binary(max_size=40))
-            .filter(lambda t: not (t[0] == IEEE_8021_OUI and t[1] in (0x0D, 0x0E)))
-            .map(lambda t: OrgTlv(*t)))
+org_tlvs = (
+    st.tuples(uints(24), uints(8), st.binary(max_size=40))
+    .filter(lambda t: not (t[0] == IEEE_8021_OUI and t[1] in (0x0D, 0x0E)))
+    .map(lambda t: OrgTlv(*t))
+)
 lldpdus = st.builds(
     lambda chassis, port, ttl, tlvs, tail: LldpPdu(chassis, port, ttl, tuple(tlvs), *tail),
     st.builds(ChassisId, uints(8), st.binary(min_size=1, max_size=32)),
@@ -94,25 +118,39 @@ lldpdus = st.builds(
 def filter_entries(filter_format: FilterFormat) -> st.SearchStrategy[FilterEntry]:
     with_mac = filter_format in (FilterFormat.MAC_VID, FilterFormat.GROUP_MAC_VID)
     with_group = filter_format in (FilterFormat.GROUP_VID, FilterFormat.GROUP_MAC_VID)
-    return st.builds(FilterEntry, vid=uints(12), pcp=uints(3), ps=st.booleans(),
-                     mac=macs if with_mac else st.none(),
-                     group_id=uints(32) if with_group else st.none())
+    return st.builds(
+        FilterEntry,
+        vid=uints(12),
+        pcp=uints(3),
+        ps=st.booleans(),
+        mac=macs if with_mac else st.none(),
+        group_id=uints(32) if with_group else st.none(),
+    )
 
 
 vsi_ids = st.builds(VsiId, st.sampled_from(VsiIdFormat), st.binary(min_size=16, max_size=16))
-vsi_tlvs = st.sampled_from(FilterFormat).flatmap(lambda filter_format: st.builds(
-    VsiTlv, mode=st.sampled_from(VSI_TLV_TYPES), status=uints(8), type_id=uints(24),
-    type_version=uints(8), vsi_id=vsi_ids, filter_format=st.just(filter_format),
-    filters=st.lists(filter_entries(filter_format), min_size=1, max_size=4).map(tuple),
-))
+vsi_tlvs = st.sampled_from(FilterFormat).flatmap(
+    lambda filter_format: st.builds(
+        VsiTlv,
+        mode=st.sampled_from(VSI_TLV_TYPES),
+        status=uints(8),
+        type_id=uints(24),
+        type_version=uints(8),
+        vsi_id=vsi_ids,
+        filter_format=st.just(filter_format),
+        filters=st.lists(filter_entries(filter_format), min_size=1, max_size=4).map(tuple),
+    )
+)
 manager_ids = st.builds(ManagerIdTlv, st.binary(min_size=16, max_size=16))
 vdp_org_tlvs = st.builds(VdpOrgTlv, uints(24), st.binary(max_size=30))
 vdpdus = st.builds(
     lambda leading, groups, tail: Vdpdu(
-        tuple(leading) + tuple(t for mgr, rest in groups for t in (mgr, *rest)), *tail),
+        tuple(leading) + tuple(t for mgr, rest in groups for t in (mgr, *rest)), *tail
+    ),
     st.lists(vdp_org_tlvs, max_size=1),
-    st.lists(st.tuples(manager_ids, st.lists(st.one_of(vsi_tlvs, vdp_org_tlvs), max_size=3)),
-             max_size=3),
+    st.lists(
+        st.tuples(manager_ids, st.lists(st.one_of(vsi_tlvs, vdp_org_tlvs), max_size=3)), max_size=3
+    ),
     tails,
 )
 

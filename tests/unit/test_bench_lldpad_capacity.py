@@ -1,4 +1,5 @@
 """The pure helpers of bench/lldpad_capacity.py (the benchmark itself needs the real bed)."""
+
 import pytest
 
 pytest.importorskip("mininet")  # the bench module imports the data center
@@ -29,8 +30,8 @@ def test_station_ecp_counts_pdus_retransmissions_and_ack_delays():
 
 
 def test_the_rka_leaves_half_of_the_station_ecp_free():
-    assert rka_for(200) == 23      # the controller's default is enough: 39 % of the ECP
-    assert rka_for(256) == 23      # exactly half
+    assert rka_for(200) == 23  # the controller's default is enough: 39 % of the ECP
+    assert rka_for(256) == 23  # exactly half
     assert rka_for(257) == 24
     assert rka_for(1000) == 25
 

@@ -8,8 +8,9 @@ from tests.unit.conftest import codec_error, uints
 
 def test_decode_request_header():
     pdu = decode_ecpdu(bytes.fromhex("10010007") + b"vdpdu")
-    assert pdu == EcpPdu(op=EcpOp.REQUEST, sequence=7, payload=b"vdpdu", subtype=SUBTYPE_VDP,
-                         version=1)
+    assert pdu == EcpPdu(
+        op=EcpOp.REQUEST, sequence=7, payload=b"vdpdu", subtype=SUBTYPE_VDP, version=1
+    )
 
 
 @pytest.mark.parametrize("padding", [0, 42])
@@ -21,30 +22,58 @@ def test_ack_keeps_its_padding(padding):
 
 
 @settings(max_examples=200)
-@given(st.builds(EcpPdu, op=st.just(EcpOp.REQUEST), sequence=uints(16),
-                 payload=st.binary(max_size=64), subtype=uints(10)) |
-       st.builds(EcpPdu, op=st.just(EcpOp.ACK), sequence=uints(16),
-                 payload=st.integers(0, 46).map(bytes), subtype=uints(10)))
+@given(
+    st.builds(
+        EcpPdu,
+        op=st.just(EcpOp.REQUEST),
+        sequence=uints(16),
+        payload=st.binary(max_size=64),
+        subtype=uints(10),
+    )
+    | st.builds(
+        EcpPdu,
+        op=st.just(EcpOp.ACK),
+        sequence=uints(16),
+        payload=st.integers(0, 46).map(bytes),
+        subtype=uints(10),
+    )
+)
 def test_round_trip(pdu):
     assert decode_ecpdu(encode_ecpdu(pdu)) == pdu
 
 
-@pytest.mark.parametrize("raw, field", [
-    ("", "ecp.header"), ("10", "ecp.header"), ("1001", "ecp.sequence"), ("100100", "ecp.sequence"),
-    ("02070402", "ecp.version"),  # ovs_responder.pcap #49: an LLDPDU sent with the ECP EtherType
-    ("20010001", "ecp.version"),
-    ("18010001", "ecp.op"), ("1c010001", "ecp.op"),
-    ("1401000100000001", "ecp.padding"),
-])
+@pytest.mark.parametrize(
+    "raw, field",
+    [
+        ("", "ecp.header"),
+        ("10", "ecp.header"),
+        ("1001", "ecp.sequence"),
+        ("100100", "ecp.sequence"),
+        (
+            "02070402",
+            "ecp.version",
+        ),  # ovs_responder.pcap #49: an LLDPDU sent with the ECP EtherType
+        ("20010001", "ecp.version"),
+        ("18010001", "ecp.op"),
+        ("1c010001", "ecp.op"),
+        ("1401000100000001", "ecp.padding"),
+    ],
+)
 def test_malformed(raw, field):
     with codec_error(field):
         decode_ecpdu(bytes.fromhex(raw))
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    ({"sequence": 1 << 16}, "ecp.sequence"), ({"subtype": 1 << 10}, "ecp.subtype"),
-    ({"op": 2}, "ecp.op"), ({"version": 2}, "ecp.version"), ({"payload": "x"}, "ecp.payload"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"sequence": 1 << 16}, "ecp.sequence"),
+        ({"subtype": 1 << 10}, "ecp.subtype"),
+        ({"op": 2}, "ecp.op"),
+        ({"version": 2}, "ecp.version"),
+        ({"payload": "x"}, "ecp.payload"),
+    ],
+)
 def test_invalid_objects_are_rejected(kwargs, field):
     with codec_error(field):
         EcpPdu(**{"op": EcpOp.REQUEST, "sequence": 1} | kwargs)

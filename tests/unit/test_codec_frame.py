@@ -45,15 +45,30 @@ def test_vlan_tagged_frame_round_trips():
     assert decode_evb_frame(encode_evb_frame(frame)) == frame
 
 
-@pytest.mark.parametrize("raw, field", [
-    pytest.param(OVS[60], "ethernet.ethertype", id="stp-bpdu"),  # 802.3 length 0x0026
-    pytest.param(encode_ethernet(EthernetFrame(NEAREST_BRIDGE, BRIDGE, 0x0800, bytes(46))),
-                 "ethernet.ethertype", id="ipv4"),
-    pytest.param(encode_ethernet(EthernetFrame(NEAREST_BRIDGE, BRIDGE, 0x8940,
-                                               encode_ecpdu(EcpPdu(EcpOp.REQUEST, 1, subtype=2)))),
-                 "ecp.subtype", id="ecp-subtype-2"),
-    pytest.param(VDP22[24][:-1], "vdp.tlv.length", id="truncated-vdp"),
-])
+@pytest.mark.parametrize(
+    "raw, field",
+    [
+        pytest.param(OVS[60], "ethernet.ethertype", id="stp-bpdu"),  # 802.3 length 0x0026
+        pytest.param(
+            encode_ethernet(EthernetFrame(NEAREST_BRIDGE, BRIDGE, 0x0800, bytes(46))),
+            "ethernet.ethertype",
+            id="ipv4",
+        ),
+        pytest.param(
+            encode_ethernet(
+                EthernetFrame(
+                    NEAREST_BRIDGE,
+                    BRIDGE,
+                    0x8940,
+                    encode_ecpdu(EcpPdu(EcpOp.REQUEST, 1, subtype=2)),
+                )
+            ),
+            "ecp.subtype",
+            id="ecp-subtype-2",
+        ),
+        pytest.param(VDP22[24][:-1], "vdp.tlv.length", id="truncated-vdp"),
+    ],
+)
 def test_rejected_frames(raw, field):
     with codec_error(field):
         decode_evb_frame(raw)
@@ -71,14 +86,30 @@ def test_round_trip(frame):
 
 
 def test_build_bridge_lldp_frame_matches_lldpad():
-    evb = EvbTlv(mode=EvbMode.BRIDGE, rrcap=True, rrctr=True, rrreq=True, rrstat=3, r=3, rte=14,
-                 rol_rwd=True, rwd=20, rol_rka=True, rka=20)
+    evb = EvbTlv(
+        mode=EvbMode.BRIDGE,
+        rrcap=True,
+        rrctr=True,
+        rrreq=True,
+        rrstat=3,
+        r=3,
+        rte=14,
+        rol_rwd=True,
+        rwd=20,
+        rol_rka=True,
+        rka=20,
+    )
     assert build_bridge_lldp_frame(BRIDGE, PortId.from_mac(BRIDGE), 120, evb) == VDP22[3]
 
 
 def test_build_bridge_lldp_frame_with_long_port_id_is_not_padded():
-    raw = build_bridge_lldp_frame(BRIDGE, PortId.from_name("x" * 40), 120,
-                                  EvbTlv(mode=EvbMode.BRIDGE), src="02:00:00:00:00:01")
+    raw = build_bridge_lldp_frame(
+        BRIDGE,
+        PortId.from_name("x" * 40),
+        120,
+        EvbTlv(mode=EvbMode.BRIDGE),
+        src="02:00:00:00:00:01",
+    )
     frame = decode_evb_frame(raw)
     assert len(raw) > 60 and (frame.lldpdu.end_tlv, frame.lldpdu.padding) == (True, 0)
     assert frame.src == "02:00:00:00:00:01" and frame.lldpdu.chassis_id.mac == BRIDGE
@@ -97,8 +128,9 @@ def test_build_vdp_request_matches_lldpad_response():
 def test_build_vdp_request_pads_short_vdpdus_with_an_end_tlv():
     raw = build_vdp_request(BRIDGE, 9, Vdpdu((ManagerIdTlv.from_name("m"),)))
     assert len(raw) == 60
-    assert decode_evb_frame(raw).vdpdu == Vdpdu((ManagerIdTlv.from_name("m"),), end_tlv=True,
-                                                padding=22)
+    assert decode_evb_frame(raw).vdpdu == Vdpdu(
+        (ManagerIdTlv.from_name("m"),), end_tlv=True, padding=22
+    )
 
 
 def test_an_ecp_ack_is_told_from_its_header_alone():
@@ -107,6 +139,7 @@ def test_an_ecp_ack_is_told_from_its_header_alone():
     from app.codec.vdp import ManagerIdTlv, Vdpdu
 
     assert is_ecp_ack(build_ecp_ack("02:00:00:00:00:01", 7))
-    assert not is_ecp_ack(build_vdp_request("02:00:00:00:00:01", 7,
-                                            Vdpdu((ManagerIdTlv.from_name("m"),))))
+    assert not is_ecp_ack(
+        build_vdp_request("02:00:00:00:00:01", 7, Vdpdu((ManagerIdTlv.from_name("m"),)))
+    )
     assert not is_ecp_ack(b"") and not is_ecp_ack(bytes(15))

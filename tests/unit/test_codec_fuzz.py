@@ -31,7 +31,7 @@ VALID = {
     "cdcp": cdcp_tlvs.map(encode_cdcp_tlv),
     "vdp": vdpdus.map(encode_vdpdu),
     "frame": evb_frames.map(encode_evb_frame)
-             | st.sampled_from([raw for _, _, raw in captured_frames()]),
+    | st.sampled_from([raw for _, _, raw in captured_frames()]),
 }
 
 
@@ -56,7 +56,7 @@ def damaged(draw, valid: st.SearchStrategy[bytes]) -> bytes:
         elif damage == "insert":
             raw[position:position] = draw(st.binary(min_size=1, max_size=3))
         elif damage == "delete":
-            del raw[position:position + 1]
+            del raw[position : position + 1]
         elif damage == "truncate":
             del raw[position:]
     return bytes(raw)
@@ -77,8 +77,11 @@ def test_damaged_valid_encodings(codec, data):
 
 
 @settings(max_examples=300)
-@given(header=st.sampled_from([bytes.fromhex("88cc"), bytes.fromhex("894010010001"),
-                               bytes.fromhex("894014010001")]),
-       payload=st.binary(max_size=96))
+@given(
+    header=st.sampled_from(
+        [bytes.fromhex("88cc"), bytes.fromhex("894010010001"), bytes.fromhex("894014010001")]
+    ),
+    payload=st.binary(max_size=96),
+)
 def test_random_payload_behind_a_valid_header(header, payload):
     assert_rejected_or_exact("frame", bytes.fromhex("0180c2000000020000005101") + header + payload)

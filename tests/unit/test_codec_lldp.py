@@ -7,9 +7,9 @@ from tests.unit.conftest import capture, codec_error, lldpdus
 
 # The lldpad bridge's LLDPDU, vdp22.pcap #4, without its Ethernet header.
 BRIDGE_LLDPDU = bytes.fromhex(
-    "02070402000000b001" "04070302000000b001" "06020078" "fe090080c20d03076e7434" "0000"
+    "02070402000000b00104070302000000b00106020078fe090080c20d03076e74340000"
 ) + bytes(11)
-HEAD = bytes.fromhex("02070402000000b001" "04070302000000b001" "06020078")
+HEAD = bytes.fromhex("02070402000000b00104070302000000b00106020078")
 
 
 def test_decode_lldpad_bridge_lldpdu():
@@ -36,9 +36,15 @@ def test_unknown_and_org_tlvs_are_carried_through():
     assert encode_lldpdu(pdu) == frame[14:]
 
 
-@pytest.mark.parametrize("tail, end_tlv, padding", [
-    (b"", False, 0), (b"\x00", False, 1), (b"\x00\x00", True, 0), (bytes(5), True, 3),
-])
+@pytest.mark.parametrize(
+    "tail, end_tlv, padding",
+    [
+        (b"", False, 0),
+        (b"\x00", False, 1),
+        (b"\x00\x00", True, 0),
+        (bytes(5), True, 3),
+    ],
+)
 def test_end_tlv_and_padding_rule(tail, end_tlv, padding):
     pdu = decode_lldpdu(HEAD + tail)
     assert (pdu.end_tlv, pdu.padding) == (end_tlv, padding)
@@ -51,25 +57,28 @@ def test_round_trip(pdu):
     assert decode_lldpdu(encode_lldpdu(pdu)) == pdu
 
 
-@pytest.mark.parametrize("raw, field", [
-    ("", "lldp.chassis_id"),
-    ("0000", "lldp.chassis_id"),
-    ("04070302000000b001", "lldp.chassis_id"),
-    ("0200", "lldp.chassis_id.subtype"),
-    ("020104", "lldp.chassis_id.id"),
-    ("02070402000000b001" "06020078", "lldp.port_id"),
-    ("02070402000000b001" "04070302000000b001", "lldp.ttl"),
-    ("02070402000000b001" "04070302000000b001" "0603000078", "lldp.ttl"),
-    ("02070402000000b001" "04070302000000b001" "06020078" "02070402000000b001", "lldp.tlv.type"),
-    ("02070402000000b001" "04070302000000b001" "06020078" "0a05414243", "lldp.tlv.length"),
-    ("02070402000000b001" "04070302000000b001" "06020078" "0a", "lldp.tlv.header"),
-    ("02070402000000b001" "04070302000000b001" "06020078" "0000000100", "lldp.padding"),
-    ("02070402000000b001" "04070302000000b001" "06020078" "0002abcd", "lldp.padding"),
-    ("02070402000000b001" "04070302000000b001" "06020078" "fe020080", "lldp.org.oui"),
-    ("02070402000000b001" "04070302000000b001" "06020078" "fe030080c2", "lldp.org.subtype"),
-    ("02070402000000b001" "04070302000000b001" "06020078" "fe080080c20d03076e74", "evb.length"),
-    ("02070402000000b001" "04070302000000b001" "06020078" "fe050080c20e88", "cdcp.role"),
-])
+@pytest.mark.parametrize(
+    "raw, field",
+    [
+        ("", "lldp.chassis_id"),
+        ("0000", "lldp.chassis_id"),
+        ("04070302000000b001", "lldp.chassis_id"),
+        ("0200", "lldp.chassis_id.subtype"),
+        ("020104", "lldp.chassis_id.id"),
+        ("02070402000000b00106020078", "lldp.port_id"),
+        ("02070402000000b00104070302000000b001", "lldp.ttl"),
+        ("02070402000000b00104070302000000b0010603000078", "lldp.ttl"),
+        ("02070402000000b00104070302000000b0010602007802070402000000b001", "lldp.tlv.type"),
+        ("02070402000000b00104070302000000b001060200780a05414243", "lldp.tlv.length"),
+        ("02070402000000b00104070302000000b001060200780a", "lldp.tlv.header"),
+        ("02070402000000b00104070302000000b001060200780000000100", "lldp.padding"),
+        ("02070402000000b00104070302000000b001060200780002abcd", "lldp.padding"),
+        ("02070402000000b00104070302000000b00106020078fe020080", "lldp.org.oui"),
+        ("02070402000000b00104070302000000b00106020078fe030080c2", "lldp.org.subtype"),
+        ("02070402000000b00104070302000000b00106020078fe080080c20d03076e74", "evb.length"),
+        ("02070402000000b00104070302000000b00106020078fe050080c20e88", "cdcp.role"),
+    ],
+)
 def test_malformed(raw, field):
     with codec_error(field):
         decode_lldpdu(bytes.fromhex(raw))
@@ -82,28 +91,37 @@ def test_captured_malformed_lldpdu_is_rejected():
         decode_lldpdu(capture("ovs_responder.pcap")[47][14:])
 
 
-@pytest.mark.parametrize("make, field", [
-    (lambda: LldpTlv(1, b"x"), "lldp.tlv.type"),
-    (lambda: LldpTlv(127, b"x"), "lldp.tlv.type"),
-    (lambda: LldpTlv(8, bytes(512)), "lldp.tlv.value"),
-    (lambda: OrgTlv(0x0080C2, 0x0D, bytes(5)), "lldp.org.subtype"),
-    (lambda: OrgTlv(1 << 24, 0), "lldp.org.oui"),
-    (lambda: ChassisId(4, b""), "lldp.chassis_id.id"),
-    (lambda: ChassisId(4, bytes(256)), "lldp.chassis_id.id"),
-    (lambda: PortId.from_mac("02:00:00:00:b0"), "lldp.port_id.id"),
-    (lambda: PortId.from_name("eth0").mac, "lldp.port_id.id"),
-    (lambda: LldpPdu(ChassisId(4, b"x"), PortId(3, b"y"), 1 << 16), "lldp.ttl"),
-    (lambda: LldpPdu(ChassisId(4, b"x"), PortId(3, b"y"), 1, end_tlv=False, padding=2),
-     "lldp.padding"),
-    (lambda: LldpPdu(ChassisId(4, b"x"), PortId(3, b"y"), 1, (b"raw",)), "lldp.tlv"),
-    (lambda: LldpPdu(PortId(3, b"y"), PortId(3, b"y"), 1), "lldp.chassis_id"),
-])
+@pytest.mark.parametrize(
+    "make, field",
+    [
+        (lambda: LldpTlv(1, b"x"), "lldp.tlv.type"),
+        (lambda: LldpTlv(127, b"x"), "lldp.tlv.type"),
+        (lambda: LldpTlv(8, bytes(512)), "lldp.tlv.value"),
+        (lambda: OrgTlv(0x0080C2, 0x0D, bytes(5)), "lldp.org.subtype"),
+        (lambda: OrgTlv(1 << 24, 0), "lldp.org.oui"),
+        (lambda: ChassisId(4, b""), "lldp.chassis_id.id"),
+        (lambda: ChassisId(4, bytes(256)), "lldp.chassis_id.id"),
+        (lambda: PortId.from_mac("02:00:00:00:b0"), "lldp.port_id.id"),
+        (lambda: PortId.from_name("eth0").mac, "lldp.port_id.id"),
+        (lambda: LldpPdu(ChassisId(4, b"x"), PortId(3, b"y"), 1 << 16), "lldp.ttl"),
+        (
+            lambda: LldpPdu(ChassisId(4, b"x"), PortId(3, b"y"), 1, end_tlv=False, padding=2),
+            "lldp.padding",
+        ),
+        (lambda: LldpPdu(ChassisId(4, b"x"), PortId(3, b"y"), 1, (b"raw",)), "lldp.tlv"),
+        (lambda: LldpPdu(PortId(3, b"y"), PortId(3, b"y"), 1), "lldp.chassis_id"),
+    ],
+)
 def test_invalid_objects_are_rejected(make, field):
     with codec_error(field):
         make()
 
 
 def test_evb_tlv_inside_lldpdu_round_trips():
-    pdu = LldpPdu(ChassisId.from_mac("02:00:00:00:b0:01"), PortId.from_name("p1"), 120,
-                  (EvbTlv(mode=EvbMode.BRIDGE, rrcap=True, r=3, rte=14, rwd=20, rka=20),))
+    pdu = LldpPdu(
+        ChassisId.from_mac("02:00:00:00:b0:01"),
+        PortId.from_name("p1"),
+        120,
+        (EvbTlv(mode=EvbMode.BRIDGE, rrcap=True, r=3, rte=14, rwd=20, rka=20),),
+    )
     assert decode_lldpdu(encode_lldpdu(pdu)) == pdu

@@ -29,27 +29,30 @@ def test_log_level_is_case_insensitive():
     assert settings_from_args(parse_args(["--log-level", "debug"])).log_level == "DEBUG"
 
 
-@pytest.mark.parametrize("values, field", [
-    ({"of_port": 0}, "of_port"),
-    ({"of_port": "6653"}, "of_port"),
-    ({"of_port": True}, "of_port"),
-    ({"rest_listen": "8080"}, "rest_listen"),
-    ({"rest_listen": "nohost:80"}, "rest_listen"),
-    ({"rest_listen": "127.0.0.1:99999"}, "rest_listen"),
-    ({"log_level": "LOUD"}, "log_level"),
-    ({"trunk_ports": ()}, "trunk_ports"),
-    ({"canary_interval": "soon"}, "canary_interval"),
-    ({"canary_interval": 0.01}, "canary_interval"),
-    ({"db_path": ""}, "db_path"),
-    ({"evb_r": 8}, "evb_r"),
-    ({"evb_r": -1}, "evb_r"),
-    ({"evb_rte": 32}, "evb_rte"),
-    ({"evb_rwd": 32}, "evb_rwd"),
-    ({"evb_rka": 32}, "evb_rka"),
-    ({"evb_rka": "22"}, "evb_rka"),
-    ({"evb_rka": 22.0}, "evb_rka"),
-    ({"evb_rka": True}, "evb_rka"),
-])
+@pytest.mark.parametrize(
+    "values, field",
+    [
+        ({"of_port": 0}, "of_port"),
+        ({"of_port": "6653"}, "of_port"),
+        ({"of_port": True}, "of_port"),
+        ({"rest_listen": "8080"}, "rest_listen"),
+        ({"rest_listen": "nohost:80"}, "rest_listen"),
+        ({"rest_listen": "127.0.0.1:99999"}, "rest_listen"),
+        ({"log_level": "LOUD"}, "log_level"),
+        ({"trunk_ports": ()}, "trunk_ports"),
+        ({"canary_interval": "soon"}, "canary_interval"),
+        ({"canary_interval": 0.01}, "canary_interval"),
+        ({"db_path": ""}, "db_path"),
+        ({"evb_r": 8}, "evb_r"),
+        ({"evb_r": -1}, "evb_r"),
+        ({"evb_rte": 32}, "evb_rte"),
+        ({"evb_rwd": 32}, "evb_rwd"),
+        ({"evb_rka": 32}, "evb_rka"),
+        ({"evb_rka": "22"}, "evb_rka"),
+        ({"evb_rka": 22.0}, "evb_rka"),
+        ({"evb_rka": True}, "evb_rka"),
+    ],
+)
 def test_bad_values_name_the_setting(values, field):
     with pytest.raises(ConfigError, match=field):
         build_settings(values, {})
@@ -91,9 +94,21 @@ def test_help_documents_every_setting(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--help"])
     text = capsys.readouterr().out
-    for flag in ("--of-port", "--of-listen-host", "--rest-listen", "--policies-dir", "--db-path",
-                 "--log-level", "--trunk-port", "--canary-interval", "--config", "--evb-r",
-                 "--evb-rte", "--evb-rwd", "--evb-rka"):
+    for flag in (
+        "--of-port",
+        "--of-listen-host",
+        "--rest-listen",
+        "--policies-dir",
+        "--db-path",
+        "--log-level",
+        "--trunk-port",
+        "--canary-interval",
+        "--config",
+        "--evb-r",
+        "--evb-rte",
+        "--evb-rwd",
+        "--evb-rka",
+    ):
         assert flag in text
 
 
@@ -102,19 +117,20 @@ def test_the_default_keepalive_lets_one_lldpad_station_keep_hundreds_of_vsis():
     with 200 VMs spends well under half of its ECP on keep-alives (docs/evb-timers.md)."""
     settings = Settings()
     config = settings.evb_config
-    assert (config.r, config.rte, config.rwd) == (3, 14, 20)   # lldpad's defaults
+    assert (config.r, config.rte, config.rwd) == (3, 14, 20)  # lldpad's defaults
     assert config.rka == settings.evb_rka == 23
     assert evb_duration(config.rka) / evb_duration(config.rte) == 512
     assert 200 * evb_duration(config.rte) < 0.4 * evb_duration(config.rka)
-    assert bridge_keepalive_timeout(config.r, config.rte, config.rka) == pytest.approx(127.55,
-                                                                                     abs=0.01)
+    assert bridge_keepalive_timeout(config.r, config.rte, config.rka) == pytest.approx(
+        127.55, abs=0.01
+    )
 
 
 def test_evb_timers_from_flags_reach_the_bridge_config():
-    settings = settings_from_args(parse_args(["--evb-r", "5", "--evb-rte", "15", "--evb-rwd",
-                                              "21", "--evb-rka", "24"]))
-    assert (settings.evb_r, settings.evb_rte, settings.evb_rwd, settings.evb_rka) == \
-        (5, 15, 21, 24)
+    settings = settings_from_args(
+        parse_args(["--evb-r", "5", "--evb-rte", "15", "--evb-rwd", "21", "--evb-rka", "24"])
+    )
+    assert (settings.evb_r, settings.evb_rte, settings.evb_rwd, settings.evb_rka) == (5, 15, 21, 24)
     assert settings.evb_config == BridgeEvbConfig(r=5, rte=15, rwd=21, rka=24)
 
 
@@ -128,16 +144,19 @@ def test_evb_timers_from_the_file_and_flags_win(tmp_path):
 def test_a_bad_evb_timer_in_the_file_names_the_setting_and_its_range(tmp_path):
     conf = tmp_path / "evb.yaml"
     conf.write_text("evb_rka: 40\n")
-    with pytest.raises(ConfigError, match=r"evb_rka: expected an integer 0-31 "
-                                          r"\(VDP keep-alive exponent.*\), got 40"):
+    with pytest.raises(
+        ConfigError,
+        match=r"evb_rka: expected an integer 0-31 "
+        r"\(VDP keep-alive exponent.*\), got 40",
+    ):
         settings_from_args(parse_args(["--config", str(conf)]))
 
 
 def test_a_bad_evb_timer_flag_is_refused_by_the_command(capsys):
     from app.cli.evb_nms import main
+
     assert main(["--evb-r", "9"]) == 2
-    assert "evb-nms: evb_r: expected an integer 0-7 (ECP retries), got 9" in \
-        capsys.readouterr().err
+    assert "evb-nms: evb_r: expected an integer 0-7 (ECP retries), got 9" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", sorted(EVB_TIMERS))

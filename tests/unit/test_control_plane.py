@@ -1,6 +1,7 @@
 """The whole path of a request through the pure control plane, on the fake demo fabric:
 station LLDP -> EVB answer; VDP Associate -> ECP ack now, flows as batches, the response only
 once the batches are confirmed; refusals answered at once with no flow; garbage counted."""
+
 import dataclasses
 from pathlib import Path
 
@@ -38,8 +39,9 @@ class Bed:
         self.fabric = demo_fabric()
         self.syncs = {}
         for dpid, fake in self.fabric.switches.items():
-            sync = SwitchSync(dpid, DEFAULT_TRUNK_PATTERNS, self.plane.vm_flows,
-                              self.plane.vm_meters)
+            sync = SwitchSync(
+                dpid, DEFAULT_TRUNK_PATTERNS, self.plane.vm_flows, self.plane.vm_meters
+            )
             connect(sync, fake)
             self.syncs[dpid] = sync
             self.plane.switch_ports(dpid, sync.name, sync.ports, 0.0)
@@ -78,16 +80,20 @@ class Bed:
     def station_hello(self, dpid, port_no):
         return self.frame_in(dpid, port_no, self.stations.hello(dpid, port_no))
 
-    def request(self, dpid, port_no, mode, uuid, mac, vid=0, type_id=5, version=4, confirm=True,
-                now=1.0):
+    def request(
+        self, dpid, port_no, mode, uuid, mac, vid=0, type_id=5, version=4, confirm=True, now=1.0
+    ):
         frame = self.stations.vdp(dpid, port_no, mode, uuid, mac, vid, type_id, version)
         return self.frame_in(dpid, port_no, frame, now, confirm)
 
     def associate_reaction(self, dpid, port_no, uuid, mac, now=1.0) -> Reaction:
         """The control plane's reaction to an Associate, not yet run by the shim."""
-        return self.plane.handle_frame(dpid, self.syncs[dpid].ports[port_no],
-                                       self.stations.vdp(dpid, port_no, VdpTlvType.ASSOCIATE,
-                                                         uuid, mac), now)
+        return self.plane.handle_frame(
+            dpid,
+            self.syncs[dpid].ports[port_no],
+            self.stations.vdp(dpid, port_no, VdpTlvType.ASSOCIATE, uuid, mac),
+            now,
+        )
 
 
 def vsi_flows(bed, dpid) -> list:
@@ -96,9 +102,17 @@ def vsi_flows(bed, dpid) -> list:
 
 
 def ping(bed, src_port: PortRef, src_mac, dst_mac):
-    deliveries = bed.fabric.send(src_port.dpid, src_port.port_no, eth_src=src_mac,
-                                 eth_dst=dst_mac, eth_type=0x0800, ip_proto=1,
-                                 ipv4_src="10.0.0.1", ipv4_dst="10.0.0.2", vlan_vid=UNTAGGED)
+    deliveries = bed.fabric.send(
+        src_port.dpid,
+        src_port.port_no,
+        eth_src=src_mac,
+        eth_dst=dst_mac,
+        eth_type=0x0800,
+        ip_proto=1,
+        ipv4_src="10.0.0.1",
+        ipv4_dst="10.0.0.2",
+        vlan_vid=UNTAGGED,
+    )
     return [(d.dpid, d.port) for d in deliveries]
 
 
@@ -133,16 +147,19 @@ def test_two_associated_vms_reach_each_other_across_edges_and_a_refused_one_noth
     bed = Bed()
     for dpid in (EDGE1, EDGE2):
         bed.station_hello(dpid, 1)
-    assert vdp_responses(
-        bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A))[0].status == 0x40
-    assert vdp_responses(
-        bed.request(EDGE2, 1, VdpTlvType.ASSOCIATE, UUID_B, VM_B))[0].status == 0x40
+    assert (
+        vdp_responses(bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A))[0].status == 0x40
+    )
+    assert (
+        vdp_responses(bed.request(EDGE2, 1, VdpTlvType.ASSOCIATE, UUID_B, VM_B))[0].status == 0x40
+    )
     assert ping(bed, PortRef(EDGE1, 1), VM_A, VM_B) == [(EDGE2, 1)]
     assert ping(bed, PortRef(EDGE2, 1), VM_B, VM_A) == [(EDGE1, 1)]
 
     intruder = "52:54:00:00:00:66"
-    sent = bed.request(EDGE2, 1, VdpTlvType.ASSOCIATE, "a1b2c3d4-0000-0000-0000-000000000066",
-                       intruder, type_id=99)
+    sent = bed.request(
+        EDGE2, 1, VdpTlvType.ASSOCIATE, "a1b2c3d4-0000-0000-0000-000000000066", intruder, type_id=99
+    )
     (refusal,) = vdp_responses(sent)
     assert refusal.error == VdpError.OTHER_FAILURE and not refusal.keep
     assert ping(bed, PortRef(EDGE2, 1), intruder, VM_A) == []
@@ -201,9 +218,12 @@ def test_malformed_frames_are_counted_and_reported_at_a_bounded_rate():
 def test_link_probes_build_the_topology():
     bed = Bed()
     assert {(link.a.dpid, link.b.dpid) for link in bed.plane.topology.links} == {
-        (EDGE1, 0x100), (EDGE2, 0x100)}
-    assert all(bed.plane.counters_for(0x100)[p]["link_probe"] >= 1
-               for p in ("agg1-dn1", "agg1-dn2"))
+        (EDGE1, 0x100),
+        (EDGE2, 0x100),
+    }
+    assert all(
+        bed.plane.counters_for(0x100)[p]["link_probe"] >= 1 for p in ("agg1-dn1", "agg1-dn2")
+    )
     assert ETH_TYPE_LLDP  # probes ride on LLDP, punted like the stations' frames
 
 
@@ -236,8 +256,11 @@ def test_relocation_prepares_the_destination_and_the_stations_associate_moves_th
     (unsolicited,) = [r for r in responses if not r.is_response]
     assert unsolicited.mode == VdpTlvType.DE_ASSOCIATE
     assert ping(bed, PortRef(EDGE2, 2), VM_B, VM_A) == [(EDGE2, 1)]
-    assert not [f for f in bed.fabric.switches[EDGE1].flows if f.cookie >> 48 == 0xEB03
-                and f.match.get("eth_src") == VM_A]
+    assert not [
+        f
+        for f in bed.fabric.switches[EDGE1].flows
+        if f.cookie >> 48 == 0xEB03 and f.match.get("eth_src") == VM_A
+    ]
     where = bed.plane.lookup(bed.plane.find_vsi(VM_A))
     assert [(c["switch"], c["port"]) for c in where["current"]] == [("edge2", "edge2-s1")]
     assert [(p["switch"], p["port"]) for p in where["previous"]] == [("edge1", "edge1-s1")]
@@ -247,13 +270,15 @@ def test_a_changed_profile_applies_to_associated_vms_and_a_removed_type_deassoci
     import dataclasses
 
     from app.policy.profile import Qos
+
     bed = Bed()
     bed.station_hello(EDGE1, 1)
     bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A)
     database = load_policies(POLICIES)
     web = database.get(5, 4)
     faster = database.with_profile(
-        dataclasses.replace(web, qos=Qos(rate_kbps=20000, burst_kb=2000)))
+        dataclasses.replace(web, qos=Qos(rate_kbps=20000, burst_kb=2000))
+    )
     reaction, result = bed.plane.apply_profiles(faster, 2.0)
     assert result == {"updated": 1, "deassociated": []}
     bed.run(reaction)
@@ -273,17 +298,21 @@ def test_a_restarted_controller_takes_back_its_intent_and_changes_no_flow():
     bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A)
     bed.request(EDGE2, 1, VdpTlvType.ASSOCIATE, UUID_B, VM_B)
     saved = []
-    restarted = ControlPlane(EventLog(), VdpBridge(Authorizer(lambda: load_policies(POLICIES))),
-                             save=saved.append)
+    restarted = ControlPlane(
+        EventLog(), VdpBridge(Authorizer(lambda: load_policies(POLICIES))), save=saved.append
+    )
     restarted.restore(bed.plane.intent(), load_policies(POLICIES), 50.0)
     for dpid, fake in bed.fabric.switches.items():
         sync = SwitchSync(dpid, DEFAULT_TRUNK_PATTERNS, restarted.vm_flows, restarted.vm_meters)
         sent = connect(sync, fake)
-        assert not [m for m in sent if m.__class__.__name__ in ("OFPFlowMod", "OFPMeterMod")], \
+        assert not [m for m in sent if m.__class__.__name__ in ("OFPFlowMod", "OFPMeterMod")], (
             f"switch {dpid:#x} was changed"
+        )
     assert ping(bed, PortRef(EDGE1, 1), VM_A, VM_B) == [(EDGE2, 1)]
-    assert [b.vsi_id for b in restarted.bridge.bindings()] == \
-        [VsiId.from_uuid(UUID_A), VsiId.from_uuid(UUID_B)]
+    assert [b.vsi_id for b in restarted.bridge.bindings()] == [
+        VsiId.from_uuid(UUID_A),
+        VsiId.from_uuid(UUID_B),
+    ]
 
 
 def test_a_type_unknown_here_is_asked_of_the_vm_manager_and_the_request_replayed():
@@ -314,9 +343,9 @@ def test_a_type_unknown_here_is_asked_of_the_vm_manager_and_the_request_replayed
     assert vdp_responses(sent) == []  # parked while the manager is asked
     answers[ProfileQuery(42, 1, "mgr1")] = remote
     sent = bed.run(bed.plane.lookup_done(ProfileQuery(42, 1, "mgr1"), 1.5))
-    assert sorted((d, r.status)
-                  for (d, _, _), r in zip(sent, vdp_responses(sent), strict=True)) == [
-        (EDGE1, 0x40), (EDGE2, 0x40)]
+    assert sorted(
+        (d, r.status) for (d, _, _), r in zip(sent, vdp_responses(sent), strict=True)
+    ) == [(EDGE1, 0x40), (EDGE2, 0x40)]
     assert ping(bed, PortRef(EDGE1, 1), VM_A, VM_C) == [(EDGE2, 1)]
 
     sent = bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_B, VM_B, type_id=43, version=1)

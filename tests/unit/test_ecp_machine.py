@@ -1,4 +1,5 @@
 """ECP22, both directions: duplicates, one outstanding PDU, retransmission, give-up, wrap."""
+
 from itertools import pairwise
 
 import pytest
@@ -64,10 +65,10 @@ def test_sequence_starts_at_1_and_one_pdu_is_outstanding_at_a_time():
     assert ecp.next_deadline() == 0.0
     first = ecp.poll(0.0)
     assert first.pdus == [EcpPdu(EcpOp.REQUEST, 1, b"a")] and first.gave_up == []
-    assert ecp.poll(0.1).pdus == []           # b waits for a's ACK
+    assert ecp.poll(0.1).pdus == []  # b waits for a's ACK
     assert (ecp.outstanding.sequence, ecp.queued) == (1, 1)
     ecp.on_pdu(ack(1), 0.1)
-    assert ecp.next_deadline() == 0.1          # b can go as soon as a completed
+    assert ecp.next_deadline() == 0.1  # b can go as soon as a completed
     assert ecp.poll(0.1).pdus == [EcpPdu(EcpOp.REQUEST, 2, b"b")]
     ecp.on_pdu(ack(2), 0.2)
     assert ecp.poll(0.2).pdus == [] and ecp.next_deadline() is None and ecp.outstanding is None
@@ -92,16 +93,16 @@ def test_retransmits_every_interval_r_times_then_gives_up_and_sends_the_next():
         times.append(ecp.next_deadline())
         sent.append(ecp.poll(times[-1]).pdus)
     assert [t2 - t1 for t1, t2 in pairwise(times)] == pytest.approx([RTE14] * 3)
-    assert sent == [[EcpPdu(EcpOp.REQUEST, 1, b"a")]] * 4     # R=3: four transmissions
+    assert sent == [[EcpPdu(EcpOp.REQUEST, 1, b"a")]] * 4  # R=3: four transmissions
     end = ecp.next_deadline()
     assert end == pytest.approx(4 * RTE14)
     assert ecp.poll(end - 1e-6).pdus == []
     result = ecp.poll(end)
     assert result.gave_up == [EcpPdu(EcpOp.REQUEST, 1, b"a")]
-    assert result.pdus == [EcpPdu(EcpOp.REQUEST, 2, b"b")]   # the queue moves on at once
+    assert result.pdus == [EcpPdu(EcpOp.REQUEST, 2, b"b")]  # the queue moves on at once
     counters = ecp.counters
     assert (counters["tx_pdus"], counters["retransmits"], counters["gave_up"]) == (2, 3, 1)
-    ecp.on_pdu(ack(1), end)                                    # too late for a
+    ecp.on_pdu(ack(1), end)  # too late for a
     assert counters["acks_unexpected"] + 1 == ecp.counters["acks_unexpected"]
 
 
@@ -109,7 +110,7 @@ def test_a_late_poll_gives_up_once_and_not_early():
     ecp = EcpMachine(r=1, rte=14)
     ecp.send(b"a", 0.0)
     ecp.poll(0.0)
-    assert ecp.poll(10.0).pdus == [EcpPdu(EcpOp.REQUEST, 1, b"a")]   # the one retry, late
+    assert ecp.poll(10.0).pdus == [EcpPdu(EcpOp.REQUEST, 1, b"a")]  # the one retry, late
     assert ecp.poll(10.0 + RTE14).gave_up == [EcpPdu(EcpOp.REQUEST, 1, b"a")]
 
 
@@ -140,12 +141,17 @@ def test_sequence_wraps_through_a_full_cycle():
 
 
 @settings(max_examples=200)
-@given(st.lists(st.one_of(
-    st.tuples(st.just("send"), st.binary(max_size=8)),
-    st.tuples(st.just("req"), st.integers(0, 4)),
-    st.tuples(st.just("ack"), st.integers(0, 4)),
-    st.tuples(st.just("wait"), st.floats(0, 1)),
-), max_size=40))
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("send"), st.binary(max_size=8)),
+            st.tuples(st.just("req"), st.integers(0, 4)),
+            st.tuples(st.just("ack"), st.integers(0, 4)),
+            st.tuples(st.just("wait"), st.floats(0, 1)),
+        ),
+        max_size=40,
+    )
+)
 def test_any_interleaving_keeps_one_outstanding_and_loses_nothing(actions):
     ecp = EcpMachine(r=2, rte=12)
     now, sent, payloads = 0.0, [], []
@@ -166,5 +172,5 @@ def test_any_interleaving_keeps_one_outstanding_and_loses_nothing(actions):
         assert deadline is None or deadline > now
         assert (ecp.outstanding is None) == (deadline is None)
     # Every payload went out once, in order; the rest is outstanding or queued.
-    assert [p.payload for p in sent] == payloads[:len(sent)]
+    assert [p.payload for p in sent] == payloads[: len(sent)]
     assert len(payloads) - len(sent) == ecp.queued

@@ -1,5 +1,6 @@
 """Bridge-side EVB TLV negotiation: the captured lldpad exchanges, a table of the rules, the
 derived timers, and that any station TLV negotiates to a valid answer."""
+
 from dataclasses import replace
 
 import pytest
@@ -28,51 +29,86 @@ def _info(tlv: EvbTlv) -> str:
     return encode_evb_tlv(tlv)[-5:].hex()
 
 
-@pytest.mark.parametrize("station, bridge", [
-    ("00076e9414", "03076e7434"),   # vdp22.pcap #1 -> #4: first station TLV, RRSTAT unknown
-    ("03056eb434", "03056e7434"),   # #5 -> #8: the station saw RRCTR and reports RRSTAT yes
-    ("02046eb434", "03046e7434"),   # #6 -> #7: the other station, before it saw RRCTR
-])
+@pytest.mark.parametrize(
+    "station, bridge",
+    [
+        ("00076e9414", "03076e7434"),  # vdp22.pcap #1 -> #4: first station TLV, RRSTAT unknown
+        ("03056eb434", "03056e7434"),  # #5 -> #8: the station saw RRCTR and reports RRSTAT yes
+        ("02046eb434", "03046e7434"),  # #6 -> #7: the other station, before it saw RRCTR
+    ],
+)
 def test_captured_lldpad_exchanges(station, bridge):
     assert _info(negotiate(_tlv(station), DEFAULT).bridge_tlv) == bridge
 
 
 def test_unsolicited_tlv_is_lldpads_before_it_hears_a_station():
-    assert _info(bridge_tlv_unsolicited(DEFAULT)) == "02006e5414"   # vdp22.pcap #2
+    assert _info(bridge_tlv_unsolicited(DEFAULT)) == "02006e5414"  # vdp22.pcap #2
 
 
-STATION = EvbTlv(mode=EvbMode.STATION, rrreq=True, rrstat=RrStat.UNKNOWN, r=3, rte=14, rwd=20,
-                 rka=20)
+STATION = EvbTlv(
+    mode=EvbMode.STATION, rrreq=True, rrstat=RrStat.UNKNOWN, r=3, rte=14, rwd=20, rka=20
+)
 
 
-@pytest.mark.parametrize("station, config, expected", [
-    # RRCTR: station RRREQ and our RRCAP.
-    (STATION, DEFAULT, dict(rr_granted=True)),
-    (replace(STATION, rrreq=False), DEFAULT, dict(rr_granted=False)),
-    (STATION, BridgeEvbConfig(rrcap=False), dict(rr_granted=False)),
-    # Group IDs: BGID and SGID.
-    (replace(STATION, sgid=True), BridgeEvbConfig(bgid=True), dict(group_ids=True)),
-    (replace(STATION, sgid=True), DEFAULT, dict(group_ids=False)),
-    (STATION, BridgeEvbConfig(bgid=True), dict(group_ids=False)),
-    # The larger value wins; ROL when the station's value was taken (also when equal, as lldpad).
-    (replace(STATION, r=5, rte=10), DEFAULT, dict(r=5, rte=14)),
-    (replace(STATION, r=1, rte=20), DEFAULT, dict(r=3, rte=20)),
-    (replace(STATION, rwd=25, rka=10), DEFAULT, dict(rwd=25, rol_rwd=True, rka=20, rol_rka=False)),
-    (replace(STATION, rwd=10, rka=31), DEFAULT, dict(rwd=20, rol_rwd=False, rka=31, rol_rka=True)),
-    (STATION, DEFAULT, dict(rwd=20, rol_rwd=True, rka=20, rol_rka=True)),
-    (STATION, BridgeEvbConfig(rwd=21, rka=19), dict(rwd=21, rol_rwd=False, rka=20, rol_rka=True)),
-])
+@pytest.mark.parametrize(
+    "station, config, expected",
+    [
+        # RRCTR: station RRREQ and our RRCAP.
+        (STATION, DEFAULT, dict(rr_granted=True)),
+        (replace(STATION, rrreq=False), DEFAULT, dict(rr_granted=False)),
+        (STATION, BridgeEvbConfig(rrcap=False), dict(rr_granted=False)),
+        # Group IDs: BGID and SGID.
+        (replace(STATION, sgid=True), BridgeEvbConfig(bgid=True), dict(group_ids=True)),
+        (replace(STATION, sgid=True), DEFAULT, dict(group_ids=False)),
+        (STATION, BridgeEvbConfig(bgid=True), dict(group_ids=False)),
+        # The larger value wins; ROL when the station's value was taken (also when equal, as
+        # lldpad).
+        (replace(STATION, r=5, rte=10), DEFAULT, dict(r=5, rte=14)),
+        (replace(STATION, r=1, rte=20), DEFAULT, dict(r=3, rte=20)),
+        (
+            replace(STATION, rwd=25, rka=10),
+            DEFAULT,
+            dict(rwd=25, rol_rwd=True, rka=20, rol_rka=False),
+        ),
+        (
+            replace(STATION, rwd=10, rka=31),
+            DEFAULT,
+            dict(rwd=20, rol_rwd=False, rka=31, rol_rka=True),
+        ),
+        (STATION, DEFAULT, dict(rwd=20, rol_rwd=True, rka=20, rol_rka=True)),
+        (
+            STATION,
+            BridgeEvbConfig(rwd=21, rka=19),
+            dict(rwd=21, rol_rwd=False, rka=20, rol_rka=True),
+        ),
+    ],
+)
 def test_negotiation_table(station, config, expected):
     agreement = negotiate(station, config)
     tlv = agreement.bridge_tlv
-    got = dict(rr_granted=agreement.rr_granted, group_ids=agreement.group_ids, r=agreement.r,
-               rte=agreement.rte, rwd=agreement.rwd, rka=agreement.rka,
-               rol_rwd=tlv.rol_rwd, rol_rka=tlv.rol_rka)
+    got = dict(
+        rr_granted=agreement.rr_granted,
+        group_ids=agreement.group_ids,
+        r=agreement.r,
+        rte=agreement.rte,
+        rwd=agreement.rwd,
+        rka=agreement.rka,
+        rol_rwd=tlv.rol_rwd,
+        rol_rka=tlv.rol_rka,
+    )
     assert {key: got[key] for key in expected} == expected
-    assert (tlv.mode, tlv.rrcap, tlv.bgid, tlv.rrctr) == (EvbMode.BRIDGE, config.rrcap, config.bgid,
-                                                           agreement.rr_granted)
-    assert (tlv.r, tlv.rte, tlv.rwd, tlv.rka) == (agreement.r, agreement.rte, agreement.rwd,
-                                                  agreement.rka)
+    assert (tlv.mode, tlv.rrcap, tlv.bgid, tlv.rrctr) == (
+        EvbMode.BRIDGE,
+        config.rrcap,
+        config.bgid,
+        agreement.rr_granted,
+    )
+    assert (tlv.r, tlv.rte, tlv.rwd, tlv.rka) == (
+        agreement.r,
+        agreement.rte,
+        agreement.rwd,
+        agreement.rka,
+    )
     # The station status is echoed.
     assert (tlv.sgid, tlv.rrreq, tlv.rrstat) == (station.sgid, station.rrreq, station.rrstat)
 
@@ -111,11 +147,21 @@ def test_tlv_fields_carry_the_raw_octets():
     assert (fields["mode"], fields["rrreq"], fields["rrstat"], fields["rka"]) == (2, True, 3, 20)
 
 
-@pytest.mark.parametrize("changes", [
-    dict(r=8), dict(rte=32), dict(rwd=-1), dict(rka=True), dict(rrcap=1), dict(lldp_tx_interval=0),
-    dict(lldp_fast_tx_interval=-1.0), dict(lldp_tx_hold=0), dict(lldp_fast_tx_count=0),
-    dict(lldp_tx_interval=20000.0),   # TTL over 65535
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        dict(r=8),
+        dict(rte=32),
+        dict(rwd=-1),
+        dict(rka=True),
+        dict(rrcap=1),
+        dict(lldp_tx_interval=0),
+        dict(lldp_fast_tx_interval=-1.0),
+        dict(lldp_tx_hold=0),
+        dict(lldp_fast_tx_count=0),
+        dict(lldp_tx_interval=20000.0),  # TTL over 65535
+    ],
+)
 def test_config_rejects_out_of_range_values(changes):
     with pytest.raises(ValueError):
         BridgeEvbConfig(**changes)
@@ -127,8 +173,15 @@ def test_config_ttl_is_interval_times_hold_like_lldpad():
 
 
 @settings(max_examples=300)
-@given(evb_tlvs, st.booleans(), st.booleans(), st.integers(0, 7), st.integers(0, 31),
-       st.integers(0, 31), st.integers(0, 31))
+@given(
+    evb_tlvs,
+    st.booleans(),
+    st.booleans(),
+    st.integers(0, 7),
+    st.integers(0, 31),
+    st.integers(0, 31),
+    st.integers(0, 31),
+)
 def test_any_station_tlv_negotiates_to_a_valid_answer(station, rrcap, bgid, r, rte, rwd, rka):
     config = BridgeEvbConfig(rrcap=rrcap, bgid=bgid, r=r, rte=rte, rwd=rwd, rka=rka)
     agreement = negotiate(station, config)

@@ -1,5 +1,6 @@
 """evbctl against the real REST API served over HTTP (a threaded wsgiref server on a free port)
 with a fake controller behind it."""
+
 import json
 import re
 import socket
@@ -25,8 +26,10 @@ VM_NEW = "a1b2c3d4-0000-0000-0000-0000000000c1"
 def server():
     """One server for the module (stopping one takes its poll interval): it serves whatever
     ``server.app`` is at the time."""
+
     def app(environ, start_response):
         return running.app(environ, start_response)
+
     running = RestServer("127.0.0.1", 0, app)
     running.start()
     yield running
@@ -52,6 +55,7 @@ def evbctl(served, capsys, monkeypatch):
         code = main(["--url", url or served.url, *argv])
         out = capsys.readouterr()
         return code, out.out, out.err
+
     return run
 
 
@@ -62,9 +66,11 @@ def rows(text: str) -> list[list[str]]:
 def test_switch_list_and_json(evbctl):
     code, out, _ = evbctl("switch", "list")
     assert code == EXIT_OK
-    assert rows(out) == [["NAME", "DPID", "STATE", "PORTS"],
-                         ["edge1", "0000000000000001", "ready", "2"],
-                         ["edge2", "0000000000000002", "syncing", "1"]]
+    assert rows(out) == [
+        ["NAME", "DPID", "STATE", "PORTS"],
+        ["edge1", "0000000000000001", "ready", "2"],
+        ["edge2", "0000000000000002", "syncing", "1"],
+    ]
     for argv in (("--json", "switch", "list"), ("switch", "list", "--json")):
         code, out, _ = evbctl(*argv)
         assert [s["name"] for s in json.loads(out)] == ["edge1", "edge2"]
@@ -74,9 +80,11 @@ def test_switch_show_and_port_list(evbctl):
     code, out, _ = evbctl("switch", "show", "edge1")
     assert code == EXIT_OK and "STATE : ready" in out and "edge1-up1" in out
     code, out, _ = evbctl("port", "list")
-    assert [r[:3] for r in rows(out)[1:]] == [["edge1", "1", "edge1-s1"],
-                                              ["edge1", "101", "edge1-up1"],
-                                              ["edge2", "2", "edge2-s2"]]
+    assert [r[:3] for r in rows(out)[1:]] == [
+        ["edge1", "1", "edge1-s1"],
+        ["edge1", "101", "edge1-up1"],
+        ["edge2", "2", "edge2-s2"],
+    ]
     code, out, _ = evbctl("port", "list", "edge2")
     assert rows(out)[1:] == [["edge2", "2", "edge2-s2", "server", "no"]]
 
@@ -89,18 +97,26 @@ def test_station_list(evbctl):
 def test_association_list_with_filters(evbctl):
     code, out, _ = evbctl("association", "list")
     assert [r[0] for r in rows(out)[1:]] == [VSI_A, VSI_B]
-    code, out, _ = evbctl("association", "list", "--state", "pre-associated", "--switch",
-                          "edge2")
-    assert rows(out)[1] == [VSI_B, "pre-associated", "red", "edge2", "edge2-s2", "6/1",
-                            f"{MAC_B}/200"]
+    code, out, _ = evbctl("association", "list", "--state", "pre-associated", "--switch", "edge2")
+    assert rows(out)[1] == [
+        VSI_B,
+        "pre-associated",
+        "red",
+        "edge2",
+        "edge2-s2",
+        "6/1",
+        f"{MAC_B}/200",
+    ]
 
 
 def test_vm_list_show_relocate_deregister(evbctl, served):
-    served.call("PUT", f"/v1/vms/{VSI_A}", {"type_id": 5, "type_version": 4, "name": "web-1",
-                                             "macs": ["52:00:00:00:00:0a"]})
+    served.call(
+        "PUT",
+        f"/v1/vms/{VSI_A}",
+        {"type_id": 5, "type_version": 4, "name": "web-1", "macs": ["52:00:00:00:00:0a"]},
+    )
     code, out, _ = evbctl("vm", "list")
-    assert rows(out)[1] == [VSI_A, "web-1", "blue", "5/4", "52:00:00:00:00:0a", "-",
-                            "associated"]
+    assert rows(out)[1] == [VSI_A, "web-1", "blue", "5/4", "52:00:00:00:00:0a", "-", "associated"]
     code, out, _ = evbctl("vm", "show", VSI_A)
     assert "TENANT     : blue" in out and "edge1-s1" in out
     code, out, _ = evbctl("vm", "relocate", VSI_A, "edge2", "2", "--replicate")
@@ -112,18 +128,24 @@ def test_vm_list_show_relocate_deregister(evbctl, served):
 
 def test_profile_register_show_delete(evbctl, served, tmp_path):
     path = tmp_path / "app.yaml"
-    path.write_text("vsi_types:\n"
-                    "  - {type_id: 9, version: 1, name: app, tenant: blue, vlans: [110],\n"
-                    "     manager_ids: [mgr1], ingress_acl: [{action: deny, eth_src: "
-                    "10:20:30:40:50:59}]}\n"
-                    "  - {type_id: 10, version: 1, name: app2, tenant: blue, vlans: [111],\n"
-                    "     manager_ids: [mgr1]}\n")
+    path.write_text(
+        "vsi_types:\n"
+        "  - {type_id: 9, version: 1, name: app, tenant: blue, vlans: [110],\n"
+        "     manager_ids: [mgr1], ingress_acl: [{action: deny, eth_src: "
+        "10:20:30:40:50:59}]}\n"
+        "  - {type_id: 10, version: 1, name: app2, tenant: blue, vlans: [111],\n"
+        "     manager_ids: [mgr1]}\n"
+    )
     code, out, _ = evbctl("profile", "register", str(path))
-    assert code == EXIT_OK and out.splitlines()[:2] == ["profile 9/1 app created",
-                                                        "profile 10/1 app2 created"]
+    assert code == EXIT_OK and out.splitlines()[:2] == [
+        "profile 9/1 app created",
+        "profile 10/1 app2 created",
+    ]
     code, out, _ = evbctl("profile", "list", "--source", "api")
-    assert [r[:4] for r in rows(out)[1:]] == [["9", "1", "app", "blue"],
-                                              ["10", "1", "app2", "blue"]]
+    assert [r[:4] for r in rows(out)[1:]] == [
+        ["9", "1", "app", "blue"],
+        ["10", "1", "app2", "blue"],
+    ]
     code, shown, _ = evbctl("profile", "show", "9", "1")
     assert shown.startswith("# source: api (api)") and "10:20:30:40:50:59" in shown
     path.write_text(shown.replace("name: app", "name: renamed"))
@@ -136,8 +158,10 @@ def test_profile_register_show_delete(evbctl, served, tmp_path):
 
 def test_an_invalid_profile_file_is_a_usage_error_naming_file_and_line(evbctl, tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("vsi_types:\n  - {type_id: 9, version: 1, name: a, tenant: b,\n"
-                    "     vlans: [5000], manager_ids: [m]}\n")
+    path.write_text(
+        "vsi_types:\n  - {type_id: 9, version: 1, name: a, tenant: b,\n"
+        "     vlans: [5000], manager_ids: [m]}\n"
+    )
     code, _, err = evbctl("profile", "register", str(path))
     assert code == EXIT_USAGE and "bad.yaml:3: vsi_types[0].vlans[0]" in err
 
@@ -164,22 +188,25 @@ def test_lookup_by_vsi_and_mac(evbctl):
 def test_server_list_maintenance_and_resume(evbctl, served):
     code, out, _ = evbctl("server", "list")
     assert code == EXIT_OK
-    assert rows(out) == [["SWITCH", "PORT", "UP", "STATION", "VMS", "MAINTENANCE", "REASON"],
-                         ["edge1", "edge1-s1", "yes", "a6:00:00:00:00:01", "1", "-", "-"],
-                         ["edge2", "edge2-s2", "no", "-", "0", "-", "-"]]
-    code, out, _ = evbctl("server", "maintenance", "edge1", "edge1-s1", "--reason",
-                          "BIOS upgrade")
+    assert rows(out) == [
+        ["SWITCH", "PORT", "UP", "STATION", "VMS", "MAINTENANCE", "REASON"],
+        ["edge1", "edge1-s1", "yes", "a6:00:00:00:00:01", "1", "-", "-"],
+        ["edge2", "edge2-s2", "no", "-", "0", "-", "-"],
+    ]
+    code, out, _ = evbctl("server", "maintenance", "edge1", "edge1-s1", "--reason", "BIOS upgrade")
     assert code == EXIT_OK and out.splitlines()[0].endswith(": BIOS upgrade")
     assert out.splitlines()[1] == f"VMs to move away (the VM manager is told): {VSI_A}"
     assert rows(evbctl("server", "list")[1])[1][5:] == ["draining", "BIOS", "upgrade"]
-    code, out, _ = evbctl("server", "maintenance", "0000000000000002", "2", "--reason", "fan",
-                          "--json")
+    code, out, _ = evbctl(
+        "server", "maintenance", "0000000000000002", "2", "--reason", "fan", "--json"
+    )
     answer = json.loads(out)
     assert (answer["port"], answer["vms"], answer["drained"]) == ("edge2-s2", [], True)
     assert rows(evbctl("server", "list")[1])[2][5:] == ["drained", "fan"]
     code, out, _ = evbctl("server", "resume", "edge1", "edge1-s1")
-    assert code == EXIT_OK and out.strip() == ("server edge1/edge1-s1 resumed: it takes new "
-                                               "VMs again")
+    assert code == EXIT_OK and out.strip() == (
+        "server edge1/edge1-s1 resumed: it takes new VMs again"
+    )
     assert rows(evbctl("server", "list")[1])[1][5:] == ["-", "-"]
     code, _, err = evbctl("server", "resume", "edge1", "edge1-s1")
     assert code == EXIT_API and "404" in err and "not in maintenance" in err
@@ -196,8 +223,9 @@ def test_server_maintenance_errors(evbctl):
 
 
 def test_alarm_list_active_and_all(evbctl, served):
-    assert rows(evbctl("alarm", "list")[1]) == [["ID", "SEVERITY", "STATE", "MAINT", "RAISED",
-                                                 "VMS", "REASON"]]
+    assert rows(evbctl("alarm", "list")[1]) == [
+        ["ID", "SEVERITY", "STATE", "MAINT", "RAISED", "VMS", "REASON"]
+    ]
     served.events.emit("switch.disconnected", switch="edge1")
     code, out, _ = evbctl("alarm", "list")
     assert code == EXIT_OK
@@ -209,8 +237,16 @@ def test_alarm_list_active_and_all(evbctl, served):
     served.events.emit("switch.ready", switch="edge1")
     assert len(rows(evbctl("alarm", "list")[1])) == 1
     code, out, _ = evbctl("alarm", "list", "--all")
-    assert rows(out)[0] == ["ID", "SEVERITY", "STATE", "MAINT", "RAISED", "CLEARED", "VMS",
-                            "REASON"]
+    assert rows(out)[0] == [
+        "ID",
+        "SEVERITY",
+        "STATE",
+        "MAINT",
+        "RAISED",
+        "CLEARED",
+        "VMS",
+        "REASON",
+    ]
     assert rows(out)[1][:3] == ["switch.down:edge1", "critical", "ok"]
     [alarm] = json.loads(evbctl("alarm", "list", "--all", "--json")[1])
     assert alarm["cleared"] >= alarm["raised"]
@@ -219,17 +255,30 @@ def test_alarm_list_active_and_all(evbctl, served):
 def test_subscription_add_list_delete(evbctl):
     code, out, _ = evbctl("subscription", "add", "http://127.0.0.1:9/doctor")
     assert code == EXIT_OK and out.strip().endswith("http://127.0.0.1:9/doctor gets all alarms")
-    code, out, _ = evbctl("--token", BLUE_TOKEN, "--json", "subscription", "add",
-                          "http://127.0.0.1:9/blue", "--kind", "vm.lost", "--kind", "port.down")
+    code, out, _ = evbctl(
+        "--token",
+        BLUE_TOKEN,
+        "--json",
+        "subscription",
+        "add",
+        "http://127.0.0.1:9/blue",
+        "--kind",
+        "vm.lost",
+        "--kind",
+        "port.down",
+    )
     blue = json.loads(out)
     assert (blue["tenant"], blue["kinds"]) == ("blue", ["port.down", "vm.lost"])
     code, out, _ = evbctl("subscription", "list")
     assert [r[1:] for r in rows(out)] == [
         ["TENANT", "KINDS", "SENT", "FAILED", "DROPPED", "QUEUED", "URL"],
         ["*", "all", "0", "0", "0", "0", "http://127.0.0.1:9/doctor"],
-        ["blue", "port.down,vm.lost", "0", "0", "0", "0", "http://127.0.0.1:9/blue"]]
-    assert [r[0] for r in rows(evbctl("--token", BLUE_TOKEN, "subscription", "list")[1])] == \
-        ["ID", blue["id"]]
+        ["blue", "port.down,vm.lost", "0", "0", "0", "0", "http://127.0.0.1:9/blue"],
+    ]
+    assert [r[0] for r in rows(evbctl("--token", BLUE_TOKEN, "subscription", "list")[1])] == [
+        "ID",
+        blue["id"],
+    ]
     code, _, err = evbctl("--token", RED_TOKEN, "subscription", "delete", blue["id"])
     assert code == EXIT_API and "error 404 (id)" in err
     code, out, _ = evbctl("subscription", "delete", blue["id"])
@@ -240,8 +289,10 @@ def test_subscription_add_list_delete(evbctl):
 def test_subscription_add_errors(evbctl):
     code, _, err = evbctl("subscription", "add", "ftp://127.0.0.1/x")
     assert code == EXIT_API and "error 400 (url)" in err
-    assert evbctl("subscription", "add", "http://127.0.0.1:9/x", "--kind", "disk.full")[0] == \
-        EXIT_USAGE
+    assert (
+        evbctl("subscription", "add", "http://127.0.0.1:9/x", "--kind", "disk.full")[0]
+        == EXIT_USAGE
+    )
     assert len(rows(evbctl("subscription", "list")[1])) == 1  # nothing added
 
 
@@ -282,6 +333,7 @@ def test_a_server_that_is_not_evb_nms(evbctl, server):
     def not_json(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/html")])
         return [b"<html>hello</html>"]
+
     server.app = not_json
     code, _, err = evbctl("switch", "list")
     assert code == EXIT_API and "not JSON" in err

@@ -3,6 +3,7 @@ its messages applied in order to the fake demo fabric, the switches' replies fed
 leave before the flows of their requests; requests that arrive together become one batch and
 one barrier per switch; a VDP response leaves only after every barrier of its flows, or as a
 failure when a switch refuses, disconnects or does not answer in time."""
+
 import threading
 from pathlib import Path
 
@@ -52,8 +53,17 @@ class Bed:
 
     def associate(self, dpid, port_no, n, vid=0, type_id=5, version=4):
         """Station n's Associate, as one punted frame."""
-        self.wire.frames([(dpid, port_no, self.stations.vdp(
-            dpid, port_no, ASSOCIATE, UUIDS[n], MACS[n], vid, type_id, version))])
+        self.wire.frames(
+            [
+                (
+                    dpid,
+                    port_no,
+                    self.stations.vdp(
+                        dpid, port_no, ASSOCIATE, UUIDS[n], MACS[n], vid, type_id, version
+                    ),
+                )
+            ]
+        )
 
     def mark(self) -> int:
         return len(self.wire.timeline)
@@ -62,14 +72,20 @@ class Bed:
         return self.wire.timeline[mark:]
 
     def vsi_flows(self, dpid) -> list:
-        return [f for f in self.wire.fabric.switches[dpid].flows
-                if cookie_kind(f.cookie) is CookieKind.VSI]
+        return [
+            f
+            for f in self.wire.fabric.switches[dpid].flows
+            if cookie_kind(f.cookie) is CookieKind.VSI
+        ]
 
 
 def test_every_switch_connects_reconciles_and_becomes_ready():
     bed = Bed()
     assert {s["name"]: s["state"] for s in bed.core.switches_snapshot()} == {
-        "edge1": "ready", "edge2": "ready", "agg1": "ready"}
+        "edge1": "ready",
+        "edge2": "ready",
+        "agg1": "ready",
+    }
     assert {e.switch for e in bed.log.recent("switch.ready")} == {"edge1", "edge2", "agg1"}
     assert len(bed.core.control.topology.links) == 2  # the probes crossed the fake links
     assert not any(fake.errors for fake in bed.wire.fabric.switches.values())
@@ -82,8 +98,12 @@ def test_everything_sent_carries_an_xid_of_one_space():
     xids = [m.xid for m in sent]
     assert all(XID_BASE <= xid < XID_BASE + XID_SPAN for xid in xids)
     assert len(set(xids)) == len(xids)
-    assert {type(m) for m in sent} >= {parser.OFPPortDescStatsRequest, parser.OFPFlowMod,
-                                       parser.OFPBarrierRequest, parser.OFPPacketOut}
+    assert {type(m) for m in sent} >= {
+        parser.OFPPortDescStatsRequest,
+        parser.OFPFlowMod,
+        parser.OFPBarrierRequest,
+        parser.OFPPacketOut,
+    }
 
 
 def test_multipart_replies_in_parts_are_assembled_before_they_are_used():
@@ -123,14 +143,18 @@ def test_requests_arriving_together_make_one_batch_and_barrier_per_switch():
     bed = Bed()
     bed.wire.hold_barriers = True
     mark = bed.mark()
-    bed.wire.frames([(d, p, bed.stations.vdp(d, p, ASSOCIATE, UUIDS[n], MACS[n]))
-                     for n, (d, p) in enumerate(SERVER_PORTS)])
+    bed.wire.frames(
+        [
+            (d, p, bed.stations.vdp(d, p, ASSOCIATE, UUIDS[n], MACS[n]))
+            for n, (d, p) in enumerate(SERVER_PORTS)
+        ]
+    )
     timeline = bed.since(mark)
     acks = [i for i, (_, label) in enumerate(timeline) if label == "ecp-ack"]
     changes = [i for i, (_, label) in enumerate(timeline) if label.endswith("-mod")]
     assert len(acks) == len(SERVER_PORTS) and max(acks) < min(changes)
     per_switch = {}
-    for dpid, label in timeline[len(acks):]:
+    for dpid, label in timeline[len(acks) :]:
         per_switch.setdefault(dpid, []).append(label)
     assert set(per_switch) >= {EDGE1, EDGE2}
     for dpid, labels in per_switch.items():
@@ -180,8 +204,9 @@ def test_a_refused_flow_mod_fails_the_association_at_its_barrier():
     assert response.error == VdpError.OTHER_FAILURE
     assert bed.log.recent("switch.error")[-1].detail["xid"] == flow_mod.xid
     (failed,) = bed.log.recent("vsi.install_failed")
-    assert failed.detail["reason"] == (f"OpenFlow error type {ofp.OFPET_FLOW_MOD_FAILED} "
-                                       f"code {ofp.OFPFMFC_TABLE_FULL}")
+    assert failed.detail["reason"] == (
+        f"OpenFlow error type {ofp.OFPET_FLOW_MOD_FAILED} code {ofp.OFPFMFC_TABLE_FULL}"
+    )
     assert bed.vsi_flows(EDGE1) == []
 
 
@@ -236,6 +261,7 @@ def test_a_new_port_gets_its_base_flows_and_is_reported():
 
 # the service and the registry on top ---------------------------------------------------------
 
+
 @pytest.fixture
 def service_bed(tmp_path):
     """As the controller wires them: the registry owns the VSI type database (the authorizer
@@ -253,8 +279,13 @@ def test_the_registrys_profiles_reach_the_authorizer_and_the_switches(service_be
     bed, _, registry = service_bed
     bed.associate(EDGE1, 1, 0, vid=110, type_id=42, version=1)
     assert _refused(bed)[-1].error == VdpError.OTHER_FAILURE  # type unknown
-    body = {"name": "green", "tenant": "blue", "vlans": [110], "manager_ids": ["mgr1"],
-            "qos": {"rate_kbps": 5000, "burst_kb": 500}}
+    body = {
+        "name": "green",
+        "tenant": "blue",
+        "vlans": [110],
+        "manager_ids": ["mgr1"],
+        "qos": {"rate_kbps": 5000, "burst_kb": 500},
+    }
     registry.put_profile(42, 1, body, None)
     bed.associate(EDGE1, 1, 0, vid=110, type_id=42, version=1)
     assert _refused(bed)[-1].status == 0x40

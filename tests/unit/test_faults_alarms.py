@@ -1,4 +1,5 @@
 """Fault events become alarms naming the VMs they affect, and clear when the fault is over."""
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,32 +18,39 @@ def ev(kind: str, switch=None, port=None, ts=1.0, **detail) -> Event:
 
 def test_a_server_port_down_raises_one_alarm_naming_its_vms_and_up_clears_it():
     book = AlarmBook()
-    [raised] = book.on_event(ev("port.modified", "edge1", "edge1-s1", role="server", up=False),
-                             VMS, set())
+    [raised] = book.on_event(
+        ev("port.modified", "edge1", "edge1-s1", role="server", up=False), VMS, set()
+    )
     alarm = raised.alarm
     assert raised.state == "alarm" and alarm.id == "port.down:edge1/edge1-s1"
     assert alarm.kind == "port.down" and alarm.severity == "critical"
     assert alarm.affected == (A,) and not alarm.maintenance
     assert "edge1/edge1-s1 is down" in alarm.reason
     # The same fault reported again is the same alarm, not a second one.
-    assert book.on_event(ev("port.modified", "edge1", "edge1-s1", role="server", up=False),
-                         VMS, set()) == []
-    [cleared] = book.on_event(ev("port.modified", "edge1", "edge1-s1", ts=2.0, role="server",
-                                 up=True), VMS, set())
+    assert (
+        book.on_event(ev("port.modified", "edge1", "edge1-s1", role="server", up=False), VMS, set())
+        == []
+    )
+    [cleared] = book.on_event(
+        ev("port.modified", "edge1", "edge1-s1", ts=2.0, role="server", up=True), VMS, set()
+    )
     assert cleared.state == "ok" and cleared.alarm.cleared == 2.0 and cleared.alarm.raised == 1.0
     assert book.active() == [] and book.recent() == [cleared.alarm]
 
 
 def test_a_removed_server_port_is_down():
-    [raised] = AlarmBook().on_event(ev("port.deleted", "edge1", "edge1-s2", role="server",
-                                       up=False), VMS, set())
+    [raised] = AlarmBook().on_event(
+        ev("port.deleted", "edge1", "edge1-s2", role="server", up=False), VMS, set()
+    )
     assert raised.alarm.affected == (B,) and "was removed" in raised.alarm.reason
 
 
 def test_trunk_and_other_ports_raise_no_port_alarm():
     book = AlarmBook()
-    assert book.on_event(ev("port.modified", "edge1", "edge1-up1", role="trunk", up=False),
-                         VMS, set()) == []
+    assert (
+        book.on_event(ev("port.modified", "edge1", "edge1-up1", role="trunk", up=False), VMS, set())
+        == []
+    )
 
 
 def test_switch_down_affects_every_vm_on_it_until_it_is_ready_again():
@@ -56,24 +64,35 @@ def test_switch_down_affects_every_vm_on_it_until_it_is_ready_again():
 
 def test_link_down_and_up_match_whichever_end_reports():
     book = AlarmBook()
-    [raised] = book.on_event(ev("link.down", "agg1", "agg1-dn1", peer="edge1/edge1-up1"),
-                             VMS, set())
+    [raised] = book.on_event(
+        ev("link.down", "agg1", "agg1-dn1", peer="edge1/edge1-up1"), VMS, set()
+    )
     assert raised.alarm.id == "link.down:agg1/agg1-dn1~edge1/edge1-up1"
     assert raised.alarm.severity == "major" and raised.alarm.affected == (A, B)
-    [cleared] = book.on_event(ev("link.up", "edge1", "edge1-up1", peer="agg1/agg1-dn1"),
-                              VMS, set())
+    [cleared] = book.on_event(ev("link.up", "edge1", "edge1-up1", peer="agg1/agg1-dn1"), VMS, set())
     assert cleared.alarm.id == raised.alarm.id
 
 
 def test_an_expired_vm_is_lost_until_it_associates_again():
     book = AlarmBook()
-    [raised] = book.on_event(ev("vsi.expired", "edge2", "edge2-s1", vsi="vsi-c", tenant="blue",
-                                macs=["52:00:00:00:00:0c"], reason="no keep-alive for 3 s"),
-                             [], set())
+    [raised] = book.on_event(
+        ev(
+            "vsi.expired",
+            "edge2",
+            "edge2-s1",
+            vsi="vsi-c",
+            tenant="blue",
+            macs=["52:00:00:00:00:0c"],
+            reason="no keep-alive for 3 s",
+        ),
+        [],
+        set(),
+    )
     assert raised.alarm.id == "vm.lost:vsi-c" and raised.alarm.affected == (C,)
     assert "no keep-alive for 3 s" in raised.alarm.reason
-    assert book.on_event(ev("vsi.associated", "edge1", "edge1-s1", vsi="vsi-other"), [],
-                         set()) == []
+    assert (
+        book.on_event(ev("vsi.associated", "edge1", "edge1-s1", vsi="vsi-other"), [], set()) == []
+    )
     [cleared] = book.on_event(ev("vsi.associated", "edge1", "edge1-s1", vsi="vsi-c"), [], set())
     assert cleared.state == "ok"
 
@@ -81,10 +100,12 @@ def test_an_expired_vm_is_lost_until_it_associates_again():
 def test_alarms_on_a_server_in_maintenance_are_flagged():
     book = AlarmBook()
     maintenance = {("edge1", "edge1-s1")}
-    [port] = book.on_event(ev("port.modified", "edge1", "edge1-s1", role="server", up=False),
-                           VMS, maintenance)
-    [lost] = book.on_event(ev("vsi.expired", "edge1", "edge1-s1", vsi="vsi-a", tenant="blue"),
-                           [], maintenance)
+    [port] = book.on_event(
+        ev("port.modified", "edge1", "edge1-s1", role="server", up=False), VMS, maintenance
+    )
+    [lost] = book.on_event(
+        ev("vsi.expired", "edge1", "edge1-s1", vsi="vsi-a", tenant="blue"), [], maintenance
+    )
     [switch] = book.on_event(ev("switch.disconnected", "edge1"), VMS, maintenance)
     assert port.alarm.maintenance and lost.alarm.maintenance
     assert not switch.alarm.maintenance  # a whole switch is not one server's planned work
@@ -104,29 +125,72 @@ def test_other_events_are_not_faults():
 
 
 def test_places_of_takes_the_associated_attachments_only():
-    associations = [{"vsi_id": "vsi-a", "attachments": [
-        {"state": "associated", "tenant": "blue", "switch": "edge2", "port": "edge2-s1",
-         "entries": [{"mac": "52:00:00:00:00:0a", "vid": 100}]},
-        {"state": "pre-associated", "tenant": "blue", "switch": "edge1", "port": "edge1-s1",
-         "entries": [{"mac": "52:00:00:00:00:0a", "vid": 100}]}]}]
-    assert places_of(associations) == [VmPlace("vsi-a", "blue", "edge2", "edge2-s1",
-                                               ("52:00:00:00:00:0a",))]
+    associations = [
+        {
+            "vsi_id": "vsi-a",
+            "attachments": [
+                {
+                    "state": "associated",
+                    "tenant": "blue",
+                    "switch": "edge2",
+                    "port": "edge2-s1",
+                    "entries": [{"mac": "52:00:00:00:00:0a", "vid": 100}],
+                },
+                {
+                    "state": "pre-associated",
+                    "tenant": "blue",
+                    "switch": "edge1",
+                    "port": "edge1-s1",
+                    "entries": [{"mac": "52:00:00:00:00:0a", "vid": 100}],
+                },
+            ],
+        }
+    ]
+    assert places_of(associations) == [
+        VmPlace("vsi-a", "blue", "edge2", "edge2-s1", ("52:00:00:00:00:0a",))
+    ]
 
 
-EVENT_KINDS = ["switch.disconnected", "switch.ready", "port.modified", "port.deleted",
-               "link.down", "link.up", "vsi.expired", "vsi.associated"]
+EVENT_KINDS = [
+    "switch.disconnected",
+    "switch.ready",
+    "port.modified",
+    "port.deleted",
+    "link.down",
+    "link.up",
+    "vsi.expired",
+    "vsi.associated",
+]
 
 
-@given(st.lists(st.tuples(st.sampled_from(EVENT_KINDS), st.sampled_from(["edge1", "edge2"]),
-                          st.sampled_from(["edge1-s1", "edge1-s2", "edge2-s1"]), st.booleans(),
-                          st.sampled_from(["vsi-a", "vsi-c"])), max_size=40))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(EVENT_KINDS),
+            st.sampled_from(["edge1", "edge2"]),
+            st.sampled_from(["edge1-s1", "edge1-s2", "edge2-s1"]),
+            st.booleans(),
+            st.sampled_from(["vsi-a", "vsi-c"]),
+        ),
+        max_size=40,
+    )
+)
 def test_each_alarm_is_raised_once_and_cleared_at_most_once(script):
     """Whatever order faults come and go in: raise and clear alternate per alarm id, and the
     active list is exactly the alarms raised and not yet cleared."""
     book, state = AlarmBook(), {}
     for n, (kind, switch, port, up, vsi) in enumerate(script):
-        event = ev(kind, switch, port, ts=float(n), role="server", up=up, vsi=vsi,
-                   tenant="blue", peer="agg1/agg1-dn1")
+        event = ev(
+            kind,
+            switch,
+            port,
+            ts=float(n),
+            role="server",
+            up=up,
+            vsi=vsi,
+            tenant="blue",
+            peer="agg1/agg1-dn1",
+        )
         for notice in book.on_event(event, VMS, set()):
             was_active = state.get(notice.alarm.id, False)
             assert was_active != notice.alarm.active
@@ -140,12 +204,13 @@ def test_a_ready_switch_brings_its_port_alarms_up_to_date():
     book = AlarmBook()
     book.on_event(ev("port.modified", "edge1", "edge1-s2", role="server", up=False), VMS, set())
     book.on_event(ev("port.modified", "edge2", "edge2-s1", role="server", up=False), VMS, set())
-    notices = book.on_event(ev("switch.ready", "edge1", server_ports_down=["edge1-s1"]), VMS,
-                            set())
-    assert [(n.alarm.id, n.state) for n in notices] == [("port.down:edge1/edge1-s1", "alarm"),
-                                                        ("port.down:edge1/edge1-s2", "ok")]
+    notices = book.on_event(ev("switch.ready", "edge1", server_ports_down=["edge1-s1"]), VMS, set())
+    assert [(n.alarm.id, n.state) for n in notices] == [
+        ("port.down:edge1/edge1-s1", "alarm"),
+        ("port.down:edge1/edge1-s2", "ok"),
+    ]
     assert notices[0].alarm.affected == (A,)
-    assert {a.id for a in book.active()} == {"port.down:edge1/edge1-s1",
-                                              "port.down:edge2/edge2-s1"}
-    assert book.on_event(ev("switch.ready", "edge1", server_ports_down=["edge1-s1"]), VMS,
-                         set()) == []
+    assert {a.id for a in book.active()} == {"port.down:edge1/edge1-s1", "port.down:edge2/edge2-s1"}
+    assert (
+        book.on_event(ev("switch.ready", "edge1", server_ports_down=["edge1-s1"]), VMS, set()) == []
+    )

@@ -1,4 +1,5 @@
 """Maintenance mode bookkeeping: a server is reported drained once its last VM has gone."""
+
 from app.faults.alarms import VmPlace
 from app.faults.maintenance import Maintenance
 
@@ -13,7 +14,7 @@ def test_maintenance_reports_a_drained_server_once_and_rearms():
     [drained] = maintenance.poll([])
     assert drained.key == ("edge1", "edge1-s1") and drained.reason == "BIOS upgrade"
     assert maintenance.poll([]) == []
-    assert maintenance.poll([A]) == []           # a VM came back: drained again later
+    assert maintenance.poll([A]) == []  # a VM came back: drained again later
     assert [r.key for r in maintenance.poll([B])] == [("edge1", "edge1-s1")]
 
 

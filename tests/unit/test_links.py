@@ -1,4 +1,5 @@
 """Link discovery probes and the topology graph: paths, the flood tree, expiry."""
+
 from collections import deque
 from dataclasses import replace
 
@@ -64,22 +65,39 @@ def _probe_with(**changes) -> bytes:
     return encode_evb_frame(replace(frame, lldpdu=replace(frame.lldpdu, **lldpdu), **changes))
 
 
-@pytest.mark.parametrize("frame", [
-    _probe_with(dst=NEAREST_CUSTOMER_BRIDGE),
-    _probe_with(vlan=VlanTag(100)),
-    _probe_with(lldpdu={"chassis_id": ChassisId.from_mac(MAC)}),
-    _probe_with(lldpdu={"chassis_id": ChassisId(LOCALLY_ASSIGNED, b"evb-nms:00000000000000AB")}),
-    _probe_with(lldpdu={"chassis_id": ChassisId(LOCALLY_ASSIGNED, b"evb-nms:1")}),
-    _probe_with(lldpdu={"port_id": PortId.from_name("edge1-up1")}),
-    _probe_with(lldpdu={"port_id": PortId(LOCALLY_ASSIGNED, b"0")}),
-    _probe_with(lldpdu={"port_id": PortId(LOCALLY_ASSIGNED, b"101 ")}),
-    build_bridge_lldp_frame(MAC, PortId.from_mac(MAC), 120, EvbTlv(mode=1), dst=NEAREST_BRIDGE),
-    build_ecp_ack(MAC, 7),
-    build_probe(PortRef(1, 101), MAC)[:30],
-    b"",
-], ids=["customer-bridge-dst", "tagged", "mac-chassis", "upper-case-dpid", "short-dpid",
-        "named-port", "port-0", "port-with-space", "lldpad-style-lldp", "ecp", "truncated",
-        "empty"])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        _probe_with(dst=NEAREST_CUSTOMER_BRIDGE),
+        _probe_with(vlan=VlanTag(100)),
+        _probe_with(lldpdu={"chassis_id": ChassisId.from_mac(MAC)}),
+        _probe_with(
+            lldpdu={"chassis_id": ChassisId(LOCALLY_ASSIGNED, b"evb-nms:00000000000000AB")}
+        ),
+        _probe_with(lldpdu={"chassis_id": ChassisId(LOCALLY_ASSIGNED, b"evb-nms:1")}),
+        _probe_with(lldpdu={"port_id": PortId.from_name("edge1-up1")}),
+        _probe_with(lldpdu={"port_id": PortId(LOCALLY_ASSIGNED, b"0")}),
+        _probe_with(lldpdu={"port_id": PortId(LOCALLY_ASSIGNED, b"101 ")}),
+        build_bridge_lldp_frame(MAC, PortId.from_mac(MAC), 120, EvbTlv(mode=1), dst=NEAREST_BRIDGE),
+        build_ecp_ack(MAC, 7),
+        build_probe(PortRef(1, 101), MAC)[:30],
+        b"",
+    ],
+    ids=[
+        "customer-bridge-dst",
+        "tagged",
+        "mac-chassis",
+        "upper-case-dpid",
+        "short-dpid",
+        "named-port",
+        "port-0",
+        "port-with-space",
+        "lldpad-style-lldp",
+        "ecp",
+        "truncated",
+        "empty",
+    ],
+)
 def test_frames_that_are_not_our_probes(frame):
     assert parse_probe(frame) is None
 
@@ -91,9 +109,11 @@ def test_no_captured_station_frame_is_taken_for_a_probe():
 
 
 def test_probes_go_out_of_trunk_ports_that_are_up():
-    ports = [Port(3, "edge1-s3", "02:00:00:00:00:03", PortRole.SERVER),
-             Port(102, "edge1-up2", "02:00:00:00:00:66", PortRole.TRUNK, up=False),
-             Port(101, "edge1-up1", MAC, PortRole.TRUNK)]
+    ports = [
+        Port(3, "edge1-s3", "02:00:00:00:00:03", PortRole.SERVER),
+        Port(102, "edge1-up2", "02:00:00:00:00:66", PortRole.TRUNK, up=False),
+        Port(101, "edge1-up1", MAC, PortRole.TRUNK),
+    ]
     assert probe_frames(1, ports) == [(101, build_probe(PortRef(1, 101), MAC))]
 
 
@@ -137,8 +157,10 @@ def test_recabling_replaces_the_old_link():
     topology = star()
     assert topology.add_link(PortRef(3, 101), PortRef(AGG, 1), 5.0)  # edge3 now on agg1 port 1
     assert topology.peer(PortRef(1, 101)) is None
-    assert topology.links == [Link(PortRef(2, 101), PortRef(AGG, 2)),
-                              Link(PortRef(3, 101), PortRef(AGG, 1))]
+    assert topology.links == [
+        Link(PortRef(2, 101), PortRef(AGG, 2)),
+        Link(PortRef(3, 101), PortRef(AGG, 1)),
+    ]
 
 
 def test_a_cable_between_two_ports_of_one_switch_is_no_link():
@@ -239,16 +261,21 @@ def test_next_hops_follow_shortest_paths_without_loops(links):
 @given(graphs())
 def test_flood_tree_spans_each_connected_part_without_cycles(links):
     topology = _build(links)
-    tree_links = {Link.between(PortRef(d, p), topology.peer(PortRef(d, p)))
-                  for d in topology.switches() for p in topology.tree_ports(d)}
+    tree_links = {
+        Link.between(PortRef(d, p), topology.peer(PortRef(d, p)))
+        for d in topology.switches()
+        for p in topology.tree_ports(d)
+    }
     for link in tree_links:  # both ends agree
         assert link.a.port_no in topology.tree_ports(link.a.dpid)
         assert link.b.port_no in topology.tree_ports(link.b.dpid)
     parts = {frozenset(_distances(links, d)) for d in topology.switches()}
     # A forest: as many links as switches minus connected parts, and it connects each part.
     assert len(tree_links) == len(topology.switches()) - len(parts)
-    assert {frozenset(_distances([(link.a, link.b) for link in tree_links], d))
-            for d in topology.switches()} == parts
+    assert {
+        frozenset(_distances([(link.a, link.b) for link in tree_links], d))
+        for d in topology.switches()
+    } == parts
     for dpid in topology.switches():
         part = next(p for p in parts if dpid in p)
         assert topology.ports_toward(dpid, part) == topology.tree_ports(dpid)

@@ -1,4 +1,5 @@
 """Loading policies/*.yaml: the shipped files, every field, and errors naming file, line, field."""
+
 import ipaddress
 import re
 import textwrap
@@ -77,36 +78,62 @@ def test_example_is_skipped_but_valid_and_documents_every_field():
     assert all(p.source_file != str(example) for p in load_policies(POLICIES))
     assert len(load_file(example)) == 1
     keys = set(re.findall(r"^\s*(?:- )?(\w+):", example.read_text(), re.MULTILINE))
-    documented = (schema.TOP_KEYS + schema.PROFILE_KEYS + schema.RULE_KEYS + schema.QOS_KEYS
-                  + schema.LIMITS_KEYS)
+    documented = (
+        schema.TOP_KEYS
+        + schema.PROFILE_KEYS
+        + schema.RULE_KEYS
+        + schema.QOS_KEYS
+        + schema.LIMITS_KEYS
+    )
     assert set(documented) <= keys
 
 
 def test_every_field_reaches_the_model():
     (loaded,) = load_text(FULL, "full.yaml")
     expected = VsiTypeProfile(
-        key=VsiTypeKey(0x1234, 255), name="app", tenant="green",
-        vlans=frozenset({300, 310, 311, 312}), default_vlan=311,
+        key=VsiTypeKey(0x1234, 255),
+        name="app",
+        tenant="green",
+        vlans=frozenset({300, 310, 311, 312}),
+        default_vlan=311,
         manager_ids=frozenset({"mgr1", "6ba7b810-9dad-11d1-80b4-00c04fd430c8"}),
         ingress_acl=(
-            AclRule("permit", eth_src=MacMatch("10:20:30:40:50:59"),
-                    eth_dst=MacMatch("02:00:00:00:00:00", "ff:ff:ff:00:00:00"), eth_type=0x0800,
-                    ipv4_src=ipaddress.IPv4Network("10.30.0.0/16"),
-                    ipv4_dst=ipaddress.IPv4Network("10.40.1.7/32"), ip_proto=6, tp_src=1024,
-                    tp_dst=5432),
-            AclRule("deny", eth_type=0x86DD, ipv6_src=ipaddress.IPv6Network("2001:db8::/32"),
-                    ipv6_dst=ipaddress.IPv6Network("::/0"), ip_proto=17, tp_dst=53)),
+            AclRule(
+                "permit",
+                eth_src=MacMatch("10:20:30:40:50:59"),
+                eth_dst=MacMatch("02:00:00:00:00:00", "ff:ff:ff:00:00:00"),
+                eth_type=0x0800,
+                ipv4_src=ipaddress.IPv4Network("10.30.0.0/16"),
+                ipv4_dst=ipaddress.IPv4Network("10.40.1.7/32"),
+                ip_proto=6,
+                tp_src=1024,
+                tp_dst=5432,
+            ),
+            AclRule(
+                "deny",
+                eth_type=0x86DD,
+                ipv6_src=ipaddress.IPv6Network("2001:db8::/32"),
+                ipv6_dst=ipaddress.IPv6Network("::/0"),
+                ip_proto=17,
+                tp_dst=53,
+            ),
+        ),
         egress_acl=(AclRule("permit", eth_type=0x0806),),
-        acl_default="deny", qos=Qos(rate_kbps=50000, burst_kb=5000, pcp=3, dscp=26),
-        limits=Limits(max_per_port=8, max_per_switch=32))
+        acl_default="deny",
+        qos=Qos(rate_kbps=50000, burst_kb=5000, pcp=3, dscp=26),
+        limits=Limits(max_per_port=8, max_per_switch=32),
+    )
     assert loaded == expected
     assert (loaded.source_file, loaded.source_line) == ("full.yaml", 2)
     assert [rule.line for rule in loaded.ingress_acl] == [10, 19]
 
 
 def test_optional_fields_default_and_null_means_left_out():
-    (loaded,) = load_text("vsi_types:\n- {type_id: 1, version: 1, name: a, tenant: t, "
-                          "vlans: [5], manager_ids: [m], default_vlan: ~, qos: null}\n", "f")
+    (loaded,) = load_text(
+        "vsi_types:\n- {type_id: 1, version: 1, name: a, tenant: t, "
+        "vlans: [5], manager_ids: [m], default_vlan: ~, qos: null}\n",
+        "f",
+    )
     assert (loaded.default_vlan, loaded.ingress_acl, loaded.egress_acl) == (None, (), ())
     assert (loaded.acl_default, loaded.qos, loaded.limits) == ("permit", Qos(), Limits())
 
@@ -132,97 +159,229 @@ ERROR_CASES = {
     "top level scalar": ("hello\n", 1, None, "expected a mapping, got 'hello'"),
     "no vsi_types": ("{}\n", 1, None, "missing key 'vsi_types'"),
     "vsi_types not a list": ("vsi_types: {a: 1}\n", 1, "vsi_types", "expected a list"),
-    "unknown top key": ("vsi_types: []\nvsi_type: []\n", 2, "vsi_type",
-                        "unknown key 'vsi_type'; allowed: vsi_types"),
-    "unknown profile key": (replace_line(4, "    nmae: app"), 4, "vsi_types[0].nmae",
-                            "unknown key 'nmae'; allowed: type_id, version, name"),
-    "unknown rule key": (replace_line(17, "        port: 1024"), 17,
-                         "vsi_types[0].ingress_acl[0].port", "allowed: action, eth_src"),
+    "unknown top key": (
+        "vsi_types: []\nvsi_type: []\n",
+        2,
+        "vsi_type",
+        "unknown key 'vsi_type'; allowed: vsi_types",
+    ),
+    "unknown profile key": (
+        replace_line(4, "    nmae: app"),
+        4,
+        "vsi_types[0].nmae",
+        "unknown key 'nmae'; allowed: type_id, version, name",
+    ),
+    "unknown rule key": (
+        replace_line(17, "        port: 1024"),
+        17,
+        "vsi_types[0].ingress_acl[0].port",
+        "allowed: action, eth_src",
+    ),
     "duplicate key": (replace_line(5, "    name: x"), 5, "vsi_types[0].name", "twice"),
     "missing key": (replace_line(5, ""), 2, "vsi_types[0]", "missing key 'tenant'"),
-    "type id wrong type": (replace_line(2, "  - type_id: five"), 2, "vsi_types[0].type_id",
-                           "expected an integer, got 'five'"),
-    "type id boolean": (replace_line(2, "  - type_id: yes"), 2, "vsi_types[0].type_id",
-                        "expected an integer"),
-    "type id float": (replace_line(2, "  - type_id: 5.0"), 2, "vsi_types[0].type_id",
-                      "expected an integer"),
-    "type id range": (replace_line(2, "  - type_id: 16777216"), 2, "vsi_types[0].type_id",
-                      "expected a VSI type ID 0-16777215, got 16777216"),
-    "version range": (replace_line(3, "    version: 256"), 3, "vsi_types[0].version",
-                      "0-255"),
+    "type id wrong type": (
+        replace_line(2, "  - type_id: five"),
+        2,
+        "vsi_types[0].type_id",
+        "expected an integer, got 'five'",
+    ),
+    "type id boolean": (
+        replace_line(2, "  - type_id: yes"),
+        2,
+        "vsi_types[0].type_id",
+        "expected an integer",
+    ),
+    "type id float": (
+        replace_line(2, "  - type_id: 5.0"),
+        2,
+        "vsi_types[0].type_id",
+        "expected an integer",
+    ),
+    "type id range": (
+        replace_line(2, "  - type_id: 16777216"),
+        2,
+        "vsi_types[0].type_id",
+        "expected a VSI type ID 0-16777215, got 16777216",
+    ),
+    "version range": (replace_line(3, "    version: 256"), 3, "vsi_types[0].version", "0-255"),
     "name a list": (replace_line(4, "    name: [a]"), 4, "vsi_types[0].name", "expected a text"),
-    "vlans not a list": (replace_line(6, "    vlans: 300"), 6, "vsi_types[0].vlans",
-                         "expected a list, got '300'"),
-    "vlan range": (replace_line(6, "    vlans: [300, 4095]"), 6, "vsi_types[0].vlans[1]",
-                   "expected a VLAN ID 1-4094, got 4095"),
+    "vlans not a list": (
+        replace_line(6, "    vlans: 300"),
+        6,
+        "vsi_types[0].vlans",
+        "expected a list, got '300'",
+    ),
+    "vlan range": (
+        replace_line(6, "    vlans: [300, 4095]"),
+        6,
+        "vsi_types[0].vlans[1]",
+        "expected a VLAN ID 1-4094, got 4095",
+    ),
     "vlan zero": (replace_line(6, "    vlans: [0]"), 6, "vsi_types[0].vlans[0]", "got 0"),
-    "vlan span backwards": (replace_line(6, "    vlans: [300, '312-310']"), 6,
-                            "vsi_types[0].vlans[1]", "is empty"),
-    "vlan span out of range": (replace_line(6, "    vlans: ['4000-4095']"), 6,
-                               "vsi_types[0].vlans[0]", "got 4095"),
-    "default not in vlans": (replace_line(7, "    default_vlan: 400"), 7,
-                             "vsi_types[0].default_vlan",
-                             r"default_vlan 400 is not one of vlans \[300, 310, 311, 312\]"),
-    "bad manager id": (replace_line(8, "    manager_ids: [mgr1, a-name-longer-than-16]"), 8,
-                       "vsi_types[0].manager_ids[1]", "1-16 printable ASCII"),
-    "no manager ids": (replace_line(8, "    manager_ids: []"), 8, "vsi_types[0].manager_ids",
-                       "at least one"),
-    "rule not a mapping": (replace_line(19, "      - permit"), 19,
-                           "vsi_types[0].ingress_acl[1]", "expected a mapping, got 'permit'"),
-    "bad action": (replace_line(10, "      - action: allow"), 10,
-                   "vsi_types[0].ingress_acl[0].action", "expected one of permit, deny"),
-    "bad mac": (replace_line(11, "        eth_src: 10:20:30:40:50"), 11,
-                "vsi_types[0].ingress_acl[0].eth_src", "expected a MAC address"),
-    "bad eth type": (replace_line(13, "        eth_type: ip"), 13,
-                     "vsi_types[0].ingress_acl[0].eth_type", "expected an EtherType"),
-    "bad prefix": (replace_line(14, "        ipv4_src: 10.30.0.1/16"), 14,
-                   "vsi_types[0].ingress_acl[0].ipv4_src", "host bits set"),
-    "ipv6 in ipv4 field": (replace_line(14, "        ipv4_src: '2001:db8::/32'"), 14,
-                           "vsi_types[0].ingress_acl[0].ipv4_src", "expected a prefix like"),
-    "ipv4 with ipv6 eth type": (replace_line(13, "        eth_type: ipv6"), 13,
-                                "vsi_types[0].ingress_acl[0].eth_type",
-                                "IPv4 prefixes need eth_type 0x0800"),
-    "port out of range": (replace_line(18, "        tp_dst: 70000"), 18,
-                          "vsi_types[0].ingress_acl[0].tp_dst",
-                          "expected a port 0-65535, got 70000"),
-    "port range": (replace_line(18, "        tp_dst: 8000-8080"), 18,
-                   "vsi_types[0].ingress_acl[0].tp_dst", "port ranges are not supported"),
-    "port without protocol": (replace_line(16, ""), 17, "vsi_types[0].ingress_acl[0].tp_src",
-                              "needs ip_proto tcp or udp"),
-    "port with icmp": (replace_line(16, "        ip_proto: icmp"), 17,
-                       "vsi_types[0].ingress_acl[0].tp_src", "needs ip_proto tcp or udp"),
-    "protocol without ip": (replace_line(19, "      - {action: deny, ip_proto: 17}"), 19,
-                            "vsi_types[0].ingress_acl[1].ip_proto",
-                            "needs eth_type ipv4 or ipv6"),
+    "vlan span backwards": (
+        replace_line(6, "    vlans: [300, '312-310']"),
+        6,
+        "vsi_types[0].vlans[1]",
+        "is empty",
+    ),
+    "vlan span out of range": (
+        replace_line(6, "    vlans: ['4000-4095']"),
+        6,
+        "vsi_types[0].vlans[0]",
+        "got 4095",
+    ),
+    "default not in vlans": (
+        replace_line(7, "    default_vlan: 400"),
+        7,
+        "vsi_types[0].default_vlan",
+        r"default_vlan 400 is not one of vlans \[300, 310, 311, 312\]",
+    ),
+    "bad manager id": (
+        replace_line(8, "    manager_ids: [mgr1, a-name-longer-than-16]"),
+        8,
+        "vsi_types[0].manager_ids[1]",
+        "1-16 printable ASCII",
+    ),
+    "no manager ids": (
+        replace_line(8, "    manager_ids: []"),
+        8,
+        "vsi_types[0].manager_ids",
+        "at least one",
+    ),
+    "rule not a mapping": (
+        replace_line(19, "      - permit"),
+        19,
+        "vsi_types[0].ingress_acl[1]",
+        "expected a mapping, got 'permit'",
+    ),
+    "bad action": (
+        replace_line(10, "      - action: allow"),
+        10,
+        "vsi_types[0].ingress_acl[0].action",
+        "expected one of permit, deny",
+    ),
+    "bad mac": (
+        replace_line(11, "        eth_src: 10:20:30:40:50"),
+        11,
+        "vsi_types[0].ingress_acl[0].eth_src",
+        "expected a MAC address",
+    ),
+    "bad eth type": (
+        replace_line(13, "        eth_type: ip"),
+        13,
+        "vsi_types[0].ingress_acl[0].eth_type",
+        "expected an EtherType",
+    ),
+    "bad prefix": (
+        replace_line(14, "        ipv4_src: 10.30.0.1/16"),
+        14,
+        "vsi_types[0].ingress_acl[0].ipv4_src",
+        "host bits set",
+    ),
+    "ipv6 in ipv4 field": (
+        replace_line(14, "        ipv4_src: '2001:db8::/32'"),
+        14,
+        "vsi_types[0].ingress_acl[0].ipv4_src",
+        "expected a prefix like",
+    ),
+    "ipv4 with ipv6 eth type": (
+        replace_line(13, "        eth_type: ipv6"),
+        13,
+        "vsi_types[0].ingress_acl[0].eth_type",
+        "IPv4 prefixes need eth_type 0x0800",
+    ),
+    "port out of range": (
+        replace_line(18, "        tp_dst: 70000"),
+        18,
+        "vsi_types[0].ingress_acl[0].tp_dst",
+        "expected a port 0-65535, got 70000",
+    ),
+    "port range": (
+        replace_line(18, "        tp_dst: 8000-8080"),
+        18,
+        "vsi_types[0].ingress_acl[0].tp_dst",
+        "port ranges are not supported",
+    ),
+    "port without protocol": (
+        replace_line(16, ""),
+        17,
+        "vsi_types[0].ingress_acl[0].tp_src",
+        "needs ip_proto tcp or udp",
+    ),
+    "port with icmp": (
+        replace_line(16, "        ip_proto: icmp"),
+        17,
+        "vsi_types[0].ingress_acl[0].tp_src",
+        "needs ip_proto tcp or udp",
+    ),
+    "protocol without ip": (
+        replace_line(19, "      - {action: deny, ip_proto: 17}"),
+        19,
+        "vsi_types[0].ingress_acl[1].ip_proto",
+        "needs eth_type ipv4 or ipv6",
+    ),
     "contradicting rules": (
-        replace_line(21, "      - {action: permit, eth_type: 0x0806}\n"
-                         "      - {action: deny, eth_type: arp}"), 22,
-        "vsi_types[0].egress_acl[1]", r"contradicting ACL rules.*rule 0 \(line 21\)"),
-    "acl not a list": (replace_line(21, "      {action: permit}"), 21,
-                       "vsi_types[0].egress_acl", "expected a list"),
-    "bad acl default": (replace_line(22, "    acl_default: allow"), 22,
-                        "vsi_types[0].acl_default", "expected one of permit, deny"),
-    "pcp range": (replace_line(23, "    qos: {pcp: 8}"), 23, "vsi_types[0].qos.pcp",
-                  "expected a priority code point 0-7, got 8"),
-    "dscp range": (replace_line(23, "    qos: {dscp: 64}"), 23, "vsi_types[0].qos.dscp",
-                   "0-63"),
-    "burst without rate": (replace_line(23, "    qos: {burst_kb: 100}"), 23,
-                           "vsi_types[0].qos.burst_kb", "without rate_kbps"),
-    "unknown qos key": (replace_line(23, "    qos: {rate: 100}"), 23, "vsi_types[0].qos.rate",
-                        "allowed: rate_kbps, burst_kb, pcp, dscp"),
-    "limits contradiction": (replace_line(24, "    limits: {max_per_port: 9, max_per_switch: 8}"),
-                             24, "vsi_types[0].limits.max_per_port", "exceeds"),
-    "limit zero": (replace_line(24, "    limits: {max_per_switch: 0}"), 24,
-                   "vsi_types[0].limits.max_per_switch", "1-65535"),
-    "unknown tag": (replace_line(3, "    version: !foo 1"), 3, "vsi_types[0].version",
-                    "bad value"),
-    "impossible date": (replace_line(3, "    version: 2001-02-30"), 3, "vsi_types[0].version",
-                        "bad value"),
+        replace_line(
+            21, "      - {action: permit, eth_type: 0x0806}\n      - {action: deny, eth_type: arp}"
+        ),
+        22,
+        "vsi_types[0].egress_acl[1]",
+        r"contradicting ACL rules.*rule 0 \(line 21\)",
+    ),
+    "acl not a list": (
+        replace_line(21, "      {action: permit}"),
+        21,
+        "vsi_types[0].egress_acl",
+        "expected a list",
+    ),
+    "bad acl default": (
+        replace_line(22, "    acl_default: allow"),
+        22,
+        "vsi_types[0].acl_default",
+        "expected one of permit, deny",
+    ),
+    "pcp range": (
+        replace_line(23, "    qos: {pcp: 8}"),
+        23,
+        "vsi_types[0].qos.pcp",
+        "expected a priority code point 0-7, got 8",
+    ),
+    "dscp range": (replace_line(23, "    qos: {dscp: 64}"), 23, "vsi_types[0].qos.dscp", "0-63"),
+    "burst without rate": (
+        replace_line(23, "    qos: {burst_kb: 100}"),
+        23,
+        "vsi_types[0].qos.burst_kb",
+        "without rate_kbps",
+    ),
+    "unknown qos key": (
+        replace_line(23, "    qos: {rate: 100}"),
+        23,
+        "vsi_types[0].qos.rate",
+        "allowed: rate_kbps, burst_kb, pcp, dscp",
+    ),
+    "limits contradiction": (
+        replace_line(24, "    limits: {max_per_port: 9, max_per_switch: 8}"),
+        24,
+        "vsi_types[0].limits.max_per_port",
+        "exceeds",
+    ),
+    "limit zero": (
+        replace_line(24, "    limits: {max_per_switch: 0}"),
+        24,
+        "vsi_types[0].limits.max_per_switch",
+        "1-65535",
+    ),
+    "unknown tag": (replace_line(3, "    version: !foo 1"), 3, "vsi_types[0].version", "bad value"),
+    "impossible date": (
+        replace_line(3, "    version: 2001-02-30"),
+        3,
+        "vsi_types[0].version",
+        "bad value",
+    ),
 }
 
 
-@pytest.mark.parametrize("text, line, field, message", ERROR_CASES.values(),
-                         ids=ERROR_CASES.keys())
+@pytest.mark.parametrize("text, line, field, message", ERROR_CASES.values(), ids=ERROR_CASES.keys())
 def test_errors_name_file_line_and_field(tmp_path, text, line, field, message):
     path = tmp_path / "web.yaml"
     path.write_text(text)
@@ -237,8 +396,10 @@ def test_errors_name_file_line_and_field(tmp_path, text, line, field, message):
 def test_error_message_format():
     with pytest.raises(PolicyError) as info:
         load_text(replace_line(18, "        tp_dst: 70000"), "policies/web.yaml")
-    assert str(info.value) == ("policies/web.yaml:18: vsi_types[0].ingress_acl[0].tp_dst: "
-                               "expected a port 0-65535, got 70000")
+    assert str(info.value) == (
+        "policies/web.yaml:18: vsi_types[0].ingress_acl[0].tp_dst: "
+        "expected a port 0-65535, got 70000"
+    )
 
 
 def test_deep_nesting_is_an_error_not_a_crash():
@@ -249,8 +410,9 @@ def test_deep_nesting_is_an_error_not_a_crash():
 def test_aliases_work_and_recursive_ones_are_errors():
     shared = FULL.replace("    egress_acl:\n      - {action: permit, eth_type: 0x0806}\n", "")
     shared = shared.replace("    ingress_acl:\n", "    ingress_acl: &rules\n")
-    shared = shared.replace("    acl_default: deny\n", "    acl_default: deny\n"
-                            "    egress_acl: *rules\n")
+    shared = shared.replace(
+        "    acl_default: deny\n", "    acl_default: deny\n    egress_acl: *rules\n"
+    )
     (loaded,) = load_text(shared, "f")
     assert loaded.egress_acl == loaded.ingress_acl
     with pytest.raises(PolicyError, match="expected a mapping, got a list"):
@@ -288,8 +450,10 @@ def test_missing_directory_is_an_error(tmp_path):
 
 
 def test_which_files_are_loaded(tmp_path):
-    entry = "vsi_types: [{{type_id: {0}, version: 1, name: n, tenant: t, vlans: [5], " \
-            "manager_ids: [m]}}]\n"
+    entry = (
+        "vsi_types: [{{type_id: {0}, version: 1, name: n, tenant: t, vlans: [5], "
+        "manager_ids: [m]}}]\n"
+    )
     write(tmp_path, "a.yaml", entry.format(1))
     write(tmp_path, "b.yml", entry.format(2))
     write(tmp_path, "c.example.yaml", entry.format(3))
@@ -300,12 +464,15 @@ def test_which_files_are_loaded(tmp_path):
 
 
 def test_type_in_two_files_names_both(tmp_path):
-    entry = "vsi_types:\n  - {type_id: 5, version: 4, name: n, tenant: t, vlans: [5], " \
-            "manager_ids: [m]}\n"
+    entry = (
+        "vsi_types:\n  - {type_id: 5, version: 4, name: n, tenant: t, vlans: [5], "
+        "manager_ids: [m]}\n"
+    )
     first = write(tmp_path, "a.yaml", entry)
     second = write(tmp_path, "b.yaml", "# second\n" + entry)
-    with pytest.raises(PolicyError, match=f"VSI type 5 version 4 is already defined at "
-                                          f"{re.escape(str(first))}:2") as info:
+    with pytest.raises(
+        PolicyError, match=f"VSI type 5 version 4 is already defined at {re.escape(str(first))}:2"
+    ) as info:
         load_policies(tmp_path)
     assert (info.value.file, info.value.line, info.value.field) == (str(second), 3, "type_id")
 
@@ -320,21 +487,33 @@ def test_type_twice_in_one_file_is_an_error(tmp_path):
 
 def test_all_problems_of_a_directory_are_reported_together(tmp_path):
     write(tmp_path, "a.yaml", "vsi_types: [\n")
-    write(tmp_path, "b.yaml", """\
+    write(
+        tmp_path,
+        "b.yaml",
+        """\
         vsi_types:
           - {type_id: 1, version: 1, name: n, tenant: t, vlans: [5000], manager_ids: [m]}
           - {type_id: 2, version: 1, name: n, tenant: t, vlans: [5], manager_ids: [m]}
           - {type_id: 3, version: 1, name: n, tenant: t, vlans: [5], manager_ids: []}
-        """)
+        """,
+    )
     # A file with errors contributes no profiles; the good files are still checked together.
     for name in ("c.yaml", "d.yaml"):
-        write(tmp_path, name, "vsi_types: [{type_id: 2, version: 1, name: n, tenant: t, "
-                              "vlans: [5], manager_ids: [m]}]\n")
+        write(
+            tmp_path,
+            name,
+            "vsi_types: [{type_id: 2, version: 1, name: n, tenant: t, "
+            "vlans: [5], manager_ids: [m]}]\n",
+        )
     with pytest.raises(PolicyError) as info:
         load_policies(tmp_path)
     where = [(Path(e.file).name, e.line, e.field) for e in info.value.errors]
-    assert where == [("a.yaml", 2, None), ("b.yaml", 2, "vsi_types[0].vlans[0]"),
-                     ("b.yaml", 4, "vsi_types[2].manager_ids"), ("d.yaml", 1, "type_id")]
+    assert where == [
+        ("a.yaml", 2, None),
+        ("b.yaml", 2, "vsi_types[0].vlans[0]"),
+        ("b.yaml", 4, "vsi_types[2].manager_ids"),
+        ("d.yaml", 1, "type_id"),
+    ]
     assert (Path(info.value.file).name, info.value.line) == ("a.yaml", 2)
     assert str(info.value).count("\n") == 3
 
@@ -352,5 +531,6 @@ def test_loader_matches_plain_yaml_reading_of_the_shipped_file():
     """Guards against the node walker and PyYAML disagreeing on what the file says."""
     data = yaml.safe_load((POLICIES / "default.yaml").read_text())
     database = load_policies(POLICIES)
-    assert [(e["type_id"], e["version"], e["name"]) for e in data["vsi_types"]] \
-        == [(p.key.type_id, p.key.version, p.name) for p in database]
+    assert [(e["type_id"], e["version"], e["name"]) for e in data["vsi_types"]] == [
+        (p.key.type_id, p.key.version, p.name) for p in database
+    ]

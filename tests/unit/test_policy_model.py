@@ -1,4 +1,5 @@
 """The VSI type profile classes: invariants, Manager IDs, ACL matching, the database."""
+
 import ipaddress
 import uuid
 
@@ -22,13 +23,19 @@ NET6 = ipaddress.IPv6Network
 
 
 def profile(**fields) -> VsiTypeProfile:
-    values = dict(key=VsiTypeKey(5, 4), name="web", tenant="blue", vlans=frozenset({100, 101}),
-                  manager_ids=frozenset({"mgr1"}))
+    values = dict(
+        key=VsiTypeKey(5, 4),
+        name="web",
+        tenant="blue",
+        vlans=frozenset({100, 101}),
+        manager_ids=frozenset({"mgr1"}),
+    )
     values.update(fields)
     return VsiTypeProfile(**values)
 
 
 # Manager IDs
+
 
 def test_lldpad_name_manager_id_is_the_name():
     assert manager_id_from_octets(b"mgr1" + bytes(12)) == "mgr1"
@@ -46,17 +53,22 @@ def test_binary_manager_id_is_a_uuid():
 
 
 def test_configured_uuid_is_normalized_like_the_wire_form():
-    assert normalize_manager_id("6BA7B810-9DAD-11D1-80B4-00C04FD430C8") \
+    assert (
+        normalize_manager_id("6BA7B810-9DAD-11D1-80B4-00C04FD430C8")
         == "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
-    assert normalize_manager_id("6ba7b8109dad11d180b400c04fd430c8") \
+    )
+    assert (
+        normalize_manager_id("6ba7b8109dad11d180b400c04fd430c8")
         == "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
+    )
     # The same 16 octets as the name mgr1: one normalized form.
     assert normalize_manager_id("6d677231-0000-0000-0000-000000000000") == "mgr1"
 
 
 def test_name_with_nul_inside_is_not_a_name():
-    assert manager_id_from_octets(b"ab\0cd" + bytes(11)) == str(uuid.UUID(bytes=b"ab\0cd"
-                                                                          + bytes(11)))
+    assert manager_id_from_octets(b"ab\0cd" + bytes(11)) == str(
+        uuid.UUID(bytes=b"ab\0cd" + bytes(11))
+    )
 
 
 @pytest.mark.parametrize("text", ["", "a b", "x" * 17, "caf\u00e9", "tab\t"])
@@ -72,8 +84,11 @@ def test_wrong_octet_count_is_refused():
 
 # Key, QoS, limits
 
-@pytest.mark.parametrize("type_id, version, field", [
-    (-1, 0, "type_id"), (0x1000000, 0, "type_id"), (True, 0, "type_id"), (0, 256, "version")])
+
+@pytest.mark.parametrize(
+    "type_id, version, field",
+    [(-1, 0, "type_id"), (0x1000000, 0, "type_id"), (True, 0, "type_id"), (0, 256, "version")],
+)
 def test_key_ranges(type_id, version, field):
     with pytest.raises(PolicyError) as info:
         VsiTypeKey(type_id, version)
@@ -84,9 +99,16 @@ def test_key_extremes_are_valid():
     assert VsiTypeKey(0xFFFFFF, 255) > VsiTypeKey(0, 0)
 
 
-@pytest.mark.parametrize("fields, field", [
-    ({"pcp": 8}, "pcp"), ({"dscp": 64}, "dscp"), ({"rate_kbps": 0}, "rate_kbps"),
-    ({"burst_kb": 10}, "burst_kb"), ({"rate_kbps": 1, "burst_kb": 2 ** 32}, "burst_kb")])
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"pcp": 8}, "pcp"),
+        ({"dscp": 64}, "dscp"),
+        ({"rate_kbps": 0}, "rate_kbps"),
+        ({"burst_kb": 10}, "burst_kb"),
+        ({"rate_kbps": 1, "burst_kb": 2**32}, "burst_kb"),
+    ],
+)
 def test_qos_checks(fields, field):
     with pytest.raises(PolicyError) as info:
         Qos(**fields)
@@ -101,6 +123,7 @@ def test_limits_per_port_above_per_switch_is_a_contradiction():
 
 
 # Profile
+
 
 def test_vid_zero_resolves_to_the_default_vlan():
     assert profile(default_vlan=101).resolve_vid(0) == 101
@@ -117,18 +140,21 @@ def test_vid_1_is_allowed():
     assert profile(vlans=frozenset({1})).resolve_vid(1) == 1
 
 
-@pytest.mark.parametrize("fields, field", [
-    ({"default_vlan": 7}, "default_vlan"),
-    ({"vlans": frozenset()}, "vlans"),
-    ({"vlans": frozenset({4095})}, "vlans"),
-    ({"vlans": frozenset({0})}, "vlans"),
-    ({"manager_ids": frozenset()}, "manager_ids"),
-    ({"manager_ids": frozenset({"6BA7B810-9DAD-11D1-80B4-00C04FD430C8"})}, "manager_ids"),
-    ({"manager_ids": frozenset({"a b"})}, "manager_ids"),
-    ({"name": " "}, "name"),
-    ({"tenant": "t" * 65}, "tenant"),
-    ({"acl_default": "allow"}, "acl_default"),
-])
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"default_vlan": 7}, "default_vlan"),
+        ({"vlans": frozenset()}, "vlans"),
+        ({"vlans": frozenset({4095})}, "vlans"),
+        ({"vlans": frozenset({0})}, "vlans"),
+        ({"manager_ids": frozenset()}, "manager_ids"),
+        ({"manager_ids": frozenset({"6BA7B810-9DAD-11D1-80B4-00C04FD430C8"})}, "manager_ids"),
+        ({"manager_ids": frozenset({"a b"})}, "manager_ids"),
+        ({"name": " "}, "name"),
+        ({"tenant": "t" * 65}, "tenant"),
+        ({"acl_default": "allow"}, "acl_default"),
+    ],
+)
 def test_profile_invariants(fields, field):
     with pytest.raises(PolicyError) as info:
         profile(**fields)
@@ -148,23 +174,27 @@ def test_source_is_file_and_line_and_not_part_of_equality():
 
 # ACL rules
 
+
 def test_eth_type_is_inferred_from_prefixes():
     assert AclRule("deny", ipv4_dst=NET4("10.0.0.0/8")).eth_type == 0x0800
     assert AclRule("deny", ipv6_src=NET6("2001:db8::/32")).eth_type == 0x86DD
     assert AclRule("deny").eth_type is None
 
 
-@pytest.mark.parametrize("fields, field", [
-    ({"tp_dst": 80}, "tp_dst"),
-    ({"eth_type": 0x0800, "ip_proto": 1, "tp_src": 80}, "tp_src"),
-    ({"ip_proto": 6}, "ip_proto"),
-    ({"eth_type": 0x0806, "ip_proto": 6}, "ip_proto"),
-    ({"eth_type": 0x86DD, "ipv4_src": NET4("10.0.0.0/8")}, "eth_type"),
-    ({"ipv4_src": NET4("10.0.0.0/8"), "ipv6_dst": NET6("::/0")}, "ipv6_dst"),
-    ({"eth_type": 0x05FF}, "eth_type"),
-    ({"eth_type": 0x0800, "ip_proto": 256}, "ip_proto"),
-    ({"eth_type": 0x0800, "ip_proto": 6, "tp_dst": 65536}, "tp_dst"),
-])
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"tp_dst": 80}, "tp_dst"),
+        ({"eth_type": 0x0800, "ip_proto": 1, "tp_src": 80}, "tp_src"),
+        ({"ip_proto": 6}, "ip_proto"),
+        ({"eth_type": 0x0806, "ip_proto": 6}, "ip_proto"),
+        ({"eth_type": 0x86DD, "ipv4_src": NET4("10.0.0.0/8")}, "eth_type"),
+        ({"ipv4_src": NET4("10.0.0.0/8"), "ipv6_dst": NET6("::/0")}, "ipv6_dst"),
+        ({"eth_type": 0x05FF}, "eth_type"),
+        ({"eth_type": 0x0800, "ip_proto": 256}, "ip_proto"),
+        ({"eth_type": 0x0800, "ip_proto": 6, "tp_dst": 65536}, "tp_dst"),
+    ],
+)
 def test_rule_prerequisites(fields, field):
     with pytest.raises(PolicyError) as info:
         AclRule("deny", **fields)
@@ -186,9 +216,17 @@ def test_mac_match_parses_and_normalizes():
     assert not MacMatch("02:12:34:56:78:9a").covers(masked)
 
 
-@pytest.mark.parametrize("text", ["02:00:00:00:00", "02-00-00-00-00-01", "zz:00:00:00:00:01",
-                                  "02:00:00:00:00:01/00:00:00:00:00:00",
-                                  "02:00:00:00:00:01/ff:00:00:00:00:00", "2:0:0:0:0:1"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "02:00:00:00:00",
+        "02-00-00-00-00-01",
+        "zz:00:00:00:00:01",
+        "02:00:00:00:00:01/00:00:00:00:00:00",
+        "02:00:00:00:00:01/ff:00:00:00:00:00",
+        "2:0:0:0:0:1",
+    ],
+)
 def test_bad_macs_are_refused(text):
     with pytest.raises(ValueError):
         MacMatch.parse(text)
@@ -207,8 +245,12 @@ def test_covers():
 
 def test_rule_hidden_by_an_earlier_rule_with_the_other_action_is_a_contradiction():
     with pytest.raises(PolicyError, match="contradicting ACL rules") as info:
-        profile(ingress_acl=(AclRule("deny", eth_type=0x0800, ip_proto=6, line=10),
-                             AclRule("permit", eth_type=0x0800, ip_proto=6, tp_dst=80, line=11)))
+        profile(
+            ingress_acl=(
+                AclRule("deny", eth_type=0x0800, ip_proto=6, line=10),
+                AclRule("permit", eth_type=0x0800, ip_proto=6, tp_dst=80, line=11),
+            )
+        )
     assert (info.value.field, info.value.line) == ("ingress_acl[1]", 11)
     assert "line 10" in info.value.message
 
@@ -219,12 +261,15 @@ def test_rule_hidden_by_an_earlier_rule_with_the_same_action_is_allowed():
 
 
 def test_more_specific_rule_first_is_fine():
-    acl = (AclRule("permit", eth_type=0x0800, ip_proto=6, tp_dst=80),
-           AclRule("deny", eth_type=0x0800, ip_proto=6))
+    acl = (
+        AclRule("permit", eth_type=0x0800, ip_proto=6, tp_dst=80),
+        AclRule("deny", eth_type=0x0800, ip_proto=6),
+    )
     assert profile(egress_acl=acl).egress_acl == acl
 
 
 # Database
+
 
 def test_database_lookup_and_updates():
     web, db = profile(), profile(key=VsiTypeKey(6, 1), name="db")

@@ -1,6 +1,7 @@
 """PortSession: replays of vdp22.pcap with the session in place of lldpad's bridge (its frames must
 equal lldpad's byte for byte where the protocol fixes them), built frames, and arbitrary
 interleavings of frames that must never raise."""
+
 import json
 from dataclasses import replace
 from itertools import pairwise
@@ -34,8 +35,9 @@ PORT = PortRef(0x1, 3)
 BRIDGE_MAC = "02:00:00:00:b0:01"
 STATION_MAC = "02:00:00:00:51:01"
 RTE14 = 0.16384
-STATION_TLV = EvbTlv(mode=EvbMode.STATION, rrreq=True, rrstat=RrStat.UNKNOWN, r=3, rte=14, rwd=20,
-                     rka=20)
+STATION_TLV = EvbTlv(
+    mode=EvbMode.STATION, rrreq=True, rrstat=RrStat.UNKNOWN, r=3, rte=14, rwd=20, rka=20
+)
 MANAGER = ManagerIdTlv.from_name("blabla")
 
 
@@ -49,10 +51,16 @@ def lldp(evb: EvbTlv | None = STATION_TLV, ttl: int = 120, src: str = STATION_MA
 
 
 def vsi(n: int = 1) -> VsiTlv:
-    mac = f"52:00:00:00:{n >> 8 & 0xff:02x}:{n & 0xff:02x}"
-    return VsiTlv(VdpTlvType.ASSOCIATE, 0, 5, 4,
-                  VsiId.from_uuid(f"a1b2c3d4-0000-0000-0000-{n:012x}"), FilterFormat.MAC_VID,
-                  (FilterEntry(vid=100, mac=mac),))
+    mac = f"52:00:00:00:{n >> 8 & 0xFF:02x}:{n & 0xFF:02x}"
+    return VsiTlv(
+        VdpTlvType.ASSOCIATE,
+        0,
+        5,
+        4,
+        VsiId.from_uuid(f"a1b2c3d4-0000-0000-0000-{n:012x}"),
+        FilterFormat.MAC_VID,
+        (FilterEntry(vid=100, mac=mac),),
+    )
 
 
 def vdp(sequence: int, *tlvs, src: str = STATION_MAC) -> VdpFrame:
@@ -65,8 +73,9 @@ def decoded(frames: list[bytes]) -> list:
 
 def evb_infos(frames: list[bytes]) -> list[str]:
     """The EVB TLV information octets of the LLDPDUs among ``frames``."""
-    return [encode_evb_tlv(f.lldpdu.evb)[-5:].hex() for f in decoded(frames)
-            if isinstance(f, LldpFrame)]
+    return [
+        encode_evb_tlv(f.lldpdu.evb)[-5:].hex() for f in decoded(frames) if isinstance(f, LldpFrame)
+    ]
 
 
 def kinds(events) -> list[str]:
@@ -92,17 +101,23 @@ def _replay_station(station: str, bridge: str):
         lldps += [f for f in out.frames if isinstance(decode_evb_frame(f), LldpFrame)]
         if isinstance(frame, VdpFrame):
             ack = decode_evb_frame(out.frames[0])
-            assert isinstance(ack, EcpAckFrame) and (ack.sequence, ack.src, ack.dst) == \
-                (frame.sequence, bridge, NEAREST_CUSTOMER_BRIDGE)
+            assert isinstance(ack, EcpAckFrame) and (ack.sequence, ack.src, ack.dst) == (
+                frame.sequence,
+                bridge,
+                NEAREST_CUSTOMER_BRIDGE,
+            )
             assert out.vdp == list(frame.vdpdu.vsis_with_manager())
             last_request.update({tlv.vsi_id: (manager, tlv) for manager, tlv in out.vdp})
-            requests += s.send_vdp([(m, make_response(v)) for m, v in out.vdp],
-                                   float(number)).frames
+            requests += s.send_vdp(
+                [(m, make_response(v)) for m, v in out.vdp], float(number)
+            ).frames
         if isinstance(frame, EcpAckFrame):
             assert s.snapshot()["ecp"]["outstanding"] is None
-    captured = [(number, raw)
-                for number, (raw, frame) in enumerate(zip(raws, decoded(raws), strict=True), 1)
-                if frame.src == bridge and isinstance(frame, VdpFrame)]
+    captured = [
+        (number, raw)
+        for number, (raw, frame) in enumerate(zip(raws, decoded(raws), strict=True), 1)
+        if frame.src == bridge and isinstance(frame, VdpFrame)
+    ]
     return s, captured, lldps, requests, events, last_request
 
 
@@ -127,7 +142,7 @@ def test_replay_station_shutdown_then_unacknowledged_deassociate_gives_up_like_l
     bridge = "02:00:00:00:b0:02"
     s, captured, _, requests, events, last_request = _replay_station("02:00:00:00:52:02", bridge)
     assert requests == [raw for _, raw in captured[:4]]
-    assert kinds(events)[-1] == "station.shutdown"      # #89: TTL 0
+    assert kinds(events)[-1] == "station.shutdown"  # #89: TTL 0
     assert s.agreement is None
     # lldpad's bridge then de-associates both VSIs; the station is gone, so each PDU is sent
     # four times 163.84 ms apart (#94-#97, #100-#103) and given up.
@@ -136,7 +151,7 @@ def test_replay_station_shutdown_then_unacknowledged_deassociate_gives_up_like_l
     for manager, request in last_request.values():
         sent += s.send_vdp([(manager, make_deassociate(request))], now).frames
         times.append([now])
-        while len(gave_up) < len(times):   # ticks also send the periodic LLDPDUs
+        while len(gave_up) < len(times):  # ticks also send the periodic LLDPDUs
             now = s.next_deadline()
             out = s.tick(now)
             vdp_frames = [f for f in out.frames if isinstance(decode_evb_frame(f), VdpFrame)]
@@ -148,7 +163,8 @@ def test_replay_station_shutdown_then_unacknowledged_deassociate_gives_up_like_l
         assert [b - a for a, b in pairwise(pdu_times)] == pytest.approx([RTE14] * 4)
     assert [(g["sequence"], g["vsis"]) for g in gave_up] == [
         (5, ["b1b2c3d4-0000-0000-0000-000000003344"]),
-        (6, ["e1b2c3d4-0000-0000-0000-000000009900"])]
+        (6, ["e1b2c3d4-0000-0000-0000-000000009900"]),
+    ]
     assert (s.counters["retransmits"], s.counters["gave_up"]) == (6, 2)
 
 
@@ -163,7 +179,10 @@ def test_station_lldp_is_answered_at_once_then_fast_then_every_interval():
     assert (frame.dst, frame.src, frame.vlan) == (NEAREST_CUSTOMER_BRIDGE, BRIDGE_MAC, None)
     pdu = frame.lldpdu
     assert (pdu.chassis_id.mac, pdu.port_id, pdu.ttl) == (
-        BRIDGE_MAC, PortId.from_name("edge1-s1"), 120)
+        BRIDGE_MAC,
+        PortId.from_name("edge1-s1"),
+        120,
+    )
     assert pdu.evb == s.agreement.bridge_tlv and len(out.frames[0]) == 60
     times = [100.0]
     while len(times) < 6:
@@ -178,13 +197,19 @@ def test_changed_station_tlv_is_answered_and_renegotiated():
     s = session()
     s.on_frame(lldp(), 0.0)
     echoed = s.on_frame(
-        lldp(replace(STATION_TLV, rrstat=RrStat.ENABLED, rol_rwd=True, rol_rka=True)), 1.0)
+        lldp(replace(STATION_TLV, rrstat=RrStat.ENABLED, rol_rwd=True, rol_rka=True)), 1.0
+    )
     # Only the echo changed.
     assert kinds(echoed.events) == [] and evb_infos(echoed.frames) == ["03056e7434"]
     changed = s.on_frame(lldp(replace(STATION_TLV, r=5, rte=16)), 2.0)
     assert kinds(changed.events) == ["evb.negotiated"] and changed.events[0][1]["r"] == 5
-    assert s.snapshot()["ecp"] == {"r": 5, "rte": 16, "outstanding": None, "queued": 0,
-                                   "last_received": None}
+    assert s.snapshot()["ecp"] == {
+        "r": 5,
+        "rte": 16,
+        "outstanding": None,
+        "queued": 0,
+        "last_received": None,
+    }
 
 
 def test_lldp_without_evb_is_counted_not_answered():
@@ -217,7 +242,7 @@ def test_shutdown_drops_the_agreement_and_resets_ecp_reception():
     # Until it speaks again the bridge advertises its own TLV.
     periodic = s.tick(s.next_deadline())
     assert decoded(periodic.frames)[0].lldpdu.evb == bridge_tlv_unsolicited(s.config)
-    assert s.on_frame(lldp(), 40.0).frames   # back: answered at once
+    assert s.on_frame(lldp(), 40.0).frames  # back: answered at once
 
 
 def test_another_station_on_the_port_is_seen_with_its_own_sequence_numbers():
@@ -282,7 +307,7 @@ def test_send_vdp_queues_behind_the_outstanding_pdu_and_acks_release_the_next():
 
 
 def test_ecp_uses_the_negotiated_retransmission_interval():
-    s = session(r=1, lldp_fast_tx_count=1)   # no LLDPDU due before 30 s
+    s = session(r=1, lldp_fast_tx_count=1)  # no LLDPDU due before 30 s
     s.on_frame(lldp(replace(STATION_TLV, r=1, rte=16)), 0.0)
     s.send_vdp([(MANAGER, make_response(vsi()))], 5.0)
     assert s.next_deadline() == pytest.approx(5.0 + 0.65536)
@@ -296,8 +321,11 @@ def test_pack_one_manager_per_vdpdu_and_within_the_size_limit():
     items = [(MANAGER, vsi(n)) for n in range(100)] + [(other, vsi(100)), (MANAGER, vsi(101))]
     vdpdus = pack_vdpdus(items)
     assert all(len(encode_vdpdu(p)) <= MAX_VDPDU_LENGTH for p in vdpdus)
-    assert all(sum(isinstance(t, ManagerIdTlv) for t in p.tlvs) == 1
-               and isinstance(p.tlvs[0], ManagerIdTlv) for p in vdpdus)
+    assert all(
+        sum(isinstance(t, ManagerIdTlv) for t in p.tlvs) == 1
+        and isinstance(p.tlvs[0], ManagerIdTlv)
+        for p in vdpdus
+    )
     assert [pair for p in vdpdus for pair in p.vsis_with_manager()] == items
     # 35-octet VSI TLVs: 42 fit behind the Manager ID in 1494 octets.
     assert [len(p.tlvs) - 1 for p in vdpdus] == [42, 42, 16, 1, 1]
@@ -334,16 +362,22 @@ def test_snapshot_is_plain():
 untagged_frames = evb_frames.map(lambda f: replace(f, vlan=None))
 # The station's own frames, with few sequence numbers so that duplicates and matching ACKs occur.
 station_frames = st.one_of(
-    st.builds(lambda tlv, ttl: lldp(replace(tlv, mode=EvbMode.STATION), ttl), evb_tlvs,
-              st.sampled_from([0, 120])),
+    st.builds(
+        lambda tlv, ttl: lldp(replace(tlv, mode=EvbMode.STATION), ttl),
+        evb_tlvs,
+        st.sampled_from([0, 120]),
+    ),
     st.builds(VdpFrame, st.just(STATION_MAC), st.integers(0, 3), vdpdus),
     st.builds(EcpAckFrame, st.just(STATION_MAC), st.integers(0, 5)),
 )
-actions = st.lists(st.one_of(
-    st.tuples(st.just("frame"), st.one_of(untagged_frames, evb_frames, station_frames)),
-    st.tuples(st.just("send"), st.lists(st.tuples(manager_ids, vsi_tlvs), max_size=5)),
-    st.tuples(st.just("tick"), st.floats(0, 40)),
-), max_size=25)
+actions = st.lists(
+    st.one_of(
+        st.tuples(st.just("frame"), st.one_of(untagged_frames, evb_frames, station_frames)),
+        st.tuples(st.just("send"), st.lists(st.tuples(manager_ids, vsi_tlvs), max_size=5)),
+        st.tuples(st.just("tick"), st.floats(0, 40)),
+    ),
+    max_size=25,
+)
 
 
 @settings(max_examples=150)
@@ -369,6 +403,7 @@ def test_any_interleaving_never_raises_and_frames_are_well_formed(steps):
                 assert frame.sequence == s.snapshot()["ecp"]["outstanding"]
         deadline = s.next_deadline()
         assert deadline is None or deadline > now
-        assert all(isinstance(kind, str) and isinstance(fields, dict)
-                   for kind, fields in out.events)
+        assert all(
+            isinstance(kind, str) and isinstance(fields, dict) for kind, fields in out.events
+        )
     json.dumps(s.snapshot())

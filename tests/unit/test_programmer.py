@@ -2,6 +2,7 @@
 changes, link changes and reflective-relay changes, the messages it returned, applied to the
 switches, leave exactly what plan_vm_flows computes from scratch, and each switch's reconcile
 intent (flows/meters) says the same. Also: the cost of a change is its own."""
+
 from collections import defaultdict
 from dataclasses import replace
 
@@ -23,15 +24,24 @@ from app.vdp.binding import BindingState, MacVid, VmBinding
 AGG, EDGES = 0x100, (1, 2, 3)
 # edge n: uplink 100 to agg port n; optional trunks between edges 1-2 (port 102) and 2-3 (103)
 LINKS = [(PortRef(e, 100), PortRef(AGG, e)) for e in EDGES] + [
-    (PortRef(1, 102), PortRef(2, 102)), (PortRef(2, 103), PortRef(3, 103))]
+    (PortRef(1, 102), PortRef(2, 102)),
+    (PortRef(2, 103), PortRef(3, 103)),
+]
 PORTS = [PortRef(e, p) for e in EDGES for p in (1, 2)]
 MACS = [f"52:00:00:00:00:{n:02x}" for n in range(6)]
 
 
 def profile(rate=None, deny_telnet=False, key=(5, 4)) -> VsiTypeProfile:
     acl = (AclRule("deny", eth_type=0x0800, ip_proto=6, tp_dst=23),) if deny_telnet else ()
-    return VsiTypeProfile(VsiTypeKey(*key), "web", "blue", frozenset({100, 101}),
-                          frozenset({"mgr1"}), ingress_acl=acl, qos=Qos(rate_kbps=rate))
+    return VsiTypeProfile(
+        VsiTypeKey(*key),
+        "web",
+        "blue",
+        frozenset({100, 101}),
+        frozenset({"mgr1"}),
+        ingress_acl=acl,
+        qos=Qos(rate_kbps=rate),
+    )
 
 
 PROFILES = [profile(), profile(rate=1000), profile(deny_telnet=True, rate=500)]
@@ -51,47 +61,74 @@ class Switches:
                 if isinstance(msg, parser.OFPMeterMod):
                     if msg.command == ofp.OFPMC_DELETE:
                         self.meters[dpid].pop(msg.meter_id)
-                        self._drop(dpid, lambda entry, msg=msg: any(
-                            isinstance(i, parser.OFPInstructionMeter)
-                            and i.meter_id == msg.meter_id for i in entry.instructions))
+                        self._drop(
+                            dpid,
+                            lambda entry, msg=msg: any(
+                                isinstance(i, parser.OFPInstructionMeter)
+                                and i.meter_id == msg.meter_id
+                                for i in entry.instructions
+                            ),
+                        )
                     else:
                         band = msg.bands[0]
                         self.meters[dpid][msg.meter_id] = ofmsg.MeterSpec(
-                            msg.flags, band.rate, band.burst_size)
+                            msg.flags, band.rate, band.burst_size
+                        )
                     continue
-                entry = ofmsg.FlowEntry(msg.table_id, msg.priority, msg.cookie,
-                                        tuple(sorted(msg.match.items())),
-                                        tuple(msg.instructions))
+                entry = ofmsg.FlowEntry(
+                    msg.table_id,
+                    msg.priority,
+                    msg.cookie,
+                    tuple(sorted(msg.match.items())),
+                    tuple(msg.instructions),
+                )
                 if msg.command == ofp.OFPFC_ADD:
                     self.flows[dpid][entry.key] = entry
                 elif msg.command == ofp.OFPFC_DELETE_STRICT:
                     held = self.flows[dpid].get(entry.key)
-                    if held is not None and held.cookie & msg.cookie_mask == \
-                            msg.cookie & msg.cookie_mask:
+                    if (
+                        held is not None
+                        and held.cookie & msg.cookie_mask == msg.cookie & msg.cookie_mask
+                    ):
                         del self.flows[dpid][entry.key]
                 else:
                     assert msg.command == ofp.OFPFC_DELETE and msg.table_id == ofp.OFPTT_ALL
-                    self._drop(dpid, lambda held, msg=msg: held.cookie & msg.cookie_mask ==
-                               msg.cookie & msg.cookie_mask)
+                    self._drop(
+                        dpid,
+                        lambda held, msg=msg: (
+                            held.cookie & msg.cookie_mask == msg.cookie & msg.cookie_mask
+                        ),
+                    )
 
     def _drop(self, dpid, doomed) -> None:
         self.flows[dpid] = {k: e for k, e in self.flows[dpid].items() if not doomed(e)}
 
     def state(self) -> dict:
-        return {dpid: ({k: (e.cookie, e.body) for k, e in flows.items()}, dict(self.meters[dpid]))
-                for dpid, flows in self.flows.items() if flows or self.meters[dpid]}
+        return {
+            dpid: ({k: (e.cookie, e.body) for k, e in flows.items()}, dict(self.meters[dpid]))
+            for dpid, flows in self.flows.items()
+            if flows or self.meters[dpid]
+        }
 
 
 def expected(bindings, topology, rr) -> dict:
-    return {dpid: ({f.key: (f.cookie, f.body) for f in plan.flows}, dict(plan.meters))
-            for dpid, plan in plan_vm_flows(bindings, topology.routes(), rr).items()
-            if plan.flows or plan.meters}
+    return {
+        dpid: ({f.key: (f.cookie, f.body) for f in plan.flows}, dict(plan.meters))
+        for dpid, plan in plan_vm_flows(bindings, topology.routes(), rr).items()
+        if plan.flows or plan.meters
+    }
 
 
 ops = st.one_of(
-    st.tuples(st.just("bind"), st.integers(0, 5), st.sampled_from(PORTS), st.integers(0, 5),
-              st.sampled_from((100, 101)), st.sampled_from(list(BindingState)),
-              st.integers(0, 2)),
+    st.tuples(
+        st.just("bind"),
+        st.integers(0, 5),
+        st.sampled_from(PORTS),
+        st.integers(0, 5),
+        st.sampled_from((100, 101)),
+        st.sampled_from(list(BindingState)),
+        st.integers(0, 2),
+    ),
     st.tuples(st.just("unbind"), st.integers(0, 5)),
     st.tuples(st.just("link"), st.integers(0, len(LINKS) - 1)),
     st.tuples(st.just("rr"), st.sampled_from(PORTS)),
@@ -102,7 +139,7 @@ ops = st.one_of(
 @given(st.lists(ops, max_size=40))
 def test_incremental_changes_always_agree_with_the_whole_plan(history):
     programmer, switches, topology = FlowProgrammer(), Switches(), Topology()
-    bindings: dict[int, VmBinding] = {}   # VSI n -> its binding
+    bindings: dict[int, VmBinding] = {}  # VSI n -> its binding
     rr: set[PortRef] = set()
     handles = iter(range(1, 1000))
     for op in history:
@@ -113,9 +150,14 @@ def test_incremental_changes_always_agree_with_the_whole_plan(history):
             if MACS[mac] in taken:
                 continue  # the authorizer refuses a MAC another VSI holds
             old = bindings.get(n)
-            new = VmBinding(next(handles) if old is None or old.port != port else old.handle,
-                            VsiId(VsiIdFormat.UUID, n.to_bytes(16, "big")), port, entries,
-                            PROFILES[prof], state)
+            new = VmBinding(
+                next(handles) if old is None or old.port != port else old.handle,
+                VsiId(VsiIdFormat.UUID, n.to_bytes(16, "big")),
+                port,
+                entries,
+                PROFILES[prof],
+                state,
+            )
             changes = {new.handle: (old if old and old.handle == new.handle else None, new)}
             if old is not None and old.handle != new.handle:  # a move: the old handle goes
                 changes[old.handle] = (old, None)
@@ -157,9 +199,14 @@ def test_one_associate_costs_its_own_flows_whatever_the_number_of_vms_held():
 
     def vm(n: int) -> VmBinding:
         mac = "52:00:" + ":".join(f"{b:02x}" for b in n.to_bytes(4, "big"))
-        return VmBinding(n, VsiId(VsiIdFormat.UUID, n.to_bytes(16, "big")),
-                         PortRef(1 + n % 16, 1 + n % 32), (MacVid(mac, 100),), PROFILES[1],
-                         BindingState.FORWARDING)
+        return VmBinding(
+            n,
+            VsiId(VsiIdFormat.UUID, n.to_bytes(16, "big")),
+            PortRef(1 + n % 16, 1 + n % 32),
+            (MacVid(mac, 100),),
+            PROFILES[1],
+            BindingState.FORWARDING,
+        )
 
     def cost(n: int) -> dict[int, int]:
         return {dpid: len(msgs) for dpid, msgs in programmer.update({n: (None, vm(n))}).items()}
@@ -175,15 +222,22 @@ def test_one_associate_costs_its_own_flows_whatever_the_number_of_vms_held():
     removed = programmer.update({5018: (vm(5018), None)})
     assert set(removed) == {1 + 5018 % 16, AGG}
     assert [m.command for m in removed[1 + 5018 % 16] if isinstance(m, parser.OFPFlowMod)] == [
-        ofp.OFPFC_DELETE]  # one sweep by cookie
+        ofp.OFPFC_DELETE
+    ]  # one sweep by cookie
 
 
 def test_a_moving_mac_is_replaced_in_place_on_the_switches_above_before_the_old_is_deleted():
     topology = _fabric(2)
     programmer = FlowProgrammer()
     programmer.set_routes(topology.routes())
-    source = VmBinding(1, VsiId(VsiIdFormat.UUID, bytes(15) + b"\x01"), PortRef(1, 1),
-                       (MacVid(MACS[1], 100),), PROFILES[0], BindingState.FORWARDING)
+    source = VmBinding(
+        1,
+        VsiId(VsiIdFormat.UUID, bytes(15) + b"\x01"),
+        PortRef(1, 1),
+        (MacVid(MACS[1], 100),),
+        PROFILES[0],
+        BindingState.FORWARDING,
+    )
     programmer.update({1: (None, source)})
     target = replace(source, handle=2, port=PortRef(2, 1))
     changes = programmer.update({1: (source, None), 2: (None, target)})

@@ -1,4 +1,5 @@
 """The registry without HTTP: documents, override rules, atomicity, persistence."""
+
 import threading
 
 import pytest
@@ -28,9 +29,11 @@ def registry_on(store, service=None, clock=lambda: 100.0):
 
 
 # documents ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("profile_", list(load_policies(POLICIES))
-                         + list(load_file(POLICIES / "vsi-types.example.yaml")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "profile_",
+    list(load_policies(POLICIES)) + list(load_file(POLICIES / "vsi-types.example.yaml")),
+    ids=lambda p: p.name,
+)
 def test_documents_give_the_same_profile_back(profile_):
     assert parse_profile(profile_document(profile_)) == profile_
 
@@ -79,8 +82,14 @@ def test_pushed_profiles_win_over_files_and_deleting_them_brings_the_file_back()
 # changes ------------------------------------------------------------------------------------
 def test_changes_survive_a_restart(store, tmp_path):
     registry = registry_on(store)
-    registry.register_group({"group": "g", "profiles": [profile()],
-                             "vms": [{"vsi_id": VSI_A, "macs": ["52:00:00:00:00:01"]}]}, None)
+    registry.register_group(
+        {
+            "group": "g",
+            "profiles": [profile()],
+            "vms": [{"vsi_id": VSI_A, "macs": ["52:00:00:00:00:01"]}],
+        },
+        None,
+    )
     registry.put_profile(5, 4, profile(5, 4, vlans=[100, 101], name="web2"), None)
     store.close()
     reopened = registry_on(SqliteStore(str(tmp_path / "evb.db")), clock=lambda: 200.0)
@@ -99,7 +108,7 @@ def test_the_database_at_start_is_files_plus_pushed(store):
 
 def test_a_stored_profile_that_no_longer_validates_stops_the_start(store):
     registry_on(store).put_profile(9, 1, profile(), None)
-    store._db.execute("UPDATE profiles SET document = '{\"type_id\": 9, \"version\": 1}'")
+    store._db.execute('UPDATE profiles SET document = \'{"type_id": 9, "version": 1}\'')
     with pytest.raises(RegistryError, match="stored profile 9/1"):
         registry_on(store)
 
@@ -121,8 +130,7 @@ def test_a_failed_write_changes_nothing(store):
     service = FakeService()
     registry = Registry(load_policies(POLICIES), FailingStore(store), service)
     with pytest.raises(OSError):
-        registry.register_group({"profiles": [profile()], "vms": [
-            {"vsi_id": VSI_A}]}, None)
+        registry.register_group({"profiles": [profile()], "vms": [{"vsi_id": VSI_A}]}, None)
     with pytest.raises(OSError):
         registry.put_vm(VSI_A, {"type_id": 5, "type_version": 4}, None)
     assert registry.database().get(9, 1) is None and registry.vm(VSI_A) is None
@@ -133,13 +141,22 @@ def test_the_group_is_one_transaction(store):
     """A store error halfway through the group's statements leaves the earlier ones undone."""
     registry = registry_on(store)
     registry.put_vm(VSI_A, {"type_id": 5, "type_version": 4}, None)
-    store._db.execute("CREATE TRIGGER no_vms BEFORE INSERT ON vms "
-                      "WHEN NEW.vsi_id = 'a1b2c3d4-0000-0000-0000-0000000000c1' "
-                      "BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    store._db.execute(
+        "CREATE TRIGGER no_vms BEFORE INSERT ON vms "
+        "WHEN NEW.vsi_id = 'a1b2c3d4-0000-0000-0000-0000000000c1' "
+        "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
     with pytest.raises(Exception, match="refused"):
-        registry.register_group({"profiles": [profile()], "vms": [
-            {"vsi_id": VSI_A, "type_id": 5, "type_version": 4, "name": "renamed"},
-            {"vsi_id": VM_NEW}]}, None)
+        registry.register_group(
+            {
+                "profiles": [profile()],
+                "vms": [
+                    {"vsi_id": VSI_A, "type_id": 5, "type_version": 4, "name": "renamed"},
+                    {"vsi_id": VM_NEW},
+                ],
+            },
+            None,
+        )
     assert store.profiles() == [] and [v["name"] for v in store.vms()] == [None]
     assert registry.database().get(9, 1) is None and registry.vm(VSI_A).name is None
 
@@ -148,8 +165,10 @@ def test_profiles_reach_the_controller_in_the_order_they_were_stored(store):
     """Concurrent pushes: the last database applied is the one stored last."""
     service = FakeService()
     registry = registry_on(store, service)
-    threads = [threading.Thread(target=registry.put_profile,
-                                args=(9, 1, profile(name=f"n{i}"), None)) for i in range(20)]
+    threads = [
+        threading.Thread(target=registry.put_profile, args=(9, 1, profile(name=f"n{i}"), None))
+        for i in range(20)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -182,7 +201,8 @@ def test_a_conflict_already_in_the_files_does_not_block_other_changes(store, tmp
     (policies / "a.yaml").write_text(
         "vsi_types:\n"
         "  - {type_id: 1, version: 1, name: a, tenant: blue, vlans: [10], manager_ids: [m]}\n"
-        "  - {type_id: 2, version: 1, name: b, tenant: red, vlans: [10], manager_ids: [m]}\n")
+        "  - {type_id: 2, version: 1, name: b, tenant: red, vlans: [10], manager_ids: [m]}\n"
+    )
     registry = Registry(load_policies(policies), store, FakeService())
     registry.put_profile(9, 1, profile(vlans=[20]), None)
     with pytest.raises(Conflict, match="VLAN 10"):

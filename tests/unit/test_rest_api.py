@@ -1,4 +1,5 @@
 """The REST API's frame: routing, authentication, the fabric views, errors, the OpenAPI document."""
+
 import pytest
 import yaml
 from webob import Request
@@ -17,14 +18,15 @@ def open_harness(tmp_path):
 
 def test_health_is_open_and_counts_switches_and_types(harness):
     assert harness.call("GET", "/v1/health", token=None) == (
-        200, {"status": "ok", "switches": 2, "switches_ready": 1, "vsi_types": 3})
+        200,
+        {"status": "ok", "switches": 2, "switches_ready": 1, "vsi_types": 3},
+    )
 
 
 def test_switches_links_stations(harness):
     status, switches = harness.call("GET", "/v1/switches/")
     assert status == 200 and [s["name"] for s in switches] == ["edge1", "edge2"]
-    assert harness.call("GET", "/v1/links")[1] == [{"a": "edge1/edge1-up1",
-                                                    "b": "agg1/agg1-dn1"}]
+    assert harness.call("GET", "/v1/links")[1] == [{"a": "edge1/edge1-up1", "b": "agg1/agg1-dn1"}]
     assert harness.call("GET", "/v1/stations")[1][0]["port"] == "edge1-s1"
 
 
@@ -41,8 +43,15 @@ def test_unknown_switch_is_404(harness):
 
 def test_without_tokens_the_api_is_open(open_harness):
     assert open_harness.call("GET", "/v1/switches", token=None)[0] == 200
-    assert open_harness.call("PUT", "/v1/vms/a1b2c3d4-0000-0000-0000-00000000000c",
-                             {"type_id": 5, "type_version": 4}, token=None)[0] == 201
+    assert (
+        open_harness.call(
+            "PUT",
+            "/v1/vms/a1b2c3d4-0000-0000-0000-00000000000c",
+            {"type_id": 5, "type_version": 4},
+            token=None,
+        )[0]
+        == 201
+    )
 
 
 @pytest.mark.parametrize("header", [None, "Basic YWRtaW46YWRtaW4=", "Bearer", "Bearer wrong"])
@@ -54,8 +63,9 @@ def test_with_tokens_a_missing_or_unknown_token_is_401(harness, header):
     assert response.json["field"] is None
 
 
-@pytest.mark.parametrize("path", ["/v1/switches", "/v1/switches/edge1", "/v1/links",
-                                  "/v1/stations"])
+@pytest.mark.parametrize(
+    "path", ["/v1/switches", "/v1/switches/edge1", "/v1/links", "/v1/stations"]
+)
 def test_tenant_tokens_do_not_see_the_fabric(harness, path):
     status, body = harness.call("GET", path, token=BLUE_TOKEN)
     assert status == 403 and "admin" in body["error"]
@@ -78,21 +88,25 @@ def test_unknown_query_parameters_are_refused(harness):
     assert status == 400 and body["field"] == "limit"
 
 
-@pytest.mark.parametrize("body, message", [
-    (b"{\"type_id\": 5,", "malformed JSON"),
-    (b"\xff\xfe", "not UTF-8"),
-    (b"", "expected a JSON body"),
-    (b"{\"type_id\": NaN}", "NaN is not a JSON number"),
-    (b"[" * 100000 + b"]" * 100000, "nested too deeply"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b'{"type_id": 5,', "malformed JSON"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b"", "expected a JSON body"),
+        (b'{"type_id": NaN}', "NaN is not a JSON number"),
+        (b"[" * 100000 + b"]" * 100000, "nested too deeply"),
+    ],
+)
 def test_bodies_that_are_not_json_name_the_body(harness, body, message):
     status, answer = harness.call("PUT", "/v1/profiles/9/1", body)
     assert status == 400 and answer["field"] == "body" and message in answer["error"]
 
 
 def test_a_duplicate_key_is_refused(harness):
-    status, body = harness.call("PUT", "/v1/profiles/9/1",
-                                b'{"name": "a", "name": "b", "tenant": "blue"}')
+    status, body = harness.call(
+        "PUT", "/v1/profiles/9/1", b'{"name": "a", "name": "b", "tenant": "blue"}'
+    )
     assert status == 400 and body["field"] == "name" and "twice" in body["error"]
 
 
@@ -104,6 +118,7 @@ def test_a_body_over_the_limit_is_413(harness):
 def test_an_exception_in_the_controller_is_a_500_not_a_crash(harness):
     def broken():
         raise RuntimeError("plane on fire")
+
     harness.service.switches = broken
     status, body = harness.call("GET", "/v1/switches")
     assert status == 500 and "plane on fire" in body["error"]
@@ -122,8 +137,12 @@ def test_a_missing_openapi_document_is_404(tmp_path):
 
 def test_every_route_is_in_the_openapi_document_and_vice_versa(harness):
     document = yaml.safe_load(OPENAPI_PATH.read_text())
-    documented = {(method.upper(), path) for path, item in document["paths"].items()
-                  for method in item if method in METHODS}
+    documented = {
+        (method.upper(), path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in METHODS
+    }
     routed = {(route.method, route.template) for route in harness.api.router.routes}
     assert routed == documented
 
@@ -133,8 +152,9 @@ def test_the_openapi_document_is_consistent(harness):
     so; no key is left without a value."""
     document = yaml.safe_load(OPENAPI_PATH.read_text())
     ids = []
-    open_routes = {(r.method, r.template) for r in harness.api.router.routes
-                   if r.access.value == "open"}
+    open_routes = {
+        (r.method, r.template) for r in harness.api.router.routes if r.access.value == "open"
+    }
 
     def resolve(ref: str):
         node = document

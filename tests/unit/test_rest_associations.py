@@ -1,4 +1,5 @@
 """REST: associations, lookup (draft 5.4), relocation/replication (5.5/5.6) and events."""
+
 import pytest
 
 from app.events import Event
@@ -12,16 +13,19 @@ def ids(vsis):
 
 
 # associations -------------------------------------------------------------------------------
-@pytest.mark.parametrize("query, expected", [
-    ("", [VSI_A, VSI_B]),
-    ("?tenant=blue", [VSI_A]),
-    ("?switch=edge2", [VSI_B]),
-    ("?switch=0000000000000001", [VSI_A]),
-    ("?state=associated", [VSI_A]),
-    ("?state=pre-associated&tenant=red", [VSI_B]),
-    ("?state=suspended", []),
-    ("?switch=core9", []),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("", [VSI_A, VSI_B]),
+        ("?tenant=blue", [VSI_A]),
+        ("?switch=edge2", [VSI_B]),
+        ("?switch=0000000000000001", [VSI_A]),
+        ("?state=associated", [VSI_A]),
+        ("?state=pre-associated&tenant=red", [VSI_B]),
+        ("?state=suspended", []),
+        ("?switch=core9", []),
+    ],
+)
 def test_associations_filtered(harness, query, expected):
     status, body = harness.call("GET", "/v1/associations" + query)
     assert status == 200 and ids(body) == expected
@@ -41,16 +45,20 @@ def test_one_association(harness):
 
 def test_a_tenant_sees_only_its_associations(harness):
     assert ids(harness.call("GET", "/v1/associations", token=BLUE_TOKEN)[1]) == [VSI_A]
-    assert ids(harness.call("GET", "/v1/associations?state=pre-associated",
-                            token=BLUE_TOKEN)[1]) == []
+    assert (
+        ids(harness.call("GET", "/v1/associations?state=pre-associated", token=BLUE_TOKEN)[1]) == []
+    )
     assert harness.call("GET", f"/v1/associations/{VSI_B}", token=BLUE_TOKEN)[0] == 403
     assert harness.call("GET", "/v1/associations?tenant=red", token=BLUE_TOKEN)[0] == 403
 
 
 def test_the_registration_decides_whose_a_vsi_is(harness):
     """A VM registered to red is red's even if the bridge holds it with a blue type."""
-    harness.call("PUT", "/v1/profiles/9/1", {"name": "x", "tenant": "red", "vlans": [210],
-                                             "manager_ids": ["mgr1"]})
+    harness.call(
+        "PUT",
+        "/v1/profiles/9/1",
+        {"name": "x", "tenant": "red", "vlans": [210], "manager_ids": ["mgr1"]},
+    )
     harness.call("PUT", f"/v1/vms/{VSI_A}", {"type_id": 9, "type_version": 1})
     assert ids(harness.call("GET", "/v1/associations", token=RED_TOKEN)[1]) == [VSI_A, VSI_B]
     assert harness.call("GET", f"/v1/associations/{VSI_A}", token=BLUE_TOKEN)[0] == 403
@@ -71,21 +79,27 @@ def test_lookup_includes_the_registration(harness):
 
 
 def test_lookup_of_a_registered_vm_the_bridge_never_saw(harness):
-    harness.call("PUT", f"/v1/vms/{UNKNOWN}", {"type_id": 5, "type_version": 4,
-                                                "macs": ["52:00:00:00:00:ff"]})
+    harness.call(
+        "PUT",
+        f"/v1/vms/{UNKNOWN}",
+        {"type_id": 5, "type_version": 4, "macs": ["52:00:00:00:00:ff"]},
+    )
     status, body = harness.call("GET", "/v1/lookup?mac=52:00:00:00:00:ff")
     assert status == 200 and body["current"] == [] and body["vm"]["vsi_id"] == UNKNOWN
 
 
-@pytest.mark.parametrize("query, status, field", [
-    ("", 400, "vsi_id"),
-    (f"?vsi_id={VSI_A}&mac={MAC_A}", 400, "vsi_id"),
-    ("?vsi_id=nope", 400, "vsi_id"),
-    ("?mac=52:00:00", 400, "mac"),
-    ("?mac=", 400, "mac"),
-    (f"?vsi_id={UNKNOWN}", 404, "vsi_id"),
-    ("?mac=52:00:00:00:00:99", 404, "mac"),
-])
+@pytest.mark.parametrize(
+    "query, status, field",
+    [
+        ("", 400, "vsi_id"),
+        (f"?vsi_id={VSI_A}&mac={MAC_A}", 400, "vsi_id"),
+        ("?vsi_id=nope", 400, "vsi_id"),
+        ("?mac=52:00:00", 400, "mac"),
+        ("?mac=", 400, "mac"),
+        (f"?vsi_id={UNKNOWN}", 404, "vsi_id"),
+        ("?mac=52:00:00:00:00:99", 404, "mac"),
+    ],
+)
 def test_bad_lookups(harness, query, status, field):
     answer = harness.call("GET", "/v1/lookup" + query)
     assert answer[0] == status and answer[1]["field"] == field, answer
@@ -99,24 +113,31 @@ def test_a_tenant_looks_up_only_its_vms(harness):
 
 # relocation ---------------------------------------------------------------------------------
 def test_relocate_and_replicate(harness):
-    status, body = harness.call("POST", f"/v1/vms/{VSI_A}/relocate",
-                                {"switch": "edge2", "port": "edge2-s1"})
+    status, body = harness.call(
+        "POST", f"/v1/vms/{VSI_A}/relocate", {"switch": "edge2", "port": "edge2-s1"}
+    )
     assert status == 200 and body["prepared"] == {"switch": "edge2", "port": "edge2-s1"}
-    harness.call("POST", f"/v1/vms/{VSI_A}/relocate",
-                 {"switch": "edge2", "port": 2, "replicate": True})
-    assert harness.service.relocated == [(VSI_A, "edge2", "edge2-s1", False),
-                                         (VSI_A, "edge2", 2, True)]
+    harness.call(
+        "POST", f"/v1/vms/{VSI_A}/relocate", {"switch": "edge2", "port": 2, "replicate": True}
+    )
+    assert harness.service.relocated == [
+        (VSI_A, "edge2", "edge2-s1", False),
+        (VSI_A, "edge2", 2, True),
+    ]
 
 
-@pytest.mark.parametrize("body, status, field, words", [
-    ({"switch": "edge2"}, 400, "port", "missing"),
-    ({"switch": "edge2", "port": True}, 400, "port", "port name or number"),
-    ({"switch": "edge2", "port": 1, "replicate": "yes"}, 400, "replicate", "true or false"),
-    ({"switch": "edge2", "port": 1, "force": True}, 400, "force", "unknown field"),
-    ({"switch": 2, "port": 1}, 400, "switch", "text"),
-    ({"switch": "core9", "port": 1}, 404, "vsi_id", "unknown switch core9"),
-    ({"switch": "edge2", "port": "edge2-full"}, 409, None, "limit of VSI type"),
-])
+@pytest.mark.parametrize(
+    "body, status, field, words",
+    [
+        ({"switch": "edge2"}, 400, "port", "missing"),
+        ({"switch": "edge2", "port": True}, 400, "port", "port name or number"),
+        ({"switch": "edge2", "port": 1, "replicate": "yes"}, 400, "replicate", "true or false"),
+        ({"switch": "edge2", "port": 1, "force": True}, 400, "force", "unknown field"),
+        ({"switch": 2, "port": 1}, 400, "switch", "text"),
+        ({"switch": "core9", "port": 1}, 404, "vsi_id", "unknown switch core9"),
+        ({"switch": "edge2", "port": "edge2-full"}, 409, None, "limit of VSI type"),
+    ],
+)
 def test_bad_relocations(harness, body, status, field, words):
     answer = harness.call("POST", f"/v1/vms/{VSI_A}/relocate", body)
     assert answer[0] == status and answer[1]["field"] == field, answer
@@ -125,40 +146,55 @@ def test_bad_relocations(harness, body, status, field, words):
 
 
 def test_relocating_an_unknown_vsi_is_404(harness):
-    status, body = harness.call("POST", f"/v1/vms/{UNKNOWN}/relocate",
-                                {"switch": "edge2", "port": 1})
+    status, body = harness.call(
+        "POST", f"/v1/vms/{UNKNOWN}/relocate", {"switch": "edge2", "port": 1}
+    )
     assert status == 404 and UNKNOWN in body["error"]
-    status, body = harness.call("POST", f"/v1/vms/{UNKNOWN}/relocate",
-                                {"switch": "edge2", "port": 1}, token=BLUE_TOKEN)
+    status, body = harness.call(
+        "POST", f"/v1/vms/{UNKNOWN}/relocate", {"switch": "edge2", "port": 1}, token=BLUE_TOKEN
+    )
     assert status == 404
 
 
 def test_a_tenant_relocates_only_its_vms(harness):
-    assert harness.call("POST", f"/v1/vms/{VSI_A}/relocate", {"switch": "edge2", "port": 1},
-                        token=BLUE_TOKEN)[0] == 200
-    assert harness.call("POST", f"/v1/vms/{VSI_B}/relocate", {"switch": "edge1", "port": 1},
-                        token=BLUE_TOKEN)[0] == 403
+    assert (
+        harness.call(
+            "POST", f"/v1/vms/{VSI_A}/relocate", {"switch": "edge2", "port": 1}, token=BLUE_TOKEN
+        )[0]
+        == 200
+    )
+    assert (
+        harness.call(
+            "POST", f"/v1/vms/{VSI_B}/relocate", {"switch": "edge1", "port": 1}, token=BLUE_TOKEN
+        )[0]
+        == 403
+    )
     assert [r[0] for r in harness.service.relocated] == [VSI_A]
 
 
 # events -------------------------------------------------------------------------------------
 @pytest.fixture
 def with_events(harness):
-    for kind, switch, detail in [("switch.ready", "edge1", {}),
-                                 ("vsi.associated", "0000000000000001", {"tenant": "blue"}),
-                                 ("vsi.refused", "0000000000000002", {"tenant": "red"}),
-                                 ("port.added", "edge2", {})]:
+    for kind, switch, detail in [
+        ("switch.ready", "edge1", {}),
+        ("vsi.associated", "0000000000000001", {"tenant": "blue"}),
+        ("vsi.refused", "0000000000000002", {"tenant": "red"}),
+        ("port.added", "edge2", {}),
+    ]:
         harness.store.append_event(Event(kind, switch=switch, detail=detail))
     return harness
 
 
-@pytest.mark.parametrize("query, kinds", [
-    ("", ["switch.ready", "vsi.associated", "vsi.refused", "port.added"]),
-    ("?kind=vsi.", ["vsi.associated", "vsi.refused"]),
-    ("?switch=edge2", ["port.added"]),
-    ("?tenant=red", ["vsi.refused"]),
-    ("?after=2&limit=1", ["vsi.refused"]),
-])
+@pytest.mark.parametrize(
+    "query, kinds",
+    [
+        ("", ["switch.ready", "vsi.associated", "vsi.refused", "port.added"]),
+        ("?kind=vsi.", ["vsi.associated", "vsi.refused"]),
+        ("?switch=edge2", ["port.added"]),
+        ("?tenant=red", ["vsi.refused"]),
+        ("?after=2&limit=1", ["vsi.refused"]),
+    ],
+)
 def test_events_paged_and_filtered(with_events, query, kinds):
     status, body = with_events.call("GET", "/v1/events" + query)
     assert status == 200 and [e["kind"] for e in body] == kinds
@@ -167,13 +203,25 @@ def test_events_paged_and_filtered(with_events, query, kinds):
 def test_paging_by_the_last_id(with_events):
     first = with_events.call("GET", "/v1/events?limit=3")[1]
     rest = with_events.call("GET", f"/v1/events?after={first[-1]['id']}")[1]
-    assert [e["kind"] for e in first + rest] == ["switch.ready", "vsi.associated",
-                                                 "vsi.refused", "port.added"]
+    assert [e["kind"] for e in first + rest] == [
+        "switch.ready",
+        "vsi.associated",
+        "vsi.refused",
+        "port.added",
+    ]
 
 
-@pytest.mark.parametrize("query, field", [("?limit=lots", "limit"), ("?limit=0", "limit"),
-                                          ("?limit=1001", "limit"), ("?after=-1", "after"),
-                                          ("?kind=", "kind"), ("?level=info", "level")])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("?limit=lots", "limit"),
+        ("?limit=0", "limit"),
+        ("?limit=1001", "limit"),
+        ("?after=-1", "after"),
+        ("?kind=", "kind"),
+        ("?level=info", "level"),
+    ],
+)
 def test_bad_event_queries(with_events, query, field):
     status, body = with_events.call("GET", "/v1/events" + query)
     assert status == 400 and body["field"] == field
@@ -186,12 +234,18 @@ def test_a_tenant_sees_only_events_naming_it(with_events):
 
 
 def test_registry_changes_are_events(harness):
-    harness.call("PUT", "/v1/profiles/9/1", {"name": "x", "tenant": "blue", "vlans": [110],
-                                             "manager_ids": ["mgr1"]})
+    harness.call(
+        "PUT",
+        "/v1/profiles/9/1",
+        {"name": "x", "tenant": "blue", "vlans": [110], "manager_ids": ["mgr1"]},
+    )
     harness.call("PUT", f"/v1/vms/{VSI_A}", {"type_id": 9, "type_version": 1})
     harness.call("DELETE", f"/v1/vms/{VSI_A}")
     body = harness.call("GET", "/v1/events", token=BLUE_TOKEN)[1]
     assert [(e["kind"], e["detail"]["tenant"]) for e in body] == [
-        ("profile.pushed", "blue"), ("vm.registered", "blue"), ("vm.deregistered", "blue")]
+        ("profile.pushed", "blue"),
+        ("vm.registered", "blue"),
+        ("vm.deregistered", "blue"),
+    ]
     assert body[0]["detail"]["created"] is True and body[1]["detail"]["type_id"] == 9
     assert harness.call("GET", "/v1/events", token=RED_TOKEN)[1] == []

@@ -1,4 +1,5 @@
 """API tokens: how the config file gives them and how they are checked."""
+
 import pytest
 
 from app.config import ApiToken, ConfigError, Settings, build_settings, load_file
@@ -6,9 +7,11 @@ from app.config import ApiToken, ConfigError, Settings, build_settings, load_fil
 
 def test_tokens_from_the_config_file(tmp_path):
     conf = tmp_path / "evb.yaml"
-    conf.write_text("api-tokens:\n"
-                    "  - {token: s3cret-admin, tenant: '*'}\n"
-                    "  - {token: s3cret-blue, tenant: blue}\n")
+    conf.write_text(
+        "api-tokens:\n"
+        "  - {token: s3cret-admin, tenant: '*'}\n"
+        "  - {token: s3cret-blue, tenant: blue}\n"
+    )
     settings = build_settings(load_file(str(conf)), {})
     assert settings.api_tokens == (ApiToken("s3cret-admin", "*"), ApiToken("s3cret-blue", "blue"))
     assert [t.admin for t in settings.api_tokens] == [True, False]
@@ -23,12 +26,15 @@ def test_tokens_stay_out_of_the_settings_repr():
     assert "s3cret" not in repr(settings) and "tenant='*'" in repr(settings)
 
 
-@pytest.mark.parametrize("text, words", [
-    ("api_tokens: s3cret", "expected a list"),
-    ("api_tokens: [s3cret-admin]", "api_tokens[0]: expected exactly the keys token and tenant"),
-    ("api_tokens: [{token: s3cret-admin}]", "exactly the keys"),
-    ("api_tokens: [{token: s3cret-admin, tenant: '*', role: x}]", "exactly the keys"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("api_tokens: s3cret", "expected a list"),
+        ("api_tokens: [s3cret-admin]", "api_tokens[0]: expected exactly the keys token and tenant"),
+        ("api_tokens: [{token: s3cret-admin}]", "exactly the keys"),
+        ("api_tokens: [{token: s3cret-admin, tenant: '*', role: x}]", "exactly the keys"),
+    ],
+)
 def test_badly_shaped_tokens_in_the_file(tmp_path, text, words):
     conf = tmp_path / "evb.yaml"
     conf.write_text(text + "\n")
@@ -36,15 +42,18 @@ def test_badly_shaped_tokens_in_the_file(tmp_path, text, words):
         load_file(str(conf))
 
 
-@pytest.mark.parametrize("tokens, words", [
-    ((ApiToken("short", "*"),), r"api_tokens\[0\].token: expected a text of at least 8"),
-    ((ApiToken(12345678, "*"),), r"api_tokens\[0\].token"),
-    ((ApiToken(" padded-token", "*"),), "surrounding spaces"),
-    ((ApiToken("s3cret-one", "*"), ApiToken("s3cret-one", "blue")), r"\[1\].token: the same"),
-    ((ApiToken("s3cret-one", ""),), r"api_tokens\[0\].tenant"),
-    ((ApiToken("s3cret-one", "x" * 65),), r"api_tokens\[0\].tenant"),
-    (("s3cret-one",), r"api_tokens\[0\]: expected"),
-])
+@pytest.mark.parametrize(
+    "tokens, words",
+    [
+        ((ApiToken("short", "*"),), r"api_tokens\[0\].token: expected a text of at least 8"),
+        ((ApiToken(12345678, "*"),), r"api_tokens\[0\].token"),
+        ((ApiToken(" padded-token", "*"),), "surrounding spaces"),
+        ((ApiToken("s3cret-one", "*"), ApiToken("s3cret-one", "blue")), r"\[1\].token: the same"),
+        ((ApiToken("s3cret-one", ""),), r"api_tokens\[0\].tenant"),
+        ((ApiToken("s3cret-one", "x" * 65),), r"api_tokens\[0\].tenant"),
+        (("s3cret-one",), r"api_tokens\[0\]: expected"),
+    ],
+)
 def test_bad_tokens_name_the_setting(tokens, words):
     with pytest.raises(ConfigError, match=words):
         build_settings({"api_tokens": tokens}, {})

@@ -1,5 +1,6 @@
 """REST and the fault monitor: subscriptions (webhooks get alarms at once, per tenant), alarms,
 servers and maintenance mode; what was accepted survives a restart."""
+
 import json
 
 import pytest
@@ -35,12 +36,15 @@ def test_a_fault_reaches_the_subscribers_whose_vms_it_affects(harness):
         assert harness.monitor.subscribers.flush(5)
     raised, cleared = received(admin_app)
     assert raised["alarm_id"] == "port.down:edge1/edge1-s1" and raised["alarm_name"] == "port.down"
-    assert (raised["current"], raised["previous"], raised["severity"]) == ("alarm", "ok",
-                                                                           "critical")
+    assert (raised["current"], raised["previous"], raised["severity"]) == (
+        "alarm",
+        "ok",
+        "critical",
+    )
     assert [vm["vsi_id"] for vm in raised["reason_data"]["affected_vms"]] == [VSI_A]
     assert (cleared["current"], cleared["previous"], cleared["seq"]) == ("ok", "alarm", 2)
     assert [b["current"] for b in received(blue_app)] == ["alarm", "ok"]
-    assert received(red_app) == []   # none of red's VMs is on that port
+    assert received(red_app) == []  # none of red's VMs is on that port
 
 
 def test_a_subscription_can_ask_for_some_kinds(harness):
@@ -53,16 +57,19 @@ def test_a_subscription_can_ask_for_some_kinds(harness):
     assert [b["alarm_name"] for b in received(app)] == ["switch.down"]
 
 
-@pytest.mark.parametrize("body, field", [
-    ({}, "url"),
-    ({"url": "ftp://x/y"}, "url"),
-    ({"url": "http://host-without-path"}, "url"),
-    ({"url": 7}, "url"),
-    ({"url": "http://h:1/p", "kinds": []}, "kinds"),
-    ({"url": "http://h:1/p", "kinds": "port.down"}, "kinds"),
-    ({"url": "http://h:1/p", "kinds": ["port.down", "disk.full"]}, "kinds[1]"),
-    ({"url": "http://h:1/p", "secret": "x"}, "secret"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({}, "url"),
+        ({"url": "ftp://x/y"}, "url"),
+        ({"url": "http://host-without-path"}, "url"),
+        ({"url": 7}, "url"),
+        ({"url": "http://h:1/p", "kinds": []}, "kinds"),
+        ({"url": "http://h:1/p", "kinds": "port.down"}, "kinds"),
+        ({"url": "http://h:1/p", "kinds": ["port.down", "disk.full"]}, "kinds[1]"),
+        ({"url": "http://h:1/p", "secret": "x"}, "secret"),
+    ],
+)
 def test_bad_subscriptions_are_400_naming_the_field(harness, body, field):
     status, answer = harness.call("POST", "/v1/subscriptions", body)
     assert status == 400 and answer["field"] == field, answer
@@ -72,22 +79,29 @@ def test_bad_subscriptions_are_400_naming_the_field(harness, body, field):
 def test_tenants_see_and_remove_only_their_subscriptions(harness):
     admin = subscribe(harness, "http://127.0.0.1:9/admin")
     blue = subscribe(harness, "http://127.0.0.1:9/blue", BLUE_TOKEN)
-    assert [s["id"] for s in harness.call("GET", "/v1/subscriptions")[1]] == [admin["id"],
-                                                                              blue["id"]]
-    assert [s["id"] for s in harness.call("GET", "/v1/subscriptions",
-                                          token=BLUE_TOKEN)[1]] == [blue["id"]]
+    assert [s["id"] for s in harness.call("GET", "/v1/subscriptions")[1]] == [
+        admin["id"],
+        blue["id"],
+    ]
+    assert [s["id"] for s in harness.call("GET", "/v1/subscriptions", token=BLUE_TOKEN)[1]] == [
+        blue["id"]
+    ]
     assert harness.call("GET", "/v1/subscriptions", token=RED_TOKEN) == (200, [])
     status, body = harness.call("DELETE", f"/v1/subscriptions/{admin['id']}", token=BLUE_TOKEN)
     assert status == 404 and body["field"] == "id"
-    assert harness.call("DELETE", f"/v1/subscriptions/{blue['id']}", token=BLUE_TOKEN) == \
-        (200, {"deleted": blue["id"]})
+    assert harness.call("DELETE", f"/v1/subscriptions/{blue['id']}", token=BLUE_TOKEN) == (
+        200,
+        {"deleted": blue["id"]},
+    )
     assert harness.call("DELETE", f"/v1/subscriptions/{blue['id']}")[0] == 404
 
 
 def test_subscriptions_and_maintenance_survive_a_restart(harness):
     sub = subscribe(harness, "http://127.0.0.1:9/doctor", kinds=["vm.lost"])
-    assert harness.call("PUT", "/v1/servers/edge1/edge1-s1/maintenance",
-                        {"reason": "BIOS upgrade"})[0] == 200
+    assert (
+        harness.call("PUT", "/v1/servers/edge1/edge1-s1/maintenance", {"reason": "BIOS upgrade"})[0]
+        == 200
+    )
     harness.reopen()
     [listed] = harness.call("GET", "/v1/subscriptions")[1]
     assert {k: listed[k] for k in sub} == sub
@@ -117,16 +131,30 @@ def test_servers_list_ports_stations_vms_and_maintenance(harness):
     status, servers = harness.call("GET", "/v1/servers")
     assert status == 200
     assert servers == [
-        {"switch": "edge1", "port": "edge1-s1", "up": True, "station": "a6:00:00:00:00:01",
-         "vms": [VSI_A], "maintenance": None},
-        {"switch": "edge2", "port": "edge2-s2", "up": False, "station": None, "vms": [],
-         "maintenance": None}]
+        {
+            "switch": "edge1",
+            "port": "edge1-s1",
+            "up": True,
+            "station": "a6:00:00:00:00:01",
+            "vms": [VSI_A],
+            "maintenance": None,
+        },
+        {
+            "switch": "edge2",
+            "port": "edge2-s2",
+            "up": False,
+            "station": None,
+            "vms": [],
+            "maintenance": None,
+        },
+    ]
     assert harness.call("GET", "/v1/servers", token=BLUE_TOKEN)[0] == 403
 
 
 def test_maintenance_names_the_vms_to_move_and_reports_the_drained_server(harness):
-    status, body = harness.call("PUT", "/v1/servers/edge1/edge1-s1/maintenance",
-                                {"reason": "BIOS upgrade"})
+    status, body = harness.call(
+        "PUT", "/v1/servers/edge1/edge1-s1/maintenance", {"reason": "BIOS upgrade"}
+    )
     assert status == 200 and body["vms"] == [VSI_A] and not body["drained"]
     # Faults of a server under announced work are listed, not notified.
     app = answering(204, b"")
@@ -143,28 +171,34 @@ def test_maintenance_names_the_vms_to_move_and_reports_the_drained_server(harnes
     assert kinds == ["server.maintenance", "server.drained"]
     maintenance = harness.call("GET", "/v1/servers")[1][0]["maintenance"]
     assert maintenance["drained"] is True
-    assert harness.call("DELETE", "/v1/servers/edge1/edge1-s1/maintenance") == \
-        (200, {"switch": "edge1", "port": "edge1-s1", "maintenance": None})
+    assert harness.call("DELETE", "/v1/servers/edge1/edge1-s1/maintenance") == (
+        200,
+        {"switch": "edge1", "port": "edge1-s1", "maintenance": None},
+    )
     assert harness.call("GET", "/v1/servers")[1][0]["maintenance"] is None
     assert harness.call("DELETE", "/v1/servers/edge1/edge1-s1/maintenance")[0] == 404
     assert harness.call("GET", "/v1/events?kind=server.resumed")[1][0]["switch"] == "edge1"
 
 
 def test_an_empty_server_is_drained_at_once_and_ports_may_be_given_by_number(harness):
-    status, body = harness.call("PUT", "/v1/servers/0000000000000002/2/maintenance",
-                                {"reason": "fan"})
+    status, body = harness.call(
+        "PUT", "/v1/servers/0000000000000002/2/maintenance", {"reason": "fan"}
+    )
     assert status == 200 and (body["switch"], body["port"]) == ("edge2", "edge2-s2")
     assert body["vms"] == [] and body["drained"] is True
 
 
-@pytest.mark.parametrize("path, body, status, field", [
-    ("/v1/servers/edge9/edge1-s1/maintenance", {"reason": "x"}, 404, "switch"),
-    ("/v1/servers/edge1/edge1-s9/maintenance", {"reason": "x"}, 404, "port"),
-    ("/v1/servers/edge1/edge1-up1/maintenance", {"reason": "x"}, 400, "port"),
-    ("/v1/servers/edge1/edge1-s1/maintenance", {}, 400, "reason"),
-    ("/v1/servers/edge1/edge1-s1/maintenance", {"reason": ""}, 400, "reason"),
-    ("/v1/servers/edge1/edge1-s1/maintenance", {"reason": "x", "until": 5}, 400, "until"),
-])
+@pytest.mark.parametrize(
+    "path, body, status, field",
+    [
+        ("/v1/servers/edge9/edge1-s1/maintenance", {"reason": "x"}, 404, "switch"),
+        ("/v1/servers/edge1/edge1-s9/maintenance", {"reason": "x"}, 404, "port"),
+        ("/v1/servers/edge1/edge1-up1/maintenance", {"reason": "x"}, 400, "port"),
+        ("/v1/servers/edge1/edge1-s1/maintenance", {}, 400, "reason"),
+        ("/v1/servers/edge1/edge1-s1/maintenance", {"reason": ""}, 400, "reason"),
+        ("/v1/servers/edge1/edge1-s1/maintenance", {"reason": "x", "until": 5}, 400, "until"),
+    ],
+)
 def test_bad_maintenance_requests(harness, path, body, status, field):
     answer = harness.call("PUT", path, body)
     assert answer[0] == status and answer[1]["field"] == field, answer
@@ -172,5 +206,9 @@ def test_bad_maintenance_requests(harness, path, body, status, field):
 
 
 def test_only_admins_start_maintenance(harness):
-    assert harness.call("PUT", "/v1/servers/edge1/edge1-s1/maintenance", {"reason": "x"},
-                        token=BLUE_TOKEN)[0] == 403
+    assert (
+        harness.call(
+            "PUT", "/v1/servers/edge1/edge1-s1/maintenance", {"reason": "x"}, token=BLUE_TOKEN
+        )[0]
+        == 403
+    )

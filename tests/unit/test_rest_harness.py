@@ -1,6 +1,7 @@
 """What the REST, registry and evbctl tests run against: a fake controller implementing the
 NmsService protocol (app/service.py) over plain data and recording what it was asked to do, and
 a harness wiring it to a real store, registry and RestApi as the controller does."""
+
 import inspect
 import json
 import uuid
@@ -23,46 +24,96 @@ POLICIES = Path(__file__).resolve().parents[2] / "policies"
 ADMIN_TOKEN, BLUE_TOKEN, RED_TOKEN = "admin-secret", "blue-secret", "red-secret"
 TOKENS = (ApiToken(ADMIN_TOKEN, "*"), ApiToken(BLUE_TOKEN, "blue"), ApiToken(RED_TOKEN, "red"))
 
-VSI_A = "a1b2c3d4-0000-0000-0000-000000000001"   # blue, associated on edge1
-VSI_B = "a1b2c3d4-0000-0000-0000-000000000002"   # red, pre-associated on edge2
+VSI_A = "a1b2c3d4-0000-0000-0000-000000000001"  # blue, associated on edge1
+VSI_B = "a1b2c3d4-0000-0000-0000-000000000002"  # red, pre-associated on edge2
 MAC_A, MAC_B = "52:00:00:00:00:0a", "52:00:00:00:00:0b"
 
 
-def attachment(switch: str, port: str, port_no: int, state: str, tenant: str, type_id: int,
-               type_version: int, mac: str, vid: int) -> dict:
-    return {"switch": switch, "port_no": port_no, "port": port, "state": state,
-            "manager_id": "mgr1", "type_id": type_id, "type_version": type_version,
-            "profile": "web", "tenant": tenant, "entries": [{"mac": mac, "vid": vid}]}
+def attachment(
+    switch: str,
+    port: str,
+    port_no: int,
+    state: str,
+    tenant: str,
+    type_id: int,
+    type_version: int,
+    mac: str,
+    vid: int,
+) -> dict:
+    return {
+        "switch": switch,
+        "port_no": port_no,
+        "port": port,
+        "state": state,
+        "manager_id": "mgr1",
+        "type_id": type_id,
+        "type_version": type_version,
+        "profile": "web",
+        "tenant": tenant,
+        "entries": [{"mac": mac, "vid": vid}],
+    }
 
 
 class FakeService:
     def __init__(self) -> None:
         self.held = [
-            {"vsi_id": VSI_A, "state": "associated", "migrating": False, "attachments": [
-                attachment("edge1", "edge1-s1", 1, "associated", "blue", 5, 4, MAC_A, 100)]},
-            {"vsi_id": VSI_B, "state": "pre-associated", "migrating": False, "attachments": [
-                attachment("edge2", "edge2-s2", 2, "pre-associated", "red", 6, 1, MAC_B, 200)]},
+            {
+                "vsi_id": VSI_A,
+                "state": "associated",
+                "migrating": False,
+                "attachments": [
+                    attachment("edge1", "edge1-s1", 1, "associated", "blue", 5, 4, MAC_A, 100)
+                ],
+            },
+            {
+                "vsi_id": VSI_B,
+                "state": "pre-associated",
+                "migrating": False,
+                "attachments": [
+                    attachment("edge2", "edge2-s2", 2, "pre-associated", "red", 6, 1, MAC_B, 200)
+                ],
+            },
         ]
         self.applied: list[VsiTypeDatabase] = []
         self.deassociated: list[tuple[str, str]] = []
         self.relocated: list[tuple] = []
 
     def switches(self):
-        return [{"dpid": "0000000000000001", "name": "edge1", "state": "ready",
-                 "ports": [{"number": 1, "name": "edge1-s1", "role": "server", "up": True},
-                           {"number": 101, "name": "edge1-up1", "role": "trunk", "up": True}],
-                 "punts": {}},
-                {"dpid": "0000000000000002", "name": "edge2", "state": "syncing",
-                 "ports": [{"number": 2, "name": "edge2-s2", "role": "server", "up": False}],
-                 "punts": {}}]
+        return [
+            {
+                "dpid": "0000000000000001",
+                "name": "edge1",
+                "state": "ready",
+                "ports": [
+                    {"number": 1, "name": "edge1-s1", "role": "server", "up": True},
+                    {"number": 101, "name": "edge1-up1", "role": "trunk", "up": True},
+                ],
+                "punts": {},
+            },
+            {
+                "dpid": "0000000000000002",
+                "name": "edge2",
+                "state": "syncing",
+                "ports": [{"number": 2, "name": "edge2-s2", "role": "server", "up": False}],
+                "punts": {},
+            },
+        ]
 
     def links(self):
         return [{"a": "edge1/edge1-up1", "b": "agg1/agg1-dn1"}]
 
     def stations(self):
-        return [{"switch": "0000000000000001", "port_no": 1, "port": "edge1-s1",
-                 "station": {"mac": "a6:00:00:00:00:01"}, "agreement": {"rka": 20},
-                 "ecp": {"outstanding": None}, "counters": {"vdp": 3}}]
+        return [
+            {
+                "switch": "0000000000000001",
+                "port_no": 1,
+                "port": "edge1-s1",
+                "station": {"mac": "a6:00:00:00:00:01"},
+                "agreement": {"rka": 20},
+                "ecp": {"outstanding": None},
+                "counters": {"vdp": 3},
+            }
+        ]
 
     def associations(self):
         return [dict(vsi) for vsi in self.held]
@@ -74,8 +125,11 @@ class FakeService:
         for vsi in self.held:
             macs = {e["mac"] for a in vsi["attachments"] for e in a["entries"]}
             if query == vsi["vsi_id"] or query in macs:
-                return {"vsi_id": vsi["vsi_id"], "current": vsi["attachments"],
-                        "previous": [{"switch": "edge2", "port": "edge2-s1", "until": 12.5}]}
+                return {
+                    "vsi_id": vsi["vsi_id"],
+                    "current": vsi["attachments"],
+                    "previous": [{"switch": "edge2", "port": "edge2-s1", "until": 12.5}],
+                }
         return None
 
     def deassociate(self, vsi_id, reason):
@@ -92,8 +146,11 @@ class FakeService:
         if port == "edge2-full":
             raise ValueError("limit of VSI type 5 version 4 reached on edge2")
         self.relocated.append((vsi_id, switch, port, replicate))
-        return {"vsi_id": vsi_id, "prepared": {"switch": switch, "port": port},
-                "replicate": replicate}
+        return {
+            "vsi_id": vsi_id,
+            "prepared": {"switch": switch, "port": port},
+            "replicate": replicate,
+        }
 
     def apply_profiles(self, database):
         self.applied.append(database)
@@ -115,16 +172,20 @@ class Harness:
         self.store = SqliteStore(self.db_path)
         self.events = EventLog()
         self.events.add_sink(self.store.append_event)
-        self.registry = Registry(load_policies(POLICIES), self.store, self.service,
-                                 emit=self.events.emit)
+        self.registry = Registry(
+            load_policies(POLICIES), self.store, self.service, emit=self.events.emit
+        )
         self.monitor = FaultMonitor(self.events, self.store, self._places)
         self.events.add_sink(self.monitor)
         self.api = RestApi(self.service, self.registry, self.store, self.monitor, self.tokens)
 
     def _places(self, where) -> list:
         """The fault monitor's question, answered from the fake service's associations."""
-        return [vm for vm in places_of(self.service.associations())
-                if (vm.switch, vm.port) in where or (vm.switch, None) in where]
+        return [
+            vm
+            for vm in places_of(self.service.associations())
+            if (vm.switch, vm.port) in where or (vm.switch, None) in where
+        ]
 
     def close(self) -> None:
         self.monitor.close()
@@ -143,8 +204,9 @@ class Harness:
         if body is not None:
             kwargs["body"] = body if isinstance(body, bytes) else json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        response = Request.blank(path, method=method, headers=headers,
-                                 **kwargs).get_response(self.api.wsgi)
+        response = Request.blank(path, method=method, headers=headers, **kwargs).get_response(
+            self.api.wsgi
+        )
         if response.content_type == "application/json":
             return response.status_code, json.loads(response.body)
         return response.status_code, response.text
@@ -152,15 +214,24 @@ class Harness:
 
 def profile(type_id: int = 9, version: int = 1, tenant: str = "blue", vlans=(110,), **extra):
     """A valid profile document."""
-    return {"type_id": type_id, "version": version, "name": f"app{type_id}", "tenant": tenant,
-            "vlans": list(vlans), "manager_ids": ["mgr1"], **extra}
+    return {
+        "type_id": type_id,
+        "version": version,
+        "name": f"app{type_id}",
+        "tenant": tenant,
+        "vlans": list(vlans),
+        "manager_ids": ["mgr1"],
+        **extra,
+    }
 
 
 def test_the_fake_implements_every_method_of_the_service_protocol():
     for name, member in vars(NmsService).items():
         if callable(member) and not name.startswith("_"):
+
             def shape(function):
                 return [(p.name, p.kind) for p in inspect.signature(function).parameters.values()]
+
             assert shape(getattr(FakeService, name)) == shape(member), name
 
 

@@ -1,4 +1,5 @@
 """REST: profiles, VM registrations and group registrations, incl. bad input and tenants."""
+
 import pytest
 
 from app.rest.http import MAX_BODY
@@ -17,8 +18,12 @@ def test_list_profiles_of_the_files_with_their_source(harness):
     assert status == 200 and keys(profiles) == [(5, 4), (6, 1), (7, 1)]
     assert {p["source"] for p in profiles} == {"file"}
     assert profiles[0]["origin"].endswith("default.yaml:6")
-    assert profiles[0]["ingress_acl"][0] == {"action": "deny", "eth_type": "ipv4",
-                                             "ip_proto": "tcp", "tp_dst": 23}
+    assert profiles[0]["ingress_acl"][0] == {
+        "action": "deny",
+        "eth_type": "ipv4",
+        "ip_proto": "tcp",
+        "tp_dst": 23,
+    }
 
 
 def test_list_filters(harness):
@@ -59,8 +64,9 @@ def test_a_document_read_back_can_be_put_again(harness):
 
 
 def test_a_pushed_profile_replaces_a_file_profile_and_delete_brings_it_back(harness):
-    status, body = harness.call("PUT", "/v1/profiles/5/4",
-                                profile(5, 4, vlans=[100, 101], name="web2"))
+    status, body = harness.call(
+        "PUT", "/v1/profiles/5/4", profile(5, 4, vlans=[100, 101], name="web2")
+    )
     assert status == 200 and body["created"] is False
     assert body["profile"]["replaces"].endswith("default.yaml:6")
     status, body = harness.call("DELETE", "/v1/profiles/5/4")
@@ -83,48 +89,78 @@ def test_delete_of_an_unknown_profile_is_404(harness):
 def test_a_pushed_profile_is_deleted(harness):
     harness.call("PUT", "/v1/profiles/9/1", profile())
     status, body = harness.call("DELETE", "/v1/profiles/9/1")
-    assert status == 200 and body == {"deleted": {"type_id": 9, "version": 1},
-                                      "file_profile_back": None,
-                                      "applied": {"updated": 0, "deassociated": []}}
+    assert status == 200 and body == {
+        "deleted": {"type_id": 9, "version": 1},
+        "file_profile_back": None,
+        "applied": {"updated": 0, "deassociated": []},
+    }
     assert harness.registry.database().get(9, 1) is None
 
 
-@pytest.mark.parametrize("path, field", [("/v1/profiles/x/1", "type_id"),
-                                         ("/v1/profiles/1/-1", "version"),
-                                         ("/v1/profiles/16777216/1", "type_id"),
-                                         ("/v1/profiles/1/256", "version")])
+@pytest.mark.parametrize(
+    "path, field",
+    [
+        ("/v1/profiles/x/1", "type_id"),
+        ("/v1/profiles/1/-1", "version"),
+        ("/v1/profiles/16777216/1", "type_id"),
+        ("/v1/profiles/1/256", "version"),
+    ],
+)
 def test_bad_keys_in_the_url(harness, path, field):
     status, body = harness.call("PUT", path, profile())
     assert status == 400 and body["field"] == field
 
 
-@pytest.mark.parametrize("change, field, words", [
-    ({"vlans": [4095]}, "vlans[0]", "VLAN ID 1-4094"),
-    ({"vlans": [0]}, "vlans[0]", "VLAN ID"),
-    ({"vlans": ["5-3"]}, "vlans[0]", "empty"),
-    ({"vlans": "100"}, "vlans", "expected a list"),
-    ({"vlans": []}, "vlans", "at least one"),
-    ({"default_vlan": 300}, "default_vlan", "not one of vlans"),
-    ({"type_id": "9"}, "type_id", "expected an integer"),
-    ({"version": True}, "version", "expected an integer"),
-    ({"version": 1.5}, "version", "expected an integer"),
-    ({"colour": "red"}, "colour", "unknown field"),
-    ({"manager_ids": ["a name that is far too long"]}, "manager_ids[0]", "Manager ID"),
-    ({"qos": {"burst_kb": 10}}, "qos.burst_kb", "without rate_kbps"),
-    ({"qos": {"rate": 10}}, "qos.rate", "unknown key"),
-    ({"limits": {"max_per_port": 9, "max_per_switch": 2}}, "limits.max_per_port", "exceeds"),
-    ({"acl_default": "maybe"}, "acl_default", "permit"),
-    ({"ingress_acl": [{"action": "permit", "tp_dst": 70000, "ip_proto": "tcp",
-                       "eth_type": "ipv4"}]}, "ingress_acl[0].tp_dst", "0-65535"),
-    ({"ingress_acl": [{"action": "permit", "tp_dst": 80}]}, "ingress_acl[0].tp_dst",
-     "needs ip_proto"),
-    ({"egress_acl": [{"action": "permit", "ipv4_src": "10.0.0.1/8"}]},
-     "egress_acl[0].ipv4_src", "host bits"),
-    ({"egress_acl": [{"action": "deny", "eth_type": "ipv4"},
-                     {"action": "permit", "eth_type": "ipv4", "ip_proto": "tcp"}]},
-     "egress_acl[1]", "contradicting ACL rules"),
-    ({"ingress_acl": [{"verdict": "deny"}]}, "ingress_acl[0].verdict", "unknown key"),
-])
+@pytest.mark.parametrize(
+    "change, field, words",
+    [
+        ({"vlans": [4095]}, "vlans[0]", "VLAN ID 1-4094"),
+        ({"vlans": [0]}, "vlans[0]", "VLAN ID"),
+        ({"vlans": ["5-3"]}, "vlans[0]", "empty"),
+        ({"vlans": "100"}, "vlans", "expected a list"),
+        ({"vlans": []}, "vlans", "at least one"),
+        ({"default_vlan": 300}, "default_vlan", "not one of vlans"),
+        ({"type_id": "9"}, "type_id", "expected an integer"),
+        ({"version": True}, "version", "expected an integer"),
+        ({"version": 1.5}, "version", "expected an integer"),
+        ({"colour": "red"}, "colour", "unknown field"),
+        ({"manager_ids": ["a name that is far too long"]}, "manager_ids[0]", "Manager ID"),
+        ({"qos": {"burst_kb": 10}}, "qos.burst_kb", "without rate_kbps"),
+        ({"qos": {"rate": 10}}, "qos.rate", "unknown key"),
+        ({"limits": {"max_per_port": 9, "max_per_switch": 2}}, "limits.max_per_port", "exceeds"),
+        ({"acl_default": "maybe"}, "acl_default", "permit"),
+        (
+            {
+                "ingress_acl": [
+                    {"action": "permit", "tp_dst": 70000, "ip_proto": "tcp", "eth_type": "ipv4"}
+                ]
+            },
+            "ingress_acl[0].tp_dst",
+            "0-65535",
+        ),
+        (
+            {"ingress_acl": [{"action": "permit", "tp_dst": 80}]},
+            "ingress_acl[0].tp_dst",
+            "needs ip_proto",
+        ),
+        (
+            {"egress_acl": [{"action": "permit", "ipv4_src": "10.0.0.1/8"}]},
+            "egress_acl[0].ipv4_src",
+            "host bits",
+        ),
+        (
+            {
+                "egress_acl": [
+                    {"action": "deny", "eth_type": "ipv4"},
+                    {"action": "permit", "eth_type": "ipv4", "ip_proto": "tcp"},
+                ]
+            },
+            "egress_acl[1]",
+            "contradicting ACL rules",
+        ),
+        ({"ingress_acl": [{"verdict": "deny"}]}, "ingress_acl[0].verdict", "unknown key"),
+    ],
+)
 def test_bad_profiles_name_the_field_and_change_nothing(harness, change, field, words):
     status, body = harness.call("PUT", "/v1/profiles/9/1", {**profile(), **change})
     assert status == 400, body
@@ -153,15 +189,18 @@ def test_two_tenants_cannot_share_a_vlan(harness):
 
 # VMs ------------------------------------------------------------------------------------------
 def test_register_show_update_and_list_a_vm(harness):
-    status, body = harness.call("PUT", f"/v1/vms/{VSI_A.upper()}",
-                                {"type_id": 5, "type_version": 4, "macs": [MAC_A.upper()],
-                                 "name": "web-1"})
+    status, body = harness.call(
+        "PUT",
+        f"/v1/vms/{VSI_A.upper()}",
+        {"type_id": 5, "type_version": 4, "macs": [MAC_A.upper()], "name": "web-1"},
+    )
     assert status == 201 and body["created"] is True
     vm = body["vm"]
     assert (vm["vsi_id"], vm["tenant"], vm["macs"]) == (VSI_A, "blue", [MAC_A])
     assert vm["association"]["state"] == "associated"
-    status, body = harness.call("PUT", f"/v1/vms/{VSI_A}",
-                                {"type_id": 7, "type_version": 1, "vsi_id": VSI_A})
+    status, body = harness.call(
+        "PUT", f"/v1/vms/{VSI_A}", {"type_id": 7, "type_version": 1, "vsi_id": VSI_A}
+    )
     assert status == 200 and body["vm"]["type_id"] == 7
     assert body["vm"]["registered"] == vm["registered"]
     shown = harness.call("GET", f"/v1/vms/{VSI_A}")[1]
@@ -190,21 +229,28 @@ def test_deregistering_an_unknown_vm_is_a_clear_404(harness):
     assert harness.service.deassociated == []
 
 
-@pytest.mark.parametrize("body, field, status, words", [
-    ({"type_id": 5}, "type_version", 400, "missing"),
-    ({"type_id": 5, "type_version": 4, "macs": ["52:00:00:00:00"]}, "macs[0]", 400, "MAC"),
-    ({"type_id": 5, "type_version": 4, "macs": ["01:00:5e:00:00:01"]}, "macs[0]", 400,
-     "multicast"),
-    ({"type_id": 5, "type_version": 4, "macs": [MAC_A, MAC_A]}, "macs[1]", 400, "twice"),
-    ({"type_id": 5, "type_version": 4, "macs": MAC_A}, "macs", 400, "array"),
-    ({"type_id": 5, "type_version": 4, "name": ""}, "name", 400, "non-empty"),
-    ({"type_id": 5, "type_version": 4, "name": 7}, "name", 400, "text"),
-    ({"type_id": 5, "type_version": 4, "ram": 4}, "ram", 400, "unknown field"),
-    ({"type_id": 5, "type_version": 256}, "type_version", 400, "0-255"),
-    ({"type_id": 5, "type_version": 4, "vsi_id": VSI_B}, "vsi_id", 400, "differs"),
-    ({"type_id": 99, "type_version": 1}, "type_id", 409, "not in the VSI type database"),
-    ({"type_id": 5, "type_version": 4, "tenant": "red"}, "tenant", 409, "belongs to"),
-])
+@pytest.mark.parametrize(
+    "body, field, status, words",
+    [
+        ({"type_id": 5}, "type_version", 400, "missing"),
+        ({"type_id": 5, "type_version": 4, "macs": ["52:00:00:00:00"]}, "macs[0]", 400, "MAC"),
+        (
+            {"type_id": 5, "type_version": 4, "macs": ["01:00:5e:00:00:01"]},
+            "macs[0]",
+            400,
+            "multicast",
+        ),
+        ({"type_id": 5, "type_version": 4, "macs": [MAC_A, MAC_A]}, "macs[1]", 400, "twice"),
+        ({"type_id": 5, "type_version": 4, "macs": MAC_A}, "macs", 400, "array"),
+        ({"type_id": 5, "type_version": 4, "name": ""}, "name", 400, "non-empty"),
+        ({"type_id": 5, "type_version": 4, "name": 7}, "name", 400, "text"),
+        ({"type_id": 5, "type_version": 4, "ram": 4}, "ram", 400, "unknown field"),
+        ({"type_id": 5, "type_version": 256}, "type_version", 400, "0-255"),
+        ({"type_id": 5, "type_version": 4, "vsi_id": VSI_B}, "vsi_id", 400, "differs"),
+        ({"type_id": 99, "type_version": 1}, "type_id", 409, "not in the VSI type database"),
+        ({"type_id": 5, "type_version": 4, "tenant": "red"}, "tenant", 409, "belongs to"),
+    ],
+)
 def test_bad_vm_registrations(harness, body, field, status, words):
     answer = harness.call("PUT", f"/v1/vms/{VSI_A}", body)
     assert answer[0] == status and answer[1]["field"] == field, answer
@@ -220,8 +266,9 @@ def test_a_bad_vsi_id_in_the_url(harness):
 
 def test_a_mac_belongs_to_one_vm(harness):
     harness.call("PUT", f"/v1/vms/{VSI_A}", {"type_id": 5, "type_version": 4, "macs": [MAC_A]})
-    status, body = harness.call("PUT", f"/v1/vms/{VM_NEW}",
-                                {"type_id": 7, "type_version": 1, "macs": [MAC_A]})
+    status, body = harness.call(
+        "PUT", f"/v1/vms/{VM_NEW}", {"type_id": 7, "type_version": 1, "macs": [MAC_A]}
+    )
     assert status == 409 and body["field"] == "macs[0]" and VSI_A in body["error"]
 
 
@@ -237,10 +284,15 @@ def test_a_profile_in_use_cannot_be_deleted_or_given_away(harness):
 
 # group registration -----------------------------------------------------------------------
 def group(**extra):
-    return {"group": "web-tier",
-            "profiles": [profile(9, 1, vlans=[110, 111])],
-            "vms": [{"vsi_id": VM_NEW, "macs": ["52:00:00:00:01:01"]},
-                    {"vsi_id": VSI_A, "macs": [MAC_A], "name": "web-1"}], **extra}
+    return {
+        "group": "web-tier",
+        "profiles": [profile(9, 1, vlans=[110, 111])],
+        "vms": [
+            {"vsi_id": VM_NEW, "macs": ["52:00:00:00:01:01"]},
+            {"vsi_id": VSI_A, "macs": [MAC_A], "name": "web-1"},
+        ],
+        **extra,
+    }
 
 
 def test_a_group_registers_profiles_and_vms_together(harness):
@@ -248,10 +300,13 @@ def test_a_group_registers_profiles_and_vms_together(harness):
     assert status == 200, body
     assert body["created"] == {"profiles": ["9/1"], "vms": [VM_NEW, VSI_A]}
     assert [(v["type_id"], v["group"], v["tenant"]) for v in body["vms"]] == [
-        (9, "web-tier", "blue")] * 2
+        (9, "web-tier", "blue")
+    ] * 2
     assert len(harness.service.applied) == 1
     assert [v["vsi_id"] for v in harness.call("GET", "/v1/vms?group=web-tier")[1]] == [
-        VSI_A, VM_NEW]
+        VSI_A,
+        VM_NEW,
+    ]
 
 
 def test_a_group_with_one_bad_vm_changes_nothing(harness):
@@ -276,19 +331,24 @@ def test_a_group_with_a_conflict_changes_nothing(harness):
     assert harness.registry.state.vms == {} and harness.store.profiles() == []
 
 
-@pytest.mark.parametrize("body, field", [
-    ({}, "profiles"),
-    ({"profiles": [], "vms": []}, "profiles"),
-    ({"profiles": {}}, "profiles"),
-    ({"members": []}, "members"),
-    ({"group": "", "vms": [{"vsi_id": VM_NEW, "type_id": 5, "type_version": 4}]}, "group"),
-    ({"profiles": [profile(), profile()]}, "profiles[1].type_id"),
-    ({"vms": [{"vsi_id": VM_NEW, "type_id": 5, "type_version": 4}] * 2}, "vms[1].vsi_id"),
-    ({"vms": [{"type_id": 5, "type_version": 4}]}, "vms[0].vsi_id"),
-    ({"profiles": [profile(9), profile(10, vlans=[112])], "vms": [{"vsi_id": VM_NEW}]},
-     "vms[0].type_id"),
-    ({"profiles": [profile(vlans=[5000])]}, "profiles[0].vlans[0]"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({}, "profiles"),
+        ({"profiles": [], "vms": []}, "profiles"),
+        ({"profiles": {}}, "profiles"),
+        ({"members": []}, "members"),
+        ({"group": "", "vms": [{"vsi_id": VM_NEW, "type_id": 5, "type_version": 4}]}, "group"),
+        ({"profiles": [profile(), profile()]}, "profiles[1].type_id"),
+        ({"vms": [{"vsi_id": VM_NEW, "type_id": 5, "type_version": 4}] * 2}, "vms[1].vsi_id"),
+        ({"vms": [{"type_id": 5, "type_version": 4}]}, "vms[0].vsi_id"),
+        (
+            {"profiles": [profile(9), profile(10, vlans=[112])], "vms": [{"vsi_id": VM_NEW}]},
+            "vms[0].type_id",
+        ),
+        ({"profiles": [profile(vlans=[5000])]}, "profiles[0].vlans[0]"),
+    ],
+)
 def test_bad_groups_name_the_field(harness, body, field):
     status, answer = harness.call("POST", "/v1/groups", body)
     assert status == 400 and answer["field"] == field, answer
@@ -296,9 +356,16 @@ def test_bad_groups_name_the_field(harness, body, field):
 
 
 def test_a_group_of_vms_only(harness):
-    status, body = harness.call("POST", "/v1/groups", {"vms": [
-        {"vsi_id": VM_NEW, "type_id": 5, "type_version": 4},
-        {"vsi_id": VSI_B, "type_id": 6, "type_version": 1}]})
+    status, body = harness.call(
+        "POST",
+        "/v1/groups",
+        {
+            "vms": [
+                {"vsi_id": VM_NEW, "type_id": 5, "type_version": 4},
+                {"vsi_id": VSI_B, "type_id": 6, "type_version": 1},
+            ]
+        },
+    )
     assert status == 200 and body["applied"] is None
     assert [v["tenant"] for v in body["vms"]] == ["blue", "red"]
 
@@ -315,8 +382,12 @@ def test_a_tenant_sees_only_its_profiles_and_vms(harness):
     harness.call("PUT", f"/v1/vms/{VSI_B}", {"type_id": 6, "type_version": 1})
     assert keys(harness.call("GET", "/v1/profiles", token=BLUE_TOKEN)[1]) == [(5, 4), (7, 1)]
     assert [v["vsi_id"] for v in harness.call("GET", "/v1/vms", token=RED_TOKEN)[1]] == [VSI_B]
-    for path in ("/v1/profiles/6/1", f"/v1/vms/{VSI_B}", "/v1/profiles?tenant=red",
-                 "/v1/vms?tenant=red"):
+    for path in (
+        "/v1/profiles/6/1",
+        f"/v1/vms/{VSI_B}",
+        "/v1/profiles?tenant=red",
+        "/v1/vms?tenant=red",
+    ):
         status, body = harness.call("GET", path, token=BLUE_TOKEN)
         assert status == 403 and "tenant blue" in body["error"], path
 
@@ -324,15 +395,18 @@ def test_a_tenant_sees_only_its_profiles_and_vms(harness):
 def test_a_tenant_changes_only_its_own(harness):
     harness.call("PUT", f"/v1/vms/{VSI_B}", {"type_id": 6, "type_version": 1})
     attempts = [
-        ("PUT", "/v1/profiles/9/1", profile(tenant="red"), "tenant"),     # for another tenant
+        ("PUT", "/v1/profiles/9/1", profile(tenant="red"), "tenant"),  # for another tenant
         ("PUT", "/v1/profiles/6/1", profile(6, 1, vlans=[120]), "type_id"),  # take red's key
         ("DELETE", "/v1/profiles/6/1", None, None),
-        ("PUT", f"/v1/vms/{VM_NEW}", {"type_id": 6, "type_version": 1, "tenant": "red"},
-         "tenant"),
+        ("PUT", f"/v1/vms/{VM_NEW}", {"type_id": 6, "type_version": 1, "tenant": "red"}, "tenant"),
         ("PUT", f"/v1/vms/{VSI_B}", {"type_id": 5, "type_version": 4}, "vsi_id"),
         ("DELETE", f"/v1/vms/{VSI_B}", None, None),
-        ("POST", "/v1/groups", {"profiles": [profile(tenant="blue")],
-                                "vms": [{"vsi_id": VSI_B}]}, "vms[0].vsi_id"),
+        (
+            "POST",
+            "/v1/groups",
+            {"profiles": [profile(tenant="blue")], "vms": [{"vsi_id": VSI_B}]},
+            "vms[0].vsi_id",
+        ),
     ]
     for method, path, body, field in attempts:
         status, answer = harness.call(method, path, body, token=BLUE_TOKEN)
@@ -343,8 +417,9 @@ def test_a_tenant_changes_only_its_own(harness):
 
 
 def test_a_tenant_does_not_learn_other_tenants_names_from_conflicts(harness):
-    status, body = harness.call("PUT", "/v1/profiles/9/1", profile(tenant="red", vlans=[100]),
-                                token=RED_TOKEN)
+    status, body = harness.call(
+        "PUT", "/v1/profiles/9/1", profile(tenant="red", vlans=[100]), token=RED_TOKEN
+    )
     assert status == 409 and "another tenant" in body["error"] and "blue" not in body["error"]
 
 

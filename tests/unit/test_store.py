@@ -16,11 +16,13 @@ def test_switches_and_events_survive_reopening(tmp_path):
     store.close()
 
     store = SqliteStore(path)
-    assert store.switches() == [{"dpid": "0000000000000001", "name": "edge1",
-                                 "first_seen": 10.0, "last_seen": 20.0}]
+    assert store.switches() == [
+        {"dpid": "0000000000000001", "name": "edge1", "first_seen": 10.0, "last_seen": 20.0}
+    ]
     events = store.events()
     assert [(e["kind"], e["switch"], e["detail"]) for e in events] == [
-        ("switch.ready", "edge1", {"ports": 2})]
+        ("switch.ready", "edge1", {"ports": 2})
+    ]
 
 
 def test_events_filter_by_prefix_page_by_id_and_escape_like(tmp_path):
@@ -37,6 +39,7 @@ def test_a_newer_schema_is_left_alone(tmp_path):
     path = str(tmp_path / "evb.db")
     SqliteStore(path).close()
     import sqlite3
+
     db = sqlite3.connect(path)
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     db.close()
@@ -56,11 +59,25 @@ def test_event_log_feeds_sinks_and_survives_a_broken_one():
     assert seen[0].as_line() == "event=station.seen switch=edge1 port=edge1-s1 n=0"
 
 
-PROFILE = {"type_id": 9, "version": 1, "name": "app", "tenant": "blue", "vlans": [110],
-           "manager_ids": ["mgr1"]}
-VM = {"vsi_id": "a1b2c3d4-0000-0000-0000-000000000001", "tenant": "blue", "type_id": 9,
-      "type_version": 1, "macs": ["52:00:00:00:00:01"], "name": "web-1", "group": "g",
-      "registered": 1.0, "updated": 2.0}
+PROFILE = {
+    "type_id": 9,
+    "version": 1,
+    "name": "app",
+    "tenant": "blue",
+    "vlans": [110],
+    "manager_ids": ["mgr1"],
+}
+VM = {
+    "vsi_id": "a1b2c3d4-0000-0000-0000-000000000001",
+    "tenant": "blue",
+    "type_id": 9,
+    "type_version": 1,
+    "macs": ["52:00:00:00:00:01"],
+    "name": "web-1",
+    "group": "g",
+    "registered": 1.0,
+    "updated": 2.0,
+}
 
 
 def test_profiles_and_vms_survive_reopening(tmp_path):
@@ -79,8 +96,11 @@ def test_profiles_and_vms_survive_reopening(tmp_path):
 def test_a_registry_write_replaces_by_key(tmp_path):
     store = SqliteStore(str(tmp_path / "evb.db"))
     store.write_registry(RegistryWrite(profiles=(PROFILE,), vms=(VM,)))
-    store.write_registry(RegistryWrite(profiles=({**PROFILE, "name": "new"},),
-                                       vms=({**VM, "name": None, "group": None},)))
+    store.write_registry(
+        RegistryWrite(
+            profiles=({**PROFILE, "name": "new"},), vms=({**VM, "name": None, "group": None},)
+        )
+    )
     assert [p["name"] for p in store.profiles()] == ["new"]
     assert [(v["name"], v["group"]) for v in store.vms()] == [(None, None)]
 
@@ -88,8 +108,9 @@ def test_a_registry_write_replaces_by_key(tmp_path):
 def test_a_failing_registry_write_leaves_nothing(tmp_path):
     store = SqliteStore(str(tmp_path / "evb.db"))
     with pytest.raises(KeyError):  # the second VM lacks its macs: fails after the first rows
-        store.write_registry(RegistryWrite(profiles=(PROFILE,),
-                                           vms=(VM, {"vsi_id": "x", "tenant": "blue"})))
+        store.write_registry(
+            RegistryWrite(profiles=(PROFILE,), vms=(VM, {"vsi_id": "x", "tenant": "blue"}))
+        )
     assert store.profiles() == [] and store.vms() == []
     store.write_registry(RegistryWrite(profiles=(PROFILE,)))  # the connection still works
     assert store.profiles() == [PROFILE]
@@ -101,19 +122,21 @@ def test_events_filter_by_switch_and_tenant(tmp_path):
     store.append_event(Event("vsi.associated", switch="edge2", detail={"tenant": "red"}))
     store.append_event(Event("switch.ready", switch="edge1"))
     assert [e["switch"] for e in store.events(tenant="red")] == ["edge2"]
-    assert [e["kind"] for e in store.events(switch="edge1")] == ["vsi.associated",
-                                                                  "switch.ready"]
+    assert [e["kind"] for e in store.events(switch="edge1")] == ["vsi.associated", "switch.ready"]
     assert store.events("switch.", switch="edge1", tenant="blue") == []
 
 
 def test_a_version_1_database_is_upgraded_in_place(tmp_path):
     import sqlite3
+
     path = str(tmp_path / "evb.db")
     db = sqlite3.connect(path)
-    db.executescript("CREATE TABLE switches (dpid TEXT PRIMARY KEY, name TEXT NOT NULL, "
-                     "first_seen REAL NOT NULL, last_seen REAL NOT NULL);"
-                     "INSERT INTO switches VALUES ('1', 'edge1', 1.0, 2.0);"
-                     "PRAGMA user_version=1;")
+    db.executescript(
+        "CREATE TABLE switches (dpid TEXT PRIMARY KEY, name TEXT NOT NULL, "
+        "first_seen REAL NOT NULL, last_seen REAL NOT NULL);"
+        "INSERT INTO switches VALUES ('1', 'edge1', 1.0, 2.0);"
+        "PRAGMA user_version=1;"
+    )
     db.close()
     store = SqliteStore(path)
     assert [s["name"] for s in store.switches()] == ["edge1"] and store.vms() == []
@@ -135,8 +158,12 @@ def test_intent_is_saved_per_vsi_in_one_transaction_and_survives_reopen(tmp_path
     assert store._db.total_changes - changes == 2
     store.close()
     reopened = IntentStore(path)
-    assert reopened.load() == {"version": 1, "vsis": [b], "links": [[1, 101, 256, 1]],
-                               "rr_ports": [[1, 1]]}
+    assert reopened.load() == {
+        "version": 1,
+        "vsis": [b],
+        "links": [[1, 101, 256, 1]],
+        "rr_ports": [[1, 1]],
+    }
 
 
 def test_an_intent_document_of_an_older_version_is_converted_to_rows(tmp_path):
@@ -146,8 +173,12 @@ def test_an_intent_document_of_an_older_version_is_converted_to_rows(tmp_path):
 
     path = tmp_path / "old.db"
     old = sqlite3.connect(path)
-    document = {"version": 1, "vsis": [{"vsi_id": [1, "aa"]}, {"vsi_id": [1, "aa"], "x": 1}],
-                "links": [[1, 101, 256, 1]], "rr_ports": []}
+    document = {
+        "version": 1,
+        "vsis": [{"vsi_id": [1, "aa"]}, {"vsi_id": [1, "aa"], "x": 1}],
+        "links": [[1, 101, 256, 1]],
+        "rr_ports": [],
+    }
     old.execute("CREATE TABLE intent (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)")
     old.execute("INSERT INTO intent VALUES (1, ?)", (json.dumps(document),))
     old.commit()

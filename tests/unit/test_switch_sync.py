@@ -1,4 +1,5 @@
 """The base pipeline and reconciliation, applied to an in-memory switch."""
+
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
@@ -24,8 +25,13 @@ VM_MAC = "52:00:00:00:00:01"
 
 
 def edge():
-    return FakeSwitch([FakePort(SERVER, b"edge1-s1"), FakePort(TRUNK, b"edge1-up1"),
-                       FakePort(ofp.OFPP_LOCAL, b"edge1")])
+    return FakeSwitch(
+        [
+            FakePort(SERVER, b"edge1-s1"),
+            FakePort(TRUNK, b"edge1-up1"),
+            FakePort(ofp.OFPP_LOCAL, b"edge1"),
+        ]
+    )
 
 
 def connected(fake=None):
@@ -40,7 +46,9 @@ def test_connect_installs_base_pipeline_and_becomes_ready():
     assert sync.state is SyncState.READY
     assert sync.name == "edge1"
     assert {p.name: p.role.value for p in sync.ports.values()} == {
-        "edge1-s1": "server", "edge1-up1": "trunk"}
+        "edge1-s1": "server",
+        "edge1-up1": "trunk",
+    }
     assert not fake.errors
     assert Meter.PUNT in fake.meters
     assert all(cookie_kind(f.cookie) is not None for f in fake.flows)
@@ -51,8 +59,7 @@ def test_evb_control_frames_are_punted_through_the_meter_from_any_port():
     for port in (SERVER, TRUNK):
         for eth_type in (ETH_TYPE_LLDP, ETH_TYPE_ECP):
             for dst in ("01:80:c2:00:00:00", "01:80:c2:00:00:0e"):
-                verdict = fake.process(in_port=port, eth_type=eth_type, eth_dst=dst,
-                                       eth_src=VM_MAC)
+                verdict = fake.process(in_port=port, eth_type=eth_type, eth_dst=dst, eth_src=VM_MAC)
                 assert verdict.outputs == [ofp.OFPP_CONTROLLER]
                 assert verdict.meters == [Meter.PUNT]
 
@@ -65,8 +72,9 @@ def test_lldp_to_other_addresses_is_not_punted():
 
 def test_server_port_traffic_is_dropped_by_default_and_counted_per_port():
     _, fake = connected()
-    verdict = fake.process(in_port=SERVER, eth_src=VM_MAC, eth_dst="ff:ff:ff:ff:ff:ff",
-                           eth_type=0x0806)
+    verdict = fake.process(
+        in_port=SERVER, eth_src=VM_MAC, eth_dst="ff:ff:ff:ff:ff:ff", eth_type=0x0806
+    )
     assert verdict.dropped
     assert verdict.tables == [Table.CLASSIFY]
     hit = verdict.flows[0]
@@ -75,8 +83,9 @@ def test_server_port_traffic_is_dropped_by_default_and_counted_per_port():
 
 def test_trunk_traffic_continues_to_forwarding():
     _, fake = connected()
-    verdict = fake.process(in_port=TRUNK, eth_src=VM_MAC, eth_dst="52:00:00:00:00:02",
-                           eth_type=0x0800)
+    verdict = fake.process(
+        in_port=TRUNK, eth_src=VM_MAC, eth_dst="52:00:00:00:00:02", eth_type=0x0800
+    )
     assert verdict.tables == [Table.CLASSIFY, Table.FORWARD]
     assert verdict.dropped  # nothing is associated yet
 
@@ -99,16 +108,25 @@ def test_reconnect_removes_stale_flows_of_ours_adds_missing_ones_and_keeps_forei
     _, fake = connected()
     stale = ofmsg.flow(Table.INGRESS_ACL, 7, cookie(CookieKind.VSI, 99), eth_type=0x0800)
     foreign = ofmsg.flow(Table.INGRESS_ACL, 8, 0x1234, eth_type=0x0800)
-    fake.apply([ofmsg.add_flow(stale), ofmsg.add_flow(foreign),
-                ofmsg.delete_by_cookie(cookie(CookieKind.CANARY))])
+    fake.apply(
+        [
+            ofmsg.add_flow(stale),
+            ofmsg.add_flow(foreign),
+            ofmsg.delete_by_cookie(cookie(CookieKind.CANARY)),
+        ]
+    )
     sync = SwitchSync(0x1, ["*-up*"])
     connect(sync, fake)
     cookies = {f.cookie for f in fake.flows}
     assert cookie(CookieKind.VSI, 99) not in cookies
     assert 0x1234 in cookies
     assert cookie(CookieKind.CANARY) in cookies
-    assert sync.last_sync == {"flows_on_switch": 11, "flows_added_or_changed": 1,
-                              "flows_removed": 1, "meters_changed": 0}
+    assert sync.last_sync == {
+        "flows_on_switch": 11,
+        "flows_added_or_changed": 1,
+        "flows_removed": 1,
+        "meters_changed": 0,
+    }
 
 
 def test_changed_instructions_are_replaced_in_place():
@@ -164,8 +182,9 @@ def test_new_server_port_gets_its_drop_and_a_removed_one_loses_it():
 def test_port_going_down_keeps_its_flows():
     sync, fake = connected()
     count = len(fake.flows)
-    port, msgs = sync.on_port_status(ofp.OFPPR_MODIFY,
-                                     FakePort(SERVER, b"edge1-s1", state=ofp.OFPPS_LINK_DOWN))
+    port, msgs = sync.on_port_status(
+        ofp.OFPPR_MODIFY, FakePort(SERVER, b"edge1-s1", state=ofp.OFPPS_LINK_DOWN)
+    )
     assert port.up is False and msgs == []
     assert len(fake.flows) == count
 
@@ -184,5 +203,6 @@ def test_replies_are_routed_once_by_xid():
 
 def test_every_flow_we_install_carries_our_cookie():
     _, fake = connected()
-    assert all(f.cookie & COOKIE_MASK_APP == cookie(CookieKind.BASE) & COOKIE_MASK_APP
-               for f in fake.flows)
+    assert all(
+        f.cookie & COOKIE_MASK_APP == cookie(CookieKind.BASE) & COOKIE_MASK_APP for f in fake.flows
+    )

@@ -1,6 +1,7 @@
 """The controller's client of the VM manager: found / not found / unreachable answers, the cache
 and its TTLs, the asynchronous API (never blocks, one lookup per query, bounded), slow, dead and
 broken managers, and the authorizer seam."""
+
 import threading
 import time
 
@@ -22,12 +23,24 @@ from app.vdp.authorizer import AuthRequest, Authorizer, VsiManagerUnreachable
 from app.vdp.binding_index import BindingIndex
 from tests.unit.test_vcenter_http import Scripted, closed_port_url, served
 
-WEB_JSON = {"type_id": 5, "version": 4, "name": "web", "tenant": "blue", "vlans": [100, 101],
-            "default_vlan": 100, "manager_ids": ["mgr1"]}
+WEB_JSON = {
+    "type_id": 5,
+    "version": 4,
+    "name": "web",
+    "tenant": "blue",
+    "vlans": [100, 101],
+    "default_vlan": 100,
+    "manager_ids": ["mgr1"],
+}
 WEB = parse_profile(WEB_JSON)
 WEB_QUERY = ProfileQuery(5, 4, "mgr1")
-VM_JSON = {"vsi_id": "a1b2c3d4-0000-0000-0000-000000001122", "tenant": "blue", "type_id": 5,
-           "type_version": 4, "macs": ["52:00:00:11:22:33"]}
+VM_JSON = {
+    "vsi_id": "a1b2c3d4-0000-0000-0000-000000001122",
+    "tenant": "blue",
+    "type_id": 5,
+    "type_version": 4,
+    "macs": ["52:00:00:11:22:33"],
+}
 
 
 class FakeClock:
@@ -58,9 +71,11 @@ class Done:
 
 def manager(routes: dict[str, tuple[int, object]], delay: float = 0.0) -> Scripted:
     """Answers by path; 404 for the rest."""
+
     def answer(number, environ):
         time.sleep(delay)
         return routes.get(environ["PATH_INFO"], (404, {"error": "no such thing"}))
+
     return Scripted(answer)
 
 
@@ -74,6 +89,7 @@ def client(url: str, clock=None, **kwargs) -> VcenterClient:
 
 
 # answers
+
 
 def test_found_profile():
     app = manager({"/v1/vsi-types/5/4": (200, WEB_JSON)})
@@ -113,21 +129,27 @@ def test_vm_id_is_quoted_in_the_path():
     assert app.requests[0][1] == "/v1/vms/local:0a0b"
 
 
-@pytest.mark.parametrize("status, body, reason", [
-    (500, {"error": "database down"}, "HTTP 500: database down"),
-    (503, b"<html>maintenance</html>", "HTTP 503: <html>maintenance</html>"),
-    (403, {"error": "who are you"}, "HTTP 403: who are you"),
-    (302, b"", "HTTP 302"),
-    (200, b"{not json", "bad JSON: "),
-    (200, b'{"type_id": NaN}', "bad JSON: NaN"),
-    (200, {**WEB_JSON, "vlans": [100, 5000]}, "vlans[1]: expected a VLAN ID 1-4094, got 5000"),
-    (200, {**WEB_JSON, "ingress_acl": [{"action": "allow"}]}, "ingress_acl[0].action: "),
-    (200, {**WEB_JSON, "tenant": None}, "tenant: required field is missing"),
-    (200, {**WEB_JSON, "colour": "red"}, "colour: unknown field"),
-    (200, {**WEB_JSON, "version": 5}, "type_id: asked for VSI type 5 version 4, the manager "
-                                      "answered VSI type 5 version 5"),
-    (200, [WEB_JSON], "invalid answer: expected a JSON object, got an array"),
-])
+@pytest.mark.parametrize(
+    "status, body, reason",
+    [
+        (500, {"error": "database down"}, "HTTP 500: database down"),
+        (503, b"<html>maintenance</html>", "HTTP 503: <html>maintenance</html>"),
+        (403, {"error": "who are you"}, "HTTP 403: who are you"),
+        (302, b"", "HTTP 302"),
+        (200, b"{not json", "bad JSON: "),
+        (200, b'{"type_id": NaN}', "bad JSON: NaN"),
+        (200, {**WEB_JSON, "vlans": [100, 5000]}, "vlans[1]: expected a VLAN ID 1-4094, got 5000"),
+        (200, {**WEB_JSON, "ingress_acl": [{"action": "allow"}]}, "ingress_acl[0].action: "),
+        (200, {**WEB_JSON, "tenant": None}, "tenant: required field is missing"),
+        (200, {**WEB_JSON, "colour": "red"}, "colour: unknown field"),
+        (
+            200,
+            {**WEB_JSON, "version": 5},
+            "type_id: asked for VSI type 5 version 4, the manager answered VSI type 5 version 5",
+        ),
+        (200, [WEB_JSON], "invalid answer: expected a JSON object, got an array"),
+    ],
+)
 def test_broken_answers_are_unreachable_with_a_reason(status, body, reason):
     with served(manager({"/v1/vsi-types/5/4": (status, body)})) as url:
         result = client(url).lookup_profile(5, 4, "mgr1")
@@ -136,12 +158,17 @@ def test_broken_answers_are_unreachable_with_a_reason(status, body, reason):
     assert "/v1/vsi-types/5/4" in result.reason
 
 
-@pytest.mark.parametrize("change, reason", [
-    ({"macs": ["nope"]}, "macs[0]: expected a MAC address"),
-    ({"tenant": None}, "tenant: required field is missing"),
-    ({"vsi_id": "a1b2c3d4-0000-0000-0000-000000009999"}, "vsi_id: a1b2c3d4-0000-0000-0000-"
-                                                         "000000009999 differs from"),
-])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"macs": ["nope"]}, "macs[0]: expected a MAC address"),
+        ({"tenant": None}, "tenant: required field is missing"),
+        (
+            {"vsi_id": "a1b2c3d4-0000-0000-0000-000000009999"},
+            "vsi_id: a1b2c3d4-0000-0000-0000-000000009999 differs from",
+        ),
+    ],
+)
 def test_invalid_vm_is_unreachable_naming_the_field(change, reason):
     path = "/v1/vms/a1b2c3d4-0000-0000-0000-000000001122"
     with served(manager({path: (200, {**VM_JSON, **change})})) as url:
@@ -158,6 +185,7 @@ def test_closed_port_is_unreachable():
 
 # the cache
 
+
 def test_found_is_cached_within_ttl_and_refreshed_after(clock):
     app = manager({"/v1/vsi-types/5/4": (200, WEB_JSON)})
     with served(app) as url:
@@ -170,9 +198,12 @@ def test_found_is_cached_within_ttl_and_refreshed_after(clock):
         clock.now += 0.1
         assert vcenter.lookup_profile(5, 4, "mgr1").found
         assert app.count == 2
-    assert vcenter.stats() == {"url": url, "answers": {"found": 2, "not_found": 0,
-                                                       "unreachable": 0},
-                               "cached": 1, "in_progress": 0}
+    assert vcenter.stats() == {
+        "url": url,
+        "answers": {"found": 2, "not_found": 0, "unreachable": 0},
+        "cached": 1,
+        "in_progress": 0,
+    }
 
 
 def test_negative_answers_are_cached_for_negative_ttl(clock):
@@ -200,8 +231,14 @@ def test_cache_is_keyed_by_type_version_and_manager(clock):
     app = manager({"/v1/vsi-types/5/4": (200, WEB_JSON)})
     with served(app) as url:
         vcenter = client(url, clock)
-        for query in (WEB_QUERY, ProfileQuery(5, 4, "mgr2"), ProfileQuery(5, 3, "mgr1"),
-                      ProfileQuery(6, 4, "mgr1"), WEB_QUERY, ProfileQuery(5, 4, "mgr2")):
+        for query in (
+            WEB_QUERY,
+            ProfileQuery(5, 4, "mgr2"),
+            ProfileQuery(5, 3, "mgr1"),
+            ProfileQuery(6, 4, "mgr1"),
+            WEB_QUERY,
+            ProfileQuery(5, 4, "mgr2"),
+        ):
             vcenter.lookup(query)
         assert app.count == 4
 
@@ -212,18 +249,20 @@ def test_cache_size_is_bounded(clock):
         for type_id in range(5):
             vcenter.lookup_profile(type_id, 1, "mgr1")
         assert vcenter.stats()["cached"] == 3
-        assert vcenter.request(ProfileQuery(4, 1, "mgr1")) is not None    # newest kept
-        assert vcenter.request(ProfileQuery(0, 1, "mgr1")) is None        # oldest evicted
+        assert vcenter.request(ProfileQuery(4, 1, "mgr1")) is not None  # newest kept
+        assert vcenter.request(ProfileQuery(0, 1, "mgr1")) is None  # oldest evicted
 
 
-@pytest.mark.parametrize("kwargs", [{"timeout": 0}, {"ttl": -1}, {"negative_ttl": 0},
-                                    {"base_url": "127.0.0.1:8090"}])
+@pytest.mark.parametrize(
+    "kwargs", [{"timeout": 0}, {"ttl": -1}, {"negative_ttl": 0}, {"base_url": "127.0.0.1:8090"}]
+)
 def test_bad_settings(kwargs):
     with pytest.raises(ValueError):
         VcenterClient(**{"base_url": "http://127.0.0.1:8090", **kwargs})
 
 
 # the asynchronous API
+
 
 def test_request_starts_one_lookup_and_calls_on_done():
     done = Done()
@@ -234,7 +273,7 @@ def test_request_starts_one_lookup_and_calls_on_done():
         assert vcenter.stats()["in_progress"] == 1
         [(query, result, _)] = done.wait()
         assert query == WEB_QUERY and result.found and result.value == WEB
-        assert vcenter.request(WEB_QUERY) is result     # the replay finds the answer
+        assert vcenter.request(WEB_QUERY) is result  # the replay finds the answer
         time.sleep(0.2)
         assert app.count == 1 and len(done.calls) == 1
         assert vcenter.stats()["in_progress"] == 0
@@ -247,12 +286,12 @@ def test_slow_manager_is_unreachable_within_timeout_and_never_blocks():
         start = time.monotonic()
         assert vcenter.request(WEB_QUERY) is None
         assert vcenter.request(ProfileQuery(6, 1, "mgr1")) is None
-        assert time.monotonic() - start < 0.4      # well before the 0.5 s timeout
+        assert time.monotonic() - start < 0.4  # well before the 0.5 s timeout
         calls = done.wait(2)
         for _query, result, at in calls:
             assert result.status is LookupStatus.UNREACHABLE
             assert "no complete answer within 0.5 s" in result.reason
-            assert 0.45 < at - start < 2.5       # at the timeout, not the manager's 3 s
+            assert 0.45 < at - start < 2.5  # at the timeout, not the manager's 3 s
         assert vcenter.request(WEB_QUERY).status is LookupStatus.UNREACHABLE
 
 
@@ -261,7 +300,7 @@ def test_synchronous_lookup_of_a_slow_manager_ends_at_timeout():
         start = time.monotonic()
         result = client(url, timeout=0.4).lookup_vm("10.0.0.1")
         assert result.status is LookupStatus.UNREACHABLE
-        assert time.monotonic() - start < 2.5      # at the timeout, not the manager's 3 s
+        assert time.monotonic() - start < 2.5  # at the timeout, not the manager's 3 s
 
 
 def test_lookups_in_progress_are_bounded():
@@ -269,12 +308,12 @@ def test_lookups_in_progress_are_bounded():
     with served(manager({}, delay=0.2)) as url:
         vcenter = client(url, on_done=done, workers=1, max_pending=2)
         assert vcenter.request(ProfileQuery(1, 1, "m")) is None
-        assert vcenter.request(ProfileQuery(2, 1, "m")) is None    # waits for the worker
+        assert vcenter.request(ProfileQuery(2, 1, "m")) is None  # waits for the worker
         refused = vcenter.request(ProfileQuery(3, 1, "m"))
         assert refused.status is LookupStatus.UNREACHABLE
         assert "2 lookups to the VM manager are already in progress" in refused.reason
         done.wait(2)
-        assert vcenter.request(ProfileQuery(3, 1, "m")) is None    # not cached: asked now
+        assert vcenter.request(ProfileQuery(3, 1, "m")) is None  # not cached: asked now
         done.wait(3)
 
 
@@ -284,6 +323,7 @@ def test_a_failing_on_done_does_not_stop_the_client():
     def broken(query, result):
         calls.append(query)
         raise RuntimeError("controller bug")
+
     with served(manager({})) as url:
         vcenter = client(url, on_done=broken, workers=1)
         vcenter.request(ProfileQuery(1, 1, "m"))
@@ -310,8 +350,8 @@ def test_closed_client_answers_unreachable():
     done = Done()
     with served(manager({}, delay=0.3)) as url:
         vcenter = client(url, on_done=done, workers=1)
-        assert vcenter.request(ProfileQuery(1, 1, "m")) is None    # running
-        assert vcenter.request(ProfileQuery(2, 1, "m")) is None    # waiting: cancelled
+        assert vcenter.request(ProfileQuery(1, 1, "m")) is None  # running
+        assert vcenter.request(ProfileQuery(2, 1, "m")) is None  # waiting: cancelled
         vcenter.close()
         for type_id in (2, 3):
             result = vcenter.request(ProfileQuery(type_id, 1, "m"))
@@ -327,8 +367,15 @@ VSI = VsiId.from_uuid("a1b2c3d4-0000-0000-0000-00000000000a")
 
 
 def auth_request(type_id: int = 5, version: int = 4) -> AuthRequest:
-    return AuthRequest(PORT, "mgr1", type_id, version, VSI, FilterFormat.MAC_VID,
-                       (FilterEntry(vid=0, mac="52:00:00:00:00:0a"),))
+    return AuthRequest(
+        PORT,
+        "mgr1",
+        type_id,
+        version,
+        VSI,
+        FilterFormat.MAC_VID,
+        (FilterEntry(vid=0, mac="52:00:00:00:00:0a"),),
+    )
 
 
 def test_profile_lookup_prefers_the_database():

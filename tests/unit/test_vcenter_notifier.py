@@ -1,5 +1,6 @@
 """Webhooks to the VM manager: in order, retried with backoff, dropped (and counted) when the queue
 is full, never blocking the caller; filtered by kind; an EventLog sink."""
+
 import json
 import threading
 import time
@@ -38,6 +39,7 @@ def test_failures_are_retried_with_backoff_and_order_is_kept():
     def answer(number, environ):
         times.append(time.monotonic())
         return {1: (503, b""), 2: (500, b"")}.get(number, (200, b"{}"))
+
     app = Scripted(answer)
     with served(app) as url:
         notifier = Notifier(url, retries=3, backoff=0.1)
@@ -45,7 +47,7 @@ def test_failures_are_retried_with_backoff_and_order_is_kept():
         notifier.notify(event(2))
         assert notifier.flush(5)
     assert [b["n"] for b in bodies(app)] == [1, 1, 1, 2]
-    assert times[1] - times[0] >= 0.1 and times[2] - times[1] >= 0.2     # doubling
+    assert times[1] - times[0] >= 0.1 and times[2] - times[1] >= 0.2  # doubling
     assert notifier.stats() == {"sent": 2, "failed": 0, "dropped": 0, "retried": 2, "queued": 0}
 
 
@@ -84,6 +86,7 @@ def _held_manager():
         received.set()
         release.wait(5)
         return 204, b""
+
     return Scripted(answer), received, release
 
 
@@ -92,10 +95,10 @@ def test_full_queue_drops_and_counts_and_never_blocks():
     with served(app) as url:
         notifier = Notifier(url, timeout=5, queue_size=2)
         notifier.notify(event(0))
-        assert received.wait(5)          # event 0 is in flight, stuck at the manager
+        assert received.wait(5)  # event 0 is in flight, stuck at the manager
         start = time.monotonic()
         accepted = [notifier.notify(event(n)) for n in range(1, 10)]
-        assert time.monotonic() - start < 2        # the manager holds event 0 for 5 s
+        assert time.monotonic() - start < 2  # the manager holds event 0 for 5 s
         assert accepted == [True, True] + [False] * 7
         assert notifier.stats()["dropped"] == 7 and notifier.stats()["queued"] == 2
         release.set()
@@ -111,10 +114,10 @@ def test_notify_does_not_wait_for_a_slow_manager():
         start = time.monotonic()
         for n in range(5):
             notifier.notify(event(n))
-        assert time.monotonic() - start < 0.25     # one blocking POST would take 0.3 s
+        assert time.monotonic() - start < 0.25  # one blocking POST would take 0.3 s
         assert notifier.flush(5)
         assert notifier.stats()["failed"] == 5
-        assert time.monotonic() - start < 3        # each POST ended at its timeout, not at 3 s
+        assert time.monotonic() - start < 3  # each POST ended at its timeout, not at 3 s
 
 
 def test_kinds_filter():
@@ -131,9 +134,16 @@ def test_kinds_filter():
 
 
 def test_default_kinds():
-    assert DEFAULT_KINDS == {"vsi.associated", "vsi.deassociated", "vsi.refused",
-                             "vsi.expired", "vsi.suspended", "server.maintenance",
-                             "server.drained", "server.resumed"}
+    assert DEFAULT_KINDS == {
+        "vsi.associated",
+        "vsi.deassociated",
+        "vsi.refused",
+        "vsi.expired",
+        "vsi.suspended",
+        "server.maintenance",
+        "server.drained",
+        "server.resumed",
+    }
 
 
 def test_event_log_sink():
@@ -143,15 +153,24 @@ def test_event_log_sink():
         log = EventLog()
         log.add_sink(notifier)
         log.emit("switch.connected", switch="edge1")
-        moved = log.emit("vsi.associated", switch="edge2", port="edge2-s1",
-                         vsi="a1b2c3d4-0000-0000-0000-000000001122", moved_from="edge1/edge1-s1")
+        moved = log.emit(
+            "vsi.associated",
+            switch="edge2",
+            port="edge2-s1",
+            vsi="a1b2c3d4-0000-0000-0000-000000001122",
+            moved_from="edge1/edge1-s1",
+        )
         log.emit("vsi.refused", switch="edge1", port="edge1-s2", error="other_failure")
         assert notifier.flush(5)
     first, second = bodies(app)
-    assert first == {"kind": "vsi.associated", "ts": moved.ts, "switch": "edge2",
-                     "port": "edge2-s1", "seq": 1,
-                     "detail": {"vsi": "a1b2c3d4-0000-0000-0000-000000001122",
-                                "moved_from": "edge1/edge1-s1"}}
+    assert first == {
+        "kind": "vsi.associated",
+        "ts": moved.ts,
+        "switch": "edge2",
+        "port": "edge2-s1",
+        "seq": 1,
+        "detail": {"vsi": "a1b2c3d4-0000-0000-0000-000000001122", "moved_from": "edge1/edge1-s1"},
+    }
     assert second["kind"] == "vsi.refused" and second["seq"] == 2
 
 
@@ -162,7 +181,7 @@ def test_close_drops_what_is_queued_and_stops():
         for n in range(3):
             notifier.notify(event(n))
         assert received.wait(5)
-        threading.Timer(0.2, release.set).start()   # after close() emptied the queue
+        threading.Timer(0.2, release.set).start()  # after close() emptied the queue
         notifier.close(timeout=5)
         assert not notifier.notify(event(9))
     stats = notifier.stats()
@@ -175,7 +194,7 @@ def test_close_interrupts_the_backoff():
     time.sleep(0.1)
     start = time.monotonic()
     notifier.close(timeout=5)
-    assert time.monotonic() - start < 5            # not the 10 s backoff
+    assert time.monotonic() - start < 5  # not the 10 s backoff
     assert notifier.stats()["failed"] == 1
 
 

@@ -1,5 +1,6 @@
 """The reference VM manager (`evb-vcenter`): its resources, end to end with the controller's client
 and notifier, pushing profiles to the controller, and the command line."""
+
 import json
 import os
 import signal
@@ -40,8 +41,14 @@ vsi_types:
     manager_ids: [mgr1, mgr2]
 """
 VSI = "a1b2c3d4-0000-0000-0000-000000001122"
-VM = {"tenant": "blue", "type_id": 5, "type_version": 4, "macs": ["52:00:00:11:22:33"],
-      "name": "web-1", "group": "web-tier"}
+VM = {
+    "tenant": "blue",
+    "type_id": 5,
+    "type_version": 4,
+    "macs": ["52:00:00:11:22:33"],
+    "name": "web-1",
+    "group": "web-tier",
+}
 
 
 @pytest.fixture
@@ -63,15 +70,16 @@ def call(method: str, url: str, body=None):
 
 # resources
 
+
 def test_vsi_types(profiles):
     with served(ReferenceManager(profiles)) as url:
-        assert call("GET", url + "/v1/vsi-types/5/4?manager=mgr1") == \
-            (200, profile_document(profiles[0]))
+        assert call("GET", url + "/v1/vsi-types/5/4?manager=mgr1") == (
+            200,
+            profile_document(profiles[0]),
+        )
         assert call("GET", url + "/v1/vsi-types/6/1/") == (200, profile_document(profiles[1]))
-        assert call("GET", url + "/v1/vsi-types") == \
-            (200, [profile_document(p) for p in profiles])
-        assert call("GET", url + "/v1/vsi-types/5/3") == \
-            (404, {"error": "no VSI type 5 version 3"})
+        assert call("GET", url + "/v1/vsi-types") == (200, [profile_document(p) for p in profiles])
+        assert call("GET", url + "/v1/vsi-types/5/3") == (404, {"error": "no VSI type 5 version 3"})
         status, body = call("GET", url + "/v1/vsi-types/5/256")
         assert status == 400 and "version: " in body["error"]
 
@@ -81,8 +89,12 @@ def test_vm_registration_and_deregistration(profiles):
         vm_url = f"{url}/v1/vms/{VSI.upper()}"
         status, created = call("PUT", vm_url, VM)
         assert status == 201
-        assert created == {"vsi_id": VSI, **VM, "registered": created["registered"],
-                           "updated": created["registered"]}
+        assert created == {
+            "vsi_id": VSI,
+            **VM,
+            "registered": created["registered"],
+            "updated": created["registered"],
+        }
         time.sleep(0.01)
         status, updated = call("PUT", vm_url, {**VM, "vsi_id": VSI, "group": "db-tier"})
         assert status == 200 and updated["group"] == "db-tier"
@@ -103,12 +115,15 @@ def test_vm_tenant_defaults_to_its_types(profiles):
         assert status == 400 and "not in the VSI type database" in body["error"]
 
 
-@pytest.mark.parametrize("body, message", [
-    ({**VM, "macs": ["x"]}, "macs[0]: "),
-    ({**VM, "vsi_id": "a1b2c3d4-0000-0000-0000-000000009999"}, "vsi_id: "),
-    ({**VM, "colour": "red"}, "colour: unknown field"),
-    ([VM], "expected a JSON object"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({**VM, "macs": ["x"]}, "macs[0]: "),
+        ({**VM, "vsi_id": "a1b2c3d4-0000-0000-0000-000000009999"}, "vsi_id: "),
+        ({**VM, "colour": "red"}, "colour: unknown field"),
+        ([VM], "expected a JSON object"),
+    ],
+)
 def test_vm_registration_refuses_bad_input(body, message):
     with served(ReferenceManager()) as url:
         status, answer = call("PUT", f"{url}/v1/vms/{VSI}", body)
@@ -126,15 +141,18 @@ def test_bad_json_body_and_bad_vsi_id():
 
 def test_notifications_are_stored_and_read_back():
     with served(ReferenceManager()) as url:
-        assert call("POST", url + "/v1/notifications", {"kind": "vsi.refused", "seq": 1}) == \
-            (204, None)
+        assert call("POST", url + "/v1/notifications", {"kind": "vsi.refused", "seq": 1}) == (
+            204,
+            None,
+        )
         assert call("POST", url + "/v1/notifications", {"kind": "vsi.associated"})[0] == 204
         assert call("POST", url + "/v1/notifications", {"seq": 3})[0] == 400
         stored = call("GET", url + "/v1/notifications")[1]
         assert [n["kind"] for n in stored] == ["vsi.refused", "vsi.associated"]
         assert all(isinstance(n["received"], float) for n in stored)
-        assert [n["kind"] for n in call("GET", url + "/v1/notifications?kind=vsi.refused")[1]] \
-            == ["vsi.refused"]
+        assert [n["kind"] for n in call("GET", url + "/v1/notifications?kind=vsi.refused")[1]] == [
+            "vsi.refused"
+        ]
 
 
 def test_unknown_resources_and_methods():
@@ -142,8 +160,10 @@ def test_unknown_resources_and_methods():
         assert call("GET", url + "/v2/vsi-types")[0] == 404
         status, body = call("DELETE", url + "/v1/vsi-types/5/4")
         assert status == 405 and "allowed: GET" in body["error"]
-        assert call("GET", url + "/v1/health") == \
-            (200, {"status": "ok", "profiles": 0, "vms": 0, "notifications": 0})
+        assert call("GET", url + "/v1/health") == (
+            200,
+            {"status": "ok", "profiles": 0, "vms": 0, "notifications": 0},
+        )
 
 
 def test_delay_slows_every_answer():
@@ -154,6 +174,7 @@ def test_delay_slows_every_answer():
 
 
 # end to end with the controller's side
+
 
 def test_client_and_notifier_end_to_end(profiles):
     manager = ReferenceManager(profiles)
@@ -173,14 +194,17 @@ def test_client_and_notifier_end_to_end(profiles):
         log.add_sink(notifier)
         log.emit("vsi.associated", switch="edge1", port="edge1-s1", vsi=VSI)
         log.emit("flows.installed", switch="edge1")
-        log.emit("vsi.associated", switch="edge2", port="edge2-s1", vsi=VSI,
-                 moved_from="edge1/edge1-s1")
-        log.emit("vsi.deassociated", switch="edge2", port="edge2-s1", vsi=VSI,
-                 initiator="station")
+        log.emit(
+            "vsi.associated", switch="edge2", port="edge2-s1", vsi=VSI, moved_from="edge1/edge1-s1"
+        )
+        log.emit("vsi.deassociated", switch="edge2", port="edge2-s1", vsi=VSI, initiator="station")
         assert notifier.flush(5)
         stored = call("GET", url + "/v1/notifications")[1]
-        assert [(n["kind"], n["seq"]) for n in stored] == \
-            [("vsi.associated", 1), ("vsi.associated", 2), ("vsi.deassociated", 3)]
+        assert [(n["kind"], n["seq"]) for n in stored] == [
+            ("vsi.associated", 1),
+            ("vsi.associated", 2),
+            ("vsi.deassociated", 3),
+        ]
         assert stored[1]["detail"]["moved_from"] == "edge1/edge1-s1"
         notifier.close()
 
@@ -190,10 +214,11 @@ def test_slow_reference_manager_is_unreachable_for_the_client(profiles):
         start = time.monotonic()
         result = VcenterClient(url, timeout=0.5).lookup_profile(5, 4, "mgr1")
         assert result.status is LookupStatus.UNREACHABLE
-        assert time.monotonic() - start < 2.5      # not the manager's 3 s
+        assert time.monotonic() - start < 2.5  # not the manager's 3 s
 
 
 # pushing profiles to the controller
+
 
 def controller(status: int = 200) -> tuple[Scripted, list[str]]:
     """A stand-in for the controller's PUT /v1/profiles/{type_id}/{version}."""
@@ -202,6 +227,7 @@ def controller(status: int = 200) -> tuple[Scripted, list[str]]:
     def answer(number, environ):
         tokens.append(environ.get("HTTP_AUTHORIZATION"))
         return status, ({"error": "vlans[0]: out of range"} if status >= 400 else {})
+
     return Scripted(answer), tokens
 
 
@@ -209,10 +235,13 @@ def test_push_puts_each_profile(profiles):
     app, tokens = controller()
     with served(app) as url:
         assert push(profiles, url + "/", token="s3cret") == [(p, None) for p in profiles]
-    assert [(method, path) for method, path, query, body in app.requests] == \
-        [("PUT", "/v1/profiles/5/4"), ("PUT", "/v1/profiles/6/1")]
-    assert [parse_profile(json.loads(body))
-            for method, path, query, body in app.requests] == list(profiles)
+    assert [(method, path) for method, path, query, body in app.requests] == [
+        ("PUT", "/v1/profiles/5/4"),
+        ("PUT", "/v1/profiles/6/1"),
+    ]
+    assert [parse_profile(json.loads(body)) for method, path, query, body in app.requests] == list(
+        profiles
+    )
     assert tokens == ["Bearer s3cret"] * 2
 
 
@@ -233,10 +262,14 @@ def test_push_reports_refusals(profiles):
 def test_push_command(policy_file, profiles, capsys):
     app, tokens = controller()
     with served(app) as url:
-        assert main(["push", "--profiles", str(policy_file), "--controller-url", url,
-                     "--token", "t"]) == 0
+        assert (
+            main(["push", "--profiles", str(policy_file), "--controller-url", url, "--token", "t"])
+            == 0
+        )
     assert capsys.readouterr().out.splitlines() == [
-        "VSI type 5 version 4 (web): pushed", "VSI type 6 version 1 (db): pushed"]
+        "VSI type 5 version 4 (web): pushed",
+        "VSI type 6 version 1 (db): pushed",
+    ]
     assert app.count == 2 and tokens == ["Bearer t"] * 2
 
 
@@ -246,13 +279,24 @@ def test_push_command_fails_when_the_controller_is_down(policy_file, capsys):
     assert "connection refused" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["push"], "push needs --profiles"),
-    (["push", "--profiles", str(ROOT / "policies" / "default.yaml"), "--controller-url",
-      "127.0.0.1:8080"], "--controller-url: expected an http:// or https:// URL"),
-    (["--listen", "nowhere"], "expected --listen HOST:PORT"),
-    (["--delay", "-1"], "--delay >= 0"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["push"], "push needs --profiles"),
+        (
+            [
+                "push",
+                "--profiles",
+                str(ROOT / "policies" / "default.yaml"),
+                "--controller-url",
+                "127.0.0.1:8080",
+            ],
+            "--controller-url: expected an http:// or https:// URL",
+        ),
+        (["--listen", "nowhere"], "expected --listen HOST:PORT"),
+        (["--delay", "-1"], "--delay >= 0"),
+    ],
+)
 def test_command_line_errors(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
@@ -273,10 +317,21 @@ def test_listen_address_in_use(capsys):
 
 def test_serve_command_stops_on_sigterm(policy_file):
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.vcenter.reference", "--listen", "127.0.0.1:0",
-         "--profiles", str(policy_file)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
+        [
+            sys.executable,
+            "-m",
+            "app.vcenter.reference",
+            "--listen",
+            "127.0.0.1:0",
+            "--profiles",
+            str(policy_file),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         line = process.stdout.readline()
         assert line.startswith("evb-vcenter: 2 VSI types on http://127.0.0.1:"), line

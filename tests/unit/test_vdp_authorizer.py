@@ -1,5 +1,6 @@
 """VSI admission: statuses and HARD for every refusal, VID resolution, anti-spoofing, limits, and
 the seam for asking the VM manager about unknown types."""
+
 from pathlib import Path
 
 import pytest
@@ -28,8 +29,13 @@ MAC_A, MAC_B = "52:00:00:00:00:0a", "52:00:00:00:00:0b"
 
 
 def profile(type_id: int, version: int, name: str, vlans, **fields) -> VsiTypeProfile:
-    values = dict(key=VsiTypeKey(type_id, version), name=name, tenant="blue",
-                  vlans=frozenset(vlans), manager_ids=frozenset({"mgr1"}))
+    values = dict(
+        key=VsiTypeKey(type_id, version),
+        name=name,
+        tenant="blue",
+        vlans=frozenset(vlans),
+        manager_ids=frozenset({"mgr1"}),
+    )
     values.update(fields)
     return VsiTypeProfile(**values)
 
@@ -45,17 +51,31 @@ def authorizer(database: VsiTypeDatabase = DATABASE, **kwargs) -> Authorizer:
     return Authorizer(lambda: database, **kwargs)
 
 
-def request(*entries: tuple[str | None, int], type_id: int = 5, version: int = 4,
-            manager: str = "mgr1", vsi_id: VsiId = VSI_A, port: PortRef = P1,
-            filter_format: FilterFormat = FilterFormat.MAC_VID) -> AuthRequest:
+def request(
+    *entries: tuple[str | None, int],
+    type_id: int = 5,
+    version: int = 4,
+    manager: str = "mgr1",
+    vsi_id: VsiId = VSI_A,
+    port: PortRef = P1,
+    filter_format: FilterFormat = FilterFormat.MAC_VID,
+) -> AuthRequest:
     with_group = filter_format in (FilterFormat.GROUP_VID, FilterFormat.GROUP_MAC_VID)
-    filters = tuple(FilterEntry(vid=vid, mac=mac, group_id=7 if with_group else None)
-                    for mac, vid in entries)
+    filters = tuple(
+        FilterEntry(vid=vid, mac=mac, group_id=7 if with_group else None) for mac, vid in entries
+    )
     return AuthRequest(port, manager, type_id, version, vsi_id, filter_format, filters)
 
 
-def binding(handle: int, vsi_id: VsiId, port: PortRef, mac: str, vid: int = 100,
-            prof: VsiTypeProfile = WEB, state: BindingState = BindingState.FORWARDING) -> VmBinding:
+def binding(
+    handle: int,
+    vsi_id: VsiId,
+    port: PortRef,
+    mac: str,
+    vid: int = 100,
+    prof: VsiTypeProfile = WEB,
+    state: BindingState = BindingState.FORWARDING,
+) -> VmBinding:
     return VmBinding(handle, vsi_id, port, (MacVid(mac, vid),), prof, state)
 
 
@@ -69,6 +89,7 @@ def refused(decision, error: VdpError, hard: bool, reason: str = "") -> None:
 
 # Granted
 
+
 def test_granted_entries_keep_the_requested_order_and_vids():
     decision = authorizer().authorize(request((MAC_A, 101), (MAC_B, 100)), BindingIndex())
     assert decision.ok and decision.error is VdpError.SUCCESS and not decision.hard
@@ -79,7 +100,8 @@ def test_granted_entries_keep_the_requested_order_and_vids():
 
 def test_vid_zero_gets_the_default_vlan():
     assert authorizer().authorize(request((MAC_A, 0)), BindingIndex()).entries == (
-        MacVid(MAC_A, 100),)
+        MacVid(MAC_A, 100),
+    )
 
 
 def test_vid_zero_gets_the_only_vlan_of_a_single_vlan_type():
@@ -94,7 +116,8 @@ def test_one_mac_on_two_vlans_is_fine():
 
 def test_group_mac_vid_is_admitted_per_mac():
     decision = authorizer().authorize(
-        request((MAC_A, 0), filter_format=FilterFormat.GROUP_MAC_VID), BindingIndex())
+        request((MAC_A, 0), filter_format=FilterFormat.GROUP_MAC_VID), BindingIndex()
+    )
     assert decision.entries == (MacVid(MAC_A, 100),)
 
 
@@ -110,8 +133,9 @@ def test_shipped_default_policies_admit_the_demo_station():
 
 
 def test_request_from_tlv_normalizes_the_manager_id():
-    tlv = VsiTlv(VdpTlvType.ASSOCIATE, 0, 5, 4, VSI_A, FilterFormat.MAC_VID,
-                 (FilterEntry(vid=0, mac=MAC_A),))
+    tlv = VsiTlv(
+        VdpTlvType.ASSOCIATE, 0, 5, 4, VSI_A, FilterFormat.MAC_VID, (FilterEntry(vid=0, mac=MAC_A),)
+    )
     req = AuthRequest.from_tlv(P1, ManagerIdTlv.from_name("mgr1"), tlv)
     assert req == request((MAC_A, 0))
 
@@ -119,58 +143,86 @@ def test_request_from_tlv_normalizes_the_manager_id():
 def test_database_is_read_at_every_decision():
     current = [VsiTypeDatabase()]
     auth = Authorizer(lambda: current[0])
-    refused(auth.authorize(request((MAC_A, 0)), BindingIndex()), VdpError.OTHER_FAILURE, True,
-            "unknown")
+    refused(
+        auth.authorize(request((MAC_A, 0)), BindingIndex()), VdpError.OTHER_FAILURE, True, "unknown"
+    )
     current[0] = DATABASE
     assert auth.authorize(request((MAC_A, 0)), BindingIndex()).ok
 
 
 # Refused: format
 
+
 def test_zero_entries_is_invalid_format():
-    refused(authorizer().authorize(request(), BindingIndex()), VdpError.INVALID_FORMAT, True,
-            "no filter")
+    refused(
+        authorizer().authorize(request(), BindingIndex()),
+        VdpError.INVALID_FORMAT,
+        True,
+        "no filter",
+    )
 
 
 @pytest.mark.parametrize("filter_format", [FilterFormat.VID, FilterFormat.GROUP_VID])
 def test_formats_without_mac_are_invalid_format(filter_format):
-    decision = authorizer().authorize(request((None, 100), filter_format=filter_format),
-                                      BindingIndex())
+    decision = authorizer().authorize(
+        request((None, 100), filter_format=filter_format), BindingIndex()
+    )
     refused(decision, VdpError.INVALID_FORMAT, True, "admission is per MAC")
 
 
 def test_format_is_checked_before_the_type():
     decision = authorizer().authorize(
-        request((None, 100), type_id=99, filter_format=FilterFormat.VID), BindingIndex())
+        request((None, 100), type_id=99, filter_format=FilterFormat.VID), BindingIndex()
+    )
     assert decision.error is VdpError.INVALID_FORMAT
 
 
-@pytest.mark.parametrize("vsi_id, reason", [
-    (VsiId.from_local(bytes(16)), "all zeros"),
-    (VsiId(VsiIdFormat.IPV4, bytes(15) + b"\x01"), "does not fit"),
-    (VsiId(VsiIdFormat.MAC, b"\x01" * 16), "does not fit"),
-])
+@pytest.mark.parametrize(
+    "vsi_id, reason",
+    [
+        (VsiId.from_local(bytes(16)), "all zeros"),
+        (VsiId(VsiIdFormat.IPV4, bytes(15) + b"\x01"), "does not fit"),
+        (VsiId(VsiIdFormat.MAC, b"\x01" * 16), "does not fit"),
+    ],
+)
 def test_vsi_id_that_does_not_fit_its_format_is_invalid_format(vsi_id, reason):
-    refused(authorizer().authorize(request((MAC_A, 100), vsi_id=vsi_id), BindingIndex()),
-            VdpError.INVALID_FORMAT, True, reason)
+    refused(
+        authorizer().authorize(request((MAC_A, 100), vsi_id=vsi_id), BindingIndex()),
+        VdpError.INVALID_FORMAT,
+        True,
+        reason,
+    )
 
 
 def test_same_mac_vid_twice_is_invalid_format_also_after_resolving_vid_zero():
-    refused(authorizer().authorize(request((MAC_A, 0), (MAC_A, 100)), BindingIndex()),
-            VdpError.INVALID_FORMAT, True, "twice")
+    refused(
+        authorizer().authorize(request((MAC_A, 0), (MAC_A, 100)), BindingIndex()),
+        VdpError.INVALID_FORMAT,
+        True,
+        "twice",
+    )
 
 
 @pytest.mark.parametrize("mac", ["01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00"])
 def test_group_or_zero_mac_is_invalid_mac(mac):
-    refused(authorizer().authorize(request((mac, 100)), BindingIndex()),
-            VdpError.INVALID_VID_GROUP_MAC, True, mac)
+    refused(
+        authorizer().authorize(request((mac, 100)), BindingIndex()),
+        VdpError.INVALID_VID_GROUP_MAC,
+        True,
+        mac,
+    )
 
 
 # Refused: policy
 
+
 def test_unknown_type_or_version_is_other_failure_and_hard():
-    refused(authorizer().authorize(request((MAC_A, 100), version=5), BindingIndex()),
-            VdpError.OTHER_FAILURE, True, "unknown VSI type 5 version 5")
+    refused(
+        authorizer().authorize(request((MAC_A, 100), version=5), BindingIndex()),
+        VdpError.OTHER_FAILURE,
+        True,
+        "unknown VSI type 5 version 5",
+    )
 
 
 def test_manager_not_allowed_is_other_failure_and_hard():
@@ -181,13 +233,21 @@ def test_manager_not_allowed_is_other_failure_and_hard():
 
 @pytest.mark.parametrize("vid", [1, 102, 4094, 4095])
 def test_vid_not_allowed_is_invalid_vid_and_hard(vid):
-    refused(authorizer().authorize(request((MAC_A, 100), (MAC_B, vid)), BindingIndex()),
-            VdpError.INVALID_VID_GROUP_MAC, True, f"VID {vid} is not allowed")
+    refused(
+        authorizer().authorize(request((MAC_A, 100), (MAC_B, vid)), BindingIndex()),
+        VdpError.INVALID_VID_GROUP_MAC,
+        True,
+        f"VID {vid} is not allowed",
+    )
 
 
 def test_vid_zero_without_a_default_vlan_is_invalid_vid():
-    refused(authorizer().authorize(request((MAC_A, 0), type_id=8, version=1), BindingIndex()),
-            VdpError.INVALID_VID_GROUP_MAC, True, "no default VLAN")
+    refused(
+        authorizer().authorize(request((MAC_A, 0), type_id=8, version=1), BindingIndex()),
+        VdpError.INVALID_VID_GROUP_MAC,
+        True,
+        "no default VLAN",
+    )
 
 
 @pytest.mark.parametrize("state", list(BindingState))
@@ -199,10 +259,12 @@ def test_mac_bound_to_another_vsi_is_refused_anywhere(state):
 
 # Refused: limits
 
+
 def batch(handle: int, vsi_byte: int, port: PortRef) -> VmBinding:
     vsi_id = VsiId.from_uuid(f"a1b2c3d4-0000-0000-0000-0000000001{vsi_byte:02x}")
-    return binding(handle, vsi_id, port, f"52:00:00:00:01:{vsi_byte:02x}", 102, BATCH,
-                   BindingState.PREPARED)
+    return binding(
+        handle, vsi_id, port, f"52:00:00:00:01:{vsi_byte:02x}", 102, BATCH, BindingState.PREPARED
+    )
 
 
 def batch_request(port: PortRef = P1, vsi_id: VsiId = VSI_A) -> AuthRequest:
@@ -211,40 +273,60 @@ def batch_request(port: PortRef = P1, vsi_id: VsiId = VSI_A) -> AuthRequest:
 
 def test_limit_per_port_counts_prepared_bindings_of_the_type():
     two_on_p1 = [batch(1, 1, P1), batch(2, 2, P1), binding(3, VSI_B, P1, MAC_B)]
-    refused(authorizer().authorize(batch_request(P1), BindingIndex.of(two_on_p1)),
-            VdpError.INSUFFICIENT_RESOURCES, False, "2 VMs per port")
+    refused(
+        authorizer().authorize(batch_request(P1), BindingIndex.of(two_on_p1)),
+        VdpError.INSUFFICIENT_RESOURCES,
+        False,
+        "2 VMs per port",
+    )
     assert authorizer().authorize(batch_request(P2), BindingIndex.of(two_on_p1)).ok
 
 
 def test_limit_per_switch():
     three = [batch(1, 1, P1), batch(2, 2, P2), batch(3, 3, P2)]
-    refused(authorizer().authorize(batch_request(P1), BindingIndex.of(three)),
-            VdpError.INSUFFICIENT_RESOURCES, False, "3 VMs per switch")
+    refused(
+        authorizer().authorize(batch_request(P1), BindingIndex.of(three)),
+        VdpError.INSUFFICIENT_RESOURCES,
+        False,
+        "3 VMs per switch",
+    )
     assert authorizer().authorize(batch_request(OTHER_SWITCH), BindingIndex.of(three)).ok
 
 
 def test_limits_do_not_count_the_requesting_vsi():
     mine = batch(2, 2, P1)
     two_on_p1 = [batch(1, 1, P1), mine]
-    assert authorizer().authorize(batch_request(P1, vsi_id=mine.vsi_id),
-                                  BindingIndex.of(two_on_p1)).ok
+    assert (
+        authorizer().authorize(batch_request(P1, vsi_id=mine.vsi_id), BindingIndex.of(two_on_p1)).ok
+    )
 
 
 def test_a_server_in_maintenance_takes_no_new_vm_but_keeps_its_own():
     in_maintenance = authorizer(maintenance=lambda port: "BIOS upgrade" if port == P1 else None)
-    refused(in_maintenance.authorize(request((MAC_A, 100)), BindingIndex()),
-            VdpError.INSUFFICIENT_RESOURCES, False, "in maintenance (BIOS upgrade)")
+    refused(
+        in_maintenance.authorize(request((MAC_A, 100)), BindingIndex()),
+        VdpError.INSUFFICIENT_RESOURCES,
+        False,
+        "in maintenance (BIOS upgrade)",
+    )
     assert in_maintenance.authorize(request((MAC_A, 100), port=P2), BindingIndex()).ok
     # The VM already bound there: its keep-alives (and a re-association) pass.
-    assert in_maintenance.authorize(request((MAC_A, 100)),
-                                    BindingIndex.of([binding(1, VSI_A, P1, MAC_A)])).ok
+    assert in_maintenance.authorize(
+        request((MAC_A, 100)), BindingIndex.of([binding(1, VSI_A, P1, MAC_A)])
+    ).ok
     # A VM bound elsewhere migrating to the server in maintenance is new to it.
-    refused(in_maintenance.authorize(request((MAC_A, 100)),
-                                     BindingIndex.of([binding(1, VSI_A, P2, MAC_A)])),
-            VdpError.INSUFFICIENT_RESOURCES, False, "maintenance")
+    refused(
+        in_maintenance.authorize(
+            request((MAC_A, 100)), BindingIndex.of([binding(1, VSI_A, P2, MAC_A)])
+        ),
+        VdpError.INSUFFICIENT_RESOURCES,
+        False,
+        "maintenance",
+    )
 
 
 # The seam for the VM manager
+
 
 def test_lookup_can_resolve_a_type_the_database_lacks():
     asked = []
@@ -252,7 +334,8 @@ def test_lookup_can_resolve_a_type_the_database_lacks():
     def lookup(database, manager_id, key):
         asked.append((manager_id, key))
         return lookup_in_database(database, manager_id, key) or profile(
-            key.type_id, key.version, "from-manager", {400})
+            key.type_id, key.version, "from-manager", {400}
+        )
 
     decision = authorizer(lookup=lookup).authorize(request((MAC_A, 0), type_id=42), BindingIndex())
     assert decision.entries == (MacVid(MAC_A, 400),)
@@ -263,5 +346,9 @@ def test_unreachable_vsi_manager_is_status_3_and_not_hard():
     def lookup(database, manager_id, key):
         raise VsiManagerUnreachable("connection refused")
 
-    refused(authorizer(lookup=lookup).authorize(request((MAC_A, 0)), BindingIndex()),
-            VdpError.UNABLE_TO_CONTACT_VSI_MANAGER, False, "connection refused")
+    refused(
+        authorizer(lookup=lookup).authorize(request((MAC_A, 0)), BindingIndex()),
+        VdpError.UNABLE_TO_CONTACT_VSI_MANAGER,
+        False,
+        "connection refused",
+    )

@@ -1,6 +1,7 @@
 """The VDP22 bridge: request sequences and their statuses and bindings, keep-alive and its
 timeout, VID 0, anti-spoofing, limits, migration and suspension, bridge-initiated removal, and
 invariants over arbitrary request sequences."""
+
 from dataclasses import replace
 
 import pytest
@@ -27,8 +28,12 @@ from app.vdp.binding import BindingState, MacVid, VmBinding
 from app.vdp.bridge import VdpBridge, VsiState
 from app.vdp.outcome import Outcome
 
-PA, RR, AS, DA = (VdpTlvType.PRE_ASSOCIATE, VdpTlvType.PRE_ASSOCIATE_RR, VdpTlvType.ASSOCIATE,
-                  VdpTlvType.DE_ASSOCIATE)
+PA, RR, AS, DA = (
+    VdpTlvType.PRE_ASSOCIATE,
+    VdpTlvType.PRE_ASSOCIATE_RR,
+    VdpTlvType.ASSOCIATE,
+    VdpTlvType.DE_ASSOCIATE,
+)
 P1, P2, P3 = PortRef(1, 1), PortRef(1, 2), PortRef(2, 1)
 MGR = ManagerIdTlv.from_name("mgr1")
 KA = 17.45
@@ -42,17 +47,24 @@ KEEP, HARD = 0x20, 0x10
 
 
 def profile(type_id: int, version: int, name: str, vlans, **fields) -> VsiTypeProfile:
-    values = dict(key=VsiTypeKey(type_id, version), name=name, tenant="blue",
-                  vlans=frozenset(vlans), manager_ids=frozenset({"mgr1"}))
+    values = dict(
+        key=VsiTypeKey(type_id, version),
+        name=name,
+        tenant="blue",
+        vlans=frozenset(vlans),
+        manager_ids=frozenset({"mgr1"}),
+    )
     values.update(fields)
     return VsiTypeProfile(**values)
 
 
-DATABASE = VsiTypeDatabase([
-    profile(5, 4, "web", {100, 101}, default_vlan=100),
-    profile(6, 1, "db", {200}),
-    profile(7, 1, "batch", {102}, limits=Limits(max_per_port=2, max_per_switch=3)),
-])
+DATABASE = VsiTypeDatabase(
+    [
+        profile(5, 4, "web", {100, 101}, default_vlan=100),
+        profile(6, 1, "db", {200}),
+        profile(7, 1, "batch", {102}, limits=Limits(max_per_port=2, max_per_switch=3)),
+    ]
+)
 WEB, DB, BATCH = (5, 4), (6, 1), (7, 1)
 
 
@@ -60,14 +72,29 @@ def new_bridge() -> VdpBridge:
     return VdpBridge(Authorizer(lambda: DATABASE))
 
 
-def tlv(mode: VdpTlvType, vsi: VsiId = A, mac: str = MAC_A, vid: int = 0, type_=WEB,
-        status: int = 0, pcp: int = 0) -> VsiTlv:
-    return VsiTlv(mode, status, type_[0], type_[1], vsi, FilterFormat.MAC_VID,
-                  (FilterEntry(vid=vid, pcp=pcp, mac=mac),))
+def tlv(
+    mode: VdpTlvType,
+    vsi: VsiId = A,
+    mac: str = MAC_A,
+    vid: int = 0,
+    type_=WEB,
+    status: int = 0,
+    pcp: int = 0,
+) -> VsiTlv:
+    return VsiTlv(
+        mode,
+        status,
+        type_[0],
+        type_[1],
+        vsi,
+        FilterFormat.MAC_VID,
+        (FilterEntry(vid=vid, pcp=pcp, mac=mac),),
+    )
 
 
-def send(bridge: VdpBridge, port: PortRef, request: VsiTlv, now: float = 0.0,
-         manager: ManagerIdTlv = MGR) -> Outcome:
+def send(
+    bridge: VdpBridge, port: PortRef, request: VsiTlv, now: float = 0.0, manager: ManagerIdTlv = MGR
+) -> Outcome:
     return bridge.on_request(port, manager, request, now, KA)
 
 
@@ -91,53 +118,81 @@ SEQUENCES = {
     "associate": ([(P1, tlv(AS))], [OK], {(A, P1, BindingState.FORWARDING)}),
     "pre-associate installs nothing": ([(P1, tlv(PA))], [OK], set()),
     "pre-associate with RR prepares": ([(P1, tlv(RR))], [OK], {(A, P1, BindingState.PREPARED)}),
-    "the whole ladder": ([(P1, tlv(PA)), (P1, tlv(RR)), (P1, tlv(AS))], [OK, OK, OK],
-                         {(A, P1, BindingState.FORWARDING)}),
+    "the whole ladder": (
+        [(P1, tlv(PA)), (P1, tlv(RR)), (P1, tlv(AS))],
+        [OK, OK, OK],
+        {(A, P1, BindingState.FORWARDING)},
+    ),
     "RR back to plain pre-associate releases": ([(P1, tlv(RR)), (P1, tlv(PA))], [OK, OK], set()),
     "de-associate": ([(P1, tlv(AS)), (P1, tlv(DA))], [OK, OK], set()),
     "de-associate an unknown VSI": ([(P1, tlv(DA))], [OK], set()),
-    "de-associate at another port": ([(P1, tlv(AS)), (P2, tlv(DA))], [OK, OK],
-                                     {(A, P1, BindingState.FORWARDING)}),
+    "de-associate at another port": (
+        [(P1, tlv(AS)), (P2, tlv(DA))],
+        [OK, OK],
+        {(A, P1, BindingState.FORWARDING)},
+    ),
     "unknown type": ([(P1, tlv(AS, type_=(5, 9)))], [OK | HARD | VdpError.OTHER_FAILURE], set()),
-    "VID not allowed": ([(P1, tlv(AS, vid=4000))], [OK | HARD | VdpError.INVALID_VID_GROUP_MAC],
-                        set()),
+    "VID not allowed": (
+        [(P1, tlv(AS, vid=4000))],
+        [OK | HARD | VdpError.INVALID_VID_GROUP_MAC],
+        set(),
+    ),
     "changed type refused keeps the association": (
         [(P1, tlv(AS)), (P1, tlv(AS, type_=(5, 9)))],
-        [OK, OK | KEEP | HARD | VdpError.OTHER_FAILURE], {(A, P1, BindingState.FORWARDING)}),
+        [OK, OK | KEEP | HARD | VdpError.OTHER_FAILURE],
+        {(A, P1, BindingState.FORWARDING)},
+    ),
     "changed VID refused keeps the association": (
         [(P1, tlv(AS, vid=101)), (P1, tlv(AS, vid=4000))],
         [OK, OK | KEEP | HARD | VdpError.INVALID_VID_GROUP_MAC],
-        {(A, P1, BindingState.FORWARDING)}),
+        {(A, P1, BindingState.FORWARDING)},
+    ),
     "pre-associate while associated is refused, association kept": (
-        [(P1, tlv(AS)), (P1, tlv(PA))], [OK, OK | KEEP | HARD | VdpError.OTHER_FAILURE],
-        {(A, P1, BindingState.FORWARDING)}),
+        [(P1, tlv(AS)), (P1, tlv(PA))],
+        [OK, OK | KEEP | HARD | VdpError.OTHER_FAILURE],
+        {(A, P1, BindingState.FORWARDING)},
+    ),
     "refused associate after RR releases the reservation": (
-        [(P1, tlv(RR)), (P1, tlv(AS, type_=(5, 9)))], [OK, OK | HARD | VdpError.OTHER_FAILURE],
-        set()),
-    "changed VID granted": ([(P1, tlv(AS)), (P1, tlv(AS, vid=101))], [OK, OK],
-                            {(A, P1, BindingState.FORWARDING)}),
+        [(P1, tlv(RR)), (P1, tlv(AS, type_=(5, 9)))],
+        [OK, OK | HARD | VdpError.OTHER_FAILURE],
+        set(),
+    ),
+    "changed VID granted": (
+        [(P1, tlv(AS)), (P1, tlv(AS, vid=101))],
+        [OK, OK],
+        {(A, P1, BindingState.FORWARDING)},
+    ),
     "keep-alive": ([(P1, tlv(AS)), (P1, tlv(AS))], [OK, OK], {(A, P1, BindingState.FORWARDING)}),
-    "per-port limit": ([(P1, tlv(AS, vsi=VSIS[n], mac=MACS[n], type_=BATCH)) for n in range(3)],
-                       [OK, OK, OK | VdpError.INSUFFICIENT_RESOURCES],
-                       {(VSIS[0], P1, BindingState.FORWARDING),
-                        (VSIS[1], P1, BindingState.FORWARDING)}),
+    "per-port limit": (
+        [(P1, tlv(AS, vsi=VSIS[n], mac=MACS[n], type_=BATCH)) for n in range(3)],
+        [OK, OK, OK | VdpError.INSUFFICIENT_RESOURCES],
+        {(VSIS[0], P1, BindingState.FORWARDING), (VSIS[1], P1, BindingState.FORWARDING)},
+    ),
     "spoofed MAC on another port": (
         [(P1, tlv(AS)), (P3, tlv(AS, vsi=B, mac=MAC_A))],
-        [OK, OK | HARD | VdpError.INVALID_VID_GROUP_MAC], {(A, P1, BindingState.FORWARDING)}),
+        [OK, OK | HARD | VdpError.INVALID_VID_GROUP_MAC],
+        {(A, P1, BindingState.FORWARDING)},
+    ),
     "a prepared MAC is held too": (
         [(P1, tlv(RR)), (P3, tlv(AS, vsi=B, mac=MAC_A))],
-        [OK, OK | HARD | VdpError.INVALID_VID_GROUP_MAC], {(A, P1, BindingState.PREPARED)}),
+        [OK, OK | HARD | VdpError.INVALID_VID_GROUP_MAC],
+        {(A, P1, BindingState.PREPARED)},
+    ),
     "a plain pre-association holds nothing": (
         [(P1, tlv(PA)), (P3, tlv(AS, vsi=B, mac=MAC_A)), (P1, tlv(AS))],
-        [OK, OK, OK | HARD | VdpError.INVALID_VID_GROUP_MAC], {(B, P3, BindingState.FORWARDING)}),
+        [OK, OK, OK | HARD | VdpError.INVALID_VID_GROUP_MAC],
+        {(B, P3, BindingState.FORWARDING)},
+    ),
 }
 
 
 @pytest.mark.parametrize("steps, statuses, bindings", SEQUENCES.values(), ids=SEQUENCES.keys())
 def test_request_sequences(steps, statuses, bindings):
     bridge = new_bridge()
-    got = [only_response(send(bridge, port, request, now=i)).status
-           for i, (port, request) in enumerate(steps)]
+    got = [
+        only_response(send(bridge, port, request, now=i)).status
+        for i, (port, request) in enumerate(steps)
+    ]
     assert [hex(s) for s in got] == [hex(s) for s in statuses]
     assert placed(bridge) == bindings
 
@@ -152,22 +207,25 @@ def test_manager_not_allowed_is_hard_other_failure():
 def test_responses_echo_the_request_and_carry_the_chosen_vid():
     request = tlv(AS, vid=0, pcp=3, status=STATUS_M)
     response = only_response(send(new_bridge(), P1, request))
-    assert response == replace(request, status=OK,
-                               filters=(FilterEntry(vid=100, pcp=3, mac=MAC_A),))
+    assert response == replace(
+        request, status=OK, filters=(FilterEntry(vid=100, pcp=3, mac=MAC_A),)
+    )
 
 
 def test_requested_vid_is_kept_and_single_vlan_type_resolves_vid_zero():
     bridge = new_bridge()
     assert only_response(send(bridge, P1, tlv(AS, vid=101))).filters[0].vid == 101
-    assert only_response(
-        send(bridge, P2, tlv(AS, vsi=B, mac=MAC_B, type_=DB))).filters[0].vid == 200
+    assert (
+        only_response(send(bridge, P2, tlv(AS, vsi=B, mac=MAC_B, type_=DB))).filters[0].vid == 200
+    )
     assert {b.entries for b in bridge.bindings()} == {(MacVid(MAC_A, 101),), (MacVid(MAC_B, 200),)}
 
 
 def test_refused_response_echoes_the_request_filters():
     request = tlv(AS, vid=4000)
     assert only_response(send(new_bridge(), P1, request)) == make_response(
-        request, VdpError.INVALID_VID_GROUP_MAC, hard=True)
+        request, VdpError.INVALID_VID_GROUP_MAC, hard=True
+    )
 
 
 def test_refused_requests_leave_state_untouched():
@@ -175,11 +233,13 @@ def test_refused_requests_leave_state_untouched():
     send(bridge, P1, tlv(AS))
     send(bridge, P2, tlv(RR, vsi=B, mac=MAC_B))
     before = (bridge.bindings(), bridge.vsis())
-    refusals = [(P3, tlv(AS, vsi=VSIS[2], mac=MAC_A)),     # spoof
-                (P1, tlv(AS, type_=(9, 9))),              # changed, refused with KEEP
-                (P1, tlv(RR)),                            # downgrade of an association
-                (P3, tlv(AS, vid=4000)),                  # migration target refused
-                (P3, tlv(AS, vsi=VSIS[3], mac=MACS[3], vid=7))]
+    refusals = [
+        (P3, tlv(AS, vsi=VSIS[2], mac=MAC_A)),  # spoof
+        (P1, tlv(AS, type_=(9, 9))),  # changed, refused with KEEP
+        (P1, tlv(RR)),  # downgrade of an association
+        (P3, tlv(AS, vid=4000)),  # migration target refused
+        (P3, tlv(AS, vsi=VSIS[3], mac=MACS[3], vid=7)),
+    ]
     for port, request in refusals:
         outcome = send(bridge, port, request, now=5)
         assert only_response(outcome).error != VdpError.SUCCESS
@@ -201,6 +261,7 @@ def test_refused_event_says_who_what_and_why():
 
 
 # Keep-alive
+
 
 def test_keepalive_answers_the_same_response_and_refreshes_the_timer():
     bridge = new_bridge()
@@ -246,7 +307,7 @@ def test_keepalive_timeout_deassociates_unsolicited():
     [(port, manager, deassoc)] = outcome.unsolicited
     assert (port, manager) == (P1, MGR)
     assert deassoc.mode is DA and deassoc.status == 0 and not deassoc.is_response
-    assert deassoc.filters == (FilterEntry(vid=100, mac=MAC_A),)   # the VID the station adopted
+    assert deassoc.filters == (FilterEntry(vid=100, mac=MAC_A),)  # the VID the station adopted
     assert kinds(outcome) == ["vsi.expired"]
     assert placed(bridge) == set()
     later = bridge.expire(5 + KA)
@@ -279,8 +340,10 @@ def test_deassociate_removes_exactly_that_vsi():
     send(bridge, P1, tlv(AS, vsi=B, mac=MAC_B))
     send(bridge, P2, tlv(RR, vsi=VSIS[2], mac=MACS[2]))
     send(bridge, P1, tlv(DA, vsi=B, mac=MAC_B), now=1)
-    assert placed(bridge) == {(A, P1, BindingState.FORWARDING),
-                              (VSIS[2], P2, BindingState.PREPARED)}
+    assert placed(bridge) == {
+        (A, P1, BindingState.FORWARDING),
+        (VSIS[2], P2, BindingState.PREPARED),
+    }
 
 
 def test_response_bit_from_a_station_is_ignored():
@@ -292,21 +355,26 @@ def test_response_bit_from_a_station_is_ignored():
 
 # Limits across ports
 
+
 def test_limit_per_switch_and_release_frees_a_slot():
     bridge = new_bridge()
     ports = [P1, P1, P2, P2]
     statuses = [
         only_response(send(bridge, port, tlv(RR, vsi=VSIS[n], mac=MACS[n], type_=BATCH))).status
-        for n, port in enumerate(ports)]
+        for n, port in enumerate(ports)
+    ]
     assert statuses == [OK, OK, OK, OK | VdpError.INSUFFICIENT_RESOURCES]
     send(bridge, P1, tlv(DA, vsi=VSIS[0], mac=MACS[0], type_=BATCH))
-    assert only_response(
-        send(bridge, P2, tlv(RR, vsi=VSIS[3], mac=MACS[3], type_=BATCH))).status == OK
-    assert only_response(
-        send(bridge, P3, tlv(AS, vsi=VSIS[0], mac=MACS[0], type_=BATCH))).status == OK
+    assert (
+        only_response(send(bridge, P2, tlv(RR, vsi=VSIS[3], mac=MACS[3], type_=BATCH))).status == OK
+    )
+    assert (
+        only_response(send(bridge, P3, tlv(AS, vsi=VSIS[0], mac=MACS[0], type_=BATCH))).status == OK
+    )
 
 
 # Handles
+
 
 def test_handles_from_one_unique_and_not_reused_at_once():
     bridge = new_bridge()
@@ -338,6 +406,7 @@ def test_handles_wrap_below_the_limit_and_skip_live_ones(monkeypatch):
 
 # Migration and suspension
 
+
 def test_migration_prepare_then_associate_at_the_destination():
     bridge = new_bridge()
     send(bridge, P1, tlv(AS, vid=0), now=0)
@@ -362,7 +431,7 @@ def test_migration_source_deassociates_first():
     send(bridge, P1, tlv(AS))
     send(bridge, P3, tlv(PA, status=STATUS_M))
     gone = send(bridge, P1, tlv(DA, vid=100, status=STATUS_S))
-    assert kinds(gone) == ["vsi.deassociated"]                 # not suspended: P3 holds it
+    assert kinds(gone) == ["vsi.deassociated"]  # not suspended: P3 holds it
     moved = send(bridge, P3, tlv(AS, status=STATUS_M))
     assert moved.unsolicited == [] and "moved_from" not in moved.events[0][1]
     assert placed(bridge) == {(A, P3, BindingState.FORWARDING)}
@@ -416,11 +485,12 @@ def test_refused_migration_leaves_the_source_alone():
     bridge = new_bridge()
     send(bridge, P1, tlv(AS))
     response = only_response(send(bridge, P3, tlv(AS, vid=4000)))
-    assert response.status == OK | HARD | VdpError.INVALID_VID_GROUP_MAC     # no KEEP at P3
+    assert response.status == OK | HARD | VdpError.INVALID_VID_GROUP_MAC  # no KEEP at P3
     assert placed(bridge) == {(A, P1, BindingState.FORWARDING)}
 
 
 # Bridge-initiated
+
 
 def test_bridge_deassociate_tells_every_station():
     bridge = new_bridge()
@@ -445,7 +515,7 @@ def test_port_down_drops_that_port_silently():
     assert outcome.unsolicited == [] and outcome.responses == [] and outcome.bindings_changed
     assert kinds(outcome) == ["vsi.deassociated"] * 2
     assert placed(bridge) == {(VSIS[2], P2, BindingState.FORWARDING)}
-    assert only_response(send(bridge, P1, tlv(AS), now=2)).status == OK   # next keep-alive
+    assert only_response(send(bridge, P1, tlv(AS), now=2)).status == OK  # next keep-alive
 
 
 def test_vsis_snapshot():
@@ -455,24 +525,38 @@ def test_vsis_snapshot():
     send(bridge, P1, tlv(AS), now=4)
     [info] = bridge.vsis()
     assert (info.vsi_id, info.name, info.state, info.migrating) == (
-        A, str(A.uuid), VsiState.ASSOCIATED, False)
+        A,
+        str(A.uuid),
+        VsiState.ASSOCIATED,
+        False,
+    )
     [att] = info.attachments
-    assert (att.port, att.state, att.binding, att.manager_id, att.type_id, att.type_version,
-            att.profile) == (P1, VsiState.ASSOCIATED, BindingState.FORWARDING, "mgr1", 5, 4, "web")
+    assert (
+        att.port,
+        att.state,
+        att.binding,
+        att.manager_id,
+        att.type_id,
+        att.type_version,
+        att.profile,
+    ) == (P1, VsiState.ASSOCIATED, BindingState.FORWARDING, "mgr1", 5, 4, "web")
     assert att.entries == (MacVid(MAC_A, 100),)
     assert (att.since, att.refreshed, att.expires) == (2, 4, 4 + KA)
 
 
 def test_outcomes_merge_and_net_out_their_binding_changes():
-    one, two = (VmBinding(7, A, P1, (MacVid(MAC_A, 100),), DATABASE.get(*WEB), state)
-                for state in (BindingState.PREPARED, BindingState.FORWARDING))
-    first = Outcome(responses=[(P1, MGR, tlv(AS))], changes={7: (None, one)},
-                    dirty={A}, events=[("a", {})])
-    second = Outcome(unsolicited=[(P2, MGR, tlv(DA))], changes={7: (one, two)},
-                     events=[("b", {})])
+    one, two = (
+        VmBinding(7, A, P1, (MacVid(MAC_A, 100),), DATABASE.get(*WEB), state)
+        for state in (BindingState.PREPARED, BindingState.FORWARDING)
+    )
+    first = Outcome(
+        responses=[(P1, MGR, tlv(AS))], changes={7: (None, one)}, dirty={A}, events=[("a", {})]
+    )
+    second = Outcome(unsolicited=[(P2, MGR, tlv(DA))], changes={7: (one, two)}, events=[("b", {})])
     merged = first.merge(second, Outcome())
-    assert merged == Outcome([(P1, MGR, tlv(AS))], [(P2, MGR, tlv(DA))], {7: (None, two)}, {A},
-                             [("a", {}), ("b", {})])
+    assert merged == Outcome(
+        [(P1, MGR, tlv(AS))], [(P2, MGR, tlv(DA))], {7: (None, two)}, {A}, [("a", {}), ("b", {})]
+    )
     assert first.changes == {7: (None, one)}
     assert not first.merge(Outcome(changes={7: (one, None)})).bindings_changed
 
@@ -481,12 +565,28 @@ def test_outcomes_merge_and_net_out_their_binding_changes():
 
 PORTS = [P1, P2, P3]
 # Mostly requests that can be granted, so that VSIs meet (same MACs, ports, limits).
-TYPE_VIDS = [(WEB, 0), (WEB, 100), (WEB, 101), (DB, 0), (DB, 200), (BATCH, 0), (BATCH, 102),
-             (WEB, 4000), ((5, 9), 0)]
+TYPE_VIDS = [
+    (WEB, 0),
+    (WEB, 100),
+    (WEB, 101),
+    (DB, 0),
+    (DB, 200),
+    (BATCH, 0),
+    (BATCH, 102),
+    (WEB, 4000),
+    ((5, 9), 0),
+]
 operations = st.one_of(
-    st.tuples(st.just("request"), st.sampled_from(PORTS), st.sampled_from([PA, RR, AS, AS, DA]),
-              st.integers(0, 3), st.integers(0, 3), st.sampled_from(TYPE_VIDS),
-              st.sampled_from([0, STATUS_M, STATUS_S]), st.sampled_from(["mgr1"] * 5 + ["evil"])),
+    st.tuples(
+        st.just("request"),
+        st.sampled_from(PORTS),
+        st.sampled_from([PA, RR, AS, AS, DA]),
+        st.integers(0, 3),
+        st.integers(0, 3),
+        st.sampled_from(TYPE_VIDS),
+        st.sampled_from([0, STATUS_M, STATUS_S]),
+        st.sampled_from(["mgr1"] * 5 + ["evil"]),
+    ),
     st.tuples(st.just("wait"), st.floats(0, 10)),
     st.tuples(st.just("port_down"), st.sampled_from(PORTS)),
     st.tuples(st.just("deassociate"), st.integers(0, 3)),
@@ -496,7 +596,7 @@ operations = st.one_of(
 def check_invariants(bridge: VdpBridge) -> None:
     bindings = bridge.bindings()
     handles = [b.handle for b in bindings]
-    assert len(set(handles)) == len(handles) and all(0 < h < 2 ** 31 for h in handles)
+    assert len(set(handles)) == len(handles) and all(0 < h < 2**31 for h in handles)
     forwarding = [b for b in bindings if b.forwarding]
     for mac in {e.mac for b in bindings for e in b.entries}:
         assert len({b.port for b in forwarding if mac in {e.mac for e in b.entries}}) <= 1
@@ -518,8 +618,13 @@ def test_arbitrary_sequences_keep_the_invariants(ops):
         before = bridge.bindings()
         if op[0] == "request":
             _, port, mode, vsi, mac, (type_, vid), status, manager = op
-            outcome = send(bridge, port, tlv(mode, VSIS[vsi], MACS[mac], vid, type_, status), now,
-                           ManagerIdTlv.from_name(manager))
+            outcome = send(
+                bridge,
+                port,
+                tlv(mode, VSIS[vsi], MACS[mac], vid, type_, status),
+                now,
+                ManagerIdTlv.from_name(manager),
+            )
             [(to, _, response)] = outcome.responses
             assert to == port and response.is_response and response.mode is mode
             assert response.vsi_id == VSIS[vsi]

@@ -1,4 +1,5 @@
 """VSIID text forms read back: what events and REST show can be looked up again."""
+
 from hypothesis import given
 from hypothesis import strategies as st
 

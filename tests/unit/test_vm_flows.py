@@ -1,5 +1,6 @@
 """The per-VM flow plan, programmed through SwitchSync into a fake fabric (edge1, edge2 below
 agg1, optionally an edge1-edge2 trunk), checked by the frames that come out of it."""
+
 import ipaddress
 from types import SimpleNamespace
 
@@ -40,19 +41,26 @@ BROADCAST = "ff:ff:ff:ff:ff:ff"
 IPV4, IPV6, ARP = 0x0800, 0x86DD, 0x0806
 TCP = 6
 
-TELNET_DENIED = (AclRule("deny", eth_type=IPV4, ip_proto=TCP, tp_dst=23),
-                 AclRule("deny", eth_type=IPV6, ip_proto=TCP, tp_dst=23))
+TELNET_DENIED = (
+    AclRule("deny", eth_type=IPV4, ip_proto=TCP, tp_dst=23),
+    AclRule("deny", eth_type=IPV6, ip_proto=TCP, tp_dst=23),
+)
 
 
 def profile(name="web", tenant="blue", vlans=(100, 101), key=(5, 4), **fields) -> VsiTypeProfile:
-    return VsiTypeProfile(VsiTypeKey(*key), name, tenant, frozenset(vlans), frozenset({"mgr1"}),
-                          **fields)
+    return VsiTypeProfile(
+        VsiTypeKey(*key), name, tenant, frozenset(vlans), frozenset({"mgr1"}), **fields
+    )
 
 
 WEB = profile(ingress_acl=TELNET_DENIED, qos=Qos(rate_kbps=10000, burst_kb=1000))
 DB = profile("db", "red", (200,), (6, 1))
-SSH_ONLY = profile("bastion", key=(8, 1), egress_acl=(
-    AclRule("permit", eth_type=IPV4, ip_proto=TCP, tp_dst=22),), acl_default="deny")
+SSH_ONLY = profile(
+    "bastion",
+    key=(8, 1),
+    egress_acl=(AclRule("permit", eth_type=IPV4, ip_proto=TCP, tp_dst=22),),
+    acl_default="deny",
+)
 MARKED = profile("batch", vlans=(100,), key=(7, 1), qos=Qos(rate_kbps=500, pcp=1, dscp=8))
 
 
@@ -60,16 +68,37 @@ def mac(n: int) -> str:
     return f"52:00:00:00:00:{n:02x}"
 
 
-def vm(handle: int, port: PortRef, vid: int = 100, prof: VsiTypeProfile = WEB,
-       state: BindingState = BindingState.FORWARDING, entries=None) -> VmBinding:
-    return VmBinding(handle, VsiId(VsiIdFormat.UUID, handle.to_bytes(16, "big")), port,
-                     entries or (MacVid(mac(handle), vid),), prof, state)
+def vm(
+    handle: int,
+    port: PortRef,
+    vid: int = 100,
+    prof: VsiTypeProfile = WEB,
+    state: BindingState = BindingState.FORWARDING,
+    entries=None,
+) -> VmBinding:
+    return VmBinding(
+        handle,
+        VsiId(VsiIdFormat.UUID, handle.to_bytes(16, "big")),
+        port,
+        entries or (MacVid(mac(handle), vid),),
+        prof,
+        state,
+    )
 
 
 def tcp(src: VmBinding, dst: VmBinding | str, port: int = 80, **fields) -> dict:
     dst_mac = dst if isinstance(dst, str) else dst.entries[0].mac
-    return dict(eth_src=src.entries[0].mac, eth_dst=dst_mac, eth_type=IPV4, ip_proto=TCP,
-                ipv4_src="10.0.0.1", ipv4_dst="10.0.0.2", tcp_src=40000, tcp_dst=port, **fields)
+    return dict(
+        eth_src=src.entries[0].mac,
+        eth_dst=dst_mac,
+        eth_type=IPV4,
+        ip_proto=TCP,
+        ipv4_src="10.0.0.1",
+        ipv4_dst="10.0.0.2",
+        tcp_src=40000,
+        tcp_dst=port,
+        **fields,
+    )
 
 
 def arp(src: VmBinding, dst: str = BROADCAST) -> dict:
@@ -88,8 +117,10 @@ class Dc:
         self.switches = self.fabric.switches
         self.topology = Topology()
         self.plan = {}
-        self.syncs = {dpid: SwitchSync(dpid, DEFAULT_TRUNK_PATTERNS, self._flows, self._meters)
-                      for dpid in self.switches}
+        self.syncs = {
+            dpid: SwitchSync(dpid, DEFAULT_TRUNK_PATTERNS, self._flows, self._meters)
+            for dpid in self.switches
+        }
         for dpid, sync in self.syncs.items():
             connect(sync, self.switches[dpid])
         self.discover(0.0)
@@ -106,16 +137,21 @@ class Dc:
             for port_no, frame in probe_frames(dpid, sync.ports.values()):
                 far = self.fabric.peers[(dpid, port_no)]
                 verdict = self.switches[far[0]].process(
-                    in_port=far[1], eth_type=ETH_TYPE_LLDP, eth_dst=NEAREST_BRIDGE,
-                    eth_src="02:00:00:00:00:01")
+                    in_port=far[1],
+                    eth_type=ETH_TYPE_LLDP,
+                    eth_dst=NEAREST_BRIDGE,
+                    eth_src="02:00:00:00:00:01",
+                )
                 assert verdict.outputs == [ofp.OFPP_CONTROLLER]
                 self.topology.add_link(parse_probe(frame), P(*far), now)
 
     def program(self, *bindings: VmBinding, rr=()) -> dict[int, list]:
         """Plans and reconciles every switch; returns the flow and meter mods sent, per dpid."""
         self.plan = plan_vm_flows(bindings, self.topology.routes(), set(rr))
-        sent = {dpid: flow_mods(answer(sync, self.switches[dpid], sync.resync()))
-                for dpid, sync in self.syncs.items()}
+        sent = {
+            dpid: flow_mods(answer(sync, self.switches[dpid], sync.resync()))
+            for dpid, sync in self.syncs.items()
+        }
         for fake in self.switches.values():
             assert not fake.errors
         return sent
@@ -146,7 +182,7 @@ def test_vm_to_vm_in_one_vlan_across_edges_arrives_untagged_at_its_port_only():
     assert dc.send(a.port, **tcp(a, b)) == [(EDGE2, 2)]
     assert dc.send(b.port, **tcp(b, a)) == [(EDGE1, 1)]
     # Between switches the frame is tagged with the VM's VLAN.
-    (port, on_trunk), = dc.switches[EDGE1].process(in_port=1, **tcp(a, b)).frames
+    ((port, on_trunk),) = dc.switches[EDGE1].process(in_port=1, **tcp(a, b)).frames
     assert port == UPLINK and on_trunk["vlan_vid"] == ofp.OFPVID_PRESENT | 100
 
 
@@ -182,9 +218,9 @@ def test_same_port_vms_reach_each_other_only_through_the_reflective_relay_hairpi
 
 def test_other_vlans_and_other_tenants_are_not_delivered():
     dc = Dc()
-    a = vm(1, P(EDGE1, 1))                 # web, VLAN 100
-    other_vlan = vm(2, P(EDGE2, 1), 101)   # web, VLAN 101
-    red = vm(3, P(EDGE2, 2), 200, DB)      # another tenant
+    a = vm(1, P(EDGE1, 1))  # web, VLAN 100
+    other_vlan = vm(2, P(EDGE2, 1), 101)  # web, VLAN 101
+    red = vm(3, P(EDGE2, 2), 200, DB)  # another tenant
     dc.program(a, other_vlan, red)
     assert dc.send(a.port, **tcp(a, other_vlan)) == []
     assert dc.send(a.port, **tcp(a, red)) == []
@@ -278,11 +314,11 @@ def test_pcp_and_dscp_are_marked_at_admission():
     dc = Dc()
     marked, a = vm(1, P(EDGE2, 1), prof=MARKED), vm(2, P(EDGE1, 1))
     dc.program(marked, a)
-    (_, on_trunk), = dc.switches[EDGE2].process(in_port=1, **tcp(marked, a)).frames
+    ((_, on_trunk),) = dc.switches[EDGE2].process(in_port=1, **tcp(marked, a)).frames
     assert (on_trunk["vlan_pcp"], on_trunk["ip_dscp"]) == (1, 8)
-    (_, on_trunk), = dc.switches[EDGE2].process(in_port=1, **arp(marked, a.entries[0].mac)).frames
+    ((_, on_trunk),) = dc.switches[EDGE2].process(in_port=1, **arp(marked, a.entries[0].mac)).frames
     assert on_trunk["vlan_pcp"] == 1 and "ip_dscp" not in on_trunk
-    (_, unmarked), = dc.switches[EDGE1].process(in_port=1, **tcp(a, marked)).frames
+    ((_, unmarked),) = dc.switches[EDGE1].process(in_port=1, **tcp(a, marked)).frames
     assert "ip_dscp" not in unmarked and unmarked["vlan_pcp"] == 0
 
 
@@ -299,8 +335,12 @@ def test_a_changed_rate_modifies_the_meter_and_stale_vm_meters_are_deleted():
     assert dc.switches[EDGE1].meters[vm_meter_id(1)].bands[0].rate == 20000
     # A leftover VM meter (an earlier run) goes; a meter below the VM range is not ours to judge.
     edge1 = dc.switches[EDGE1]
-    edge1.apply([ofmsg.meter_mod(ofp.OFPMC_ADD, VM_METER_BASE + 77, MeterSpec.kbps(1, 1)),
-                 ofmsg.meter_mod(ofp.OFPMC_ADD, 7, MeterSpec.pktps(1, 1))])
+    edge1.apply(
+        [
+            ofmsg.meter_mod(ofp.OFPMC_ADD, VM_METER_BASE + 77, MeterSpec.kbps(1, 1)),
+            ofmsg.meter_mod(ofp.OFPMC_ADD, 7, MeterSpec.pktps(1, 1)),
+        ]
+    )
     dc.program(vm(1, P(EDGE1, 1), prof=faster))
     assert set(edge1.meters) == {Meter.PUNT, 7, vm_meter_id(1)}
 
@@ -373,8 +413,12 @@ def test_a_prepared_binding_forwards_nothing_but_has_its_meter_and_acls_ready():
     ready = {wire(f) for f in dc.flows_of(EDGE1, mine)}
     # Associating adds admission and forwarding; what was prepared stays as it is.
     sent = dc.program(vm(1, P(EDGE1, 1)), b)
-    assert all(m.command == ofp.OFPFC_ADD for msgs in sent.values() for m in msgs
-               if isinstance(m, parser.OFPFlowMod) and m.cookie == mine)
+    assert all(
+        m.command == ofp.OFPFC_ADD
+        for msgs in sent.values()
+        for m in msgs
+        if isinstance(m, parser.OFPFlowMod) and m.cookie == mine
+    )
     assert ready <= {wire(f) for f in dc.flows_of(EDGE1, mine)}
     assert not [m for msgs in sent.values() for m in msgs if isinstance(m, parser.OFPMeterMod)]
     assert dc.send(prepared.port, **tcp(prepared, b)) == [(EDGE2, 1)]
@@ -388,14 +432,20 @@ def test_removing_a_binding_leaves_every_other_flow_byte_identical():
     others = {cookie(CookieKind.VSI, handle) for handle in (2, 3, 4)}
 
     def snapshot():
-        return {dpid: sorted(wire(f) for f in fake.flows if f.cookie in others)
-                for dpid, fake in dc.switches.items()}
+        return {
+            dpid: sorted(wire(f) for f in fake.flows if f.cookie in others)
+            for dpid, fake in dc.switches.items()
+        }
 
     before = snapshot()
     sent = dc.program(b, c, d, rr={a.port})
     assert snapshot() == before
-    assert not [m for msgs in sent.values() for m in msgs
-                if isinstance(m, parser.OFPFlowMod) and m.cookie in others]
+    assert not [
+        m
+        for msgs in sent.values()
+        for m in msgs
+        if isinstance(m, parser.OFPFlowMod) and m.cookie in others
+    ]
     gone = cookie(CookieKind.VSI, 1)
     assert all(not dc.flows_of(dpid, gone) for dpid in dc.switches)
     assert vm_meter_id(1) not in dc.switches[EDGE1].meters
@@ -410,8 +460,9 @@ def test_removing_a_binding_leaves_every_other_flow_byte_identical():
 
 def test_reconnecting_to_a_switch_in_sync_sends_nothing():
     dc = Dc()
-    dc.program(vm(1, P(EDGE1, 1)), vm(2, P(EDGE1, 1), prof=MARKED), vm(3, P(EDGE2, 1)),
-               rr={P(EDGE1, 1)})
+    dc.program(
+        vm(1, P(EDGE1, 1)), vm(2, P(EDGE1, 1), prof=MARKED), vm(3, P(EDGE2, 1)), rr={P(EDGE1, 1)}
+    )
     for dpid, fake in dc.switches.items():
         sync = SwitchSync(dpid, DEFAULT_TRUNK_PATTERNS, dc._flows, dc._meters)
         assert flow_mods(connect(sync, fake)) == []
@@ -419,14 +470,20 @@ def test_reconnecting_to_a_switch_in_sync_sends_nothing():
 
 # the plan itself ----------------------------------------------------------------------------
 def _some_bindings():
-    return [vm(1, P(EDGE1, 1)), vm(2, P(EDGE1, 1), prof=MARKED), vm(3, P(EDGE2, 1), prof=SSH_ONLY),
-            vm(4, P(EDGE2, 2), 200, DB), vm(5, P(EDGE1, 2), state=BindingState.PREPARED)]
+    return [
+        vm(1, P(EDGE1, 1)),
+        vm(2, P(EDGE1, 1), prof=MARKED),
+        vm(3, P(EDGE2, 1), prof=SSH_ONLY),
+        vm(4, P(EDGE2, 2), 200, DB),
+        vm(5, P(EDGE1, 2), state=BindingState.PREPARED),
+    ]
 
 
 def _canonical(plan):
     """os-ken instructions compare by identity; their JSON (FlowEntry.body) by content."""
-    return {dpid: ([(f.key, f.cookie, f.body) for f in p.flows], p.meters)
-            for dpid, p in plan.items()}
+    return {
+        dpid: ([(f.key, f.cookie, f.body) for f in p.flows], p.meters) for dpid, p in plan.items()
+    }
 
 
 def test_the_plan_is_sorted_unique_and_independent_of_binding_order():
@@ -434,15 +491,19 @@ def test_the_plan_is_sorted_unique_and_independent_of_binding_order():
     bindings = _some_bindings()
     plan = plan_vm_flows(bindings, dc.topology.routes(), {P(EDGE1, 1)})
     assert _canonical(plan) == _canonical(
-        plan_vm_flows(reversed(bindings), dc.topology.routes(), {P(EDGE1, 1)}))
+        plan_vm_flows(reversed(bindings), dc.topology.routes(), {P(EDGE1, 1)})
+    )
     assert sorted(plan) == [EDGE1, EDGE2, AGG]
     for switch_plan in plan.values():
         keys = [f.key for f in switch_plan.flows]
         assert len(keys) == len(set(keys))
         assert [(f.table_id, -f.priority) for f in switch_plan.flows] == sorted(
-            (f.table_id, -f.priority) for f in switch_plan.flows)
-        assert all(cookie_kind(f.cookie) in (CookieKind.VSI, CookieKind.VLAN, CookieKind.LINK)
-                   for f in switch_plan.flows)
+            (f.table_id, -f.priority) for f in switch_plan.flows
+        )
+        assert all(
+            cookie_kind(f.cookie) in (CookieKind.VSI, CookieKind.VLAN, CookieKind.LINK)
+            for f in switch_plan.flows
+        )
 
 
 def test_every_flow_of_a_vm_carries_its_handle_and_shared_flows_their_vid():
@@ -457,10 +518,13 @@ def test_every_flow_of_a_vm_carries_its_handle_and_shared_flows_their_vid():
             elif kind is CookieKind.LINK:  # the edges' way up to agg1
                 assert f.priority == Priority.DEFAULT_UP and owner == UPLINK
                 assert f.body == ofmsg.canonical_instructions(
-                    (ofmsg.apply_actions(ofmsg.output(UPLINK)),))
+                    (ofmsg.apply_actions(ofmsg.output(UPLINK)),)
+                )
             else:
                 assert kind is CookieKind.VLAN and f.priority in (
-                    Priority.VLAN_FLOOD, Priority.VLAN_FLOOD_HAIRPIN)
+                    Priority.VLAN_FLOOD,
+                    Priority.VLAN_FLOOD_HAIRPIN,
+                )
                 assert dict(f.match)["vlan_vid"] == ofp.OFPVID_PRESENT | owner
 
 
@@ -468,11 +532,13 @@ def test_an_edge_holds_its_own_vms_and_one_way_up_the_root_holds_every_vm():
     topology = Dc().topology.routes()
     many = [vm(h, P(EDGE1 if h % 2 else EDGE2, 1 + h % 4 // 2)) for h in range(1, 41)]
     plan = plan_vm_flows(many, topology, set())
-    unicast = {dpid: sum(f.priority == Priority.VM_UNICAST for f in plan[dpid].flows)
-               for dpid in plan}
+    unicast = {
+        dpid: sum(f.priority == Priority.VM_UNICAST for f in plan[dpid].flows) for dpid in plan
+    }
     assert unicast == {EDGE1: 20, EDGE2: 20, AGG: 40}
-    assert [sum(f.priority == Priority.DEFAULT_UP for f in plan[d].flows)
-            for d in (EDGE1, EDGE2, AGG)] == [1, 1, 0]
+    assert [
+        sum(f.priority == Priority.DEFAULT_UP for f in plan[d].flows) for d in (EDGE1, EDGE2, AGG)
+    ] == [1, 1, 0]
 
 
 def _count(plan, dpid, handle):
@@ -488,7 +554,7 @@ def test_flow_count_of_one_vm_matches_the_documented_formula():
     # none on edge2, which reaches it through its default up
     assert (_count(plan, EDGE1, 1), _count(plan, AGG, 1), _count(plan, EDGE2, 1)) == (7, 1, 0)
     plan = plan_vm_flows([web], topology.routes(), {web.port})
-    assert _count(plan, EDGE1, 1) == 8   # + the egress permit's hairpin variant
+    assert _count(plan, EDGE1, 1) == 8  # + the egress permit's hairpin variant
     # DSCP marking triples admission; PREPARED keeps only the ACLs.
     marked = plan_vm_flows([vm(2, P(EDGE1, 1), prof=MARKED)], topology.routes(), set())
     assert _count(marked, EDGE1, 2) == 6 + 1 + 1 + 1
@@ -506,8 +572,9 @@ def test_bindings_that_break_the_contract_are_refused():
     with pytest.raises(ValueError, match=mac(1)):
         plan_vm_flows([a, twin], topology.routes(), set())
     with pytest.raises(ValueError, match="twice"):
-        plan_vm_flows([vm(3, P(EDGE1, 1), entries=(MacVid(mac(3), 100),) * 2)], topology.routes(),
-                      set())
+        plan_vm_flows(
+            [vm(3, P(EDGE1, 1), entries=(MacVid(mac(3), 100),) * 2)], topology.routes(), set()
+        )
     # A migration: the destination is prepared while the source forwards, same MAC.
     prepared_twin = VmBinding(2, a.vsi_id, P(EDGE2, 1), a.entries, WEB, BindingState.PREPARED)
     assert plan_vm_flows([a, prepared_twin], topology.routes(), set())
@@ -526,19 +593,39 @@ def test_switches_without_links_get_only_their_local_flows():
 
 
 def test_acl_rules_map_to_openflow_matches():
-    rule = AclRule("permit", eth_src=MacMatch.parse("02:00:00:00:00:01"),
-                   eth_dst=MacMatch.parse("02:00:00:00:00:00/ff:ff:ff:00:00:00"),
-                   ipv4_src=ipaddress.IPv4Network("10.30.0.0/16"),
-                   ipv4_dst=ipaddress.IPv4Network("10.40.1.7/32"), ip_proto=17, tp_src=1024,
-                   tp_dst=53)
+    rule = AclRule(
+        "permit",
+        eth_src=MacMatch.parse("02:00:00:00:00:01"),
+        eth_dst=MacMatch.parse("02:00:00:00:00:00/ff:ff:ff:00:00:00"),
+        ipv4_src=ipaddress.IPv4Network("10.30.0.0/16"),
+        ipv4_dst=ipaddress.IPv4Network("10.40.1.7/32"),
+        ip_proto=17,
+        tp_src=1024,
+        tp_dst=53,
+    )
     assert acl_match(rule) == {
-        "eth_src": "02:00:00:00:00:01", "eth_dst": ("02:00:00:00:00:00", "ff:ff:ff:00:00:00"),
-        "eth_type": IPV4, "ipv4_src": ("10.30.0.0", "255.255.0.0"), "ipv4_dst": "10.40.1.7",
-        "ip_proto": 17, "udp_src": 1024, "udp_dst": 53}
-    v6 = AclRule("deny", ipv6_dst=ipaddress.IPv6Network("2001:db8::/32"),
-                 ipv6_src=ipaddress.IPv6Network("::/0"), ip_proto=TCP, tp_dst=22)
-    assert acl_match(v6) == {"eth_type": IPV6, "ipv6_dst": ("2001:db8::", "ffff:ffff::"),
-                             "ip_proto": TCP, "tcp_dst": 22}
+        "eth_src": "02:00:00:00:00:01",
+        "eth_dst": ("02:00:00:00:00:00", "ff:ff:ff:00:00:00"),
+        "eth_type": IPV4,
+        "ipv4_src": ("10.30.0.0", "255.255.0.0"),
+        "ipv4_dst": "10.40.1.7",
+        "ip_proto": 17,
+        "udp_src": 1024,
+        "udp_dst": 53,
+    }
+    v6 = AclRule(
+        "deny",
+        ipv6_dst=ipaddress.IPv6Network("2001:db8::/32"),
+        ipv6_src=ipaddress.IPv6Network("::/0"),
+        ip_proto=TCP,
+        tp_dst=22,
+    )
+    assert acl_match(v6) == {
+        "eth_type": IPV6,
+        "ipv6_dst": ("2001:db8::", "ffff:ffff::"),
+        "ip_proto": TCP,
+        "tcp_dst": 22,
+    }
     assert acl_match(AclRule("deny")) == {}
 
 
@@ -554,8 +641,10 @@ def test_every_flow_we_install_is_ours():
     dc = Dc(cross=True)
     dc.program(*_some_bindings(), rr={P(EDGE1, 1)})
     for fake in dc.switches.values():
-        assert all(f.cookie & COOKIE_MASK_APP == cookie(CookieKind.BASE) & COOKIE_MASK_APP
-                   for f in fake.flows)
+        assert all(
+            f.cookie & COOKIE_MASK_APP == cookie(CookieKind.BASE) & COOKIE_MASK_APP
+            for f in fake.flows
+        )
 
 
 # any set of bindings --------------------------------------------------------------------------
@@ -566,9 +655,16 @@ fabrics = {cross: Dc(cross) for cross in (False, True)}
 @st.composite
 def scenarios(draw):
     count = draw(st.integers(1, 6))
-    bindings = [vm(handle, draw(st.sampled_from(SERVER_PORTS)), draw(st.sampled_from((100, 101))),
-                   prof=profile(), state=draw(st.sampled_from(BindingState)))
-                for handle in range(1, count + 1)]
+    bindings = [
+        vm(
+            handle,
+            draw(st.sampled_from(SERVER_PORTS)),
+            draw(st.sampled_from((100, 101))),
+            prof=profile(),
+            state=draw(st.sampled_from(BindingState)),
+        )
+        for handle in range(1, count + 1)
+    ]
     rr = draw(st.sets(st.sampled_from(SERVER_PORTS)))
     return draw(st.booleans()), bindings, rr
 
@@ -586,10 +682,19 @@ def test_any_bindings_get_exactly_the_connectivity_the_rules_promise(scenario):
         for dst in bindings:
             if dst is src:
                 continue
-            reaches = src.forwarding and dst in peers and (
-                src.port != dst.port or src.port in rr)
+            reaches = src.forwarding and dst in peers and (src.port != dst.port or src.port in rr)
             assert dc.send(src.port, **tcp(src, dst)) == (
-                [(dst.port.dpid, dst.port.port_no)] if reaches else [])
-        expected = sorted({(b.port.dpid, b.port.port_no) for b in peers
-                           if b.port != src.port or src.port in rr}) if src.forwarding else []
+                [(dst.port.dpid, dst.port.port_no)] if reaches else []
+            )
+        expected = (
+            sorted(
+                {
+                    (b.port.dpid, b.port.port_no)
+                    for b in peers
+                    if b.port != src.port or src.port in rr
+                }
+            )
+            if src.forwarding
+            else []
+        )
         assert dc.send(src.port, **arp(src)) == expected
