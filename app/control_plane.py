@@ -134,6 +134,7 @@ class ControlPlane:
         self._rr_granted: set[PortRef] = set()
         self._agreed: set[PortRef] = set()
         self._restored_rr: set[PortRef] = set()
+        self._restored_switches: set[int] = set()  # with restored VSIs, not yet ready again
         self._rr_applied: frozenset[PortRef] = frozenset()  # what the flows and store have
         self._rr_dirty = False
         # What the next save writes.
@@ -166,10 +167,17 @@ class ControlPlane:
             reaction.extend(self._topology_changed())
         return reaction.extend(self._rr_changed())
 
-    def switch_ready(self, dpid: int) -> Reaction:
+    def switch_ready(self, dpid: int, now: float) -> Reaction:
         """The switch holds our punt flows now: it probes its trunks, so its links to the
         switches connected already are found at once rather than at the next probe round (a
-        neighbour that connects later probes toward it when it is ready)."""
+        neighbour that connects later probes toward it when it is ready). The first time after
+        a restart, the restored VSIs behind it get a full keep-alive period from now: their
+        stations could not be heard while it was away, however long reconciling took."""
+        if dpid in self._restored_switches:
+            self._restored_switches.discard(dpid)
+            self.bridge.restart_timers(
+                [PortRef(dpid, port_no) for port_no in self.switches.ports(dpid)], now
+            )
         return Reaction(packets=self._probes([dpid]))
 
     def switch_gone(self, dpid: int, now: float) -> Reaction:
@@ -405,6 +413,7 @@ class ControlPlane:
         for a_dpid, a_port, b_dpid, b_port in intent.get("links", []):
             self.topology.add_link(PortRef(a_dpid, a_port), PortRef(b_dpid, b_port), now)
         self._restored_rr = {PortRef(*ref) for ref in intent.get("rr_ports", [])}
+        self._restored_switches = {record["port"][0] for record in intent.get("vsis", [])}
         self._rr_applied = frozenset(self._restored_rr)
         self.programmer.set_routes(self.topology.routes())
         self.programmer.set_rr_ports(self._rr_applied)

@@ -106,7 +106,7 @@ class FabricControl:
         if sync is None or sync.purpose(xid) != "barrier":
             return []  # the barrier of a batch no response waits for
         sync.on_barrier()
-        out = self.react(self.control.switch_ready(dpid), now)
+        out = self.react(self.control.switch_ready(dpid, now), now)
         # The server ports down at connect time: no port status will say so (app/faults).
         down = sorted(p.name for p in sync.ports.values() if p.role is PortRole.SERVER and not p.up)
         self._event_log.emit(

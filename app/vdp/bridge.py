@@ -50,6 +50,7 @@ import heapq
 import itertools
 import math
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import Enum
 
@@ -578,6 +579,14 @@ class VdpBridge:
         )
         self._sync(vsi_id, outcome)
         return outcome
+
+    def restart_timers(self, ports: Iterable[PortRef], now: float) -> None:
+        """The keep-alive timers of the VSIs attached at ``ports`` start again at ``now`` (a
+        restored VSI whose switch has only now been reconciled: its station was not heard)."""
+        for port in ports:
+            for vsi_id in self._vsis_at.get(port, ()):
+                att = self._vsis[vsi_id].attachments[port]
+                self._refresh(vsi_id, att, now, att.timeout)
 
     def update_profiles(self, database, now: float) -> Outcome:
         """A new VSI type database: attachments of changed types take the new profile (their

@@ -315,6 +315,24 @@ def test_a_restarted_controller_takes_back_its_intent_and_changes_no_flow():
     ]
 
 
+def test_restored_vsis_keep_alive_from_when_their_switch_is_ready_again():
+    bed = Bed()
+    for dpid in (EDGE1, EDGE2):
+        bed.station_hello(dpid, 1)
+    bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A)
+    bed.request(EDGE2, 1, VdpTlvType.ASSOCIATE, UUID_B, VM_B)
+    restarted = ControlPlane(EventLog(), VdpBridge(Authorizer(lambda: load_policies(POLICIES))))
+    restarted.restore(bed.plane.intent(), load_policies(POLICIES), 50.0)
+    timeout = 17.45  # RKA 20 both sides: ((1 + 2R) * 2^RTE + 2^RKA) * 10 us * 1.5
+    for dpid, sync in bed.syncs.items():
+        restarted.switch_ports(dpid, sync.name, sync.ports, 50.0)
+    restarted.switch_ready(EDGE1, 60.0)  # reconciling edge1 took 10 s; edge2 is not back yet
+    restarted.tick(50.0 + timeout + 1)
+    assert [b.vsi_id for b in restarted.bridge.bindings()] == [VsiId.from_uuid(UUID_A)]
+    restarted.tick(60.0 + timeout + 1)
+    assert restarted.bridge.bindings() == []
+
+
 def test_a_type_unknown_here_is_asked_of_the_vm_manager_and_the_request_replayed():
     import dataclasses
 
