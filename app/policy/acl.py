@@ -76,12 +76,13 @@ class MacMatch:
 
 def parse_eth_type(value) -> int:
     """An EtherType number or one of the names in ETH_TYPE_NAMES."""
-    return ETH_TYPE_NAMES.get(value, value) if isinstance(value, str) else value
+    # A name it lacks stays as given: AclRule refuses it with its own message.
+    return ETH_TYPE_NAMES[value] if isinstance(value, str) and value in ETH_TYPE_NAMES else value
 
 
 def parse_ip_proto(value) -> int:
     """An IP protocol number or one of the names in IP_PROTO_NAMES."""
-    return IP_PROTO_NAMES.get(value, value) if isinstance(value, str) else value
+    return IP_PROTO_NAMES[value] if isinstance(value, str) and value in IP_PROTO_NAMES else value
 
 
 @dataclass(frozen=True)

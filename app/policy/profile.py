@@ -103,7 +103,8 @@ class Limits:
             if getattr(self, name) is not None:
                 check_range(name, getattr(self, name), 1, 0xFFFF, "a VM count")
         if (
-            None not in (self.max_per_port, self.max_per_switch)
+            self.max_per_port is not None
+            and self.max_per_switch is not None
             and self.max_per_port > self.max_per_switch
         ):
             raise PolicyError(

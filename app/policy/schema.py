@@ -9,6 +9,7 @@ import ipaddress
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -212,7 +213,7 @@ def _profile(document: _Document, node: Node, field: str) -> VsiTypeProfile:
 
 def _vlans(document: _Document, node: Node, field: str) -> frozenset[int]:
     """VLAN IDs and ``first-last`` ranges."""
-    vids = set()
+    vids: set[int] = set()
     for index, item in enumerate(document.sequence(node, field)):
         path = f"{field}[{index}]"
         value = document.scalar(item, path)
@@ -247,7 +248,8 @@ def _acl(document: _Document, node: Node | None, field: str) -> tuple[AclRule, .
 
 def _rule(document: _Document, node: Node, field: str) -> AclRule:
     children = document.mapping(node, field, RULE_KEYS, ("action",))
-    fields: dict[str, object] = {"action": document.text(children["action"], f"{field}.action")}
+    # Any: each key's value has the type its AclRule field takes (checked there).
+    fields: dict[str, Any] = {"action": document.text(children["action"], f"{field}.action")}
     for key, child in children.items():
         path = f"{field}.{key}"
         with document.at(child, path):
