@@ -98,11 +98,5 @@ class BindingIndex:
             return list(ports.get(PortRef(dpid, port_no), {}).values())
         return [b for bindings in ports.values() for b in bindings.values()]
 
-    def get(self, handle: int) -> VmBinding | None:
-        return self._by_handle.get(handle)
-
     def __iter__(self) -> Iterator[VmBinding]:
         return iter(self._by_handle.values())
-
-    def __len__(self) -> int:
-        return len(self._by_handle)
