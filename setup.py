@@ -25,6 +25,8 @@ setup(
             "ruff>=0.17.6,<0.18",
             "mypy>=2.4,<2.5",
             "types-PyYAML>=6",
+            # tests/unit/test_rest_fuzz.py: the REST API against docs/openapi.yaml (4.x API).
+            "schemathesis>=4.32,<5",
         ],
     },
     entry_points={

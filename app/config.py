@@ -2,12 +2,25 @@
 
 import dataclasses
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import yaml
 
 from app.fabric.ports import DEFAULT_TRUNK_PATTERNS
+from app.policy.errors import PolicyError
+from app.policy.profile import parse_vlans
 from app.session.evb_negotiation import BridgeEvbConfig
+from app.vcenter.credentials import Credential, CredentialError
+from app.vcenter.destinations import DestinationRefused, parse_allow_entry, parse_target
+from app.vdp.admission import (
+    ADMISSION_MODES,
+    MAX_PER_PORT,
+    MAX_PER_SWITCH,
+    TYPE_ONLY,
+    AdmissionPolicy,
+)
+from app.vdp.port_tenants import PortTenantRule
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 ADMIN = "*"  # the tenant of an API token that sees and changes everything
@@ -19,6 +32,11 @@ EVB_TIMERS = {
     "evb_rte": ("rte", 0, 31, "ECP retransmission exponent, 10 us * 2^n"),
     "evb_rwd": ("rwd", 0, 31, "VDP resource wait delay exponent, 10 us * 2^n"),
     "evb_rka": ("rka", 0, 31, "VDP keep-alive exponent, 10 us * 2^n"),
+    # The most a station may raise each one to (the bridge's own value if that is higher).
+    "evb_max_r": ("max_r", 0, 7, "most ECP retries a station may ask for"),
+    "evb_max_rte": ("max_rte", 0, 31, "highest ECP retransmission exponent a station may ask for"),
+    "evb_max_rwd": ("max_rwd", 0, 31, "highest resource wait delay exponent a station may ask for"),
+    "evb_max_rka": ("max_rka", 0, 31, "highest keep-alive exponent a station may ask for"),
 }
 
 
@@ -42,19 +60,70 @@ class ApiToken:
 @dataclass(frozen=True)
 class Settings:
     of_port: int = 6653
-    of_listen_host: str = "0.0.0.0"
+    # Whoever reaches the OpenFlow port can claim to be a switch: loopback unless switches
+    # elsewhere must connect (then with TLS and an allow-list, docs/security.md).
+    of_listen_host: str = "127.0.0.1"
+    # TLS on the OpenFlow port: the controller's key and certificate, and the CA that signs the
+    # switches' certificates (a switch without one is refused). All three or none.
+    of_tls_privkey: str = ""
+    of_tls_cert: str = ""
+    of_tls_ca_certs: str = ""
+    # The dpids that may connect; empty: any.
+    of_allowed_dpids: tuple[int, ...] = ()
     rest_listen: str = "127.0.0.1:8080"
     policies_dir: str = "policies"
     db_path: str = "var/evb-nms.db"
     log_level: str = "INFO"
     trunk_ports: tuple[str, ...] = DEFAULT_TRUNK_PATTERNS
     canary_interval: float = 5.0
+    # VLAN pools (docs/security.md): tenant -> the VLANs its profiles may use; pools assigned
+    # over the API replace these per tenant. A tenant without a pool takes only VLANs in no
+    # pool, or none with vlan_pools_required. And how many VSI types a tenant may hold.
+    vlan_pools: Mapping[str, frozenset[int]] = dataclasses.field(default_factory=dict)
+    vlan_pools_required: bool = False
+    max_profiles_per_tenant: int = 256
+    # VDP admission (docs/security.md, ownership): "type-only" admits a VM by its VSI type (a
+    # registered VM must still match its registration), "registered-only" only the VMs the VM
+    # manager registered, with their type and MACs; per tenant: tenant -> mode.
+    vdp_admission: str = TYPE_ONLY
+    vdp_admission_by_tenant: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # VSIs (Pre-Associates included) per server port and per switch, of every type.
+    max_vsis_per_port: int = MAX_PER_PORT
+    max_vsis_per_switch: int = MAX_PER_SWITCH
+    # Which tenants may associate VMs on which server ports: rules {switch, port, tenants}
+    # with shell patterns on the names; a port no rule matches admits every tenant.
+    port_tenants: tuple[PortTenantRule, ...] = ()
     # No tokens: the REST API is open to whoever reaches rest_listen (127.0.0.1 by default).
+    # More tokens come from api_tokens_file and the environment (app/rest/tokens.py); SIGHUP
+    # re-reads both files.
     api_tokens: tuple[ApiToken, ...] = ()
+    api_tokens_file: str = ""
+    # Without it, a rest_listen address other than loopback with no token refuses to start.
+    insecure_open_api: bool = False
+    # TLS on the REST API: the server's certificate (chain) and key, both PEM; both or none.
+    rest_tls_cert: str = ""
+    rest_tls_key: str = ""
+    # The REST server's bounds (app/rest/server.py): requests answered at once, open
+    # connections, seconds for a whole request to arrive and for the answer.
+    rest_workers: int = 8
+    rest_max_connections: int = 1024
+    rest_read_timeout: float = 10.0
+    rest_handler_timeout: float = 30.0
     # The VM manager: asked about unknown VSI types, told of associations. "" = none.
     vcenter_url: str = ""
     vcenter_timeout: float = 1.0
     vcenter_ttl: float = 60.0
+    # Credentials toward the VM manager, as files read at each use (rewrite to rotate); unset,
+    # the environment variables VCENTER_TOKEN_ENV / VCENTER_SECRET_ENV. The token goes as
+    # "Authorization: Bearer" on the lookups; the secret signs the notifications.
+    vcenter_token_file: str = ""
+    vcenter_secret_file: str = ""
+    # Fault subscriptions (webhooks): where they may go (app/vcenter/destinations.py: "public",
+    # networks, addresses, host names), how many each tenant holds, the shared delivery pool.
+    webhook_allow: tuple[str, ...] = ("public",)
+    subscription_quota: int = 20
+    webhook_workers: int = 4
+    webhook_queue: int = 10000
     # The bridge's EVB timers. Each station and the bridge agree on the larger of their values,
     # so the bridge decides how often a station refreshes its VSIs: lldpad sends one VSI per ECP
     # PDU, one PDU per 10us*2^RTE (164 ms), so at RKA 20 (10.5 s) a station keeps at most ~64
@@ -63,12 +132,33 @@ class Settings:
     evb_rte: int = BridgeEvbConfig.rte
     evb_rwd: int = BridgeEvbConfig.rwd
     evb_rka: int = 23
+    # Station-chosen timers are clamped to these (docs/evb-timers.md): at most a keep-alive
+    # timeout of about 8.5 minutes, whatever a station asks for.
+    evb_max_r: int = BridgeEvbConfig.max_r
+    evb_max_rte: int = BridgeEvbConfig.max_rte
+    evb_max_rwd: int = BridgeEvbConfig.max_rwd
+    evb_max_rka: int = BridgeEvbConfig.max_rka
+    # VDPDUs waiting for a station's ACKs per port; beyond, dropped and counted (ecp.overflow).
+    ecp_queue_limit: int = BridgeEvbConfig.ecp_queue_limit
+    # The events table: events older than this many days, and beyond this many rows, are deleted.
+    event_retention_days: float = 30.0
+    event_retention_rows: int = 500_000
 
     @property
     def evb_config(self) -> BridgeEvbConfig:
         """The bridge's side of the EVB TLV (the LLDP timing stays at its defaults)."""
         return BridgeEvbConfig(
-            **{field: getattr(self, name) for name, (field, *_) in EVB_TIMERS.items()}
+            **{field: getattr(self, name) for name, (field, *_) in EVB_TIMERS.items()},
+            ecp_queue_limit=self.ecp_queue_limit,
+        )
+
+    @property
+    def admission(self) -> AdmissionPolicy:
+        return AdmissionPolicy(
+            self.vdp_admission,
+            dict(self.vdp_admission_by_tenant),
+            self.max_vsis_per_port,
+            self.max_vsis_per_switch,
         )
 
     @property
@@ -79,6 +169,8 @@ class Settings:
     def validated(self) -> "Settings":
         _check_port("of_port", self.of_port)
         _check_host("of_listen_host", self.of_listen_host)
+        _check_of_tls(self)
+        _check_dpids(self.of_allowed_dpids)
         host, sep, port = self.rest_listen.rpartition(":")
         if not sep or not port.isdigit():
             raise ConfigError(f"rest_listen: expected HOST:PORT, got {self.rest_listen!r}")
@@ -102,7 +194,10 @@ class Settings:
             raise ConfigError(
                 f"canary_interval: expected 0.5 to 3600 seconds, got {self.canary_interval}"
             )
-        _check_tokens(self.api_tokens)
+        check_tokens(self.api_tokens)
+        _check_rest(self)
+        _check_tenancy(self)
+        _check_admission(self)
         if not isinstance(self.vcenter_url, str) or (
             self.vcenter_url and not self.vcenter_url.startswith(("http://", "https://"))
         ):
@@ -117,13 +212,191 @@ class Settings:
                 or not low <= value <= high
             ):
                 raise ConfigError(f"{name}: expected {low} to {high} seconds, got {value!r}")
+        _check_webhooks(self)
         for name, (_, low, high, what) in EVB_TIMERS.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ConfigError(
                     f"{name}: expected an integer {low}-{high} ({what}), got {value!r}"
                 )
+        _check_bounds(self)
         return self
+
+
+OF_TLS = ("of_tls_privkey", "of_tls_cert", "of_tls_ca_certs")
+DPID_MAX = 2**64 - 1
+
+
+def _check_of_tls(settings: "Settings") -> None:
+    values = [getattr(settings, name) for name in OF_TLS]
+    for name, value in zip(OF_TLS, values, strict=True):
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}: expected a file path or nothing, got {value!r}")
+    if any(values) and not all(values):
+        raise ConfigError(
+            "of_tls_privkey, of_tls_cert, of_tls_ca_certs: give all three or none "
+            "(without the CA certificates the switches' certificates would not be checked)"
+        )
+
+
+def parse_dpid(text) -> int:
+    """A dpid as an integer, or as hex text: 16 digits (as events name switches), with colons,
+    or 0x-prefixed."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    if isinstance(text, str):
+        digits = text.strip().lower().replace(":", "").removeprefix("0x")
+        if digits and len(digits) <= 16 and all(c in "0123456789abcdef" for c in digits):
+            return int(digits, 16)
+    raise ConfigError(
+        f"of_allowed_dpids: expected a dpid (an integer or up to 16 hex digits), got {text!r}"
+    )
+
+
+def _check_dpids(dpids) -> None:
+    if not isinstance(dpids, tuple) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= DPID_MAX for d in dpids
+    ):
+        raise ConfigError(f"of_allowed_dpids: expected a list of 64-bit dpids, got {dpids!r}")
+
+
+VCENTER_TOKEN_ENV = "EVB_NMS_VCENTER_TOKEN"
+VCENTER_SECRET_ENV = "EVB_NMS_VCENTER_SECRET"
+WEBHOOK_LIMITS = {
+    "subscription_quota": (1, 10000, "subscriptions per tenant"),
+    "webhook_workers": (1, 64, "delivery threads"),
+    "webhook_queue": (10, 1_000_000, "notifications queued"),
+}
+
+
+def _check_webhooks(settings: "Settings") -> None:
+    if not isinstance(settings.webhook_allow, tuple) or not settings.webhook_allow:
+        raise ConfigError("webhook_allow: expected a non-empty list (public, networks, hosts)")
+    for index, entry in enumerate(settings.webhook_allow):
+        try:
+            parse_allow_entry(entry)
+        except ValueError as err:
+            raise ConfigError(f"webhook_allow[{index}]: {err}") from None
+    if isinstance(settings.vcenter_url, str) and settings.vcenter_url:
+        try:
+            parse_target(settings.vcenter_url)
+        except DestinationRefused as err:
+            raise ConfigError(f"vcenter_url: {err}") from None
+    for name, (low, high, what) in WEBHOOK_LIMITS.items():
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"{name}: expected {low} to {high} {what}, got {value!r}")
+    for name in ("vcenter_token_file", "vcenter_secret_file"):
+        path = getattr(settings, name)
+        if not isinstance(path, str):
+            raise ConfigError(f"{name}: expected a file path or nothing, got {path!r}")
+        try:
+            Credential(path).get()
+        except CredentialError as err:
+            raise ConfigError(f"{name}: {err}") from None
+
+
+def _check_admission(settings: "Settings") -> None:
+    modes = f"one of {', '.join(ADMISSION_MODES)}"
+    if settings.vdp_admission not in ADMISSION_MODES:
+        raise ConfigError(f"vdp_admission: expected {modes}, got {settings.vdp_admission!r}")
+    if not isinstance(settings.vdp_admission_by_tenant, Mapping):
+        raise ConfigError("vdp_admission_by_tenant: expected a mapping of tenant -> mode")
+    for tenant, mode in settings.vdp_admission_by_tenant.items():
+        if not isinstance(tenant, str) or not tenant.strip() or len(tenant) > TENANT_MAX:
+            raise ConfigError(
+                f"vdp_admission_by_tenant: expected tenant names of 1-{TENANT_MAX} characters"
+            )
+        if mode not in ADMISSION_MODES:
+            raise ConfigError(f"vdp_admission_by_tenant.{tenant}: expected {modes}, got {mode!r}")
+    for name in ("max_vsis_per_port", "max_vsis_per_switch"):
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
+            raise ConfigError(f"{name}: expected 1 to 1000000 VSIs, got {value!r}")
+    for index, rule in enumerate(settings.port_tenants):
+        if not isinstance(rule, PortTenantRule):
+            raise ConfigError(
+                f"port_tenants[{index}]: expected {{switch: PATTERN, port: PATTERN, "
+                f"tenants: [NAME, ...]}}"
+            )
+
+
+def _port_tenants(path: str, value) -> tuple[PortTenantRule, ...]:
+    """port_tenants as the file writes it: a list of {switch, port, tenants} mappings."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{path}: port_tenants: expected a list of {{switch, port, tenants}}")
+    rules = []
+    for index, item in enumerate(value):
+        where = f"{path}: port_tenants[{index}]"
+        if not isinstance(item, dict) or set(item) != {"switch", "port", "tenants"}:
+            raise ConfigError(f"{where}: expected exactly the keys switch, port and tenants")
+        if not all(isinstance(item[key], str) and item[key] for key in ("switch", "port")):
+            raise ConfigError(f"{where}: switch and port: expected name patterns like edge1-s*")
+        tenants = item["tenants"]
+        if not isinstance(tenants, list) or not all(
+            isinstance(t, str) and t.strip() and len(t) <= TENANT_MAX for t in tenants
+        ):
+            raise ConfigError(f"{where}.tenants: expected a list of tenant names")
+        rules.append(PortTenantRule(item["switch"], item["port"], frozenset(tenants)))
+    return tuple(rules)
+
+
+def _check_tenancy(settings: "Settings") -> None:
+    """vlan_pools as load_file gives it (tenant -> VLAN IDs), no VLAN in two pools."""
+    owners: dict[int, str] = {}
+    if not isinstance(settings.vlan_pools, Mapping):
+        raise ConfigError("vlan_pools: expected a mapping of tenant -> VLAN list")
+    for tenant, vids in settings.vlan_pools.items():
+        if not isinstance(tenant, str) or not tenant.strip() or len(tenant) > TENANT_MAX:
+            raise ConfigError(f"vlan_pools: expected tenant names of 1-{TENANT_MAX} characters")
+        if not isinstance(vids, frozenset) or not all(
+            isinstance(vid, int) and not isinstance(vid, bool) and 1 <= vid <= 4094 for vid in vids
+        ):
+            raise ConfigError(f"vlan_pools.{tenant}: expected VLAN IDs 1-4094")
+        for vid in sorted(vids):
+            other = owners.setdefault(vid, tenant)
+            if other != tenant:
+                raise ConfigError(
+                    f"vlan_pools.{tenant}: VLAN {vid} is in the pool of {other} too; "
+                    f"a VLAN belongs to one tenant"
+                )
+    if not isinstance(settings.vlan_pools_required, bool):
+        raise ConfigError(
+            f"vlan_pools_required: expected true or false, got {settings.vlan_pools_required!r}"
+        )
+    quota = settings.max_profiles_per_tenant
+    if isinstance(quota, bool) or not isinstance(quota, int) or not 1 <= quota <= 100_000:
+        raise ConfigError(f"max_profiles_per_tenant: expected 1 to 100000, got {quota!r}")
+
+
+def _vlan_pools(path: str, value) -> dict[str, frozenset[int]]:
+    """vlan_pools as the file writes it: tenant: [100, "110-119"]."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: vlan_pools: expected a mapping of tenant: [VLANs]")
+    pools = {}
+    for tenant, items in value.items():
+        try:
+            pools[str(tenant)] = parse_vlans(items)
+        except PolicyError as err:
+            raise ConfigError(
+                f"{path}: vlan_pools.{tenant}{err.field or ''}: {err.message}"
+            ) from None
+    return pools
+
+
+def _check_bounds(settings: Settings) -> None:
+    for name, low, high, what in (
+        ("ecp_queue_limit", 1, 1_000_000, "PDUs"),
+        ("event_retention_days", 0.01, 3650, "days"),
+        ("event_retention_rows", 1000, 100_000_000, "rows"),
+    ):
+        value = getattr(settings, name)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (float, int) if what == "days" else int)
+            or not low <= value <= high
+        ):
+            raise ConfigError(f"{name}: expected {low} to {high} {what}, got {value!r}")
 
 
 def _check_port(name: str, value) -> None:
@@ -131,10 +404,35 @@ def _check_port(name: str, value) -> None:
         raise ConfigError(f"{name}: expected a TCP port 1-65535, got {value!r}")
 
 
-def _check_tokens(tokens) -> None:
+def _check_rest(settings: Settings) -> None:
+    for name in ("api_tokens_file", "rest_tls_cert", "rest_tls_key"):
+        if not isinstance(getattr(settings, name), str):
+            raise ConfigError(f"{name}: expected a file path or nothing")
+    if bool(settings.rest_tls_cert) != bool(settings.rest_tls_key):
+        raise ConfigError("rest_tls_cert, rest_tls_key: give both or none")
+    if not isinstance(settings.insecure_open_api, bool):
+        raise ConfigError(
+            f"insecure_open_api: expected true or false, got {settings.insecure_open_api!r}"
+        )
+    for name, low, high, what in (
+        ("rest_workers", 1, 256, "threads"),
+        ("rest_max_connections", 16, 60_000, "connections"),
+        ("rest_read_timeout", 0.1, 300, "seconds"),
+        ("rest_handler_timeout", 0.1, 3600, "seconds"),
+    ):
+        value = getattr(settings, name)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (float, int) if what == "seconds" else int)
+            or not low <= value <= high
+        ):
+            raise ConfigError(f"{name}: expected {low} to {high} {what}, got {value!r}")
+
+
+def check_tokens(tokens, name: str = "api_tokens") -> None:
     seen = set()
     for index, entry in enumerate(tokens):
-        where = f"api_tokens[{index}]"
+        where = f"{name}[{index}]"
         if not isinstance(entry, ApiToken):
             raise ConfigError(f"{where}: expected {{token: TEXT, tenant: NAME or '{ADMIN}'}}")
         if (
@@ -160,7 +458,7 @@ def _check_tokens(tokens) -> None:
             )
 
 
-def _tokens(path: str, value) -> tuple[ApiToken, ...]:
+def parse_tokens(path: str, value) -> tuple[ApiToken, ...]:
     """api_tokens as the file writes it: a list of {token, tenant} mappings."""
     if not isinstance(value, list):
         raise ConfigError(f"{path}: api_tokens: expected a list of {{token, tenant}} mappings")
@@ -214,7 +512,19 @@ def load_file(path: str) -> dict:
                 raise ConfigError(f"{path}: trunk_ports: expected a list of patterns")
             value = tuple(value)
         elif name == "api_tokens":
-            value = _tokens(path, value)
+            value = parse_tokens(path, value)
+        elif name == "vlan_pools":
+            value = _vlan_pools(path, value)
+        elif name == "port_tenants":
+            value = _port_tenants(path, value)
+        elif name == "webhook_allow":
+            if not isinstance(value, list):
+                raise ConfigError(f"{path}: webhook_allow: expected a list")
+            value = tuple(value)
+        elif name == "of_allowed_dpids":
+            if not isinstance(value, list):
+                raise ConfigError(f"{path}: of_allowed_dpids: expected a list of dpids")
+            value = tuple(parse_dpid(item) for item in value)
         values[name] = value
     return values
 

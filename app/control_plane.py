@@ -36,6 +36,7 @@ from app.fabric.ports import Port, PortRef, PortRole
 from app.fabric.switch_directory import SwitchDirectory
 from app.faults.alarms import VmPlace
 from app.flows.programmer import FlowProgrammer
+from app.refusal_events import RefusalSummary
 from app.session.evb_negotiation import BridgeEvbConfig
 from app.session.port_session import PortSession, SessionOutput
 from app.store.base import IntentChanges, vsi_key
@@ -101,10 +102,12 @@ class ControlPlane:
         evb_config: BridgeEvbConfig = BridgeEvbConfig(),
         save: Callable[[IntentChanges], None] = lambda changes: None,
         first_sequence: Callable[[], int] = lambda: random.randrange(1, 0x10000),
+        locations: LocationHistory | None = None,
     ):
         """`save` persists what changed in the intent (see IntentChanges) before any station
         hears of the change; `first_sequence` picks each new port session's first ECP sequence
-        number (random, so a restarted controller's first PDU is not taken for a duplicate)."""
+        number (random, so a restarted controller's first PDU is not taken for a duplicate);
+        `locations`: the VSIs' location history, with its store (a fresh one if None)."""
         self.event_log = event_log
         self.bridge = bridge
         self.evb_config = evb_config
@@ -113,7 +116,7 @@ class ControlPlane:
         self.topology = Topology()
         self.programmer = FlowProgrammer()
         self.switches = SwitchDirectory()
-        self.locations = LocationHistory()
+        self.locations = locations if locations is not None else LocationHistory()
         self._sessions: dict[int, dict[int, PortSession]] = {}  # dpid -> port_no -> session
         # Session wake-ups: (deadline, tie-break, port), and the one deadline each port is
         # scheduled for, so a busy port does not fill the heap.
@@ -126,6 +129,7 @@ class ControlPlane:
             lambda: collections.defaultdict(collections.Counter)
         )
         self._last_drop_event: dict[PortRef, float] = {}
+        self.refusals = RefusalSummary()  # a flood of refusals is summed up, not one row each
         self._tickets = itertools.count(1)
         self._held: dict[int, _Held] = {}
         self._next_probe = 0.0
@@ -199,10 +203,13 @@ class ControlPlane:
         """One punted frame, all the way: `receive` and then `process`."""
         return self.receive(dpid, port, data, now).extend(self.process(now))
 
-    def receive(self, dpid: int, port: Port, data: bytes, now: float) -> Reaction:
+    def receive(
+        self, dpid: int, port: Port, data: bytes, now: float, acked: bool = False
+    ) -> Reaction:
         """A punted frame as far as its port session: what goes back at once (the ECP ACK,
         LLDP, link changes). The VDP requests it carried wait for `process`, so the shim sends
-        the ACK before any VDP work and requests arriving together are planned together."""
+        the ACK before any VDP work and requests arriving together are planned together.
+        ``acked``: the shim has sent the ECP ACK already, before the frame was queued."""
         counters = self._counters[dpid][port.name]
         ref = PortRef(dpid, port.number)
         try:
@@ -227,7 +234,7 @@ class ControlPlane:
             counters["ignored_on_trunk"] += 1
             return Reaction()
         session = self._session(ref, port)
-        out = session.on_frame(frame, now)
+        out = session.on_frame(frame, now, acked)
         reaction = self._session_output(session, out)
         if out.vdp and len(self._pending) + len(out.vdp) > PENDING_LIMIT:
             counters["vdp_overload"] += len(out.vdp)  # acknowledged: the station will resend
@@ -294,6 +301,8 @@ class ControlPlane:
                 continue
             reaction.extend(self._session_output(session, session.tick(now)))
         reaction.extend(self._apply(self.bridge.expire(now), now))
+        for kind, fields in self.refusals.due(now):
+            self._emit(kind, fields)
         if now >= self._next_probe:
             self._next_probe = now + links.PROBE_INTERVAL
             reaction.packets += self._probes(self.switches.dpids())
@@ -314,7 +323,8 @@ class ControlPlane:
     # the VDP outcome -> flows -> responses --------------------------------------------------
     def _apply(self, outcome: Outcome, now: float) -> Reaction:
         for kind, fields in outcome.events:
-            self._emit(kind, fields)
+            if kind != "vsi.refused" or self.refusals.admit(fields, now):
+                self._emit(kind, fields)
         self._dirty_vsis |= outcome.dirty
         sends = outcome.responses + outcome.unsolicited
         if not outcome.changes:
@@ -592,7 +602,17 @@ class ControlPlane:
         }
         level = (
             logging.WARNING
-            if kind.endswith(("refused", "failed", "expired", "gave_up"))
+            if kind.endswith(
+                (
+                    "refused",
+                    "refused_summary",
+                    "failed",
+                    "expired",
+                    "gave_up",
+                    "overflow",
+                    "clamped",
+                )
+            )
             else logging.INFO
         )
         self.event_log.emit(

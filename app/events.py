@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from app.logfmt import quote_value
+
 LOG = logging.getLogger("evb_nms.events")
 
 
@@ -27,12 +29,13 @@ class Event:
         return asdict(self)
 
     def as_line(self) -> str:
+        """One line whatever the values hold: they are quoted where needed (app/logfmt.py)."""
         parts = [f"event={self.kind}"]
         if self.switch:
-            parts.append(f"switch={self.switch}")
+            parts.append(f"switch={quote_value(self.switch)}")
         if self.port:
-            parts.append(f"port={self.port}")
-        parts.extend(f"{key}={value}" for key, value in self.detail.items())
+            parts.append(f"port={quote_value(self.port)}")
+        parts.extend(f"{key}={quote_value(value)}" for key, value in self.detail.items())
         return " ".join(parts)
 
 

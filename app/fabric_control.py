@@ -21,6 +21,8 @@ from typing import Any
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
+from app.codec.builders import build_ecp_ack
+from app.codec.frame import ecp_request_sequence
 from app.control_plane import ControlPlane, Reaction
 from app.fabric.batches import BatchTracker
 from app.fabric.multipart import MultipartCollector
@@ -157,14 +159,32 @@ class FabricControl:
         ]
 
     # stations and timers --------------------------------------------------------------------
-    def receive(self, dpid: int, port_no: int, data: bytes, now: float) -> Out:
+    def receive(self, dpid: int, port_no: int, data: bytes, now: float, acked: bool = False) -> Out:
         """A punted frame: what goes back at once (ECP ACK, LLDP); its VDP requests wait for
-        `process`, so requests that arrive together are planned together."""
+        `process`, so requests that arrive together are planned together. ``acked``: its ECP
+        ACK is out already (`ecp_ack`)."""
         sync = self._syncs.get(dpid)
         port = sync.ports.get(port_no) if sync else None
         if port is None:
             return []
-        return self.react(self.control.receive(dpid, port, data, now), now)
+        return self.react(self.control.receive(dpid, port, data, now, acked), now)
+
+    def ecp_ack(self, dpid: int, port_no: int, data: bytes) -> Out:
+        """The ACK of a station's ECP request, sent by the shim as the frame arrives, so that it
+        never waits behind VDP work: a late ACK makes the station retransmit and give up (ECP's
+        timer is 164 ms at lldpad's RTE 14). Called WITHOUT the lock, from os-ken's event
+        thread: it only looks up a switch and a port (single dict reads of immutable Ports) and
+        builds a frame from the request's headers; the session counts the ACK when the worker
+        hands it the frame (`receive(..., acked=True)`). Its xid comes from the one xid space
+        all the same (`Xids.stamp` is a single next() on an itertools.count, atomic)."""
+        sync = self._syncs.get(dpid)
+        port = sync.ports.get(port_no) if sync else None
+        if port is None or port.role is not PortRole.SERVER:
+            return []
+        sequence = ecp_request_sequence(data)
+        if sequence is None:
+            return []
+        return self._to(dpid, [ofmsg.packet_out(port_no, build_ecp_ack(port.hw_addr, sequence))])
 
     def process(self, now: float) -> Out:
         return self.react(self.control.process(now), now)

@@ -45,7 +45,12 @@ def main(argv=None):
     work = Path(tempfile.mkdtemp(prefix="bench-faults-"))
     latency = {"port_down": [], "port_up": [], "switch_down": [], "switch_up": []}
     with (
-        ControllerProcess(work, of_port=free_port(), rest_port=free_port()) as ctl,
+        ControllerProcess(
+            work,
+            of_port=free_port(),
+            rest_port=free_port(),
+            extra_args=["--webhook-allow", "127.0.0.0/8"],  # the sink is on loopback
+        ) as ctl,
         datacenter(controller_port=ctl.of_port) as dc,
         WebhookSink() as sink,
     ):

@@ -180,7 +180,8 @@ def parse_args(argv=None):
     p.add_argument(
         "--py-spy",
         metavar="FILE",
-        help="record the controller with py-spy during the association phase "
+        help="record the controller with py-spy during the association phase (and, with "
+        "--restart, its successor's reconciliation in FILE-restart) "
         "(.svg flame graph, .txt collapsed stacks, .json speedscope)",
     )
     p.add_argument(
@@ -638,7 +639,13 @@ async def _restart(fabric: Fabric, controller, extra, args, rest, adopt) -> dict
     await loop.run_in_executor(None, new.start, args.setup_timeout)
     t_listen = fabric.clock()
     report["listening_s"] = round(t_listen - t_spawn, 3)
+    spy = None
+    if args.py_spy:  # reconciliation: from listening to every switch ready
+        path = Path(args.py_spy)
+        spy = PySpy(new.proc.pid, str(path.with_stem(path.stem + "-restart")), args.py_spy_idle)
     ok = await fabric.wait_for(fabric.all_ready, args.setup_timeout)
+    if spy:
+        spy.stop()
     ready = [sw for sw in fabric.switches if sw.ready and sw.t_ready > t_spawn]
     report["switches_reconciled"] = len(ready)
     report["switches"] = len(fabric.switches)

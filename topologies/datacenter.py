@@ -171,6 +171,11 @@ class Datacenter:
         self._stations.append(station)
         return station
 
+    def release_vsis(self):
+        """Every station de-associates the VSIs it holds (its VMs stop)."""
+        for station in self._stations:
+            station.release_vsis()
+
     def stop_stations(self):
         for station in self._stations:
             station.stop()

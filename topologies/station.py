@@ -14,7 +14,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from topologies.shell import in_host, run
+from topologies.shell import CommandError, in_host, run
 
 _CONFIG = """\
 dcbx : {{ version = "1.0"; dcbx_version = 2; }};
@@ -202,6 +202,25 @@ class Station:
         """The status octet of every bridge response lldpad logged, oldest first (bits: 0x20
         KEEP, 0x10 HARD, low nibble the VDP error code; the response bit is not logged)."""
         return [int(m.group(1), 16) for m in _BRIDGE_STATUS.finditer(self.log())]
+
+    def release_vsis(self):
+        """De-associates every VSI the station holds, as lldpad does for libvirt when its VMs
+        stop: the bridge refuses a VSI ID elsewhere while a station keeps it alive. Best
+        effort: a station whose lldpad or link is gone leaves its VSIs to time out."""
+        try:
+            for vsi in self.query(timeout=3):
+                if vsi.get("mode") != "deassoc" and {"mgrid2", "typeid", "typeidver"} <= set(vsi):
+                    self.vdp(
+                        "deassoc",
+                        vsi["mgrid2"],
+                        vsi["typeid"],
+                        vsi["typeidver"],
+                        vsi["uuid"],
+                        filters=[vsi["filter"]] if vsi.get("filter") else (),
+                        timeout=3,
+                    )
+        except (CommandError, subprocess.TimeoutExpired):
+            pass
 
     def query(self, timeout=10, uuid=None):
         """The station's VSIs as dicts (mode, mgrid2, typeid, typeidver, uuid, hints, filter);

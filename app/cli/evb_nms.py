@@ -6,12 +6,24 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 
-from app.config import ConfigError, Settings, build_settings, load_file
+from app.config import (
+    VCENTER_SECRET_ENV,
+    VCENTER_TOKEN_ENV,
+    ConfigError,
+    Settings,
+    build_settings,
+    load_file,
+    parse_dpid,
+)
+from app.logfmt import OneLineFormatter
 from app.policy.errors import PolicyError
 from app.policy.loader import load_policies
 from app.registry.errors import RegistryError
+from app.rest.listener import check_exposure, tls_context
+from app.rest.tokens import TokenSource, gather_tokens
 from app.session.evb_negotiation import bridge_keepalive_timeout, evb_duration
 from app.store.sqlite_store import StoreError
 
@@ -41,13 +53,55 @@ def parse_args(argv):
     parser.add_argument(
         "--of-listen-host",
         metavar="ADDR",
-        help=f"OpenFlow listen address (default {defaults.of_listen_host})",
+        help=f"OpenFlow listen address (default {defaults.of_listen_host}); whoever reaches "
+        f"it can claim to be a switch: listen elsewhere only with TLS and --of-allow-dpid",
+    )
+    parser.add_argument(
+        "--of-tls-privkey",
+        metavar="FILE",
+        help="the controller's private key (PEM): with --of-tls-cert and --of-tls-ca-certs, "
+        "the OpenFlow port speaks TLS only (switches: ssl:HOST:PORT)",
+    )
+    parser.add_argument("--of-tls-cert", metavar="FILE", help="the controller's certificate (PEM)")
+    parser.add_argument(
+        "--of-tls-ca-certs",
+        metavar="FILE",
+        help="CA certificates (PEM) a switch's certificate must be signed by; others are "
+        "refused (scripts/of-pki.sh issues them)",
+    )
+    parser.add_argument(
+        "--of-allow-dpid",
+        action="append",
+        dest="of_allowed_dpids",
+        type=_dpid,
+        metavar="DPID",
+        help="a dpid that may connect (16 hex digits, or with colons or 0x); repeat for "
+        "several; default: any",
     )
     parser.add_argument(
         "--rest-listen",
         metavar="HOST:PORT",
-        help=f"REST API listen address (default {defaults.rest_listen})",
+        help=f"REST API listen address (default {defaults.rest_listen}); beyond loopback it "
+        f"needs an API token (or --insecure-open-api)",
     )
+    parser.add_argument(
+        "--insecure-open-api",
+        action="store_true",
+        default=None,
+        help="serve the REST API without tokens on an address other hosts reach: every "
+        "caller there is admin",
+    )
+    parser.add_argument(
+        "--api-tokens-file",
+        metavar="FILE",
+        help="YAML list of {token, tenant} (tenant '*': admin), not readable by other "
+        "users; added to api_tokens and $EVB_NMS_API_TOKENS (TENANT:TOKEN ...); SIGHUP "
+        "re-reads it and the config file's api_tokens",
+    )
+    parser.add_argument(
+        "--rest-tls-cert", metavar="FILE", help="serve the REST API over TLS: certificate (PEM)"
+    )
+    parser.add_argument("--rest-tls-key", metavar="FILE", help="... and its private key (PEM)")
     parser.add_argument(
         "--policies-dir",
         metavar="DIR",
@@ -99,6 +153,70 @@ def parse_args(argv):
         metavar="SECONDS",
         help=f"how long the VM manager's answers are cached (default {defaults.vcenter_ttl})",
     )
+    parser.add_argument(
+        "--vcenter-token-file",
+        metavar="FILE",
+        help="bearer token sent on every lookup to the VM manager, read at each use (default: "
+        f"the environment variable {VCENTER_TOKEN_ENV}, else none)",
+    )
+    parser.add_argument(
+        "--vcenter-secret-file",
+        metavar="FILE",
+        help="secret that signs the notifications to the VM manager (X-EVB-Signature), read at "
+        f"each use (default: the environment variable {VCENTER_SECRET_ENV}, else unsigned)",
+    )
+    parser.add_argument(
+        "--webhook-allow",
+        action="append",
+        dest="webhook_allow",
+        metavar="ENTRY",
+        help="where fault subscriptions may POST: 'public' (any globally routable address), "
+        "a network or address (10.1.0.0/16), a host name (doctor.example.com, *.example.com); "
+        f"repeat for several (default {' '.join(defaults.webhook_allow)}); loopback, "
+        "link-local and private addresses only when listed",
+    )
+    parser.add_argument(
+        "--subscription-quota",
+        type=int,
+        metavar="N",
+        help=f"fault subscriptions per tenant (default {defaults.subscription_quota})",
+    )
+    parser.add_argument(
+        "--vlan-pools-required",
+        action="store_true",
+        default=None,
+        help="a tenant without a VLAN pool (vlan_pools in --config, or assigned over the API) "
+        "gets no VLAN; default: it takes VLANs that are in no pool (docs/security.md)",
+    )
+    parser.add_argument(
+        "--max-profiles-per-tenant",
+        type=int,
+        metavar="N",
+        help=f"VSI types a tenant may hold, from every source (default "
+        f"{defaults.max_profiles_per_tenant})",
+    )
+    parser.add_argument(
+        "--vdp-admission",
+        choices=("type-only", "registered-only"),
+        help="type-only: a VM is admitted by its VSI type (a registered VM must match its "
+        "registration); registered-only: only VMs the VM manager registered, with their type "
+        f"and MACs (default {defaults.vdp_admission}; per tenant: vdp_admission_by_tenant "
+        "in --config; docs/security.md)",
+    )
+    parser.add_argument(
+        "--max-vsis-per-port",
+        type=int,
+        metavar="N",
+        help=f"VSIs of every type, Pre-Associates included, per server port (default "
+        f"{defaults.max_vsis_per_port})",
+    )
+    parser.add_argument(
+        "--max-vsis-per-switch",
+        type=int,
+        metavar="N",
+        help=f"VSIs of every type, Pre-Associates included, per switch (default "
+        f"{defaults.max_vsis_per_switch})",
+    )
     evb = parser.add_argument_group(
         "EVB timers",
         "the bridge's values in the EVB TLV; each station agrees on the larger of "
@@ -132,7 +250,39 @@ def parse_args(argv):
         f"; a VSI not refreshed is removed after {_duration(timeout)}). One "
         f"lldpad station keeps at most 2^N * 10 us / 164 ms VSIs alive",
     )
+    for timer in ("r", "rte", "rwd", "rka"):
+        default = getattr(defaults, f"evb_max_{timer}")
+        evb.add_argument(
+            f"--evb-max-{timer}",
+            type=int,
+            metavar="N",
+            help=f"the most a station may raise {timer.upper()} to; higher requests are "
+            f"clamped (default {default})",
+        )
+    evb.add_argument(
+        "--ecp-queue-limit",
+        type=int,
+        metavar="PDUS",
+        help=f"VDPDUs queued per port for a station's ACKs; beyond, dropped and counted "
+        f"(default {defaults.ecp_queue_limit})",
+    )
+    parser.add_argument(
+        "--event-retention-days",
+        type=float,
+        metavar="DAYS",
+        help=f"events older than this are deleted (default {defaults.event_retention_days:g})",
+    )
+    parser.add_argument(
+        "--event-retention-rows",
+        type=int,
+        metavar="ROWS",
+        help=f"events kept at most; the oldest go first (default {defaults.event_retention_rows})",
+    )
     return parser.parse_args(argv)
+
+
+def _dpid(text: str) -> int:
+    return parse_dpid(text)
 
 
 def _duration(seconds: float) -> str:
@@ -142,13 +292,23 @@ def _duration(seconds: float) -> str:
 def settings_from_args(args) -> Settings:
     file_values = load_file(args.config) if args.config else {}
     flags = {k: v for k, v in vars(args).items() if k != "config"}
-    if flags.get("trunk_ports"):
-        flags["trunk_ports"] = tuple(flags["trunk_ports"])
+    for name in ("trunk_ports", "webhook_allow", "of_allowed_dpids"):
+        if flags.get(name):
+            flags[name] = tuple(flags[name])
     return build_settings(file_values, flags)
 
 
 def _stop_on_sigterm(signum, frame):
     raise KeyboardInterrupt
+
+
+def _api_tokens(args, started: Settings):
+    """The REST API's tokens, read again from the config file, the tokens file and the
+    environment (at start and on SIGHUP); refused if they would leave an API open beyond
+    loopback (the listen address is the one started with)."""
+    tokens = gather_tokens(settings_from_args(args), os.environ)
+    check_exposure(started, tokens)
+    return tokens
 
 
 def _check_listen(host: str, port: int, what: str) -> None:
@@ -162,19 +322,39 @@ def _check_listen(host: str, port: int, what: str) -> None:
             raise ConfigError(f"{what}: cannot listen on {host}:{port}: {err.strerror}") from None
 
 
+def _check_of_tls(settings: Settings) -> None:
+    """Loads the key, certificate and CA certificates as os-ken will: a bad file fails the
+    start here, not in os-ken's listener thread."""
+    if not settings.of_tls_privkey:
+        return
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(settings.of_tls_cert, settings.of_tls_privkey)
+    except (OSError, ssl.SSLError) as err:
+        raise ConfigError(f"of_tls_cert, of_tls_privkey: cannot load: {err}") from None
+    try:
+        context.load_verify_locations(settings.of_tls_ca_certs)
+    except (OSError, ssl.SSLError) as err:
+        raise ConfigError(f"of_tls_ca_certs: cannot load: {err}") from None
+
+
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         settings = settings_from_args(args)
         _check_listen(settings.of_listen_host, settings.of_port, "of_port")
+        _check_of_tls(settings)
         _check_listen(*settings.rest_address, "rest_listen")
+        tokens = TokenSource(lambda: _api_tokens(args, settings))
+        tls_context(settings)  # a bad certificate or key fails here
         policies = load_policies(settings.policies_dir)
     except (ConfigError, PolicyError) as err:
         print(f"evb-nms: {err}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    )
+    # One record, one line: names and reasons in messages cannot forge others (app/logfmt.py).
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
 
     # os-ken reads its listen options from oslo.config; import it only now so --help stays fast.
     from os_ken import cfg
@@ -185,13 +365,24 @@ def main(argv=None) -> int:
     if not hasattr(hub.HubThread, "kill"):
         hub.HubThread.kill = hub.kill
 
+    from app.controller import of_listener
     from app.controller.evb_app import EvbApp
 
+    of_listener.install()  # a deadline and a log line for the TLS handshake
     cfg.CONF(args=[], project="os_ken")
     cfg.CONF.set_override("ofp_tcp_listen_port", settings.of_port)
     cfg.CONF.set_override("ofp_listen_host", settings.of_listen_host)
+    if settings.of_tls_privkey:
+        # os-ken then listens with TLS only, on its SSL port; with ca_certs it requires and
+        # verifies the switch's certificate (CERT_REQUIRED), which Settings insists on.
+        cfg.CONF.set_override("ofp_ssl_listen_port", settings.of_port)
+        cfg.CONF.set_override("ctl_privkey", settings.of_tls_privkey)
+        cfg.CONF.set_override("ctl_cert", settings.of_tls_cert)
+        cfg.CONF.set_override("ca_certs", settings.of_tls_ca_certs)
     EvbApp.settings = settings
     EvbApp.policies = policies
+    EvbApp.tokens = tokens
+    signal.signal(signal.SIGHUP, lambda signum, frame: tokens.reload())
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where is it stuck?
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     # Even when started with SIGINT ignored.

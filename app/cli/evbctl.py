@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import re
+import ssl
 import sys
 import time
 import urllib.error
@@ -41,10 +42,15 @@ class Unreachable(Exception):
 class Client:
     """JSON over HTTP with urllib; raises ApiFailure (4xx/5xx) or Unreachable."""
 
-    def __init__(self, url: str, token: str | None, timeout: float = TIMEOUT) -> None:
+    def __init__(
+        self, url: str, token: str | None, timeout: float = TIMEOUT, ca_file: str | None = None
+    ) -> None:
+        """``ca_file``: the CA (or self-signed) certificate an https API's is checked
+        against, instead of the system's."""
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self._tls = ssl.create_default_context(cafile=ca_file) if ca_file else None
 
     def call(self, method: str, path: str, body=None, query: dict | None = None):
         query = {k: v for k, v in (query or {}).items() if v is not None}
@@ -60,7 +66,9 @@ class Client:
             request.data = json.dumps(body).encode()
             request.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(
+                request, timeout=self.timeout, context=self._tls
+            ) as response:
                 return _decode(response.status, response.read())
         except urllib.error.HTTPError as err:
             answer = _decode(err.code, err.read(), failing=True)
@@ -474,7 +482,8 @@ def subscription_add(client, args):
     answer = client.call("POST", "/v1/subscriptions", body)
     return answer, (
         f"subscription {answer['id']} added: {answer['url']} gets "
-        f"{_cell(_kinds(answer['kinds']))} alarms"
+        f"{_cell(_kinds(answer['kinds']))} alarms\n"
+        f"signing secret (shown this once, docs/faults.md): {answer['secret']}"
     )
 
 
@@ -499,6 +508,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--token",
         default=os.environ.get("EVBCTL_TOKEN"),
         help="API token (env EVBCTL_TOKEN, which keeps it out of the process list)",
+    )
+    parser.add_argument(
+        "--ca-file",
+        default=os.environ.get("EVBCTL_CA_FILE"),
+        metavar="PEM",
+        help="for an https URL: the certificate(s) to trust, e.g. the API's self-signed one "
+        "(env EVBCTL_CA_FILE; default: the system's CAs)",
     )
     parser.add_argument("--json", action="store_true", help="print the API's JSON answer")
     nouns = parser.add_subparsers(dest="noun", required=True, metavar="NOUN")
@@ -644,7 +660,7 @@ def main(argv=None) -> int:
     if url.scheme not in ("http", "https") or not url.netloc:
         print(f"evbctl: --url: expected http://HOST:PORT, got {args.url!r}", file=sys.stderr)
         return EXIT_USAGE
-    client = Client(args.url, args.token)
+    client = Client(args.url, args.token, ca_file=args.ca_file)
     try:
         answer, text = args.function(client, args)
     except PolicyError as err:

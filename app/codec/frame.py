@@ -106,6 +106,20 @@ def is_ecp_ack(data: bytes) -> bool:
     return len(data) >= 16 and data[12:14] == _ECP_UNTAGGED and (data[14] >> 2) & 3 == EcpOp.ACK
 
 
+def ecp_request_sequence(data: bytes) -> int | None:
+    """The sequence number of an untagged ECP request of subtype VDP, from the Ethernet and ECP
+    headers alone; None for anything else. ECP acknowledges every request, duplicates and
+    requests with a malformed VDPDU included, so the ACK depends on nothing more: the shim sends
+    it before the frame waits for the worker (app/controller/evb_app.py)."""
+    if len(data) < 18 or data[12:14] != _ECP_UNTAGGED:
+        return None
+    try:
+        pdu = decode_ecpdu(decode_ethernet(data).payload)
+    except CodecError:
+        return None
+    return pdu.sequence if pdu.op == EcpOp.REQUEST and pdu.subtype == SUBTYPE_VDP else None
+
+
 def encode_evb_frame(frame: EvbFrame) -> bytes:
     if isinstance(frame, LldpFrame):
         ethertype, payload = ETHERTYPE_LLDP, encode_lldpdu(frame.lldpdu)

@@ -5,9 +5,10 @@ switches and the control plane; what it returns is bound to the switches' datapa
 (app/controller/sender.py). The shim keeps what is os-ken's or a thread's: the datapaths, the
 work queue, the timers, the REST server, and the one lock that serializes the pure logic.
 
-os-ken's threads only queue events: one worker thread takes them in order, in batches, with the
-lock. So a long batch never stalls os-ken's event thread, whose queue (128 events) would
-otherwise fill and stop every switch connection's receive loop, ECP ACKs included. The timer
+os-ken's threads only queue events (and send a station's ECP ACK, which needs no state:
+FabricControl.ecp_ack): one worker thread takes them in order, in batches, with the lock. So a
+long batch never stalls os-ken's event thread, whose queue (128 events) would otherwise fill and
+stop every switch connection's receive loop, ECP ACKs included. The timer
 thread (ECP retransmissions, keep-alive expiry) takes the lock between batches; the REST
 service takes it for its calls.
 """
@@ -15,6 +16,7 @@ service takes it for its calls.
 import functools
 import logging
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +26,7 @@ from os_ken.controller import ofp_event
 from os_ken.controller.handler import (
     CONFIG_DISPATCHER,
     DEAD_DISPATCHER,
+    HANDSHAKE_DISPATCHER,
     MAIN_DISPATCHER,
     set_ev_cls,
 )
@@ -31,25 +34,34 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from app.codec.frame import is_ecp_ack
-from app.config import Settings
+from app.config import VCENTER_SECRET_ENV, VCENTER_TOKEN_ENV, Settings
 from app.control_plane import ControlPlane
 from app.controller.guard import guarded
 from app.controller.nms_service import ControllerService
 from app.controller.sender import send_all
 from app.controller.work import WorkQueues
 from app.events import EventLog
+from app.fabric.connections import Adopt, Probe, Release, Report, SwitchConnections
 from app.fabric_control import FabricControl, Out
 from app.faults.monitor import FaultMonitor
+from app.faults.subscriptions import Subscribers
+from app.flows import flow_stats_wire
 from app.policy.database import VsiTypeDatabase
+from app.registry.pools import VlanPools
 from app.registry.registry import Registry
 from app.rest.api import RestApi
-from app.rest.server import RestServer
+from app.rest.listener import rest_server
+from app.rest.tokens import TokenSource
 from app.store.intent_store import IntentStore
 from app.store.sqlite_store import SqliteStore
 from app.vcenter.client import VcenterClient
-from app.vcenter.notifier import Notifier
+from app.vcenter.credentials import Credential
+from app.vcenter.destinations import DestinationPolicy
+from app.vcenter.notifier import DeliveryPool, Notifier
 from app.vdp.authorizer import Authorizer, lookup_in_database
 from app.vdp.bridge import VdpBridge
+from app.vdp.locations import LocationHistory
+from app.vdp.port_tenants import PortTenants
 
 LOG = logging.getLogger("evb_nms.controller")
 TICK_INTERVAL = 0.02  # ECP retransmissions are due every 10us*2^RTE (164 ms at lldpad's RTE 14)
@@ -74,12 +86,19 @@ class EvbApp(app_manager.OSKenApp):
     # policy files' database: the registry adds the pushed profiles and owns the result.
     settings = Settings()
     policies = VsiTypeDatabase()
+    # The REST API's tokens in force (SIGHUP reloads them); None: settings.api_tokens.
+    tokens: TokenSource | None = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        flow_stats_wire.install()  # switches' flows parsed only as far as reconciling needs
         # Re-entrant: event sinks called with it held ask the control plane again (_vm_places).
         self.lock = threading.RLock()
-        self.store = SqliteStore(self.settings.db_path)
+        self.store = SqliteStore(
+            self.settings.db_path,
+            event_max_age=self.settings.event_retention_days * 86400,
+            event_max_rows=self.settings.event_retention_rows,
+        )
         self.event_log = EventLog()
         self.event_log.add_sink(self.store.append_event)
         self.vcenter, self._lookups_done = None, queue.SimpleQueue()
@@ -90,15 +109,29 @@ class EvbApp(app_manager.OSKenApp):
                 self.settings.vcenter_url,
                 timeout=self.settings.vcenter_timeout,
                 ttl=self.settings.vcenter_ttl,
+                token=Credential(self.settings.vcenter_token_file, VCENTER_TOKEN_ENV).get,
                 on_done=lambda query, _: self._lookups_done.put(query),
+                vet=lambda profile: self.registry.refusal_of_looked_up(profile),
             )
             lookup = self.vcenter.profile_lookup
             self.notifier = Notifier(
                 self.settings.vcenter_url.rstrip("/") + "/v1/notifications",
                 timeout=self.settings.vcenter_timeout,
+                secret=Credential(self.settings.vcenter_secret_file, VCENTER_SECRET_ENV).get,
             )
             self.event_log.add_sink(self.notifier)
-        self.monitor = FaultMonitor(self.event_log, self.store, self._vm_places)
+        self.monitor = FaultMonitor(
+            self.event_log,
+            self.store,
+            self._vm_places,
+            subscribers=Subscribers(
+                destinations=DestinationPolicy(self.settings.webhook_allow),
+                quota=self.settings.subscription_quota,
+                pool=lambda: DeliveryPool(
+                    self.settings.webhook_workers, self.settings.webhook_queue
+                ),
+            ),
+        )
         self.event_log.add_sink(self.monitor)  # the last sink (see app/faults/monitor.py)
         # The registry pushes its changes to the service, which needs the bridge: the bridge
         # asks the registry for the database only once a request arrives.
@@ -107,6 +140,12 @@ class EvbApp(app_manager.OSKenApp):
                 lambda: self.registry.database(),
                 lookup=lookup,
                 maintenance=self._maintenance_reason,
+                policy=self.settings.admission,
+                registrations=lambda: self.registry,
+                port_tenants=PortTenants(
+                    self.settings.port_tenants,
+                    lambda port: self.fabric.control.switches.names(port),
+                ).refusal,
             )
         )
         self.intent_store = IntentStore(self.settings.db_path)
@@ -116,23 +155,43 @@ class EvbApp(app_manager.OSKenApp):
                 bridge,
                 save=self.intent_store.save,
                 evb_config=self.settings.evb_config,
+                locations=LocationHistory(
+                    saved=self.store.locations(), save=self.store.save_locations
+                ),
             ),
             self.settings.trunk_ports,
             record_switch=self._record_switch,
         )
         self._datapaths: dict[int, object] = {}
+        # Which connection speaks for each dpid (app/fabric/connections.py); os-ken's event
+        # thread and the tick thread (its deadlines) ask it under their own lock, never the
+        # logic's.
+        self._connections = SwitchConnections(self.settings.of_allowed_dpids, is_open=_is_open)
+        self._connections_lock = threading.Lock()
+        self.stray_messages = 0  # from connections that do not speak for a dpid: dropped
         self.service = ControllerService(self.fabric, bridge, self.lock, self._send)
-        self.registry = Registry(self.policies, self.store, self.service, emit=self.event_log.emit)
+        self.registry = Registry(
+            self.policies,
+            self.store,
+            self.service,
+            emit=self.event_log.emit,
+            pools=VlanPools(self.settings.vlan_pools, required=self.settings.vlan_pools_required),
+            max_profiles=self.settings.max_profiles_per_tenant,
+        )
         intent = self.intent_store.load()
         if intent:  # before any switch connects: they are reconciled against it, not flushed
             self.fabric.control.restore(intent, self.registry.database(), time.monotonic())
         self._stopping = threading.Event()
         self._work = WorkQueues(WORK_QUEUE)
         self.handler_errors = 0  # exceptions caught by app.controller.guard
-        self.rest = RestServer(
-            *self.settings.rest_address,
+        self.rest = rest_server(
+            self.settings,
             RestApi(
-                self.service, self.registry, self.store, self.monitor, self.settings.api_tokens
+                self.service,
+                self.registry,
+                self.store,
+                self.monitor,
+                self.tokens or self.settings.api_tokens,
             ).wsgi,
         )
 
@@ -188,59 +247,123 @@ class EvbApp(app_manager.OSKenApp):
         self._work.put_event(call)
 
     # OpenFlow events ----------------------------------------------------------------------
+    # connections -------------------------------------------------------------------------
+    def _dpid_of(self, datapath) -> int | None:
+        """The dpid `datapath` speaks for; None (counted) for any other connection, whose
+        messages are dropped: a refused or waiting duplicate must not act as the switch. (Not
+        datapath.id: os-ken sets it from whatever features reply the peer sent.)"""
+        with self._connections_lock:
+            dpid = self._connections.dpid_of(datapath)
+        if dpid is None:
+            self.stray_messages += 1
+        return dpid
+
+    def _connection_steps(self, decide: Callable[[SwitchConnections, float], list]) -> None:
+        """Carries out what SwitchConnections decides: the routing table and the fabric's
+        events change under its lock, in the order decided; closing and probing (which may
+        wait for a full send queue) happen after."""
+        io = []
+        with self._connections_lock:
+            for step in decide(self._connections, time.monotonic()):
+                if isinstance(step, Adopt):
+                    self._datapaths[step.dpid] = step.conn
+                    self._queue(
+                        functools.partial(self.fabric.switch_connected, step.dpid, step.address)
+                    )
+                elif isinstance(step, Release):
+                    if self._datapaths.get(step.dpid) is step.conn:
+                        del self._datapaths[step.dpid]
+                    self._queue(functools.partial(self.fabric.switch_disconnected, step.dpid))
+                    io.append(step)
+                elif isinstance(step, Report):
+                    self._queue(functools.partial(self._report_connection, step))
+                else:
+                    io.append(step)
+        for step in io:
+            if isinstance(step, Probe):
+                echo = step.conn.ofproto_parser.OFPEchoRequest(step.conn)
+                echo.xid = step.xid
+                step.conn.send_msg(echo)
+            else:
+                _shut(step.conn)
+
+    def _report_connection(self, report: Report, now: float) -> None:
+        """On the worker thread, with the lock: names the switch if it is known."""
+        self.event_log.emit(
+            report.kind,
+            switch=self.fabric.control.switches.name(report.dpid),
+            level=logging.WARNING,
+            dpid=f"{report.dpid:016x}",
+            **report.detail,
+        )
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, HANDSHAKE_DISPATCHER)
+    @guarded
+    def _on_connection(self, ev):
+        self._connection_steps(lambda conns, now: conns.opened(ev.datapath, now))
+
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     @guarded
     def _on_features(self, ev):
-        datapath = ev.msg.datapath
-        # os-ken's own handler sets datapath.id in another thread, maybe not yet: set it first,
-        # the replies to our connect-time requests are routed by it.
-        dpid = datapath.id = ev.msg.datapath_id
+        datapath, dpid = ev.msg.datapath, ev.msg.datapath_id
         address = datapath.address[0] if datapath.address else None
-        self._datapaths[dpid] = datapath
-        self._queue(functools.partial(self.fabric.switch_connected, dpid, address))
+        self._connection_steps(lambda conns, now: conns.connected(dpid, datapath, address, now))
+
+    @set_ev_cls(ofp_event.EventOFPEchoReply, _CONNECTED)
+    @guarded
+    def _on_echo_reply(self, ev):
+        msg = ev.msg
+        self._connection_steps(lambda conns, now: conns.echo_reply(msg.datapath, msg.xid, now))
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     @guarded
     def _on_disconnect(self, ev):
-        dpid = ev.datapath.id
-        if dpid is None or self._datapaths.get(dpid) is not ev.datapath:
-            return  # never connected, or an older connection of a switch that reconnected
-        del self._datapaths[dpid]
-        self._queue(functools.partial(self.fabric.switch_disconnected, dpid))
+        self._connection_steps(lambda conns, now: conns.closed(ev.datapath, now))
 
     @set_ev_cls(_MULTIPART_REPLIES, _CONNECTED)
     @guarded
     def _on_multipart_reply(self, ev):
-        self._queue(functools.partial(self.fabric.multipart_reply, ev.msg.datapath.id, ev.msg))
+        if (dpid := self._dpid_of(ev.msg.datapath)) is not None:
+            self._queue(functools.partial(self.fabric.multipart_reply, dpid, ev.msg))
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, _CONNECTED)
     @guarded
     def _on_barrier(self, ev):
-        self._queue(functools.partial(self.fabric.barrier_reply, ev.msg.datapath.id, ev.msg.xid))
+        if (dpid := self._dpid_of(ev.msg.datapath)) is not None:
+            self._queue(functools.partial(self.fabric.barrier_reply, dpid, ev.msg.xid))
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     @guarded
     def _on_port_status(self, ev):
         msg = ev.msg
-        self._queue(
-            functools.partial(self.fabric.port_status, msg.datapath.id, msg.reason, msg.desc)
-        )
+        if (dpid := self._dpid_of(msg.datapath)) is not None:
+            self._queue(functools.partial(self.fabric.port_status, dpid, msg.reason, msg.desc))
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     @guarded
     def _on_error(self, ev):
         msg = ev.msg
-        self._queue(lambda now: self.fabric.error(msg.datapath.id, msg.xid, msg.type, msg.code))
+        if (dpid := self._dpid_of(msg.datapath)) is not None:
+            self._queue(lambda now: self.fabric.error(dpid, msg.xid, msg.type, msg.code))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     @guarded
     def _on_packet_in(self, ev):
         msg = ev.msg
-        data = bytes(msg.data)
+        if (dpid := self._dpid_of(msg.datapath)) is None:
+            return
+        port_no, data = msg.match.get("in_port"), bytes(msg.data)
         # A station's ACK completes our ECP transmission: behind a backlog of requests it would
         # come late, and ECP would retransmit and give up on a PDU the station has.
-        put = self._work.put_event if is_ecp_ack(data) else self._work.put_frame
-        put(functools.partial(self.fabric.receive, msg.datapath.id, msg.match.get("in_port"), data))
+        if is_ecp_ack(data):
+            self._work.put_event(functools.partial(self.fabric.receive, dpid, port_no, data))
+            return
+        # Likewise our ACK of the station's request leaves now, not after the backlog.
+        ack = self.fabric.ecp_ack(dpid, port_no, data)
+        send_all(self._datapaths, ack)
+        self._work.put_frame(
+            functools.partial(self.fabric.receive, dpid, port_no, data, acked=bool(ack))
+        )
 
     # threads ------------------------------------------------------------------------------
     def _work_loop(self):
@@ -278,6 +401,7 @@ class EvbApp(app_manager.OSKenApp):
         while not self._stopping.wait(TICK_INTERVAL):
             try:
                 self._wake_closed_connections()
+                self._connection_steps(lambda conns, now: conns.expire(now))
                 with self.lock:
                     while not self._lookups_done.empty():
                         query = self._lookups_done.get()
@@ -286,3 +410,16 @@ class EvbApp(app_manager.OSKenApp):
             except Exception:  # the timers must survive any bug in one tick
                 self.handler_errors += 1
                 LOG.exception("control plane tick failed")
+
+
+def _is_open(datapath) -> bool:
+    return datapath.state != DEAD_DISPATCHER and datapath.socket.fileno() != -1
+
+
+def _shut(datapath) -> None:
+    """Ends a connection without waiting: os-ken's receive loop sees the end and reaps it (its
+    close() would post an event to our own queue, which may be full while we run)."""
+    try:
+        datapath.socket.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # closed already

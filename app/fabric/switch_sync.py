@@ -18,7 +18,7 @@ from app.fabric.xids import Xids
 from app.flows import ofmsg
 from app.flows.base_pipeline import CANARY_COOKIE, base_flows, base_meters, is_local_port
 from app.flows.ofmsg import FlowEntry, MeterSpec
-from app.flows.reconcile import reconcile_switch
+from app.flows.reconcile import reconcile_meters, reconcile_switch
 from app.flows.tables import COOKIE_APP, COOKIE_MASK_APP, COOKIE_MASK_OWNER
 
 
@@ -64,7 +64,7 @@ class SwitchSync:
         return base_flows(self.ports.values()) + self._extra_flows(self.dpid)
 
     def desired_meters(self) -> dict[int, MeterSpec]:
-        return {**base_meters(), **self._extra_meters(self.dpid)}
+        return {**base_meters(self.ports.values()), **self._extra_meters(self.dpid)}
 
     # the connect sequence ------------------------------------------------------------------
     def on_features(self) -> list:
@@ -123,17 +123,22 @@ class SwitchSync:
         # Only the base pipeline follows the port list here; the VM flows follow through the
         # control plane (switch_ports), so a port flap costs the ports, not the VMs.
         before = {e.key: e for e in base_flows(self.ports.values())}
+        meters_before = base_meters(self.ports.values())
         if reason == ofp.OFPPR_DELETE:
             port = self.ports.pop(ofp_port.port_no, None) or self._port(ofp_port)
         else:
             port = self.ports[ofp_port.port_no] = self._port(ofp_port)
         after = {e.key: e for e in base_flows(self.ports.values())}
-        msgs = [ofmsg.delete_flow_strict(e) for k, e in before.items() if k not in after]
+        # A new port's punt meter before the flows that name it; a gone port's after its flows.
+        meter_msgs = reconcile_meters(base_meters(self.ports.values()), meters_before)
+        msgs = [m for m in meter_msgs if m.command != ofp.OFPMC_DELETE]
+        msgs += [ofmsg.delete_flow_strict(e) for k, e in before.items() if k not in after]
         msgs += [
             ofmsg.add_flow(e)
             for k, e in after.items()
             if k not in before or before[k].body != e.body
         ]
+        msgs += [m for m in meter_msgs if m.command == ofp.OFPMC_DELETE]
         return port, msgs
 
     def canary_probe(self) -> list:

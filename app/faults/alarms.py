@@ -7,6 +7,8 @@ maintenance, and returns the alarm changes (raised or cleared) for the subscribe
 | event                                   | alarm            | severity | cleared by           |
 |-----------------------------------------|------------------|----------|----------------------|
 | switch.disconnected                     | switch.down      | critical | switch.ready         |
+| switch.duplicate (a second connection   | switch.duplicate | major    | switch.ready (the    |
+|   claimed a connected switch's dpid)    |                  |          | next clean connect)  |
 | port.* of a server port, not up / gone  | port.down        | critical | port.* up            |
 |   or down when its switch is ready      |                  |          | or ready with it up  |
 | link.down                               | link.down        | major    | link.up (same ports) |
@@ -16,6 +18,12 @@ Affected VMs: those forwarding on the switch, on the server port, on either swit
 link (their traffic to other edges crosses it), or the VM itself. An alarm on a server in
 maintenance (port.down, vm.lost) is expected: it is kept and listed, flagged ``maintenance``,
 but not notified.
+
+Bounded, and kept across a restart: the latest RECENT_CLEARED cleared alarms, and at most
+ACTIVE_VM_LOST vm.lost alarms (a VM that never comes back would otherwise hold one forever: the
+oldest is retired, i.e. moved to the cleared ones flagged ``retired``, without a notice, since the
+VM did not come back). ``take_changes`` hands the owner what to write (app/faults/monitor.py);
+``AlarmBook(saved)`` takes it back.
 """
 
 from collections import deque
@@ -27,12 +35,14 @@ from app.events import Event
 
 SEVERITY = {
     "switch.down": "critical",
+    "switch.duplicate": "major",
     "port.down": "critical",
     "link.down": "major",
     "vm.lost": "critical",
 }
 KINDS = frozenset(SEVERITY)
 RECENT_CLEARED = 200  # cleared alarms kept for GET /v1/alarms
+ACTIVE_VM_LOST = 10_000  # vm.lost alarms kept active at most
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,28 @@ class Alarm:
     def active(self) -> bool:
         return self.cleared is None
 
+    @property
+    def key(self) -> str:
+        """Unique among the alarms kept: the same fault may be raised and cleared again."""
+        return f"{self.id}@{self.raised!r}"
+
+    def document(self) -> dict[str, Any]:
+        """Everything, JSON-able, for the store (``from_document`` reads it back)."""
+        return {
+            **{k: getattr(self, k) for k in ("id", "kind", "severity", "switch", "port")},
+            **{k: getattr(self, k) for k in ("reason", "raised", "cleared", "maintenance")},
+            "affected": [vm.as_dict() for vm in self.affected],
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> "Alarm":
+        affected = tuple(
+            VmPlace(vm["vsi_id"], vm["tenant"], vm["switch"], vm["port"], tuple(vm["macs"]))
+            for vm in doc["affected"]
+        )
+        return cls(**{**doc, "affected": affected})
+
     def tenants(self) -> set[str]:
         return {vm.tenant for vm in self.affected}
 
@@ -107,9 +139,33 @@ class Notice:
 
 
 class AlarmBook:
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        saved: Iterable[Alarm] = (),
+        recent_cleared: int = RECENT_CLEARED,
+        active_vm_lost: int = ACTIVE_VM_LOST,
+    ) -> None:
+        """``saved``: the alarms kept before a restart, in any order."""
         self._active: dict[str, Alarm] = {}
-        self._cleared: deque[Alarm] = deque(maxlen=RECENT_CLEARED)
+        self._cleared: deque[Alarm] = deque()
+        self._recent_cleared = recent_cleared
+        self._active_vm_lost = active_vm_lost
+        self._lost: dict[str, None] = {}  # active vm.lost alarm ids, oldest first
+        self._changed: list[Alarm] = []  # raised, cleared or retired since take_changes
+        self._dropped: list[str] = []  # keys of the cleared alarms no longer kept
+        for alarm in sorted(saved, key=lambda a: a.raised if a.active else a.cleared):
+            if alarm.active:
+                self._add_active(alarm)
+            else:
+                self._add_cleared(alarm)
+        self.take_changes()
+
+    def take_changes(self) -> tuple[list[Alarm], list[str]]:
+        """The alarms to write (raised, cleared, retired) and the keys of those to delete,
+        since the last call."""
+        changes = (self._changed, self._dropped)
+        self._changed, self._dropped = [], []
+        return changes
 
     def on_event(
         self, event: Event, vms: Iterable[VmPlace], in_maintenance: set[tuple[str, str]]
@@ -128,9 +184,21 @@ class AlarmBook:
                 [vm for vm in vms if vm.switch == event.switch],
                 in_maintenance,
             )
+        if kind == "switch.duplicate":
+            return self._raise(
+                "switch.duplicate",
+                event,
+                event.switch,
+                None,
+                f"a second OpenFlow connection from {detail.get('address')} claimed switch "
+                f"{event.switch}",
+                [vm for vm in vms if vm.switch == event.switch],
+                in_maintenance,
+            )
         if kind == "switch.ready":
             return [
                 *self._clear(f"switch.down:{event.switch}", event),
+                *self._clear(f"switch.duplicate:{event.switch}", event),
                 *self._reconcile_ports(event, vms, in_maintenance),
             ]
         if kind.startswith("port.") and detail.get("role") == "server":
@@ -252,16 +320,35 @@ class AlarmBook:
             maintenance=maintenance,
             detail={k: v for k, v in detail.items() if v is not None},
         )
-        self._active[alarm_id] = alarm
+        self._add_active(alarm)
         return [Notice(alarm)]
 
     def _clear(self, alarm_id: str, event: Event) -> list[Notice]:
         alarm = self._active.pop(alarm_id, None)
         if alarm is None:
             return []
+        self._lost.pop(alarm_id, None)
         cleared = replace(alarm, cleared=event.ts)
-        self._cleared.append(cleared)
+        self._add_cleared(cleared)
         return [Notice(cleared)]
+
+    def _add_active(self, alarm: Alarm) -> None:
+        self._active[alarm.id] = alarm
+        self._changed.append(alarm)
+        if alarm.kind != "vm.lost":
+            return
+        self._lost[alarm.id] = None
+        while len(self._lost) > self._active_vm_lost:
+            oldest = self._active.pop(next(iter(self._lost)))
+            del self._lost[oldest.id]
+            detail = {**oldest.detail, "retired": f"more than {self._active_vm_lost} VMs lost"}
+            self._add_cleared(replace(oldest, cleared=alarm.raised, detail=detail))
+
+    def _add_cleared(self, alarm: Alarm) -> None:
+        self._cleared.append(alarm)
+        self._changed.append(alarm)
+        while len(self._cleared) > self._recent_cleared:
+            self._dropped.append(self._cleared.popleft().key)
 
 
 def places_of(associations: Iterable[dict[str, Any]]) -> list[VmPlace]:

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from app.events import Event, EventLog
-from app.faults.alarms import AlarmBook, VmPlace
+from app.faults.alarms import Alarm, AlarmBook, VmPlace
 from app.faults.maintenance import Maintenance, MaintenanceRecord, ServerKey
-from app.faults.subscriptions import Subscribers, Subscription, parse_subscription
+from app.faults.subscriptions import Subscribers, Subscription
 from app.registry.errors import NotFound
 
 # Events after which a server in maintenance may have become empty.
@@ -27,7 +27,7 @@ Places = set[tuple[str, str | None]]
 def _affected_places(event: Event) -> Places:
     """Where the VMs an alarm of ``event`` names can be (nothing for most events)."""
     kind = event.kind
-    if kind in ("switch.disconnected", "switch.ready") and event.switch:
+    if kind in ("switch.disconnected", "switch.duplicate", "switch.ready") and event.switch:
         return {(event.switch, None)}
     if kind.startswith("port.") and event.detail.get("role") == "server" and event.switch:
         return {(event.switch, event.port)}
@@ -55,7 +55,8 @@ class FaultMonitor:
         self._vms = vms
         self._clock = clock
         self._lock = threading.Lock()
-        self.book = AlarmBook()
+        # The alarms of before a restart; the book's changes are written after each event.
+        self.book = AlarmBook(Alarm.from_document(doc) for doc in store.alarms())
         self.maintenance = Maintenance(MaintenanceRecord.from_dict(d) for d in store.maintenance())
         self.subscribers = subscribers if subscribers is not None else Subscribers()
         for data in store.subscriptions():
@@ -68,6 +69,9 @@ class FaultMonitor:
         places = self._vms(where) if where else []
         with self._lock:
             notices = self.book.on_event(event, places, self.maintenance.keys())
+            changed, dropped = self.book.take_changes()
+        if changed or dropped:
+            self._store.save_alarms([(a.key, a.document()) for a in changed], dropped)
         self.subscribers.deliver(notices)
         for notice in notices:
             alarm = notice.alarm
@@ -93,9 +97,9 @@ class FaultMonitor:
 
     # subscriptions ----------------------------------------------------------------------------
     def subscribe(self, body, tenant: str | None) -> dict[str, Any]:
-        subscription = parse_subscription(body, tenant, self._clock())
-        self._store.save_subscription(subscription.as_dict())
-        self.subscribers.add(subscription)
+        """The new subscription, with its signing secret: the only time it is shown."""
+        subscription = self.subscribers.parse(body, tenant, self._clock())
+        self.subscribers.admit(subscription, self._store.save_subscription)
         self._log.emit(
             "subscription.added",
             id=subscription.id,
@@ -103,7 +107,7 @@ class FaultMonitor:
             tenant=subscription.tenant,
             kinds=list(subscription.kinds),
         )
-        return subscription.as_dict()
+        return {**subscription.as_dict(), "secret": subscription.secret}
 
     def unsubscribe(self, sub_id: str, tenant: str | None) -> None:
         removed = self.subscribers.remove(sub_id, tenant)

@@ -13,6 +13,8 @@ from app.flows.ofmsg import FlowEntry, MeterSpec, flow
 from app.flows.tables import (
     CANARY_ETH_SRC,
     CANARY_ETH_TYPE,
+    PORT_PUNT_BURST_PKTS,
+    PORT_PUNT_RATE_PPS,
     PUNT_BURST_PKTS,
     PUNT_RATE_PPS,
     CookieKind,
@@ -20,6 +22,7 @@ from app.flows.tables import (
     Priority,
     Table,
     cookie,
+    port_punt_meter_id,
 )
 
 ETH_TYPE_LLDP = 0x88CC
@@ -31,14 +34,55 @@ BASE_COOKIE = cookie(CookieKind.BASE)
 CANARY_COOKIE = cookie(CookieKind.CANARY)
 
 
-def control_punt_flows() -> list[FlowEntry]:
-    punt = (ofmsg.meter(Meter.PUNT), ofmsg.apply_actions(ofmsg.to_controller()))
+def _punt_matches() -> list[dict]:
     return [
-        flow(
-            Table.CLASSIFY, Priority.CONTROL_PUNT, BASE_COOKIE, punt, eth_type=eth_type, eth_dst=dst
-        )
+        {"eth_type": eth_type, "eth_dst": dst}
         for eth_type in (ETH_TYPE_LLDP, ETH_TYPE_ECP)
         for dst in EVB_GROUP_ADDRESSES
+    ]
+
+
+def _punt() -> tuple:
+    return (ofmsg.meter(Meter.PUNT), ofmsg.apply_actions(ofmsg.to_controller()))
+
+
+def control_punt_flows() -> list[FlowEntry]:
+    """EVB control frames from any port (trunks: link probes) through the switch-wide meter, and
+    the PUNT table that frames from server ports reach after their own meter."""
+    return [
+        *(
+            flow(Table.CLASSIFY, Priority.CONTROL_PUNT, BASE_COOKIE, _punt(), **match)
+            for match in _punt_matches()
+        ),
+        flow(Table.PUNT, Priority.CONTROL_PUNT, BASE_COOKIE, _punt()),
+    ]
+
+
+def _server_punt_meters(ports: Iterable[Port]) -> dict[int, int]:
+    """Port number -> punt meter id, for the server ports that have one."""
+    meters = {}
+    for port in ports:
+        meter_id = port_punt_meter_id(port.number)
+        if port.role is PortRole.SERVER and meter_id is not None:
+            meters[port.number] = meter_id
+    return meters
+
+
+def port_punt_flows(ports: Iterable[Port]) -> list[FlowEntry]:
+    """A server port's control frames pass its own meter, then the switch-wide one (one meter
+    per flow in OpenFlow 1.3, so the second is in the PUNT table): a flooding station exhausts
+    its port's share, not the switch's."""
+    return [
+        flow(
+            Table.CLASSIFY,
+            Priority.PORT_PUNT,
+            cookie(CookieKind.BASE, number),
+            (ofmsg.meter(meter_id), ofmsg.goto(Table.PUNT)),
+            in_port=number,
+            **match,
+        )
+        for number, meter_id in _server_punt_meters(ports).items()
+        for match in _punt_matches()
     ]
 
 
@@ -73,11 +117,23 @@ def table_miss_flows() -> list[FlowEntry]:
 
 
 def base_flows(ports: Iterable[Port]) -> list[FlowEntry]:
-    return [*control_punt_flows(), canary_flow(), *port_role_flows(ports), *table_miss_flows()]
+    ports = list(ports)
+    return [
+        *control_punt_flows(),
+        *port_punt_flows(ports),
+        canary_flow(),
+        *port_role_flows(ports),
+        *table_miss_flows(),
+    ]
 
 
-def base_meters() -> dict[int, MeterSpec]:
-    return {Meter.PUNT: MeterSpec.pktps(PUNT_RATE_PPS, PUNT_BURST_PKTS)}
+def base_meters(ports: Iterable[Port]) -> dict[int, MeterSpec]:
+    """The switch-wide punt meter and one per server port."""
+    port_meter = MeterSpec.pktps(PORT_PUNT_RATE_PPS, PORT_PUNT_BURST_PKTS)
+    return {
+        Meter.PUNT: MeterSpec.pktps(PUNT_RATE_PPS, PUNT_BURST_PKTS),
+        **dict.fromkeys(_server_punt_meters(ports).values(), port_meter),
+    }
 
 
 def is_local_port(number: int) -> bool:

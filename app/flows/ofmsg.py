@@ -97,7 +97,12 @@ def canonical_instructions(instructions) -> bytes:
 
 
 def flow_from_stats(stats) -> FlowEntry:
-    """A FlowEntry from an OFPFlowStats (or anything with the same attributes)."""
+    """A FlowEntry from a switch's flow stats: a WireFlowStats (app/flows/flow_stats_wire.py,
+    how the controller reads them) has it; an OFPFlowStats (or anything with the same
+    attributes: the test fakes) is converted."""
+    entry = getattr(stats, "entry", None)
+    if entry is not None:
+        return entry
     return FlowEntry(
         stats.table_id,
         stats.priority,

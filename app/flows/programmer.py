@@ -118,30 +118,34 @@ class FlowProgrammer:
 
     # the intent of one switch ---------------------------------------------------------------
     def flows(self, dpid: int) -> list[FlowEntry]:
-        """Every VM flow switch `dpid` must hold (for reconciliation; costs that switch's flows)."""
-        return self._switch_plan(dpid)[0]
-
-    def meters(self, dpid: int) -> dict[int, MeterSpec]:
-        return self._switch_plan(dpid)[1]
-
-    def _switch_plan(self, dpid: int) -> tuple[list[FlowEntry], dict[int, MeterSpec]]:
+        """Every VM flow switch `dpid` must hold (for reconciliation; costs that switch's flows,
+        plus a look at each edge's routes)."""
         flows: list[FlowEntry] = []
-        meters: dict[int, MeterSpec] = {}
         for edge, handles in self._on_edge.items():
-            bindings = [self._bindings[h] for h in sorted(handles)]
             if edge == dpid:
-                for binding in bindings:
+                for binding in self._sorted(handles):
                     flows += edge_flows(binding, binding.port in self._rr)
-                    meters.update(binding_meters(binding))
                 continue
             down = next(
                 (port for above, port in self._routes.ancestors(edge) if above == dpid), None
             )
             if down is not None:
-                flows += [f for b in bindings if b.forwarding for f in transit_flows(b, down)]
+                flows += [
+                    f for b in self._sorted(handles) if b.forwarding for f in transit_flows(b, down)
+                ]
         for vid, members in self._members.items():
             flows += vlan_flood_flows(vid, members, self._routes, self._rr, (dpid,)).get(dpid, [])
-        return flows + switch_flows(dpid, self._routes), meters
+        return flows + switch_flows(dpid, self._routes)
+
+    def meters(self, dpid: int) -> dict[int, MeterSpec]:
+        """The meters of the VMs on edge `dpid` (no flow planning: they are the bindings' own)."""
+        meters: dict[int, MeterSpec] = {}
+        for binding in self._sorted(self._on_edge.get(dpid, ())):
+            meters.update(binding_meters(binding))
+        return meters
+
+    def _sorted(self, handles) -> list:
+        return [self._bindings[h] for h in sorted(handles)]
 
     # bookkeeping ----------------------------------------------------------------------------
     def _learn(self, binding: VmBinding) -> None:

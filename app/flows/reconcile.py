@@ -10,7 +10,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from app.flows import ofmsg
 from app.flows.ofmsg import FlowEntry, MeterSpec
-from app.flows.tables import cookie_kind, is_vm_meter
+from app.flows.tables import cookie_kind, is_swept_meter
 
 
 def reconcile_flows(desired: Iterable[FlowEntry], actual: Iterable[FlowEntry]) -> list:
@@ -25,8 +25,8 @@ def reconcile_flows(desired: Iterable[FlowEntry], actual: Iterable[FlowEntry]) -
 
 
 def reconcile_meters(desired: Mapping[int, MeterSpec], actual: Mapping[int, MeterSpec]) -> list:
-    """Adds or modifies the meters in `desired`; deletes meters in the VM range (is_vm_meter)
-    that are no longer wanted. Other meters are left alone."""
+    """Adds or modifies the meters in `desired`; deletes per-port and per-VM meters
+    (is_swept_meter) that are no longer wanted. Other meters are left alone."""
     msgs = []
     for meter_id, spec in desired.items():
         if meter_id not in actual:
@@ -36,7 +36,7 @@ def reconcile_meters(desired: Mapping[int, MeterSpec], actual: Mapping[int, Mete
     msgs += [
         ofmsg.meter_delete(meter_id)
         for meter_id in sorted(actual)
-        if is_vm_meter(meter_id) and meter_id not in desired
+        if is_swept_meter(meter_id) and meter_id not in desired
     ]
     return msgs
 

@@ -15,12 +15,14 @@ class Table(IntEnum):
     INGRESS_ACL = 1  # per-VM ingress ACL of admitted VM traffic (QoS is applied at admission)
     FORWARD = 2  # VLAN + destination MAC -> local VM (via EGRESS_ACL) or trunk; VLAN flooding
     EGRESS_ACL = 3  # per-VM egress ACL, then delivery to the destination VM's port
+    PUNT = 4  # control frames that passed their server port's meter: switch-wide meter, punt
 
 
 class Priority(IntEnum):
     """Flow priorities. Wider gaps than needed so later rules can slot in between. The values
     must stay distinct: an IntEnum makes equal values aliases of one name."""
 
+    PORT_PUNT = 60010  # CONTROL_PUNT from a server port: through its own meter first
     CONTROL_PUNT = 60000  # LLDP/ECP to the nearest-bridge group addresses
     CANARY = 50000  # never matches real traffic; its absence means the switch lost our flows
     VM_ADMIT_IP = 40010  # VM_ADMIT split by eth_type IPv4/IPv6 to mark DSCP (needs an IP match)
@@ -76,10 +78,24 @@ class Meter(IntEnum):
     PUNT = 1  # rate limit of every control frame punted to the controller
 
 
-# Meter ids above VM_METER_BASE belong to VMs, one per binding: VM_METER_BASE + handle. Ids up
-# to VM_METER_BASE stay free for pipeline meters like PUNT, and only ids in the VM range are ever
-# deleted as stale.
+# Meter ids above PORT_PUNT_METER_BASE belong to server ports, one each: PORT_PUNT_METER_BASE +
+# port number, up to OVS's highest port number (0xfeff); a port numbered above has only the
+# switch-wide PUNT meter. Ids above VM_METER_BASE belong to VMs, one per binding: VM_METER_BASE +
+# handle. Ids below PORT_PUNT_METER_BASE stay free for pipeline meters like PUNT. Only ids in
+# the port and VM ranges are ever deleted as stale.
+PORT_PUNT_METER_BASE = 0x100
 VM_METER_BASE = 1 << 16
+
+
+def port_punt_meter_id(port_no: int) -> int | None:
+    """The punt meter of a server port, None for a port number beyond the range."""
+    meter_id = PORT_PUNT_METER_BASE + port_no
+    return meter_id if 0 < port_no and meter_id < VM_METER_BASE else None
+
+
+def is_swept_meter(meter_id: int) -> bool:
+    """A per-port or per-VM meter: deleted when its port or VM no longer wants it."""
+    return PORT_PUNT_METER_BASE < meter_id <= ofp.OFPM_MAX
 
 
 def vm_meter_id(handle: int) -> int:
@@ -91,14 +107,15 @@ def vm_meter_id(handle: int) -> int:
     return meter_id
 
 
-def is_vm_meter(meter_id: int) -> bool:
-    return VM_METER_BASE < meter_id <= ofp.OFPM_MAX
-
-
 # Default punt limit: far above what EVB needs (LLDP every second, a few VDP PDUs per VM per
 # keep-alive), far below what would starve the controller.
 PUNT_RATE_PPS = 1000
 PUNT_BURST_PKTS = 200
+# Per server port: lldpad sends at most one ECP PDU per 164 ms and an LLDPDU a second, so 100
+# pkt/s is 15 times what one station needs, and one flooding port takes at most a tenth of the
+# switch's PUNT budget.
+PORT_PUNT_RATE_PPS = 100
+PORT_PUNT_BURST_PKTS = 50
 
 # The canary's match: an ethertype from the IEEE local-experimental range with a source MAC that
 # is a group address, which no real frame may carry.

@@ -18,6 +18,7 @@ Per VLAN (cookie VLAN/VID): flooding of group-addressed frames to the VLAN's for
 Per linked trunk port outside the flood tree (cookie LINK/port): group-addressed frames dropped.
 """
 
+import functools
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Set
 from dataclasses import dataclass, field
@@ -264,7 +265,7 @@ def acl_flows(
     instructions for frames that came in on that port. Every flow matches the handle in the
     metadata and `common_match`."""
     flows = []
-    for index, rule in enumerate([*rules, AclRule(default)]):
+    for index, rule in enumerate([*rules, _match_all(default)]):
         match = {"metadata": handle, **common_match, **acl_match(rule)}
         priority = acl_priority(index)
         if rule.action == "deny":
@@ -277,6 +278,11 @@ def acl_flows(
                 flow(table, priority, owner_cookie, instructions, in_port=in_port, **match)
             )
     return flows
+
+
+@functools.cache
+def _match_all(action: str) -> AclRule:
+    return AclRule(action)  # validated once, not per flow planned
 
 
 def acl_match(rule: AclRule) -> dict[str, object]:

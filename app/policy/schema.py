@@ -22,8 +22,9 @@ from app.policy.profile import (
     Qos,
     VsiTypeKey,
     VsiTypeProfile,
-    check_vid,
     normalize_manager_id,
+    vlan_set,
+    vlan_span,
 )
 
 TOP_KEYS = ("vsi_types",)
@@ -55,12 +56,15 @@ RULE_KEYS = (
     "tp_src",
     "tp_dst",
 )
+# The most items of a profile's lists. Each ACL rule is a flow per VM and rules are checked
+# pairwise for contradictions; more VLAN items than VLANs only repeat; all bound the work one
+# profile costs (a pushed one included).
+ITEMS_MAX = {"vlans": 4094, "manager_ids": 32, "ingress_acl": 256, "egress_acl": 256}
 QOS_KEYS = ("rate_kbps", "burst_kb", "pcp", "dscp")
 LIMITS_KEYS = ("max_per_port", "max_per_switch")
 
 _NULL_TAG = "tag:yaml.org,2002:null"
 _FIELD_NAME = re.compile(r"[A-Za-z_0-9]+")
-_VLAN_RANGE = re.compile(r"\s*(\d+)\s*-\s*(\d+)\s*")
 
 
 def _line(node: Node) -> int:
@@ -135,9 +139,11 @@ class _Document:
             raise self.error(node, field, f"missing key {', '.join(missing)}")
         return children
 
-    def sequence(self, node: Node, field: str) -> list[Node]:
+    def sequence(self, node: Node, field: str, most: int | None = None) -> list[Node]:
         if not isinstance(node, SequenceNode):
             raise self.error(node, field, f"expected a list, got {_kind(node)}")
+        if most is not None and len(node.value) > most:
+            raise self.error(node, field, f"expected at most {most} items, got {len(node.value)}")
         return node.value
 
     def scalar(self, node: Node, field: str):
@@ -196,8 +202,8 @@ def _profile(document: _Document, node: Node, field: str) -> VsiTypeProfile:
         tenant=document.text(children["tenant"], f"{field}.tenant"),
         vlans=_vlans(document, children["vlans"], f"{field}.vlans"),
         manager_ids=_manager_ids(document, children["manager_ids"], f"{field}.manager_ids"),
-        ingress_acl=_acl(document, children.get("ingress_acl"), f"{field}.ingress_acl"),
-        egress_acl=_acl(document, children.get("egress_acl"), f"{field}.egress_acl"),
+        ingress_acl=_acl(document, children, field, "ingress_acl"),
+        egress_acl=_acl(document, children, field, "egress_acl"),
         qos=_section(document, children.get("qos"), f"{field}.qos", Qos, QOS_KEYS),
         limits=_section(document, children.get("limits"), f"{field}.limits", Limits, LIMITS_KEYS),
         source_file=document.file,
@@ -213,36 +219,35 @@ def _profile(document: _Document, node: Node, field: str) -> VsiTypeProfile:
 
 def _vlans(document: _Document, node: Node, field: str) -> frozenset[int]:
     """VLAN IDs and ``first-last`` ranges."""
-    vids: set[int] = set()
-    for index, item in enumerate(document.sequence(node, field)):
+    spans = []
+    for index, item in enumerate(document.sequence(node, field, ITEMS_MAX["vlans"])):
         path = f"{field}[{index}]"
         value = document.scalar(item, path)
-        span = _VLAN_RANGE.fullmatch(value) if isinstance(value, str) else None
-        first, last = (int(span[1]), int(span[2])) if span else (value, value)
         with document.at(item, path):
-            check_vid("", first)  # no field of its own: the error is the item's
-            check_vid("", last)
-            if first > last:
-                raise ValueError(f"range {value!r} is empty")
-        vids.update(range(first, last + 1))
-    return frozenset(vids)
+            spans.append(vlan_span(value))
+    return vlan_set(spans)
 
 
 def _manager_ids(document: _Document, node: Node, field: str) -> frozenset[str]:
     ids = set()
-    for index, item in enumerate(document.sequence(node, field)):
+    for index, item in enumerate(document.sequence(node, field, ITEMS_MAX["manager_ids"])):
         path = f"{field}[{index}]"
         with document.at(item, path):
             ids.add(normalize_manager_id(document.text(item, path)))
     return frozenset(ids)
 
 
-def _acl(document: _Document, node: Node | None, field: str) -> tuple[AclRule, ...]:
+def _acl(
+    document: _Document, children: dict[str, Node], field: str, key: str
+) -> tuple[AclRule, ...]:
+    """The rules of the profile's ``key`` (ingress_acl, egress_acl); ``field``: the profile."""
+    node = children.get(key)
     if node is None:
         return ()
+    path = f"{field}.{key}"
     return tuple(
-        _rule(document, item, f"{field}[{index}]")
-        for index, item in enumerate(document.sequence(node, field))
+        _rule(document, item, f"{path}[{index}]")
+        for index, item in enumerate(document.sequence(node, path, ITEMS_MAX[key]))
     )
 
 

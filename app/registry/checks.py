@@ -2,12 +2,13 @@
 at conflicts involving what a change touched, so a conflict already in the policy files does not
 block unrelated changes."""
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from app.policy.database import VsiTypeDatabase
 from app.policy.profile import VsiTypeKey
-from app.registry.errors import Conflict, join
+from app.registry.errors import Conflict, NotFound, RegistryError, join
 from app.registry.vms import VmRecord, unknown_type
+from app.service import NmsService
 
 
 def check_vlans(
@@ -88,3 +89,65 @@ def _check_macs(
                 raise Conflict(
                     f"{mac} is registered for {whose} already", join(field, f"macs[{index}]")
                 )
+
+
+def check_visible(actor: str | None, tenant: str, error: RegistryError) -> None:
+    """To a tenant, another tenant's profile or VM is as if it did not exist: ``error`` is the
+    one raised for a missing object (a 404), so no answer tells a tenant what others hold."""
+    if actor is not None and tenant != actor:
+        raise error
+
+
+def check_held(
+    service: NmsService,
+    registered: Mapping[str, VmRecord],
+    touched_vms: Mapping[str, VmRecord],
+    actor: str | None,
+) -> None:
+    """A tenant registers no VSI ID and no MAC that the bridge holds (associated or
+    pre-associated) for another tenant: registering them would make the running VM the
+    tenant's to read, move and de-associate. A VSI's tenant is its registration's, else that
+    of the types it is attached with. ``touched_vms`` maps the field in the request to the
+    VM. Costs the touched VMs and their MACs (one bridge look-up each), an admin nothing."""
+    if actor is None:
+        return
+    for where, vm in touched_vms.items():
+        if vm.vsi_id not in registered:
+            held = service.association(vm.vsi_id)
+            if held is not None and _held_by_other(held["attachments"], actor):
+                raise NotFound(
+                    f"VSI ID {vm.vsi_id} cannot be registered by tenant {actor}",
+                    join(where, "vsi_id"),
+                )
+        for index, mac in enumerate(vm.macs):
+            found = service.lookup(mac)
+            if found is None or not found["current"] or found["vsi_id"] == vm.vsi_id:
+                continue
+            owner = registered.get(found["vsi_id"])
+            if owner.tenant != actor if owner else _held_by_other(found["current"], actor):
+                raise Conflict(f"{mac} is in use by another VM", join(where, f"macs[{index}]"))
+
+
+def _held_by_other(attachments: list[dict], actor: str) -> bool:
+    return any(a.get("tenant") != actor for a in attachments)
+
+
+def unmatched_held(service: NmsService, written: Iterable[VmRecord]) -> list[str]:
+    """The written VMs that the bridge holds in a way their registration does not admit (type
+    and version, tenant, MACs: as the authorizer checks them, app/vdp/admission.py): they are
+    de-associated, as a deregistered VM is, since keep-alives are not authorized again; their
+    stations may ask again. Costs one bridge look-up per written VM."""
+    unmatched = []
+    for vm in written:
+        held = service.association(vm.vsi_id)
+        if held is not None and not all(_admits(vm, a) for a in held["attachments"]):
+            unmatched.append(vm.vsi_id)
+    return unmatched
+
+
+def _admits(vm: VmRecord, attachment: dict) -> bool:
+    return (
+        (attachment.get("type_id"), attachment.get("type_version")) == (vm.type_id, vm.type_version)
+        and attachment.get("tenant") == vm.tenant
+        and (not vm.macs or all(e["mac"] in vm.macs for e in attachment.get("entries", ())))
+    )

@@ -14,7 +14,7 @@ from app.policy.acl import ETH_TYPE_NAMES, IP_PROTO_NAMES, AclRule
 from app.policy.errors import PolicyError
 from app.policy.loader import load_text
 from app.policy.profile import VsiTypeProfile
-from app.policy.schema import PROFILE_KEYS, PROFILE_REQUIRED, RULE_KEYS
+from app.policy.schema import ITEMS_MAX, PROFILE_KEYS, PROFILE_REQUIRED, RULE_KEYS
 from app.registry.errors import InvalidInput, join
 from app.registry.fields import mapping
 
@@ -33,6 +33,10 @@ _NAMES = {
 def parse_profile(body, field: str = "") -> VsiTypeProfile:
     """The profile of a JSON document; InvalidInput names the field (under ``field``)."""
     fields = mapping(body, field, PROFILE_KEYS, PROFILE_REQUIRED, ignored=READ_ONLY_KEYS)
+    for name, most in ITEMS_MAX.items():  # before the YAML round trip, which costs per item
+        items = fields.get(name)
+        if isinstance(items, list) and len(items) > most:
+            raise InvalidInput(f"at most {most} items, got {len(items)}", join(field, name))
     # JSON data dumped as YAML reads back with the same types (strings stay quoted strings),
     # so the YAML schema sees exactly what the client sent.
     text = yaml.safe_dump({"vsi_types": [fields]})

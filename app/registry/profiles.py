@@ -6,6 +6,7 @@ the profile truth (draft 3.4). Deleting that pushed profile brings the file prof
 profile itself cannot be deleted over REST (edit the file).
 """
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -25,6 +26,21 @@ class ProfileSet:
     @cached_property
     def database(self) -> VsiTypeDatabase:
         return VsiTypeDatabase({**{p.key: p for p in self.files}, **self.pushed}.values())
+
+    @cached_property
+    def tenant_counts(self) -> Counter[str]:
+        """Tenant -> how many profiles of the database are its."""
+        return Counter(profile.tenant for profile in self.database)
+
+    @cached_property
+    def vlan_tenants(self) -> dict[int, frozenset[str]]:
+        """VLAN -> the tenants whose profiles use it; built once per database, so that a
+        profile from outside (a lookup) is checked in the time of its own VLANs."""
+        tenants: dict[int, set[str]] = {}
+        for profile in self.database:
+            for vid in profile.vlans:
+                tenants.setdefault(vid, set()).add(profile.tenant)
+        return {vid: frozenset(names) for vid, names in tenants.items()}
 
     def source(self, key: VsiTypeKey) -> str | None:
         """API if a pushed profile decides ``key``, FILE if a file does, None if neither."""

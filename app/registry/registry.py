@@ -14,34 +14,60 @@ holding its own locks. Changes are serialized by the registry's lock, held while
 applies them, so that two changes reach the controller in the order they were stored; the
 controller must therefore never call a changing method while holding its own lock.
 
+The registry also holds the tenants' VLAN pools (app/registry/pools.py; only an admin changes
+them) and applies them and the profile quota to every profile it holds, checked at start for
+the policy files too, and to each profile the VM manager answers a lookup with
+(``refusal_of_looked_up``; app/registry/tenancy.py).
+
 ``actor`` is the tenant a request acts for, None for an admin.
 """
 
 import dataclasses
+import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TypeVar
 
 from app.policy.database import VsiTypeDatabase
 from app.policy.profile import TYPE_ID_MAX, VERSION_MAX, VsiTypeKey, VsiTypeProfile
-from app.registry.checks import check_vlans, check_vms
-from app.registry.documents import parse_profile, profile_document
+from app.registry.checks import (
+    check_held,
+    check_visible,
+    check_vlans,
+    check_vms,
+    unmatched_held,
+)
+from app.registry.documents import parse_profile, profile_document, vlan_ranges
 from app.registry.errors import Conflict, Forbidden, InvalidInput, NotFound, RegistryError, join
 from app.registry.fields import array, integer, mapping, text
+from app.registry.pools import SETTINGS, VlanPools, parse_pool
 from app.registry.profiles import FILE, ProfileSet
-from app.registry.vms import VmRecord, parse_vm, parse_vsi_id
+from app.registry.tenancy import check_pools, check_quota, check_whole, refusal_of_looked_up
+from app.registry.vms import VmRecord, parse_vm, parse_vsi_id, vms_by_mac
 from app.service import NmsService
 from app.store.base import RegistryWrite, Store
 
+LOG = logging.getLogger("evb_nms.registry")
 DEREGISTERED = "deregistered by the VM manager"
+UNMATCHED = "its registration by the VM manager does not admit it"
 GROUP_KEYS = ("group", "profiles", "vms")
+T = TypeVar("T")
+NO_POOLS = VlanPools()  # no pool set: every tenant takes any VLAN no other tenant uses
 
 
 @dataclass(frozen=True)
 class RegistryState:
     profiles: ProfileSet
     vms: Mapping[str, VmRecord]
+    pools: VlanPools = NO_POOLS
+
+    @cached_property
+    def by_mac(self) -> Mapping[str, VmRecord]:
+        """Built once per state, at the first VDP request that asks."""
+        return vms_by_mac(self.vms)
 
 
 @dataclass(frozen=True)
@@ -63,13 +89,20 @@ class Registry:
         service: NmsService,
         emit: Callable[..., object] | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        pools: VlanPools = NO_POOLS,
+        max_profiles: int | None = None,
     ) -> None:
         """``files``: the database of the policy files; the store holds the rest. ``emit`` is
-        EventLog.emit: the registry's changes become events."""
+        EventLog.emit: the registry's changes become events. ``pools``: the VLAN pools of the
+        settings (the store holds those assigned over the API); ``max_profiles``: the profile
+        quota per tenant (app/registry/tenancy.py). A start whose files, stored profiles and
+        pools contradict the pools or the quota is refused (RegistryError)."""
         self._store = store
         self._service = service
         self._emit = emit or (lambda *args, **kwargs: None)
         self._clock = clock
+        self._max_profiles = max_profiles
         self._lock = threading.Lock()
         pushed = {}
         for document in store.profiles():
@@ -80,7 +113,30 @@ class Registry:
                 raise RegistryError(f"stored profile {key} is not valid any more: {err}") from None
             pushed[profile.key] = profile
         vms = {document["vsi_id"]: VmRecord.from_document(document) for document in store.vms()}
-        self._state = RegistryState(ProfileSet(files, pushed), vms)
+        assigned = {}
+        for document in store.vlan_pools():
+            try:
+                assigned[document["tenant"]] = parse_pool(document, document["tenant"])
+            except RegistryError as err:
+                raise RegistryError(
+                    f"stored VLAN pool of tenant {document['tenant']} is not valid: {err}"
+                ) from None
+        pools = VlanPools(pools.configured, assigned, pools.required)
+        self._state = RegistryState(ProfileSet(files, pushed), vms, pools)
+        try:
+            check_whole(self._state.profiles, pools, max_profiles)
+        except Conflict as err:
+            raise RegistryError(
+                f"the VSI types break the VLAN pools or the profile quota: {err}; fix the "
+                f"policy files or the settings (vlan_pools, max_profiles_per_tenant)"
+            ) from None
+        unpooled = sorted(set(self._state.profiles.tenant_counts) - set(pools.pools))
+        if unpooled:
+            LOG.warning(
+                "tenants without a VLAN pool may take any VLAN no pool holds: %s "
+                "(docs/security.md: VLAN pools)",
+                ", ".join(unpooled),
+            )
 
     # reads ------------------------------------------------------------------------------------
     @property
@@ -95,7 +151,62 @@ class Registry:
         return self._state.vms.get(vsi_id)
 
     def vm_by_mac(self, mac: str) -> VmRecord | None:
-        return next((vm for vm in self._state.vms.values() if mac in vm.macs), None)
+        return self._state.by_mac.get(mac)
+
+    def refusal_of_looked_up(self, profile: VsiTypeProfile) -> str | None:
+        """Why a profile the VM manager answered a lookup with may not be used (its tenant's
+        VLAN pool, another tenant's VLANs, the quota), None if it may."""
+        state = self._state
+        return refusal_of_looked_up(state.profiles, state.pools, self._max_profiles, profile)
+
+    # VLAN pools (admins only) -------------------------------------------------------------
+    def put_pool(self, tenant: str, body, actor: str | None) -> bool:
+        """Assigns ``tenant``'s VLAN pool; True if the tenant had no assigned pool before."""
+        _check_admin(actor)
+        tenant = text(tenant, "tenant")
+        vids = parse_pool(body, tenant)
+        with self._lock:
+            old = self._state.pools
+            self._change_pools(old.assign(tenant, vids), tenant)
+            return tenant not in old.assigned
+
+    def delete_pool(self, tenant: str, actor: str | None) -> None:
+        """Removes the pool assigned over the API; the settings' pool, if any, applies again."""
+        _check_admin(actor)
+        tenant = text(tenant, "tenant")
+        with self._lock:
+            pools = self._state.pools
+            if pools.source(tenant) == SETTINGS:
+                raise Conflict(
+                    f"the VLAN pool of tenant {tenant} comes from the settings (vlan_pools): "
+                    f"change it there",
+                    "tenant",
+                )
+            if tenant not in pools.assigned:
+                raise NotFound(f"tenant {tenant} has no VLAN pool", "tenant")
+            self._change_pools(pools.unassign(tenant), tenant)
+
+    def _change_pools(self, pools: VlanPools, tenant: str) -> None:
+        """Called with the lock held: checks the whole database against ``pools`` (a pool
+        cannot be taken from under profiles that use it), stores, swaps, announces."""
+        try:
+            check_whole(self._state.profiles, pools, self._max_profiles)
+        except Conflict as err:
+            raise Conflict(err.message, "vlans") from None
+        assigned = pools.assigned.get(tenant)
+        self._store.write_registry(
+            RegistryWrite(
+                pools=({"tenant": tenant, "vlans": vlan_ranges(assigned)},)
+                if assigned is not None
+                else (),
+                removed_pools=() if assigned is not None else (tenant,),
+            )
+        )
+        self._state = dataclasses.replace(self._state, pools=pools)
+        if assigned is not None:
+            self._emit("vlan_pool.assigned", tenant=tenant, vlans=vlan_ranges(assigned))
+        else:
+            self._emit("vlan_pool.removed", tenant=tenant, source=pools.source(tenant))
 
     # changes from JSON bodies -----------------------------------------------------------------
     def put_profile(self, type_id: int, version: int, body, actor: str | None) -> ChangeResult:
@@ -118,9 +229,10 @@ class Registry:
         with self._lock:
             profiles = self._state.profiles
             current = profiles.database.get(key.type_id, key.version)
+            missing = NotFound(f"{key} is not in the VSI type database")
             if current is None:
-                raise NotFound(f"{key} is not in the VSI type database")
-            _check_owner(actor, current.tenant, f"{key} belongs to another tenant")
+                raise missing
+            check_visible(actor, current.tenant, missing)
             if profiles.source(key) == FILE:
                 raise Conflict(
                     f"{key} comes from {current.source}: profiles of the policy "
@@ -140,13 +252,14 @@ class Registry:
         vsi_id = parse_vsi_id(vsi_id)
         with self._lock:
             vm = self._state.vms.get(vsi_id)
+            missing = NotFound(
+                f"VM {vsi_id} is not registered: the VM manager never registered "
+                f"it or has deregistered it already",
+                "vsi_id",
+            )
             if vm is None:
-                raise NotFound(
-                    f"VM {vsi_id} is not registered: the VM manager never registered "
-                    f"it or has deregistered it already",
-                    "vsi_id",
-                )
-            _check_owner(actor, vm.tenant, f"VM {vsi_id} belongs to another tenant")
+                raise missing
+            check_visible(actor, vm.tenant, missing)
             return self._change(removed_vms=(vsi_id,), actor=actor)
 
     def register_group(self, body, actor: str | None) -> ChangeResult:
@@ -158,20 +271,35 @@ class Registry:
         vm_bodies = array(fields.get("vms", []), "vms")
         if not profile_bodies and not vm_bodies:
             raise InvalidInput("nothing to register: give profiles, vms or both", "profiles")
-        defaults = {"group": text(fields["group"], "group")} if "group" in fields else {}
-        profiles: dict[str, VsiTypeProfile] = {}
-        for index, document in enumerate(profile_bodies):
-            profile = parse_profile(document, f"profiles[{index}]")
-            _unique(profiles, f"profiles[{index}]", profile, lambda p: p.key, "type_id")
+        defaults: dict[str, object] = {}
+        if "group" in fields:
+            defaults["group"] = text(fields["group"], "group")
+        profiles: dict[str, VsiTypeProfile] = _unique(
+            (
+                (f"profiles[{index}]", parse_profile(document, f"profiles[{index}]"))
+                for index, document in enumerate(profile_bodies)
+            ),
+            lambda p: p.key,
+            "type_id",
+        )
         if len(profiles) == 1:
             (key,) = (profile.key for profile in profiles.values())
             defaults.update(type_id=key.type_id, type_version=key.version)
         with self._lock:
-            future = self._state.profiles.with_pushed(profiles.values()).database
-            vms: dict[str, VmRecord] = {}
-            for index, document in enumerate(vm_bodies):
-                vm = parse_vm(document, f"vms[{index}]", self._tenant_of(future), defaults=defaults)
-                _unique(vms, f"vms[{index}]", vm, lambda v: v.vsi_id, "vsi_id")
+            tenant_of = self._tenant_of(
+                self._state.profiles.with_pushed(profiles.values()).database
+            )
+            vms: dict[str, VmRecord] = _unique(
+                (
+                    (
+                        f"vms[{index}]",
+                        parse_vm(document, f"vms[{index}]", tenant_of, defaults=defaults),
+                    )
+                    for index, document in enumerate(vm_bodies)
+                ),
+                lambda v: v.vsi_id,
+                "vsi_id",
+            )
             return self._change(profiles=profiles, vms=vms, actor=actor)
 
     # the one way state changes --------------------------------------------------------------
@@ -198,11 +326,12 @@ class Registry:
             )
             current = old.profiles.database.get(profile.key.type_id, profile.key.version)
             if current is not None:
-                _check_owner(
+                check_visible(
                     actor,
                     current.tenant,
-                    f"{profile.key} belongs to another tenant",
-                    join(where, "type_id"),
+                    NotFound(
+                        f"{profile.key} cannot be pushed by tenant {actor}", join(where, "type_id")
+                    ),
                 )
         stamped = {}
         for where, vm in vms.items():
@@ -214,11 +343,13 @@ class Registry:
             )
             current_vm = old.vms.get(vm.vsi_id)
             if current_vm is not None:
-                _check_owner(
+                check_visible(
                     actor,
                     current_vm.tenant,
-                    f"VM {vm.vsi_id} belongs to another tenant",
-                    join(where, "vsi_id"),
+                    NotFound(
+                        f"VSI ID {vm.vsi_id} cannot be registered by tenant {actor}",
+                        join(where, "vsi_id"),
+                    ),
                 )
             stamped[where] = dataclasses.replace(
                 vm, registered=current_vm.registered if current_vm else now, updated=now
@@ -229,12 +360,15 @@ class Registry:
         new = RegistryState(
             old.profiles.with_pushed(profiles.values()).without_pushed(removed_profiles),
             dict(sorted(new_vms.items())),
+            old.pools,
         )
         touched_types = {
             **{p.key: where for where, p in profiles.items()},
             **{key: "" for key in removed_profiles},
         }
+        check_pools(new.profiles, new.pools, touched_types, actor)
         check_vlans(new.profiles.database, touched_types, actor)
+        check_quota(new.profiles, touched_types, self._max_profiles)
         check_vms(
             new.profiles.database,
             new.vms,
@@ -242,6 +376,7 @@ class Registry:
             touched_types,
             actor,
         )
+        check_held(self._service, old.vms, stamped, actor)
         self._store.write_registry(
             RegistryWrite(
                 profiles=tuple(profile_document(p) for p in profiles.values()),
@@ -267,6 +402,10 @@ class Registry:
             applied = self._service.apply_profiles(new.profiles.database)
         deassociated = tuple(
             vsi_id for vsi_id in removed_vms if self._service.deassociate(vsi_id, DEREGISTERED)
+        ) + tuple(
+            vsi_id
+            for vsi_id in unmatched_held(self._service, stamped.values())
+            if self._service.deassociate(vsi_id, UNMATCHED)
         )
         return ChangeResult(
             tuple(profiles.values()),
@@ -335,13 +474,27 @@ def _key(type_id, version) -> VsiTypeKey:
     )
 
 
+def _check_admin(actor: str | None) -> None:
+    if actor is not None:
+        raise Forbidden("only an admin assigns VLAN pools")
+
+
 def _check_owner(actor: str | None, tenant: str, message: str, field: str | None = None) -> None:
     if actor is not None and tenant != actor:
         raise Forbidden(message, field)
 
 
-def _unique(seen: dict, where: str, item, key_of, key_field: str) -> None:
-    for other_where, other in seen.items():
-        if key_of(other) == key_of(item):
-            raise InvalidInput(f"given twice: also at {other_where}", f"{where}.{key_field}")
-    seen[where] = item
+def _unique(
+    items: Iterable[tuple[str, T]], key_of: Callable[[T], object], key_field: str
+) -> dict[str, T]:
+    """``(field, item)`` pairs as a dict, refusing two items with the same key: one dict
+    lookup per item, so a group of 19,000 VMs costs 19,000 lookups, not 180 million
+    comparisons under the registry's lock."""
+    items_by_field: dict[str, T] = {}
+    field_of_key: dict[object, str] = {}
+    for where, item in items:
+        other = field_of_key.setdefault(key_of(item), where)
+        if other != where:
+            raise InvalidInput(f"given twice: also at {other}", f"{where}.{key_field}")
+        items_by_field[where] = item
+    return items_by_field

@@ -3,7 +3,7 @@ created, with which MACs, for which tenant and VSI type. A VM is known by its VS
 
 import dataclasses
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from app.policy.acl import MacMatch
@@ -127,3 +127,8 @@ def unknown_type(key: VsiTypeKey, field: str) -> Conflict:
         f"the same group registration",
         field,
     )
+
+
+def vms_by_mac(vms: Mapping[str, VmRecord]) -> dict[str, VmRecord]:
+    """Each registered MAC's VM (the registry lets no MAC be registered twice)."""
+    return {mac: vm for vm in vms.values() for mac in vm.macs}

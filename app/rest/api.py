@@ -4,13 +4,14 @@ events, faults); this module authenticates, dispatches and turns every failure i
 The API is described in docs/openapi.yaml, served at /v1/openapi.yaml."""
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from webob import Request, Response
 
 from app.config import ApiToken
 from app.faults.monitor import FaultMonitor
+from app.policy.errors import PolicyError
 from app.registry import Registry
 from app.registry.errors import Conflict, Forbidden, InvalidInput, NotFound, RegistryError
 from app.rest.associations import AssociationViews
@@ -18,7 +19,8 @@ from app.rest.auth import Authenticator
 from app.rest.events import EventViews
 from app.rest.fabric import FabricViews
 from app.rest.faults import FaultViews
-from app.rest.http import ApiError, error_response
+from app.rest.http import ApiError, check_text, error_response
+from app.rest.pools import PoolViews
 from app.rest.registry_views import RegistryViews
 from app.rest.router import Access, Route, Router
 from app.service import NmsService
@@ -36,16 +38,19 @@ class RestApi:
         registry: Registry,
         store: Store,
         monitor: FaultMonitor,
-        api_tokens: Sequence[ApiToken] = (),
+        api_tokens: Sequence[ApiToken] | Callable[[], Sequence[ApiToken]] = (),
         openapi_path: Path = OPENAPI_PATH,
     ):
-        self._auth = Authenticator(api_tokens)
+        """``api_tokens``: fixed, or a callable giving those in force (app/rest/tokens.py)."""
+        fixed = tuple(api_tokens) if not callable(api_tokens) else None
+        self._auth = Authenticator(api_tokens if fixed is None else lambda: fixed)
         self._openapi_path = openapi_path
         self.router = Router(
             [
                 *FabricViews(service, registry).routes(),
                 *AssociationViews(service, registry).routes(),
                 *RegistryViews(service, registry).routes(),
+                *PoolViews(registry).routes(),
                 *EventViews(store).routes(),
                 *FaultViews(service, monitor).routes(),
                 Route("GET", "/v1/openapi.yaml", self.openapi, Access.OPEN),
@@ -55,7 +60,7 @@ class RestApi:
     def wsgi(self, environ, start_response):
         request = Request(environ)
         try:
-            route, params = self.router.match(request.method, request.path_info)
+            route, params = self.router.match(request.method, _path(request))
             principal = None
             if route.access is not Access.OPEN:
                 principal = self._auth.principal(request)
@@ -70,9 +75,12 @@ class RestApi:
             response = error_response(err.status, err.message, err.field, err.headers)
         except RegistryError as err:
             response = error_response(_STATUS.get(type(err), 400), err.message, err.field)
+        except PolicyError as err:  # a profile key or document the database refuses
+            response = error_response(400, err.message, err.field)
         except Exception as err:  # one broken request must not take the API down
-            LOG.exception("%s %s failed", request.method, request.path_info)
-            response = error_response(500, f"internal error: {type(err).__name__}: {err}")
+            # The raw path, escaped: it is the client's text, and must not forge log lines.
+            LOG.exception("%s %a failed", request.method, environ.get("PATH_INFO", ""))
+            response = error_response(500, f"internal error: {type(err).__name__}")
         return response(environ, start_response)
 
     def openapi(self, request: Request, principal):
@@ -81,3 +89,12 @@ class RestApi:
         except OSError as err:
             raise ApiError(404, f"the API document is not installed: {err.strerror}") from None
         return Response(body=text, content_type="application/yaml", charset="utf-8")
+
+
+def _path(request: Request) -> str:
+    """The decoded path, or 400: ``%ff`` is no UTF-8, a control character no name."""
+    try:
+        path = request.path_info
+    except UnicodeDecodeError:
+        raise ApiError(400, "the path is not percent-encoded UTF-8", "path") from None
+    return check_text(path, "path")

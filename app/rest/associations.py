@@ -64,9 +64,10 @@ class AssociationViews:
         Query(request)
         vsi_id = _vsi_id_text(vsi_id)
         vsi = self._service.association(vsi_id)
+        missing = ApiError(404, f"the bridge holds no VSI {vsi_id}", "vsi_id")
         if vsi is None:
-            raise ApiError(404, f"the bridge holds no VSI {vsi_id}", "vsi_id")
-        principal.require(self._owner(vsi_id, vsi), f"VSI {vsi_id}")
+            raise missing
+        principal.check_visible(self._owner(vsi_id, vsi), missing)
         return json_response(vsi)
 
     def lookup(self, request: Request, principal: Principal):
@@ -85,15 +86,15 @@ class AssociationViews:
             vm = self._registry.vm_by_mac(key)
             if vm is None and found is not None:
                 vm = self._registry.vm(found.get("vsi_id", ""))
+        missing = ApiError(
+            404,
+            f"no VM with {'VSI ID' if vsi_id else 'MAC'} {key} was ever seen or registered",
+            "vsi_id" if vsi_id else "mac",
+        )
         if found is None and vm is None:
-            raise ApiError(
-                404,
-                f"no VM with {'VSI ID' if vsi_id else 'MAC'} {key} was ever seen or registered",
-                "vsi_id" if vsi_id else "mac",
-            )
+            raise missing
         found = found or {"vsi_id": vm.vsi_id, "current": [], "previous": []}
-        owner = vm.tenant if vm else _tenant_of(found.get("current", []))
-        principal.require(owner, f"the VM {key}")
+        principal.check_visible(vm.tenant if vm else _tenant_of(found["current"]), missing)
         return json_response({**found, "vm": vm.document() if vm else None})
 
     def relocate(self, request: Request, principal: Principal, vsi_id: str):
@@ -107,9 +108,10 @@ class AssociationViews:
             raise InvalidInput(f"expected a port name or number, got {port!r}", "port")
         replicate = boolean(fields.get("replicate", False), "replicate")
         owner = self._owner(vsi_id, self._service.association(vsi_id))
+        missing = ApiError(404, f"the bridge holds no VSI {vsi_id}", "vsi_id")
         if owner is None and not principal.admin:
-            raise ApiError(404, f"the bridge holds no VSI {vsi_id}", "vsi_id")
-        principal.require(owner, f"VSI {vsi_id}")
+            raise missing
+        principal.check_visible(owner, missing)
         try:
             result = self._service.relocate(vsi_id, switch, port, replicate=replicate)
         except KeyError as err:

@@ -6,7 +6,7 @@ token only its tenant's profiles, VMs, associations and events.
 """
 
 import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from webob import Request
@@ -27,20 +27,29 @@ class Principal:
         return self.tenant is None or tenant == self.tenant
 
     def require(self, tenant: str | None, what: str) -> None:
-        """403 unless the principal may see ``what`` of ``tenant``."""
+        """403 unless the principal may see ``what`` of ``tenant`` (for filters naming a
+        tenant: they tell nothing about what exists)."""
         if not self.may_see(tenant):
             raise ApiError(403, f"{what} does not belong to tenant {self.tenant}")
+
+    def check_visible(self, tenant: str | None, missing: ApiError) -> None:
+        """To a tenant, another tenant's object is as if it did not exist: ``missing``, the
+        404 for an object that does not exist, is raised for it too (no existence oracle)."""
+        if not self.may_see(tenant):
+            raise missing
 
 
 ADMIN = Principal(None)
 
 
 class Authenticator:
-    def __init__(self, tokens: Sequence[ApiToken]) -> None:
-        self._tokens = tuple(tokens)
+    def __init__(self, tokens: Callable[[], Sequence[ApiToken]]) -> None:
+        """``tokens``: the tokens in force at each request (rotated without a restart)."""
+        self._tokens = tokens
 
     def principal(self, request: Request) -> Principal:
-        if not self._tokens:
+        tokens = self._tokens()
+        if not tokens:
             return ADMIN
         scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
         token = token.strip()
@@ -52,9 +61,7 @@ class Authenticator:
             )
         # Compare every token in constant time, so the timing tells nothing about near misses.
         matches = [
-            entry
-            for entry in self._tokens
-            if hmac.compare_digest(entry.token.encode(), token.encode())
+            entry for entry in tokens if hmac.compare_digest(entry.token.encode(), token.encode())
         ]
         if not matches:
             raise ApiError(

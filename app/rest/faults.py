@@ -46,8 +46,11 @@ class FaultViews:
         return json_response(self._monitor.subscribers.list(principal.tenant))
 
     def subscribe(self, request: Request, principal: Principal):
+        """201 with the subscription's signing secret, shown this once: not to be cached."""
         Query(request)
-        return json_response(self._monitor.subscribe(read_json(request), principal.tenant), 201)
+        response = json_response(self._monitor.subscribe(read_json(request), principal.tenant), 201)
+        response.cache_control = "no-store"
+        return response
 
     def unsubscribe(self, request: Request, principal: Principal, sub_id: str):
         Query(request)

@@ -2,12 +2,20 @@
 the HTTP status that says whose fault it is."""
 
 import json
+import re
 
 from webob import Request, Response
 
 from app.registry.errors import InvalidInput
 
 MAX_BODY = 1 << 20  # a group registration of thousands of VMs fits
+# No field needs more: 64-bit IDs have 20 digits. Longer integers cost quadratic time to convert
+# (Python refuses more than 4,300 digits with a ValueError).
+MAX_DIGITS = 40
+# C0 and C1 control characters and DEL: in a name or URL they forge log lines and confuse
+# terminals; no field of the API needs them.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ApiError(Exception):
@@ -53,9 +61,13 @@ def read_json(request: Request):
     if not raw.strip():
         raise InvalidInput("expected a JSON body", "body")
     try:
-        return json.loads(
-            raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant
+        document = json.loads(
+            raw.decode("utf-8"),
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constant,
+            parse_int=_bounded_int,
         )
+        _check_strings(document, "")
     except UnicodeDecodeError:
         raise InvalidInput("the body is not UTF-8 text", "body") from None
     except json.JSONDecodeError as err:
@@ -64,6 +76,37 @@ def read_json(request: Request):
         ) from None
     except RecursionError:
         raise InvalidInput("JSON nested too deeply", "body") from None
+    return document
+
+
+def check_text(value: str, field: str) -> str:
+    """``value`` unless it holds a control character or a lone surrogate (a JSON ``\\ud800``
+    escape with no pair: no UTF-8 encoding exists for it, so storing it would fail)."""
+    if SURROGATE.search(value):
+        raise InvalidInput("a lone surrogate is not text", field or "body")
+    bad = CONTROL.search(value)
+    if bad:
+        raise InvalidInput(f"control character {bad.group()!r} not allowed", field or "body")
+    return value
+
+
+def _check_strings(value, field: str) -> None:
+    """Every key and string of a JSON document through check_text; ``field`` is the path."""
+    if isinstance(value, str):
+        check_text(value, field)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_strings(item, f"{field}[{index}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key, field)
+            _check_strings(item, f"{field}.{key}" if field else key)
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise InvalidInput(f"a JSON integer of more than {MAX_DIGITS} digits", "body")
+    return int(text)
 
 
 def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
@@ -84,7 +127,13 @@ class Query:
     filter would otherwise silently match everything)."""
 
     def __init__(self, request: Request, allowed: tuple[str, ...] = ()) -> None:
-        self._params = request.GET
+        try:
+            self._params = request.GET
+        except UnicodeDecodeError:
+            raise InvalidInput("the query string is not percent-encoded UTF-8", "query") from None
+        for name, value in self._params.items():
+            check_text(name, "query")
+            check_text(value, name)
         for name in self._params:
             if name not in allowed:
                 hint = f"; allowed: {', '.join(allowed)}" if allowed else ""

@@ -57,11 +57,12 @@ class RegistryViews:
         profiles = self._registry.state.profiles
         key = (_number(type_id, "type_id"), _number(version, "version"))
         profile = profiles.database.get(*key)
+        missing = ApiError(
+            404, f"VSI type {key[0]} version {key[1]} is not in the database", "type_id"
+        )
         if profile is None:
-            raise ApiError(
-                404, f"VSI type {key[0]} version {key[1]} is not in the database", "type_id"
-            )
-        principal.require(profile.tenant, str(profile.key))
+            raise missing
+        principal.check_visible(profile.tenant, missing)
         return json_response(profiles.view(profile))
 
     def put_profile(self, request: Request, principal: Principal, type_id: str, version: str):
@@ -139,9 +140,10 @@ class RegistryViews:
         Query(request)
         vsi_id = parse_vsi_id(vsi_id)
         vm = self._registry.vm(vsi_id)
+        missing = ApiError(404, f"VM {vsi_id} is not registered", "vsi_id")
         if vm is None:
-            raise ApiError(404, f"VM {vsi_id} is not registered", "vsi_id")
-        principal.require(vm.tenant, f"VM {vsi_id}")
+            raise missing
+        principal.check_visible(vm.tenant, missing)
         return json_response(self._vm_view(vm))
 
     def put_vm(self, request: Request, principal: Principal, vsi_id: str):

@@ -4,7 +4,9 @@ qbg/ecp22.c so that lldpad stations interoperate:
 * Receive: every request is acknowledged. The first request is delivered whatever its sequence;
   afterwards a request whose sequence equals the last delivered one is a duplicate (our ACK was
   lost): acknowledged again, not delivered.
-* Transmit: one outstanding PDU at a time, the rest waits in a FIFO. Sequence numbers start at 1
+* Transmit: one outstanding PDU at a time, the rest waits in a FIFO of at most ``queue_limit``
+  PDUs (a station that never acknowledges must not grow it forever): beyond, a new PDU is
+  dropped and counted (``overflow``), as if it had been given up. Sequence numbers start at 1
   and skip 0 on wrap. A PDU is retransmitted every 10us*2^RTE until acknowledged, at most R times
   (R + 1 transmissions), then dropped and reported, and the next one goes.
 
@@ -26,7 +28,9 @@ COUNTERS = (
     "tx_pdus",
     "retransmits",
     "gave_up",
+    "overflow",
 )
+QUEUE_LIMIT = 1000  # PDUs waiting behind the outstanding one
 
 
 def next_sequence(sequence: int) -> int:
@@ -67,11 +71,14 @@ class EcpMachine:
     """``r`` and ``rte`` may be changed at any time (after EVB negotiation); a change applies
     from the next (re)transmission."""
 
-    def __init__(self, r: int = 3, rte: int = 14, first_sequence: int = 1) -> None:
+    def __init__(
+        self, r: int = 3, rte: int = 14, first_sequence: int = 1, queue_limit: int = QUEUE_LIMIT
+    ) -> None:
         """``first_sequence``: lldpad starts at 1; a restarted bridge should not, or its first
         PDU may repeat the last sequence the station delivered and be taken for a duplicate."""
         self.r = r
         self.rte = rte
+        self.queue_limit = queue_limit
         self._rx_last: int | None = None
         self._tx_sequence = first_sequence - 1 if first_sequence > 1 else 0  # the last used
         self._queue: collections.deque[bytes] = collections.deque()
@@ -87,7 +94,7 @@ class EcpMachine:
     def counters(self) -> dict[str, int]:
         """rx_requests, duplicates, acks_tx, acks_rx (ACKs that completed our PDU),
         acks_unexpected (stale or unknown ACKs), tx_pdus (first transmissions), retransmits,
-        gave_up."""
+        gave_up, overflow (PDUs dropped because the queue was full)."""
         return dict(self._counters)
 
     @property
@@ -126,11 +133,16 @@ class EcpMachine:
         self._rx_last = pdu.sequence
         return EcpReceive(ack, pdu.payload)
 
-    def send(self, payload: bytes, now: float) -> None:
-        """Queue ``payload`` (an upper layer PDU); ``poll`` transmits it."""
+    def send(self, payload: bytes, now: float) -> bool:
+        """Queue ``payload`` (an upper layer PDU); ``poll`` transmits it. False, and counted,
+        when the queue is full: the payload is dropped."""
+        if len(self._queue) >= self.queue_limit:
+            self._counters["overflow"] += 1
+            return False
         if not self._queue and self._outstanding is None:
             self._queued_since = now
         self._queue.append(payload)
+        return True
 
     def poll(self, now: float) -> EcpTransmit:
         out = EcpTransmit()

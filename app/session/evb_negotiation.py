@@ -5,13 +5,16 @@ does it (qbg/lldp_evb22.c: bridge_tlv, common_tlv), so that lldpad stations see 
 * group IDs are usable only when both sides advertise them (BGID and SGID);
 * R, RTE, RWD and RKA are the larger of both sides' values; ROL says the peer's value was taken,
   which lldpad also sets when both are equal (captured: both RWD 20, bridge sends ROL=1);
+* unlike lldpad, a station cannot raise a timer past the bridge's maximum for it (``max_*``, or
+  the bridge's own value if that is higher): a station asking RKA 31 would otherwise keep its
+  VSIs for six days without a keep-alive. The clamped value is the one answered (ROL clear);
 * the bridge echoes the station-status octet it last received.
 
 All timers are 10 us * 2^exponent.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.codec.evb_tlv import EvbMode, EvbTlv, encode_evb_tlv
@@ -53,14 +56,25 @@ class BridgeEvbConfig:
     lldp_fast_tx_interval: float = 1.0
     lldp_fast_tx_count: int = 4  # LLDPDUs sent at the fast interval when a station appears
     # or changes
+    # The most a station may raise each timer to (docs/evb-timers.md): R 7 and RTE 16 (655 ms)
+    # bound ECP's share of the keep-alive timeout to 10 s; RKA 25 (335.5 s) lets one lldpad
+    # station keep 2,048 VSIs and still notices a silent one within 8.5 minutes.
+    max_r: int = 7
+    max_rte: int = 16
+    max_rwd: int = 25
+    max_rka: int = 25
+    # PDUs waiting for the station's ACKs on a port; beyond, new ones are dropped and counted.
+    ecp_queue_limit: int = 1000
 
     def __post_init__(self) -> None:
         for name in ("rrcap", "bgid"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: expected a bool, got {getattr(self, name)!r}")
-        _check_range("r", self.r, 0, 7)
-        for name in ("rte", "rwd", "rka"):
+        for name in ("r", "max_r"):
+            _check_range(name, getattr(self, name), 0, 7)
+        for name in ("rte", "rwd", "rka", "max_rte", "max_rwd", "max_rka"):
             _check_range(name, getattr(self, name), 0, 31)
+        _check_range("ecp_queue_limit", self.ecp_queue_limit, 1, 1_000_000)
         for name in ("lldp_tx_interval", "lldp_fast_tx_interval"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -86,6 +100,8 @@ class EvbAgreement:
     rwd: int
     rka: int
     bridge_tlv: EvbTlv
+    # Timer -> the value the station asked for, for each timer held at the bridge's maximum.
+    clamped: dict[str, int] = field(default_factory=dict)
 
     @property
     def ecp_retransmit_interval(self) -> float:
@@ -117,13 +133,20 @@ class EvbAgreement:
             "ecp_retransmit_interval": self.ecp_retransmit_interval,
             "keepalive_interval": self.keepalive_interval,
             "bridge_keepalive_timeout": self.bridge_keepalive_timeout,
+            "clamped": dict(self.clamped),
         }
 
 
 def negotiate(station: EvbTlv, config: BridgeEvbConfig) -> EvbAgreement:
     rr_granted = station.rrreq and config.rrcap
-    r, rte = max(station.r, config.r), max(station.rte, config.rte)
-    rwd, rka = max(station.rwd, config.rwd), max(station.rka, config.rka)
+    agreed, clamped = {}, {}
+    for name in ("r", "rte", "rwd", "rka"):
+        ours, theirs = getattr(config, name), getattr(station, name)
+        ceiling = max(ours, getattr(config, f"max_{name}"))
+        agreed[name] = min(max(ours, theirs), ceiling)
+        if theirs > ceiling:
+            clamped[name] = theirs
+    r, rte, rwd, rka = agreed["r"], agreed["rte"], agreed["rwd"], agreed["rka"]
     bridge_tlv = EvbTlv(
         mode=EvbMode.BRIDGE,
         bgid=config.bgid,
@@ -135,12 +158,14 @@ def negotiate(station: EvbTlv, config: BridgeEvbConfig) -> EvbAgreement:
         rrstat=station.rrstat,
         r=r,
         rte=rte,
-        rol_rwd=station.rwd >= config.rwd,
+        rol_rwd=station.rwd >= config.rwd and "rwd" not in clamped,
         rwd=rwd,
-        rol_rka=station.rka >= config.rka,
+        rol_rka=station.rka >= config.rka and "rka" not in clamped,
         rka=rka,
     )
-    return EvbAgreement(rr_granted, station.sgid and config.bgid, r, rte, rwd, rka, bridge_tlv)
+    return EvbAgreement(
+        rr_granted, station.sgid and config.bgid, r, rte, rwd, rka, bridge_tlv, clamped
+    )
 
 
 def bridge_tlv_unsolicited(config: BridgeEvbConfig) -> EvbTlv:

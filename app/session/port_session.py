@@ -11,7 +11,11 @@ port, VDP requests for the VDP bridge, events); call ``tick`` at ``next_deadline
 * VDP requests: each is acknowledged at once (ECP) and its (Manager ID, VSI) pairs are delivered,
   except for duplicates and TLVs with the response bit, which a station must not send.
 * ``send_vdp``: the VDP bridge's responses and unsolicited De-Associates, packed into VDPDUs
-  and queued on ECP (one outstanding, retransmitted, given up after R retries).
+  and queued on ECP (one outstanding, retransmitted, given up after R retries). A full ECP queue
+  (a station that does not acknowledge) drops the VDPDU: counted, and one ``ecp.overflow`` event
+  per episode (until the queue drains to half), so a flood does not become a flood of events.
+* A station's EVB timers above the bridge's maxima are clamped (evb_negotiation): the answer
+  carries the clamped values and an ``evb.clamped`` event names what was asked.
 
 Frames go to 01:80:c2:00:00:00 from ``bridge_mac``, untagged, as lldpad expects; tagged EVB
 frames belong to S-channels, which this session does not serve: they are counted and dropped.
@@ -107,7 +111,9 @@ class PortSession:
         self.bridge_mac = bridge_mac
         self.config = config
         self._port_id = PortId.from_name(port_name)
-        self._ecp = EcpMachine(config.r, config.rte, first_sequence)
+        self._ecp = EcpMachine(config.r, config.rte, first_sequence, config.ecp_queue_limit)
+        # An ecp.overflow event was sent and the queue has not drained to half since.
+        self._overflowing = False
         self._agreement: EvbAgreement | None = None
         self._station_mac: str | None = None
         self._station_tlv: EvbTlv | None = None
@@ -120,7 +126,9 @@ class PortSession:
 
     # Entry points
 
-    def on_frame(self, frame: EvbFrame, now: float) -> SessionOutput:
+    def on_frame(self, frame: EvbFrame, now: float, acked: bool = False) -> SessionOutput:
+        """``acked``: the shim has sent this ECP request's ACK already (it needs only the
+        headers: app/codec/frame.ecp_request_sequence); the session still counts it."""
         if not isinstance(frame, (LldpFrame, VdpFrame, EcpAckFrame)):
             raise TypeError(f"not an EVB frame: {type(frame).__name__}")
         out = SessionOutput()
@@ -129,7 +137,7 @@ class PortSession:
         elif isinstance(frame, LldpFrame):
             self._on_lldp(frame, now, out)
         elif isinstance(frame, VdpFrame):
-            self._on_vdp(frame, now, out)
+            self._on_vdp(frame, now, out, acked)
         else:
             self._counters["ecp_ack"] += 1
             self._ecp.on_pdu(EcpPdu(EcpOp.ACK, frame.sequence), now)
@@ -138,9 +146,27 @@ class PortSession:
 
     def send_vdp(self, items: list[VdpItem], now: float) -> SessionOutput:
         """Queue the bridge's VSI TLVs (responses, unsolicited De-Associates) for the station."""
-        for vdpdu in pack_vdpdus(items):
-            self._ecp.send(encode_vdpdu(vdpdu), now)
         out = SessionOutput()
+        if self._ecp.queued <= self._ecp.queue_limit // 2:  # drained: the episode is over
+            self._overflowing = False
+        dropped: list[str] = []
+        for vdpdu in pack_vdpdus(items):
+            if not self._ecp.send(encode_vdpdu(vdpdu), now):
+                dropped += [vsi_id_text(vsi.vsi_id) for _, vsi in vdpdu.vsis_with_manager()]
+        if dropped and not self._overflowing:
+            out.events.append(
+                (
+                    "ecp.overflow",
+                    {
+                        **self._fields(),
+                        "queued": self._ecp.queued,
+                        "limit": self._ecp.queue_limit,
+                        "vsis": dropped,
+                        "overflow_total": self._ecp.counters["overflow"],
+                    },
+                )
+            )
+            self._overflowing = True
         self._transmit(now, out)
         return out
 
@@ -182,6 +208,7 @@ class PortSession:
             "retransmits": ecp["retransmits"],
             "gave_up": ecp["gave_up"],
             "acks_unexpected": ecp["acks_unexpected"],
+            "ecp_overflow": ecp["overflow"],
         }
 
     def snapshot(self) -> dict[str, Any]:
@@ -209,6 +236,7 @@ class PortSession:
                 "rte": self._ecp.rte,
                 "outstanding": outstanding.sequence if outstanding else None,
                 "queued": self._ecp.queued,
+                "queue_limit": self._ecp.queue_limit,
                 "last_received": self._ecp.last_received,
             },
             "counters": self.counters,
@@ -257,6 +285,20 @@ class PortSession:
             out.events.append(
                 ("evb.negotiated", {**self._fields(), "mac": frame.src, **agreement.summary()})
             )
+            if agreement.clamped:
+                out.events.append(
+                    (
+                        "evb.clamped",
+                        {
+                            **self._fields(),
+                            "mac": frame.src,
+                            "asked": agreement.clamped,
+                            "agreed": {
+                                name: getattr(agreement, name) for name in agreement.clamped
+                            },
+                        },
+                    )
+                )
         self._agreement = agreement
         self._ecp.r, self._ecp.rte = agreement.r, agreement.rte
         if agreement.bridge_tlv != self._sent_tlv:
@@ -279,12 +321,13 @@ class PortSession:
 
     # ECP / VDP
 
-    def _on_vdp(self, frame: VdpFrame, now: float, out: SessionOutput) -> None:
+    def _on_vdp(self, frame: VdpFrame, now: float, out: SessionOutput, acked: bool) -> None:
         self._counters["ecp_req"] += 1
         # The VDPDU is decoded already: ECP needs only the header.
         received = self._ecp.on_pdu(EcpPdu(EcpOp.REQUEST, frame.sequence), now)
         assert received.ack is not None  # every request is acknowledged
-        out.frames.append(build_ecp_ack(self.bridge_mac, received.ack.sequence))
+        if not acked:
+            out.frames.append(build_ecp_ack(self.bridge_mac, received.ack.sequence))
         if received.duplicate:
             out.events.append(
                 ("ecp.duplicate", {**self._fields(), "mac": frame.src, "sequence": frame.sequence})

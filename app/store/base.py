@@ -16,6 +16,8 @@ class RegistryWrite:
     removed_profiles: tuple[tuple[int, int], ...] = ()  # (type_id, version)
     vms: tuple[dict, ...] = ()  # insert or replace, keyed by vsi_id
     removed_vms: tuple[str, ...] = ()
+    pools: tuple[dict, ...] = ()  # VLAN pools {"tenant", "vlans"}: insert or replace
+    removed_pools: tuple[str, ...] = ()  # tenants
 
 
 @dataclass
@@ -61,8 +63,24 @@ class Store(Protocol):
     def vms(self) -> list[dict]:
         """The VM registrations, by vsi_id."""
 
+    def vlan_pools(self) -> list[dict]:
+        """The VLAN pools assigned over the API ({"tenant", "vlans"}), by tenant."""
+
     def write_registry(self, write: RegistryWrite) -> None:
         """Applies the whole write or, on any error, none of it."""
+
+    def save_alarms(self, saved: list[tuple[str, dict]], removed: list[str]) -> None:
+        """Alarms to write, as (key, document), and the keys of those to delete; queued."""
+
+    def alarms(self) -> list[dict]:
+        """The alarm documents kept (app/faults/alarms.py Alarm.document)."""
+
+    def save_locations(self, saved: list[tuple[str, float, list]], removed: list[str]) -> None:
+        """Location histories to write, as (VSI key, last move, places), and the VSI keys of
+        those to delete; queued."""
+
+    def locations(self) -> list[tuple[str, float, list]]:
+        """The location histories kept, the least recently moved first."""
 
     def subscriptions(self) -> list[dict]:
         """The fault subscriptions (app/faults/subscriptions.py Subscription.as_dict)."""

@@ -2,13 +2,18 @@
 of what the controller accepted is its own committed transaction, so it survives a crash or
 restart. Events are the exception: they are the controller's log, not its state, so they are
 written by a thread of their own in batches (one commit per batch, at most EVENT_FLUSH_INTERVAL
-late), never on the path of a request; a read of the events writes the waiting ones first."""
+late), never on the path of a request; a read of the events writes the waiting ones first.
+The events table is bounded: the writer deletes events older than ``event_max_age`` and beyond
+the newest ``event_max_rows`` (settings event_retention_days, event_retention_rows) at most every
+EVENT_PRUNE_INTERVAL, in chunks, so no delete holds the database long. The alarms and the
+location history are written the same way (what the controller saw, bounded by their owners)."""
 
 import json
 import logging
 import os
 import sqlite3
 import threading
+import time
 from collections import deque
 
 from app.events import Event
@@ -16,9 +21,14 @@ from app.store.base import RegistryWrite
 
 LOG = logging.getLogger("evb_nms.store")
 
-SCHEMA_VERSION = 3  # 2: profiles and vms; 3: fault subscriptions and maintenance
+# 2: profiles and vms; 3: fault subscriptions and maintenance; 4: VLAN pools
+SCHEMA_VERSION = 4
 EVENT_FLUSH_INTERVAL = 0.1  # seconds an event may wait for its batch
 EVENT_BACKLOG = 100_000  # events waiting at most; beyond, the oldest are dropped and counted
+EVENT_MAX_AGE = 30 * 86400.0  # seconds an event is kept
+EVENT_MAX_ROWS = 500_000  # events kept at most (about 200 MB)
+EVENT_PRUNE_INTERVAL = 60.0  # seconds between two prunes of the events table
+EVENT_PRUNE_CHUNK = 10_000  # rows deleted per transaction
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS switches (
     dpid TEXT PRIMARY KEY,
@@ -35,6 +45,16 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_kind ON events (kind);
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+CREATE TABLE IF NOT EXISTS alarms (
+    key TEXT PRIMARY KEY,
+    document TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS locations (
+    vsi TEXT PRIMARY KEY,
+    moved REAL NOT NULL,
+    places TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS profiles (
     type_id INTEGER NOT NULL,
     version INTEGER NOT NULL,
@@ -52,6 +72,10 @@ CREATE TABLE IF NOT EXISTS vms (
     grp TEXT,
     registered REAL NOT NULL,
     updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vlan_pools (
+    tenant TEXT PRIMARY KEY,
+    document TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS subscriptions (
     id TEXT PRIMARY KEY,
@@ -84,7 +108,12 @@ class StoreError(RuntimeError):
 
 
 class SqliteStore:
-    def __init__(self, path: str):
+    def __init__(
+        self,
+        path: str,
+        event_max_age: float = EVENT_MAX_AGE,
+        event_max_rows: int = EVENT_MAX_ROWS,
+    ):
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self._lock = threading.Lock()
@@ -102,9 +131,13 @@ class SqliteStore:
             self._db.executescript(SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._events: deque[tuple] = deque()
+        self._records: deque[tuple[str, tuple]] = deque()  # (statement, parameters): alarms ...
         self._events_ready = threading.Condition()
         self._closing = False
         self.events_dropped = 0
+        self.event_max_age, self.event_max_rows = event_max_age, event_max_rows
+        self.events_pruned = 0
+        self._next_prune = 0.0  # time.monotonic() of the next prune
         self._event_writer = threading.Thread(
             target=self._write_events, name="event-writer", daemon=True
         )
@@ -151,7 +184,8 @@ class SqliteStore:
         with self._lock:
             with self._events_ready:
                 rows, self._events = list(self._events), deque()
-            if not rows:
+                records, self._records = list(self._records), deque()
+            if not rows and not records:
                 return
             try:
                 self._db.execute("BEGIN")
@@ -159,9 +193,11 @@ class SqliteStore:
                     "INSERT INTO events (ts, kind, switch, port, detail) VALUES (?, ?, ?, ?, ?)",
                     rows,
                 )
+                for statement, params in records:
+                    self._db.execute(statement, params)
                 self._db.execute("COMMIT")
             except sqlite3.Error:
-                self.events_dropped += len(rows)
+                self.events_dropped += len(rows) + len(records)
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
@@ -169,16 +205,95 @@ class SqliteStore:
     def _write_events(self) -> None:
         while True:
             with self._events_ready:
-                while not self._events and not self._closing:
+                while not self._events and not self._records and not self._closing:
                     self._events_ready.wait()
-                if self._closing and not self._events:
+                if self._closing and not self._events and not self._records:
                     return
             try:
                 self.flush_events()
+                if time.monotonic() >= self._next_prune:
+                    self._next_prune = time.monotonic() + EVENT_PRUNE_INTERVAL
+                    self.prune_events()
             except sqlite3.Error:  # a full disk must not end the thread: counted, logged
                 LOG.exception("events could not be written")
             with self._events_ready:  # let a burst gather into one batch
                 self._events_ready.wait_for(lambda: self._closing, EVENT_FLUSH_INTERVAL)
+
+    def _queue_records(self, records: list[tuple[str, tuple]]) -> None:
+        with self._events_ready:
+            for record in records:
+                if len(self._records) >= EVENT_BACKLOG:
+                    self._records.popleft()
+                    self.events_dropped += 1
+                self._records.append(record)
+            self._events_ready.notify()
+
+    def save_alarms(self, saved: list[tuple[str, dict]], removed: list[str]) -> None:
+        """Queues alarms to write ((key, document)) and the keys of those to delete."""
+        self._queue_records(
+            [("DELETE FROM alarms WHERE key = ?", (key,)) for key in removed]
+            + [
+                (
+                    "INSERT OR REPLACE INTO alarms (key, document) VALUES (?, ?)",
+                    (key, json.dumps(d)),
+                )
+                for key, d in saved
+            ]
+        )
+
+    def alarms(self) -> list[dict]:
+        self.flush_events()
+        return [json.loads(row["document"]) for row in self._read("SELECT document FROM alarms")]
+
+    def save_locations(self, saved: list[tuple[str, float, list]], removed: list[str]) -> None:
+        """Queues VSIs' location histories to write ((VSI key, when it last moved, places))
+        and the VSI keys of those to delete."""
+        self._queue_records(
+            [("DELETE FROM locations WHERE vsi = ?", (vsi,)) for vsi in removed]
+            + [
+                (
+                    "INSERT OR REPLACE INTO locations (vsi, moved, places) VALUES (?, ?, ?)",
+                    (vsi, moved, json.dumps(places)),
+                )
+                for vsi, moved, places in saved
+            ]
+        )
+
+    def locations(self) -> list[tuple[str, float, list]]:
+        """Every VSI's location history, the least recently moved first."""
+        self.flush_events()
+        rows = self._read("SELECT vsi, moved, places FROM locations ORDER BY moved")
+        return [(row["vsi"], row["moved"], json.loads(row["places"])) for row in rows]
+
+    def prune_events(self) -> int:
+        """Deletes the events more than event_max_age older than the newest one (the writer
+        prunes when it has just written, so that is now, and a wrong clock cannot wipe the
+        table) and those beyond the newest event_max_rows, a chunk per transaction; how many
+        were deleted."""
+        with self._lock:
+            newest = self._db.execute("SELECT MAX(ts) FROM events").fetchone()[0]
+        if newest is None:
+            return 0
+        oldest = newest - self.event_max_age
+        deleted = 0
+        for sql, param in (
+            ("SELECT id FROM events WHERE ts < ? ORDER BY ts LIMIT ?", oldest),
+            (
+                "SELECT id FROM events WHERE id <= (SELECT MAX(id) FROM events) - ? "
+                "ORDER BY id LIMIT ?",
+                self.event_max_rows,
+            ),
+        ):
+            while True:
+                with self._lock:
+                    count = self._db.execute(
+                        f"DELETE FROM events WHERE id IN ({sql})", (param, EVENT_PRUNE_CHUNK)
+                    ).rowcount
+                deleted += count
+                if count < EVENT_PRUNE_CHUNK:
+                    break
+        self.events_pruned += deleted
+        return deleted
 
     def events(
         self,
@@ -217,6 +332,12 @@ class SqliteStore:
             for row in rows
         ]
 
+    def vlan_pools(self) -> list[dict]:
+        return [
+            json.loads(row["document"])
+            for row in self._read("SELECT document FROM vlan_pools ORDER BY tenant")
+        ]
+
     def write_registry(self, write: RegistryWrite) -> None:
         with self._lock:
             # One transaction: a group registration is stored whole or not at all.
@@ -253,6 +374,13 @@ class SqliteStore:
                 )
                 for vm in write.vms
             ],
+        )
+        self._db.executemany(
+            "DELETE FROM vlan_pools WHERE tenant = ?", [(tenant,) for tenant in write.removed_pools]
+        )
+        self._db.executemany(
+            "INSERT OR REPLACE INTO vlan_pools (tenant, document) VALUES (?, ?)",
+            [(pool["tenant"], json.dumps(pool)) for pool in write.pools],
         )
 
     def subscriptions(self) -> list[dict]:

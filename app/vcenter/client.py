@@ -39,8 +39,9 @@ from app.policy.profile import VsiTypeKey, VsiTypeProfile
 from app.registry.documents import parse_profile
 from app.registry.errors import InvalidInput, RegistryError
 from app.registry.vms import VmRecord, parse_vm, parse_vsi_id
+from app.vcenter.credentials import CredentialError
 from app.vcenter.transport import TransportError, error_text, exchange, parse_json
-from app.vdp.authorizer import VsiManagerUnreachable
+from app.vdp.authorizer import ProfileRefused, VsiManagerUnreachable
 
 LOG = logging.getLogger("evb_nms.vcenter")
 
@@ -141,10 +142,15 @@ class VcenterClient:
         workers: int = 4,
         max_pending: int = 64,
         max_cached: int = 4096,
+        token: Callable[[], str | None] = lambda: None,
+        vet: Callable[[VsiTypeProfile], str | None] = lambda profile: None,
     ) -> None:
         """``clock`` times the cache only; ``timeout`` is always real time. ``max_pending``
         bounds the lookups running or waiting for a worker: beyond it ``request`` answers
-        unreachable at once (not cached)."""
+        unreachable at once (not cached). ``token()``: the bearer token sent on each lookup
+        (read at each one, so a rotated token file takes effect; None: none sent). ``vet(profile)``:
+        why a found profile may not be used now, None if it may (the registry's tenant rules:
+        VLAN pool, other tenants' VLANs, profile quota), asked at every use."""
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"vcenter URL: expected http://HOST:PORT, got {base_url!r}")
         for name, value in (("timeout", timeout), ("ttl", ttl), ("negative_ttl", negative_ttl)):
@@ -156,6 +162,8 @@ class VcenterClient:
         self._negative_ttl = negative_ttl
         self._clock = clock
         self._on_done = on_done
+        self._token = token
+        self._vet = vet
         self._max_pending = max_pending
         self._max_cached = max_cached
         self._lock = threading.Lock()
@@ -192,7 +200,7 @@ class VcenterClient:
     ) -> VsiTypeProfile | None:
         """The authorizer's ProfileLookup (app/vdp/authorizer.py): the database first, then
         the manager. Raises LookupPending while asking, VsiManagerUnreachable when it could
-        not get an answer."""
+        not get an answer, ProfileRefused when the answer breaks the tenant's rules (``vet``)."""
         profile = database.get(key.type_id, key.version)
         if profile is not None:
             return profile
@@ -202,6 +210,11 @@ class VcenterClient:
             raise LookupPending(query)
         if result.status is LookupStatus.UNREACHABLE:
             raise VsiManagerUnreachable(result.reason)
+        if result.value is not None:
+            # Asked at each use, not cached: pools and the database change under the answer.
+            refusal = self._vet(result.value)
+            if refusal is not None:
+                raise ProfileRefused(refusal)
         return result.value
 
     def _background(self, query: Query) -> None:
@@ -267,8 +280,10 @@ class VcenterClient:
 
     def _ask(self, query: Query, url: str) -> LookupResult:
         try:
-            answer = exchange("GET", url, timeout=self.timeout)
-        except TransportError as err:
+            token = self._token()
+            headers = {"Authorization": f"Bearer {token}"} if token else None
+            answer = exchange("GET", url, timeout=self.timeout, headers=headers)
+        except (TransportError, CredentialError) as err:
             return LookupResult(LookupStatus.UNREACHABLE, reason=f"{url}: {err}")
         if answer.status == 404:
             return LookupResult(

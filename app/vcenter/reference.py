@@ -10,10 +10,16 @@ and can push its profiles to the controller (``evb-vcenter push``). Resources: d
         --token TOKEN
 
 In memory only: a restart forgets VMs and notifications. Ctrl-C or SIGTERM stop it.
+
+With ``--token-file`` every request but the notifications and the health check must carry
+``Authorization: Bearer TOKEN`` (the controller's ``vcenter_token_file``); with
+``--notification-secret-file`` a notification must be signed with that secret (the
+controller's ``vcenter_secret_file``, app/vcenter/signing.py). Otherwise 401.
 """
 
 import argparse
 import dataclasses
+import hmac
 import re
 import signal
 import sys
@@ -33,6 +39,8 @@ from app.registry.documents import profile_document
 from app.registry.errors import InvalidInput, RegistryError
 from app.registry.vms import VmRecord, parse_vm, parse_vsi_id
 from app.rest.server import RestServer
+from app.vcenter.credentials import Credential, CredentialError
+from app.vcenter.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from app.vcenter.transport import TransportError, error_text, exchange, parse_json
 
 DEFAULT_LISTEN = "127.0.0.1:8090"
@@ -53,11 +61,22 @@ def _json(body: Any, status: int = 200) -> Response:
 
 class ReferenceManager:
     """The service as a WSGI application; thread-safe. ``delay``: seconds every request waits
-    before it is answered (a slow manager)."""
+    before it is answered (a slow manager). ``token``: the bearer token required of every
+    request but notifications and health; ``secret``: what notifications must be signed
+    with."""
 
-    def __init__(self, profiles: Iterable[VsiTypeProfile] = (), delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        profiles: Iterable[VsiTypeProfile] = (),
+        delay: float = 0.0,
+        *,
+        token: str | None = None,
+        secret: str | None = None,
+    ) -> None:
         self.profiles = VsiTypeDatabase(profiles)
         self.delay = delay
+        self._token = token
+        self._secret = secret
         self._vms: dict[str, VmRecord] = {}
         self._notifications: deque[dict[str, Any]] = deque(maxlen=NOTIFICATIONS_KEPT)
         self._lock = threading.Lock()
@@ -80,6 +99,7 @@ class ReferenceManager:
         path = request.path_info.rstrip("/")
         allowed = []
         try:
+            self._check_token(request, path)
             for method, pattern, handler in self._routes:
                 match = pattern.fullmatch(path)
                 if match and method == request.method:
@@ -98,6 +118,17 @@ class ReferenceManager:
         except _HttpError as err:
             response = _json({"error": str(err)}, err.status)
         return response(environ, start_response)
+
+    def _check_token(self, request: Request, path: str) -> None:
+        # Notifications prove themselves by their signature; health is for probes.
+        open_to_all = path == "/v1/health" or (
+            path == "/v1/notifications" and request.method == "POST"
+        )
+        if not self._token or open_to_all:
+            return
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {self._token}".encode()):
+            raise _HttpError(401, "expected Authorization: Bearer TOKEN")
 
     def _health(self, request: Request) -> Response:
         with self._lock:
@@ -167,6 +198,12 @@ class ReferenceManager:
             return _json([n for n in self._notifications if kind is None or n.get("kind") == kind])
 
     def _post_notification(self, request: Request) -> Response:
+        if self._secret is not None:
+            headers = {
+                name: request.headers.get(name, "") for name in (TIMESTAMP_HEADER, SIGNATURE_HEADER)
+            }
+            if not verify(self._secret, headers, request.body, time.time()):
+                raise _HttpError(401, f"missing, wrong or stale signature ({SIGNATURE_HEADER})")
         data = _body(request)
         if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
             raise _HttpError(400, "expected a JSON object with a kind")
@@ -254,6 +291,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help=f"push: the controller's REST API (default {DEFAULT_CONTROLLER})",
     )
     parser.add_argument("--token", help="push: the controller's API token")
+    parser.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="serve: require Authorization: Bearer <the file's content> of every request but "
+        "notifications (the controller's --vcenter-token-file)",
+    )
+    parser.add_argument(
+        "--notification-secret-file",
+        metavar="FILE",
+        help="serve: accept only notifications signed with the file's content (the "
+        "controller's --vcenter-secret-file)",
+    )
     return parser.parse_args(argv)
 
 
@@ -295,7 +344,14 @@ def _serve(args: argparse.Namespace, profiles: VsiTypeDatabase) -> int:
         )
         return 2
     try:
-        server = RestServer(host.strip("[]"), int(port), ReferenceManager(profiles, args.delay))
+        token = Credential(args.token_file or "").get()
+        secret = Credential(args.notification_secret_file or "").get()
+    except CredentialError as err:
+        print(f"evb-vcenter: {err}", file=sys.stderr)
+        return 2
+    manager = ReferenceManager(profiles, args.delay, token=token, secret=secret)
+    try:
+        server = RestServer(host.strip("[]"), int(port), manager)
     except OSError as err:
         print(f"evb-vcenter: cannot listen on {args.listen}: {err.strerror}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ byte at a time could hold a caller for many timeouts. A timer therefore shuts th
 when the deadline passes, which wakes the blocked read at once.
 """
 
+import functools
 import http.client
 import json
 import socket
@@ -34,19 +35,32 @@ def exchange(
     timeout: float,
     body: Any = None,
     headers: dict[str, str] | None = None,
+    address: str | None = None,
 ) -> HttpAnswer:
-    """Sends ``body`` (JSON-encoded unless None) and returns the answer, whatever its status,
-    within ``timeout`` seconds (the connect included; name resolution is not, so give addresses
-    or names the resolver answers locally). Raises TransportError, or ValueError for a URL that
-    is not http(s)."""
-    parts = urllib.parse.urlsplit(url)
+    """Sends ``body`` (bytes as they are, else JSON-encoded unless None) and returns the
+    answer, whatever its status, within ``timeout`` seconds (the connect included; name
+    resolution is not, so give addresses or names the resolver answers locally). ``address``:
+    connect there instead of resolving the URL's host, which still names the Host header and
+    the TLS peer (app/vcenter/destinations.py checked that address). Raises TransportError, or
+    ValueError for a URL that is not http(s)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"expected an http:// or https:// URL, got {url!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
     connection_class = (
         http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     )
-    connection = connection_class(parts.hostname, parts.port, timeout=timeout)
-    payload = None if body is None else json.dumps(body, default=str).encode()
+    connection = connection_class(parts.hostname, port, timeout=timeout)
+    if address is not None:  # http.client's own hook for how it opens its socket
+        pinned = functools.partial(_connect_to, address)
+        connection._create_connection = pinned  # type: ignore[attr-defined]
+    if body is None or isinstance(body, bytes):
+        payload = body
+    else:
+        payload = json.dumps(body, default=str).encode()
     all_headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **(headers or {})}
     if payload is not None:
         all_headers["Content-Type"] = "application/json"
@@ -78,6 +92,11 @@ def exchange(
         timer.cancel()
         connection.close()
     return HttpAnswer(response.status, data)
+
+
+def _connect_to(address: str, host_and_port, timeout, source_address) -> socket.socket:
+    """http.client's connect hook, pinned to ``address``: the name is not resolved again."""
+    return socket.create_connection((address, host_and_port[1]), timeout, source_address)
 
 
 def _abort(sockets: list[socket.socket], expired: threading.Event) -> None:

@@ -15,12 +15,22 @@ the response status) and whether retrying the same request can help (``hard``):
 | a MAC that is multicast or all zero                       | INVALID_VID_GROUP_MAC         | yes  |
 | VSI type ID/version unknown                               | OTHER_FAILURE                 | yes  |
 | VSI manager unreachable while resolving the type (seam)   | UNABLE_TO_CONTACT_VSI_MANAGER | no   |
+| the manager's profile breaks its tenant's VLAN pool/quota | OTHER_FAILURE                 | yes  |
 | Manager ID not allowed by the type                        | OTHER_FAILURE                 | yes  |
+| the type's tenant not allowed at the port (port_tenants)  | OTHER_FAILURE                 | yes  |
+| not registered, under registered-only admission           | OTHER_FAILURE                 | no   |
+| registered with another type/version or tenant            | OTHER_FAILURE                 | yes  |
+| a MAC not in the VM's registration (or none registered,   | INVALID_VID_GROUP_MAC         | yes  |
+|   under registered-only), or registered for ANOTHER VM    |                               |      |
 | VID not allowed by the type (VID 0 with no default VLAN)  | INVALID_VID_GROUP_MAC         | yes  |
 | the same MAC/VID twice (after resolving VID 0)            | INVALID_FORMAT                | yes  |
 | a MAC bound (prepared or forwarding) to ANOTHER VSI       | INVALID_VID_GROUP_MAC         | yes  |
 | the port's server in maintenance (a VSI new to the port)  | INSUFFICIENT_RESOURCES        | no   |
-| type's max_per_port / max_per_switch reached              | INSUFFICIENT_RESOURCES        | no   |
+| type's max_per_port / max_per_switch reached, or the      | INSUFFICIENT_RESOURCES        | no   |
+|   bridge's cap of VSIs per port / per switch (any type)   |                               |      |
+
+Limits count attachments: a plain Pre-Associate holds no MAC but takes a place, or a station
+could pre-associate without end. Registrations: app/vdp/admission.py.
 
 Why these codes: a well-formed TLV naming a type we do not know is neither a format nor a
 resource problem, and the manager was not unreachable but is not authorized, so both are
@@ -49,6 +59,13 @@ from app.codec.vdp import (
 from app.fabric.ports import PortRef
 from app.policy.database import VsiTypeDatabase
 from app.policy.profile import VsiTypeKey, VsiTypeProfile, manager_id_from_octets
+from app.vdp.admission import (
+    DEFAULT_POLICY,
+    AdmissionPolicy,
+    NoRegistrations,
+    Registrations,
+    check_registration,
+)
 from app.vdp.binding import MacVid
 from app.vdp.binding_index import BindingIndex
 from app.vdp.describe import vsi_id_text
@@ -59,6 +76,11 @@ _VSI_ID_ACCESSORS = {VsiIdFormat.IPV4: "ipv4", VsiIdFormat.IPV6: "ipv6", VsiIdFo
 
 class VsiManagerUnreachable(Exception):
     """Raised by a ProfileLookup that had to ask the VSI manager and could not reach it."""
+
+
+class ProfileRefused(Exception):
+    """Raised by a ProfileLookup whose answer its tenant may not use (app/registry/tenancy.py:
+    a VLAN outside the tenant's pool or of another tenant, the tenant's profile quota)."""
 
 
 # (database, normalized Manager ID, type key) -> the profile, or None when the type is unknown.
@@ -147,11 +169,20 @@ class Authorizer:
         profiles: Callable[[], VsiTypeDatabase],
         lookup: ProfileLookup = lookup_in_database,
         maintenance: Callable[[PortRef], str | None] = lambda port: None,
+        *,
+        policy: AdmissionPolicy = DEFAULT_POLICY,
+        registrations: Callable[[], Registrations] = NoRegistrations,
+        port_tenants: Callable[[PortRef, str], str | None] = lambda port, tenant: None,
     ) -> None:
-        """``maintenance``: why the server at a port is in maintenance, None if it is not."""
+        """``maintenance``: why the server at a port is in maintenance, None if it is not;
+        ``registrations``: the VM manager's registrations (the registry); ``port_tenants``:
+        why a tenant may not associate at a port, None if it may."""
         self._profiles = profiles
         self._lookup = lookup
         self._maintenance = maintenance
+        self._policy = policy
+        self._registrations = registrations
+        self._port_tenants = port_tenants
 
     def authorize(self, request: AuthRequest, bound: BindingIndex) -> Decision:
         """``bound``: every binding of the fabric; those of the requesting VSI itself are
@@ -183,6 +214,10 @@ class Authorizer:
                 f"{key} is not in the database and the VSI manager is unreachable: {err}",
                 hard=False,
             )
+        except ProfileRefused as err:
+            return _refuse(
+                VdpError.OTHER_FAILURE, f"{key} from the VSI manager is refused: {err}", hard=True
+            )
         if profile is None:
             return _refuse(VdpError.OTHER_FAILURE, f"unknown {key}", hard=True)
         if not profile.allows_manager(request.manager_id):
@@ -192,6 +227,18 @@ class Authorizer:
                 hard=True,
                 profile=profile,
             )
+        why = self._port_tenants(request.port, profile.tenant)
+        if why is not None:
+            return _refuse(VdpError.OTHER_FAILURE, why, hard=True, profile=profile)
+        mismatch = check_registration(
+            self._policy.mode_for(profile.tenant),
+            vsi_id_text(request.vsi_id),
+            profile,
+            tuple(dict.fromkeys(entry.mac for entry in request.filters if entry.mac)),
+            self._registrations(),
+        )
+        if mismatch is not None:
+            return _refuse(mismatch.error, mismatch.reason, hard=mismatch.hard, profile=profile)
 
         entries = []
         for entry in request.filters:
@@ -243,22 +290,28 @@ class Authorizer:
             return refusal
         return Decision(VdpError.SUCCESS, f"granted as {profile.name}", tuple(entries), profile)
 
-    @staticmethod
     def _check_limits(
-        request: AuthRequest, profile: VsiTypeProfile, bound: BindingIndex
+        self, request: AuthRequest, profile: VsiTypeProfile, bound: BindingIndex
     ) -> Decision | None:
-        """Prepared bindings count: Pre-Associate with RR exists to hold the resources."""
+        """Every attachment counts, a plain Pre-Associate too."""
         port, vsi_id = request.port, request.vsi_id
-        on_port = bound.count_on_port(profile.key, port, besides=vsi_id)
-        on_switch = bound.count_on_switch(profile.key, port.dpid, besides=vsi_id)
-        for count, limit, where in (
-            (on_port, profile.limits.max_per_port, "port"),
-            (on_switch, profile.limits.max_per_switch, "switch"),
+        for key, limit, where, whose in (
+            (profile.key, profile.limits.max_per_port, "port", profile.name),
+            (profile.key, profile.limits.max_per_switch, "switch", profile.name),
+            (None, self._policy.max_per_port, "port", "the bridge"),
+            (None, self._policy.max_per_switch, "switch", "the bridge"),
         ):
-            if limit is not None and count >= limit:
+            if limit is None:
+                continue
+            count = (
+                bound.count_on_port(key, port, besides=vsi_id)
+                if where == "port"
+                else bound.count_on_switch(key, port.dpid, besides=vsi_id)
+            )
+            if count >= limit:
                 return _refuse(
                     VdpError.INSUFFICIENT_RESOURCES,
-                    f"{profile.name} allows {limit} VMs per {where}, {count} are bound",
+                    f"{whose} allows {limit} VMs per {where}, {count} are attached",
                     hard=False,
                     profile=profile,
                 )

@@ -1,8 +1,10 @@
-"""Every binding of the fabric, indexed for the questions admission asks.
+"""Every binding and attachment of the fabric, indexed for the questions admission asks.
 
-Pure. The VDP bridge adds and removes bindings as they change; the authorizer asks who holds a
-MAC, how many VSIs of a type a port or switch holds, and whether a VSI is bound at a port. Each
-answer costs the same with ten VMs held or a hundred thousand.
+Pure. The VDP bridge adds and removes bindings (PREPARED/FORWARDING: they hold MACs) and
+attachments (every state at a port, a plain Pre-Associate too: they count against limits) as
+they change; the authorizer asks who holds a MAC, how many VSIs (of a type, or of any) a port or
+switch holds, and whether a VSI is bound at a port. Each answer costs the same with ten VMs held
+or a hundred thousand.
 """
 
 from collections import defaultdict
@@ -18,18 +20,19 @@ class BindingIndex:
     def __init__(self) -> None:
         self._by_handle: dict[int, VmBinding] = {}
         self._by_mac: dict[str, list[VmBinding]] = defaultdict(list)
-        # Per (type, port) and (type, switch): VSI ID -> how many of its bindings are there
-        # (a migrating VSI may have two on one switch; it counts once).
-        self._on_port: dict[tuple[VsiTypeKey, PortRef], dict[VsiId, int]] = defaultdict(dict)
-        self._on_switch: dict[tuple[VsiTypeKey, int], dict[VsiId, int]] = defaultdict(dict)
         self._ports_of: dict[VsiId, dict[PortRef, int]] = defaultdict(dict)
+        # Attachments per (type, port), (type, switch), port and switch: VSI ID -> how many of
+        # its attachments are there (a migrating VSI may have two on one switch; it counts once).
+        self._attached: dict[tuple, dict[VsiId, int]] = defaultdict(dict)
         self._at: dict[int, dict[PortRef, dict[int, VmBinding]]] = defaultdict(dict)
 
     @classmethod
     def of(cls, bindings: Iterable[VmBinding]) -> "BindingIndex":
+        """Bindings that are their VSIs' only attachments (as tests build them)."""
         index = cls()
         for binding in bindings:
             index.add(binding)
+            index.attach(binding.vsi_id, binding.port, binding.profile.key)
         return index
 
     def add(self, binding: VmBinding) -> None:
@@ -39,9 +42,7 @@ class BindingIndex:
         self._at[binding.port.dpid].setdefault(binding.port, {})[binding.handle] = binding
         for mac in {e.mac for e in binding.entries}:
             self._by_mac[mac].append(binding)
-        for table, key, member in self._counted(binding):
-            counts = table[key]
-            counts[member] = counts.get(member, 0) + 1
+        _count(self._ports_of, binding.vsi_id, binding.port, 1)
 
     def remove(self, binding: VmBinding) -> None:
         del self._by_handle[binding.handle]
@@ -56,35 +57,32 @@ class BindingIndex:
             holders.remove(binding)
             if not holders:
                 del self._by_mac[mac]
-        for table, key, member in self._counted(binding):
-            counts = table[key]
-            counts[member] -= 1
-            if not counts[member]:
-                del counts[member]
-            if not counts:
-                del table[key]
+        _count(self._ports_of, binding.vsi_id, binding.port, -1)
 
-    def _counted(self, binding: VmBinding) -> tuple:
-        """(table, key, member) of each reference count the binding takes part in."""
-        key, vsi_id = binding.profile.key, binding.vsi_id
-        return (
-            (self._on_port, (key, binding.port), vsi_id),
-            (self._on_switch, (key, binding.port.dpid), vsi_id),
-            (self._ports_of, vsi_id, binding.port),
-        )
+    def attach(self, vsi_id: VsiId, port: PortRef, key: VsiTypeKey) -> None:
+        """``vsi_id`` is attached at ``port`` with type ``key`` (in any state)."""
+        for where in _places(port, key):
+            _count(self._attached, where, vsi_id, 1)
+
+    def detach(self, vsi_id: VsiId, port: PortRef, key: VsiTypeKey) -> None:
+        for where in _places(port, key):
+            _count(self._attached, where, vsi_id, -1)
 
     # questions -------------------------------------------------------------------------------
     def holders_of(self, mac: str) -> list[VmBinding]:
         """The bindings (prepared or forwarding) that list ``mac``."""
         return list(self._by_mac.get(mac, ()))
 
-    def count_on_port(self, key: VsiTypeKey, port: PortRef, besides: VsiId) -> int:
-        """VSIs of type ``key`` bound at ``port``, not counting ``besides``."""
-        counts = self._on_port.get((key, port), {})
-        return len(counts) - (besides in counts)
+    def count_on_port(self, key: VsiTypeKey | None, port: PortRef, besides: VsiId) -> int:
+        """VSIs of type ``key`` (None: of any type) attached at ``port``, not counting
+        ``besides``."""
+        return self._counted(("port", key, port), besides)
 
-    def count_on_switch(self, key: VsiTypeKey, dpid: int, besides: VsiId) -> int:
-        counts = self._on_switch.get((key, dpid), {})
+    def count_on_switch(self, key: VsiTypeKey | None, dpid: int, besides: VsiId) -> int:
+        return self._counted(("switch", key, dpid), besides)
+
+    def _counted(self, where: tuple, besides: VsiId) -> int:
+        counts = self._attached.get(where, {})
         return len(counts) - (besides in counts)
 
     def bound_at(self, vsi_id: VsiId, port: PortRef) -> bool:
@@ -100,3 +98,23 @@ class BindingIndex:
 
     def __iter__(self) -> Iterator[VmBinding]:
         return iter(self._by_handle.values())
+
+
+def _places(port: PortRef, key: VsiTypeKey) -> tuple[tuple, ...]:
+    """The counters an attachment at ``port`` with type ``key`` takes part in."""
+    return (
+        ("port", key, port),
+        ("switch", key, port.dpid),
+        ("port", None, port),
+        ("switch", None, port.dpid),
+    )
+
+
+def _count(table: dict, key, member, sign: int) -> None:
+    """Reference count of ``member`` under ``key``; empty entries go."""
+    counts = table[key]
+    counts[member] = counts.get(member, 0) + sign
+    if not counts[member]:
+        del counts[member]
+    if not counts:
+        del table[key]

@@ -19,6 +19,10 @@ Migration: a Pre-Associate(-RR) at another port adds a second attachment while t
 forwarding; an Associate at the destination moves the VSI: the destination forwards, the source
 attachment is removed in the same Outcome and, as its station had not de-associated, is sent an
 unsolicited De-Associate. Other pre-associations of the VSI are left to expire or de-associate.
+A bare Associate (no attachment at that port, no migrate-to hint, the M-bit) while the VSI is
+associated elsewhere is refused (OTHER_FAILURE, not hard; vsi.refused with ``held_at``): naming
+a running VM's VSI ID is no migration, and the source keeps it. Once the source is gone
+(de-associated, suspended, timed out) the VSI may start anywhere.
 
 Responses (status octet: response bit 0x40 | KEEP 0x20 | HARD 0x10 | error):
 * Granted: 0x40; VID 0 entries come back with the VID the bridge chose (the station adopts it).
@@ -304,6 +308,22 @@ class VdpBridge:
                     hard=True,
                 ),
             )
+        source = self._unannounced_move(vsi, att, request)
+        if source is not None:
+            return self._refuse(
+                vsi,
+                att,
+                port,
+                manager,
+                request,
+                Decision(
+                    VdpError.OTHER_FAILURE,
+                    "the VSI is associated at another port, whose station keeps it alive: it "
+                    "moves here only as a migration (hints 'to', a Pre-Associate here first, "
+                    "or the VM manager's relocation)",
+                ),
+                held_at=source.port,
+            )
         decision = self._authorizer.authorize(
             AuthRequest.from_tlv(port, manager, request), self._bound
         )
@@ -321,6 +341,7 @@ class VdpBridge:
         manager: ManagerIdTlv,
         request: VsiTlv,
         decision: Decision,
+        **more: object,
     ) -> Outcome:
         keep = att is not None and att.state is VsiState.ASSOCIATED
         response = make_response(request, decision.error, keep=keep, hard=decision.hard)
@@ -331,6 +352,7 @@ class VdpBridge:
             "keep": keep,
             "hard": decision.hard,
             "reason": decision.reason,
+            **more,
         }
         outcome = Outcome(responses=[(port, manager, response)])
         if att is not None and not keep:
@@ -340,6 +362,23 @@ class VdpBridge:
             self._sync(vsi.vsi_id, outcome)
         outcome.events.append(("vsi.refused", fields))
         return outcome
+
+    @staticmethod
+    def _unannounced_move(
+        vsi: _Vsi | None, att: _Attachment | None, request: VsiTlv
+    ) -> _Attachment | None:
+        """The attachment forwarding the VSI elsewhere that a bare Associate here would take
+        over: one with no attachment here (no Pre-Associate, no relocation) and no migrate-to
+        hint. Such a request is a station claiming a running VM's identity (or a VM started
+        twice), not a migration: the source keeps it."""
+        if vsi is None or att is not None or request.mode is not VdpTlvType.ASSOCIATE:
+            return None
+        if request.m_bit:
+            return None
+        return next(
+            (other for other in vsi.attachments.values() if other.state is VsiState.ASSOCIATED),
+            None,
+        )
 
     def _grant(
         self,
@@ -837,6 +876,10 @@ class VdpBridge:
             self._placed[vsi_id] = placed
         if placed == before:
             return
+        for port, key, _ in before:
+            self._bound.detach(vsi_id, port, key)
+        for port, key, _ in placed:
+            self._bound.attach(vsi_id, port, key)
         for entries, sign in ((before, -1), (placed, 1)):
             for _port, key, profile in entries:
                 self._profiles_in_use[key][profile] += sign

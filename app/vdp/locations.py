@@ -1,29 +1,64 @@
-"""Where each VSI forwarded before (server lookup, draft 5.4), bounded.
+"""Where each VSI forwarded before (server lookup, draft 5.4), bounded and kept across restarts.
 
-Pure. Fed with the bindings that changed (app/vdp/outcome.py), so its cost is the change's, not
-the fabric's. Keeps the latest `per_vsi` places of at most `vsis` VSIs (the least recently moved
-are forgotten first): a VM that moves forever, or a million short-lived VMs, cannot grow it.
+Pure apart from ``save``, the writer it is given (app/store/sqlite_store.py save_locations, which
+queues). Fed with the bindings that changed (app/vdp/outcome.py), so its cost is the change's,
+not the fabric's. Keeps the latest `per_vsi` places of at most `vsis` VSIs (the least recently
+moved are forgotten first): a VM that moves forever, or a million short-lived VMs, cannot grow
+it, nor its rows in the store. A restarted controller takes back what was saved (``saved``).
 """
 
 from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
 
-from app.codec.vdp import VsiId
+from app.codec.vdp import VsiId, VsiIdFormat
 from app.fabric.ports import PortRef
+from app.store.base import vsi_key
 from app.vdp.outcome import BindingChanges
 
 PER_VSI = 16
 VSIS = 200_000
 
+# What the store keeps of one VSI: (VSI key, when it last moved, [[dpid, port_no, until], ...]).
+SavedHistory = tuple[str, float, list]
+
+
+def _key(vsi_id: VsiId) -> str:
+    return vsi_key(int(vsi_id.format), vsi_id.value.hex())
+
+
+def _vsi_id(key: str) -> VsiId:
+    vsi_format, _, value = key.partition(":")
+    return VsiId(VsiIdFormat(int(vsi_format)), bytes.fromhex(value))
+
 
 class LocationHistory:
-    def __init__(self, per_vsi: int = PER_VSI, vsis: int = VSIS) -> None:
+    def __init__(
+        self,
+        per_vsi: int = PER_VSI,
+        vsis: int = VSIS,
+        *,
+        saved: Iterable[SavedHistory] = (),
+        save: Callable[[list[SavedHistory], list[str]], None] = lambda saved, removed: None,
+    ) -> None:
+        """``saved``: what ``save`` wrote before, the least recently moved first; ``save``
+        gets the histories that changed and the keys of the VSIs forgotten, after each change."""
         self._per_vsi = per_vsi
         self._vsis = vsis
+        self._save = save
         self._places: OrderedDict[VsiId, deque[tuple[PortRef, float]]] = OrderedDict()
+        for key, _, places in saved:
+            self._places[_vsi_id(key)] = deque(
+                ((PortRef(dpid, port_no), until) for dpid, port_no, until in places),
+                maxlen=per_vsi,
+            )
+        removed = self._trim()
+        if removed:
+            save([], removed)
 
     def record(self, changes: BindingChanges, now: float) -> None:
         """A binding that stopped forwarding at its port (gone, prepared again, or replaced by
         one elsewhere) leaves that port in its VSI's history, until `now`."""
+        moved = []
         for before, after in changes.values():
             if before is None or not before.forwarding:
                 continue
@@ -32,8 +67,25 @@ class LocationHistory:
             places = self._places.pop(before.vsi_id, None) or deque(maxlen=self._per_vsi)
             places.append((before.port, now))
             self._places[before.vsi_id] = places
-            while len(self._places) > self._vsis:
-                self._places.popitem(last=False)
+            moved.append(before.vsi_id)
+        if not moved:
+            return
+        removed = self._trim()
+        self._save(
+            [
+                (_key(v), now, [[p.dpid, p.port_no, t] for p, t in self._places[v]])
+                for v in moved
+                if v in self._places
+            ],
+            removed,
+        )
+
+    def _trim(self) -> list[str]:
+        """Forgets the least recently moved VSIs beyond the bound; their keys."""
+        removed = []
+        while len(self._places) > self._vsis:
+            removed.append(_key(self._places.popitem(last=False)[0]))
+        return removed
 
     def of(self, vsi_id: VsiId) -> list[tuple[PortRef, float]]:
         return list(self._places.get(vsi_id, ()))

@@ -44,10 +44,15 @@ class Wire:
         self.deliver(self.core.tick(now), now)
 
     def frames(self, frames, now: float = 1.0) -> None:
-        """Punted (dpid, port_no, frame)s as the shim's frame thread takes them: each received,
-        then the batch processed."""
+        """Punted (dpid, port_no, frame)s as the shim takes them: each ECP request acknowledged
+        as it arrives, then each received by the worker, then the batch processed."""
+        acked = []
         for dpid, port_no, data in frames:
-            self.deliver(self.core.receive(dpid, port_no, data, now), now)
+            ack = self.core.ecp_ack(dpid, port_no, data)
+            self.deliver(ack, now)
+            acked.append(bool(ack))
+        for (dpid, port_no, data), was_acked in zip(frames, acked, strict=True):
+            self.deliver(self.core.receive(dpid, port_no, data, now, was_acked), now)
         self.deliver(self.core.process(now), now)
 
     def release(self, dpids=None, now: float = 1.0) -> None:

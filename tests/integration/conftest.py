@@ -89,5 +89,8 @@ def bed(fabric, controller):
     """The running fabric, ready, with no VM or station left over from the previous test."""
     wait_fabric_ready(controller, fabric)
     yield fabric
+    # As libvirt has lldpad do when VMs stop: the next test may start the same VSI IDs on other
+    # servers, which the bridge refuses while another station holds them (docs/security.md).
+    fabric.release_vsis()
     fabric.stop_stations()
     fabric.destroy_vms()

@@ -4,11 +4,20 @@ its own forwarding, and is reported drained once the VM manager has moved them a
 
 import subprocess
 
+import pytest
+
 from tests.integration.bed import MARKS, wait_until
 from topologies.migration import migrate, start_vm
 from topologies.webhook import WebhookSink
 
 pytestmark = MARKS
+
+
+@pytest.fixture(scope="module")
+def controller_args():
+    """The subscriber (topologies/webhook.py) listens on 127.0.0.1: loopback is refused to
+    webhooks unless allowed (docs/faults.md, Where webhooks may go)."""
+    return ("--webhook-allow", "127.0.0.0/8")
 
 
 def test_a_server_link_failure_and_its_repair_reach_the_subscriber(bed, stations, controller):

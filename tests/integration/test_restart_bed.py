@@ -46,6 +46,12 @@ def test_restart_loses_no_packet_and_no_association(bed, stations, controller):
                 ),
                 timeout=30,
             )
+            # Reconciled, not rewritten: the flows read back (as octets) equal the intent.
+            synced = {s["name"]: s["last_sync"] for s in restarted.rest("/v1/switches")}
+            assert all(
+                s["flows_added_or_changed"] == s["flows_removed"] == s["meters_changed"] == 0
+                for s in synced.values()
+            ), synced
             associations = {v["vsi_id"]: v["state"] for v in restarted.rest("/v1/associations")}
             assert associations == {a.uuid: "associated", b.uuid: "associated"}
             # A keep-alive after the restart is answered as before, not refused.

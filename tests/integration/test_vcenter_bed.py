@@ -1,6 +1,8 @@
 """The controller and the reference VM manager (evb-vcenter) with lldpad stations: a VSI type
 only the manager knows is looked up and granted; the manager hears of it; with the manager gone
-the station gets "unable to contact VSI manager"; a slow manager never stalls the answer."""
+the station gets "unable to contact VSI manager"; a slow manager never stalls the answer. Both
+ways carry credentials: the manager answers only lookups with the controller's bearer token and
+stores only notifications signed with the shared secret (docs/vcenter.md)."""
 
 import json
 import signal
@@ -16,11 +18,18 @@ from topologies.controller_process import ControllerProcess, free_port, wait_for
 
 pytestmark = MARKS
 REPO = Path(__file__).resolve().parents[2]
+TOKEN, SECRET = "bed-lookup-token-0001", "bed-notification-secret-0001"
 MANAGER_PROFILES = """\
 vsi_types:
   - {type_id: 42, version: 1, name: green-web, tenant: green, vlans: [300], manager_ids: [mgr1]}
   - {type_id: 43, version: 1, name: green-db, tenant: green, vlans: [301], manager_ids: [mgr1]}
 """
+
+
+def _secret_file(workdir: Path, name: str, value: str) -> str:
+    path = workdir / name
+    path.write_text(value + "\n")
+    return str(path)
 
 
 def _manager(workdir, port, delay=0.0):
@@ -37,6 +46,10 @@ def _manager(workdir, port, delay=0.0):
             str(profiles),
             "--delay",
             str(delay),
+            "--token-file",
+            _secret_file(workdir, "token", TOKEN),
+            "--notification-secret-file",
+            _secret_file(workdir, "secret", SECRET),
         ],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
@@ -58,13 +71,23 @@ def manager_port():
 
 @pytest.fixture(scope="module")
 def controller(tmp_path_factory, manager_port):
-    """Overrides the conftest's: this controller has a VM manager."""
+    """Overrides the conftest's: this controller has a VM manager, and credentials for it."""
+    workdir = tmp_path_factory.mktemp("controller")
     proc = ControllerProcess(
-        tmp_path_factory.mktemp("controller"),
+        workdir,
         of_port=free_port(),
         rest_port=free_port(),
         log_level="DEBUG",
-        extra_args=["--vcenter-url", f"http://127.0.0.1:{manager_port}", "--vcenter-timeout", "1"],
+        extra_args=[
+            "--vcenter-url",
+            f"http://127.0.0.1:{manager_port}",
+            "--vcenter-timeout",
+            "1",
+            "--vcenter-token-file",
+            _secret_file(workdir, "vcenter-token", TOKEN),
+            "--vcenter-secret-file",
+            _secret_file(workdir, "vcenter-secret", SECRET),
+        ],
     )
     with proc:
         yield proc
@@ -90,7 +113,8 @@ def test_a_type_only_the_manager_knows_is_granted_and_the_manager_is_told(
 
         def told():
             url = f"http://127.0.0.1:{manager_port}/v1/notifications?kind=vsi.associated"
-            with urllib.request.urlopen(url, timeout=5) as answer:
+            request = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})
+            with urllib.request.urlopen(request, timeout=5) as answer:
                 body = json.loads(answer.read())
             items = body["notifications"] if isinstance(body, dict) else body
             return any(uuid in json.dumps(n) for n in items)

@@ -2,6 +2,7 @@ from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.codec.builders import build_bridge_lldp_frame, build_ecp_ack, build_vdp_request
 from app.codec.ecp import EcpOp, EcpPdu, encode_ecpdu
@@ -143,3 +144,43 @@ def test_an_ecp_ack_is_told_from_its_header_alone():
         build_vdp_request("02:00:00:00:00:01", 7, Vdpdu((ManagerIdTlv.from_name("m"),)))
     )
     assert not is_ecp_ack(b"") and not is_ecp_ack(bytes(15))
+
+
+def test_an_ecp_requests_sequence_is_read_from_its_headers_alone():
+    from app.codec.frame import ecp_request_sequence
+
+    station = "02:00:00:00:00:01"
+    request = build_vdp_request(station, 513, Vdpdu((ManagerIdTlv.from_name("m"),)))
+    assert ecp_request_sequence(request) == 513
+    # ECP acknowledges a request whatever its VDPDU holds: a malformed one too.
+    junk = encode_ethernet(
+        EthernetFrame(
+            NEAREST_BRIDGE, station, 0x8940, encode_ecpdu(EcpPdu(EcpOp.REQUEST, 9, b"\xff"))
+        )
+    )
+    assert ecp_request_sequence(junk) == 9
+    assert ecp_request_sequence(build_ecp_ack(station, 7)) is None
+    lldp = build_bridge_lldp_frame(station, PortId.from_name("p1"), 120, EvbTlv(EvbMode.STATION))
+    assert ecp_request_sequence(lldp) is None
+    tagged = encode_ethernet(
+        EthernetFrame(
+            NEAREST_BRIDGE, station, 0x8940, encode_ecpdu(EcpPdu(EcpOp.REQUEST, 9)), VlanTag(5)
+        )
+    )
+    assert ecp_request_sequence(tagged) is None  # S-channels are not ours yet: no ACK
+    other_subtype = encode_ethernet(
+        EthernetFrame(
+            NEAREST_BRIDGE, station, 0x8940, encode_ecpdu(EcpPdu(EcpOp.REQUEST, 9, subtype=2))
+        )
+    )
+    assert ecp_request_sequence(other_subtype) is None
+    assert ecp_request_sequence(request[:17]) is None
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=80))
+def test_reading_a_request_sequence_never_raises(data):
+    from app.codec.frame import ecp_request_sequence
+
+    sequence = ecp_request_sequence(data)
+    assert sequence is None or 0 <= sequence <= 0xFFFF

@@ -171,3 +171,86 @@ def test_evb_timer_ranges_are_the_bridge_configs(name):
             build_settings({name: value}, {})
         with pytest.raises(ValueError):
             BridgeEvbConfig(**{field: value})
+
+
+def test_evb_maxima_and_the_ecp_queue_limit_reach_the_bridge_config():
+    settings = settings_from_args(
+        parse_args(["--evb-max-rka", "24", "--evb-max-rte", "15", "--ecp-queue-limit", "50"])
+    )
+    config = settings.evb_config
+    assert (config.max_rka, config.max_rte, config.ecp_queue_limit) == (24, 15, 50)
+    assert (Settings().evb_config.max_rka, Settings().evb_config.max_rte) == (25, 16)
+    with pytest.raises(ConfigError, match="ecp_queue_limit: expected 1 to 1000000 PDUs, got 0"):
+        build_settings({"ecp_queue_limit": 0}, {})
+
+
+def test_event_retention_settings():
+    settings = settings_from_args(
+        parse_args(["--event-retention-days", "7", "--event-retention-rows", "20000"])
+    )
+    assert (settings.event_retention_days, settings.event_retention_rows) == (7.0, 20000)
+    with pytest.raises(ConfigError, match="event_retention_rows: expected 1000 to"):
+        build_settings({"event_retention_rows": 10}, {})
+    with pytest.raises(ConfigError, match="event_retention_days"):
+        build_settings({"event_retention_days": "forever"}, {})
+
+
+def test_ownership_settings_from_the_file_and_flags(tmp_path):
+    path = tmp_path / "evb-nms.yaml"
+    path.write_text(
+        "vdp_admission_by_tenant: {red: registered-only}\n"
+        "port_tenants:\n"
+        "  - {switch: edge1, port: 'edge1-s*', tenants: [blue]}\n"
+        "max_vsis_per_port: 64\n"
+    )
+    flags = parse_args(
+        ["--config", str(path), "--vdp-admission", "registered-only", "--max-vsis-per-switch", "99"]
+    )
+    settings = settings_from_args(flags)
+    policy = settings.admission
+    assert (policy.mode, policy.mode_for("red"), policy.mode_for("blue")) == (
+        "registered-only",
+        "registered-only",
+        "registered-only",
+    )
+    assert (policy.max_per_port, policy.max_per_switch) == (64, 99)
+    (rule,) = settings.port_tenants
+    assert rule.matches("edge1", "edge1-s2") and rule.tenants == {"blue"}
+    defaults = Settings().admission
+    assert (defaults.mode, defaults.max_per_port, defaults.max_per_switch) == (
+        "type-only",
+        1024,
+        16384,
+    )
+
+
+@pytest.mark.parametrize(
+    "values, field",
+    [
+        ({"vdp_admission": "everyone"}, "vdp_admission"),
+        ({"vdp_admission_by_tenant": {"red": "open"}}, "vdp_admission_by_tenant.red"),
+        ({"vdp_admission_by_tenant": ["red"]}, "vdp_admission_by_tenant"),
+        ({"max_vsis_per_port": 0}, "max_vsis_per_port"),
+        ({"max_vsis_per_switch": "many"}, "max_vsis_per_switch"),
+        ({"port_tenants": ({"switch": "edge1"},)}, "port_tenants"),
+    ],
+)
+def test_bad_ownership_settings_name_the_setting(values, field):
+    with pytest.raises(ConfigError, match=field):
+        build_settings(values, {})
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "[{switch: edge1, port: 'e*'}]",
+        "[{switch: edge1, port: '', tenants: [blue]}]",
+        "[{switch: edge1, port: 'e*', tenants: blue}]",
+        "{switch: edge1}",
+    ],
+)
+def test_bad_port_tenants_in_the_file_are_named(tmp_path, rule):
+    path = tmp_path / "evb-nms.yaml"
+    path.write_text(f"port_tenants: {rule}\n")
+    with pytest.raises(ConfigError, match="port_tenants"):
+        load_file(str(path))

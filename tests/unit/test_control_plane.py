@@ -15,8 +15,9 @@ from app.events import EventLog
 from app.fabric.ports import DEFAULT_TRUNK_PATTERNS, PortRef
 from app.fabric.switch_sync import SwitchSync
 from app.flows.base_pipeline import ETH_TYPE_LLDP
-from app.flows.tables import CookieKind, cookie_kind
+from app.flows.tables import VM_METER_BASE, CookieKind, cookie_kind
 from app.policy.loader import load_policies
+from app.refusal_events import INTERVAL, IN_FULL
 from app.vdp.authorizer import Authorizer
 from app.vdp.bridge import VdpBridge
 from tests.fakes.demo_fabric import EDGE1, EDGE2, demo_fabric
@@ -282,7 +283,7 @@ def test_a_changed_profile_applies_to_associated_vms_and_a_removed_type_deassoci
     reaction, result = bed.plane.apply_profiles(faster, 2.0)
     assert result == {"updated": 1, "deassociated": []}
     bed.run(reaction)
-    (meter,) = [m for i, m in bed.fabric.switches[EDGE1].meters.items() if i != 1]
+    (meter,) = [m for i, m in bed.fabric.switches[EDGE1].meters.items() if i > VM_METER_BASE]
     assert meter.bands[0].rate == 20000
     reaction, result = bed.plane.apply_profiles(faster.without(web.key), 3.0)
     assert result["deassociated"] == [UUID_A]
@@ -371,3 +372,30 @@ def test_a_type_unknown_here_is_asked_of_the_vm_manager_and_the_request_replayed
     sent = bed.run(bed.plane.lookup_done(ProfileQuery(43, 1, "mgr1"), 2.0))
     (refused,) = vdp_responses(sent)
     assert refused.error == VdpError.UNABLE_TO_CONTACT_VSI_MANAGER
+
+
+def test_a_flood_of_refusals_costs_a_few_events_and_one_summary_not_a_row_each():
+    """Issue 10: every refused TLV was one event (a log line and an SQLite row)."""
+    bed = Bed()
+    bed.station_hello(EDGE1, 1)
+    sent = []
+    for n in range(40):
+        uuid = f"b1b2c3d4-0000-0000-0000-{n:012x}"
+        sent += bed.request(
+            EDGE1,
+            1,
+            VdpTlvType.ASSOCIATE,
+            uuid,
+            f"52:54:00:00:01:{n:02x}",
+            type_id=99,
+            version=1,
+            now=1.0 + n * 0.01,
+        )
+    assert len(vdp_responses(sent)) == 40  # the station hears every answer
+    refusals = [e for e in bed.log.recent("vsi.refused", limit=1000) if e.kind == "vsi.refused"]
+    assert len(refusals) == IN_FULL
+    bed.run(bed.plane.tick(1.0 + INTERVAL))
+    (summary,) = bed.log.recent("vsi.refused_summary")
+    assert (summary.switch, summary.port) == ("edge1", "edge1-s1")
+    assert summary.detail["refused"] == 40 and summary.detail["error"] == "other_failure"
+    assert "unknown VSI type 99" in summary.detail["reason"]

@@ -64,16 +64,33 @@ STATION = EvbTlv(
         # The larger value wins; ROL when the station's value was taken (also when equal, as
         # lldpad).
         (replace(STATION, r=5, rte=10), DEFAULT, dict(r=5, rte=14)),
-        (replace(STATION, r=1, rte=20), DEFAULT, dict(r=3, rte=20)),
+        (replace(STATION, r=1, rte=16), DEFAULT, dict(r=3, rte=16)),
         (
             replace(STATION, rwd=25, rka=10),
             DEFAULT,
             dict(rwd=25, rol_rwd=True, rka=20, rol_rka=False),
         ),
         (
-            replace(STATION, rwd=10, rka=31),
+            replace(STATION, rwd=10, rka=25),
             DEFAULT,
-            dict(rwd=20, rol_rwd=False, rka=31, rol_rka=True),
+            dict(rwd=20, rol_rwd=False, rka=25, rol_rka=True),
+        ),
+        # Above the bridge's maxima: clamped, and not the station's value (ROL clear).
+        (
+            replace(STATION, r=7, rte=31, rwd=31, rka=31),
+            DEFAULT,
+            dict(r=7, rte=16, rwd=25, rol_rwd=False, rka=25, rol_rka=False),
+        ),
+        (
+            replace(STATION, rka=24),
+            BridgeEvbConfig(max_rka=22),
+            dict(rka=22, rol_rka=False, clamped={"rka": 24}),
+        ),
+        # The bridge's own value is always allowed, even above the maximum.
+        (
+            replace(STATION, rka=31),
+            BridgeEvbConfig(rka=27, max_rka=25),
+            dict(rka=27, rol_rka=False, clamped={"rka": 31}),
         ),
         (STATION, DEFAULT, dict(rwd=20, rol_rwd=True, rka=20, rol_rka=True)),
         (
@@ -95,6 +112,7 @@ def test_negotiation_table(station, config, expected):
         rka=agreement.rka,
         rol_rwd=tlv.rol_rwd,
         rol_rka=tlv.rol_rka,
+        clamped=agreement.clamped,
     )
     assert {key: got[key] for key in expected} == expected
     assert (tlv.mode, tlv.rrcap, tlv.bgid, tlv.rrctr) == (
@@ -187,7 +205,26 @@ def test_any_station_tlv_negotiates_to_a_valid_answer(station, rrcap, bgid, r, r
     agreement = negotiate(station, config)
     tlv = agreement.bridge_tlv
     assert decode_evb_tlv(encode_evb_tlv(tlv)) == tlv
-    assert (agreement.r, agreement.rte) == (max(station.r, r), max(station.rte, rte))
-    assert (agreement.rwd, agreement.rka) == (max(station.rwd, rwd), max(station.rka, rka))
-    assert tlv.rol_rwd == (station.rwd >= rwd) and tlv.rol_rka == (station.rka >= rka)
+    for name, ours in (("r", r), ("rte", rte), ("rwd", rwd), ("rka", rka)):
+        ceiling = max(ours, getattr(config, f"max_{name}"))
+        theirs = getattr(station, name)
+        assert getattr(agreement, name) == min(max(theirs, ours), ceiling)
+        assert (name in agreement.clamped) == (theirs > ceiling)
+    assert tlv.rol_rwd == (rwd <= station.rwd <= max(rwd, config.max_rwd))
+    assert tlv.rol_rka == (rka <= station.rka <= max(rka, config.max_rka))
     assert agreement.bridge_keepalive_timeout > agreement.keepalive_interval
+    # Whatever the station asks, the bridge keeps a silent VSI no longer than its maxima allow.
+    assert agreement.bridge_keepalive_timeout <= bridge_keepalive_timeout(
+        max(r, config.max_r), max(rte, config.max_rte), max(rka, config.max_rka)
+    )
+
+
+def test_a_station_cannot_make_the_bridge_keep_its_vsis_for_days():
+    """Issue 10: R=7, RTE=31, RKA=31 gave a keep-alive timeout of 6 days."""
+    greedy = replace(STATION, r=7, rte=31, rka=31)
+    assert bridge_keepalive_timeout(7, 31, 31) > 5 * 86400  # what it was
+    agreement = negotiate(greedy, DEFAULT)
+    assert agreement.bridge_keepalive_timeout < 9 * 60
+    assert agreement.clamped == {"rte": 31, "rka": 31}
+    assert agreement.summary()["clamped"] == {"rte": 31, "rka": 31}
+    assert (agreement.bridge_tlv.rte, agreement.bridge_tlv.rka) == (16, 25)

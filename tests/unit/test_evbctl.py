@@ -254,7 +254,9 @@ def test_alarm_list_active_and_all(evbctl, served):
 
 def test_subscription_add_list_delete(evbctl):
     code, out, _ = evbctl("subscription", "add", "http://127.0.0.1:9/doctor")
-    assert code == EXIT_OK and out.strip().endswith("http://127.0.0.1:9/doctor gets all alarms")
+    added, secret = out.strip().splitlines()
+    assert code == EXIT_OK and added.endswith("http://127.0.0.1:9/doctor gets all alarms")
+    assert secret.startswith("signing secret (shown this once") and len(secret.split()[-1]) >= 32
     code, out, _ = evbctl(
         "--token",
         BLUE_TOKEN,

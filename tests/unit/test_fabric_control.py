@@ -20,9 +20,9 @@ from app.fabric.batches import TIMEOUT
 from app.fabric.ports import DEFAULT_TRUNK_PATTERNS
 from app.fabric.xids import XID_BASE, XID_SPAN
 from app.fabric_control import FabricControl
-from app.flows.tables import CookieKind, cookie_kind
+from app.flows.tables import VM_METER_BASE, CookieKind, cookie_kind
 from app.policy.loader import load_policies
-from app.registry import Registry
+from app.registry import Conflict, NotFound, Registry
 from app.store.sqlite_store import SqliteStore
 from app.vdp.authorizer import Authorizer
 from app.vdp.bridge import VdpBridge
@@ -42,9 +42,11 @@ class Bed:
     """FabricControl on the demo fabric with every switch connected and linked, and stations
     that have said hello on every server port."""
 
-    def __init__(self, database=None, parts: int = 1):
+    def __init__(self, database=None, parts: int = 1, **authorizer):
         self.log = EventLog()
-        self.bridge = VdpBridge(Authorizer(database or (lambda: load_policies(POLICIES))))
+        self.bridge = VdpBridge(
+            Authorizer(database or (lambda: load_policies(POLICIES)), **authorizer)
+        )
         self.core = FabricControl(ControlPlane(self.log, self.bridge), DEFAULT_TRUNK_PATTERNS)
         self.wire = Wire(self.core, demo_fabric(), parts)
         self.wire.connect()
@@ -137,6 +139,32 @@ def test_a_stations_ecp_ack_reaches_the_switch_before_the_flows_of_its_associate
     (response,) = vdp_responses(bed.wire.to_stations)
     assert response.status == 0x40
     assert bed.vsi_flows(EDGE1)
+
+
+def _acks(bed, dpid) -> list:
+    sent = [m for m in bed.wire.fabric.switches[dpid].received]
+    return [
+        m
+        for m in sent
+        if isinstance(m, parser.OFPPacketOut) and isinstance(decode_evb_frame(m.data), EcpAckFrame)
+    ]
+
+
+def test_the_shim_acks_each_request_as_it_arrives_and_the_session_does_not_ack_it_again():
+    bed = Bed()
+    before = len(_acks(bed, EDGE1))
+    request = bed.stations.vdp(EDGE1, 1, ASSOCIATE, UUIDS[0], MACS[0])
+    (ack,) = bed.core.ecp_ack(EDGE1, 1, request)  # before the worker has seen anything
+    assert decode_evb_frame(ack[1].data).sequence == decode_evb_frame(request).sequence
+    bed.wire.frames([(EDGE1, 1, request)])
+    bed.wire.frames([(EDGE1, 1, request)])  # a retransmission: acknowledged again
+    assert len(_acks(bed, EDGE1)) == before + 2
+    session = bed.core.control._sessions[EDGE1][1]
+    assert session.counters["ecp_ack_tx"] == 2  # counted by the session it answered for
+    assert session.counters["duplicates"] == 1
+    assert bed.core.ecp_ack(AGG, 1, request) == []  # a trunk has no station
+    assert bed.core.ecp_ack(EDGE1, 99, request) == []  # nor an unknown port
+    assert bed.core.ecp_ack(EDGE1, 1, bed.stations.hello(EDGE1, 1)) == []
 
 
 def test_requests_arriving_together_make_one_batch_and_barrier_per_switch():
@@ -268,7 +296,10 @@ def service_bed(tmp_path):
     reads it there), the service applies its changes through FabricControl."""
     store = SqliteStore(str(tmp_path / "evb.db"))
     holder = {}
-    bed = Bed(database=lambda: holder["registry"].database())
+    bed = Bed(
+        database=lambda: holder["registry"].database(),
+        registrations=lambda: holder["registry"],
+    )
     service = ControllerService(bed.core, bed.bridge, threading.RLock(), bed.wire.deliver)
     holder["registry"] = Registry(load_policies(POLICIES), store, service)
     yield bed, service, holder["registry"]
@@ -291,10 +322,58 @@ def test_the_registrys_profiles_reach_the_authorizer_and_the_switches(service_be
     assert _refused(bed)[-1].status == 0x40
     registry.put_profile(42, 1, {**body, "qos": {"rate_kbps": 7000, "burst_kb": 500}}, None)
     meters = bed.wire.fabric.switches[EDGE1].meters
-    assert [m.bands[0].rate for i, m in meters.items() if i != 1] == [7000]
+    assert [m.bands[0].rate for i, m in meters.items() if i > VM_METER_BASE] == [7000]
     registry.delete_profile(42, 1, None)
     assert vdp_responses(bed.wire.to_stations)[-1].mode is VdpTlvType.DE_ASSOCIATE
     assert bed.vsi_flows(EDGE1) == []
+
+
+def test_a_tenant_cannot_register_what_the_bridge_holds_for_another(service_bed):
+    """Issue 10, against the real service: blue's VM is associated but not registered; red can
+    neither register its VSI ID (404, as if it did not exist) nor its MAC (409)."""
+    bed, service, registry = service_bed
+    bed.associate(EDGE1, 1, 0)  # web 5/4, tenant blue
+    red_db = {"type_id": 6, "type_version": 1, "macs": [MACS[0]]}
+    with pytest.raises(NotFound):
+        registry.put_vm(UUIDS[0], red_db, "red")
+    with pytest.raises(Conflict):
+        registry.put_vm(UUIDS[1], red_db, "red")
+    with pytest.raises(NotFound):
+        registry.delete_vm(UUIDS[0], "red")
+    assert registry.state.vms == {}
+    assert service.association(UUIDS[0])["state"] == "associated"
+    registry.put_vm(UUIDS[0], {"type_id": 5, "type_version": 4, "macs": [MACS[0]]}, "blue")
+
+
+def test_registrations_reach_the_authorizer(service_bed):
+    bed, service, registry = service_bed
+    registry.put_vm(UUIDS[1], {"type_id": 5, "type_version": 4, "macs": [MACS[1]]}, None)
+    registry.put_vm(UUIDS[2], {"type_id": 7, "type_version": 1, "macs": [MACS[2]]}, None)
+    bed.associate(EDGE1, 1, 1)
+    assert _refused(bed)[-1].status == 0x40
+    bed.associate(EDGE1, 2, 2)  # registered as batch 7/1, asks for web 5/4
+    assert _refused(bed)[-1].error == VdpError.OTHER_FAILURE
+    squatter = bed.stations.vdp(EDGE2, 1, ASSOCIATE, UUIDS[3], MACS[2], 0, 5, 4)
+    bed.wire.frames([(EDGE2, 1, squatter)])  # the MAC registered for UUIDS[2]
+    assert _refused(bed)[-1].error == VdpError.INVALID_VID_GROUP_MAC
+    assert [v["vsi_id"] for v in service.associations()] == [UUIDS[1]]
+
+
+def test_a_held_vm_its_registration_does_not_admit_is_deassociated(service_bed):
+    """Keep-alives are not authorized again: a registration that no longer admits what the
+    bridge holds (type, tenant, MACs) de-associates it, as a deregistration does."""
+    bed, service, registry = service_bed
+    bed.associate(EDGE1, 1, 0)  # web 5/4, MACS[0]
+    bed.associate(EDGE1, 2, 1)
+    web = {"type_id": 5, "type_version": 4}
+    assert registry.put_vm(UUIDS[0], {**web, "macs": [MACS[0]]}, None).deassociated == ()
+    assert service.association(UUIDS[0]) is not None
+    assert registry.put_vm(UUIDS[0], {**web, "macs": [MACS[2]]}, None).deassociated == (UUIDS[0],)
+    assert service.association(UUIDS[0]) is None
+    batch = {"type_id": 7, "type_version": 1}
+    assert registry.put_vm(UUIDS[1], batch, None).deassociated == (UUIDS[1],)
+    assert vdp_responses(bed.wire.to_stations)[-1].mode is VdpTlvType.DE_ASSOCIATE
+    assert service.associations() == []
 
 
 def test_the_service_deassociates_through_the_switches(service_bed):

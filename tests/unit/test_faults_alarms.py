@@ -1,10 +1,14 @@
 """Fault events become alarms naming the VMs they affect, and clear when the fault is over."""
 
+import json
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.events import Event
-from app.faults.alarms import AlarmBook, VmPlace, places_of
+from app.events import Event, EventLog
+from app.faults.alarms import Alarm, AlarmBook, VmPlace, places_of
+from app.faults.monitor import FaultMonitor
+from app.store.sqlite_store import SqliteStore
 
 A = VmPlace("vsi-a", "blue", "edge1", "edge1-s1", ("52:00:00:00:00:0a",))
 B = VmPlace("vsi-b", "red", "edge1", "edge1-s2", ("52:00:00:00:00:0b",))
@@ -60,6 +64,18 @@ def test_switch_down_affects_every_vm_on_it_until_it_is_ready_again():
     assert book.on_event(ev("switch.connected", "edge1"), VMS, set()) == []  # not synced yet
     [cleared] = book.on_event(ev("switch.ready", "edge1"), VMS, set())
     assert cleared.state == "ok"
+
+
+def test_a_duplicate_connection_raises_one_alarm_until_the_switch_next_connects_cleanly():
+    book = AlarmBook()
+    checking = ev("switch.duplicate", "edge1", address="10.0.0.9", outcome="checking")
+    [raised] = book.on_event(checking, VMS, set())
+    assert raised.alarm.id == "switch.duplicate:edge1" and raised.alarm.severity == "major"
+    assert raised.alarm.affected == (A, B) and "10.0.0.9" in raised.alarm.reason
+    refused = ev("switch.duplicate", "edge1", address="10.0.0.9", outcome="refused")
+    assert book.on_event(refused, VMS, set()) == []
+    [cleared] = book.on_event(ev("switch.ready", "edge1", ts=5.0), VMS, set())
+    assert cleared.state == "ok" and cleared.alarm.id == "switch.duplicate:edge1"
 
 
 def test_link_down_and_up_match_whichever_end_reports():
@@ -214,3 +230,69 @@ def test_a_ready_switch_brings_its_port_alarms_up_to_date():
     assert (
         book.on_event(ev("switch.ready", "edge1", server_ports_down=["edge1-s1"]), VMS, set()) == []
     )
+
+
+def _lost(book, n, ts):
+    return book.on_event(
+        ev("vsi.expired", "edge1", "edge1-s1", ts=ts, vsi=f"vsi-{n}", tenant="blue"), VMS, set()
+    )
+
+
+def test_vm_lost_alarms_are_bounded_the_oldest_retired_without_a_notice():
+    """Issue 10: a vm.lost alarm of a VM that never came back was kept forever."""
+    book = AlarmBook(recent_cleared=3, active_vm_lost=2)
+    for n in range(4):
+        assert len(_lost(book, n, float(n))) == 1  # each raise is notified
+    assert [a.id for a in book.active()] == ["vm.lost:vsi-2", "vm.lost:vsi-3"]
+    retired = [a for a in book.recent() if not a.active]
+    assert [a.id for a in retired] == ["vm.lost:vsi-1", "vm.lost:vsi-0"]
+    assert all("retired" in a.detail for a in retired)
+    # Cleared alarms are bounded too: the oldest are dropped, and said so for the store.
+    book.take_changes()
+    for n in range(4, 8):
+        _lost(book, n, float(n))
+    changed, dropped = book.take_changes()
+    assert len([a for a in book.recent() if not a.active]) == 3
+    assert len(dropped) == 3 and all(key.startswith("vm.lost:vsi-") for key in dropped)
+    assert {a.key for a in changed} >= {a.key for a in book.recent()}
+
+
+def test_the_book_comes_back_from_its_documents():
+    book = AlarmBook()
+    _lost(book, 1, 1.0)
+    book.on_event(ev("switch.disconnected", "edge1", ts=2.0), VMS, set())
+    book.on_event(ev("switch.ready", "edge1", ts=3.0), VMS, set())
+    changed, _ = book.take_changes()
+    latest = {a.key: a.document() for a in changed}  # the store keeps the last per key
+    again = AlarmBook(Alarm.from_document(json.loads(json.dumps(d))) for d in latest.values())
+    assert again.recent() == book.recent()
+    assert again.take_changes() == ([], [])
+    # It goes on where it was: the VM comes back and clears the alarm raised before.
+    [cleared] = again.on_event(ev("vsi.associated", ts=4.0, vsi="vsi-1"), VMS, set())
+    assert cleared.alarm.raised == 1.0 and cleared.alarm.cleared == 4.0
+
+
+def test_alarms_survive_a_restart_of_the_controller(tmp_path):
+    """Issue 10: the cleared alarms were lost at every restart."""
+    path = str(tmp_path / "evb.db")
+
+    def started():
+        store, log = SqliteStore(path), EventLog()
+        monitor = FaultMonitor(log, store, lambda where: [])
+        log.add_sink(monitor)
+        return store, log, monitor
+
+    store, log, _ = started()
+    log.emit("vsi.expired", switch="edge1", port="edge1-s1", vsi="v1", tenant="blue")
+    log.emit("vsi.associated", vsi="v1")
+    log.emit("vsi.expired", switch="edge1", port="edge1-s2", vsi="v2", tenant="red")
+    store.close()
+    store, log, monitor = started()
+    alarms = monitor.alarms(None, active_only=False)
+    assert [(a["id"], a["state"]) for a in alarms] == [
+        ("vm.lost:v2", "alarm"),
+        ("vm.lost:v1", "ok"),
+    ]
+    log.emit("vsi.associated", vsi="v2")  # the alarm raised before the restart clears
+    assert monitor.alarms(None, active_only=True) == []
+    store.close()

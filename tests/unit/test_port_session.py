@@ -29,6 +29,7 @@ from app.codec.vdp import (
 from app.fabric.ports import PortRef
 from app.session.evb_negotiation import BridgeEvbConfig, bridge_tlv_unsolicited
 from app.session.port_session import MAX_VDPDU_LENGTH, PortSession, pack_vdpdus
+from app.vdp.describe import vsi_id_text
 from tests.unit.conftest import capture, evb_frames, evb_tlvs, manager_ids, vdpdus, vsi_tlvs
 
 PORT = PortRef(0x1, 3)
@@ -208,6 +209,7 @@ def test_changed_station_tlv_is_answered_and_renegotiated():
         "rte": 16,
         "outstanding": None,
         "queued": 0,
+        "queue_limit": 1000,
         "last_received": None,
     }
 
@@ -314,6 +316,41 @@ def test_ecp_uses_the_negotiated_retransmission_interval():
     s.tick(s.next_deadline())
     out = s.tick(s.next_deadline())
     assert kinds(out.events) == ["ecp.gave_up"] and out.events[0][1]["retries"] == 1
+
+
+def test_a_greedy_stations_timers_are_clamped_in_the_answer_and_an_event():
+    """Issue 10: R=7, RTE=31, RKA=31 kept a silent station's VSIs for 6 days."""
+    s = session()
+    out = s.on_frame(lldp(replace(STATION_TLV, r=7, rte=31, rka=31)), 0.0)
+    assert kinds(out.events) == ["station.seen", "evb.negotiated", "evb.clamped"]
+    clamped = out.events[2][1]
+    assert (clamped["asked"], clamped["agreed"]) == ({"rte": 31, "rka": 31}, {"rte": 16, "rka": 25})
+    (answer,) = evb_infos(out.frames)
+    answered = decode_evb_frame(out.frames[0]).lldpdu.evb
+    assert (answered.r, answered.rte, answered.rka, answered.rol_rka) == (7, 16, 25, False)
+    assert answer == encode_evb_tlv(answered)[-5:].hex()
+    assert s.keepalive_timeout < 9 * 60
+    assert s.snapshot()["agreement"]["clamped"] == {"rte": 31, "rka": 31}
+
+
+def test_the_ecp_queue_is_bounded_and_overflow_is_counted_once_per_episode():
+    """Issue 10: a station that never acknowledges had 19,999 PDUs queued."""
+    s = session(ecp_queue_limit=4)
+    events = []
+    for n in range(1, 20):  # one outstanding, 4 queued, the rest dropped
+        events += s.send_vdp([(MANAGER, make_response(vsi(n)))], n * 0.001).events
+    assert s.snapshot()["ecp"]["queued"] == 4
+    assert s.counters["ecp_overflow"] == 14
+    assert kinds(events) == ["ecp.overflow"]
+    assert events[0][1]["vsis"] == [vsi_id_text(vsi(6).vsi_id)] and events[0][1]["limit"] == 4
+    # Drained to half by ACKs: a new overflow is a new episode, reported again.
+    for sequence in (1, 2, 3):
+        s.on_frame(EcpAckFrame(STATION_MAC, sequence), 1.0)
+    assert s.snapshot()["ecp"]["queued"] == 1
+    more = []
+    for n in range(20, 26):
+        more += s.send_vdp([(MANAGER, make_response(vsi(n)))], 2.0).events
+    assert kinds(more) == ["ecp.overflow"] and s.counters["ecp_overflow"] == 17
 
 
 def test_pack_one_manager_per_vdpdu_and_within_the_size_limit():

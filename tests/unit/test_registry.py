@@ -1,5 +1,6 @@
 """The registry without HTTP: documents, override rules, atomicity, persistence."""
 
+import dataclasses
 import threading
 
 import pytest
@@ -8,7 +9,7 @@ from hypothesis import strategies as st
 
 from app.policy import load_file, load_policies
 from app.policy.database import VsiTypeDatabase
-from app.registry import Conflict, InvalidInput, NotFound, Registry, RegistryError
+from app.registry import InvalidInput, NotFound, Registry, RegistryError
 from app.registry.documents import parse_profile, profile_document, vlan_ranges
 from app.registry.profiles import API, FILE, ProfileSet
 from app.store.sqlite_store import SqliteStore
@@ -195,7 +196,8 @@ def test_vm_changes_do_not_reapply_profiles(store):
     assert service.applied == []
 
 
-def test_a_conflict_already_in_the_files_does_not_block_other_changes(store, tmp_path):
+def test_policy_files_cannot_give_one_vlan_to_two_tenants(store, tmp_path):
+    """Finding: the file path skipped the VLAN ownership check (two tenants on VLAN 10)."""
     policies = tmp_path / "policies"
     policies.mkdir()
     (policies / "a.yaml").write_text(
@@ -203,10 +205,8 @@ def test_a_conflict_already_in_the_files_does_not_block_other_changes(store, tmp
         "  - {type_id: 1, version: 1, name: a, tenant: blue, vlans: [10], manager_ids: [m]}\n"
         "  - {type_id: 2, version: 1, name: b, tenant: red, vlans: [10], manager_ids: [m]}\n"
     )
-    registry = Registry(load_policies(policies), store, FakeService())
-    registry.put_profile(9, 1, profile(vlans=[20]), None)
-    with pytest.raises(Conflict, match="VLAN 10"):
-        registry.put_profile(3, 1, profile(3, 1, vlans=[10]), None)
+    with pytest.raises(RegistryError, match=r"a.yaml:3.*VLAN 10 belongs to tenant blue"):
+        Registry(load_policies(policies), store, FakeService())
 
 
 def test_a_pushed_profile_may_move_its_own_vlans(store):
@@ -219,3 +219,41 @@ def test_an_empty_files_database(store):
     registry = Registry(VsiTypeDatabase(), store, FakeService())
     registry.put_profile(9, 1, profile(), None)
     assert [p.key.type_id for p in registry.database()] == [9]
+
+
+class CountedId(str):
+    """A VSI ID that counts how often it is compared for equality."""
+
+    comparisons = 0
+
+    def __eq__(self, other):
+        CountedId.comparisons += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def test_a_group_costs_its_size_in_vsi_id_comparisons(store, monkeypatch):
+    """Finding: group registration was quadratic under the registry's lock (each VM was
+    compared with every VM before it). The VSI IDs of a group are compared O(n) times in all."""
+    from app.registry import registry as registry_module
+
+    parse_vm = registry_module.parse_vm
+
+    def counted_parse_vm(*args, **kwargs):
+        vm = parse_vm(*args, **kwargs)
+        return dataclasses.replace(vm, vsi_id=CountedId(vm.vsi_id))
+
+    monkeypatch.setattr(registry_module, "parse_vm", counted_parse_vm)
+    size = 400
+    vms = [
+        {
+            "vsi_id": f"b0000000-0000-0000-0000-{n:012x}",
+            "macs": [f"52:00:00:00:{n >> 8:02x}:{n & 255:02x}"],
+        }
+        for n in range(size)
+    ]
+    CountedId.comparisons = 0
+    registry_on(store).register_group({"profiles": [profile()], "vms": vms}, None)
+    assert CountedId.comparisons <= size  # quadratic: size * (size - 1) / 2 = 79,800
+    assert len(registry_on(store).state.vms) == size

@@ -48,20 +48,24 @@ def test_a_tenant_sees_only_its_associations(harness):
     assert (
         ids(harness.call("GET", "/v1/associations?state=pre-associated", token=BLUE_TOKEN)[1]) == []
     )
-    assert harness.call("GET", f"/v1/associations/{VSI_B}", token=BLUE_TOKEN)[0] == 403
+    assert harness.call("GET", f"/v1/associations/{VSI_B}", token=BLUE_TOKEN)[0] == 404
     assert harness.call("GET", "/v1/associations?tenant=red", token=BLUE_TOKEN)[0] == 403
 
 
-def test_the_registration_decides_whose_a_vsi_is(harness):
-    """A VM registered to red is red's even if the bridge holds it with a blue type."""
+def test_a_registration_that_does_not_admit_the_held_vsi_deassociates_it(harness):
+    """An admin registers blue's held VSI A for red with red's type: the bridge held it with a
+    blue type, which its registration no longer admits, so it is de-associated (keep-alives
+    are not authorized again) and A is red's."""
     harness.call(
         "PUT",
         "/v1/profiles/9/1",
         {"name": "x", "tenant": "red", "vlans": [210], "manager_ids": ["mgr1"]},
     )
     harness.call("PUT", f"/v1/vms/{VSI_A}", {"type_id": 9, "type_version": 1})
-    assert ids(harness.call("GET", "/v1/associations", token=RED_TOKEN)[1]) == [VSI_A, VSI_B]
-    assert harness.call("GET", f"/v1/associations/{VSI_A}", token=BLUE_TOKEN)[0] == 403
+    assert [vsi for vsi, _ in harness.service.deassociated] == [VSI_A]
+    assert ids(harness.call("GET", "/v1/associations", token=RED_TOKEN)[1]) == [VSI_B]
+    assert harness.call("GET", f"/v1/vms/{VSI_A}", token=RED_TOKEN)[0] == 200
+    assert harness.call("GET", f"/v1/vms/{VSI_A}", token=BLUE_TOKEN)[0] == 404
 
 
 # lookup -------------------------------------------------------------------------------------
@@ -108,7 +112,7 @@ def test_bad_lookups(harness, query, status, field):
 def test_a_tenant_looks_up_only_its_vms(harness):
     assert harness.call("GET", f"/v1/lookup?vsi_id={VSI_A}", token=BLUE_TOKEN)[0] == 200
     status, body = harness.call("GET", f"/v1/lookup?mac={MAC_B}", token=BLUE_TOKEN)
-    assert status == 403 and "tenant blue" in body["error"]
+    assert (status, body["field"]) == (404, "mac") and "was ever seen" in body["error"]
 
 
 # relocation ---------------------------------------------------------------------------------
@@ -167,7 +171,7 @@ def test_a_tenant_relocates_only_its_vms(harness):
         harness.call(
             "POST", f"/v1/vms/{VSI_B}/relocate", {"switch": "edge1", "port": 1}, token=BLUE_TOKEN
         )[0]
-        == 403
+        == 404
     )
     assert [r[0] for r in harness.service.relocated] == [VSI_A]
 
@@ -249,3 +253,52 @@ def test_registry_changes_are_events(harness):
     ]
     assert body[0]["detail"]["created"] is True and body[1]["detail"]["type_id"] == 9
     assert harness.call("GET", "/v1/events", token=RED_TOKEN)[1] == []
+
+
+# ownership of what the bridge holds --------------------------------------------------------
+def test_a_tenant_cannot_take_another_tenants_running_vm(harness):
+    """Issue 10: red's VSI B is held by the bridge but not registered; blue registered it with
+    B's MAC (201), then read its association and lookup, relocated it, and its DELETE
+    de-associated red's running VM. Now B is, to blue, as if it did not exist."""
+    blue_web = {"type_id": 5, "type_version": 4, "macs": [MAC_B]}
+    status, body = harness.call("PUT", f"/v1/vms/{VSI_B}", blue_web, token=BLUE_TOKEN)
+    assert (status, body["field"]) == (404, "vsi_id"), body
+    group = {"vms": [{"vsi_id": VSI_B, "type_id": 5, "type_version": 4}]}
+    status, body = harness.call("POST", "/v1/groups", group, token=BLUE_TOKEN)
+    assert (status, body["field"]) == (404, "vms[0].vsi_id"), body
+    # Another VSI ID with B's MAC: the MAC is in use.
+    status, body = harness.call("PUT", f"/v1/vms/{UNKNOWN}", blue_web, token=BLUE_TOKEN)
+    assert (status, body["field"]) == (409, "macs[0]") and "red" not in body["error"], body
+    assert harness.registry.vm(VSI_B) is None and harness.registry.vm(UNKNOWN) is None
+    for method, path, request in [
+        ("GET", f"/v1/associations/{VSI_B}", None),
+        ("GET", f"/v1/lookup?vsi_id={VSI_B}", None),
+        ("GET", f"/v1/lookup?mac={MAC_B}", None),
+        ("GET", f"/v1/vms/{VSI_B}", None),
+        ("POST", f"/v1/vms/{VSI_B}/relocate", {"switch": "edge1", "port": 1}),
+        ("DELETE", f"/v1/vms/{VSI_B}", None),
+    ]:
+        status, body = harness.call(method, path, request, token=BLUE_TOKEN)
+        unknown = harness.call(
+            method,
+            path.replace(VSI_B, UNKNOWN).replace(MAC_B, "52:00:00:00:00:99"),
+            request,
+            token=BLUE_TOKEN,
+        )
+        assert status == unknown[0] == 404 and body["field"] == unknown[1]["field"], (path, body)
+    assert harness.service.deassociated == [] and harness.service.relocated == []
+    assert harness.call("GET", f"/v1/associations/{VSI_B}", token=RED_TOKEN)[0] == 200
+    # Red registers its own VM; an admin acts across tenants.
+    red_db = {"type_id": 6, "type_version": 1, "macs": [MAC_B]}
+    assert harness.call("PUT", f"/v1/vms/{VSI_B}", red_db, token=RED_TOKEN)[0] == 201
+    assert harness.call("PUT", f"/v1/vms/{UNKNOWN}", blue_web)[0] == 409  # registered MAC
+    assert harness.call("PUT", f"/v1/vms/{UNKNOWN}", {**blue_web, "macs": []})[0] == 201
+
+
+def test_a_tenant_registers_what_the_bridge_holds_for_it(harness):
+    blue_web = {"type_id": 5, "type_version": 4, "macs": [MAC_A]}
+    # A MAC the bridge holds for another of blue's VSIs (a VM re-created under a new VSI ID):
+    # blue's own business.
+    assert harness.call("PUT", f"/v1/vms/{UNKNOWN}", blue_web, token=BLUE_TOKEN)[0] == 201
+    assert harness.call("DELETE", f"/v1/vms/{UNKNOWN}", token=BLUE_TOKEN)[0] == 200
+    assert harness.call("PUT", f"/v1/vms/{VSI_A}", blue_web, token=BLUE_TOKEN)[0] == 201

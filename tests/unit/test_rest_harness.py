@@ -13,12 +13,14 @@ from app.config import ApiToken
 from app.events import EventLog
 from app.faults.alarms import places_of
 from app.faults.monitor import FaultMonitor
+from app.faults.subscriptions import Subscribers
 from app.policy.database import VsiTypeDatabase
 from app.policy.loader import load_policies
 from app.registry import Registry
 from app.rest.api import RestApi
 from app.service import NmsService
 from app.store.sqlite_store import SqliteStore
+from app.vcenter.destinations import DestinationPolicy
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 ADMIN_TOKEN, BLUE_TOKEN, RED_TOKEN = "admin-secret", "blue-secret", "red-secret"
@@ -119,7 +121,9 @@ class FakeService:
         return [dict(vsi) for vsi in self.held]
 
     def association(self, vsi_id):
-        return next((dict(v) for v in self.held if v["vsi_id"] == vsi_id), None)
+        # By key, as the protocol says: it costs that VSI, not all of them.
+        found = {v["vsi_id"]: v for v in self.held}.get(vsi_id)
+        return dict(found) if found is not None else None
 
     def lookup(self, query):
         for vsi in self.held:
@@ -162,9 +166,16 @@ class Harness:
     The files' database is policies/default.yaml: web 5/4 and batch 7/1 of tenant blue (VLANs
     100, 101, 102), db 6/1 of tenant red (VLAN 200)."""
 
-    def __init__(self, db_path: str, tokens=TOKENS) -> None:
+    def __init__(self, db_path: str, tokens=TOKENS, subscribers=None, **registry_options) -> None:
+        """``subscribers``: makes the fault subscribers (default: webhooks may go to loopback,
+        where the tests' receivers listen). ``registry_options``: Registry's keyword arguments
+        (pools, max_profiles)."""
         self.db_path = db_path
         self.tokens = tokens
+        self.registry_options = registry_options
+        self.subscribers = subscribers or (
+            lambda: Subscribers(destinations=DestinationPolicy(["127.0.0.0/8"]))
+        )
         self.service = FakeService()
         self.open()
 
@@ -173,9 +184,15 @@ class Harness:
         self.events = EventLog()
         self.events.add_sink(self.store.append_event)
         self.registry = Registry(
-            load_policies(POLICIES), self.store, self.service, emit=self.events.emit
+            load_policies(POLICIES),
+            self.store,
+            self.service,
+            emit=self.events.emit,
+            **self.registry_options,
         )
-        self.monitor = FaultMonitor(self.events, self.store, self._places)
+        self.monitor = FaultMonitor(
+            self.events, self.store, self._places, subscribers=self.subscribers()
+        )
         self.events.add_sink(self.monitor)
         self.api = RestApi(self.service, self.registry, self.store, self.monitor, self.tokens)
 

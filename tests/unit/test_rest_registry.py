@@ -382,35 +382,48 @@ def test_a_tenant_sees_only_its_profiles_and_vms(harness):
     harness.call("PUT", f"/v1/vms/{VSI_B}", {"type_id": 6, "type_version": 1})
     assert keys(harness.call("GET", "/v1/profiles", token=BLUE_TOKEN)[1]) == [(5, 4), (7, 1)]
     assert [v["vsi_id"] for v in harness.call("GET", "/v1/vms", token=RED_TOKEN)[1]] == [VSI_B]
-    for path in (
-        "/v1/profiles/6/1",
-        f"/v1/vms/{VSI_B}",
-        "/v1/profiles?tenant=red",
-        "/v1/vms?tenant=red",
-    ):
+    for path in ("/v1/profiles?tenant=red", "/v1/vms?tenant=red"):
         status, body = harness.call("GET", path, token=BLUE_TOKEN)
         assert status == 403 and "tenant blue" in body["error"], path
+    # Another tenant's profile or VM answers as one that does not exist: no existence oracle.
+    for path, missing in (("/v1/profiles/6/1", "/v1/profiles/6/9"), (f"/v1/vms/{VSI_B}", None)):
+        status, body = harness.call("GET", path, token=BLUE_TOKEN)
+        assert status == 404, path
+        if missing:
+            assert body == {
+                **harness.call("GET", missing, token=BLUE_TOKEN)[1],
+                "error": body["error"],
+            }
 
 
 def test_a_tenant_changes_only_its_own(harness):
     harness.call("PUT", f"/v1/vms/{VSI_B}", {"type_id": 6, "type_version": 1})
     attempts = [
-        ("PUT", "/v1/profiles/9/1", profile(tenant="red"), "tenant"),  # for another tenant
-        ("PUT", "/v1/profiles/6/1", profile(6, 1, vlans=[120]), "type_id"),  # take red's key
-        ("DELETE", "/v1/profiles/6/1", None, None),
-        ("PUT", f"/v1/vms/{VM_NEW}", {"type_id": 6, "type_version": 1, "tenant": "red"}, "tenant"),
-        ("PUT", f"/v1/vms/{VSI_B}", {"type_id": 5, "type_version": 4}, "vsi_id"),
-        ("DELETE", f"/v1/vms/{VSI_B}", None, None),
+        # for another tenant: 403, the body names a tenant that is not the token's
+        ("PUT", "/v1/profiles/9/1", profile(tenant="red"), 403, "tenant"),
+        (
+            "PUT",
+            f"/v1/vms/{VM_NEW}",
+            {"type_id": 6, "type_version": 1, "tenant": "red"},
+            403,
+            "tenant",
+        ),
+        # red's objects: 404, as if they did not exist
+        ("PUT", "/v1/profiles/6/1", profile(6, 1, vlans=[120]), 404, "type_id"),  # red's key
+        ("DELETE", "/v1/profiles/6/1", None, 404, None),
+        ("PUT", f"/v1/vms/{VSI_B}", {"type_id": 5, "type_version": 4}, 404, "vsi_id"),
+        ("DELETE", f"/v1/vms/{VSI_B}", None, 404, "vsi_id"),
         (
             "POST",
             "/v1/groups",
             {"profiles": [profile(tenant="blue")], "vms": [{"vsi_id": VSI_B}]},
+            404,
             "vms[0].vsi_id",
         ),
     ]
-    for method, path, body, field in attempts:
+    for method, path, body, code, field in attempts:
         status, answer = harness.call(method, path, body, token=BLUE_TOKEN)
-        assert status == 403 and answer["field"] == field, (method, path, answer)
+        assert status == code and answer["field"] == field, (method, path, answer)
     assert harness.registry.vm(VSI_B).tenant == "red"
     assert harness.registry.database().get(9, 1) is None
     assert harness.service.deassociated == [] and harness.service.applied == []

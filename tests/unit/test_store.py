@@ -201,3 +201,29 @@ def test_events_are_written_in_batches_off_the_callers_path_and_read_back_at_onc
     reopened = SqliteStore(str(tmp_path / "evb.db"))
     assert [e["kind"] for e in reopened.events("vsi.expired")] == ["vsi.expired"]
     reopened.close()
+
+
+def test_events_are_kept_no_longer_and_no_more_than_the_retention_says(tmp_path, monkeypatch):
+    """Issue 10: the events table had no retention."""
+    monkeypatch.setattr("app.store.sqlite_store.EVENT_PRUNE_CHUNK", 7)  # several chunks
+    store = SqliteStore(str(tmp_path / "evb.db"), event_max_age=100.0, event_max_rows=20)
+    for n in range(50):
+        store.append_event(Event("vsi.refused", ts=800.0 + n * 5, detail={"n": n}))
+    store.flush_events()
+    # More than 100 s older than the newest (1045): n < 29 by age; then all but the newest 20
+    # by rows: n = 29.
+    assert store.prune_events() == 30
+    assert [e["detail"]["n"] for e in store.events(limit=100)] == list(range(30, 50))
+    assert store.events_pruned == 30 and store.prune_events() == 0
+    store.close()
+
+
+def test_the_event_writer_prunes_by_itself(tmp_path):
+    store = SqliteStore(str(tmp_path / "evb.db"), event_max_rows=3)
+    for n in range(10):
+        store.append_event(Event("port.added", detail={"n": n}))
+    store.close()  # the writer wrote and pruned once on its first batch
+    reopened = SqliteStore(str(tmp_path / "evb.db"), event_max_rows=3)
+    assert len(reopened.events(limit=100)) <= 10
+    assert reopened.prune_events() >= 0 and len(reopened.events(limit=100)) == 3
+    reopened.close()

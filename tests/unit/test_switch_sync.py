@@ -1,5 +1,7 @@
 """The base pipeline and reconciliation, applied to an in-memory switch."""
 
+from dataclasses import replace
+
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
@@ -10,12 +12,16 @@ from app.flows.tables import (
     CANARY_ETH_SRC,
     CANARY_ETH_TYPE,
     COOKIE_MASK_APP,
+    PORT_PUNT_BURST_PKTS,
+    PORT_PUNT_METER_BASE,
+    PORT_PUNT_RATE_PPS,
     CookieKind,
     Meter,
     Priority,
     Table,
     cookie,
     cookie_kind,
+    port_punt_meter_id,
 )
 from tests.fakes.drive import answer, connect, flow_mods
 from tests.fakes.fake_switch import FakePort, FakeSwitch
@@ -55,13 +61,32 @@ def test_connect_installs_base_pipeline_and_becomes_ready():
 
 
 def test_evb_control_frames_are_punted_through_the_meter_from_any_port():
+    """Server ports through their own meter and then the switch-wide one; trunks (link
+    probes) through the switch-wide one."""
     _, fake = connected()
-    for port in (SERVER, TRUNK):
+    for port, meters in ((SERVER, [port_punt_meter_id(SERVER), Meter.PUNT]), (TRUNK, [Meter.PUNT])):
         for eth_type in (ETH_TYPE_LLDP, ETH_TYPE_ECP):
             for dst in ("01:80:c2:00:00:00", "01:80:c2:00:00:0e"):
                 verdict = fake.process(in_port=port, eth_type=eth_type, eth_dst=dst, eth_src=VM_MAC)
                 assert verdict.outputs == [ofp.OFPP_CONTROLLER]
-                assert verdict.meters == [Meter.PUNT]
+                assert verdict.meters == meters
+
+
+def test_each_server_port_has_its_own_punt_meter_so_one_cannot_starve_another():
+    """Issue 10: one punt meter per switch let one port's flood starve every other port."""
+    fake = FakeSwitch(
+        [FakePort(1, b"edge1-s1"), FakePort(2, b"edge1-s2"), FakePort(9, b"edge1-up1")]
+    )
+    connected(fake)
+    assert set(fake.meters) == {Meter.PUNT, PORT_PUNT_METER_BASE + 1, PORT_PUNT_METER_BASE + 2}
+    first, second = (
+        fake.process(in_port=port, eth_type=ETH_TYPE_ECP, eth_dst="01:80:c2:00:00:00").meters[0]
+        for port in (1, 2)
+    )
+    assert first != second
+    bands = fake.meters[first].bands
+    assert (bands[0].rate, bands[0].burst_size) == (PORT_PUNT_RATE_PPS, PORT_PUNT_BURST_PKTS)
+    assert not fake.errors
 
 
 def test_lldp_to_other_addresses_is_not_punted():
@@ -122,7 +147,7 @@ def test_reconnect_removes_stale_flows_of_ours_adds_missing_ones_and_keeps_forei
     assert 0x1234 in cookies
     assert cookie(CookieKind.CANARY) in cookies
     assert sync.last_sync == {
-        "flows_on_switch": 11,
+        "flows_on_switch": 17,
         "flows_added_or_changed": 1,
         "flows_removed": 1,
         "meters_changed": 0,
@@ -177,6 +202,34 @@ def test_new_server_port_gets_its_drop_and_a_removed_one_loses_it():
     _, msgs = sync.on_port_status(ofp.OFPPR_DELETE, new_port)
     fake.apply(msgs)
     assert cookie(CookieKind.BASE, 3) not in {f.cookie for f in fake.flows}
+
+
+def test_a_server_ports_punt_meter_comes_and_goes_with_the_port():
+    sync, fake = connected()
+    meter_id = port_punt_meter_id(3)
+    _, msgs = sync.on_port_status(ofp.OFPPR_ADD, FakePort(3, b"edge1-s2"))
+    fake.apply(msgs)
+    assert meter_id in fake.meters and not fake.errors  # the meter went before its flows
+    verdict = fake.process(in_port=3, eth_type=ETH_TYPE_LLDP, eth_dst="01:80:c2:00:00:0e")
+    assert verdict.meters == [meter_id, Meter.PUNT]
+    _, msgs = sync.on_port_status(ofp.OFPPR_DELETE, FakePort(3, b"edge1-s2"))
+    fake.apply(msgs)
+    assert meter_id not in fake.meters and not fake.errors
+    assert set(fake.meters) == {Meter.PUNT, port_punt_meter_id(SERVER)}
+    # A port gone while the controller was away loses its meter at the next connect.
+    fake.meters[meter_id] = replace(fake.meters[port_punt_meter_id(SERVER)], meter_id=meter_id)
+    connect(SwitchSync(0x1, ["*-up*"]), fake)
+    assert meter_id not in fake.meters and not fake.errors
+
+
+def test_trunk_ports_and_ports_beyond_the_meter_range_have_no_port_meter():
+    assert port_punt_meter_id(0xFEFF) == 0xFFFF
+    assert port_punt_meter_id(0xFF00) is None
+    fake = FakeSwitch([FakePort(0xFF00, b"edge1-s9"), FakePort(2, b"edge1-up1")])
+    connected(fake)
+    assert set(fake.meters) == {Meter.PUNT}
+    verdict = fake.process(in_port=0xFF00, eth_type=ETH_TYPE_ECP, eth_dst="01:80:c2:00:00:00")
+    assert verdict.meters == [Meter.PUNT] and verdict.outputs == [ofp.OFPP_CONTROLLER]
 
 
 def test_port_going_down_keeps_its_flows():

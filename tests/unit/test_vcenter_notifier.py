@@ -11,6 +11,8 @@ from app.events import EventLog
 from app.vcenter.notifier import DEFAULT_KINDS, Notifier
 from tests.unit.test_vcenter_http import Scripted, answering, closed_port_url, served
 
+ZERO = {"sent": 0, "failed": 0, "refused": 0, "dropped": 0, "retried": 0, "queued": 0}
+
 
 def bodies(app: Scripted) -> list[dict]:
     return [json.loads(body) for method, path, query, body in app.requests]
@@ -28,7 +30,7 @@ def test_events_are_posted_in_order():
         assert notifier.flush(5)
     assert [(b["n"], b["seq"]) for b in bodies(app)] == [(n, n + 1) for n in range(50)]
     assert {r[:2] for r in app.requests} == {("POST", "/v1/notifications")}
-    assert notifier.stats() == {"sent": 50, "failed": 0, "dropped": 0, "retried": 0, "queued": 0}
+    assert notifier.stats() == {**ZERO, "sent": 50}
     notifier.close()
 
 
@@ -48,7 +50,7 @@ def test_failures_are_retried_with_backoff_and_order_is_kept():
         assert notifier.flush(5)
     assert [b["n"] for b in bodies(app)] == [1, 1, 1, 2]
     assert times[1] - times[0] >= 0.1 and times[2] - times[1] >= 0.2  # doubling
-    assert notifier.stats() == {"sent": 2, "failed": 0, "dropped": 0, "retried": 2, "queued": 0}
+    assert notifier.stats() == {**ZERO, "sent": 2, "retried": 2}
 
 
 def test_gives_up_after_the_retries():
@@ -75,7 +77,7 @@ def test_unreachable_manager():
     notifier = Notifier(closed_port_url(), retries=2, backoff=0.01)
     notifier.notify(event(1))
     assert notifier.flush(5)
-    assert notifier.stats() == {"sent": 0, "failed": 1, "dropped": 0, "retried": 2, "queued": 0}
+    assert notifier.stats() == {**ZERO, "failed": 1, "retried": 2}
 
 
 def _held_manager():

@@ -17,9 +17,12 @@ from app.codec.vdp import (
 )
 from app.fabric.ports import PortRef
 from app.policy import Limits, VsiTypeDatabase, VsiTypeKey, VsiTypeProfile, load_policies
+from app.registry.vms import VmRecord
+from app.vdp.admission import REGISTERED_ONLY, TYPE_ONLY, AdmissionPolicy
 from app.vdp.authorizer import AuthRequest, Authorizer, VsiManagerUnreachable, lookup_in_database
 from app.vdp.binding import BindingState, MacVid, VmBinding
 from app.vdp.binding_index import BindingIndex
+from app.vdp.port_tenants import PortTenantRule, PortTenants
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 P1, P2, OTHER_SWITCH = PortRef(1, 1), PortRef(1, 2), PortRef(2, 1)
@@ -352,3 +355,106 @@ def test_unreachable_vsi_manager_is_status_3_and_not_hard():
         False,
         "connection refused",
     )
+
+
+# The VM manager's registrations (draft 5.1) and who may associate where
+
+
+class Registered:
+    """The registry's two reads over a few VmRecords."""
+
+    def __init__(self, *vms: VmRecord) -> None:
+        self._vms = {vm.vsi_id: vm for vm in vms}
+
+    def vm(self, vsi_id: str) -> VmRecord | None:
+        return self._vms.get(vsi_id)
+
+    def vm_by_mac(self, mac: str) -> VmRecord | None:
+        return next((vm for vm in self._vms.values() if mac in vm.macs), None)
+
+
+TEXT_A, TEXT_B = (str(v.uuid) for v in (VSI_A, VSI_B))
+WITH_RED = VsiTypeDatabase([WEB, profile(6, 1, "db", {200}, tenant="red")])
+
+
+def registered(*vms: VmRecord, mode: str = TYPE_ONLY, **tenants: str) -> Authorizer:
+    policy = AdmissionPolicy(mode=mode, by_tenant=tenants)
+    return authorizer(WITH_RED, policy=policy, registrations=lambda: Registered(*vms))
+
+
+def vm(vsi_id: str = TEXT_A, type_id: int = 5, version: int = 4, macs=(MAC_A,), tenant="blue"):
+    return VmRecord(vsi_id, tenant, type_id, version, tuple(macs))
+
+
+@pytest.mark.parametrize("mode", [TYPE_ONLY, REGISTERED_ONLY])
+def test_a_registered_vm_must_match_its_registration(mode):
+    assert registered(vm(), mode=mode).authorize(request((MAC_A, 100)), BindingIndex()).ok
+    for registration, error, words in [
+        (vm(type_id=7, version=1), VdpError.OTHER_FAILURE, "registered with VSI type 7"),
+        (vm(macs=(MAC_B,)), VdpError.INVALID_VID_GROUP_MAC, f"MAC {MAC_A} is not registered"),
+        (vm(tenant="red"), VdpError.OTHER_FAILURE, "another tenant"),
+    ]:
+        refused(
+            registered(registration, mode=mode).authorize(request((MAC_A, 100)), BindingIndex()),
+            error,
+            True,
+            words,
+        )
+
+
+def test_a_registered_mac_belongs_to_its_vm():
+    """Issue 10: a station that bound a MAC first got the rightful VM refused. A MAC the VM
+    manager registered for a VM is that VM's: another VSI claiming it is refused."""
+    squatter = registered(vm(TEXT_B, macs=(MAC_A,)))
+    refused(
+        squatter.authorize(request((MAC_A, 100)), BindingIndex()),
+        VdpError.INVALID_VID_GROUP_MAC,
+        True,
+        f"MAC {MAC_A} is registered for another VM",
+    )
+    assert squatter.authorize(request((MAC_A, 100), vsi_id=VSI_B), BindingIndex()).ok
+
+
+def test_registered_only_admits_only_registered_vms_with_their_macs():
+    refused(
+        registered(mode=REGISTERED_ONLY).authorize(request((MAC_A, 100)), BindingIndex()),
+        VdpError.OTHER_FAILURE,
+        False,  # the registration may arrive a moment later
+        "not registered",
+    )
+    refused(
+        registered(vm(macs=()), mode=REGISTERED_ONLY).authorize(
+            request((MAC_A, 100)), BindingIndex()
+        ),
+        VdpError.INVALID_VID_GROUP_MAC,
+        True,
+        "lists no MACs",
+    )
+    assert registered(vm(macs=())).authorize(request((MAC_A, 100)), BindingIndex()).ok
+
+
+def test_admission_is_set_per_tenant():
+    red_only = registered(mode=TYPE_ONLY, red=REGISTERED_ONLY)
+    assert red_only.authorize(request((MAC_A, 100)), BindingIndex()).ok  # blue's type
+    refused(
+        red_only.authorize(request((MAC_A, 200), type_id=6, version=1), BindingIndex()),
+        VdpError.OTHER_FAILURE,
+        False,
+        "tenant red admits only registered VMs",
+    )
+    blue_open = registered(mode=REGISTERED_ONLY, blue=TYPE_ONLY)
+    assert blue_open.authorize(request((MAC_A, 100)), BindingIndex()).ok
+
+
+def test_port_tenant_allow_lists():
+    names = {P1: ("edge1", "edge1-s1"), P2: ("edge1", "edge1-s2"), OTHER_SWITCH: ("edge2", "x")}
+    rules = [PortTenantRule("edge1", "edge1-s1", frozenset({"red"}))]
+    checked = authorizer(WITH_RED, port_tenants=PortTenants(rules, names.__getitem__).refusal)
+    refused(
+        checked.authorize(request((MAC_A, 100)), BindingIndex()),
+        VdpError.OTHER_FAILURE,
+        True,
+        "tenant blue may not associate VMs at edge1/edge1-s1",
+    )
+    assert checked.authorize(request((MAC_A, 200), type_id=6, version=1), BindingIndex()).ok
+    assert checked.authorize(request((MAC_A, 100), port=P2), BindingIndex()).ok  # no rule

@@ -23,6 +23,7 @@ from app.codec.vdp import (
 from app.fabric.ports import PortRef
 from app.policy import Limits, VsiTypeDatabase, VsiTypeKey, VsiTypeProfile
 from app.vdp import bridge as bridge_module
+from app.vdp.admission import AdmissionPolicy
 from app.vdp.authorizer import Authorizer
 from app.vdp.binding import BindingState, MacVid, VmBinding
 from app.vdp.bridge import VdpBridge, VsiState
@@ -373,6 +374,39 @@ def test_limit_per_switch_and_release_frees_a_slot():
     )
 
 
+def pre_associate_many(bridge: VdpBridge, count: int, port: PortRef = P1, type_=BATCH) -> list:
+    statuses = []
+    for n in range(count):
+        vsi = VsiId.from_uuid(f"a1b2c3d4-0000-0000-0000-0000000a{n:04x}")
+        request = tlv(PA, vsi=vsi, mac=f"52:00:00:0a:{n >> 8:02x}:{n & 255:02x}", type_=type_)
+        statuses.append(only_response(send(bridge, port, request)).status)
+    return statuses
+
+
+def test_plain_pre_associates_count_against_the_type_limit():
+    """Issue 10: 300 of 300 Pre-Associates were granted for a type limited to 2 per port."""
+    bridge = new_bridge()
+    statuses = pre_associate_many(bridge, 300)
+    assert statuses[:2] == [OK, OK]
+    assert set(statuses[2:]) == {OK | VdpError.INSUFFICIENT_RESOURCES}
+    assert len(bridge) == 2
+
+
+def test_the_bridge_caps_vsis_per_port_and_per_switch_of_any_type():
+    policy = AdmissionPolicy(max_per_port=3, max_per_switch=5)
+    bridge = VdpBridge(Authorizer(lambda: DATABASE, policy=policy))
+    assert pre_associate_many(bridge, 4, P1, WEB)[3] == OK | VdpError.INSUFFICIENT_RESOURCES
+    request = tlv(PA, vsi=VSIS[3], mac=MACS[3], type_=WEB)
+    assert only_response(send(bridge, P2, request)).status == OK
+    assert only_response(send(bridge, P2, tlv(AS, type_=WEB))).status == OK  # 5 on switch 1
+    refused = send(bridge, P2, tlv(AS, vsi=VSIS[2], mac=MACS[2], type_=WEB))
+    assert only_response(refused).status == OK | VdpError.INSUFFICIENT_RESOURCES
+    assert "the bridge allows 5 VMs per switch" in refused.events[0][1]["reason"]
+    assert only_response(send(bridge, P3, tlv(AS, vsi=VSIS[2], mac=MACS[2]))).status == OK
+    # A VSI counts once where it is: its own keep-alives and changes pass at the cap.
+    assert only_response(send(bridge, P2, tlv(AS, vid=101, type_=WEB))).status == OK
+
+
 # Handles
 
 
@@ -437,19 +471,47 @@ def test_migration_source_deassociates_first():
     assert placed(bridge) == {(A, P3, BindingState.FORWARDING)}
 
 
-def test_associate_elsewhere_without_preparation_moves_the_vsi():
+def test_associate_elsewhere_with_the_migrate_to_hint_moves_the_vsi():
     bridge = new_bridge()
     send(bridge, P1, tlv(AS))
-    moved = send(bridge, P2, tlv(AS))
+    moved = send(bridge, P2, tlv(AS, status=STATUS_M))
     assert [port for port, _, _ in moved.unsolicited] == [P1]
     assert placed(bridge) == {(A, P2, BindingState.FORWARDING)}
+
+
+def test_a_bare_associate_elsewhere_cannot_take_a_running_vsi():
+    """Issue 10: a station on another port Associated with a victim's VSI ID and MAC and was
+    granted; the victim got an unsolicited De-Associate and its traffic left at the attacker's
+    port. A move needs a migration; the victim keeps its VSI and its keep-alives pass."""
+    bridge = new_bridge()
+    send(bridge, P1, tlv(AS))
+    stolen = send(bridge, P3, tlv(AS), now=1)
+    assert only_response(stolen).status == OK | VdpError.OTHER_FAILURE  # no KEEP, not hard
+    assert stolen.unsolicited == [] and not stolen.bindings_changed
+    [(kind, fields)] = stolen.events
+    assert kind == "vsi.refused" and fields["held_at"] == P1 and "migration" in fields["reason"]
+    assert placed(bridge) == {(A, P1, BindingState.FORWARDING)}
+    assert only_response(send(bridge, P1, tlv(AS), now=2)).status == OK
+    # Once the source is gone (here: its keep-alive timed out), the VSI may start anywhere.
+    bridge.expire(2 + KA)
+    assert only_response(send(bridge, P3, tlv(AS), now=3 + KA)).status == OK
+
+
+def test_a_station_cannot_take_a_mac_bound_to_another_vsi_nor_disturb_it():
+    bridge = new_bridge()
+    send(bridge, P1, tlv(AS, vsi=A, mac=MAC_A))
+    for mode in (RR, AS):
+        outcome = send(bridge, P3, tlv(mode, vsi=B, mac=MAC_A))
+        assert only_response(outcome).status == OK | HARD | VdpError.INVALID_VID_GROUP_MAC
+        assert outcome.unsolicited == [] and not outcome.bindings_changed
+    assert placed(bridge) == {(A, P1, BindingState.FORWARDING)}
 
 
 def test_other_pre_associations_survive_the_move():
     bridge = new_bridge()
     send(bridge, P1, tlv(AS))
     send(bridge, P2, tlv(RR))
-    send(bridge, P3, tlv(AS))
+    send(bridge, P3, tlv(AS, status=STATUS_M))
     assert placed(bridge) == {(A, P2, BindingState.PREPARED), (A, P3, BindingState.FORWARDING)}
 
 
@@ -484,7 +546,7 @@ def test_suspended_record_expires_silently():
 def test_refused_migration_leaves_the_source_alone():
     bridge = new_bridge()
     send(bridge, P1, tlv(AS))
-    response = only_response(send(bridge, P3, tlv(AS, vid=4000)))
+    response = only_response(send(bridge, P3, tlv(AS, vid=4000, status=STATUS_M)))
     assert response.status == OK | HARD | VdpError.INVALID_VID_GROUP_MAC  # no KEEP at P3
     assert placed(bridge) == {(A, P1, BindingState.FORWARDING)}
 

@@ -1,0 +1,126 @@
+"""SwitchConnections (app/fabric/connections.py): which connection speaks for a dpid."""
+
+from app.fabric.connections import (
+    HELLO_TIMEOUT,
+    MAX_UNIDENTIFIED,
+    REPORT_INTERVAL,
+    Adopt,
+    Close,
+    Probe,
+    Release,
+    Report,
+    SwitchConnections,
+)
+
+
+class Conn:
+    def __init__(self, name):
+        self.name, self.open = name, True
+
+    def __repr__(self):
+        return self.name
+
+
+def conns(**kwargs):
+    return SwitchConnections(is_open=lambda c: c.open, timeout=3.0, **kwargs)
+
+
+def reports(steps):
+    return [(s.kind, s.detail.get("outcome")) for s in steps if isinstance(s, Report)]
+
+
+def test_the_first_connection_is_adopted_and_only_it_speaks_for_the_dpid():
+    table, a, b = conns(), Conn("a"), Conn("b")
+    assert table.connected(1, a, "127.0.0.1", 0) == [Adopt(1, a, "127.0.0.1")]
+    assert table.dpid_of(a) == 1 and table.dpid_of(b) is None
+
+
+def test_a_duplicate_waits_while_the_holder_is_probed_and_is_closed_when_it_answers():
+    table, a, b = conns(), Conn("a"), Conn("b")
+    table.connected(1, a, "127.0.0.1", 0)
+    steps = table.connected(1, b, "10.0.0.9", 1)
+    [probe] = [s for s in steps if isinstance(s, Probe)]
+    assert probe.conn is a and reports(steps) == [("switch.duplicate", "checking")]
+    assert table.dpid_of(b) is None
+    assert table.echo_reply(a, probe.xid + 1, 1.5) == []  # not our probe's answer
+    steps = table.echo_reply(a, probe.xid, 1.5)
+    assert Close(b) in steps and reports(steps) == [("switch.duplicate", "refused")]
+    assert table.dpid_of(a) == 1
+    assert table.expire(10) == []
+
+
+def test_a_holder_that_stays_silent_is_replaced_at_the_deadline():
+    table, a, b = conns(), Conn("a"), Conn("b")
+    table.connected(1, a, None, 0)
+    table.connected(1, b, None, 1)
+    assert table.expire(3.9) == []
+    steps = table.expire(4.0)
+    assert steps[:2] == [Release(1, a), Adopt(1, b, None)]
+    assert reports(steps) == [("switch.duplicate", "replaced")]
+    assert table.dpid_of(b) == 1 and table.dpid_of(a) is None
+
+
+def test_a_holder_that_closes_while_probed_is_replaced_at_once():
+    table, a, b = conns(), Conn("a"), Conn("b")
+    table.connected(1, a, None, 0)
+    table.connected(1, b, None, 1)
+    a.open = False
+    steps = table.closed(a, 1.2)
+    assert steps[:2] == [Release(1, a), Adopt(1, b, None)]
+
+
+def test_a_newcomer_that_leaves_while_waiting_is_forgotten():
+    table, a, b = conns(), Conn("a"), Conn("b")
+    table.connected(1, a, None, 0)
+    table.connected(1, b, None, 1)
+    assert table.closed(b, 1.1) == []
+    assert table.expire(10) == [] and table.dpid_of(a) == 1
+
+
+def test_only_one_newcomer_waits_per_dpid():
+    table, a, b, c = conns(), Conn("a"), Conn("b"), Conn("c")
+    table.connected(1, a, None, 0)
+    table.connected(1, b, None, 1)
+    steps = table.connected(1, c, None, 1.1)
+    assert steps[0] == Close(c) and reports(steps) == [("switch.duplicate", "refused")]
+
+
+def test_a_second_features_reply_on_one_connection_closes_it():
+    table, a = conns(), Conn("a")
+    table.connected(1, a, None, 0)
+    steps = table.connected(2, a, None, 1)
+    assert Release(1, a) in steps and Close(a) in steps
+    assert table.dpid_of(a) is None
+
+
+def test_the_allow_list_refuses_other_dpids():
+    table, a, b = conns(allowed_dpids=[1]), Conn("a"), Conn("b")
+    steps = table.connected(2, a, "10.0.0.9", 0)
+    assert steps[0] == Close(a) and reports(steps) == [("switch.refused", None)]
+    assert table.connected(1, b, None, 0) == [Adopt(1, b, None)]
+
+
+def test_reports_are_throttled_and_count_what_they_suppressed():
+    table = conns(allowed_dpids=[1])
+    seen = [reports(table.connected(2, Conn(str(i)), None, i * 0.5)) for i in range(10)]
+    assert sum(map(len, seen)) == 1  # 10 attempts in 4.5 s: one report
+    steps = table.connected(2, Conn("late"), None, REPORT_INTERVAL + 0.1)
+    [report] = [s for s in steps if isinstance(s, Report)]
+    assert report.detail["suppressed"] == 9
+
+
+def test_a_connection_that_names_no_dpid_in_time_is_closed():
+    table, quiet, switch = conns(), Conn("quiet"), Conn("switch")
+    assert table.opened(quiet, 0) == [] and table.opened(switch, 0) == []
+    table.connected(1, switch, None, 1)
+    assert table.expire(HELLO_TIMEOUT - 0.1) == []
+    assert table.expire(HELLO_TIMEOUT) == [Close(quiet)]
+    assert table.unidentified_closed == 1 and table.dpid_of(switch) == 1
+
+
+def test_at_most_so_many_connections_wait_for_their_features_reply():
+    table = conns()
+    for i in range(MAX_UNIDENTIFIED):
+        assert table.opened(Conn(str(i)), 0) == []
+    extra = Conn("extra")
+    assert table.opened(extra, 0) == [Close(extra)]
