@@ -14,6 +14,9 @@ setup(
         "webob>=1.8",
         "netaddr>=0.8",
         "PyYAML>=6",
+        # the registry's VMs and their indexes: persistent maps, so a change costs O(log n)
+        # and readers keep a snapshot without a lock (app/registry/vm_table.py).
+        "pyrsistent>=0.20",
     ],
     extras_require={
         # ruff and mypy: .ci/run lints and type-checks before the tests (pyproject.toml); pinned

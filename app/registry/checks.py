@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from app.policy.database import VsiTypeDatabase
 from app.policy.profile import VsiTypeKey
 from app.registry.errors import Conflict, NotFound, RegistryError, join
+from app.registry.vm_table import VmTable
 from app.registry.vms import VmRecord, unknown_type
 from app.service import NmsService
 
@@ -40,18 +41,25 @@ def check_vlans(
 
 def check_vms(
     database: VsiTypeDatabase,
-    vms: Mapping[str, VmRecord],
+    old: VmTable,
+    new: VmTable,
     touched_vms: Mapping[str, str],
     touched_types: Mapping[VsiTypeKey, str],
     actor: str | None,
 ) -> None:
     """Every VM's type exists and belongs to the VM's tenant; no MAC is registered twice.
-    ``touched_*`` map the changed VMs and profiles to their field in the request."""
-    for vm in vms.values():
-        vm_field = touched_vms.get(vm.vsi_id)
-        type_field = touched_types.get(vm.type_key)
-        if vm_field is None and type_field is None:
+    ``old`` and ``new`` are the registrations before and after the change; ``touched_*`` map
+    the changed VMs and profiles to their field in the request. Costs the touched VMs, their
+    MACs and the VMs of the touched types, found through the indexes: never the VMs held."""
+    concerned = set(touched_vms)
+    for key in touched_types:
+        concerned.update(new.of_type(key))
+    for vsi_id in sorted(concerned):  # the first conflict by VSI ID, whatever the request order
+        vm = new.get(vsi_id)
+        if vm is None:
             continue
+        vm_field = touched_vms.get(vsi_id)
+        type_field = touched_types.get(vm.type_key)
         profile = database.get(vm.type_id, vm.type_version)
         if profile is None:
             if vm_field is not None:
@@ -69,21 +77,23 @@ def check_vms(
                 message,
                 join(vm_field, "tenant") if vm_field is not None else join(type_field, "tenant"),
             )
-    _check_macs(vms, touched_vms, actor)
+    _check_macs(old, new, touched_vms, actor)
 
 
 def _check_macs(
-    vms: Mapping[str, VmRecord], touched_vms: Mapping[str, str], actor: str | None
+    old: VmTable, new: VmTable, touched_vms: Mapping[str, str], actor: str | None
 ) -> None:
-    owner: dict[str, str] = {}
-    for vm in vms.values():
-        if vm.vsi_id not in touched_vms:
-            for mac in vm.macs:
-                owner[mac] = vm.vsi_id
+    """A MAC of a touched VM is no untouched VM's (held before and kept) and no other touched
+    VM's in the same request."""
+    claimed: dict[str, str] = {}  # MAC -> the touched VM that took it first
     for vsi_id, field in touched_vms.items():
-        vm = vms.get(vsi_id)
+        vm = new.get(vsi_id)
         for index, mac in enumerate(vm.macs if vm else ()):
-            other = owner.setdefault(mac, vsi_id)
+            holder = old.by_mac(mac)
+            if holder is not None and holder.vsi_id not in touched_vms and holder.vsi_id in new:
+                other = holder.vsi_id
+            else:
+                other = claimed.setdefault(mac, vsi_id)
             if other != vsi_id:
                 whose = "another VM" if actor else f"VM {other}"
                 raise Conflict(

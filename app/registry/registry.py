@@ -10,9 +10,13 @@ profiles changed, so the VMs already associated follow, ``service.deassociate`` 
 deregistered VM. A refused change leaves nothing behind.
 
 Reads take no lock (the state is replaced whole), so the controller may read the registry while
-holding its own locks. Changes are serialized by the registry's lock, held while the controller
-applies them, so that two changes reach the controller in the order they were stored; the
-controller must therefore never call a changing method while holding its own lock.
+holding its own locks. The VMs are a persistent table (app/registry/vm_table.py) with indexes by
+MAC and by VSI type: a change builds the next state in the time of what it changes, never of the
+VMs held (docs/scale.md), and a reader's snapshot stays as it was.
+
+Changes are serialized by the registry's lock, held while the controller applies them, so that
+two changes reach the controller in the order they were stored; the controller must therefore
+never call a changing method while holding its own lock.
 
 The registry also holds the tenants' VLAN pools (app/registry/pools.py; only an admin changes
 them) and applies them and the profile quota to every profile it holds, checked at start for
@@ -28,7 +32,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import TypeVar
 
 from app.policy.database import VsiTypeDatabase
@@ -46,7 +49,8 @@ from app.registry.fields import array, integer, mapping, text
 from app.registry.pools import SETTINGS, VlanPools, parse_pool
 from app.registry.profiles import FILE, ProfileSet
 from app.registry.tenancy import check_pools, check_quota, check_whole, refusal_of_looked_up
-from app.registry.vms import VmRecord, parse_vm, parse_vsi_id, vms_by_mac
+from app.registry.vm_table import VmTable
+from app.registry.vms import VmRecord, parse_vm, parse_vsi_id
 from app.service import NmsService
 from app.store.base import RegistryWrite, Store
 
@@ -61,13 +65,8 @@ NO_POOLS = VlanPools()  # no pool set: every tenant takes any VLAN no other tena
 @dataclass(frozen=True)
 class RegistryState:
     profiles: ProfileSet
-    vms: Mapping[str, VmRecord]
+    vms: VmTable
     pools: VlanPools = NO_POOLS
-
-    @cached_property
-    def by_mac(self) -> Mapping[str, VmRecord]:
-        """Built once per state, at the first VDP request that asks."""
-        return vms_by_mac(self.vms)
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,7 @@ class Registry:
                 key = f"{document.get('type_id')}/{document.get('version')}"
                 raise RegistryError(f"stored profile {key} is not valid any more: {err}") from None
             pushed[profile.key] = profile
-        vms = {document["vsi_id"]: VmRecord.from_document(document) for document in store.vms()}
+        vms = VmTable.of(VmRecord.from_document(document) for document in store.vms())
         assigned = {}
         for document in store.vlan_pools():
             try:
@@ -151,7 +150,7 @@ class Registry:
         return self._state.vms.get(vsi_id)
 
     def vm_by_mac(self, mac: str) -> VmRecord | None:
-        return self._state.by_mac.get(mac)
+        return self._state.vms.by_mac(mac)
 
     def refusal_of_looked_up(self, profile: VsiTypeProfile) -> str | None:
         """Why a profile the VM manager answered a lookup with may not be used (its tenant's
@@ -354,23 +353,25 @@ class Registry:
             stamped[where] = dataclasses.replace(
                 vm, registered=current_vm.registered if current_vm else now, updated=now
             )
-        new_vms = {**old.vms, **{vm.vsi_id: vm for vm in stamped.values()}}
-        for vsi_id in removed_vms:
-            del new_vms[vsi_id]
+        # The next state, checked before it is swapped in: a refused change leaves ``old``.
         new = RegistryState(
-            old.profiles.with_pushed(profiles.values()).without_pushed(removed_profiles),
-            dict(sorted(new_vms.items())),
+            old.profiles.with_pushed(profiles.values()).without_pushed(removed_profiles)
+            if profiles or removed_profiles
+            else old.profiles,  # keeps its database, built once per profile change
+            old.vms.changed(stamped.values(), removed_vms),
             old.pools,
         )
         touched_types = {
             **{p.key: where for where, p in profiles.items()},
             **{key: "" for key in removed_profiles},
         }
-        check_pools(new.profiles, new.pools, touched_types, actor)
-        check_vlans(new.profiles.database, touched_types, actor)
-        check_quota(new.profiles, touched_types, self._max_profiles)
+        if touched_types:  # these cost the profiles held
+            check_pools(new.profiles, new.pools, touched_types, actor)
+            check_vlans(new.profiles.database, touched_types, actor)
+            check_quota(new.profiles, touched_types, self._max_profiles)
         check_vms(
             new.profiles.database,
+            old.vms,
             new.vms,
             {vm.vsi_id: where for where, vm in stamped.items()},
             touched_types,

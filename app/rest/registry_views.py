@@ -126,10 +126,11 @@ class RegistryViews:
         if tenant is not None:
             principal.require(tenant, f"tenant {tenant}'s VMs")
         held = {v["vsi_id"]: v for v in self._service.associations()}
+        vms = self._registry.state.vms  # a snapshot: changes swap in a new table
         return json_response(
             [
                 {**vm.document(), "association": held.get(vm.vsi_id)}
-                for vm in self._registry.state.vms.values()
+                for vm in (vms[vsi_id] for vsi_id in sorted(vms))  # the table keeps no order
                 if principal.may_see(vm.tenant)
                 and tenant in (None, vm.tenant)
                 and group in (None, vm.group)

@@ -255,5 +255,7 @@ def test_a_group_costs_its_size_in_vsi_id_comparisons(store, monkeypatch):
     ]
     CountedId.comparisons = 0
     registry_on(store).register_group({"profiles": [profile()], "vms": vms}, None)
-    assert CountedId.comparisons <= size  # quadratic: size * (size - 1) / 2 = 79,800
+    # The VM table's persistent maps compare a key with the few others of its hash bucket:
+    # about 6 comparisons per VM at any size. Quadratic: size * (size - 1) / 2 = 79,800.
+    assert CountedId.comparisons <= 10 * size
     assert len(registry_on(store).state.vms) == size
