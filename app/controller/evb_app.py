@@ -324,7 +324,10 @@ class EvbApp(app_manager.OSKenApp):
     @guarded
     def _on_multipart_reply(self, ev):
         if (dpid := self._dpid_of(ev.msg.datapath)) is not None:
-            self._queue(functools.partial(self.fabric.multipart_reply, dpid, ev.msg))
+            work = functools.partial(self.fabric.multipart_reply, dpid, ev.msg)
+            # A switch's flows reconcile it: one per batch (app/controller/work.py).
+            slow = isinstance(ev, ofp_event.EventOFPFlowStatsReply)
+            (self._work.put_slow if slow else self._queue)(work)
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, _CONNECTED)
     @guarded
