@@ -291,39 +291,10 @@ class VdpBridge:
             self._refresh(vsi.vsi_id, att, now, keepalive_timeout)
             return Outcome(responses=[(port, manager, att.response)])
         state = _STATE_OF_MODE[request.mode]
-        if (
-            att is not None
-            and att.state is VsiState.ASSOCIATED
-            and state is not VsiState.ASSOCIATED
-        ):
-            return self._refuse(
-                vsi,
-                att,
-                port,
-                manager,
-                request,
-                Decision(
-                    VdpError.OTHER_FAILURE,
-                    "associated at this port: De-Associate before pre-associating again",
-                    hard=True,
-                ),
-            )
-        source = self._unannounced_move(vsi, att, request)
-        if source is not None:
-            return self._refuse(
-                vsi,
-                att,
-                port,
-                manager,
-                request,
-                Decision(
-                    VdpError.OTHER_FAILURE,
-                    "the VSI is associated at another port, whose station keeps it alive: it "
-                    "moves here only as a migration (hints 'to', a Pre-Associate here first, "
-                    "or the VM manager's relocation)",
-                ),
-                held_at=source.port,
-            )
+        conflict = self._state_conflict(vsi, att, request, state)
+        if conflict is not None:
+            decision, more = conflict
+            return self._refuse(vsi, att, port, manager, request, decision, **more)
         decision = self._authorizer.authorize(
             AuthRequest.from_tlv(port, manager, request), self._bound
         )
@@ -362,6 +333,29 @@ class VdpBridge:
             self._sync(vsi.vsi_id, outcome)
         outcome.events.append(("vsi.refused", fields))
         return outcome
+
+    @staticmethod
+    def _state_conflict(
+        vsi: _Vsi | None, att: _Attachment | None, request: VsiTlv, state: VsiState
+    ) -> tuple[Decision, dict[str, object]] | None:
+        """What the VSI's current attachments forbid, before any authorization: the refusal
+        and the fields its event adds."""
+        associated = VsiState.ASSOCIATED
+        if att is not None and att.state is associated and state is not associated:
+            return Decision(
+                VdpError.OTHER_FAILURE,
+                "associated at this port: De-Associate before pre-associating again",
+                hard=True,
+            ), {}
+        source = VdpBridge._unannounced_move(vsi, att, request)
+        if source is not None:
+            return Decision(
+                VdpError.OTHER_FAILURE,
+                "the VSI is associated at another port, whose station keeps it alive: it "
+                "moves here only as a migration (hints 'to', a Pre-Associate here first, "
+                "or the VM manager's relocation)",
+            ), {"held_at": source.port}
+        return None
 
     @staticmethod
     def _unannounced_move(
