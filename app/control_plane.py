@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from app.codec.errors import CodecError
-from app.codec.frame import decode_evb_frame
+from app.codec.frame import decode_evb_frame, vm_frame_source
 from app.codec.vdp import STATUS_ERROR_MASK, ManagerIdTlv, VdpError, VdpTlvType, VsiId, VsiTlv
 from app.events import EventLog
 from app.fabric import links
@@ -55,6 +55,8 @@ RELOCATION_HOLD = 120.0
 # packet-ins, so this is reached only by a flood; beyond it requests are counted and dropped
 # (acknowledged already: the station resends).
 PENDING_LIMIT = 20000
+# Decision events that tell of flows in place: emitted once the switches confirmed them.
+_AFTER_FLOWS = frozenset({"vsi.activated"})
 
 
 @dataclass
@@ -92,6 +94,7 @@ class _Held:
 
     responses: list[Send]
     unsolicited: list[Send]
+    events: list[tuple[str, dict]]
 
 
 class ControlPlane:
@@ -246,6 +249,19 @@ class ControlPlane:
             reaction.extend(self._rr_changed())  # hairpin flows follow reflective relay
         return reaction
 
+    def first_frame(self, dpid: int, port: Port, data: bytes, now: float) -> Reaction:
+        """A frame punted by a standby admission flow: a VM's first frames at its migration's
+        destination activate it there (VdpBridge.activate). Frames that activate nothing (the
+        ones still punted while the activation is on its way) are only counted."""
+        counters = self._counters[dpid][port.name]
+        mac = vm_frame_source(data) if port.role is PortRole.SERVER else None
+        outcome = self.bridge.activate(PortRef(dpid, port.number), mac, now) if mac else None
+        if outcome is None:
+            counters["vm_frame_ignored"] += 1
+            return Reaction()
+        counters["activations"] += 1
+        return self._apply(outcome, now)
+
     def process(self, now: float) -> Reaction:
         """Every VDP request received since the last call, as one flow change."""
         pending, self._pending = self._pending, []
@@ -322,7 +338,10 @@ class ControlPlane:
 
     # the VDP outcome -> flows -> responses --------------------------------------------------
     def _apply(self, outcome: Outcome, now: float) -> Reaction:
+        after_flows = [(k, f) for k, f in outcome.events if k in _AFTER_FLOWS]
         for kind, fields in outcome.events:
+            if kind in _AFTER_FLOWS:
+                continue
             if kind != "vsi.refused" or self.refusals.admit(fields, now):
                 self._emit(kind, fields)
         self._dirty_vsis |= outcome.dirty
@@ -333,10 +352,16 @@ class ControlPlane:
         self.locations.record(outcome.changes, now)
         reaction = self._flow_change(self.programmer.update(outcome.changes))
         if not reaction.batches:
+            self._emit_after_flows(after_flows, now)
             return reaction.extend(self._send_vdp(sends, now))
         reaction.ticket = next(self._tickets)
-        self._held[reaction.ticket] = _Held(outcome.responses, outcome.unsolicited)
+        self._held[reaction.ticket] = _Held(outcome.responses, outcome.unsolicited, after_flows)
         return reaction
+
+    def _emit_after_flows(self, events: list[tuple[str, dict]], now: float) -> None:
+        for kind, fields in events:
+            took = round(1000 * (now - fields["first_frame_at"]), 3)
+            self._emit(kind, {**fields, "took_ms": took})
 
     def _flow_change(self, changes: dict[int, list]) -> Reaction:
         """Saves the intent, then the batches for the connected switches (the others are
@@ -357,7 +382,19 @@ class ControlPlane:
         if held is None:
             return Reaction()
         if not failed:
+            self._emit_after_flows(held.events, now)
             return self._send_vdp(held.responses + held.unsolicited, now)
+        # An activation whose flows did not all go in stays decided: the switch that failed is
+        # reconciled to it when it reconnects, and the VM has no better place to forward.
+        for _, fields in held.events:
+            self._emit(
+                "vsi.activation_failed",
+                {
+                    **fields,
+                    "switches": sorted(f"{d:016x}" for d in failed),
+                    "reason": "; ".join(failed.values()),
+                },
+            )
         # The flows of these associations are not (all) in: refuse them rather than promise
         # forwarding that does not happen, and take back what was installed.
         undo = Outcome()

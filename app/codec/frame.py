@@ -120,6 +120,19 @@ def ecp_request_sequence(data: bytes) -> int | None:
     return pdu.sequence if pdu.op == EcpOp.REQUEST and pdu.subtype == SUBTYPE_VDP else None
 
 
+def vm_frame_source(data: bytes) -> str | None:
+    """The source MAC of a punted frame that is not EVB control traffic (LLDP, ECP), None for
+    control traffic, a group source address or a frame too short to have one. Only a standby
+    admission flow punts such frames: a VM's first frames at its migration's destination."""
+    try:
+        eth = decode_ethernet(data)
+    except CodecError:
+        return None
+    if eth.ethertype in (ETHERTYPE_LLDP, ETHERTYPE_ECP) or int(eth.src[:2], 16) & 1:
+        return None
+    return eth.src
+
+
 def encode_evb_frame(frame: EvbFrame) -> bytes:
     if isinstance(frame, LldpFrame):
         ethertype, payload = ETHERTYPE_LLDP, encode_lldpdu(frame.lldpdu)

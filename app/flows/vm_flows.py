@@ -7,8 +7,9 @@ of one VM. `plan_vm_flows` plans the whole fabric (the reference); app/flows/pro
 one change at a time from the same pieces.
 
 Per binding, on its edge switch (cookie VSI/handle; metadata carries the handle between tables):
-  PREPARED and FORWARDING: its meter, its ingress ACL (INGRESS_ACL) and its egress ACL with the
-  delivery to its port (EGRESS_ACL). Nothing leads there while it is only PREPARED.
+  PREPARED, STANDBY and FORWARDING: its meter, its ingress ACL (INGRESS_ACL) and its egress ACL
+  with the delivery to its port (EGRESS_ACL). Nothing leads there until it forwards.
+  STANDBY only: its admission matches punt the VM's frames to the controller (activation).
   FORWARDING only: admission of its MACs (CLASSIFY) and the unicast entries toward it (FORWARD).
 On every switch above its edge on the tree: one unicast entry per MAC/VID down toward it.
 Per switch below a root (cookie LINK/uplink): every other tagged unicast frame goes up, so a
@@ -29,10 +30,18 @@ from app.fabric.links import Routes
 from app.fabric.ports import PortRef
 from app.flows import ofmsg
 from app.flows.ofmsg import FlowEntry, MeterSpec, flow
-from app.flows.tables import GROUP_ADDRESS_BIT, CookieKind, Priority, Table, cookie, vm_meter_id
+from app.flows.tables import (
+    GROUP_ADDRESS_BIT,
+    CookieKind,
+    Priority,
+    Table,
+    cookie,
+    port_punt_meter_id,
+    vm_meter_id,
+)
 from app.policy.acl import ETH_TYPE_IPV4, ETH_TYPE_IPV6, IP_PROTO_TCP, IP_PROTO_UDP, AclRule
 from app.policy.profile import Qos
-from app.vdp.binding import VmBinding
+from app.vdp.binding import BindingState, VmBinding
 
 GROUP_ADDRESSED = (GROUP_ADDRESS_BIT, GROUP_ADDRESS_BIT)  # eth_dst match of every group address
 UNICAST = ("00:00:00:00:00:00", GROUP_ADDRESS_BIT)  # eth_dst match of every unicast address
@@ -175,6 +184,8 @@ def edge_flows(binding: VmBinding, reflective_relay: bool) -> list[FlowEntry]:
             vlan_vid=ANY_TAG,
         ),
     ]
+    if binding.state is BindingState.STANDBY:
+        flows += standby_flows(binding)
     if binding.forwarding:
         flows += admit_flows(binding)
         flows += [
@@ -191,19 +202,12 @@ def edge_flows(binding: VmBinding, reflective_relay: bool) -> list[FlowEntry]:
     return flows
 
 
-def admit_flows(binding: VmBinding) -> list[FlowEntry]:
-    """Per MAC/VID: frames already tagged with the VID, and untagged frames for the first VID
-    listed for the MAC (an untagged frame names no VLAN, so the first entry decides). Admission
-    tags, marks PCP, meters, and hands the binding's handle to its ingress ACL. With a DSCP
-    mark, IPv4 and IPv6 get their own flows: setting ip_dscp needs an IP eth_type match."""
-    owner = cookie(CookieKind.VSI, binding.handle)
-    qos = binding.profile.qos
-    # Instructions in the order OVS reports them (meter, actions, metadata, goto), so a
-    # reconciliation compares equal.
-    metering = (ofmsg.meter(vm_meter_id(binding.handle)),) if qos.rate_kbps is not None else ()
-    marking = [ofmsg.set_field(vlan_pcp=qos.pcp)] if qos.pcp is not None else []
-    onward = (ofmsg.write_metadata(binding.handle), ofmsg.goto(Table.INGRESS_ACL))
-    flows, untagged_macs = [], set()
+def _admission_matches(binding: VmBinding) -> list[tuple[dict[str, object], list[object]]]:
+    """(match, tagging actions) per admission flow: per MAC/VID, frames already tagged with
+    the VID, and untagged frames for the first VID listed for the MAC (an untagged frame names
+    no VLAN, so the first entry decides; it gets the tag pushed)."""
+    matches: list[tuple[dict[str, object], list[object]]] = []
+    untagged_macs: set[str] = set()
     for entry in binding.entries:
         vlan = tagged(entry.vid)
         variants: list[tuple[int, list[object]]] = [(vlan, [])]
@@ -212,30 +216,61 @@ def admit_flows(binding: VmBinding) -> list[FlowEntry]:
             variants.append((ofp.OFPVID_NONE, [ofmsg.push_vlan(), ofmsg.set_field(vlan_vid=vlan)]))
         for vlan_match, tagging in variants:
             match = dict(in_port=binding.port.port_no, eth_src=entry.mac, vlan_vid=vlan_match)
-            actions = tagging + marking
-            flows.append(
+            matches.append((match, tagging))
+    return matches
+
+
+def admit_flows(binding: VmBinding) -> list[FlowEntry]:
+    """Admission of the binding's MAC/VIDs (_admission_matches): it tags, marks PCP, meters,
+    and hands the binding's handle to its ingress ACL. With a DSCP mark, IPv4 and IPv6 get
+    their own flows: setting ip_dscp needs an IP eth_type match."""
+    owner = cookie(CookieKind.VSI, binding.handle)
+    qos = binding.profile.qos
+    # Instructions in the order OVS reports them (meter, actions, metadata, goto), so a
+    # reconciliation compares equal.
+    metering = (ofmsg.meter(vm_meter_id(binding.handle)),) if qos.rate_kbps is not None else ()
+    marking = [ofmsg.set_field(vlan_pcp=qos.pcp)] if qos.pcp is not None else []
+    onward = (ofmsg.write_metadata(binding.handle), ofmsg.goto(Table.INGRESS_ACL))
+    flows = []
+    for match, tagging in _admission_matches(binding):
+        actions = tagging + marking
+        flows.append(
+            flow(
+                Table.CLASSIFY,
+                Priority.VM_ADMIT,
+                owner,
+                _instructions(metering, actions, onward),
+                **match,
+            )
+        )
+        if qos.dscp is not None:
+            dscp = [*actions, ofmsg.set_field(ip_dscp=qos.dscp)]
+            flows += [
                 flow(
                     Table.CLASSIFY,
-                    Priority.VM_ADMIT,
+                    Priority.VM_ADMIT_IP,
                     owner,
-                    _instructions(metering, actions, onward),
+                    _instructions(metering, dscp, onward),
+                    eth_type=eth_type,
                     **match,
                 )
-            )
-            if qos.dscp is not None:
-                dscp = [*actions, ofmsg.set_field(ip_dscp=qos.dscp)]
-                flows += [
-                    flow(
-                        Table.CLASSIFY,
-                        Priority.VM_ADMIT_IP,
-                        owner,
-                        _instructions(metering, dscp, onward),
-                        eth_type=eth_type,
-                        **match,
-                    )
-                    for eth_type in (ETH_TYPE_IPV4, ETH_TYPE_IPV6)
-                ]
+                for eth_type in (ETH_TYPE_IPV4, ETH_TYPE_IPV6)
+            ]
     return flows
+
+
+def standby_flows(binding: VmBinding) -> list[FlowEntry]:
+    """A migration's destination before the VM's first frame there: the admission matches
+    punt (through the port's own punt meter, then the switch-wide one in PUNT) instead of
+    forwarding. The first punted frame activates the binding, whose admission flows then
+    replace these in place (same table, priority and match: no gap, no overlap)."""
+    owner = cookie(CookieKind.VSI, binding.handle)
+    meter_id = port_punt_meter_id(binding.port.port_no)
+    punt = (*((ofmsg.meter(meter_id),) if meter_id is not None else ()), ofmsg.goto(Table.PUNT))
+    return [
+        flow(Table.CLASSIFY, Priority.VM_ADMIT, owner, punt, **match)
+        for match, _ in _admission_matches(binding)
+    ]
 
 
 def _instructions(metering: tuple, actions: list, onward: tuple) -> tuple:

@@ -15,6 +15,8 @@ from app.policy.profile import VsiTypeProfile
 class BindingState(str, Enum):
     PREPARED = "prepared"  # Pre-Associate with resource reservation: meter and ACL ready,
     # no admit
+    STANDBY = "standby"  # a migration's destination: as PREPARED, and the VM's frames there are
+    # punted, not forwarded, until the first one activates it (app/vdp/bridge.py)
     FORWARDING = "forwarding"  # Associate: admitted, forwarded, reachable
 
 

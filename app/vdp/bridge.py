@@ -16,9 +16,18 @@ has its station's last granted request, the response it got, its keep-alive time
   attachment appears (any port) or the hold, the De-Associate's keep-alive timeout, ends.
 
 Migration: a Pre-Associate(-RR) at another port adds a second attachment while the source keeps
-forwarding; an Associate at the destination moves the VSI: the destination forwards, the source
-attachment is removed in the same Outcome and, as its station had not de-associated, is sent an
-unsolicited De-Associate. Other pre-associations of the VSI are left to expire or de-associate.
+forwarding. That destination stands by (a STANDBY binding: meter and ACLs ready, the VM's frames
+there punted, nothing forwarded) and the first frame with one of its MACs there (QEMU's RARP
+announcement as the VM resumes, or any frame) activates it (``activate``): the destination
+forwards and the source is superseded (still associated for its station, forwarding nothing) in
+one change, so the network follows the VM as soon as it runs, not one VDP round later. The
+destination's Associate then confirms what is in place; the source's De-Associate tidies up. An
+Associate at the destination moves the VSI whether or not it was activated: the destination
+forwards, the source attachment is removed in the same Outcome and, if its station had not
+de-associated, is sent an unsolicited De-Associate. Other pre-associations of the VSI are left to
+expire or de-associate; a standby that expires or is de-associated before any frame leaves the
+source forwarding (a cancelled migration). Activation happens only at a port where the VSI
+stands by with that MAC: the VM's MAC anywhere else meets the default deny.
 A bare Associate (no attachment at that port, no migrate-to hint, the M-bit) while the VSI is
 associated elsewhere is refused (OTHER_FAILURE, not hard; vsi.refused with ``held_at``): naming
 a running VM's VSI ID is no migration, and the source keeps it. Once the source is gone
@@ -149,6 +158,13 @@ class _Attachment:
     since: float
     refreshed: float
     timeout: float
+    # Migration (see the module docstring): a pre-association granted while the VSI forwarded
+    # elsewhere stands by for the VM's first frame; the first frame activates it; the
+    # association it took the VM from is superseded (still associated for its station, until
+    # it de-associates, but forwarding nothing).
+    standby: bool = False
+    activated: bool = False
+    superseded: bool = False
 
     @property
     def expires(self) -> float:
@@ -370,7 +386,11 @@ class VdpBridge:
         if request.m_bit:
             return None
         return next(
-            (other for other in vsi.attachments.values() if other.state is VsiState.ASSOCIATED),
+            (
+                other
+                for other in vsi.attachments.values()
+                if other.state is VsiState.ASSOCIATED or other.activated
+            ),
             None,
         )
 
@@ -391,6 +411,8 @@ class VdpBridge:
         response = make_response(request, filters=_granted_filters(request, decision.entries))
         if vsi is None:
             vsi = self._vsis[request.vsi_id] = _Vsi(request.vsi_id, {})
+        forwarding = self._forwarding(vsi)
+        source = forwarding if forwarding is not None and forwarding.port != port else None
         resumed = vsi.suspended is not None
         if vsi.suspended is not None:
             self._handles.discard(vsi.suspended.handle)
@@ -416,6 +438,11 @@ class VdpBridge:
             att.manager, att.request, att.response, att.state = manager, request, response, state
             att.entries, att.profile = decision.entries, profile
             self._refresh(vsi.vsi_id, att, now, keepalive_timeout)
+        was_activated = att.activated
+        if state is VsiState.ASSOCIATED:
+            att.standby = att.activated = att.superseded = False
+        elif not att.activated:
+            att.standby = source is not None
         outcome = Outcome(responses=[(port, manager, response)])
         fields = _attachment_fields(
             vsi.vsi_id,
@@ -432,7 +459,12 @@ class VdpBridge:
             ]
             if moved_from:
                 fields["moved_from"] = moved_from[0].port
-            outcome.events.append(("vsi.associated", {**fields, "resumed": resumed}))
+            for other in vsi.attachments.values():
+                if other.activated:  # the VM is back here: the other stands by again
+                    other.activated, other.standby = False, True
+            outcome.events.append(
+                ("vsi.associated", {**fields, "resumed": resumed, "activated": was_activated})
+            )
             for source in moved_from:
                 self._detach(vsi, source)
                 outcome.unsolicited.append(
@@ -447,6 +479,8 @@ class VdpBridge:
                     )
                 )
         else:
+            if att.standby and source is not None:
+                fields["standby_for"] = source.port
             outcome.events.append(("vsi.preassociated", fields))
         self._sync(vsi.vsi_id, outcome)
         return outcome
@@ -599,19 +633,46 @@ class VdpBridge:
             now,
             hold,
         )
+        forwarding = self._forwarding(vsi)
+        att.standby = forwarding is not None
         self._watch(vsi_id, att)
+        more = {"standby_for": forwarding.port} if forwarding is not None else {}
         outcome = Outcome(
             events=[
                 (
                     "vsi.prepared",
                     _attachment_fields(
-                        vsi_id, att, initiator="manager", reason=reason, source=source.port
+                        vsi_id, att, initiator="manager", reason=reason, source=source.port, **more
                     ),
                 )
             ]
         )
         self._sync(vsi_id, outcome)
         return outcome
+
+    def activate(self, port: PortRef, mac: str, now: float) -> Outcome | None:
+        """A frame from ``mac`` arrived at ``port`` through a standby admission flow: the VSI
+        standing by there with that MAC forwards from here on and the attachment that forwarded
+        it is superseded, in one change. None if no VSI stands by there with that MAC (a frame
+        punted while its activation was on its way, or a stale flow): nothing changes."""
+        for vsi_id in self._vsis_by_mac.get(mac, ()):
+            vsi = self._vsis[vsi_id]
+            att = vsi.attachments.get(port)
+            if att is None or not att.standby or all(e.mac != mac for e in att.entries):
+                continue
+            source = self._forwarding(vsi)
+            att.standby, att.activated = False, True
+            if source is not None:
+                source.superseded = source.state is VsiState.ASSOCIATED
+                source.activated = False
+            outcome = Outcome()
+            fields = _attachment_fields(vsi_id, att, mac=mac, first_frame_at=now)
+            if source is not None:
+                fields["moved_from"] = source.port
+            outcome.events.append(("vsi.activated", fields))
+            self._sync(vsi_id, outcome)
+            return outcome
+        return None
 
     def restart_timers(self, ports: Iterable[PortRef], now: float) -> None:
         """The keep-alive timers of the VSIs attached at ``ports`` start again at ``now`` (a
@@ -722,7 +783,7 @@ class VdpBridge:
                 att.port,
                 att.state,
                 att.handle,
-                _BINDING_OF_STATE.get(att.state),
+                self._binding_state(att) if att is not vsi.suspended else None,
                 att.manager_id,
                 att.request.type_id,
                 att.request.type_version,
@@ -765,6 +826,9 @@ class VdpBridge:
                         "response": encode_vdpdu(Vdpdu((att.manager, att.response))).hex(),
                         "entries": [[e.mac, e.vid] for e in att.entries],
                         "timeout": None if math.isinf(att.timeout) else att.timeout,
+                        "standby": att.standby,
+                        "activated": att.activated,
+                        "superseded": att.superseded,
                     }
                 )
         return records
@@ -797,6 +861,9 @@ class VdpBridge:
                 now,
                 now,
                 timeout,
+                record.get("standby", False),
+                record.get("activated", False),
+                record.get("superseded", False),
             )
             if profile is None:
                 outcome.events.append(
@@ -898,17 +965,33 @@ class VdpBridge:
 
     def _vsi_bindings(self, vsi: _Vsi) -> list[VmBinding]:
         return [
-            VmBinding(
-                att.handle,
-                vsi.vsi_id,
-                att.port,
-                att.entries,
-                att.profile,
-                _BINDING_OF_STATE[att.state],
-            )
+            VmBinding(att.handle, vsi.vsi_id, att.port, att.entries, att.profile, state)
             for att in vsi.attachments.values()
-            if att.state in _BINDING_OF_STATE
+            if (state := self._binding_state(att)) is not None
         ]
+
+    @staticmethod
+    def _binding_state(att: _Attachment) -> BindingState | None:
+        """What the attachment's flows do: an activated destination forwards and a superseded
+        source does not, whatever their stations have said yet; a standby one punts."""
+        if att.activated:
+            return BindingState.FORWARDING
+        if att.superseded:
+            return None
+        if att.standby:
+            return BindingState.STANDBY
+        return _BINDING_OF_STATE.get(att.state)
+
+    def _forwarding(self, vsi: _Vsi) -> _Attachment | None:
+        """The attachment the VSI forwards at, if any."""
+        return next(
+            (
+                att
+                for att in vsi.attachments.values()
+                if self._binding_state(att) is BindingState.FORWARDING
+            ),
+            None,
+        )
 
     def _detach(self, vsi: _Vsi, att: _Attachment, suspend: bool = False) -> None:
         """Removes ``att`` from ``vsi``; with ``suspend`` it becomes the VSI's held record (and

@@ -399,3 +399,54 @@ def test_a_flood_of_refusals_costs_a_few_events_and_one_summary_not_a_row_each()
     assert (summary.switch, summary.port) == ("edge1", "edge1-s1")
     assert summary.detail["refused"] == 40 and summary.detail["error"] == "other_failure"
     assert "unknown VSI type 99" in summary.detail["reason"]
+
+
+def rarp(mac: str) -> bytes:
+    """QEMU's announce-self frame: RARP request reverse, the VM's MAC as source."""
+    mac_octets = bytes.fromhex(mac.replace(":", ""))
+    payload = bytes.fromhex("0001080006040003") + mac_octets + bytes(4) + mac_octets + bytes(4)
+    return (b"\xff" * 6 + mac_octets + b"\x80\x35" + payload).ljust(60, b"\0")
+
+
+def test_the_vms_first_frame_at_its_standby_destination_moves_it_before_its_associate():
+    bed = Bed()
+    for dpid, port_no in ((EDGE1, 1), (EDGE2, 1), (EDGE2, 2)):
+        bed.station_hello(dpid, port_no)
+    bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A)
+    bed.request(EDGE2, 2, VdpTlvType.ASSOCIATE, UUID_B, VM_B)
+    bed.request(EDGE2, 1, VdpTlvType.PRE_ASSOCIATE, UUID_A, VM_A, vid=100, now=2.0)
+    destination = bed.syncs[EDGE2].ports[1]
+    # Standing by: the source forwards; the copy's frames at the destination reach only us.
+    assert ping(bed, PortRef(EDGE2, 2), VM_B, VM_A) == [(EDGE1, 1)]
+    assert ping(bed, PortRef(EDGE2, 1), VM_A, VM_B) == [(EDGE2, ofp.OFPP_CONTROLLER)]
+    # The VM's MAC on a port where it is not prepared: dropped there, nothing moves.
+    assert ping(bed, PortRef(EDGE1, 2), VM_A, VM_B) == []
+    spoofed = bed.plane.first_frame(EDGE1, bed.syncs[EDGE1].ports[2], rarp(VM_A), 2.5)
+    assert spoofed == Reaction()
+    assert bed.plane.counters_for(EDGE1)["edge1-s2"]["vm_frame_ignored"] == 1
+
+    reaction = bed.plane.first_frame(EDGE2, destination, rarp(VM_A), 3.0)
+    assert reaction.ticket is not None and {b.dpid for b in reaction.batches} >= {EDGE1, EDGE2}
+    assert not bed.log.recent("vsi.activated")  # not before the switches confirmed the flows
+    assert bed.run(reaction) == []  # nothing to tell any station
+    (activated,) = bed.log.recent("vsi.activated")
+    assert (activated.switch, activated.port) == ("edge2", "edge2-s1")
+    assert activated.detail["moved_from"] == bed.plane.switches.text(PortRef(EDGE1, 1))
+    # Every switch points to the destination; the source admits the VM no more.
+    assert ping(bed, PortRef(EDGE2, 2), VM_B, VM_A) == [(EDGE2, 1)]
+    assert ping(bed, PortRef(EDGE2, 1), VM_A, VM_B) == [(EDGE2, 2)]
+    assert ping(bed, PortRef(EDGE1, 1), VM_A, VM_B) == []
+    # Frames still punted while the activation was on its way change nothing.
+    assert bed.plane.first_frame(EDGE2, destination, rarp(VM_A), 3.01) == Reaction()
+    # The stations catch up: the source de-associates, the destination's Associate confirms.
+    bed.request(EDGE1, 1, VdpTlvType.DE_ASSOCIATE, UUID_A, VM_A, vid=100, now=4.0)
+    confirm = bed.plane.handle_frame(
+        EDGE2,
+        destination,
+        bed.stations.vdp(EDGE2, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A, 100, 5, 4),
+        5.0,
+    )
+    assert confirm.batches == []  # in place already
+    responses = vdp_responses(bed.run(confirm))
+    assert [r.status for r in responses] == [0x40]
+    assert ping(bed, PortRef(EDGE2, 2), VM_B, VM_A) == [(EDGE2, 1)]

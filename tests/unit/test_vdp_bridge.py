@@ -446,7 +446,7 @@ def test_migration_prepare_then_associate_at_the_destination():
     send(bridge, P1, tlv(AS, vid=0), now=0)
     prepared = send(bridge, P3, tlv(RR, status=STATUS_M), now=1)
     assert only_response(prepared).status == OK and prepared.unsolicited == []
-    assert placed(bridge) == {(A, P1, BindingState.FORWARDING), (A, P3, BindingState.PREPARED)}
+    assert placed(bridge) == {(A, P1, BindingState.FORWARDING), (A, P3, BindingState.STANDBY)}
     assert bridge.vsis()[0].migrating
     handle = next(b.handle for b in bridge.bindings() if b.port == P3)
 
@@ -512,7 +512,7 @@ def test_other_pre_associations_survive_the_move():
     send(bridge, P1, tlv(AS))
     send(bridge, P2, tlv(RR))
     send(bridge, P3, tlv(AS, status=STATUS_M))
-    assert placed(bridge) == {(A, P2, BindingState.PREPARED), (A, P3, BindingState.FORWARDING)}
+    assert placed(bridge) == {(A, P2, BindingState.STANDBY), (A, P3, BindingState.FORWARDING)}
 
 
 def test_suspend_holds_the_record_and_forwards_nothing():
@@ -652,6 +652,7 @@ operations = st.one_of(
     st.tuples(st.just("wait"), st.floats(0, 10)),
     st.tuples(st.just("port_down"), st.sampled_from(PORTS)),
     st.tuples(st.just("deassociate"), st.integers(0, 3)),
+    st.tuples(st.just("activate"), st.sampled_from(PORTS), st.integers(0, 3)),
 )
 
 
@@ -664,6 +665,10 @@ def check_invariants(bridge: VdpBridge) -> None:
         assert len({b.port for b in forwarding if mac in {e.mac for e in b.entries}}) <= 1
         assert len({b.vsi_id for b in bindings if mac in {e.mac for e in b.entries}}) == 1
     assert len({b.vsi_id for b in forwarding}) == len(forwarding)
+    # A standby admission flow has a forwarding one's match only if they were one binding.
+    admitted = {(b.port, e.mac) for b in forwarding for e in b.entries}
+    standby = [b for b in bindings if b.state is BindingState.STANDBY]
+    assert not {(b.port, e.mac) for b in standby for e in b.entries} & admitted
     for b in bindings:
         assert {e.vid for e in b.entries} <= b.profile.vlans
     batch = [b for b in bindings if b.profile.name == "batch"]
@@ -695,6 +700,8 @@ def test_arbitrary_sequences_keep_the_invariants(ops):
             outcome = bridge.expire(now)
         elif op[0] == "port_down":
             outcome = bridge.port_down(op[1], now)
+        elif op[0] == "activate":
+            outcome = bridge.activate(op[1], MACS[op[2]], now) or Outcome()
         else:
             vsi_id = VSIS[op[1]]
             known = any(info.vsi_id == vsi_id for info in bridge.vsis())
@@ -721,3 +728,133 @@ def test_arbitrary_sequences_keep_the_invariants(ops):
                     at_ports.setdefault(att.port, set()).add(info.vsi_id)
         assert dict(bridge._vsis_at) == at_ports  # the index port_down uses
         check_invariants(bridge)
+
+
+# activation on the first frame (issue 11) ------------------------------------------------------
+def test_a_preassociation_while_the_vsi_forwards_elsewhere_stands_by():
+    bridge = new_bridge()
+    send(bridge, P1, tlv(AS))
+    outcome = send(bridge, P3, tlv(PA, vid=100, status=STATUS_M))
+    assert only_response(outcome).status == OK and outcome.bindings_changed
+    assert placed(bridge) == {(A, P1, BindingState.FORWARDING), (A, P3, BindingState.STANDBY)}
+    assert outcome.events[0][1]["standby_for"] == P1
+    [info] = bridge.vsis()
+    assert {(a.port, a.binding) for a in info.attachments} == {
+        (P1, BindingState.FORWARDING),
+        (P3, BindingState.STANDBY),
+    }
+
+
+def test_a_preassociation_of_a_vsi_forwarding_nowhere_does_not_stand_by():
+    bridge = new_bridge()
+    send(bridge, P1, tlv(PA))
+    send(bridge, P3, tlv(RR, vsi=B, mac=MAC_B))
+    assert placed(bridge) == {(B, P3, BindingState.PREPARED)}
+    assert bridge.activate(P1, MAC_A, 1.0) is None
+    assert bridge.activate(P3, MAC_B, 1.0) is None
+
+
+def test_libvirt_order_the_first_frame_moves_the_vm_and_vdp_confirms_it():
+    bridge = new_bridge()
+    send(bridge, P1, tlv(AS), now=0)
+    send(bridge, P3, tlv(PA, vid=100, status=STATUS_M), now=1)
+    handle = next(b.handle for b in bridge.bindings() if b.port == P3)
+    activated = bridge.activate(P3, MAC_A, 2.0)
+    assert activated is not None
+    assert activated.responses == [] and activated.unsolicited == []
+    assert len(activated.changes) == 2 and handle in activated.changes  # source and destination
+    assert placed(bridge) == {(A, P3, BindingState.FORWARDING)}
+    [(kind, fields)] = activated.events
+    assert kind == "vsi.activated"
+    assert (fields["at"], fields["moved_from"], fields["mac"]) == (P3, P1, MAC_A)
+    assert fields["first_frame_at"] == 2.0
+    # The frames punted while the activation is on its way change nothing.
+    assert bridge.activate(P3, MAC_A, 2.001) is None
+    # The source's station still holds its association: a keep-alive is answered, no flows.
+    keepalive = send(bridge, P1, tlv(AS), now=2.5)
+    assert only_response(keepalive).status == OK and not keepalive.bindings_changed
+    gone = send(bridge, P1, tlv(DA, vid=100, status=STATUS_S), now=3)
+    assert kinds(gone) == ["vsi.deassociated"] and not gone.bindings_changed
+    confirmed = send(bridge, P3, tlv(AS, vid=100, status=STATUS_M), now=4)
+    assert only_response(confirmed).status == OK
+    assert not confirmed.bindings_changed and confirmed.unsolicited == []
+    assert confirmed.events[0][1]["activated"] is True
+    [binding] = bridge.bindings()
+    assert (binding.port, binding.state, binding.handle) == (P3, BindingState.FORWARDING, handle)
+
+
+def test_an_associate_after_activation_releases_a_source_that_did_not_deassociate():
+    bridge = new_bridge()
+    send(bridge, P1, tlv(AS))
+    send(bridge, P3, tlv(RR, vid=100, status=STATUS_M))
+    bridge.activate(P3, MAC_A, 1.0)
+    moved = send(bridge, P3, tlv(AS, vid=100, status=STATUS_M), now=2)
+    assert moved.unsolicited == [(P1, MGR, replace(tlv(DA, vid=100), status=0))]
+    assert kinds(moved) == ["vsi.associated", "vsi.deassociated"]
+    assert not moved.bindings_changed
+    assert placed(bridge) == {(A, P3, BindingState.FORWARDING)}
+
+
+def test_only_the_standby_port_and_mac_activate():
+    bridge = new_bridge()
+    send(bridge, P1, tlv(AS))
+    send(bridge, P2, tlv(AS, vsi=B, mac=MAC_B))
+    send(bridge, P3, tlv(PA, vid=100, status=STATUS_M))
+    before = placed(bridge)
+    assert bridge.activate(P2, MAC_A, 1.0) is None  # the VM's MAC at another port
+    assert bridge.activate(P1, MAC_A, 1.0) is None  # at its source
+    assert bridge.activate(P3, MAC_B, 1.0) is None  # another MAC at the standby port
+    assert placed(bridge) == before
+
+
+def test_a_cancelled_migration_leaves_the_source_forwarding():
+    bridge = new_bridge()
+    send(bridge, P1, tlv(AS))
+    send(bridge, P3, tlv(PA, vid=100, status=STATUS_M))
+    cancelled = send(bridge, P3, tlv(DA, vid=100))
+    assert cancelled.bindings_changed
+    assert placed(bridge) == {(A, P1, BindingState.FORWARDING)}
+    assert bridge.activate(P3, MAC_A, 1.0) is None
+
+
+def test_a_standby_never_confirmed_expires_and_the_source_keeps_forwarding():
+    bridge = new_bridge()
+    send(bridge, P1, tlv(AS), now=0)
+    send(bridge, P3, tlv(PA, vid=100, status=STATUS_M), now=5)
+    send(bridge, P1, tlv(AS), now=KA)  # the source's keep-alive
+    expired = bridge.expire(5 + KA + 0.01)
+    assert kinds(expired) == ["vsi.expired"] and expired.events[0][1]["at"] == P3
+    assert placed(bridge) == {(A, P1, BindingState.FORWARDING)}
+
+
+def test_the_managers_relocation_stands_by_and_is_activated_by_the_first_frame():
+    bridge = new_bridge()
+    send(bridge, P1, tlv(AS))
+    prepared = bridge.prepare(A, P3, 1.0, 120.0, "relocation")
+    assert prepared.events[0][1]["standby_for"] == P1
+    assert placed(bridge) == {(A, P1, BindingState.FORWARDING), (A, P3, BindingState.STANDBY)}
+    assert bridge.activate(P3, MAC_A, 2.0) is not None
+    assert placed(bridge) == {(A, P3, BindingState.FORWARDING)}
+
+
+def test_a_vm_that_goes_back_to_its_source_is_forwarded_there_again():
+    bridge = new_bridge()
+    send(bridge, P1, tlv(AS))
+    send(bridge, P3, tlv(PA, vid=100, status=STATUS_M))
+    bridge.activate(P3, MAC_A, 1.0)
+    back = send(bridge, P1, tlv(AS, vid=101))  # the source's station associates anew
+    assert only_response(back).status == OK
+    assert placed(bridge) == {(A, P1, BindingState.FORWARDING), (A, P3, BindingState.STANDBY)}
+
+
+def test_activation_survives_a_restart():
+    bridge = new_bridge()
+    send(bridge, P1, tlv(AS))
+    send(bridge, P3, tlv(PA, vid=100, status=STATUS_M))
+    send(bridge, P2, tlv(AS, vsi=B, mac=MAC_B))
+    send(bridge, PortRef(2, 2), tlv(PA, vsi=B, mac=MAC_B, vid=100, status=STATUS_M))
+    bridge.activate(P3, MAC_A, 1.0)
+    restored = new_bridge()
+    restored.restore(bridge.export(), DATABASE, 5.0)
+    assert placed(restored) == placed(bridge)
+    assert restored.activate(PortRef(2, 2), MAC_B, 6.0) is not None
