@@ -44,6 +44,7 @@ from app.vcenter.client import LookupPending
 from app.vdp.bridge import VdpBridge
 from app.vdp.describe import port_fields, vsi_id_from_text, vsi_id_text
 from app.vdp.locations import LocationHistory
+from app.vdp.migrations import MigrationLog
 from app.vdp.outcome import Outcome, Send
 
 # At most one frame.dropped event per port per this many seconds: a flood of garbage must not
@@ -120,6 +121,7 @@ class ControlPlane:
         self.programmer = FlowProgrammer()
         self.switches = SwitchDirectory()
         self.locations = locations if locations is not None else LocationHistory()
+        self.migrations = MigrationLog()  # fed every decision event, typed, as it happens
         self._sessions: dict[int, dict[int, PortSession]] = {}  # dpid -> port_no -> session
         # Session wake-ups: (deadline, tie-break, port), and the one deadline each port is
         # scheduled for, so a busy port does not fill the heap.
@@ -342,6 +344,7 @@ class ControlPlane:
         for kind, fields in outcome.events:
             if kind in _AFTER_FLOWS:
                 continue
+            self.migrations.observe(kind, fields, now)
             if kind != "vsi.refused" or self.refusals.admit(fields, now):
                 self._emit(kind, fields)
         self._dirty_vsis |= outcome.dirty
@@ -360,8 +363,9 @@ class ControlPlane:
 
     def _emit_after_flows(self, events: list[tuple[str, dict]], now: float) -> None:
         for kind, fields in events:
-            took = round(1000 * (now - fields["first_frame_at"]), 3)
-            self._emit(kind, {**fields, "took_ms": took})
+            done = {**fields, "took_ms": round(1000 * (now - fields["first_frame_at"]), 3)}
+            self.migrations.observe(kind, done, now)
+            self._emit(kind, done)
 
     def _flow_change(self, changes: dict[int, list]) -> Reaction:
         """Saves the intent, then the batches for the connected switches (the others are
@@ -387,14 +391,13 @@ class ControlPlane:
         # An activation whose flows did not all go in stays decided: the switch that failed is
         # reconciled to it when it reconnects, and the VM has no better place to forward.
         for _, fields in held.events:
-            self._emit(
-                "vsi.activation_failed",
-                {
-                    **fields,
-                    "switches": sorted(f"{d:016x}" for d in failed),
-                    "reason": "; ".join(failed.values()),
-                },
-            )
+            failure = {
+                **fields,
+                "switches": sorted(f"{d:016x}" for d in failed),
+                "reason": "; ".join(failed.values()),
+            }
+            self.migrations.observe("vsi.activation_failed", failure, now)
+            self._emit("vsi.activation_failed", failure)
         # The flows of these associations are not (all) in: refuse them rather than promise
         # forwarding that does not happen, and take back what was installed.
         undo = Outcome()

@@ -33,6 +33,12 @@ class NmsService(Protocol):
         """Server lookup (draft 5.4) by VSI ID or MAC: {"vsi_id", "current": [attachments],
         "previous": [{"switch", "port", "until"}]}; None if never seen."""
 
+    def migrations(
+        self, vsi_id: str | None, tenant: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """The migration log (app/vdp/migrations.py document), newest first: at most `limit`
+        records, only `vsi_id`'s (VSI ID text) and `tenant`'s if given."""
+
     # changes -------------------------------------------------------------------------------
     def deassociate(self, vsi_id: str, reason: str) -> bool:
         """Bridge-initiated De-Associate: the station is told, the VM's flows are removed.

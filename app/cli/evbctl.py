@@ -257,6 +257,32 @@ def _attachments(vsis: list[dict]) -> str:
     )
 
 
+def migration_list(client, args):
+    migrations = client.call(
+        "GET", "/v1/migrations", query={"vsi": args.vsi_id, "limit": args.limit}
+    )
+    return migrations, table(
+        ["id", "started", "vsi id", "from", "to", "outcome", "order", "ms"],
+        [
+            [
+                m["id"],
+                m.get("started"),
+                m["vsi_id"],
+                _place(m.get("source")),
+                _place(m.get("destination")),
+                m.get("outcome"),
+                m.get("order_name") or m.get("order"),
+                m.get("ms"),
+            ]
+            for m in migrations
+        ],
+    )
+
+
+def _place(where: dict | None) -> str | None:
+    return f"{where['switch']}/{where['port']}" if where else None
+
+
 def profile_list(client, args):
     profiles = client.call(
         "GET", "/v1/profiles", query={"tenant": args.tenant, "source": args.source}
@@ -569,6 +595,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--tenant")
     sub.add_argument("--switch")
     sub.add_argument("--state", help="pre-associated, pre-associated-rr, associated, suspended")
+
+    migration = verbs("migration", "where VMs moved: each migration's steps and outcome")
+    sub = command(migration, "list", migration_list, "list the migrations, newest first")
+    sub.add_argument("--vsi", dest="vsi_id", metavar="VSI", help="only this VSI's")
+    sub.add_argument("--limit", type=int, help="at most this many (1-1000, default 100)")
 
     profile = verbs("profile", "VSI type profiles")
     sub = command(profile, "list", profile_list, "list the VSI type database")

@@ -12,6 +12,7 @@ from app.fabric_control import FabricControl, Out
 from app.policy.database import VsiTypeDatabase
 from app.vdp.bridge import VdpBridge
 from app.vdp.describe import vsi_id_from_text, vsi_id_text
+from app.vdp.migrations import document
 
 
 class ControllerService:
@@ -74,6 +75,14 @@ class ControllerService:
                 "current": current,
                 "previous": found["previous"],
             }
+
+    def migrations(
+        self, vsi_id: str | None, tenant: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        with self._lock:
+            offset = time.time() - time.monotonic()  # once, so that the records agree
+            records = self._control.migrations.records(vsi_id, tenant, limit)
+            return [document(r, self._control.switches.names, offset) for r in records]
 
     # changes -------------------------------------------------------------------------------
     def deassociate(self, vsi_id: str, reason: str) -> bool:

@@ -20,6 +20,7 @@ from app.rest.events import EventViews
 from app.rest.fabric import FabricViews
 from app.rest.faults import FaultViews
 from app.rest.http import ApiError, check_text, error_response
+from app.rest.migrations import MigrationViews
 from app.rest.pools import PoolViews
 from app.rest.registry_views import RegistryViews
 from app.rest.router import Access, Route, Router
@@ -49,6 +50,7 @@ class RestApi:
             [
                 *FabricViews(service, registry).routes(),
                 *AssociationViews(service, registry).routes(),
+                *MigrationViews(service).routes(),
                 *RegistryViews(service, registry).routes(),
                 *PoolViews(registry).routes(),
                 *EventViews(store).routes(),

@@ -15,8 +15,9 @@ resolves and checks its host before each POST and connects to the address it che
 ``Notifier`` is the VM manager's webhook with a pool of its own, and an EventLog sink
 (``event_log.add_sink(notifier)``): the body is ``Event.as_dict()`` (kind, ts, switch, port,
 detail) plus ``seq``. Which kinds are sent is a parameter; a ``moved_from`` detail on
-``vsi.associated`` marks a migration. The fault subscriptions (app/faults/subscriptions.py)
-share one pool between all of their webhooks.
+``vsi.associated`` marks a migration, ``vsi.activated`` tells that its destination forwards.
+The fault subscriptions (app/faults/subscriptions.py) share one pool between all of their
+webhooks.
 """
 
 import heapq
@@ -46,6 +47,7 @@ LOG = logging.getLogger("evb_nms.vcenter")
 DEFAULT_KINDS = frozenset(
     {
         "vsi.associated",
+        "vsi.activated",  # a migration's destination forwards: the VM runs there
         "vsi.deassociated",
         "vsi.refused",
         "vsi.expired",

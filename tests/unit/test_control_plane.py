@@ -450,3 +450,19 @@ def test_the_vms_first_frame_at_its_standby_destination_moves_it_before_its_asso
     responses = vdp_responses(bed.run(confirm))
     assert [r.status for r in responses] == [0x40]
     assert ping(bed, PortRef(EDGE2, 2), VM_B, VM_A) == [(EDGE2, 1)]
+
+
+def test_a_migration_is_recorded_step_by_step():
+    bed = Bed()
+    for dpid, port_no in ((EDGE1, 1), (EDGE2, 1)):
+        bed.station_hello(dpid, port_no)
+    bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A)
+    bed.request(EDGE2, 1, VdpTlvType.PRE_ASSOCIATE, UUID_A, VM_A, vid=100, now=2.0)
+    bed.run(bed.plane.first_frame(EDGE2, bed.syncs[EDGE2].ports[1], rarp(VM_A), 3.0))
+    bed.request(EDGE1, 1, VdpTlvType.DE_ASSOCIATE, UUID_A, VM_A, vid=100, now=4.0)
+    bed.request(EDGE2, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A, vid=100, now=5.0)
+    [record] = bed.plane.migrations.records()
+    assert (record.source, record.destination) == (PortRef(EDGE1, 1), PortRef(EDGE2, 1))
+    assert (record.result.value, record.order_name) == ("completed", "libvirt")
+    assert record.order == "prepared, activated, source_released, confirmed"
+    assert record.activation_ms is not None

@@ -109,6 +109,22 @@ def test_association_list_with_filters(evbctl):
     ]
 
 
+def test_migration_list_newest_first_and_by_vsi(evbctl):
+    code, out, _ = evbctl("migration", "list")
+    assert code == EXIT_OK
+    assert rows(out) == [
+        ["ID", "STARTED", "VSI", "ID", "FROM", "TO", "OUTCOME", "ORDER", "MS"],
+        ["2", "2026-11-27T00:00:01.000Z", VSI_B, "edge1/edge1-s1", "edge2/edge2-s2"]
+        + ["in-progress", "prepared", "-"],
+        ["1", "2026-11-27T00:00:01.000Z", VSI_A, "edge1/edge1-s1", "edge2/edge2-s2"]
+        + ["completed", "libvirt", "1000.0"],
+    ]
+    code, out, _ = evbctl("migration", "list", "--vsi", VSI_A, "--json")
+    assert [m["id"] for m in json.loads(out)] == [1]
+    code, _, err = evbctl("migration", "list", "--limit", "0")
+    assert code == EXIT_API and "(limit)" in err
+
+
 def test_vm_list_show_relocate_deregister(evbctl, served):
     served.call(
         "PUT",

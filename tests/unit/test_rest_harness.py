@@ -56,6 +56,22 @@ def attachment(
     }
 
 
+def migration(number: int, vsi_id: str, tenant: str, outcome: str = "in-progress") -> dict:
+    """A record as app/vdp/migrations.document writes it (only what the views read)."""
+    return {
+        "id": number,
+        "vsi_id": vsi_id,
+        "tenant": tenant,
+        "source": {"switch": "edge1", "port": "edge1-s1"},
+        "destination": {"switch": "edge2", "port": "edge2-s2"},
+        "outcome": outcome,
+        "order": "prepared, source_released, confirmed" if outcome == "completed" else "prepared",
+        "order_name": "libvirt" if outcome == "completed" else None,
+        "started": "2026-11-27T00:00:01.000Z",
+        "ms": 1000.0 if outcome == "completed" else None,
+    }
+
+
 class FakeService:
     def __init__(self) -> None:
         self.held = [
@@ -79,6 +95,7 @@ class FakeService:
         self.applied: list[VsiTypeDatabase] = []
         self.deassociated: list[tuple[str, str]] = []
         self.relocated: list[tuple] = []
+        self.moved = [migration(1, VSI_A, "blue", "completed"), migration(2, VSI_B, "red")]
 
     def switches(self):
         return [
@@ -135,6 +152,14 @@ class FakeService:
                     "previous": [{"switch": "edge2", "port": "edge2-s1", "until": 12.5}],
                 }
         return None
+
+    def migrations(self, vsi_id, tenant, limit):
+        found = [
+            m
+            for m in reversed(self.moved)
+            if vsi_id in (None, m["vsi_id"]) and tenant in (None, m["tenant"])
+        ]
+        return found[:limit]
 
     def deassociate(self, vsi_id, reason):
         self.deassociated.append((vsi_id, reason))

@@ -138,6 +138,7 @@ def test_kinds_filter():
 def test_default_kinds():
     assert DEFAULT_KINDS == {
         "vsi.associated",
+        "vsi.activated",
         "vsi.deassociated",
         "vsi.refused",
         "vsi.expired",
