@@ -11,7 +11,9 @@ message leaves with an xid of one space (app/fabric/xids.py), so a reply routes 
 answers: a barrier of a flow batch (app/fabric/batches.py), or a request of the switch's
 SwitchSync. A VDP response that follows flows leaves only once every barrier of its batches has
 answered; a refused message, a switch that went away or no barrier reply within
-batches.TIMEOUT turn it into a failure (ControlPlane.flows_confirmed).
+batches.TIMEOUT turn it into a failure (ControlPlane.flows_confirmed). A batch goes as one bundle
+(app/fabric/bundles.py) to a switch that answered SwitchSync's bundle probe, else as it is; a
+refused commit fails its ticket as a refused flow-mod does.
 """
 
 import logging
@@ -24,6 +26,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 from app.codec.builders import build_ecp_ack
 from app.codec.frame import ecp_request_sequence
 from app.control_plane import ControlPlane, Reaction
+from app.fabric import bundles
 from app.fabric.batches import BatchTracker
 from app.fabric.multipart import MultipartCollector
 from app.fabric.ports import PortRole
@@ -85,6 +88,14 @@ class FabricControl:
         if purpose == "ports":
             out = self._to(dpid, sync.on_ports(body))
             self._record_switch(dpid, sync.name)
+            if not sync.bundles:
+                self._event_log.emit(
+                    "switch.bundles_unsupported",
+                    switch=sync.name,
+                    level=logging.WARNING,
+                    reason=sync.no_bundles,
+                    fallback="ordered batches",
+                )
             return out + self.react(
                 self.control.switch_ports(dpid, sync.name, sync.ports, now), now
             )
@@ -116,13 +127,25 @@ class FabricControl:
             switch=sync.name,
             ports=len(sync.ports),
             server_ports_down=down,
+            bundles=sync.bundles,
             **sync.last_sync,
         )
         return out
 
-    def error(self, dpid: int, xid: int, err_type: int, code: int) -> None:
-        """The switch refused a message of ours: a batch's ticket fails at its barrier."""
+    def bundle_reply(self, dpid: int, xid: int, kind: int, now: float) -> Out:
+        """A bundle control reply (open, commit, discard): nothing to send."""
         sync = self._syncs.get(dpid)
+        if sync is not None:
+            sync.on_bundle_reply(xid, kind)
+        return []
+
+    def error(self, dpid: int, xid: int, err_type: int, code: int) -> None:
+        """The switch refused a message of ours: a batch's ticket fails at its barrier (a
+        refused bundle probe only means no bundles: SwitchSync)."""
+        sync = self._syncs.get(dpid)
+        reason = f"OpenFlow error type {err_type} code {code}"
+        if sync is not None and sync.on_error(xid, reason):
+            return
         self._event_log.emit(
             "switch.error",
             switch=sync.name if sync else None,
@@ -131,7 +154,7 @@ class FabricControl:
             code=code,
             xid=xid,
         )
-        self._batches.on_error(dpid, xid, f"OpenFlow error type {err_type} code {code}")
+        self._batches.on_error(dpid, xid, reason)
 
     def port_status(self, dpid: int, reason: int, desc, now: float) -> Out:
         sync = self._syncs.get(dpid)
@@ -169,6 +192,14 @@ class FabricControl:
             return []
         return self.react(self.control.receive(dpid, port, data, now, acked), now)
 
+    def first_frame(self, dpid: int, port_no: int, data: bytes, now: float) -> Out:
+        """A VM's frame punted by a standby admission flow (ControlPlane.first_frame)."""
+        sync = self._syncs.get(dpid)
+        port = sync.ports.get(port_no) if sync else None
+        if port is None:
+            return []
+        return self.react(self.control.first_frame(dpid, port, data, now), now)
+
     def ecp_ack(self, dpid: int, port_no: int, data: bytes) -> Out:
         """The ACK of a station's ECP request, sent by the shim as the frame arrives, so that it
         never waits behind VDP work: a late ACK makes the station retransmit and give up (ECP's
@@ -199,8 +230,9 @@ class FabricControl:
     # the control plane's reactions ----------------------------------------------------------
     def react(self, reaction: Reaction, now: float) -> Out:
         """The messages of a reaction: its frames first (ECP ACKs never wait behind flows),
-        then each batch for a connected switch followed by a barrier. A ticket with no batch on
-        a connected switch is confirmed at once (the others are reconciled when they connect)."""
+        then each batch for a connected switch (as one bundle where the switch takes them)
+        followed by a barrier. A ticket with no batch on a connected switch is confirmed at once
+        (the others are reconciled when they connect)."""
         out = [
             pair
             for dpid, port_no, frame in reaction.packets
@@ -209,7 +241,10 @@ class FabricControl:
         ]
         batches = [b for b in reaction.batches if b.dpid in self._syncs]
         for batch in batches:
-            msgs = self._to(batch.dpid, [*batch.msgs, parser.OFPBarrierRequest(None)])
+            batch_msgs = batch.msgs
+            if self._syncs[batch.dpid].bundles:
+                batch_msgs = bundles.bundled(batch_msgs, self._xids.take())
+            msgs = self._to(batch.dpid, [*batch_msgs, parser.OFPBarrierRequest(None)])
             if reaction.ticket is not None:
                 *sent, (_, barrier) = msgs
                 self._batches.track(
@@ -238,6 +273,7 @@ class FabricControl:
                 "name": s.name,
                 "state": s.state.value,
                 "last_sync": dict(s.last_sync),
+                "bundles": {"used": s.bundles, "committed": s.bundles_committed},
                 "ports": [
                     {"number": p.number, "name": p.name, "role": p.role.value, "up": p.up}
                     for p in sorted(s.ports.values(), key=lambda p: p.number)

@@ -33,7 +33,7 @@ from os_ken.controller.handler import (
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from app.codec.frame import is_ecp_ack
+from app.codec.frame import is_ecp_ack, vm_frame_source
 from app.config import VCENTER_SECRET_ENV, VCENTER_TOKEN_ENV, Settings
 from app.control_plane import ControlPlane
 from app.controller.guard import guarded
@@ -342,12 +342,21 @@ class EvbApp(app_manager.OSKenApp):
         if (dpid := self._dpid_of(msg.datapath)) is not None:
             self._queue(functools.partial(self.fabric.port_status, dpid, msg.reason, msg.desc))
 
-    @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, _CONNECTED)
     @guarded
     def _on_error(self, ev):
         msg = ev.msg
+        # An experimenter error (a bundle's: ONF extension) has an exp_type, not a code.
+        code = msg.exp_type if msg.type == ofp.OFPET_EXPERIMENTER else msg.code
         if (dpid := self._dpid_of(msg.datapath)) is not None:
-            self._queue(lambda now: self.fabric.error(dpid, msg.xid, msg.type, msg.code))
+            self._queue(lambda now: self.fabric.error(dpid, msg.xid, msg.type, code))
+
+    @set_ev_cls(ofp_event.EventONFBundleCtrlMsg, _CONNECTED)
+    @guarded
+    def _on_bundle_reply(self, ev):
+        msg = ev.msg
+        if (dpid := self._dpid_of(msg.datapath)) is not None:
+            self._queue(functools.partial(self.fabric.bundle_reply, dpid, msg.xid, msg.type))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     @guarded
@@ -360,6 +369,11 @@ class EvbApp(app_manager.OSKenApp):
         # come late, and ECP would retransmit and give up on a PDU the station has.
         if is_ecp_ack(data):
             self._work.put_event(functools.partial(self.fabric.receive, dpid, port_no, data))
+            return
+        # Not EVB control traffic: a VM's frame from a standby admission flow, whose activation
+        # is what a migrating VM waits for: ahead of the backlog too.
+        if vm_frame_source(data) is not None:
+            self._work.put_event(functools.partial(self.fabric.first_frame, dpid, port_no, data))
             return
         # Likewise our ACK of the station's request leaves now, not after the backlog.
         ack = self.fabric.ecp_ack(dpid, port_no, data)

@@ -2,6 +2,8 @@
 
 from itertools import groupby
 
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
 
 def send_all(datapaths: dict, out) -> None:
     """Sends each (dpid, message) of `out` to its switch's datapath, in order; a switch that
@@ -15,6 +17,8 @@ def send_all(datapaths: dict, out) -> None:
         buffers = []
         for _, msg in run:
             msg.datapath = datapath  # logic builds messages without one (app/flows/ofmsg.py)
+            if isinstance(msg, parser.ONFBundleAddMsg):  # its flow-mod is serialized inside it
+                msg.message.datapath = datapath
             msg.serialize()
             buffers.append(msg.buf)
         datapath.send(b"".join(buffers))

@@ -1,7 +1,8 @@
 """Which flow batches are still on their way, so a VDP response leaves only after its flows.
 
-Each batch goes to one switch as its messages followed by a barrier; a ticket (one VDP outcome)
-may span several switches. A ticket completes when every barrier of it has answered, when its
+Each batch goes to one switch as its messages (a bundle's open, adds and commit among them,
+app/fabric/bundles.py) followed by a barrier; a ticket (one VDP outcome) may span several
+switches. A ticket completes when every barrier of it has answered, when its
 switch disconnected, or after TIMEOUT; an OpenFlow error for one of its messages marks that
 switch failed. Messages are known by (dpid, xid): the xids come from the controller's one space
 (app/fabric/xids.py), so a reply this tracker does not own answers something else.

@@ -5,6 +5,10 @@ requests take their xids from the controller's one space (app/fabric/xids.py) an
 by purpose, so the owner of the switch (app/fabric_control.py) can tell what a reply answers.
 Nothing is wiped on connect: what the switch already holds of ours and still wants stays
 untouched, so traffic keeps flowing through a controller restart.
+
+Whether the switch takes bundles (app/fabric/bundles.py) is asked before anything else: an empty
+bundle opened and discarded ahead of the port list request. The switch answers in order, so when
+the port list arrives the probe has been answered (bundles) or refused (ordered batches).
 """
 
 from collections.abc import Callable, Iterable
@@ -13,6 +17,7 @@ from enum import Enum
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
+from app.fabric import bundles
 from app.fabric.ports import Port, port_role
 from app.fabric.xids import Xids
 from app.flows import ofmsg
@@ -49,6 +54,12 @@ class SwitchSync:
         self._pending: dict[int, str] = {}
         self._meters: dict[int, MeterSpec] | None = None
         self._flows: list[FlowEntry] | None = None
+        # Why flow batches go without bundles; None: they go as bundles.
+        self.no_bundles: str | None = "not probed yet"
+        self.bundles_committed = 0
+        self._probe: set[int] = set()  # the xids of the bundle probe
+        self._probe_answered = False
+        self._probe_refused: str | None = None
 
     # requests -------------------------------------------------------------------------------
     def _request(self, msg, purpose: str):
@@ -67,9 +78,31 @@ class SwitchSync:
         return {**base_meters(self.ports.values()), **self._extra_meters(self.dpid)}
 
     # the connect sequence ------------------------------------------------------------------
+    @property
+    def bundles(self) -> bool:
+        """Flow batches go to this switch as bundles."""
+        return self.no_bundles is None
+
     def on_features(self) -> list:
         self.state = SyncState.CONNECTING
-        return [self._request(parser.OFPPortDescStatsRequest(None, 0), "ports")]
+        probe = [self._xids.stamp(m) for m in bundles.probe(self._xids.take())]
+        self._probe = {m.xid for m in probe}
+        return [*probe, self._request(parser.OFPPortDescStatsRequest(None, 0), "ports")]
+
+    def on_bundle_reply(self, xid: int, kind: int) -> None:
+        """A bundle control reply: the probe's, or a batch's (its commit counted; its outcome
+        is its barrier's, app/fabric/batches.py)."""
+        if xid in self._probe:
+            self._probe_answered = True
+        elif kind == ofp.ONF_BCT_COMMIT_REPLY:
+            self.bundles_committed += 1
+
+    def on_error(self, xid: int, reason: str) -> bool:
+        """True when the error refuses the bundle probe: the switch takes no bundles."""
+        if xid not in self._probe:
+            return False
+        self._probe_refused = self._probe_refused or f"bundle probe refused: {reason}"
+        return True
 
     def on_ports(self, ofp_ports: Iterable) -> list:
         self.ports = {}
@@ -78,6 +111,9 @@ class SwitchSync:
                 self.ports[p.port_no] = self._port(p)
             elif p.port_no == ofp.OFPP_LOCAL:
                 self.name = _port_name(p)  # OVS names the local port after the bridge
+        self.no_bundles = self._probe_refused or (
+            None if self._probe_answered else "no answer to the bundle probe"
+        )
         return self.resync()
 
     def resync(self) -> list:

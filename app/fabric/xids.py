@@ -13,7 +13,11 @@ class Xids:
     def __init__(self) -> None:
         self._next = itertools.count()
 
+    def take(self) -> int:
+        """The next xid, for a message or as a bundle id (unique as long as an xid is)."""
+        return XID_BASE + next(self._next) % XID_SPAN
+
     def stamp(self, msg):
         """Gives `msg` the next xid; returns it."""
-        msg.xid = XID_BASE + next(self._next) % XID_SPAN
+        msg.xid = self.take()
         return msg

@@ -509,6 +509,7 @@ class Fabric:
             w.BARRIER_REQUEST: "barrier",
             w.MULTIPART_REQUEST: "multipart",
             w.ECHO_REQUEST: "echo",
+            w.EXPERIMENTER: "bundle",
         }
         totals = {name: sum(sw.msgs_in[t] for sw in self.switches) for t, name in names.items()}
         totals["other"] = sum(sum(sw.msgs_in) for sw in self.switches) - sum(totals.values())
@@ -517,6 +518,8 @@ class Fabric:
             "sent": sum(sw.msgs_out for sw in self.switches),
             "generator_errors": self.errors,
             "errors_sent": sum(sw.errors_sent for sw in self.switches),
+            "bundles_committed": sum(sw.bundles_committed for sw in self.switches),
+            "bundled_flow_mods": sum(sw.bundled_flow_mods for sw in self.switches),
             "dropped_while_disconnected": sum(sw.dropped_offline for sw in self.switches),
         }
 

@@ -31,9 +31,18 @@ class FlowTable:
         self.meter_mods = 0
 
     # flow-mod -------------------------------------------------------------------------------
+    @staticmethod
+    def well_formed(msg: bytes, off: int, end: int) -> bool:
+        """Whether msg[off:end] is a flow-mod this table can apply (checked before a bundle
+        commits, so that it applies all or nothing)."""
+        if end - off < 56 or msg[off + 1] != w.FLOW_MOD or msg[off + 25] > w.FC_DELETE_STRICT:
+            return False
+        mlen = w.U16.unpack_from(msg, off + 50)[0]
+        return mlen >= 4 and off + 48 + w.padded(mlen) <= end
+
     def flow_mod(self, msg: bytes, off: int, end: int) -> bool:
         """Applies the flow-mod msg[off:end]; False if it is malformed."""
-        if end - off < 56:
+        if not self.well_formed(msg, off, end):
             return False
         (
             cookie,
@@ -50,8 +59,6 @@ class FlowTable:
         ) = w.FLOW_MOD_BODY.unpack_from(msg, off + 8)
         mlen = w.U16.unpack_from(msg, off + 50)[0]
         instr_at = off + 48 + w.padded(mlen)
-        if mlen < 4 or instr_at > end:
-            return False
         oxm = msg[off + 52 : off + 48 + mlen]
         self.flow_mods += 1
         flows = self.flows
@@ -62,8 +69,6 @@ class FlowTable:
         strict = command in (w.FC_MODIFY_STRICT, w.FC_DELETE_STRICT)
         if command in (w.FC_MODIFY, w.FC_MODIFY_STRICT):
             out_port = w.OFPP_ANY  # ignored by modify (OpenFlow 1.3, 6.4)
-        elif command not in (w.FC_DELETE, w.FC_DELETE_STRICT):
-            return False
         keys = self.select(
             table_id, cookie, cookie_mask, oxm, priority if strict else None, out_port
         )

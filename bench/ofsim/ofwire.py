@@ -61,6 +61,16 @@ OFPR_ACTION = 1
 
 OFPET_BAD_REQUEST = 1
 OFPBRC_BAD_LEN = 6
+OFPET_EXPERIMENTER = 0xFFFF
+
+# bundles: the ONF extension 230 for OpenFlow 1.3 (Open vSwitch's)
+ONF_EXPERIMENTER_ID = 0x4F4E4600
+ONF_ET_BUNDLE_CONTROL = 2300
+ONF_ET_BUNDLE_ADD_MESSAGE = 2301
+BCT_OPEN, BCT_OPEN_REPLY, BCT_CLOSE, BCT_CLOSE_REPLY = range(4)
+BCT_COMMIT, BCT_COMMIT_REPLY, BCT_DISCARD, BCT_DISCARD_REPLY = range(4, 8)
+ONFERR_ET_BAD_ID = 2302
+ONFERR_ET_FAILED = 2313
 
 # instruction / action types
 IT_WRITE_ACTIONS = 3
@@ -73,6 +83,9 @@ FLOW_MOD_BODY = struct.Struct("!QQBBHHHIIIH2x")  # after the header, up to the m
 FLOW_STATS_REQUEST = struct.Struct("!B3xII4xQQ")  # after the multipart header
 FLOW_STATS_ENTRY = struct.Struct("!HBxIIHHHH4x")  # up to the cookie
 METER_MOD_BODY = struct.Struct("!HHI")
+EXPERIMENTER_HEADER = struct.Struct("!II")  # after the header: experimenter, exp_type
+BUNDLE_CONTROL = struct.Struct("!IHH")  # after the experimenter header: id, type, flags
+BUNDLE_ADD = struct.Struct("!I2xH")  # after the experimenter header: id, flags; the message
 PACKET_OUT_BODY = struct.Struct("!IIH6x")
 MULTIPART = struct.Struct("!HH4x")
 U16 = struct.Struct("!H")
@@ -92,6 +105,16 @@ def hello() -> bytes:
 
 def error(xid: int, err_type: int, code: int, offending: bytes) -> bytes:
     return message(ERROR, xid, struct.pack("!HH", err_type, code) + bytes(offending[:64]))
+
+
+def experimenter_error(xid: int, exp_type: int, offending: bytes) -> bytes:
+    body = struct.pack("!HHI", OFPET_EXPERIMENTER, exp_type, ONF_EXPERIMENTER_ID)
+    return message(ERROR, xid, body + bytes(offending[:64]))
+
+
+def bundle_reply(xid: int, bundle_id: int, reply_type: int, flags: int) -> bytes:
+    head = EXPERIMENTER_HEADER.pack(ONF_EXPERIMENTER_ID, ONF_ET_BUNDLE_CONTROL)
+    return message(EXPERIMENTER, xid, head + BUNDLE_CONTROL.pack(bundle_id, reply_type, flags))
 
 
 def features_reply(xid: int, dpid: int, n_tables: int = 254) -> bytes:

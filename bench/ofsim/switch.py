@@ -1,7 +1,9 @@
 """One simulated OpenFlow 1.3 switch and its TCP connection to the controller.
 
 The switch (ports, flow table, meters, stations) outlives its connection, so a controller
-restart finds the tables as it left them, like Open vSwitch in fail-mode secure.
+restart finds the tables as it left them, like Open vSwitch in fail-mode secure. It takes
+bundles (ONF extension 230) as Open vSwitch does: flow-mods added to a bundle are applied at its
+commit, all of them, or none when one is malformed.
 """
 
 import asyncio
@@ -37,6 +39,9 @@ class SimSwitch:
         self.msgs_out = 0
         self.dropped_offline = 0
         self.errors_sent = 0
+        self.bundles: dict[int, list[bytes]] = {}  # open bundle id -> its flow-mods
+        self.bundles_committed = 0
+        self.bundled_flow_mods = 0
 
     def add_port(self, number: int, name: str, role: str) -> None:
         hw = bytes(
@@ -96,6 +101,8 @@ class SimSwitch:
                 self._malformed(buf, off, end)
         elif msg_type == w.MULTIPART_REQUEST:
             self._multipart(buf, off, end)
+        elif msg_type == w.EXPERIMENTER:
+            self._experimenter(buf, off, end)
         elif msg_type == w.ECHO_REQUEST:
             self.send(w.message(w.ECHO_REPLY, _xid(buf, off), buf[off + 8 : end]))
         elif msg_type == w.FEATURES_REQUEST:
@@ -114,6 +121,47 @@ class SimSwitch:
     def _malformed(self, buf: bytes, off: int, end: int) -> None:
         self.errors_sent += 1
         self.send(w.error(_xid(buf, off), w.OFPET_BAD_REQUEST, w.OFPBRC_BAD_LEN, buf[off:end]))
+
+    def _experimenter(self, buf: bytes, off: int, end: int) -> None:
+        if end - off < 24:
+            return self._malformed(buf, off, end)
+        experimenter, exp_type = w.EXPERIMENTER_HEADER.unpack_from(buf, off + 8)
+        if experimenter != w.ONF_EXPERIMENTER_ID:
+            return self._malformed(buf, off, end)
+        if exp_type == w.ONF_ET_BUNDLE_ADD_MESSAGE:
+            bundle_id = w.U32.unpack_from(buf, off + 16)[0]
+            if bundle_id not in self.bundles:
+                return self._refuse(buf, off, end, w.ONFERR_ET_BAD_ID)
+            self.bundles[bundle_id].append(buf[off + 24 : end])
+            return None
+        if exp_type != w.ONF_ET_BUNDLE_CONTROL:
+            return self._malformed(buf, off, end)
+        bundle_id, kind, flags = w.BUNDLE_CONTROL.unpack_from(buf, off + 16)
+        if kind == w.BCT_OPEN:
+            self.bundles[bundle_id] = []
+        elif kind not in (w.BCT_COMMIT, w.BCT_DISCARD) or bundle_id not in self.bundles:
+            return self._refuse(buf, off, end, w.ONFERR_ET_BAD_ID)
+        elif kind == w.BCT_COMMIT and not self._commit(self.bundles.pop(bundle_id)):
+            return self._refuse(buf, off, end, w.ONFERR_ET_FAILED)
+        else:
+            self.bundles.pop(bundle_id, None)
+        self.send(w.bundle_reply(_xid(buf, off), bundle_id, kind + 1, flags))
+        return None
+
+    def _commit(self, flow_mods: list[bytes]) -> bool:
+        """All of a bundle's flow-mods, or none when one of them is malformed."""
+        table = self.table
+        if not all(table.well_formed(m, 0, len(m)) for m in flow_mods):
+            return False
+        for m in flow_mods:
+            table.flow_mod(m, 0, len(m))
+        self.bundles_committed += 1
+        self.bundled_flow_mods += len(flow_mods)
+        return True
+
+    def _refuse(self, buf: bytes, off: int, end: int, exp_type: int) -> None:
+        self.errors_sent += 1
+        self.send(w.experimenter_error(_xid(buf, off), exp_type, buf[off:end]))
 
     def _packet_out(self, buf: bytes, off: int, end: int, now: float) -> None:
         if end - off < 24:
@@ -197,6 +245,7 @@ class SwitchConnection(asyncio.Protocol):
         sw.tables_read = 0
         sw.t_connected = fabric.clock()
         sw.mods_at_connect = sw._mods()
+        sw.bundles.clear()
         sw.out.clear()
         sw.send(w.hello())
         fabric.flush()

@@ -13,6 +13,12 @@ def answer(sync, fake: FakeSwitch, msgs) -> list:
     while pending:
         msg = pending.pop(0)
         fake.apply([msg])
+        answers, fake.answers = fake.answers, []
+        for answer in answers:
+            if answer.code is None:
+                sync.on_bundle_reply(answer.xid, answer.kind)
+            else:
+                sync.on_error(answer.xid, f"type {answer.kind} code {answer.code}")
         purpose = sync.purpose(msg.xid) if msg.xid is not None else None
         if purpose == "ports":
             more = sync.on_ports(fake.port_list())

@@ -4,6 +4,10 @@ joins several of them with trunk links and follows a frame from switch to switch
 
 A packet is a dict of OXM fields (in_port, eth_src, eth_dst, eth_type, vlan_vid, ip_proto, ...);
 an untagged frame has vlan_vid OFPVID_NONE, a tagged one OFPVID_PRESENT | VID.
+
+Bundles (ONF extension 230) as Open vSwitch keeps them: the flow-mods added to a bundle are
+applied at its commit, all of them or, when one is refused, none. What the switch says back
+about bundles (replies and errors) waits in `answers` for the driver (tests/fakes/wire.py).
 """
 
 import ipaddress
@@ -39,6 +43,15 @@ class FakeMeterConfig:
     meter_id: int
     bands: list
     flags: int = 0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A bundle control reply (`code` None) or an error, for the message `xid`."""
+
+    xid: int
+    kind: int  # the reply's type, or the error's
+    code: int | None = None
 
 
 @dataclass
@@ -147,6 +160,11 @@ class FakeSwitch:
         self.ports = {p.port_no: p for p in ports}
         self.errors: list[str] = []
         self.received: list = []  # every message applied, in order
+        self.refuse_bundles = False  # as a switch without the extension: errors for them all
+        self.fail_commits = False  # every commit is refused (as if a flow-mod in it were)
+        self.bundles: dict[int, list] = {}  # open bundle id -> its flow-mods
+        self.committed: list[list] = []  # the flow-mods of each committed bundle
+        self.answers: list[Answer] = []
 
     # applying messages ----------------------------------------------------------------------
     def apply(self, msgs) -> None:
@@ -156,6 +174,35 @@ class FakeSwitch:
                 self._flow_mod(msg)
             elif isinstance(msg, parser.OFPMeterMod):
                 self._meter_mod(msg)
+            elif self.refuse_bundles and isinstance(msg, parser.OFPExperimenter):
+                self.answers.append(Answer(msg.xid, ofp.OFPET_BAD_REQUEST, ofp.OFPBRC_BAD_EXP_TYPE))
+            elif isinstance(msg, parser.ONFBundleAddMsg):
+                self.bundles[msg.bundle_id].append(msg.message)
+            elif isinstance(msg, parser.ONFBundleCtrlMsg):
+                self._bundle_control(msg)
+
+    def _bundle_control(self, msg) -> None:
+        if msg.type == ofp.ONF_BCT_OPEN_REQUEST:
+            self.bundles[msg.bundle_id] = []
+        elif msg.type == ofp.ONF_BCT_DISCARD_REQUEST:
+            del self.bundles[msg.bundle_id]
+        elif msg.type == ofp.ONF_BCT_COMMIT_REQUEST and not self._commit(
+            self.bundles.pop(msg.bundle_id)
+        ):
+            self.answers.append(Answer(msg.xid, ofp.OFPET_EXPERIMENTER, ofp.ONFERR_ET_FAILED))
+            return
+        self.answers.append(Answer(msg.xid, msg.type + 1))  # each request's reply type
+
+    def _commit(self, flow_mods: list) -> bool:
+        """Applies `flow_mods` all at once, or (one refused) none of them."""
+        flows, errors = list(self.flows), len(self.errors)
+        for msg in flow_mods:
+            self._flow_mod(msg)
+        if self.fail_commits or len(self.errors) > errors:
+            self.flows = flows
+            return False
+        self.committed.append(flow_mods)
+        return True
 
     def _flow_mod(self, msg) -> None:
         if msg.command == ofp.OFPFC_ADD:

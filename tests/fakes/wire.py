@@ -2,11 +2,11 @@
 
 Every (dpid, message) the FabricControl returns is applied, in the order returned, to that
 switch's FakeSwitch, and every request is answered as a switch would: the port list, meter and
-flow stats (as multipart replies, optionally in several parts) and barrier replies, which can be
-held back to see what waits for them. A frame sent out of a port linked to another switch (a
-link probe) arrives there as a packet-in; the others are the stations' frames, which the stations
-acknowledge at once as lldpad does. `timeline` records, across switches, what each switch got and
-the barrier replies it sent, in order.
+flow stats (as multipart replies, optionally in several parts), bundle replies and errors, and
+barrier replies, which can be held back to see what waits for them. A frame sent out of a port
+linked to another switch (a link probe) arrives there as a packet-in; the others are the
+stations' frames, which the stations acknowledge at once as lldpad does. `timeline` records,
+across switches, what each switch got and the barrier replies it sent, in order.
 """
 
 from collections import deque
@@ -24,6 +24,11 @@ _REPLIES = {
     parser.OFPFlowStatsRequest: parser.OFPFlowStatsReply,
 }
 _FRAMES = {EcpAckFrame: "ecp-ack", VdpFrame: "vdp", LldpFrame: "lldp"}
+_BUNDLE_CONTROLS = {
+    ofp.ONF_BCT_OPEN_REQUEST: "bundle-open",
+    ofp.ONF_BCT_COMMIT_REQUEST: "bundle-commit",
+    ofp.ONF_BCT_DISCARD_REQUEST: "bundle-discard",
+}
 
 
 class Wire:
@@ -74,6 +79,12 @@ class Wire:
 
     def _answer(self, dpid: int, msg, now: float) -> list:
         fake = self.fabric.switches[dpid]
+        answers, fake.answers = fake.answers, []
+        for answer in answers:
+            if answer.code is None:
+                self.core.bundle_reply(dpid, answer.xid, answer.kind, now)
+            else:
+                self.core.error(dpid, answer.xid, answer.kind, answer.code)
         if isinstance(msg, parser.OFPBarrierRequest):
             if self.hold_barriers:
                 self.held.append((dpid, msg.xid))
@@ -109,8 +120,11 @@ class Wire:
 def _label(msg) -> str:
     if isinstance(msg, parser.OFPPacketOut):
         return _FRAMES[type(decode_evb_frame(msg.data))]
+    if isinstance(msg, parser.ONFBundleCtrlMsg):
+        return _BUNDLE_CONTROLS[msg.type]
     return {
         parser.OFPFlowMod: "flow-mod",
         parser.OFPMeterMod: "meter-mod",
         parser.OFPBarrierRequest: "barrier",
+        parser.ONFBundleAddMsg: "bundle-add",
     }.get(type(msg), "request")

@@ -218,6 +218,55 @@ def test_flow_table_applies_flow_and_meter_mods():
     assert not table.flows
 
 
+def _bundle_msg(kind: int, xid: int) -> bytes:
+    msg = parser.ONFBundleCtrlMsg(None, 5, kind, ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED, [])
+    msg.xid = xid
+    return _wire(msg)
+
+
+def _bundle_add(in_port: int, xid: int) -> bytes:
+    flow_mod = parser.OFPFlowMod(None, match=parser.OFPMatch(in_port=in_port), instructions=[])
+    flow_mod.datapath = _Datapath()
+    msg = parser.ONFBundleAddMsg(None, 5, ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED, flow_mod, [])
+    msg.xid = xid
+    return _wire(msg)
+
+
+def test_bundles_apply_their_flow_mods_at_commit_all_or_none():
+    sw = _fabric().edges[0]
+    sw.conn = object()
+
+    def send(data: bytes):
+        sw.handle(data, 0, len(data), 0.0)
+        return [_parse(out) for out in sw.out]
+
+    (reply,) = send(_bundle_msg(ofp.ONF_BCT_OPEN_REQUEST, 1))
+    assert (reply.type, reply.xid, reply.bundle_id) == (ofp.ONF_BCT_OPEN_REPLY, 1, 5)
+    sw.out.clear()
+    assert send(_bundle_add(1, 2)) == [] and send(_bundle_add(2, 3)) == []
+    assert not sw.table.flows  # nothing before the commit
+    (reply,) = send(_bundle_msg(ofp.ONF_BCT_COMMIT_REQUEST, 4))
+    assert (reply.type, reply.xid) == (ofp.ONF_BCT_COMMIT_REPLY, 4)
+    assert len(sw.table.flows) == 2 and sw.bundles_committed == 1
+    sw.out.clear()
+    send(_bundle_msg(ofp.ONF_BCT_OPEN_REQUEST, 5))
+    send(_bundle_add(3, 6))
+    sw.out.clear()
+    truncated = ofwire.message(ofwire.FLOW_MOD, 7, bytes(8))
+    head = ofwire.EXPERIMENTER_HEADER.pack(
+        ofwire.ONF_EXPERIMENTER_ID, ofwire.ONF_ET_BUNDLE_ADD_MESSAGE
+    )
+    add = ofwire.message(ofwire.EXPERIMENTER, 7, head + ofwire.BUNDLE_ADD.pack(5, 3) + truncated)
+    assert send(add) == []  # taken: it is checked at the commit
+    (error,) = send(_bundle_msg(ofp.ONF_BCT_COMMIT_REQUEST, 8))
+    assert (error.type, error.exp_type, error.xid) == (
+        ofp.OFPET_EXPERIMENTER,
+        ofp.ONFERR_ET_FAILED,
+        8,
+    )
+    assert len(sw.table.flows) == 2  # nothing of the refused bundle, its good flow-mod neither
+
+
 def test_small_scale_run_against_the_real_controller():
     """4 edges x 4 ports, 200 VMs placed 20/40/60/80 per edge: every VM associated, none
     expired, and each edge's flows follow its own VMs. No timing is asserted: the machine may
@@ -286,4 +335,5 @@ def test_small_scale_run_against_the_real_controller():
     assert all(e["meters"] > e["vms_held"] for e in edges)  # a meter per VM, plus the punt's
     assert result["switch_messages"]["errors_sent"] == 0
     assert result["switch_messages"]["generator_errors"] == 0
+    assert result["switch_messages"]["bundles_committed"] > 0  # not the ordered fallback
     assert result["controller"]["rss_mb"] > 0

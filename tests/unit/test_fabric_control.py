@@ -36,19 +36,23 @@ ASSOCIATE = VdpTlvType.ASSOCIATE
 UUIDS = [f"a1b2c3d4-0000-0000-0000-00000000000{x}" for x in "abcd"]
 MACS = [f"52:54:00:00:00:0{x}" for x in "abcd"]
 SERVER_PORTS = [(EDGE1, 1), (EDGE1, 2), (EDGE2, 1), (EDGE2, 2)]
+FLOW_CHANGES = (parser.OFPFlowMod, parser.ONFBundleAddMsg)  # a flow-mod, alone or in a bundle
+BUNDLE_LABELS = {"bundle-open", "bundle-add", "bundle-commit"}
 
 
 class Bed:
     """FabricControl on the demo fabric with every switch connected and linked, and stations
     that have said hello on every server port."""
 
-    def __init__(self, database=None, parts: int = 1, **authorizer):
+    def __init__(self, database=None, parts: int = 1, refuse_bundles=False, **authorizer):
         self.log = EventLog()
         self.bridge = VdpBridge(
             Authorizer(database or (lambda: load_policies(POLICIES)), **authorizer)
         )
         self.core = FabricControl(ControlPlane(self.log, self.bridge), DEFAULT_TRUNK_PATTERNS)
         self.wire = Wire(self.core, demo_fabric(), parts)
+        for fake in self.wire.fabric.switches.values():
+            fake.refuse_bundles = refuse_bundles
         self.wire.connect()
         self.stations = Stations()
         self.wire.frames([(d, p, self.stations.hello(d, p)) for d, p in SERVER_PORTS])
@@ -125,7 +129,7 @@ def test_a_stations_ecp_ack_reaches_the_switch_before_the_flows_of_its_associate
     received = edge1.received[first:]
     assert isinstance(received[0], parser.OFPPacketOut)
     assert isinstance(decode_evb_frame(received[0].data), EcpAckFrame)
-    assert any(isinstance(m, parser.OFPFlowMod) for m in received[1:])
+    assert any(isinstance(m, FLOW_CHANGES) for m in received[1:])
     assert isinstance(received[-1], parser.OFPBarrierRequest)
     assert all(label != "vdp" for _, label in bed.since(mark))  # the response waits
     assert vdp_responses(bed.wire.to_stations) == []
@@ -179,7 +183,7 @@ def test_requests_arriving_together_make_one_batch_and_barrier_per_switch():
     )
     timeline = bed.since(mark)
     acks = [i for i, (_, label) in enumerate(timeline) if label == "ecp-ack"]
-    changes = [i for i, (_, label) in enumerate(timeline) if label.endswith("-mod")]
+    changes = [i for i, (_, label) in enumerate(timeline) if label != "ecp-ack"]
     assert len(acks) == len(SERVER_PORTS) and max(acks) < min(changes)
     per_switch = {}
     for dpid, label in timeline[len(acks) :]:
@@ -187,7 +191,7 @@ def test_requests_arriving_together_make_one_batch_and_barrier_per_switch():
     assert set(per_switch) >= {EDGE1, EDGE2}
     for dpid, labels in per_switch.items():
         assert labels[-1] == "barrier" and labels.count("barrier") == 1, (dpid, labels)
-        assert set(labels[:-1]) <= {"flow-mod", "meter-mod"}, (dpid, labels)
+        assert set(labels[:-1]) <= {"flow-mod", "meter-mod", *BUNDLE_LABELS}, (dpid, labels)
 
     last = sorted(per_switch)[-1]
     bed.wire.release([d for d in per_switch if d != last])
@@ -224,7 +228,7 @@ def test_a_refused_flow_mod_fails_the_association_at_its_barrier():
     bed.wire.hold_barriers = True
     first = len(edge1.received)
     bed.associate(EDGE1, 1, 0)
-    flow_mod = next(m for m in edge1.received[first:] if isinstance(m, parser.OFPFlowMod))
+    flow_mod = next(m for m in edge1.received[first:] if isinstance(m, FLOW_CHANGES))
     bed.core.error(EDGE1, flow_mod.xid, ofp.OFPET_FLOW_MOD_FAILED, ofp.OFPFMFC_TABLE_FULL)
     assert _refused(bed) == []
     bed.wire.release()
@@ -285,6 +289,81 @@ def test_a_new_port_gets_its_base_flows_and_is_reported():
     assert bed.wire.fabric.switches[EDGE1].process(in_port=3, eth_type=0x0800).flows
     (edge1,) = [s for s in bed.core.switches_snapshot() if s["name"] == "edge1"]
     assert "edge1-s3" in {p["name"] for p in edge1["ports"]}
+
+
+# bundles -------------------------------------------------------------------------------------
+def _labels(bed, mark, dpid) -> list[str]:
+    """What `dpid` got since `mark`: flow changes and barriers."""
+    skip = ("ecp-ack", "vdp", "barrier-reply")
+    return [label for d, label in bed.since(mark) if d == dpid and label not in skip]
+
+
+def test_a_vms_batch_reaches_its_switch_as_one_bundle_its_meter_before_it():
+    bed = Bed()
+    edge1 = bed.wire.fabric.switches[EDGE1]
+    bed.wire.hold_barriers = True
+    mark = bed.mark()
+    bed.associate(EDGE1, 1, 0)
+    labels = _labels(bed, mark, EDGE1)
+    adds = labels.count("bundle-add")
+    assert adds >= 2
+    assert labels == [
+        "meter-mod",
+        "bundle-open",
+        *["bundle-add"] * adds,
+        "bundle-commit",
+        "barrier",
+    ]
+    assert len(edge1.committed[-1]) == adds  # applied at the commit, all at once
+    assert {f.cookie for f in bed.vsi_flows(EDGE1)} < {f.cookie for f in edge1.committed[-1]}
+    assert edge1.bundles == {}
+    bed.wire.release()
+    assert _refused(bed)[-1].status == 0x40  # the commit's reply is no failure
+    (snapshot,) = [s for s in bed.core.switches_snapshot() if s["name"] == "edge1"]
+    assert snapshot["bundles"] == {"used": True, "committed": 1}
+    assert bed.log.recent("switch.error") == []
+
+
+def test_a_gone_vms_meter_is_deleted_after_the_commit_of_its_flows():
+    bed = Bed()
+    bed.associate(EDGE1, 1, 0)
+    mark = bed.mark()
+    bed.wire.frames(
+        [(EDGE1, 1, bed.stations.vdp(EDGE1, 1, VdpTlvType.DE_ASSOCIATE, UUIDS[0], MACS[0]))]
+    )
+    labels = _labels(bed, mark, EDGE1)
+    assert labels[labels.index("bundle-commit") + 1 :][:2] == ["meter-mod", "barrier"]
+    assert bed.vsi_flows(EDGE1) == []
+
+
+def test_a_refused_commit_applies_nothing_and_fails_the_association():
+    bed = Bed()
+    edge1 = bed.wire.fabric.switches[EDGE1]
+    edge1.fail_commits = True
+    bed.associate(EDGE1, 1, 0)
+    (response,) = _refused(bed)
+    assert response.error == VdpError.OTHER_FAILURE
+    (failed,) = bed.log.recent("vsi.install_failed")
+    assert failed.detail["reason"] == (
+        f"OpenFlow error type {ofp.OFPET_EXPERIMENTER} code {ofp.ONFERR_ET_FAILED}"
+    )
+    assert bed.vsi_flows(EDGE1) == [] and edge1.committed == []
+    assert bed.bridge.bindings() == []
+
+
+def test_a_switch_refusing_bundles_gets_ordered_batches_and_one_event():
+    bed = Bed(refuse_bundles=True)
+    unsupported = bed.log.recent("switch.bundles_unsupported")
+    assert sorted(e.switch for e in unsupported) == ["agg1", "edge1", "edge2"]
+    assert all(e.detail["reason"].startswith("bundle probe refused") for e in unsupported)
+    assert bed.log.recent("switch.error") == []  # the probe's refusal is no failure
+    mark = bed.mark()
+    bed.associate(EDGE1, 1, 0)
+    labels = _labels(bed, mark, EDGE1)
+    assert labels[-1] == "barrier" and set(labels[:-1]) == {"meter-mod", "flow-mod"}
+    assert _refused(bed)[-1].status == 0x40
+    assert bed.vsi_flows(EDGE1)
+    assert len(bed.log.recent("switch.bundles_unsupported")) == 3
 
 
 # the service and the registry on top ---------------------------------------------------------

@@ -249,9 +249,36 @@ def test_local_port_status_is_ignored():
 
 def test_replies_are_routed_once_by_xid():
     sync = SwitchSync(0x1, ["*-up*"])
-    request = sync.on_features()[0]
+    request = sync.on_features()[-1]
     assert sync.purpose(request.xid) == "ports"
     assert sync.purpose(request.xid) is None
+
+
+def test_the_bundle_probe_goes_before_the_port_list_and_leaves_nothing_open():
+    sync, fake = connected()
+    first, second, ports = fake.received[:3]
+    assert (first.type, second.type) == (ofp.ONF_BCT_OPEN_REQUEST, ofp.ONF_BCT_DISCARD_REQUEST)
+    assert first.bundle_id == second.bundle_id
+    assert isinstance(ports, parser.OFPPortDescStatsRequest)
+    assert sync.bundles and sync.no_bundles is None
+    assert fake.bundles == {} and fake.committed == []
+
+
+def test_a_switch_refusing_the_probe_gets_no_bundles_and_still_syncs():
+    fake = edge()
+    fake.refuse_bundles = True
+    sync, _ = connected(fake)
+    assert not sync.bundles
+    assert sync.no_bundles.startswith("bundle probe refused: type 1 code")
+    assert sync.state is SyncState.READY and Meter.PUNT in fake.meters
+
+
+def test_a_probe_never_answered_means_no_bundles():
+    sync = SwitchSync(0x1, ["*-up*"])
+    *_, ports = sync.on_features()
+    sync.purpose(ports.xid)
+    sync.on_ports(edge().port_list())
+    assert sync.no_bundles == "no answer to the bundle probe"
 
 
 def test_every_flow_we_install_carries_our_cookie():
