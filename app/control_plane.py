@@ -58,6 +58,10 @@ RELOCATION_HOLD = 120.0
 PENDING_LIMIT = 20000
 # Decision events that tell of flows in place: emitted once the switches confirmed them.
 _AFTER_FLOWS = frozenset({"vsi.activated"})
+# A migrating VM's frames punted while its activation is on its way (its ARP request for a peer,
+# say) are run through the switch again once the flows are in: dropped, the VM's ARP would be
+# retried only a second later. At most this many per activation; more are counted and dropped.
+HELD_FRAMES_LIMIT = 16
 
 
 @dataclass
@@ -72,11 +76,13 @@ class Reaction:
     behind flows); send each batch followed by a barrier and, when `ticket` is set, call
     flows_confirmed(ticket) once every batch's barrier has answered. Frames that must follow
     flows (VDP responses) are never in the same reaction as those flows: they come with
-    flows_confirmed."""
+    flows_confirmed. `resubmits` are VMs' frames to run through the switch's tables again as if
+    they had just come in on their port (a migrating VM's frames punted while it was activated)."""
 
     packets: list[tuple[int, int, bytes]] = field(default_factory=list)  # (dpid, port_no, frame)
     batches: list[FlowBatch] = field(default_factory=list)
     ticket: int | None = None
+    resubmits: list[tuple[int, int, bytes]] = field(default_factory=list)  # (dpid, in_port, frame)
 
     def extend(self, other: "Reaction") -> "Reaction":
         # One ticket per reaction: the batches would otherwise confirm the wrong responses.
@@ -84,6 +90,7 @@ class Reaction:
             raise ValueError("two flow changes awaiting confirmation in one reaction")
         self.packets += other.packets
         self.batches += other.batches
+        self.resubmits += other.resubmits
         if other.ticket is not None:
             self.ticket = other.ticket
         return self
@@ -96,6 +103,7 @@ class _Held:
     responses: list[Send]
     unsolicited: list[Send]
     events: list[tuple[str, dict]]
+    activation: tuple[PortRef, str] | None = None  # whose punted frames wait (_activating)
 
 
 class ControlPlane:
@@ -137,6 +145,7 @@ class ControlPlane:
         self.refusals = RefusalSummary()  # a flood of refusals is summed up, not one row each
         self._tickets = itertools.count(1)
         self._held: dict[int, _Held] = {}
+        self._activating: dict[tuple[PortRef, str], list[bytes]] = {}  # (port, MAC): frames
         self._next_probe = 0.0
         # Reflective relay: ports whose station agreed it, ports with any agreement, and the
         # ports where it was granted before a restart (kept until their station speaks again).
@@ -257,12 +266,27 @@ class ControlPlane:
         ones still punted while the activation is on its way) are only counted."""
         counters = self._counters[dpid][port.name]
         mac = vm_frame_source(data) if port.role is PortRole.SERVER else None
-        outcome = self.bridge.activate(PortRef(dpid, port.number), mac, now) if mac else None
-        if outcome is None:
+        if mac is None:
             counters["vm_frame_ignored"] += 1
             return Reaction()
-        counters["activations"] += 1
-        return self._apply(outcome, now)
+        ref = PortRef(dpid, port.number)
+        outcome = self.bridge.activate(ref, mac, now)
+        if outcome is not None:
+            counters["activations"] += 1
+            self._activating[(ref, mac)] = [data]
+            return self._apply(outcome, now, activation=(ref, mac))
+        held = self._activating.get((ref, mac))
+        if held is not None and len(held) < HELD_FRAMES_LIMIT:
+            held.append(data)
+            return Reaction()
+        if held is None and any(
+            b.forwarding and any(e.mac == mac for e in b.entries)
+            for b in self.bridge.bound.at(dpid, port.number)
+        ):
+            counters["vm_frame_resubmitted"] += 1  # punted before the flows went in
+            return Reaction(resubmits=[(dpid, port.number, data)])
+        counters["vm_frame_ignored"] += 1
+        return Reaction()
 
     def process(self, now: float) -> Reaction:
         """Every VDP request received since the last call, as one flow change."""
@@ -339,7 +363,9 @@ class ControlPlane:
         ]
 
     # the VDP outcome -> flows -> responses --------------------------------------------------
-    def _apply(self, outcome: Outcome, now: float) -> Reaction:
+    def _apply(
+        self, outcome: Outcome, now: float, activation: tuple[PortRef, str] | None = None
+    ) -> Reaction:
         after_flows = [(k, f) for k, f in outcome.events if k in _AFTER_FLOWS]
         for kind, fields in outcome.events:
             if kind in _AFTER_FLOWS:
@@ -354,11 +380,23 @@ class ControlPlane:
             return self._send_vdp(sends, now)
         self.locations.record(outcome.changes, now)
         reaction = self._flow_change(self.programmer.update(outcome.changes))
+        held = _Held(outcome.responses, outcome.unsolicited, after_flows, activation)
         if not reaction.batches:
-            self._emit_after_flows(after_flows, now)
-            return reaction.extend(self._send_vdp(sends, now))
+            return reaction.extend(self._release(held, now))
         reaction.ticket = next(self._tickets)
-        self._held[reaction.ticket] = _Held(outcome.responses, outcome.unsolicited, after_flows)
+        self._held[reaction.ticket] = held
+        return reaction
+
+    def _release(self, held: _Held, now: float) -> Reaction:
+        """What waited for flows now in place: events, frames to run again, VDP messages."""
+        self._emit_after_flows(held.events, now)
+        reaction = self._send_vdp(held.responses + held.unsolicited, now)
+        if held.activation is not None:
+            ref = held.activation[0]
+            reaction.resubmits += [
+                (ref.dpid, ref.port_no, frame)
+                for frame in self._activating.pop(held.activation, [])
+            ]
         return reaction
 
     def _emit_after_flows(self, events: list[tuple[str, dict]], now: float) -> None:
@@ -386,8 +424,9 @@ class ControlPlane:
         if held is None:
             return Reaction()
         if not failed:
-            self._emit_after_flows(held.events, now)
-            return self._send_vdp(held.responses + held.unsolicited, now)
+            return self._release(held, now)
+        if held.activation is not None:
+            self._activating.pop(held.activation, None)
         # An activation whose flows did not all go in stays decided: the switch that failed is
         # reconciled to it when it reconnects, and the VM has no better place to forward.
         for _, fields in held.events:

@@ -239,6 +239,12 @@ class FabricControl:
             if dpid in self._syncs
             for pair in self._to(dpid, [ofmsg.packet_out(port_no, frame)])
         ]
+        out += [
+            pair
+            for dpid, in_port, frame in reaction.resubmits
+            if dpid in self._syncs
+            for pair in self._to(dpid, [ofmsg.packet_resubmit(in_port, frame)])
+        ]
         batches = [b for b in reaction.batches if b.dpid in self._syncs]
         for batch in batches:
             batch_msgs = batch.msgs

@@ -1,10 +1,11 @@
 """VM migration on the bed, driven the way libvirt drives lldpad: VDP requests from the stations
 of the source and destination servers around the move of the VM itself.
 
-The VM "moves" as a live migration's stop-and-copy phase does: its copy is created on the
-destination (same MAC and IP, its own netns, not yet reachable because the network still points
-at the source), then the source copy is stopped. `where_flows_point` tells where every switch
-sends the VM's traffic, to check that nothing stale is left behind.
+The VM "moves" as QEMU's live migration does: its copy waits paused on the destination (same MAC
+and IP, its own netns, interface down: a paused QEMU sends nothing), the source copy stops, then
+the copy resumes and at once announces the VM's MAC with QEMU's RARP frames
+(topologies/announce.py). `where_flows_point` tells where every switch sends the VM's traffic, to
+check that nothing stale is left behind.
 """
 
 import re
@@ -12,9 +13,11 @@ import subprocess
 import time
 from dataclasses import dataclass
 
+from topologies.announce import Announcer
 from topologies.vm import Vm
 
 MANAGER = "mgr1"
+ORDERS = ("vdp", "associate-first", "cancelled")  # of migrate()
 WEB = (5, 4)  # policies/default.yaml "web": VLANs 100/101, default 100
 BATCH = (7, 1)  # "batch": VLAN 102, at most 2 per port
 
@@ -28,6 +31,7 @@ class MigratingVm:
     uuid: str
     vid: int
     vsi_type: tuple = WEB
+    announcer: Announcer | None = None  # the last move's, until its last round is sent
 
     def request(self, station, mode, hints="none", vid=None):
         return station.vdp(
@@ -54,15 +58,42 @@ def start_vm(dc, stations, name, server, mac, ip, uuid, vsi_type=WEB, hints="non
     return MigratingVm(vm, server, uuid, vid, vsi_type)
 
 
-def move_vm(dc, mvm, dst_server, marks=None):
-    """The VM itself moves: a copy starts on dst_server, then the source copy stops."""
+def move_vm(dc, mvm, dst_server, marks=None, precopy=0.0):
+    """The VM itself moves: a paused copy waits on dst_server (for precopy seconds more: the
+    memory copy), the source copy stops, the copy resumes and announces itself
+    (marks["resumed"]: its first RARP), then the source copy is removed. Returns without waiting
+    for the later RARP rounds (finish_announce)."""
+    finish_announce(mvm)
     copy = Vm.create(
-        mvm.vm.name, dc.server(dst_server), mvm.vm.mac, mvm.vm.ip, _next_netns(mvm.vm.netns)
+        mvm.vm.name,
+        dc.server(dst_server),
+        mvm.vm.mac,
+        mvm.vm.ip,
+        _next_netns(mvm.vm.netns),
+        paused=True,
     )
+    try:
+        announcer = Announcer(copy.netns, copy.mac)
+    except Exception:
+        copy.destroy()
+        raise
     _mark(marks, "copy_started")
-    mvm.vm.destroy()
+    time.sleep(precopy)
+    mvm.vm.pause()
     _mark(marks, "source_stopped")
-    mvm.vm, mvm.server = copy, dst_server
+    resumed = announcer.resume()
+    if marks is not None:
+        marks["resumed"] = resumed
+    mvm.vm.destroy()
+    _mark(marks, "source_removed")
+    mvm.vm, mvm.server, mvm.announcer = copy, dst_server, announcer
+
+
+def finish_announce(mvm):
+    """Wait until the last move's announcement rounds are all sent."""
+    if mvm.announcer is not None:
+        mvm.announcer.finish()
+        mvm.announcer = None
 
 
 def _mark(marks, step):
@@ -76,14 +107,17 @@ def _next_netns(netns):
     return f"{match.group(1)}.m{int(match.group(2)) + 1}" if match else f"{netns}.m1"
 
 
-def migrate(dc, stations, mvm, dst_server, order="vdp", marks=None):
+def migrate(dc, stations, mvm, dst_server, order="vdp", marks=None, precopy=0.0):
     """Moves mvm to dst_server; returns the VDP results by step name (and, into marks, the
-    time.monotonic() at which each step ended).
+    time.monotonic() at which each step ended). precopy: seconds the VM's paused copy waits
+    before the source stops (live migration's memory copy, after the Pre-Associate).
 
     order "vdp": Pre-Associate (hints to) at the destination, the move, De-Associate (hints
     from) at the source, Associate at the destination - libvirt's sequence.
     order "associate-first": the move, Associate at the destination, and only then the source's
     De-Associate (the bridge has already moved the VSI and told the source station).
+    order "cancelled": Pre-Associate at the destination, then De-Associate there: the migration
+    is abandoned before the move and the VM stays where it is.
     """
     src = stations[mvm.server]
     dst = stations[dst_server]
@@ -92,17 +126,23 @@ def migrate(dc, stations, mvm, dst_server, order="vdp", marks=None):
     if order == "vdp":
         results["preassoc"] = mvm.request(dst, "preassoc", hints="to")
         _mark(marks, "preassoc")
-        move_vm(dc, mvm, dst_server, marks)
+        move_vm(dc, mvm, dst_server, marks, precopy)
         results["deassoc"] = mvm.request(src, "deassoc", hints="from")
         _mark(marks, "deassoc")
         results["assoc"] = mvm.request(dst, "assoc", hints="to")
         _mark(marks, "assoc")
     elif order == "associate-first":
-        move_vm(dc, mvm, dst_server, marks)
+        move_vm(dc, mvm, dst_server, marks, precopy)
         results["assoc"] = mvm.request(dst, "assoc", hints="to")
         _mark(marks, "assoc")
+    elif order == "cancelled":
+        results["preassoc"] = mvm.request(dst, "preassoc", hints="to")
+        _mark(marks, "preassoc")
+        results["deassoc"] = mvm.request(dst, "deassoc", hints="to")
+        _mark(marks, "deassoc")
     else:
         raise ValueError(f"unknown migration order {order!r}")
+    finish_announce(mvm)
     return results
 
 

@@ -29,17 +29,19 @@ class Vm:
         return self.ip.split("/")[0]
 
     @classmethod
-    def create(cls, name, server, mac, ip, netns):
-        """Start a VM on server; on any failure nothing of it is left behind."""
+    def create(cls, name, server, mac, ip, netns, paused=False):
+        """Start a VM on server; on any failure nothing of it is left behind. A paused VM (a
+        migrating VM's copy before it resumes) has its interface down: it sends nothing, and
+        answers nothing it is sent."""
         vm = cls(name, server, mac, ip, netns)
         try:
-            vm._plug()
+            vm._plug(paused)
         except Exception:
             vm.destroy()
             raise
         return vm
 
-    def _plug(self):
+    def _plug(self, paused):
         run(["ip", "netns", "add", self.netns])
         # Quiet wire: no IPv6 DAD/MLD/RS frames, so a VM only sends what a test makes it send.
         run(
@@ -74,8 +76,8 @@ class Vm:
         for cmd in (
             ["link", "set", self._staging_name, "name", "eth0"],
             ["addr", "add", self.ip, "dev", "eth0"],
-            ["link", "set", "eth0", "up"],
             ["link", "set", "lo", "up"],
+            *([] if paused else [["link", "set", "eth0", "up"]]),
         ):
             run(["ip", "-n", self.netns] + cmd)
 
@@ -83,6 +85,11 @@ class Vm:
     def _staging_name(self):
         """Unique name of the macvlan while it is still in the server's netns (<= 15 chars)."""
         return "mv" + self.mac.replace(":", "")
+
+    def pause(self):
+        """Stop the VM as live migration's stop-and-copy does: at once, interface down, so that it
+        sends and answers nothing from here on (destroy() removes it)."""
+        run(["ip", "-n", self.netns, "link", "set", "eth0", "down"])
 
     def destroy(self):
         """Remove the VM; safe to call twice and after a half-done create."""

@@ -211,6 +211,17 @@ def packet_out(port: int, data: bytes) -> parser.OFPPacketOut:
     )
 
 
+def packet_resubmit(in_port: int, data: bytes) -> parser.OFPPacketOut:
+    """``data`` through the switch's tables from table 0, as if it had come in on ``in_port``."""
+    return parser.OFPPacketOut(
+        None,
+        buffer_id=ofp.OFP_NO_BUFFER,
+        in_port=in_port,
+        actions=[parser.OFPActionOutput(ofp.OFPP_TABLE, 0)],
+        data=data,
+    )
+
+
 def goto(table_id: int):
     return parser.OFPInstructionGotoTable(table_id)
 

@@ -6,6 +6,8 @@ import subprocess
 import pytest
 
 from tests.integration.bed import MARKS, dump_flows, wait_until
+from topologies.announce import ANNOUNCE_ROUNDS, rarp_frame
+from topologies.capture import Capture
 from topologies.migration import BATCH, flows_follow, migrate, move_vm, start_vm
 
 pytestmark = MARKS
@@ -48,6 +50,35 @@ def test_libvirt_order_moves_the_flows(bed, stations, pair, dst):
     peer, mover = pair
     results = migrate(bed, stations, mover, dst, order="vdp")
     assert all(r.ok for r in results.values()), {k: r.raw for k, r in results.items()}
+    assert peer.vm.ping(mover.vm.address, count=3, wait=1) == (3, 3)
+    assert flows_follow(bed, mover) is None, flows_follow(bed, mover)
+
+
+def test_the_copy_is_silent_until_it_resumes_then_announces_itself_as_qemu_does(
+    bed, stations, pair, tmp_path
+):
+    peer, mover = pair
+    port = bed.spec.server("srv22").edge_port
+    marks = {}
+    with Capture(port, f"ether src {mover.vm.mac}", tmp_path / "dst.pcap") as capture:
+        results = migrate(bed, stations, mover, "srv22", marks=marks, precopy=0.5)
+        assert all(r.ok for r in results.values()), {k: r.raw for k, r in results.items()}
+        # migrate() returns once the announcer sent its last round
+        wait_until(
+            lambda: capture.frames().count(rarp_frame(mover.vm.mac)) == ANNOUNCE_ROUNDS,
+            timeout=3,
+            message="not every announcement round on the destination's port",
+        )
+        assert capture.frames()[0] == rarp_frame(mover.vm.mac)  # nothing while it was paused
+    assert marks["copy_started"] < marks["source_stopped"] < marks["resumed"]
+    assert peer.vm.ping(mover.vm.address, count=3, wait=1) == (3, 3)
+
+
+def test_a_cancelled_migration_leaves_the_vm_where_it_was(bed, stations, pair):
+    peer, mover = pair
+    results = migrate(bed, stations, mover, "srv22", order="cancelled")
+    assert all(r.ok for r in results.values()), {k: r.raw for k, r in results.items()}
+    assert mover.server == "srv11"
     assert peer.vm.ping(mover.vm.address, count=3, wait=1) == (3, 3)
     assert flows_follow(bed, mover) is None, flows_follow(bed, mover)
 

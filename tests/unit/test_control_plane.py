@@ -408,6 +408,12 @@ def rarp(mac: str) -> bytes:
     return (b"\xff" * 6 + mac_octets + b"\x80\x35" + payload).ljust(60, b"\0")
 
 
+def arp_request(mac: str) -> bytes:
+    mac_octets = bytes.fromhex(mac.replace(":", ""))
+    payload = bytes.fromhex("0001080006040001") + mac_octets + bytes([10, 0, 0, 1]) + bytes(10)
+    return (b"\xff" * 6 + mac_octets + b"\x08\x06" + payload).ljust(60, b"\0")
+
+
 def test_the_vms_first_frame_at_its_standby_destination_moves_it_before_its_associate():
     bed = Bed()
     for dpid, port_no in ((EDGE1, 1), (EDGE2, 1), (EDGE2, 2)):
@@ -427,8 +433,13 @@ def test_the_vms_first_frame_at_its_standby_destination_moves_it_before_its_asso
 
     reaction = bed.plane.first_frame(EDGE2, destination, rarp(VM_A), 3.0)
     assert reaction.ticket is not None and {b.dpid for b in reaction.batches} >= {EDGE1, EDGE2}
+    # The VM's ARP request, punted while the flows are on their way, waits for them.
+    assert bed.plane.first_frame(EDGE2, destination, arp_request(VM_A), 3.001) == Reaction()
     assert not bed.log.recent("vsi.activated")  # not before the switches confirmed the flows
-    assert bed.run(reaction) == []  # nothing to tell any station
+    assert bed.run(reaction, confirm=False) == []
+    confirmed = bed.plane.flows_confirmed(reaction.ticket, {}, 3.01)
+    assert confirmed.resubmits == [(EDGE2, 1, rarp(VM_A)), (EDGE2, 1, arp_request(VM_A))]
+    assert confirmed.packets == []  # nothing to tell any station
     (activated,) = bed.log.recent("vsi.activated")
     assert (activated.switch, activated.port) == ("edge2", "edge2-s1")
     assert activated.detail["moved_from"] == bed.plane.switches.text(PortRef(EDGE1, 1))
@@ -436,8 +447,9 @@ def test_the_vms_first_frame_at_its_standby_destination_moves_it_before_its_asso
     assert ping(bed, PortRef(EDGE2, 2), VM_B, VM_A) == [(EDGE2, 1)]
     assert ping(bed, PortRef(EDGE2, 1), VM_A, VM_B) == [(EDGE2, 2)]
     assert ping(bed, PortRef(EDGE1, 1), VM_A, VM_B) == []
-    # Frames still punted while the activation was on its way change nothing.
-    assert bed.plane.first_frame(EDGE2, destination, rarp(VM_A), 3.01) == Reaction()
+    # A frame punted before the flows went in and handed to us after: run through again.
+    late = bed.plane.first_frame(EDGE2, destination, arp_request(VM_A), 3.02)
+    assert late == Reaction(resubmits=[(EDGE2, 1, arp_request(VM_A))])
     # The stations catch up: the source de-associates, the destination's Associate confirms.
     bed.request(EDGE1, 1, VdpTlvType.DE_ASSOCIATE, UUID_A, VM_A, vid=100, now=4.0)
     confirm = bed.plane.handle_frame(
