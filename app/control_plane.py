@@ -62,6 +62,9 @@ _AFTER_FLOWS = frozenset({"vsi.activated"})
 # say) are run through the switch again once the flows are in: dropped, the VM's ARP would be
 # retried only a second later. At most this many per activation; more are counted and dropped.
 HELD_FRAMES_LIMIT = 16
+# How long a change with no station waiting on it (an activation, a link) may stay unsaved while
+# flows are on their way; a sync of the disk takes 1-5 ms, as long as a whole activation.
+SAVE_DELAY_MAX = 1.0
 
 
 @dataclass
@@ -116,8 +119,9 @@ class ControlPlane:
         first_sequence: Callable[[], int] = lambda: random.randrange(1, 0x10000),
         locations: LocationHistory | None = None,
     ):
-        """`save` persists what changed in the intent (see IntentChanges) before any station
-        hears of the change; `first_sequence` picks each new port session's first ECP sequence
+        """`save` persists what changed in the intent (see IntentChanges): the owner calls
+        `save_unless_busy` once it has sent a reaction's messages, and it is called before any
+        station hears of a change; `first_sequence` picks each new port session's first ECP sequence
         number (random, so a restarted controller's first PDU is not taken for a duplicate);
         `locations`: the VSIs' location history, with its store (a fresh one if None)."""
         self.event_log = event_log
@@ -155,9 +159,10 @@ class ControlPlane:
         self._restored_switches: set[int] = set()  # with restored VSIs, not yet ready again
         self._rr_applied: frozenset[PortRef] = frozenset()  # what the flows and store have
         self._rr_dirty = False
-        # What the next save writes.
+        # What the next save writes, and since when the owner has seen it unsaved.
         self._dirty_vsis: set[VsiId] = set()
         self._links_dirty = False
+        self._unsaved_since: float | None = None
 
     # switches -------------------------------------------------------------------------------
     def switch_ports(self, dpid: int, name: str, ports: dict[int, Port], now: float) -> Reaction:
@@ -376,7 +381,6 @@ class ControlPlane:
         self._dirty_vsis |= outcome.dirty
         sends = outcome.responses + outcome.unsolicited
         if not outcome.changes:
-            self._save_changes()
             return self._send_vdp(sends, now)
         self.locations.record(outcome.changes, now)
         reaction = self._flow_change(self.programmer.update(outcome.changes))
@@ -406,9 +410,10 @@ class ControlPlane:
             self._emit(kind, done)
 
     def _flow_change(self, changes: dict[int, list]) -> Reaction:
-        """Saves the intent, then the batches for the connected switches (the others are
-        reconciled when they connect)."""
-        self._save_changes()
+        """The batches for the connected switches (the others are reconciled when they
+        connect). The intent they carry is saved after they are sent (`save_unless_busy`), so
+        the disk's sync does not delay them: nobody has been told of it yet, and a controller
+        that dies first reconciles the switches back to the intent saved before."""
         return Reaction(
             batches=[
                 FlowBatch(dpid, msgs)
@@ -463,9 +468,21 @@ class ControlPlane:
         return reaction.extend(self._send_vdp(responses + held.unsolicited, now))
 
     # the saved intent -----------------------------------------------------------------------
-    def _save_changes(self) -> None:
+    def save_unless_busy(self, now: float, busy: bool) -> None:
+        """The owner's save after its messages are sent. Skipped while `busy` (flows on their
+        way to a switch), for at most SAVE_DELAY_MAX: what waits for their confirmation (VDP
+        responses, a migrating VM's re-injected frames) must not wait behind the disk's sync
+        as well. A station hears nothing before its change is saved all the same (_send_vdp)."""
+        if not self._dirty():
+            return
+        if self._unsaved_since is None:
+            self._unsaved_since = now
+        if not busy or now - self._unsaved_since >= SAVE_DELAY_MAX:
+            self.save()
+
+    def save(self) -> None:
         """Writes what changed since the last save, in one call (one transaction)."""
-        if not self._dirty_vsis and not self._links_dirty and not self._rr_dirty:
+        if not self._dirty():
             return
         changes = IntentChanges(
             vsis={
@@ -479,6 +496,10 @@ class ControlPlane:
         )
         self._save(changes)
         self._dirty_vsis, self._links_dirty, self._rr_dirty = set(), False, False
+        self._unsaved_since = None
+
+    def _dirty(self) -> bool:
+        return bool(self._dirty_vsis) or self._links_dirty or self._rr_dirty
 
     def _link_rows(self) -> list[list[int]]:
         return [
@@ -511,7 +532,7 @@ class ControlPlane:
             self._emit(kind, fields)
         self.programmer.adopt(after for _, after in outcome.changes.values() if after)
         self._dirty_vsis |= outcome.dirty
-        self._save_changes()
+        self.save()
         self.event_log.emit(
             "controller.restored", vsis=len(self.bridge), links=len(self.topology.links)
         )
@@ -545,6 +566,8 @@ class ControlPlane:
         return self._flow_change(self.programmer.set_rr_ports(rr_ports))
 
     def _send_vdp(self, sends: list[Send], now: float) -> Reaction:
+        if sends:
+            self.save()  # what a station is told survives a restart
         by_port: dict[PortRef, list] = collections.defaultdict(list)
         for port, manager, tlv in sends:
             by_port[port].append((manager, tlv))

@@ -228,6 +228,11 @@ class FabricControl:
         return out + self.react(self.control.tick(now), now)
 
     # the control plane's reactions ----------------------------------------------------------
+    def save(self, now: float) -> None:
+        """After the messages of a call were sent: the intent saved, unless flows are still
+        waiting for their barriers (ControlPlane.save_unless_busy)."""
+        self.control.save_unless_busy(now, busy=self._batches.pending())
+
     def react(self, reaction: Reaction, now: float) -> Out:
         """The messages of a reaction: its frames first (ECP ACKs never wait behind flows),
         then each batch for a connected switch (as one bundle where the switch takes them)

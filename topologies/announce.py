@@ -14,13 +14,14 @@ prints the time.monotonic() of the first frame on stdout and exits after the las
 """
 
 import argparse
-import fcntl
 import socket
 import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from topologies.netns_io import set_link_up
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,10 +37,6 @@ ANNOUNCE_ROUNDS = 5
 ANNOUNCE_INITIAL_MS = 50
 ANNOUNCE_STEP_MS = 100
 ANNOUNCE_MAX_MS = 550
-
-SIOCGIFFLAGS, SIOCSIFFLAGS = 0x8913, 0x8914
-IFF_UP = 0x1
-_IFREQ = "16sH14x"  # struct ifreq with ifr_flags
 
 
 def rarp_frame(mac: str) -> bytes:
@@ -65,14 +62,6 @@ def announce_offsets(
         at += min(initial + (sent - 1) * step, maximum)
         offsets.append(at / 1000)
     return offsets
-
-
-def set_up(ifname: str) -> None:
-    """The interface up (an ioctl: no `ip` process between the resume and the first frame)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        request = struct.pack(_IFREQ, ifname.encode(), 0)
-        (flags,) = struct.unpack_from("H", fcntl.ioctl(sock, SIOCGIFFLAGS, request), 16)
-        fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack(_IFREQ, ifname.encode(), flags | IFF_UP))
 
 
 class Announcer:
@@ -124,7 +113,7 @@ def main(argv=None) -> int:
     print("ready", file=sys.stderr, flush=True)
     if not sys.stdin.readline():
         return 1  # never resumed: the migration was abandoned
-    set_up(args.ifname)
+    set_link_up(args.ifname)
     sock.send(frame)
     start = time.monotonic()
     print(start, flush=True)

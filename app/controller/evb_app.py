@@ -241,6 +241,15 @@ class EvbApp(app_manager.OSKenApp):
         """Called with the lock held, so messages reach each switch in the order planned."""
         send_all(self._datapaths, out)
 
+    def _save(self) -> None:
+        """With the lock held, once a batch's or a tick's messages are sent (FabricControl.save);
+        a failing disk is logged and tried again at the next one, never the end of the thread."""
+        try:
+            self.fabric.save(time.monotonic())
+        except Exception:
+            self.handler_errors += 1
+            LOG.exception("saving the intent failed")
+
     def _queue(self, call: Callable[[float], Out | None]) -> None:
         """Hands one switch event to the worker thread (os-ken's threads never wait for the
         lock)."""
@@ -400,6 +409,7 @@ class EvbApp(app_manager.OSKenApp):
                     except Exception:  # one bad event must not end the thread or its batch
                         self.handler_errors += 1
                         LOG.exception("event %r failed", call)
+                self._save()
 
     def _canary_loop(self):
         while not self._stopping.wait(self.settings.canary_interval):
@@ -424,6 +434,7 @@ class EvbApp(app_manager.OSKenApp):
                         query = self._lookups_done.get()
                         self._send(self.fabric.lookup_done(query, time.monotonic()))
                     self._send(self.fabric.tick(time.monotonic()))
+                    self._save()
             except Exception:  # the timers must survive any bug in one tick
                 self.handler_errors += 1
                 LOG.exception("control plane tick failed")

@@ -34,6 +34,10 @@ class BatchTracker:
             entry.messages.append((dpid, xid))
             self._by_xid[(dpid, xid)] = ticket
 
+    def pending(self) -> bool:
+        """Some batch is still waiting for its barrier."""
+        return bool(self._tickets)
+
     def owns(self, dpid: int, xid: int) -> bool:
         return (dpid, xid) in self._by_xid
 

@@ -10,7 +10,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from app.codec.evb_tlv import EvbMode
 from app.codec.frame import EcpAckFrame, LldpFrame, decode_evb_frame
 from app.codec.vdp import VdpError, VdpTlvType, VsiId
-from app.control_plane import ControlPlane, Reaction
+from app.control_plane import SAVE_DELAY_MAX, ControlPlane, Reaction
 from app.events import EventLog
 from app.fabric.ports import DEFAULT_TRUNK_PATTERNS, PortRef
 from app.fabric.switch_sync import SwitchSync
@@ -33,10 +33,10 @@ UNTAGGED = ofp.OFPVID_NONE
 class Bed:
     """ControlPlane + the fake switches, with the shim's job done by hand."""
 
-    def __init__(self):
+    def __init__(self, save=lambda changes: None):
         self.log = EventLog()
         self.bridge = VdpBridge(Authorizer(lambda: load_policies(POLICIES)))
-        self.plane = ControlPlane(self.log, self.bridge)
+        self.plane = ControlPlane(self.log, self.bridge, save=save)
         self.fabric = demo_fabric()
         self.syncs = {}
         for dpid, fake in self.fabric.switches.items():
@@ -142,6 +142,31 @@ def test_associate_is_answered_only_after_its_flows_are_confirmed():
     sent = bed.run(bed.plane.flows_confirmed(reaction.ticket, {}, 1.1))
     (response,) = vdp_responses(sent)
     assert (response.status, response.filters[0].vid) == (0x40, 100)  # VID 0 -> default 100
+
+
+def test_the_intent_is_saved_after_the_flows_leave_and_before_the_station_hears():
+    saved = []
+    bed = Bed(save=saved.append)
+    bed.station_hello(EDGE1, 1)
+    reaction = bed.associate_reaction(EDGE1, 1, UUID_A, VM_A)
+    assert reaction.batches and saved == []  # the disk's sync must not delay them
+    # The shim, once it has sent them: not while flows are on their way, for at most a while.
+    bed.plane.save_unless_busy(1.0, busy=True)
+    bed.plane.save_unless_busy(1.0 + SAVE_DELAY_MAX / 2, busy=True)
+    assert saved == []
+    bed.plane.save_unless_busy(1.0 + SAVE_DELAY_MAX, busy=True)
+    assert [len(changes.vsis) for changes in saved] == [1]
+    bed.plane.save_unless_busy(3.0, busy=False)
+    assert len(saved) == 1  # nothing new: no write
+    saved.clear()
+    bed.run(reaction, confirm=False)
+    frame = bed.stations.vdp(EDGE1, 1, VdpTlvType.DE_ASSOCIATE, UUID_A, VM_A, 0, 5, 4)
+    leaving = bed.plane.handle_frame(EDGE1, bed.syncs[EDGE1].ports[1], frame, 2.0)
+    assert leaving.batches and saved == []
+    # Not saved by the shim this time: saved all the same by the time the response is out.
+    confirmed = bed.plane.flows_confirmed(leaving.ticket, {}, 2.1)
+    assert [r.status for r in vdp_responses(confirmed.packets)] == [0x40]
+    assert len(saved) == 1
 
 
 def test_two_associated_vms_reach_each_other_across_edges_and_a_refused_one_nothing():
