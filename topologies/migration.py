@@ -58,11 +58,12 @@ def start_vm(dc, stations, name, server, mac, ip, uuid, vsi_type=WEB, hints="non
     return MigratingVm(vm, server, uuid, vid, vsi_type)
 
 
-def move_vm(dc, mvm, dst_server, marks=None, precopy=0.0):
+def move_vm(dc, mvm, dst_server, marks=None, precopy=0.0, at_resume=None):
     """The VM itself moves: a paused copy waits on dst_server (for precopy seconds more: the
-    memory copy), the source copy stops, the copy resumes and announces itself
-    (marks["resumed"]: its first RARP), then the source copy is removed. Returns without waiting
-    for the later RARP rounds (finish_announce)."""
+    memory copy, its ARP cache included), the source copy stops, the copy resumes and
+    announces itself (marks["resumed"]: its first RARP), at_resume() runs (what the
+    destination's hypervisor does as the VM starts), then the source copy is removed. Returns
+    without waiting for the later RARP rounds (finish_announce)."""
     finish_announce(mvm)
     copy = Vm.create(
         mvm.vm.name,
@@ -73,6 +74,7 @@ def move_vm(dc, mvm, dst_server, marks=None, precopy=0.0):
         paused=True,
     )
     try:
+        copy.take_neighbours(mvm.vm)
         announcer = Announcer(copy.netns, copy.mac)
     except Exception:
         copy.destroy()
@@ -84,6 +86,8 @@ def move_vm(dc, mvm, dst_server, marks=None, precopy=0.0):
     resumed = announcer.resume()
     if marks is not None:
         marks["resumed"] = resumed
+    if at_resume is not None:
+        at_resume()
     mvm.vm.destroy()
     _mark(marks, "source_removed")
     mvm.vm, mvm.server, mvm.announcer = copy, dst_server, announcer
@@ -114,8 +118,9 @@ def migrate(dc, stations, mvm, dst_server, order="vdp", marks=None, precopy=0.0)
 
     order "vdp": Pre-Associate (hints to) at the destination, the move, De-Associate (hints
     from) at the source, Associate at the destination - libvirt's sequence.
-    order "associate-first": the move, Associate at the destination, and only then the source's
-    De-Associate (the bridge has already moved the VSI and told the source station).
+    order "associate-first": the move, the Associate at the destination as the VM resumes there
+    (nothing prepared it), while the source is removed; no De-Associate from the source (the
+    bridge has moved the VSI and told the source station).
     order "cancelled": Pre-Associate at the destination, then De-Associate there: the migration
     is abandoned before the move and the VM stays where it is.
     """
@@ -132,9 +137,12 @@ def migrate(dc, stations, mvm, dst_server, order="vdp", marks=None, precopy=0.0)
         results["assoc"] = mvm.request(dst, "assoc", hints="to")
         _mark(marks, "assoc")
     elif order == "associate-first":
-        move_vm(dc, mvm, dst_server, marks, precopy)
-        results["assoc"] = mvm.request(dst, "assoc", hints="to")
-        _mark(marks, "assoc")
+
+        def associate():
+            results["assoc"] = mvm.request(dst, "assoc", hints="to")
+            _mark(marks, "assoc")
+
+        move_vm(dc, mvm, dst_server, marks, precopy, at_resume=associate)
     elif order == "cancelled":
         results["preassoc"] = mvm.request(dst, "preassoc", hints="to")
         _mark(marks, "preassoc")

@@ -89,6 +89,18 @@ class Vm:
         """Unique name of the macvlan while it is still in the server's netns (<= 15 chars)."""
         return "mv" + self.mac.replace(":", "")
 
+    def take_neighbours(self, source):
+        """The IPv4 neighbours (ARP cache) of `source`, as stale entries: a migrated VM keeps
+        its memory, and its ARP cache with it, so its first reply needs no ARP request."""
+        shown = run(["ip", "-n", source.netns, "-4", "neigh", "show", "dev", "eth0"]).stdout
+        for fields in (line.split() for line in shown.splitlines()):
+            if "lladdr" in fields:
+                mac = fields[fields.index("lladdr") + 1]
+                run(
+                    ["ip", "-n", self.netns, "neigh", "replace", fields[0], "lladdr", mac]
+                    + ["dev", "eth0", "nud", "stale"]
+                )
+
     def pause(self):
         """Stop the VM as live migration's stop-and-copy does: at once, so that it answers
         nothing from here on (destroy() removes it). Its netns stops answering ARP and echo

@@ -74,6 +74,58 @@ def test_the_copy_is_silent_until_it_resumes_then_announces_itself_as_qemu_does(
     assert peer.vm.ping(mover.vm.address, count=3, wait=1) == (3, 3)
 
 
+def test_the_copys_first_rarp_moves_the_network_before_any_associate(
+    bed, stations, pair, controller
+):
+    peer, mover = pair
+    assert mover.request(stations["srv22"], "preassoc", hints="to").ok
+    move_vm(bed, mover, "srv22")  # the copy resumes and announces itself; no VDP yet
+    assert peer.vm.ping(mover.vm.address, count=3, wait=1) == (3, 3)
+    activated = _activations(controller, mover)[-1]  # earlier tests moved this VSI too
+    assert (activated["switch"], activated["port"]) == ("edge2", "edge2-s2")
+    assert activated["detail"]["moved_from"] == "edge1/edge1-s1"
+    assert activated["detail"]["took_ms"] < 1000
+    assert flows_follow(bed, mover) is None, flows_follow(bed, mover)
+    # The stations catch up: nothing changes on the wire, the record completes.
+    assert mover.request(stations["srv11"], "deassoc", hints="from").ok
+    assert mover.request(stations["srv22"], "assoc", hints="to").ok
+    assert peer.vm.ping(mover.vm.address, count=3, wait=1) == (3, 3)
+    (record,) = controller.rest(f"/v1/migrations?vsi={mover.uuid}&limit=1")
+    assert (record["outcome"], record["order_name"]) == ("completed", "libvirt")
+    assert [step["step"] for step in record["steps"]] == [
+        "prepared",
+        "activated",
+        "source_released",
+        "confirmed",
+    ]
+
+
+def test_the_vms_mac_from_a_port_where_it_is_not_prepared_moves_nothing(
+    bed, stations, pair, controller
+):
+    peer, mover = pair
+    assert mover.request(stations["srv22"], "preassoc", hints="to").ok
+    activations = len(_activations(controller, mover))
+    spoofer = bed.add_vm("spoofer", "srv12", "52:54:00:00:01:66", "10.0.0.166/24")
+    sent = spoofer.run(
+        "python3",
+        "-c",
+        "import socket,sys; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW);"
+        " s.bind(('eth0', 0)); [s.send(bytes.fromhex(sys.argv[1])) for _ in range(5)]",
+        rarp_frame(mover.vm.mac).hex(),
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert peer.vm.ping(mover.vm.address, count=3, wait=1) == (3, 3)  # still at the source
+    assert len(_activations(controller, mover)) == activations
+    assert mover.request(stations["srv22"], "deassoc", hints="to").ok  # migration abandoned
+    assert flows_follow(bed, mover) is None, flows_follow(bed, mover)
+
+
+def _activations(controller, mvm):
+    events = controller.rest("/v1/events?kind=vsi.activated&limit=1000")
+    return [e for e in events if e["detail"]["vsi"] == mvm.uuid]
+
+
 def test_a_cancelled_migration_leaves_the_vm_where_it_was(bed, stations, pair):
     peer, mover = pair
     results = migrate(bed, stations, mover, "srv22", order="cancelled")
@@ -238,6 +290,9 @@ def test_relocation_by_the_vm_manager_is_confirmed_by_the_station(bed, stations,
     }
     assert peer.vm.ping(mover.vm.address, count=2, wait=1) == (2, 2)  # still at the source
     move_vm(bed, mover, "srv22")
+    # Its first frame at the destination moved it there, before its station's Associate.
+    assert peer.vm.ping(mover.vm.address, count=3, wait=1) == (3, 3)
+    assert flows_follow(bed, mover) is None
     assert mover.request(stations["srv22"], "assoc", hints="to").ok
     assert peer.vm.ping(mover.vm.address, count=3, wait=1) == (3, 3)
     assert flows_follow(bed, mover) is None
