@@ -17,6 +17,8 @@ setup(
         # the registry's VMs and their indexes: persistent maps, so a change costs O(log n)
         # and readers keep a snapshot without a lock (app/registry/vm_table.py).
         "pyrsistent>=0.20",
+        # GET /metrics: Prometheus's own client writes the exposition format (app/metrics.py).
+        "prometheus_client>=0.17",
     ],
     extras_require={
         # ruff and mypy: .ci/run lints and type-checks before the tests (pyproject.toml); pinned

@@ -36,6 +36,7 @@ from app.fabric.ports import Port, PortRef, PortRole
 from app.fabric.switch_directory import SwitchDirectory
 from app.faults.alarms import VmPlace
 from app.flows.programmer import FlowProgrammer
+from app.observer import Observer
 from app.refusal_events import RefusalSummary
 from app.session.evb_negotiation import BridgeEvbConfig
 from app.session.port_session import PortSession, SessionOutput
@@ -107,6 +108,7 @@ class _Held:
     unsolicited: list[Send]
     events: list[tuple[str, dict]]
     activation: tuple[PortRef, str] | None = None  # whose punted frames wait (_activating)
+    arrivals: dict | None = None  # when the requests answered came (_send_vdp)
 
 
 class ControlPlane:
@@ -118,12 +120,14 @@ class ControlPlane:
         save: Callable[[IntentChanges], None] = lambda changes: None,
         first_sequence: Callable[[], int] = lambda: random.randrange(1, 0x10000),
         locations: LocationHistory | None = None,
+        observer: Observer | None = None,
     ):
         """`save` persists what changed in the intent (see IntentChanges): the owner calls
         `save_unless_busy` once it has sent a reaction's messages, and it is called before any
         station hears of a change; `first_sequence` picks each new port session's first ECP sequence
         number (random, so a restarted controller's first PDU is not taken for a duplicate);
-        `locations`: the VSIs' location history, with its store (a fresh one if None)."""
+        `locations`: the VSIs' location history, with its store (a fresh one if None);
+        `observer`: told of each request, response, refusal and activation (app/metrics.py)."""
         self.event_log = event_log
         self.bridge = bridge
         self.evb_config = evb_config
@@ -133,6 +137,7 @@ class ControlPlane:
         self.programmer = FlowProgrammer()
         self.switches = SwitchDirectory()
         self.locations = locations if locations is not None else LocationHistory()
+        self.observer = observer if observer is not None else Observer()
         self.migrations = MigrationLog()  # fed every decision event, typed, as it happens
         self._sessions: dict[int, dict[int, PortSession]] = {}  # dpid -> port_no -> session
         # Session wake-ups: (deadline, tie-break, port), and the one deadline each port is
@@ -140,7 +145,8 @@ class ControlPlane:
         self._wakeups: list[tuple[float, int, PortRef]] = []
         self._scheduled: dict[PortRef, float] = {}
         self._tie = itertools.count()
-        self._pending: list[tuple[PortRef, ManagerIdTlv, VsiTlv, float]] = []
+        # (port, manager, VSI TLV, keep-alive timeout, when it arrived)
+        self._pending: list[tuple[PortRef, ManagerIdTlv, VsiTlv, float, float]] = []
         self._parked: dict = {}  # VM-manager query -> {(port, VSI ID): request}
         self._counters: dict[int, dict[str, collections.Counter]] = collections.defaultdict(
             lambda: collections.defaultdict(collections.Counter)
@@ -258,8 +264,10 @@ class ControlPlane:
         if out.vdp and len(self._pending) + len(out.vdp) > PENDING_LIMIT:
             counters["vdp_overload"] += len(out.vdp)  # acknowledged: the station will resend
         else:
+            for _, vsi in out.vdp:
+                self.observer.vdp_request(_mode_name(vsi.mode))
             self._pending += [
-                (ref, manager, vsi, session.keepalive_timeout) for manager, vsi in out.vdp
+                (ref, manager, vsi, session.keepalive_timeout, now) for manager, vsi in out.vdp
             ]
         if self._note_agreement(ref, session):
             reaction.extend(self._rr_changed())  # hairpin flows follow reflective relay
@@ -299,33 +307,35 @@ class ControlPlane:
         return self._requests(pending, now)
 
     def _requests(self, requests, now: float) -> Reaction:
-        """(port, manager, VSI TLV, keep-alive timeout) requests. Those that change no binding
-        (keep-alives, refusals, Pre-Associates) are answered at once; the others become one
-        flow change, one ticket, and their responses after it."""
+        """(port, manager, VSI TLV, keep-alive timeout, arrival) requests. Those that change no
+        binding (keep-alives, refusals, Pre-Associates) are answered at once; the others become
+        one flow change, one ticket, and their responses after it."""
         at_once, changing, touched = [], [], set()
-        for ref, manager, vsi, keepalive_timeout in requests:
+        arrivals: dict[tuple[PortRef, VsiId, int], float] = {}  # for the response's latency
+        for ref, manager, vsi, keepalive_timeout, arrived in requests:
             try:
                 outcome = self.bridge.on_request(ref, manager, vsi, now, keepalive_timeout)
             except LookupPending as pending:
                 # The VM manager is being asked about this type: answer when it has answered.
                 # Only the latest request of a VSI at a port is kept: the station resends.
                 parked = self._parked.setdefault(pending.query, {})
-                parked[(ref, vsi.vsi_id)] = (manager, vsi, keepalive_timeout)
+                parked[(ref, vsi.vsi_id)] = (manager, vsi, keepalive_timeout, arrived)
                 continue
             if outcome.changes or vsi.vsi_id in touched:  # keep a VSI's answers in order
                 changing.append(outcome)
                 touched.add(vsi.vsi_id)
             else:
                 at_once.append(outcome)
-        reaction = self._apply(Outcome().merge(*at_once), now)
-        return reaction.extend(self._apply(Outcome().merge(*changing), now))
+            arrivals[(ref, vsi.vsi_id, vsi.mode)] = arrived
+        reaction = self._apply(Outcome().merge(*at_once), now, arrivals=arrivals)
+        return reaction.extend(self._apply(Outcome().merge(*changing), now, arrivals=arrivals))
 
     def lookup_done(self, query, now: float) -> Reaction:
         """The VM manager answered `query` (the answer is in the client's cache): the requests
         parked on it go through the bridge again."""
         parked = self._parked.pop(query, {})
         return self._requests(
-            [(ref, manager, vsi, timeout) for (ref, _), (manager, vsi, timeout) in parked.items()],
+            [(ref, *request) for (ref, _), request in parked.items()],
             now,
         )
 
@@ -369,22 +379,28 @@ class ControlPlane:
 
     # the VDP outcome -> flows -> responses --------------------------------------------------
     def _apply(
-        self, outcome: Outcome, now: float, activation: tuple[PortRef, str] | None = None
+        self,
+        outcome: Outcome,
+        now: float,
+        activation: tuple[PortRef, str] | None = None,
+        arrivals: dict | None = None,
     ) -> Reaction:
         after_flows = [(k, f) for k, f in outcome.events if k in _AFTER_FLOWS]
         for kind, fields in outcome.events:
             if kind in _AFTER_FLOWS:
                 continue
             self.migrations.observe(kind, fields, now)
+            if kind == "vsi.refused":
+                self.observer.refusal(fields["error"])
             if kind != "vsi.refused" or self.refusals.admit(fields, now):
                 self._emit(kind, fields)
         self._dirty_vsis |= outcome.dirty
         sends = outcome.responses + outcome.unsolicited
         if not outcome.changes:
-            return self._send_vdp(sends, now)
+            return self._send_vdp(sends, now, arrivals)
         self.locations.record(outcome.changes, now)
         reaction = self._flow_change(self.programmer.update(outcome.changes))
-        held = _Held(outcome.responses, outcome.unsolicited, after_flows, activation)
+        held = _Held(outcome.responses, outcome.unsolicited, after_flows, activation, arrivals)
         if not reaction.batches:
             return reaction.extend(self._release(held, now))
         reaction.ticket = next(self._tickets)
@@ -394,7 +410,7 @@ class ControlPlane:
     def _release(self, held: _Held, now: float) -> Reaction:
         """What waited for flows now in place: events, frames to run again, VDP messages."""
         self._emit_after_flows(held.events, now)
-        reaction = self._send_vdp(held.responses + held.unsolicited, now)
+        reaction = self._send_vdp(held.responses + held.unsolicited, now, held.arrivals)
         if held.activation is not None:
             ref = held.activation[0]
             reaction.resubmits += [
@@ -405,7 +421,9 @@ class ControlPlane:
 
     def _emit_after_flows(self, events: list[tuple[str, dict]], now: float) -> None:
         for kind, fields in events:
-            done = {**fields, "took_ms": round(1000 * (now - fields["first_frame_at"]), 3)}
+            took = now - fields["first_frame_at"]
+            self.observer.activation(took)
+            done = {**fields, "took_ms": round(1000 * took, 3)}
             self.migrations.observe(kind, done, now)
             self._emit(kind, done)
 
@@ -465,7 +483,7 @@ class ControlPlane:
             responses.append((port, manager, _failed(tlv)))
         undo.responses, undo.unsolicited = [], []  # the station hears of it through `responses`
         reaction = self._apply(undo, now)
-        return reaction.extend(self._send_vdp(responses + held.unsolicited, now))
+        return reaction.extend(self._send_vdp(responses + held.unsolicited, now, held.arrivals))
 
     # the saved intent -----------------------------------------------------------------------
     def save_unless_busy(self, now: float, busy: bool) -> None:
@@ -565,12 +583,19 @@ class ControlPlane:
         self._rr_applied, self._rr_dirty = rr_ports, True
         return self._flow_change(self.programmer.set_rr_ports(rr_ports))
 
-    def _send_vdp(self, sends: list[Send], now: float) -> Reaction:
+    def _send_vdp(self, sends: list[Send], now: float, arrivals: dict | None = None) -> Reaction:
+        """`arrivals`: when the requests these answer came, by (port, VSI ID, mode)."""
         if sends:
             self.save()  # what a station is told survives a restart
         by_port: dict[PortRef, list] = collections.defaultdict(list)
         for port, manager, tlv in sends:
             by_port[port].append((manager, tlv))
+            arrived = (arrivals or {}).get((port, tlv.vsi_id, tlv.mode))
+            self.observer.vdp_response(
+                _mode_name(tlv.mode),
+                _status_name(tlv),
+                None if arrived is None else now - arrived,
+            )
         reaction = Reaction()
         for ref, items in by_port.items():
             session = self._sessions.get(ref.dpid, {}).get(ref.port_no)
@@ -760,6 +785,16 @@ class ControlPlane:
             for d in sorted(self._sessions)
             for p in sorted(self._sessions[d])
         ]
+
+
+def _mode_name(mode: int) -> str:
+    return VdpTlvType(mode).name.lower() if mode in VdpTlvType._value2member_map_ else str(mode)
+
+
+def _status_name(tlv: VsiTlv) -> str:
+    if not tlv.is_response:
+        return "unsolicited"  # a bridge-initiated De-Associate
+    return VdpError(tlv.error).name.lower() if tlv.error in VdpError._value2member_map_ else "other"
 
 
 def _failed(tlv: VsiTlv) -> VsiTlv:

@@ -266,9 +266,10 @@ class FabricControl:
             out += self.react(self.control.flows_confirmed(reaction.ticket, {}, now), now)
         return out
 
-    def _confirm(self, completed: list[tuple[int, dict]], now: float) -> Out:
+    def _confirm(self, completed: list[tuple[int, dict, float]], now: float) -> Out:
         out: Out = []
-        for ticket, failed in completed:
+        for ticket, failed, started in completed:
+            self.control.observer.flow_batch(now - started, failed=bool(failed))
             out += self.react(self.control.flows_confirmed(ticket, failed, now), now)
         return out
 

@@ -21,6 +21,10 @@ class NmsService(Protocol):
     def stations(self) -> list[dict[str, Any]]:
         """Per server port with a station: EVB agreement, ECP state, counters."""
 
+    def vsi_counts(self) -> dict[str, dict[str, int]]:
+        """VSI attachments held {"by_switch": {name: n}, "by_tenant": {tenant: n}}; costs the
+        ports and the VSI types in use, not the VSIs."""
+
     def associations(self) -> list[dict[str, Any]]:
         """Every VSI the bridge holds: vsi_id, state, attachments (switch, port_no, port,
         state, manager_id, type_id, type_version, profile, tenant, entries [{mac, vid}])."""

@@ -93,6 +93,12 @@ class ControllerProcess:
     def rest(self, path: str):
         return self.call("GET", path)
 
+    def text(self, path: str) -> str:
+        """GET `path`: its body as text (GET /metrics)."""
+        url = f"http://127.0.0.1:{self.rest_port}{path}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.read().decode()
+
     def call(self, method: str, path: str, body=None):
         """One REST request with a JSON body; the JSON answer (None if it has none)."""
         request = urllib.request.Request(

@@ -46,6 +46,7 @@ from app.fabric_control import FabricControl, Out
 from app.faults.monitor import FaultMonitor
 from app.faults.subscriptions import Subscribers
 from app.flows import flow_stats_wire
+from app.metrics import Metrics
 from app.policy.database import VsiTypeDatabase
 from app.registry.pools import VlanPools
 from app.registry.registry import Registry
@@ -101,6 +102,8 @@ class EvbApp(app_manager.OSKenApp):
         )
         self.event_log = EventLog()
         self.event_log.add_sink(self.store.append_event)
+        self.metrics = Metrics()
+        self.event_log.add_sink(self.metrics.on_event)
         self.vcenter, self._lookups_done = None, queue.SimpleQueue()
         lookup = lookup_in_database
         if self.settings.vcenter_url:
@@ -158,6 +161,7 @@ class EvbApp(app_manager.OSKenApp):
                 locations=LocationHistory(
                     saved=self.store.locations(), save=self.store.save_locations
                 ),
+                observer=self.metrics,
             ),
             self.settings.trunk_ports,
             record_switch=self._record_switch,
@@ -170,6 +174,12 @@ class EvbApp(app_manager.OSKenApp):
         self._connections_lock = threading.Lock()
         self.stray_messages = 0  # from connections that do not speak for a dpid: dropped
         self.service = ControllerService(self.fabric, bridge, self.lock, self._send)
+        self.metrics.watch(
+            switches=self.service.switches,
+            vsi_counts=self.service.vsi_counts,
+            alarms=lambda: self.monitor.alarms(None, active_only=True),
+            webhooks=self._webhook_stats,
+        )
         self.registry = Registry(
             self.policies,
             self.store,
@@ -192,6 +202,7 @@ class EvbApp(app_manager.OSKenApp):
                 self.store,
                 self.monitor,
                 self.tokens or self.settings.api_tokens,
+                metrics=self.metrics,
             ).wsgi,
         )
 
@@ -209,6 +220,15 @@ class EvbApp(app_manager.OSKenApp):
             vsi_types=len(self.registry.database()),
         )
         return thread
+
+    def _webhook_stats(self) -> dict[str, dict[str, int]]:
+        """Delivery counters: the VM manager's notifier, the fault subscribers' summed."""
+        stats = {"vm_manager": self.notifier.stats()} if self.vcenter is not None else {}
+        summed: dict[str, int] = {}
+        for subscription in self.monitor.subscribers.list(None):
+            for result, count in subscription["delivery"].items():
+                summed[result] = summed.get(result, 0) + count
+        return {**stats, "subscribers": summed} if summed else stats
 
     def stop(self):
         self._stopping.set()

@@ -44,6 +44,15 @@ class ControllerService:
         with self._lock:
             return self._control.sessions_snapshot()
 
+    def vsi_counts(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            by_dpid, by_tenant = self._bridge.attachment_counts()
+            names = {dpid: self._control.switches.name(dpid) for dpid in by_dpid}
+        return {
+            "by_switch": {names[dpid]: count for dpid, count in by_dpid.items()},
+            "by_tenant": by_tenant,
+        }
+
     def associations(self) -> list[dict[str, Any]]:
         with self._lock:
             names = self._control.switches.port_names()

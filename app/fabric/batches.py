@@ -46,21 +46,21 @@ class BatchTracker:
         if ticket is not None:
             self._tickets[ticket].failed.setdefault(dpid, reason)
 
-    def on_barrier(self, dpid: int, xid: int) -> list[tuple[int, dict]]:
+    def on_barrier(self, dpid: int, xid: int) -> list[tuple[int, dict, float]]:
         ticket = self._by_xid.get((dpid, xid))
         if ticket is None:
             return []
         self._tickets[ticket].waiting.discard((dpid, xid))
         return self._completed()
 
-    def on_disconnect(self, dpid: int) -> list[tuple[int, dict]]:
+    def on_disconnect(self, dpid: int) -> list[tuple[int, dict, float]]:
         for entry in self._tickets.values():
             if any(d == dpid for d, _ in entry.waiting):
                 entry.waiting = {w for w in entry.waiting if w[0] != dpid}
                 entry.failed.setdefault(dpid, "switch disconnected")
         return self._completed()
 
-    def expire(self, now: float) -> list[tuple[int, dict]]:
+    def expire(self, now: float) -> list[tuple[int, dict, float]]:
         for entry in self._tickets.values():
             if now - entry.started > TIMEOUT:
                 for dpid, _ in entry.waiting:
@@ -68,11 +68,12 @@ class BatchTracker:
                 entry.waiting.clear()
         return self._completed()
 
-    def _completed(self) -> list[tuple[int, dict]]:
-        """(ticket, failed switches) of every ticket with no barrier outstanding."""
+    def _completed(self) -> list[tuple[int, dict, float]]:
+        """(ticket, failed switches, when it was sent) of every ticket with no barrier
+        outstanding."""
         done = [(t, e) for t, e in self._tickets.items() if not e.waiting]
         for ticket, entry in done:
             del self._tickets[ticket]
             for key in entry.messages:
                 del self._by_xid[key]
-        return [(ticket, entry.failed) for ticket, entry in done]
+        return [(ticket, entry.failed, entry.started) for ticket, entry in done]

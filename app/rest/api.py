@@ -11,6 +11,7 @@ from webob import Request, Response
 
 from app.config import ApiToken
 from app.faults.monitor import FaultMonitor
+from app.metrics import Metrics
 from app.policy.errors import PolicyError
 from app.registry import Registry
 from app.registry.errors import Conflict, Forbidden, InvalidInput, NotFound, RegistryError
@@ -30,6 +31,8 @@ from app.store.base import Store
 LOG = logging.getLogger("evb_nms.rest")
 OPENAPI_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 _STATUS = {InvalidInput: 400, Forbidden: 403, NotFound: 404, Conflict: 409}
+# A client's method is a label value only if it is one of these (bounded cardinality).
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class RestApi:
@@ -41,11 +44,14 @@ class RestApi:
         monitor: FaultMonitor,
         api_tokens: Sequence[ApiToken] | Callable[[], Sequence[ApiToken]] = (),
         openapi_path: Path = OPENAPI_PATH,
+        metrics: Metrics | None = None,
     ):
-        """``api_tokens``: fixed, or a callable giving those in force (app/rest/tokens.py)."""
+        """``api_tokens``: fixed, or a callable giving those in force (app/rest/tokens.py);
+        ``metrics``: served at GET /metrics (admin tokens), and told of every request."""
         fixed = tuple(api_tokens) if not callable(api_tokens) else None
         self._auth = Authenticator(api_tokens if fixed is None else lambda: fixed)
         self._openapi_path = openapi_path
+        self._metrics = metrics
         self.router = Router(
             [
                 *FabricViews(service, registry).routes(),
@@ -56,13 +62,16 @@ class RestApi:
                 *EventViews(store).routes(),
                 *FaultViews(service, monitor).routes(),
                 Route("GET", "/v1/openapi.yaml", self.openapi, Access.OPEN),
+                *([Route("GET", "/metrics", self.metrics, Access.ADMIN)] if metrics else []),
             ]
         )
 
     def wsgi(self, environ, start_response):
         request = Request(environ)
+        template = "unmatched"
         try:
             route, params = self.router.match(request.method, _path(request))
+            template = route.template
             principal = None
             if route.access is not Access.OPEN:
                 principal = self._auth.principal(request)
@@ -83,7 +92,17 @@ class RestApi:
             # The raw path, escaped: it is the client's text, and must not forge log lines.
             LOG.exception("%s %a failed", request.method, environ.get("PATH_INFO", ""))
             response = error_response(500, f"internal error: {type(err).__name__}")
+        if self._metrics is not None:
+            method = request.method if request.method in _METHODS else "other"
+            self._metrics.rest_request(method, template, response.status_code)
         return response(environ, start_response)
+
+    def metrics(self, request: Request, principal):
+        assert self._metrics is not None  # the route exists only with them
+        body, content_type = self._metrics.exposition()
+        response = Response(body=body)
+        response.headers["Content-Type"] = content_type
+        return response
 
     def openapi(self, request: Request, principal):
         try:

@@ -776,6 +776,18 @@ class VdpBridge:
     def __len__(self) -> int:
         return len(self._vsis)
 
+    def attachment_counts(self) -> tuple[dict[int, int], dict[str, int]]:
+        """Attachments per switch (dpid) and per tenant, from the indexes: costs the ports and
+        the VSI types in use, not the VSIs (a metrics scrape asks it)."""
+        by_switch: dict[int, int] = defaultdict(int)
+        for port, vsis in self._vsis_at.items():
+            by_switch[port.dpid] += len(vsis)
+        by_tenant: dict[str, int] = defaultdict(int)
+        for profiles in self._profiles_in_use.values():
+            for profile, count in profiles.items():
+                by_tenant[profile.tenant] += count
+        return dict(by_switch), dict(by_tenant)
+
     def _info(self, vsi: _Vsi) -> VsiInfo:
         held = [vsi.suspended] if vsi.suspended is not None else []
         attachments = tuple(

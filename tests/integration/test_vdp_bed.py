@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.bed import MARKS, dump_flows, wait_until
 
@@ -111,7 +112,8 @@ def test_vms_of_other_vlans_and_tenants_do_not_reach_each_other(vms):
     assert web100.ping(db200.address, count=2, wait=0.5) == (2, 0)
 
 
-def test_refused_vms_get_the_error_status_and_not_one_packet_through(bed, vms):
+def test_refused_vms_get_the_error_status_and_not_one_packet_through(bed, vms, controller):
+    refusals_before = _refusals(controller)
     victim = vms.add("srv21")
     assert victim.result.ok
     unknown_type = vms.add("srv11", profile=dict(typeid=99, typeidver=1))
@@ -128,6 +130,20 @@ def test_refused_vms_get_the_error_status_and_not_one_packet_through(bed, vms):
     for vm in (unknown_type, wrong_vlan):
         assert vm.ping(victim.address, count=3, wait=0.5) == (3, 0)
     assert _delivered_to(bed, victim) == before
+    # The operator's Prometheus sees them, by VDP error.
+    refusals = _refusals(controller)
+    for error, more in (("other_failure", 1), ("invalid_vid_group_mac", 2)):
+        assert refusals.get(error, 0) - refusals_before.get(error, 0) == more, refusals
+
+
+def _refusals(controller) -> dict[str, float]:
+    """GET /metrics, parsed by Prometheus's own parser: refusals by VDP error."""
+    return {
+        sample.labels["error"]: sample.value
+        for family in text_string_to_metric_families(controller.text("/metrics"))
+        for sample in family.samples
+        if sample.name == "evb_nms_vsi_refusals_total"
+    }
 
 
 def _delivered_to(bed, vm):

@@ -14,6 +14,7 @@ from app.events import EventLog
 from app.faults.alarms import places_of
 from app.faults.monitor import FaultMonitor
 from app.faults.subscriptions import Subscribers
+from app.metrics import Metrics
 from app.policy.database import VsiTypeDatabase
 from app.policy.loader import load_policies
 from app.registry import Registry
@@ -107,7 +108,7 @@ class FakeService:
                     {"number": 1, "name": "edge1-s1", "role": "server", "up": True},
                     {"number": 101, "name": "edge1-up1", "role": "trunk", "up": True},
                 ],
-                "punts": {},
+                "punts": {"edge1-s1": {"malformed": 2, "retransmits": 1, "rx_requests": 7}},
             },
             {
                 "dpid": "0000000000000002",
@@ -133,6 +134,15 @@ class FakeService:
                 "counters": {"vdp": 3},
             }
         ]
+
+    def vsi_counts(self):
+        by_switch: dict[str, int] = {}
+        by_tenant: dict[str, int] = {}
+        for vsi in self.held:
+            for a in vsi["attachments"]:
+                by_switch[a["switch"]] = by_switch.get(a["switch"], 0) + 1
+                by_tenant[a["tenant"]] = by_tenant.get(a["tenant"], 0) + 1
+        return {"by_switch": by_switch, "by_tenant": by_tenant}
 
     def associations(self):
         return [dict(vsi) for vsi in self.held]
@@ -208,6 +218,8 @@ class Harness:
         self.store = SqliteStore(self.db_path)
         self.events = EventLog()
         self.events.add_sink(self.store.append_event)
+        self.metrics = Metrics()
+        self.events.add_sink(self.metrics.on_event)
         self.registry = Registry(
             load_policies(POLICIES),
             self.store,
@@ -219,7 +231,15 @@ class Harness:
             self.events, self.store, self._places, subscribers=self.subscribers()
         )
         self.events.add_sink(self.monitor)
-        self.api = RestApi(self.service, self.registry, self.store, self.monitor, self.tokens)
+        self.metrics.watch(
+            switches=self.service.switches,
+            vsi_counts=self.service.vsi_counts,
+            alarms=lambda: self.monitor.alarms(None, active_only=True),
+            webhooks=dict,
+        )
+        self.api = RestApi(
+            self.service, self.registry, self.store, self.monitor, self.tokens, metrics=self.metrics
+        )
 
     def _places(self, where) -> list:
         """The fault monitor's question, answered from the fake service's associations."""
