@@ -1,6 +1,10 @@
 """GET /metrics: what the control plane counts as it happens and what a scrape reads from what
 the controller holds, parsed back with Prometheus's own text parser."""
 
+import json
+import re
+from pathlib import Path
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.codec.vdp import VdpTlvType
@@ -87,3 +91,22 @@ def test_metrics_need_an_admin_token_and_count_the_api_by_route_template(tmp_pat
         assert got[("evb_nms_vsis", (("switch", "edge1"),))] >= 1  # the fake's held VSIs
     finally:
         harness.close()
+
+
+def test_the_grafana_dashboard_and_the_docs_name_only_metrics_the_controller_serves():
+    metrics = Metrics()
+    metrics.watch(
+        switches=lambda: [{"name": "e", "state": "ready", "punts": {"p": {"retransmits": 1}}}],
+        vsi_counts=lambda: {"by_switch": {}, "by_tenant": {}},
+        alarms=list,
+        webhooks=dict,
+    )
+    served = {
+        family.name for family in text_string_to_metric_families(metrics.exposition()[0].decode())
+    }
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    dashboard = json.loads((docs / "grafana-evb-nms.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    named = set(re.findall(r"evb_nms_[a-z_]+", exprs + (docs / "metrics.md").read_text()))
+    # A histogram is used through its _bucket/_count series, a counter through _total.
+    assert {re.sub(r"_(bucket|count|sum|total)$", "", name) for name in named} <= served
