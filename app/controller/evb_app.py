@@ -77,6 +77,7 @@ _CONNECTED = [CONFIG_DISPATCHER, MAIN_DISPATCHER]
 _MULTIPART_REPLIES = [
     ofp_event.EventOFPPortDescStatsReply,
     ofp_event.EventOFPMeterConfigStatsReply,
+    ofp_event.EventOFPMeterStatsReply,
     ofp_event.EventOFPFlowStatsReply,
 ]
 
@@ -210,6 +211,8 @@ class EvbApp(app_manager.OSKenApp):
         thread = super().start()
         self.rest.start()
         self.threads.append(hub.spawn(self._canary_loop))
+        if self.settings.stats_interval:
+            self.threads.append(hub.spawn(self._stats_loop))
         self.threads.append(hub.spawn(self._tick_loop))
         self.threads.append(hub.spawn(self._work_loop))
         self.event_log.emit(
@@ -435,6 +438,12 @@ class EvbApp(app_manager.OSKenApp):
         while not self._stopping.wait(self.settings.canary_interval):
             with self.lock:
                 self._send(self.fabric.canary_probes())
+
+    def _stats_loop(self):
+        """The VM statistics: one flow stats and one meter stats request per ready switch."""
+        while not self._stopping.wait(self.settings.stats_interval):
+            with self.lock:
+                self._send(self.fabric.stats_probes())
 
     def _wake_closed_connections(self):
         """With native threads os-ken reports a lost switch (DEAD_DISPATCHER) only when the

@@ -24,7 +24,14 @@ from app.flows import ofmsg
 from app.flows.base_pipeline import CANARY_COOKIE, base_flows, base_meters, is_local_port
 from app.flows.ofmsg import FlowEntry, MeterSpec
 from app.flows.reconcile import reconcile_meters, reconcile_switch
-from app.flows.tables import COOKIE_APP, COOKIE_MASK_APP, COOKIE_MASK_OWNER
+from app.flows.tables import (
+    COOKIE_APP,
+    COOKIE_MASK_APP,
+    COOKIE_MASK_KIND,
+    COOKIE_MASK_OWNER,
+    CookieKind,
+    cookie,
+)
 
 
 class SyncState(str, Enum):
@@ -68,7 +75,8 @@ class SwitchSync:
         return msg
 
     def purpose(self, xid: int) -> str | None:
-        """What a reply with this xid answers ('ports', 'flows', 'meters', 'canary', 'barrier')."""
+        """What a reply with this xid answers ('ports', 'flows', 'meters', 'canary', 'barrier',
+        'stats_flows', 'stats_meters')."""
         return self._pending.pop(xid, None)
 
     def desired_flows(self) -> list[FlowEntry]:
@@ -181,6 +189,22 @@ class SwitchSync:
         if self.state is not SyncState.READY:
             return []
         return [self._request(ofmsg.flow_stats_request(CANARY_COOKIE, COOKIE_MASK_OWNER), "canary")]
+
+    def stats_probe(self) -> list:
+        """The VM statistics' two requests (app/flows/vm_stats.py): the VSI flows' counters and
+        the meters'. None while the last ones are unanswered, so a slow switch never has more
+        than one poll outstanding."""
+        if self.state is not SyncState.READY or self._stats_pending():
+            return []
+        return [
+            self._request(
+                ofmsg.flow_stats_request(cookie(CookieKind.VSI), COOKIE_MASK_KIND), "stats_flows"
+            ),
+            self._request(parser.OFPMeterStatsRequest(None, 0, ofp.OFPM_ALL), "stats_meters"),
+        ]
+
+    def _stats_pending(self) -> bool:
+        return any(p.startswith("stats_") for p in self._pending.values())
 
     def on_canary(self, stats: list) -> list:
         """An empty answer means the switch lost our flows (restart, foreign flush): resync."""

@@ -4,7 +4,8 @@ os-ken parses each flow of a reply into an OFPFlowStats with an OFPMatch (plus t
 its old match API) and instruction and action objects: at reconnect, about half of the
 controller's CPU (bench.scale --restart, py-spy). Reconciliation needs a flow's key (table,
 priority, match fields) and its instructions as octets (FlowEntry.body, which compares the
-instructions the way they are serialized), so this parser builds only a FlowEntry. The os-ken
+instructions the way they are serialized), so this parser builds only a FlowEntry, and keeps
+the flow's packet and byte counts for the VM statistics (app/flows/vm_stats.py). The os-ken
 shim makes it the body parser of flow stats replies (`install`). Pure: bytes in, entries out.
 """
 
@@ -22,19 +23,24 @@ _MATCH_HEADER = struct.Struct("!HH")
 
 class WireFlowStats:
     """One flow of a flow stats reply: its length on the wire (os-ken's multipart parser steps
-    by it) and the FlowEntry it describes."""
+    by it), the FlowEntry it describes and its counters (the VM statistics read them,
+    app/flows/vm_stats.py)."""
 
-    __slots__ = ("length", "entry")
+    __slots__ = ("length", "entry", "packet_count", "byte_count")
 
-    def __init__(self, length: int, entry: FlowEntry) -> None:
+    def __init__(
+        self, length: int, entry: FlowEntry, packet_count: int = 0, byte_count: int = 0
+    ) -> None:
         self.length = length
         self.entry = entry
+        self.packet_count = packet_count
+        self.byte_count = byte_count
 
     @classmethod
     def parser(cls, buf, offset: int) -> "WireFlowStats":
         """struct.error on truncated octets, as os-ken's parsers (its receive loop logs it)."""
-        (length, table_id, _, _, priority, _, _, _, cookie, _, _) = _FLOW_STATS.unpack_from(
-            buf, offset
+        (length, table_id, _, _, priority, _, _, _, cookie, packets, octets) = (
+            _FLOW_STATS.unpack_from(buf, offset)
         )
         match_at = offset + _FLOW_STATS.size
         match_type, match_length = _MATCH_HEADER.unpack_from(buf, match_at)
@@ -53,7 +59,7 @@ class WireFlowStats:
         # The instructions exactly as the switch sent them: the octets FlowEntry.body compares
         # (its cached value, set as if computed).
         entry.__dict__["body"] = bytes(buf[instructions_at : offset + length])
-        return cls(length, entry)
+        return cls(length, entry, packets, octets)
 
 
 # The same (field, value, mask) recurs in most flows (VLANs, EtherTypes, ports, metadata).
@@ -62,5 +68,6 @@ _to_user = functools.lru_cache(maxsize=65536)(ofp.oxm_to_user)
 
 def install() -> None:
     """Makes os-ken parse the body of every flow stats reply with WireFlowStats (the hook its
-    own `_set_stats_type` sets; this process asks for flow stats only to reconcile)."""
+    own `_set_stats_type` sets; this process asks for flow stats only to reconcile and to count
+    its VMs' traffic, which reads the counters and the FlowEntry only)."""
     parser.OFPFlowStatsReply.cls_stats_body_cls = WireFlowStats
