@@ -180,6 +180,7 @@ class EvbApp(app_manager.OSKenApp):
             vsi_counts=self.service.vsi_counts,
             alarms=lambda: self.monitor.alarms(None, active_only=True),
             webhooks=self._webhook_stats,
+            port_stats=self.service.port_stats,
         )
         self.registry = Registry(
             self.policies,

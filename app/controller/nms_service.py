@@ -8,7 +8,9 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from app.control_plane import Reaction
+from app.fabric.ports import PortRef
 from app.fabric_control import FabricControl, Out
+from app.flows.vm_stats import COUNTERS, Counters
 from app.policy.database import VsiTypeDatabase
 from app.vdp.bridge import VdpBridge
 from app.vdp.describe import vsi_id_from_text, vsi_id_text
@@ -63,6 +65,29 @@ class ControllerService:
         with self._lock:
             info = self._bridge.vsi(parsed) if parsed is not None else None
             return vsi_view(info, self._names(info)) if info is not None else None
+
+    def vm_stats(self, vsi_id: str) -> list[dict[str, Any]] | None:
+        parsed = vsi_id_from_text(vsi_id.lower())
+        with self._lock:
+            info = self._bridge.vsi(parsed) if parsed is not None else None
+            if info is None:
+                return None
+            offset = time.time() - time.monotonic()  # the control plane's clock is monotonic
+            names = self._control.switches.names
+            return [
+                _attachment_stats(
+                    names(a.port), self._fabric.stats.vm(a.port.dpid, a.handle), offset
+                )
+                for a in info.attachments
+            ]
+
+    def port_stats(self) -> list[dict[str, Any]]:
+        with self._lock:
+            names = self._control.switches.names
+            return [
+                {**_switch_port(names(PortRef(dpid, port_no))), **counters.as_dict()}
+                for dpid, port_no, counters in self._fabric.stats.ports()
+            ]
 
     def _names(self, info) -> dict:
         """(switch, port) names of the VSI's ports only."""
@@ -129,6 +154,19 @@ class ControllerService:
 
     def _react(self, reaction: Reaction, now: float) -> None:
         self._send(self._fabric.react(reaction, now))
+
+
+def _switch_port(names: tuple[str, str]) -> dict[str, str]:
+    return {"switch": names[0], "port": names[1]}
+
+
+def _attachment_stats(
+    names: tuple[str, str], counted: tuple[Counters, float] | None, offset: float
+) -> dict[str, Any]:
+    if counted is None:
+        return {**_switch_port(names), **dict.fromkeys(COUNTERS), "polled_at": None}
+    counters, polled_at = counted
+    return {**_switch_port(names), **counters.as_dict(), "polled_at": round(polled_at + offset, 3)}
 
 
 def vsi_view(info, names) -> dict:

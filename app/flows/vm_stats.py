@@ -36,6 +36,9 @@ _ADMISSION = (Priority.VM_ADMIT, Priority.VM_ADMIT_IP)
 PortOf = Callable[[int], PortRef | None]
 
 
+COUNTERS = ("packets_in", "bytes_in", "packets_out", "bytes_out", "acl_drops", "meter_drops")
+
+
 @dataclass
 class Counters:
     packets_in: int = 0
