@@ -1,0 +1,63 @@
+"""VM statistics on the real bed: the controller polls every switch each second (one flow stats
+and one meter stats request per switch), and a VM's counters follow its traffic: a ping raises
+its packets in and out, a telnet its "web" profile denies raises its ACL drops."""
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.bed import MARKS, wait_until
+from tests.integration.test_vdp_bed import Vms, _tcp_connects
+
+pytestmark = MARKS
+INTERVAL = 1.0
+
+
+@pytest.fixture(scope="module")
+def controller_args():
+    return ("--stats-interval", str(INTERVAL))
+
+
+@pytest.fixture
+def vms(bed, stations):
+    return Vms(bed, stations)
+
+
+def _stats(controller, vm) -> dict:
+    (attachment,) = controller.rest(f"/v1/vms/{vm.uuid}/stats")["attachments"]
+    return attachment
+
+
+def _after_next_poll(controller, vm, since: float) -> dict:
+    """The VM's counters from a poll later than `since` (the Unix time of an earlier one)."""
+    return wait_until(
+        lambda: (s := _stats(controller, vm))["polled_at"] and s["polled_at"] > since and s,
+        timeout=5 * INTERVAL,
+        message="no newer poll",
+    )
+
+
+def test_a_ping_raises_packets_and_a_denied_telnet_the_acl_drops(controller, vms):
+    client, server = vms.add("srv11"), vms.add("srv21")
+    assert client.result.ok and server.result.ok
+    first = _after_next_poll(controller, client, 0)
+    assert (first["switch"], first["port"]) == ("edge1", "edge1-s1")
+    assert client.ping(server.address, count=5, wait=1) == (5, 5)
+    pinged = _after_next_poll(controller, client, first["polled_at"])
+    assert pinged["packets_in"] - first["packets_in"] >= 5  # the echo requests (+ ARP)
+    assert pinged["packets_out"] - first["packets_out"] >= 5  # the replies delivered
+    assert pinged["bytes_in"] - first["bytes_in"] >= 5 * 98
+    assert pinged["acl_drops"] == first["acl_drops"]
+    assert not _tcp_connects(client, server, 23)  # "web" denies telnet at the sender's ACL
+    denied = _after_next_poll(controller, client, pinged["polled_at"])
+    assert denied["acl_drops"] > pinged["acl_drops"]
+    assert denied["meter_drops"] == 0  # a few packets, far below its 10 Mbit/s
+    # The association view carries the same counters, the port's metrics their sums.
+    association = controller.rest(f"/v1/associations/{client.uuid}")
+    assert association["stats"][0]["acl_drops"] >= denied["acl_drops"]
+    drops = {
+        (s.labels["switch"], s.labels["port"], s.labels["reason"]): s.value
+        for family in text_string_to_metric_families(controller.text("/metrics"))
+        for s in family.samples
+        if s.name == "evb_nms_port_vm_drops"
+    }
+    assert drops[("edge1", "edge1-s1", "acl")] >= denied["acl_drops"]
