@@ -59,6 +59,7 @@ from app.vcenter.client import VcenterClient
 from app.vcenter.credentials import Credential
 from app.vcenter.destinations import DestinationPolicy
 from app.vcenter.notifier import DeliveryPool, Notifier
+from app.vcenter.vm_report import ReportCursor
 from app.vdp.authorizer import Authorizer, lookup_in_database
 from app.vdp.bridge import VdpBridge
 from app.vdp.locations import LocationHistory
@@ -441,10 +442,21 @@ class EvbApp(app_manager.OSKenApp):
                 self._send(self.fabric.canary_probes())
 
     def _stats_loop(self):
-        """The VM statistics: one flow stats and one meter stats request per ready switch."""
+        """The VM statistics: one flow stats and one meter stats request per ready switch;
+        then, with a VM manager, the next page of the VM report (from the last poll's counters)
+        to its webhook."""
+        cursor = ReportCursor()
         while not self._stopping.wait(self.settings.stats_interval):
-            with self.lock:
-                self._send(self.fabric.stats_probes())
+            try:
+                with self.lock:
+                    self._send(self.fabric.stats_probes())
+                if self.vcenter is not None:
+                    report = self.service.vm_report(cursor)
+                    if report is not None:
+                        self.notifier.notify(report)
+            except Exception:  # the polls must survive any bug in one round
+                self.handler_errors += 1
+                LOG.exception("statistics poll failed")
 
     def _wake_closed_connections(self):
         """With native threads os-ken reports a lost switch (DEAD_DISPATCHER) only when the

@@ -12,6 +12,7 @@ from app.fabric.ports import PortRef
 from app.fabric_control import FabricControl, Out
 from app.flows.vm_stats import COUNTERS, Counters
 from app.policy.database import VsiTypeDatabase
+from app.vcenter.vm_report import KIND, ReportCursor
 from app.vdp.bridge import VdpBridge
 from app.vdp.describe import vsi_id_from_text, vsi_id_text
 from app.vdp.migrations import document
@@ -88,6 +89,56 @@ class ControllerService:
                 {**_switch_port(names(PortRef(dpid, port_no))), **counters.as_dict()}
                 for dpid, port_no, counters in self._fabric.stats.ports()
             ]
+
+    def vm_report(self, cursor: ReportCursor) -> dict[str, Any] | None:
+        """The next VM report (app/vcenter/vm_report.py) as a notification body: the servers'
+        ports of the page with their VMs summed, and each VM attached there with its state and
+        counters; None while no VM is held. Not in NmsService: the shim sends it, no API asks."""
+        with self._lock:
+            ports = self._bridge.ports_held()
+            page = cursor.page(ports, lambda port: len(self._bridge.held_at(port)))
+            if not page:
+                return None
+            offset = time.time() - time.monotonic()
+            names = self._control.switches.names
+            servers, vms = [], []
+            for port in page:
+                held = self._bridge.held_at(port)
+                totals = self._fabric.stats.port(port.dpid, port.port_no)
+                servers.append(
+                    {
+                        **_switch_port(names(port)),
+                        "vms": len(held),
+                        **(totals.as_dict() if totals is not None else dict.fromkeys(COUNTERS)),
+                    }
+                )
+                for vsi_id in held:
+                    info = self._bridge.vsi(vsi_id)
+                    here = [a for a in info.attachments if a.port == port] if info else []
+                    if info is None or not here:
+                        continue
+                    att = here[-1]  # a suspended record, listed first, is not the attachment
+                    counted = self._fabric.stats.vm(port.dpid, att.handle)
+                    vms.append(
+                        {
+                            "vsi_id": info.name,
+                            "state": att.state.value,
+                            "tenant": att.tenant,
+                            **_attachment_stats(names(port), counted, offset),
+                        }
+                    )
+        return {
+            "kind": KIND,
+            "ts": round(time.time(), 3),
+            "switch": None,
+            "port": None,
+            "detail": {
+                "servers": servers,
+                "vms": vms,
+                "ports_held": len(ports),
+                "round_complete": page[-1] == ports[-1],
+            },
+        }
 
     def _names(self, info) -> dict:
         """(switch, port) names of the VSI's ports only."""

@@ -157,6 +157,11 @@ class VmStats:
             return None
         return counters, switch.polled_at
 
+    def port(self, dpid: int, port_no: int) -> Counters | None:
+        """The sums of one port's VMs' counters; None before a poll counted any."""
+        switch = self._switches.get(dpid)
+        return switch.totals.get(port_no) if switch is not None else None
+
     def ports(self) -> list[tuple[int, int, Counters]]:
         """(dpid, port number, the sum of its VMs' counters) for every port with VMs counted."""
         return [
