@@ -1,20 +1,50 @@
 """VM statistics on the real bed: the controller polls every switch each second (one flow stats
 and one meter stats request per switch), and a VM's counters follow its traffic: a ping raises
-its packets in and out, a telnet its "web" profile denies raises its ACL drops."""
+its packets in and out, a telnet its "web" profile denies raises its ACL drops. The reference VM
+manager (evb-vcenter) gets the VM reports."""
+
+import json
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.bed import MARKS, wait_until
 from tests.integration.test_vdp_bed import Vms, _tcp_connects
+from topologies.controller_process import free_port, wait_for_listen
 
 pytestmark = MARKS
 INTERVAL = 1.0
 
 
 @pytest.fixture(scope="module")
-def controller_args():
-    return ("--stats-interval", str(INTERVAL))
+def manager_port():
+    """The reference VM manager, for the whole module (no credentials: a lab)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.vcenter.reference", "--listen", f"127.0.0.1:{port}"],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for_listen("127.0.0.1", port, 10, proc)
+    yield port
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def controller_args(manager_port):
+    return (
+        "--stats-interval",
+        str(INTERVAL),
+        "--vcenter-url",
+        f"http://127.0.0.1:{manager_port}",
+    )
 
 
 @pytest.fixture
@@ -61,3 +91,29 @@ def test_a_ping_raises_packets_and_a_denied_telnet_the_acl_drops(controller, vms
         if s.name == "evb_nms_port_vm_drops"
     }
     assert drops[("edge1", "edge1-s1", "acl")] >= denied["acl_drops"]
+
+
+def test_the_vm_manager_gets_reports_with_each_vms_counters(controller, vms, manager_port):
+    vm = vms.add("srv12")
+    assert vm.result.ok
+    _after_next_poll(controller, vm, 0)
+
+    def reported():
+        url = f"http://127.0.0.1:{manager_port}/v1/notifications?kind=vm.report"
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            body = json.loads(answer.read())
+        items = body["notifications"] if isinstance(body, dict) else body
+        return [
+            (report, row)
+            for report in items
+            for row in report["detail"]["vms"]
+            # The last test's first VM had the same VSI ID, at edge1-s1.
+            if (row["vsi_id"], row["port"]) == (vm.uuid, "edge1-s2")
+            and row["polled_at"] is not None
+        ]
+
+    report, row = wait_until(reported, timeout=5 * INTERVAL, message="no VM report")[-1]
+    assert (row["switch"], row["state"]) == ("edge1", "associated")
+    assert row["packets_in"] is not None and row["acl_drops"] is not None
+    server = next(s for s in report["detail"]["servers"] if s["port"] == "edge1-s2")
+    assert server["vms"] == 1 and report["seq"] >= 1
