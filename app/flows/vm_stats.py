@@ -23,14 +23,17 @@ not a flow or meter stats entry is counted as malformed and dropped.
 """
 
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from app.fabric.ports import PortRef
 from app.flows import ofmsg
 from app.flows.tables import VM_METER_BASE, CookieKind, Priority, Table, cookie_kind
 
 _OWNER = (1 << 48) - 1
-_ADMISSION = (Priority.VM_ADMIT, Priority.VM_ADMIT_IP)
+# Plain ints: compared once per flow of a reply.
+_ADMISSION = frozenset({int(Priority.VM_ADMIT), int(Priority.VM_ADMIT_IP)})
+_CLASSIFY, _EGRESS_ACL = int(Table.CLASSIFY), int(Table.EGRESS_ACL)
+_COUNTING = frozenset({_CLASSIFY, int(Table.INGRESS_ACL), _EGRESS_ACL})
 
 # The port a binding (by handle) is held at; None when none is held.
 PortOf = Callable[[int], PortRef | None]
@@ -39,7 +42,7 @@ PortOf = Callable[[int], PortRef | None]
 COUNTERS = ("packets_in", "bytes_in", "packets_out", "bytes_out", "acl_drops", "meter_drops")
 
 
-@dataclass
+@dataclass(slots=True)
 class Counters:
     packets_in: int = 0
     bytes_in: int = 0
@@ -48,12 +51,17 @@ class Counters:
     acl_drops: int = 0
     meter_drops: int = 0
 
+    # By hand, not dataclasses.asdict: a poll sums every VM of the switch into its port.
     def add(self, other: "Counters") -> None:
-        for name, value in asdict(other).items():
-            setattr(self, name, getattr(self, name) + value)
+        self.packets_in += other.packets_in
+        self.bytes_in += other.bytes_in
+        self.packets_out += other.packets_out
+        self.bytes_out += other.bytes_out
+        self.acl_drops += other.acl_drops
+        self.meter_drops += other.meter_drops
 
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in COUNTERS}
 
 
 class _Switch:
@@ -72,7 +80,10 @@ class _Switch:
     def vm(self, handle: int) -> Counters | None:
         if handle not in self.flows and handle not in self.meters:
             return None
-        counters = Counters(**asdict(self.flows.get(handle, Counters())))
+        counters = Counters()
+        flows = self.flows.get(handle)
+        if flows is not None:
+            counters.add(flows)
         counters.meter_drops = self.meters.get(handle, 0)
         return counters
 
@@ -102,6 +113,9 @@ class VmStats:
         for item in stats:
             try:
                 entry = ofmsg.flow_from_stats(item)
+                table = entry.table_id
+                if table not in _COUNTING:
+                    continue  # unicast entries: most of a switch above the edges, cheap out
                 packets, octets = _count(item.packet_count), _count(item.byte_count)
                 handle = _vsi_handle(entry.cookie)
             except (AttributeError, TypeError, ValueError):
@@ -111,13 +125,14 @@ class VmStats:
                 self.unknown += handle is None or port_of(handle) is None
                 continue
             assert handle is not None  # _held: only a held binding's handle has a port
-            counters = flows.setdefault(handle, Counters())
-            if entry.table_id == Table.CLASSIFY and entry.priority in _ADMISSION:
-                counters.packets_in += packets
-                counters.bytes_in += octets
-            elif entry.table_id in (Table.INGRESS_ACL, Table.EGRESS_ACL) and not entry.body:
+            counters = flows.get(handle) or flows.setdefault(handle, Counters())
+            if table == _CLASSIFY:
+                if entry.priority in _ADMISSION:
+                    counters.packets_in += packets
+                    counters.bytes_in += octets
+            elif not entry.body:  # an ACL's deny
                 counters.acl_drops += packets
-            elif entry.table_id == Table.EGRESS_ACL:
+            elif table == _EGRESS_ACL:
                 counters.packets_out += packets
                 counters.bytes_out += octets
         switch.flows, switch.ports, switch.polled_at = flows, ports, now
