@@ -116,12 +116,16 @@ class Metrics(Observer):
         alarms: Callable[[], list[dict[str, Any]]],
         webhooks: Callable[[], dict[str, dict[str, int]]],
         port_stats: Callable[[], list[dict[str, Any]]] = list,
+        stats_dropped: Callable[[], dict[str, int]] = dict,
     ) -> None:
         """Read at each scrape: the switches as GET /v1/switches shows them, the VSIs held
         ({"by_switch": {name: n}, "by_tenant": {tenant: n}}), the active alarms, the
         webhook delivery counters by destination ({"vm_manager": {...}, "subscribers": {...}}),
-        and the server ports' VM traffic (NmsService.port_stats)."""
-        self.registry.register(_StateCollector(switches, vsi_counts, alarms, webhooks, port_stats))
+        the server ports' VM traffic (NmsService.port_stats) and the entries of stats replies
+        dropped, by reason (app/flows/vm_stats.py: malformed, unknown)."""
+        self.registry.register(
+            _StateCollector(switches, vsi_counts, alarms, webhooks, port_stats, stats_dropped)
+        )
 
     def exposition(self) -> tuple[bytes, str]:
         """The text a scrape gets, and its content type."""
@@ -129,12 +133,13 @@ class Metrics(Observer):
 
 
 class _StateCollector:
-    def __init__(self, switches, vsi_counts, alarms, webhooks, port_stats) -> None:
+    def __init__(self, switches, vsi_counts, alarms, webhooks, port_stats, stats_dropped) -> None:
         self._switches = switches
         self._vsi_counts = vsi_counts
         self._alarms = alarms
         self._webhooks = webhooks
         self._port_stats = port_stats
+        self._stats_dropped = stats_dropped
 
     def describe(self) -> list[Metric]:
         return []  # its families vary with what is held; nothing to check at registration
@@ -207,6 +212,14 @@ class _StateCollector:
                     deliveries.add_metric([destination, result], value)
         yield deliveries
         yield from _port_traffic(self._port_stats())
+        dropped = CounterMetricFamily(
+            f"{PREFIX}_stats_entries_dropped",
+            "Entries of the switches' flow and meter stats replies dropped, by reason",
+            labels=["reason"],
+        )
+        for reason, count in sorted(self._stats_dropped().items()):
+            dropped.add_metric([reason], count)
+        yield dropped
 
 
 def _port_traffic(ports: list[dict[str, Any]]) -> Iterable[Metric]:

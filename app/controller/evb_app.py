@@ -182,6 +182,11 @@ class EvbApp(app_manager.OSKenApp):
             alarms=lambda: self.monitor.alarms(None, active_only=True),
             webhooks=self._webhook_stats,
             port_stats=self.service.port_stats,
+            # Two ints, read without the lock.
+            stats_dropped=lambda: {
+                "malformed": self.fabric.stats.malformed,
+                "unknown": self.fabric.stats.unknown,
+            },
         )
         self.registry = Registry(
             self.policies,

@@ -62,8 +62,10 @@ def test_a_scrape_reads_what_is_held_with_tenants_bounded():
                 "meter_drops": 2,
             }
         ],
+        stats_dropped=lambda: {"malformed": 2, "unknown": 0},
     )
     got = scrape(metrics)
+    assert got[("evb_nms_stats_entries_dropped_total", (("reason", "malformed"),))] == 2
     port = (("port", "edge1-s1"), ("switch", "edge1"))
     assert got[("evb_nms_port_vm_packets", (("direction", "in"), *port))] == 10
     assert got[("evb_nms_port_vm_bytes", (("direction", "out"), *port))] == 640
