@@ -190,12 +190,12 @@ class FabricControl:
             for pair in self._to(dpid, sync.canary_probe())
         ]
 
-    def stats_probes(self) -> Out:
+    def stats_probes(self, now: float) -> Out:
         """One VM statistics poll of every ready switch (SwitchSync.stats_probe)."""
         return [
             pair
             for dpid, sync in self._syncs.items()
-            for pair in self._to(dpid, sync.stats_probe())
+            for pair in self._to(dpid, sync.stats_probe(now))
         ]
 
     # stations and timers --------------------------------------------------------------------

@@ -454,7 +454,7 @@ class EvbApp(app_manager.OSKenApp):
         while not self._stopping.wait(self.settings.stats_interval):
             try:
                 with self.lock:
-                    self._send(self.fabric.stats_probes())
+                    self._send(self.fabric.stats_probes(time.monotonic()))
                 if self.vcenter is not None:
                     report = self.service.vm_report(cursor)
                     if report is not None:

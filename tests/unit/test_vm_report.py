@@ -30,7 +30,7 @@ def test_the_report_lists_each_vms_state_and_counters_and_its_servers_load(servi
     bed.associate(EDGE1, 1, 0)
     bed.associate(EDGE2, 1, 1)
     bed.wire.fabric.switches[EDGE1].process(in_port=1, eth_src=MACS[0], eth_dst=MACS[1])
-    bed.wire.deliver(bed.core.stats_probes())
+    bed.wire.deliver(bed.core.stats_probes(5.0))
     first, second = service.vm_report(cursor), service.vm_report(cursor)
     assert first["kind"] == "vm.report" and not first["detail"]["round_complete"]
     (server,) = first["detail"]["servers"]
