@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from app.fabric.ports import PortRef
-from app.flows import ofmsg
 from app.flows.tables import VM_METER_BASE, CookieKind, Priority, Table, cookie_kind
 
 _OWNER = (1 << 48) - 1
@@ -105,19 +104,20 @@ class VmStats:
         self.unknown = 0
 
     def flow_stats(self, dpid: int, stats: Iterable, port_of: PortOf, now: float) -> None:
-        """A flow stats reply of VSI flows (each with entry or match fields, packet_count and
-        byte_count, app/flows/flow_stats_wire.py)."""
+        """A flow stats reply of VSI flows: each entry with table_id, priority, cookie,
+        packet_count, byte_count and its instructions (a WireFlowStats, app/flows/
+        flow_stats_wire.py, gives their length only: its match is never parsed here)."""
         switch = self._switches.setdefault(dpid, _Switch())
         flows: dict[int, Counters] = {}
         ports = {h: p for h, p in switch.ports.items() if h in switch.meters}
         for item in stats:
             try:
-                entry = ofmsg.flow_from_stats(item)
-                table = entry.table_id
+                table = item.table_id
                 if table not in _COUNTING:
                     continue  # unicast entries: most of a switch above the edges, cheap out
                 packets, octets = _count(item.packet_count), _count(item.byte_count)
-                handle = _vsi_handle(entry.cookie)
+                handle = _vsi_handle(item.cookie)
+                priority, drops = item.priority, not _has_instructions(item)
             except (AttributeError, TypeError, ValueError):
                 self.malformed += 1
                 continue
@@ -127,10 +127,10 @@ class VmStats:
             assert handle is not None  # _held: only a held binding's handle has a port
             counters = flows.get(handle) or flows.setdefault(handle, Counters())
             if table == _CLASSIFY:
-                if entry.priority in _ADMISSION:
+                if priority in _ADMISSION:
                     counters.packets_in += packets
                     counters.bytes_in += octets
-            elif not entry.body:  # an ACL's deny
+            elif drops:  # an ACL's deny
                 counters.acl_drops += packets
             elif table == _EGRESS_ACL:
                 counters.packets_out += packets
@@ -205,6 +205,12 @@ def _held(handle: int | None, port_of: PortOf, dpid: int, ports: dict[int, int])
         return None
     ports[handle] = port.port_no
     return port.port_no
+
+
+def _has_instructions(item) -> bool:
+    """A WireFlowStats knows their length; an OFPFlowStats (or a test's fake) has the list."""
+    length = getattr(item, "instructions_length", None)
+    return length > 0 if length is not None else bool(item.instructions)
 
 
 def _count(value) -> int:

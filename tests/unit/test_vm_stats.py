@@ -6,11 +6,14 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from app.fabric.ports import PortRef
 from app.flows import ofmsg
+from app.flows.flow_stats_wire import WireFlowStats
 from app.flows.tables import CookieKind, Priority, Table, cookie, vm_meter_id
 from app.flows.vm_stats import VmStats
+from tests.unit.test_flow_stats_wire import _stats_octets
 
 EDGE, AGG = 1, 2
 PORTS = {7: PortRef(EDGE, 3), 8: PortRef(EDGE, 3), 9: PortRef(EDGE, 4)}
+MAC = "52:54:00:00:00:07"
 DELIVER = (ofmsg.apply_actions(ofmsg.pop_vlan(), ofmsg.output(3)),)
 
 
@@ -19,8 +22,15 @@ def port_of(handle):
 
 
 def stat(table, priority, handle, packets, octets=0, instructions=(), kind=CookieKind.VSI):
-    entry = ofmsg.flow(table, priority, cookie(kind, handle), instructions)
-    return SimpleNamespace(entry=entry, packet_count=packets, byte_count=octets)
+    """As an OFPFlowStats reads (what the statistics read of it)."""
+    return SimpleNamespace(
+        table_id=table,
+        priority=priority,
+        cookie=cookie(kind, handle),
+        instructions=list(instructions),
+        packet_count=packets,
+        byte_count=octets,
+    )
 
 
 def vm_flows(handle, sent, delivered, denied_in, denied_out):
@@ -72,8 +82,8 @@ def test_transit_entries_and_other_switches_count_nothing():
 def test_malformed_and_unknown_entries_are_counted_and_dropped():
     stats = VmStats()
     bad = [
-        SimpleNamespace(entry=None),  # no counters
-        SimpleNamespace(packet_count=1, byte_count=1),  # no flow
+        SimpleNamespace(table_id=0),  # no counters
+        SimpleNamespace(table_id=0, packet_count=1, byte_count=1),  # no cookie
         stat(Table.CLASSIFY, Priority.VM_ADMIT, 7, -1),
         stat(Table.CLASSIFY, Priority.VM_ADMIT, 7, "many"),
         "garbage",
@@ -81,7 +91,9 @@ def test_malformed_and_unknown_entries_are_counted_and_dropped():
     unknown = [
         stat(Table.CLASSIFY, Priority.VM_ADMIT, 1234, 5),  # no binding has handle 1234
         stat(Table.CLASSIFY, Priority.PORT_ROLE, 3, 5, kind=CookieKind.BASE),
-        SimpleNamespace(entry=ofmsg.flow(0, 1, 0x1234), packet_count=1, byte_count=1),  # not ours
+        SimpleNamespace(
+            **{**vars(stat(Table.CLASSIFY, 40000, 7, 1)), "cookie": 0x1234}
+        ),  # not ours
     ]
     stats.flow_stats(EDGE, [*bad, *unknown, *vm_flows(9, 2, 2, 0, 0)], port_of, 5.0)
     stats.meter_stats(
@@ -105,30 +117,25 @@ def test_a_gone_binding_and_a_gone_switch_are_forgotten():
     assert stats.vm(EDGE, 9) is None and stats.ports() == []
 
 
-def test_wire_flow_stats_keep_the_counters():
-    """The flow stats parser of the controller (app/flows/flow_stats_wire.py) keeps each
-    flow's packet and byte counts."""
-    import struct
-
-    from os_ken.ofproto import ofproto_v1_3 as ofp
-
-    from app.flows.flow_stats_wire import WireFlowStats
-
-    head = struct.pack(
-        ofp.OFP_FLOW_STATS_0_PACK_STR,
-        56,
-        3,
-        0,
-        0,
-        100,
-        0,
-        0,
-        0,
-        cookie(CookieKind.VSI, 7),
-        42,
-        4200,
-    )
-    buf = head + struct.pack("!HH4x", ofp.OFPMT_OXM, 4)
-    parsed = WireFlowStats.parser(buf, 0)
-    assert (parsed.packet_count, parsed.byte_count) == (42, 4200)
-    assert parsed.entry.table_id == 3 and parsed.entry.body == b""
+def test_a_reply_as_the_controller_parses_it_counts_without_parsing_a_match():
+    """WireFlowStats (app/flows/flow_stats_wire.py, the controller's flow stats parser) gives
+    the header and the instructions' length: the statistics never parse a match."""
+    deliver = ofmsg.apply_actions(ofmsg.pop_vlan(), ofmsg.output(3))
+    c = cookie(CookieKind.VSI, 7)
+    flows = [
+        (ofmsg.flow(0, Priority.VM_ADMIT, c, (ofmsg.goto(1),), in_port=3, eth_src=MAC), 4),
+        (ofmsg.flow(1, 31999, c, (), metadata=7, eth_type=0x800, ip_proto=6, tcp_dst=23), 2),
+        (ofmsg.flow(3, 31999, c, (deliver,), metadata=7), 5),
+    ]
+    octets = b"".join(_stats_octets(entry, packets) for entry, packets in flows)
+    parsed, offset = [], 0
+    while offset < len(octets):
+        parsed.append(WireFlowStats.parser(octets, offset))
+        offset += parsed[-1].length
+    stats = VmStats()
+    stats.flow_stats(EDGE, parsed, port_of, 1.0)
+    counters, _ = stats.vm(EDGE, 7)
+    assert (counters.packets_in, counters.acl_drops, counters.packets_out) == (4, 2, 5)
+    assert counters.bytes_out == 5 * 60
+    assert all(p._entry is None for p in parsed)  # no match parsed
+    assert parsed[1].entry.key == flows[1][0].key  # reconciliation's, on demand
