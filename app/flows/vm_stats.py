@@ -125,7 +125,9 @@ class VmStats:
                 self.unknown += handle is None or port_of(handle) is None
                 continue
             assert handle is not None  # _held: only a held binding's handle has a port
-            counters = flows.get(handle) or flows.setdefault(handle, Counters())
+            counters = flows.get(handle)
+            if counters is None:
+                counters = flows[handle] = Counters()
             if table == _CLASSIFY:
                 if priority in _ADMISSION:
                     counters.packets_in += packets
