@@ -76,6 +76,9 @@ class Settings:
     log_level: str = "INFO"
     trunk_ports: tuple[str, ...] = DEFAULT_TRUNK_PATTERNS
     canary_interval: float = 5.0
+    # How often each ready switch is asked for its VM flows' and meters' counters (one flow
+    # stats and one meter stats request per switch); 0: never (no stats, no VM report).
+    stats_interval: float = 10.0
     # VLAN pools (docs/security.md): tenant -> the VLANs its profiles may use; pools assigned
     # over the API replace these per tenant. A tenant without a pool takes only VLANs in no
     # pool, or none with vlan_pools_required. And how many VSI types a tenant may hold.
@@ -193,6 +196,15 @@ class Settings:
         ):
             raise ConfigError(
                 f"canary_interval: expected 0.5 to 3600 seconds, got {self.canary_interval}"
+            )
+        interval = self.stats_interval
+        if (
+            isinstance(interval, bool)
+            or not isinstance(interval, (int, float))
+            or not (interval == 0 or 1 <= interval <= 3600)
+        ):
+            raise ConfigError(
+                f"stats_interval: expected 0 (off) or 1 to 3600 seconds, got {interval}"
             )
         check_tokens(self.api_tokens)
         _check_rest(self)

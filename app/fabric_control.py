@@ -33,6 +33,7 @@ from app.fabric.ports import PortRole
 from app.fabric.switch_sync import SwitchSync
 from app.fabric.xids import Xids
 from app.flows import ofmsg
+from app.flows.vm_stats import VmStats
 
 Out = list[tuple[int, Any]]  # (dpid, OpenFlow message), in sending order
 _PORT_CHANGES = {ofp.OFPPR_ADD: "added", ofp.OFPPR_DELETE: "deleted"}
@@ -54,6 +55,7 @@ class FabricControl:
         self._syncs: dict[int, SwitchSync] = {}
         self._batches = BatchTracker()
         self._multipart = MultipartCollector()
+        self.stats = VmStats()
 
     # switches -------------------------------------------------------------------------------
     def switch_connected(self, dpid: int, address: str | None, now: float) -> Out:
@@ -72,12 +74,13 @@ class FabricControl:
     def switch_disconnected(self, dpid: int, now: float) -> Out:
         sync = self._syncs.pop(dpid)
         self._multipart.forget(dpid)
+        self.stats.forget(dpid)
         self._event_log.emit("switch.disconnected", switch=sync.name, level=logging.WARNING)
         out = self._confirm(self._batches.on_disconnect(dpid), now)
         return out + self.react(self.control.switch_gone(dpid, now), now)
 
     def multipart_reply(self, dpid: int, msg, now: float) -> Out:
-        """One part of a port-description, meter-config or flow-stats reply."""
+        """One part of a port-description, meter-config, meter-stats or flow-stats reply."""
         sync = self._syncs.get(dpid)
         if sync is None:
             return []
@@ -103,6 +106,12 @@ class FabricControl:
             return self._to(dpid, sync.on_meters(body))
         if purpose == "flows":
             return self._to(dpid, sync.on_flows(body))
+        if purpose == "stats_flows":
+            self.stats.flow_stats(dpid, body, self.control.programmer.port_of, now)
+            return []
+        if purpose == "stats_meters":
+            self.stats.meter_stats(dpid, body, self.control.programmer.port_of, now)
+            return []
         if purpose == "canary":
             msgs = sync.on_canary(body)
             if msgs:
@@ -179,6 +188,14 @@ class FabricControl:
             pair
             for dpid, sync in self._syncs.items()
             for pair in self._to(dpid, sync.canary_probe())
+        ]
+
+    def stats_probes(self, now: float) -> Out:
+        """One VM statistics poll of every ready switch (SwitchSync.stats_probe)."""
+        return [
+            pair
+            for dpid, sync in self._syncs.items()
+            for pair in self._to(dpid, sync.stats_probe(now))
         ]
 
     # stations and timers --------------------------------------------------------------------

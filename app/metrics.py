@@ -115,11 +115,17 @@ class Metrics(Observer):
         vsi_counts: Callable[[], dict[str, dict[str, int]]],
         alarms: Callable[[], list[dict[str, Any]]],
         webhooks: Callable[[], dict[str, dict[str, int]]],
+        port_stats: Callable[[], list[dict[str, Any]]] = list,
+        stats_dropped: Callable[[], dict[str, int]] = dict,
     ) -> None:
         """Read at each scrape: the switches as GET /v1/switches shows them, the VSIs held
-        ({"by_switch": {name: n}, "by_tenant": {tenant: n}}), the active alarms, and the
-        webhook delivery counters by destination ({"vm_manager": {...}, "subscribers": {...}})."""
-        self.registry.register(_StateCollector(switches, vsi_counts, alarms, webhooks))
+        ({"by_switch": {name: n}, "by_tenant": {tenant: n}}), the active alarms, the
+        webhook delivery counters by destination ({"vm_manager": {...}, "subscribers": {...}}),
+        the server ports' VM traffic (NmsService.port_stats) and the entries of stats replies
+        dropped, by reason (app/flows/vm_stats.py: malformed, unknown)."""
+        self.registry.register(
+            _StateCollector(switches, vsi_counts, alarms, webhooks, port_stats, stats_dropped)
+        )
 
     def exposition(self) -> tuple[bytes, str]:
         """The text a scrape gets, and its content type."""
@@ -127,11 +133,13 @@ class Metrics(Observer):
 
 
 class _StateCollector:
-    def __init__(self, switches, vsi_counts, alarms, webhooks) -> None:
+    def __init__(self, switches, vsi_counts, alarms, webhooks, port_stats, stats_dropped) -> None:
         self._switches = switches
         self._vsi_counts = vsi_counts
         self._alarms = alarms
         self._webhooks = webhooks
+        self._port_stats = port_stats
+        self._stats_dropped = stats_dropped
 
     def describe(self) -> list[Metric]:
         return []  # its families vary with what is held; nothing to check at registration
@@ -203,6 +211,41 @@ class _StateCollector:
                 if result != "queued":
                     deliveries.add_metric([destination, result], value)
         yield deliveries
+        yield from _port_traffic(self._port_stats())
+        dropped = CounterMetricFamily(
+            f"{PREFIX}_stats_entries_dropped",
+            "Entries of the switches' flow and meter stats replies dropped, by reason",
+            labels=["reason"],
+        )
+        for reason, count in sorted(self._stats_dropped().items()):
+            dropped.add_metric([reason], count)
+        yield dropped
+
+
+def _port_traffic(ports: list[dict[str, Any]]) -> Iterable[Metric]:
+    """Per server port, the sums of its VMs' counters at the last poll (never per VM: 100,000
+    VMs would be as many series each; a VM's own are in GET /v1/vms/{vsi_id}/stats). Gauges: a
+    VM leaving the port, or its flows replaced, lowers the sum."""
+    labels = ["switch", "port", "direction"]
+    packets = GaugeMetricFamily(
+        f"{PREFIX}_port_vm_packets", "Packets of the port's VMs at the last poll", labels=labels
+    )
+    octets = GaugeMetricFamily(
+        f"{PREFIX}_port_vm_bytes", "Bytes of the port's VMs at the last poll", labels=labels
+    )
+    drops = GaugeMetricFamily(
+        f"{PREFIX}_port_vm_drops",
+        "Packets of the port's VMs dropped by their ACLs or meters at the last poll",
+        labels=["switch", "port", "reason"],
+    )
+    for port in ports:
+        where = [port["switch"], port["port"]]
+        for direction in ("in", "out"):
+            packets.add_metric([*where, direction], port[f"packets_{direction}"])
+            octets.add_metric([*where, direction], port[f"bytes_{direction}"])
+        drops.add_metric([*where, "acl"], port["acl_drops"])
+        drops.add_metric([*where, "meter"], port["meter_drops"])
+    yield from (packets, octets, drops)
 
 
 def _bounded(counts: dict[str, int], limit: int) -> list[tuple[str, int]]:

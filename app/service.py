@@ -33,6 +33,16 @@ class NmsService(Protocol):
         """One VSI as `associations` shows it (by its VSI ID text); None if not held. Costs
         that VSI, not all of them."""
 
+    def vm_stats(self, vsi_id: str) -> list[dict[str, Any]] | None:
+        """One VSI's traffic counters per attachment, as its switch's last poll saw them
+        (app/flows/vm_stats.py): switch, port, packets_in, bytes_in, packets_out, bytes_out,
+        acl_drops, meter_drops, polled_at (Unix time); the counters and polled_at are None
+        before a poll of its switch counted it. None if the VSI is not held. Costs that VSI."""
+
+    def port_stats(self) -> list[dict[str, Any]]:
+        """Per server port with VMs counted: switch, port and the sums of its VMs' counters
+        (the fields of `vm_stats`, without polled_at). Costs the ports, not the VMs."""
+
     def lookup(self, query: str) -> dict[str, Any] | None:
         """Server lookup (draft 5.4) by VSI ID or MAC: {"vsi_id", "current": [attachments],
         "previous": [{"switch", "port", "until"}]}; None if never seen."""

@@ -135,6 +135,13 @@ def parse_args(argv):
         f"(default {defaults.canary_interval})",
     )
     parser.add_argument(
+        "--stats-interval",
+        type=float,
+        metavar="SECONDS",
+        help="how often each switch is asked for its VMs' packet, byte and drop counters, "
+        f"and the VM manager sent a VM report; 0: never (default {defaults.stats_interval})",
+    )
+    parser.add_argument(
         "--vcenter-url",
         metavar="URL",
         help="the VM manager's REST API: asked about VSI types the controller "

@@ -229,6 +229,37 @@ def vm_relocate(client, args):
     return answer, f"{verb} of {args.vsi_id} to {args.switch} port {args.port} prepared"
 
 
+def vm_stats(client, args):
+    stats = client.call("GET", f"/v1/vms/{args.vsi_id}/stats")
+    return stats, table(
+        [
+            "switch",
+            "port",
+            "pkts in",
+            "bytes in",
+            "pkts out",
+            "bytes out",
+            "acl drops",
+            "meter drops",
+            "polled",
+        ],
+        [
+            [
+                a["switch"],
+                a["port"],
+                a["packets_in"],
+                a["bytes_in"],
+                a["packets_out"],
+                a["bytes_out"],
+                a["acl_drops"],
+                a["meter_drops"],
+                _when(a["polled_at"]),
+            ]
+            for a in stats["attachments"]
+        ],
+    )
+
+
 def association_list(client, args):
     vsis = client.call(
         "GET",
@@ -580,6 +611,9 @@ def build_parser() -> argparse.ArgumentParser:
         "vsi_id", metavar="VSI"
     )
     command(vm, "deregister", vm_deregister, "deregister a VM (de-associates it)").add_argument(
+        "vsi_id", metavar="VSI"
+    )
+    command(vm, "stats", vm_stats, "a VM's traffic counters per attachment").add_argument(
         "vsi_id", metavar="VSI"
     )
     sub = command(vm, "relocate", vm_relocate, "prepare a VM's network at another port")

@@ -59,6 +59,7 @@ from app.vcenter.client import VcenterClient
 from app.vcenter.credentials import Credential
 from app.vcenter.destinations import DestinationPolicy
 from app.vcenter.notifier import DeliveryPool, Notifier
+from app.vcenter.vm_report import ReportCursor
 from app.vdp.authorizer import Authorizer, lookup_in_database
 from app.vdp.bridge import VdpBridge
 from app.vdp.locations import LocationHistory
@@ -77,6 +78,7 @@ _CONNECTED = [CONFIG_DISPATCHER, MAIN_DISPATCHER]
 _MULTIPART_REPLIES = [
     ofp_event.EventOFPPortDescStatsReply,
     ofp_event.EventOFPMeterConfigStatsReply,
+    ofp_event.EventOFPMeterStatsReply,
     ofp_event.EventOFPFlowStatsReply,
 ]
 
@@ -179,6 +181,12 @@ class EvbApp(app_manager.OSKenApp):
             vsi_counts=self.service.vsi_counts,
             alarms=lambda: self.monitor.alarms(None, active_only=True),
             webhooks=self._webhook_stats,
+            port_stats=self.service.port_stats,
+            # Two ints, read without the lock.
+            stats_dropped=lambda: {
+                "malformed": self.fabric.stats.malformed,
+                "unknown": self.fabric.stats.unknown,
+            },
         )
         self.registry = Registry(
             self.policies,
@@ -210,6 +218,8 @@ class EvbApp(app_manager.OSKenApp):
         thread = super().start()
         self.rest.start()
         self.threads.append(hub.spawn(self._canary_loop))
+        if self.settings.stats_interval:
+            self.threads.append(hub.spawn(self._stats_loop))
         self.threads.append(hub.spawn(self._tick_loop))
         self.threads.append(hub.spawn(self._work_loop))
         self.event_log.emit(
@@ -435,6 +445,23 @@ class EvbApp(app_manager.OSKenApp):
         while not self._stopping.wait(self.settings.canary_interval):
             with self.lock:
                 self._send(self.fabric.canary_probes())
+
+    def _stats_loop(self):
+        """The VM statistics: one flow stats and one meter stats request per ready switch;
+        then, with a VM manager, the next page of the VM report (from the last poll's counters)
+        to its webhook."""
+        cursor = ReportCursor()
+        while not self._stopping.wait(self.settings.stats_interval):
+            try:
+                with self.lock:
+                    self._send(self.fabric.stats_probes(time.monotonic()))
+                if self.vcenter is not None:
+                    report = self.service.vm_report(cursor)
+                    if report is not None:
+                        self.notifier.notify(report)
+            except Exception:  # the polls must survive any bug in one round
+                self.handler_errors += 1
+                LOG.exception("statistics poll failed")
 
     def _wake_closed_connections(self):
         """With native threads os-ken reports a lost switch (DEAD_DISPATCHER) only when the

@@ -8,8 +8,11 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from app.control_plane import Reaction
+from app.fabric.ports import PortRef
 from app.fabric_control import FabricControl, Out
+from app.flows.vm_stats import COUNTERS, Counters
 from app.policy.database import VsiTypeDatabase
+from app.vcenter.vm_report import KIND, ReportCursor
 from app.vdp.bridge import VdpBridge
 from app.vdp.describe import vsi_id_from_text, vsi_id_text
 from app.vdp.migrations import document
@@ -63,6 +66,79 @@ class ControllerService:
         with self._lock:
             info = self._bridge.vsi(parsed) if parsed is not None else None
             return vsi_view(info, self._names(info)) if info is not None else None
+
+    def vm_stats(self, vsi_id: str) -> list[dict[str, Any]] | None:
+        parsed = vsi_id_from_text(vsi_id.lower())
+        with self._lock:
+            info = self._bridge.vsi(parsed) if parsed is not None else None
+            if info is None:
+                return None
+            offset = time.time() - time.monotonic()  # the control plane's clock is monotonic
+            names = self._control.switches.names
+            return [
+                _attachment_stats(
+                    names(a.port), self._fabric.stats.vm(a.port.dpid, a.handle), offset
+                )
+                for a in info.attachments
+            ]
+
+    def port_stats(self) -> list[dict[str, Any]]:
+        with self._lock:
+            names = self._control.switches.names
+            return [
+                {**_switch_port(names(PortRef(dpid, port_no))), **counters.as_dict()}
+                for dpid, port_no, counters in self._fabric.stats.ports()
+            ]
+
+    def vm_report(self, cursor: ReportCursor) -> dict[str, Any] | None:
+        """The next VM report (app/vcenter/vm_report.py) as a notification body: the servers'
+        ports of the page with their VMs summed, and each VM attached there with its state and
+        counters; None while no VM is held. Not in NmsService: the shim sends it, no API asks."""
+        with self._lock:
+            ports = self._bridge.ports_held()
+            page = cursor.page(ports, lambda port: len(self._bridge.held_at(port)))
+            if not page:
+                return None
+            offset = time.time() - time.monotonic()
+            names = self._control.switches.names
+            servers, vms = [], []
+            for port in page:
+                held = self._bridge.held_at(port)
+                totals = self._fabric.stats.port(port.dpid, port.port_no)
+                servers.append(
+                    {
+                        **_switch_port(names(port)),
+                        "vms": len(held),
+                        **(totals.as_dict() if totals is not None else dict.fromkeys(COUNTERS)),
+                    }
+                )
+                for vsi_id in held:
+                    info = self._bridge.vsi(vsi_id)
+                    here = [a for a in info.attachments if a.port == port] if info else []
+                    if info is None or not here:
+                        continue
+                    att = here[-1]  # a suspended record, listed first, is not the attachment
+                    counted = self._fabric.stats.vm(port.dpid, att.handle)
+                    vms.append(
+                        {
+                            "vsi_id": info.name,
+                            "state": att.state.value,
+                            "tenant": att.tenant,
+                            **_attachment_stats(names(port), counted, offset),
+                        }
+                    )
+        return {
+            "kind": KIND,
+            "ts": round(time.time(), 3),
+            "switch": None,
+            "port": None,
+            "detail": {
+                "servers": servers,
+                "vms": vms,
+                "ports_held": len(ports),
+                "round_complete": page[-1] == ports[-1],
+            },
+        }
 
     def _names(self, info) -> dict:
         """(switch, port) names of the VSI's ports only."""
@@ -129,6 +205,19 @@ class ControllerService:
 
     def _react(self, reaction: Reaction, now: float) -> None:
         self._send(self._fabric.react(reaction, now))
+
+
+def _switch_port(names: tuple[str, str]) -> dict[str, str]:
+    return {"switch": names[0], "port": names[1]}
+
+
+def _attachment_stats(
+    names: tuple[str, str], counted: tuple[Counters, float] | None, offset: float
+) -> dict[str, Any]:
+    if counted is None:
+        return {**_switch_port(names), **dict.fromkeys(COUNTERS), "polled_at": None}
+    counters, polled_at = counted
+    return {**_switch_port(names), **counters.as_dict(), "polled_at": round(polled_at + offset, 3)}
 
 
 def vsi_view(info, names) -> dict:

@@ -24,7 +24,18 @@ from app.flows import ofmsg
 from app.flows.base_pipeline import CANARY_COOKIE, base_flows, base_meters, is_local_port
 from app.flows.ofmsg import FlowEntry, MeterSpec
 from app.flows.reconcile import reconcile_meters, reconcile_switch
-from app.flows.tables import COOKIE_APP, COOKIE_MASK_APP, COOKIE_MASK_OWNER
+from app.flows.tables import (
+    COOKIE_APP,
+    COOKIE_MASK_APP,
+    COOKIE_MASK_KIND,
+    COOKIE_MASK_OWNER,
+    CookieKind,
+    cookie,
+)
+
+# A statistics poll unanswered this long (seconds) is given up and the next one sent.
+STATS_TIMEOUT = 60.0
+_STATS = ("stats_flows", "stats_meters")
 
 
 class SyncState(str, Enum):
@@ -60,6 +71,8 @@ class SwitchSync:
         self._probe: set[int] = set()  # the xids of the bundle probe
         self._probe_answered = False
         self._probe_refused: str | None = None
+        self.meter_stats = True  # False once the switch refused a meter stats request
+        self._stats_sent = 0.0
 
     # requests -------------------------------------------------------------------------------
     def _request(self, msg, purpose: str):
@@ -68,7 +81,8 @@ class SwitchSync:
         return msg
 
     def purpose(self, xid: int) -> str | None:
-        """What a reply with this xid answers ('ports', 'flows', 'meters', 'canary', 'barrier')."""
+        """What a reply with this xid answers ('ports', 'flows', 'meters', 'canary', 'barrier',
+        'stats_flows', 'stats_meters')."""
         return self._pending.pop(xid, None)
 
     def desired_flows(self) -> list[FlowEntry]:
@@ -98,7 +112,14 @@ class SwitchSync:
             self.bundles_committed += 1
 
     def on_error(self, xid: int, reason: str) -> bool:
-        """True when the error refuses the bundle probe: the switch takes no bundles."""
+        """True when the error refuses the bundle probe: the switch takes no bundles. A refused
+        statistics request answers its poll; a refused meter stats request is not sent again
+        (the error is still reported, once)."""
+        purpose = self._pending.get(xid)
+        if purpose in _STATS:
+            del self._pending[xid]
+            self.meter_stats = self.meter_stats and purpose != "stats_meters"
+            return False
         if xid not in self._probe:
             return False
         self._probe_refused = self._probe_refused or f"bundle probe refused: {reason}"
@@ -181,6 +202,30 @@ class SwitchSync:
         if self.state is not SyncState.READY:
             return []
         return [self._request(ofmsg.flow_stats_request(CANARY_COOKIE, COOKIE_MASK_OWNER), "canary")]
+
+    def stats_probe(self, now: float) -> list:
+        """The VM statistics' requests (app/flows/vm_stats.py): the VSI flows' counters and the
+        meters' (unless the switch refused them once). None while the last ones are unanswered,
+        so a slow switch never has more than one poll outstanding; a poll unanswered for
+        STATS_TIMEOUT is given up (its replies, if they come, answer nothing)."""
+        if self.state is not SyncState.READY:
+            return []
+        pending = [xid for xid, p in self._pending.items() if p in _STATS]
+        if pending and now - self._stats_sent < STATS_TIMEOUT:
+            return []
+        for xid in pending:
+            del self._pending[xid]
+        self._stats_sent = now
+        msgs = [
+            self._request(
+                ofmsg.flow_stats_request(cookie(CookieKind.VSI), COOKIE_MASK_KIND), "stats_flows"
+            )
+        ]
+        if self.meter_stats:
+            msgs.append(
+                self._request(parser.OFPMeterStatsRequest(None, 0, ofp.OFPM_ALL), "stats_meters")
+            )
+        return msgs
 
     def on_canary(self, stats: list) -> list:
         """An empty answer means the switch lost our flows (restart, foreign flush): resync."""

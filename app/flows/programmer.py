@@ -144,6 +144,11 @@ class FlowProgrammer:
             meters.update(binding_meters(binding))
         return meters
 
+    def port_of(self, handle: int) -> PortRef | None:
+        """Where the binding with `handle` is held (None: no binding has it)."""
+        binding = self._bindings.get(handle)
+        return binding.port if binding is not None else None
+
     def _sorted(self, handles) -> list:
         return [self._bindings[h] for h in sorted(handles)]
 

@@ -32,6 +32,7 @@ class AssociationViews:
             Route("GET", "/v1/associations/{vsi_id}", self.association),
             Route("GET", "/v1/lookup", self.lookup),
             Route("POST", "/v1/vms/{vsi_id}/relocate", self.relocate),
+            Route("GET", "/v1/vms/{vsi_id}/stats", self.stats),
         ]
 
     def associations(self, request: Request, principal: Principal):
@@ -68,7 +69,21 @@ class AssociationViews:
         if vsi is None:
             raise missing
         principal.check_visible(self._owner(vsi_id, vsi), missing)
-        return json_response(vsi)
+        return json_response({**vsi, "stats": self._service.vm_stats(vsi_id) or []})
+
+    def stats(self, request: Request, principal: Principal, vsi_id: str):
+        """The VM's traffic counters per attachment, from its switch's last poll."""
+        Query(request)
+        vsi_id = _vsi_id_text(vsi_id)
+        vsi = self._service.association(vsi_id)
+        missing = ApiError(404, f"the bridge holds no VSI {vsi_id}", "vsi_id")
+        if vsi is None:
+            raise missing
+        principal.check_visible(self._owner(vsi_id, vsi), missing)
+        stats = self._service.vm_stats(vsi_id)
+        if stats is None:  # de-associated between the two calls
+            raise missing
+        return json_response({"vsi_id": vsi_id, "attachments": stats})
 
     def lookup(self, request: Request, principal: Principal):
         """By VSI ID or MAC: where the VM is, where it was, and its registration."""

@@ -55,6 +55,7 @@ DEFAULT_KINDS = frozenset(
         "server.maintenance",
         "server.drained",
         "server.resumed",
+        "vm.report",  # every stats interval: VMs' state and counters (app/vcenter/vm_report.py)
     }
 )
 MAX_BACKOFF = 5.0

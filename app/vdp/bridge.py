@@ -769,6 +769,14 @@ class VdpBridge:
         vsi = self._vsis.get(vsi_id)
         return self._info(vsi) if vsi is not None else None
 
+    def ports_held(self) -> list[PortRef]:
+        """The ports with attachments, in order (costs the ports, not the VSIs)."""
+        return sorted(port for port, vsis in self._vsis_at.items() if vsis)
+
+    def held_at(self, port: PortRef) -> list[VsiId]:
+        """The VSIs attached at `port`, in VSI ID order."""
+        return sorted(self._vsis_at.get(port, ()), key=vsi_id_text)
+
     def with_mac(self, mac: str) -> list[VsiId]:
         """The VSIs with an attachment (or a held record) that lists ``mac``."""
         return sorted(self._vsis_by_mac.get(mac, ()), key=vsi_id_text)

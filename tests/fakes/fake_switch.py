@@ -28,6 +28,15 @@ class FakeFlow:
     instructions: list
     n_packets: int = 0
 
+    # As a flow stats entry reports them (app/flows/vm_stats.py reads these names).
+    @property
+    def packet_count(self) -> int:
+        return self.n_packets
+
+    @property
+    def byte_count(self) -> int:
+        return self.n_packets * 100
+
 
 @dataclass
 class FakePort:
@@ -165,6 +174,7 @@ class FakeSwitch:
         self.bundles: dict[int, list] = {}  # open bundle id -> its flow-mods
         self.committed: list[list] = []  # the flow-mods of each committed bundle
         self.answers: list[Answer] = []
+        self.meter_drops: dict[int, int] = {}  # meter id -> packets its band dropped
 
     # applying messages ----------------------------------------------------------------------
     def apply(self, msgs) -> None:
@@ -271,6 +281,15 @@ class FakeSwitch:
 
     def meter_configs(self) -> list[FakeMeterConfig]:
         return list(self.meters.values())
+
+    def meter_stats(self) -> list:
+        return [
+            parser.OFPMeterStats(
+                meter_id=meter_id,
+                band_stats=[parser.OFPMeterBandStats(self.meter_drops.get(meter_id, 0), 0)],
+            )
+            for meter_id in self.meters
+        ]
 
     def port_list(self) -> list[FakePort]:
         return list(self.ports.values())

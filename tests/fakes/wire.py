@@ -22,6 +22,7 @@ _REPLIES = {
     parser.OFPPortDescStatsRequest: parser.OFPPortDescStatsReply,
     parser.OFPMeterConfigStatsRequest: parser.OFPMeterConfigStatsReply,
     parser.OFPFlowStatsRequest: parser.OFPFlowStatsReply,
+    parser.OFPMeterStatsRequest: parser.OFPMeterStatsReply,
 }
 _FRAMES = {EcpAckFrame: "ecp-ack", VdpFrame: "vdp", LldpFrame: "lldp"}
 _BUNDLE_CONTROLS = {
@@ -105,6 +106,7 @@ class Wire:
         body = {
             parser.OFPPortDescStatsRequest: fake.port_list,
             parser.OFPMeterConfigStatsRequest: fake.meter_configs,
+            parser.OFPMeterStatsRequest: fake.meter_stats,
         }.get(type(msg), lambda: fake.flow_stats(msg))()
         out = []
         for i in range(self.parts):

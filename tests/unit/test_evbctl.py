@@ -135,6 +135,9 @@ def test_vm_list_show_relocate_deregister(evbctl, served):
     assert rows(out)[1] == [VSI_A, "web-1", "blue", "5/4", "52:00:00:00:00:0a", "-", "associated"]
     code, out, _ = evbctl("vm", "show", VSI_A)
     assert "TENANT     : blue" in out and "edge1-s1" in out
+    code, out, _ = evbctl("vm", "stats", VSI_A)
+    counters = ["10", "1000", "8", "800", "2", "1"]
+    assert code == EXIT_OK and rows(out)[1][:8] == ["edge1", "edge1-s1", *counters]
     code, out, _ = evbctl("vm", "relocate", VSI_A, "edge2", "2", "--replicate")
     assert code == EXIT_OK and "replication" in out
     assert served.service.relocated == [(VSI_A, "edge2", 2, True)]

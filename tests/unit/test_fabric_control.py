@@ -281,6 +281,29 @@ def test_lost_flows_are_noticed_by_the_canary_and_restored():
     assert [e.switch for e in bed.log.recent("switch.flows_lost")] == ["edge1"]
 
 
+def test_one_stats_poll_per_switch_counts_a_vms_traffic_at_its_edge():
+    bed = Bed()
+    bed.associate(EDGE1, 1, 0)
+    handle = bed.bridge.vsis()[0].attachments[0].handle
+    edge1 = bed.wire.fabric.switches[EDGE1]
+    for _ in range(3):  # from the VM: admitted, through its ingress ACL
+        edge1.process(in_port=1, eth_src=MACS[0], eth_dst="52:54:00:99:99:99")
+    edge1.meter_drops[VM_METER_BASE + handle] = 4
+    probes = bed.core.stats_probes(5.0)
+    assert sorted(type(m).__name__ for _, m in probes) == sorted(
+        ["OFPFlowStatsRequest", "OFPMeterStatsRequest"] * 3
+    )
+    assert bed.core.stats_probes(5.0) == []  # the last poll is unanswered: no second one
+    bed.wire.deliver(probes, now=7.0)
+    counters, polled_at = bed.core.stats.vm(EDGE1, handle)
+    assert (counters.packets_in, counters.bytes_in, counters.meter_drops) == (3, 300, 4)
+    assert polled_at == 7.0
+    assert [(d, p) for d, p, _ in bed.core.stats.ports()] == [(EDGE1, 1)]
+    assert len(bed.core.stats_probes(5.0)) == 6  # answered: the next poll may go
+    bed.core.switch_disconnected(EDGE1, 8.0)
+    assert bed.core.stats.vm(EDGE1, handle) is None
+
+
 def test_a_new_port_gets_its_base_flows_and_is_reported():
     bed = Bed()
     bed.wire.deliver(bed.core.port_status(EDGE1, ofp.OFPPR_ADD, FakePort(3, b"edge1-s3"), 1.0))

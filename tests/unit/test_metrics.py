@@ -54,8 +54,27 @@ def test_a_scrape_reads_what_is_held_with_tenants_bounded():
         vsi_counts=lambda: {"by_switch": {"edge1": 4}, "by_tenant": tenants},
         alarms=lambda: [{"kind": "port.down"}, {"kind": "port.down"}],
         webhooks=lambda: {"vm_manager": {"sent": 5, "failed": 1, "queued": 2}},
+        port_stats=lambda: [
+            {
+                "switch": "edge1",
+                "port": "edge1-s1",
+                "packets_in": 10,
+                "bytes_in": 1000,
+                "packets_out": 8,
+                "bytes_out": 640,
+                "acl_drops": 3,
+                "meter_drops": 2,
+            }
+        ],
+        stats_dropped=lambda: {"malformed": 2, "unknown": 0},
     )
     got = scrape(metrics)
+    assert got[("evb_nms_stats_entries_dropped_total", (("reason", "malformed"),))] == 2
+    port = (("port", "edge1-s1"), ("switch", "edge1"))
+    assert got[("evb_nms_port_vm_packets", (("direction", "in"), *port))] == 10
+    assert got[("evb_nms_port_vm_bytes", (("direction", "out"), *port))] == 640
+    assert got[("evb_nms_port_vm_drops", (*port[:1], ("reason", "acl"), *port[1:]))] == 3
+    assert got[("evb_nms_port_vm_drops", (*port[:1], ("reason", "meter"), *port[1:]))] == 2
     assert got[("evb_nms_switches", (("state", "ready"),))] == 1
     assert got[("evb_nms_switches", (("state", "syncing"),))] == 1
     key = (

@@ -43,6 +43,42 @@ def test_one_association(harness):
     assert status == 404 and UNKNOWN in body["error"]
 
 
+STATS_FIELDS = {
+    "switch",
+    "port",
+    "packets_in",
+    "bytes_in",
+    "packets_out",
+    "bytes_out",
+    "acl_drops",
+    "meter_drops",
+    "polled_at",
+}
+
+
+def test_a_vms_stats_per_attachment_also_in_its_association(harness):
+    status, body = harness.call("GET", f"/v1/vms/{VSI_A.upper()}/stats")
+    assert status == 200 and body["vsi_id"] == VSI_A
+    (attachment,) = body["attachments"]
+    assert set(attachment) == STATS_FIELDS
+    assert (attachment["switch"], attachment["port"], attachment["packets_in"]) == (
+        "edge1",
+        "edge1-s1",
+        10,
+    )
+    status, association = harness.call("GET", f"/v1/associations/{VSI_A}")
+    assert association["stats"] == body["attachments"]
+
+
+def test_a_vms_stats_are_its_tenants_only(harness):
+    assert harness.call("GET", f"/v1/vms/{VSI_A}/stats", token=BLUE_TOKEN)[0] == 200
+    status, body = harness.call("GET", f"/v1/vms/{VSI_A}/stats", token=RED_TOKEN)
+    assert status == 404 and VSI_A in body["error"]  # as for a VSI it does not hold
+    assert harness.call("GET", f"/v1/vms/{UNKNOWN}/stats")[0] == 404
+    assert harness.call("GET", f"/v1/vms/{VSI_A}/stats", token=None)[0] == 401
+    assert harness.call("GET", f"/v1/vms/{VSI_A}/stats?x=1")[0] == 400
+
+
 def test_a_tenant_sees_only_its_associations(harness):
     assert ids(harness.call("GET", "/v1/associations", token=BLUE_TOKEN)[1]) == [VSI_A]
     assert (

@@ -97,6 +97,14 @@ class FakeService:
         self.deassociated: list[tuple[str, str]] = []
         self.relocated: list[tuple] = []
         self.moved = [migration(1, VSI_A, "blue", "completed"), migration(2, VSI_B, "red")]
+        self.counters = {
+            "packets_in": 10,
+            "bytes_in": 1000,
+            "packets_out": 8,
+            "bytes_out": 800,
+            "acl_drops": 2,
+            "meter_drops": 1,
+        }
 
     def switches(self):
         return [
@@ -151,6 +159,18 @@ class FakeService:
         # By key, as the protocol says: it costs that VSI, not all of them.
         found = {v["vsi_id"]: v for v in self.held}.get(vsi_id)
         return dict(found) if found is not None else None
+
+    def vm_stats(self, vsi_id):
+        vsi = self.association(vsi_id)
+        if vsi is None:
+            return None
+        return [
+            {"switch": a["switch"], "port": a["port"], **self.counters, "polled_at": 1700000000.5}
+            for a in vsi["attachments"]
+        ]
+
+    def port_stats(self):
+        return [{"switch": "edge1", "port": "edge1-s1", **self.counters}]
 
     def lookup(self, query):
         for vsi in self.held:
@@ -236,6 +256,7 @@ class Harness:
             vsi_counts=self.service.vsi_counts,
             alarms=lambda: self.monitor.alarms(None, active_only=True),
             webhooks=dict,
+            port_stats=self.service.port_stats,
         )
         self.api = RestApi(
             self.service, self.registry, self.store, self.monitor, self.tokens, metrics=self.metrics

@@ -286,3 +286,26 @@ def test_every_flow_we_install_carries_our_cookie():
     assert all(
         f.cookie & COOKIE_MASK_APP == cookie(CookieKind.BASE) & COOKIE_MASK_APP for f in fake.flows
     )
+
+
+def test_one_stats_poll_outstanding_until_answered_or_given_up():
+    from app.fabric.switch_sync import STATS_TIMEOUT
+
+    sync, _ = connected()
+    first = sync.stats_probe(100.0)
+    assert [type(m) for m in first] == [parser.OFPFlowStatsRequest, parser.OFPMeterStatsRequest]
+    assert first[0].cookie_mask == 0xFFFF << 48  # the VSI flows only
+    assert sync.stats_probe(101.0) == []
+    again = sync.stats_probe(100.0 + STATS_TIMEOUT)  # never answered: given up
+    assert len(again) == 2
+    assert [sync.purpose(m.xid) for m in first] == [None, None]
+    assert [sync.purpose(m.xid) for m in again] == ["stats_flows", "stats_meters"]
+    assert len(sync.stats_probe(200.0)) == 2  # answered: the next poll goes at once
+
+
+def test_a_switch_refusing_meter_stats_is_polled_for_flows_only():
+    sync, _ = connected()
+    flows, meters = sync.stats_probe(1.0)
+    assert not sync.on_error(meters.xid, "bad request")  # reported, not swallowed
+    assert sync.purpose(flows.xid) == "stats_flows"
+    assert [type(m) for m in sync.stats_probe(2.0)] == [parser.OFPFlowStatsRequest]

@@ -146,6 +146,7 @@ def test_default_kinds():
         "server.maintenance",
         "server.drained",
         "server.resumed",
+        "vm.report",
     }
 
 
