@@ -1,0 +1,220 @@
+"""The web console (app/console) in a real browser on the real bed: Debian's chromium, headless,
+driven by selenium through Debian's chromium-driver (nothing downloads a browser or a driver).
+The controller has an admin and a tenant token: the page is opened as a user opens it.
+
+With EVB_CONSOLE_SCREENSHOTS=DIR the main views are saved as DIR/console-*.png (docs/ holds
+the committed ones)."""
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.integration.bed import MARKS
+from topologies.migration import start_vm
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+ADMIN_TOKEN, BLUE_TOKEN = "console-admin-token-0001", "console-blue-token-0001"
+DB = (6, 1)  # policies/default.yaml "db": tenant red, VLAN 200 (start_vm's default is blue's web)
+BLUE_VSI = "a1b2c3d4-0000-0000-0000-000000000c01"
+RED_VSI = "a1b2c3d4-0000-0000-0000-000000000c02"
+ROGUE_VSI = "a1b2c3d4-0000-0000-0000-000000000c03"
+SHOTS = os.environ.get("EVB_CONSOLE_SCREENSHOTS")
+
+
+def _why_no_browser():
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not shutil.which(path):
+            return f"{path} is missing (apt-get install chromium chromium-driver)"
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (the test extra of setup.py)"
+    return None
+
+
+_NO_BROWSER = _why_no_browser()
+pytestmark = [*MARKS, pytest.mark.skipif(_NO_BROWSER is not None, reason=str(_NO_BROWSER))]
+
+
+@pytest.fixture(scope="module")
+def controller(tmp_path_factory):
+    """conftest's controller, with tokens: the tenant token must see only its tenant."""
+    from topologies.controller_process import ControllerProcess, free_port
+
+    workdir = tmp_path_factory.mktemp("controller")
+    config = workdir / "evb-nms.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "api_tokens": [
+                    {"token": ADMIN_TOKEN, "tenant": "*"},
+                    {"token": BLUE_TOKEN, "tenant": "blue"},
+                ]
+            }
+        )
+    )
+    config.chmod(0o600)
+    proc = ControllerProcess(
+        workdir,
+        of_port=free_port(),
+        rest_port=free_port(),
+        extra_args=("--config", str(config)),
+        log_level="DEBUG",
+        token=ADMIN_TOKEN,
+    )
+    with proc:
+        yield proc
+    print(proc.log_text()[-3000:])
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1300"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+_TEXT_OF = "const e = document.querySelector(arguments[0]); return e ? e.innerText : null"
+
+
+class Console:
+    """The page as a user sees it: log in, wait for what the polling shows."""
+
+    def __init__(self, driver, controller):
+        self.driver, self.url = driver, f"http://127.0.0.1:{controller.rest_port}/console/"
+
+    def login(self, token):
+        from selenium.webdriver.common.by import By
+
+        self.driver.get(self.url)
+        self.driver.execute_script("sessionStorage.clear()")
+        self.driver.get(self.url)
+        self.wait(lambda d: d.find_element(By.ID, "token").is_displayed())
+        self.driver.find_element(By.ID, "token").send_keys(token)
+        self.driver.find_element(By.ID, "login-button").click()
+        self.row("vms", None)
+
+    def wait(self, condition, timeout=10, message=""):
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(condition, message)
+
+    def row(self, table, key, attribute="data-vsi", timeout=10):
+        """The text of the row of ``table`` with that key (None: any row, once the table is
+        filled). Read in one script: the page redraws its rows as the polls bring news."""
+        selector = f"#{table} tbody tr" + (f'[{attribute}="{key}"]' if key else "")
+        return self.wait(
+            lambda d: d.execute_script(_TEXT_OF, selector),
+            timeout,
+            f"no row {key} in #{table}: {self.text()[:2000]}",
+        )
+
+    def click(self, selector):
+        self.driver.execute_script("document.querySelector(arguments[0]).click()", selector)
+
+    def text(self, element_id="console"):
+        return self.driver.execute_script(_TEXT_OF, f"#{element_id}") or ""
+
+    def shot(self, name, element_id=None):
+        """docs/console-NAME.png: the element, or the whole window."""
+        if not SHOTS:
+            return
+        from selenium.webdriver.common.by import By
+
+        path = Path(SHOTS) / f"console-{name}.png"
+        if element_id:
+            self.driver.find_element(By.ID, element_id).screenshot(str(path))
+        else:
+            self.driver.save_screenshot(str(path))
+
+
+@pytest.fixture
+def console(browser, controller):
+    return Console(browser, controller)
+
+
+@pytest.fixture
+def vms(bed, stations):
+    """A blue VM on srv11, a red one on srv21, and a rogue refused on srv12 (VLAN 999 is
+    not its type's)."""
+    blue = start_vm(bed, stations, "cb", "srv11", "52:54:00:00:0c:01", "10.0.12.1/24", BLUE_VSI)
+    red = start_vm(
+        bed, stations, "cr", "srv21", "52:54:00:00:0c:02", "10.0.12.2/24", RED_VSI, vsi_type=DB
+    )
+    rogue = bed.add_vm("cx", "srv12", "52:54:00:00:0c:03", "10.0.12.3/24")
+    refused = stations["srv12"].vdp("assoc", "mgr1", 5, 4, ROGUE_VSI, filters=[f"999-{rogue.mac}"])
+    assert not refused.ok, refused.raw
+    return blue, red
+
+
+def test_the_page_lists_the_vms_shows_the_rogue_refused_and_a_vms_detail(console, vms):
+    console.login(ADMIN_TOKEN)
+    blue = console.row("vms", BLUE_VSI)
+    red = console.row("vms", RED_VSI)
+    assert "associated" in blue and "blue" in blue and "100" in blue, blue
+    assert "edge1/edge1-s1" in blue and "52:54:00:00:0c:01" in blue, blue
+    assert "red" in red and "200" in red and "edge2/edge2-s1" in red, red
+    rogue = console.row("refused", ROGUE_VSI)
+    assert "refused" in rogue and "edge1/edge1-s2" in rogue, rogue
+    assert ROGUE_VSI not in console.text("vms")
+    console.row("servers", "edge1/edge1-s1", attribute="data-server")
+    console.shot("overview")
+    console.shot("vms", "vms-view")
+    console.shot("fabric", "fabric-view")
+
+    console.click(f'#vms tr[data-vsi="{BLUE_VSI}"]')
+    detail = console.wait(
+        lambda d: "vsi.associated" in console.text("vm-detail") and console.text("vm-detail"),
+        message="the VM's detail shows no vsi.associated event",
+    )
+    assert "edge1/edge1-s1" in detail and "Counters" in detail, detail
+    console.shot("vm-detail", "vm-detail")
+
+
+def test_an_alarm_shows_within_2_s_of_a_server_port_going_down(console, bed, stations, controller):
+    start_vm(bed, stations, "ca", "srv11", "52:54:00:00:0c:11", "10.0.12.11/24", BLUE_VSI)
+    console.login(ADMIN_TOKEN)
+    console.row("vms", BLUE_VSI)
+    server, uplink = bed.server("srv11"), bed.spec.server("srv11").uplink
+    try:
+        server.cmd("ip link set", uplink, "down")
+        down = time.monotonic()
+        alarm = console.row("alarms", "port.down:edge1/edge1-s1", "data-alarm", timeout=2)
+        took = time.monotonic() - down
+        assert BLUE_VSI in alarm, alarm
+        console.wait(
+            lambda d: "down" in console.row("servers", "edge1/edge1-s1", "data-server"),
+            message="the server port is not shown down",
+        )
+        console.shot("alarms", "alarms-view")
+        console.shot("fabric-port-down", "fabric-view")
+    finally:
+        server.cmd("ip link set", uplink, "up")
+    assert took <= 2.0, took
+    console.wait(
+        lambda d: "port.down:edge1/edge1-s1" not in console.text(), message="the alarm stays"
+    )
+
+
+def test_a_tenant_token_sees_only_its_tenants_vms(console, vms):
+    console.login(BLUE_TOKEN)
+    console.row("vms", BLUE_VSI)
+    console.wait(lambda d: "admin only" in console.text(), message="the fabric is not refused")
+    time.sleep(1.5)  # a further poll: red's VM would be listed by now
+    page = console.driver.page_source
+    assert RED_VSI not in page and "52:54:00:00:0c:02" not in page
+    assert "tenant token" in console.text("who")
+    console.shot("tenant")
