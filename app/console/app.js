@@ -40,7 +40,7 @@ function svg(tag, attrs, ...children) {
 }
 
 function when(seconds) {
-  return seconds ? new Date(seconds * 1000).toLocaleTimeString() : "";
+  return seconds ? new Date(seconds * 1000).toLocaleTimeString([], { hour12: false }) : "";
 }
 
 // Replaced only when what it shows changed: a row or button the user is about to click, or
@@ -327,7 +327,7 @@ async function renderDetail(alarms) {
       { class: "detail-grid" },
       el("div", {}, el("h3", {}, "Where it is"), attachments, previous,
         el("h3", {}, "Alarms on it"), hit.length ? table(["alarm", "reason"], hit.map((a) => [a.id, a.reason])) : el("p", { class: "empty" }, "none")),
-      el("div", { id: "detail-counters" }, el("h3", {}, "Counters (flows, ACL drops)"), stats === null ? el("p", { class: "empty" }, "no counters") : value(stats)),
+      el("div", { id: "detail-counters" }, el("h3", {}, "Counters (flows, ACL drops)"), counters(stats)),
     ),
     el("h3", {}, "Last events"),
     own.length ? el("table", { id: "detail-events" }, el("tbody", {}, eventRows(own))) : el("p", { class: "empty" }, "no event in the latest VSI decisions"),
@@ -343,19 +343,23 @@ function table(headings, rows) {
   );
 }
 
-// Any JSON as nested tables: the counters' document belongs to another module of the API.
-function value(v) {
-  if (Array.isArray(v)) {
-    if (v.length && v.every((x) => x && typeof x === "object" && !Array.isArray(x))) {
-      const keys = [...new Set(v.flatMap((x) => Object.keys(x)))];
-      return table(keys, v.map((x) => keys.map((k) => (typeof x[k] === "object" && x[k] !== null ? value(x[k]) : String(x[k] ?? "")))));
-    }
-    return el("span", { class: "mono" }, v.map((x) => (typeof x === "object" ? JSON.stringify(x) : String(x))).join(", "));
-  }
-  if (v && typeof v === "object") {
-    return table(["", ""], Object.entries(v).map(([k, x]) => [k, typeof x === "object" && x !== null ? value(x) : String(x)]));
-  }
-  return el("span", {}, String(v));
+// GET /v1/vms/{vsi_id}/stats: per attachment, what its switch's last poll counted.
+function counters(stats) {
+  if (stats === null) return el("p", { class: "empty" }, "no counters");
+  const count = (n) => (n === null || n === undefined ? "not polled yet" : String(n));
+  return table(
+    ["where", "packets in", "bytes in", "packets out", "bytes out", "ACL drops", "meter drops", "polled"],
+    stats.attachments.map((a) => [
+      `${a.switch}/${a.port}`,
+      count(a.packets_in),
+      count(a.bytes_in),
+      count(a.packets_out),
+      count(a.bytes_out),
+      el("span", { class: a.acl_drops ? "refused" : "" }, count(a.acl_drops)),
+      el("span", { class: a.meter_drops ? "refused" : "" }, count(a.meter_drops)),
+      when(a.polled_at),
+    ]),
+  );
 }
 
 // ---- the loop ---------------------------------------------------------------------------
@@ -385,7 +389,7 @@ async function refresh() {
     fillBody("events", eventRows(events), "no event yet");
     renderFabric(switches, links || [], servers);
     await renderDetail(alarms);
-    showStatus("updated " + new Date().toLocaleTimeString(), false);
+    showStatus("updated " + when(Date.now() / 1000), false);
   } catch (err) {
     if (err instanceof ApiFailure && err.status === 401) {
       logout("token refused: " + err.message);

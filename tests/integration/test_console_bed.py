@@ -218,3 +218,31 @@ def test_a_tenant_token_sees_only_its_tenants_vms(console, vms):
     assert RED_VSI not in page and "52:54:00:00:0c:02" not in page
     assert "tenant token" in console.text("who")
     console.shot("tenant")
+
+
+def test_an_admin_puts_a_server_in_maintenance_and_back(console, bed, controller):
+    from selenium.webdriver.support import expected_conditions
+
+    def shown():
+        return console.row("servers", "edge1/edge1-s2", "data-server")
+
+    def held():
+        [server] = [s for s in controller.rest("/v1/servers") if s["port"] == "edge1-s2"]
+        return server["maintenance"]
+
+    button = '#servers tr[data-server="edge1/edge1-s2"] button'
+    console.login(ADMIN_TOKEN)
+    shown()
+    try:
+        console.click(button)
+        prompt = console.wait(expected_conditions.alert_is_present(), 5, "no reason asked")
+        prompt.send_keys("console drill")
+        prompt.accept()
+        console.wait(lambda d: "console drill" in shown(), message="maintenance not shown")
+        assert held()["reason"] == "console drill"
+        console.click(button)
+        console.wait(lambda d: "console drill" not in shown(), message="maintenance still shown")
+        assert held() is None
+    finally:
+        if held() is not None:
+            controller.call("DELETE", "/v1/servers/edge1/edge1-s2/maintenance")
