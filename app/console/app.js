@@ -108,24 +108,47 @@ function first(vsi, field) {
   return vsi.attachments.length ? vsi.attachments[0][field] : "";
 }
 
-function renderVms(associations) {
+// The VMs the bridge holds, then those the VM manager registered that no station associated:
+// a VM that never asked is the first answer to "why can't it talk".
+function renderVms(associations, registered) {
   const wanted = document.getElementById("filter").value.trim().toLowerCase();
+  const names = new Map(registered.map((vm) => [vm.vsi_id, vm]));
+  const held = new Set(associations.map((vsi) => vsi.vsi_id));
+  const matches = (...items) => !wanted || JSON.stringify(items).toLowerCase().includes(wanted);
+  const row = (vsi, name, cells) =>
+    el(
+      "tr",
+      { "data-vsi": vsi, class: vsi === selected ? "selected" : "", onclick: () => select(vsi) },
+      el("td", { class: "mono" }, vsi),
+      el("td", {}, name),
+      cells,
+    );
   const rows = associations
-    .filter((vsi) => !wanted || JSON.stringify(vsi).toLowerCase().includes(wanted))
+    .filter((vsi) => matches(vsi, names.get(vsi.vsi_id)))
     .map((vsi) =>
-      el(
-        "tr",
-        { "data-vsi": vsi.vsi_id, class: vsi.vsi_id === selected ? "selected" : "", onclick: () => select(vsi.vsi_id) },
-        el("td", { class: "mono" }, vsi.vsi_id),
+      row(vsi.vsi_id, (names.get(vsi.vsi_id) || {}).name || "", [
         el("td", {}, first(vsi, "tenant")),
         el("td", {}, first(vsi, "profile")),
         el("td", { class: "state-" + vsi.state }, vsi.state + (vsi.migrating ? " (migrating)" : "")),
         el("td", {}, vlans(vsi)),
         el("td", { class: "mono" }, macs(vsi)),
         el("td", {}, places(vsi)),
-      ),
+      ]),
     );
-  fillBody("vms", rows, wanted ? "no VM matches" : "no VM is associated");
+  for (const vm of registered) {
+    if (held.has(vm.vsi_id) || !matches(vm)) continue;
+    rows.push(
+      row(vm.vsi_id, vm.name || "", [
+        el("td", {}, vm.tenant),
+        el("td", {}, `type ${vm.type_id} v${vm.type_version}`),
+        el("td", { class: "refused" }, "registered, not associated"),
+        el("td", {}, ""),
+        el("td", { class: "mono" }, vm.macs.join(" ")),
+        el("td", {}, ""),
+      ]),
+    );
+  }
+  fillBody("vms", rows, wanted ? "no VM matches" : "no VM is associated or registered");
 }
 
 function renderRefused(events) {
@@ -318,6 +341,10 @@ async function renderDetail(alarms) {
         ]),
       )
     : el("p", { class: "refused" }, "not held by the bridge: no flow forwards it");
+  const vm = lookup && lookup.vm;
+  const registration = vm
+    ? el("p", {}, `registered as "${vm.name || ""}" by tenant ${vm.tenant}: type ${vm.type_id} v${vm.type_version}, MACs ${vm.macs.join(" ")}` + (vm.group ? `, group ${vm.group}` : ""))
+    : el("p", { class: "empty" }, "not registered by the VM manager");
   const previous = lookup && lookup.previous && lookup.previous.length
     ? el("p", {}, "was at: " + lookup.previous.map((p) => `${p.switch}/${p.port}`).join(", "))
     : null;
@@ -325,7 +352,7 @@ async function renderDetail(alarms) {
     el(
       "div",
       { class: "detail-grid" },
-      el("div", {}, el("h3", {}, "Where it is"), attachments, previous,
+      el("div", {}, el("h3", {}, "Where it is"), attachments, previous, registration,
         el("h3", {}, "Alarms on it"), hit.length ? table(["alarm", "reason"], hit.map((a) => [a.id, a.reason])) : el("p", { class: "empty" }, "none")),
       el("div", { id: "detail-counters" }, el("h3", {}, "Counters (flows, ACL drops)"), counters(stats)),
     ),
@@ -373,8 +400,9 @@ async function refresh() {
   if (busy || document.getElementById("console").hidden) return;
   busy = true;
   try {
-    const [associations, refused, alarms, events, switches, links, servers] = await Promise.all([
+    const [associations, registered, refused, alarms, events, switches, links, servers] = await Promise.all([
       api("/v1/associations"),
+      api("/v1/vms"),
       api(`/v1/events?kind=vsi.refused&latest=1&limit=${REFUSED_SHOWN}`),
       api("/v1/alarms"),
       api(`/v1/events?latest=1&limit=${EVENTS_SHOWN}`),
@@ -384,7 +412,7 @@ async function refresh() {
     ]);
     document.getElementById("who").textContent = switches === null ? "tenant token" : "admin";
     renderAlarms(alarms);
-    renderVms(associations);
+    renderVms(associations, registered);
     renderRefused(refused);
     fillBody("events", eventRows(events), "no event yet");
     renderFabric(switches, links || [], servers);

@@ -22,6 +22,9 @@ DB = (6, 1)  # policies/default.yaml "db": tenant red, VLAN 200 (start_vm's defa
 BLUE_VSI = "a1b2c3d4-0000-0000-0000-000000000c01"
 RED_VSI = "a1b2c3d4-0000-0000-0000-000000000c02"
 ROGUE_VSI = "a1b2c3d4-0000-0000-0000-000000000c03"
+GHOST_VSI, GHOST_MAC = "a1b2c3d4-0000-0000-0000-000000000c04", "52:54:00:00:0c:04"
+# A VM's name is the VM manager's text: the page must show it, never run it.
+HOSTILE_NAME = '<img src=x id=pwned onerror="document.title=1">web-1'
 SHOTS = os.environ.get("EVB_CONSOLE_SCREENSHOTS")
 
 
@@ -147,17 +150,29 @@ def console(browser, controller):
 
 
 @pytest.fixture
-def vms(bed, stations):
-    """A blue VM on srv11, a red one on srv21, and a rogue refused on srv12 (VLAN 999 is
-    not its type's)."""
-    blue = start_vm(bed, stations, "cb", "srv11", "52:54:00:00:0c:01", "10.0.12.1/24", BLUE_VSI)
-    red = start_vm(
-        bed, stations, "cr", "srv21", "52:54:00:00:0c:02", "10.0.12.2/24", RED_VSI, vsi_type=DB
-    )
-    rogue = bed.add_vm("cx", "srv12", "52:54:00:00:0c:03", "10.0.12.3/24")
-    refused = stations["srv12"].vdp("assoc", "mgr1", 5, 4, ROGUE_VSI, filters=[f"999-{rogue.mac}"])
-    assert not refused.ok, refused.raw
-    return blue, red
+def vms(bed, stations, controller):
+    """A blue VM on srv11 that the VM manager registered with a name holding markup, a red one
+    on srv21, a rogue refused on srv12 (VLAN 999 is not its type's) and a blue VM registered
+    that no station associated."""
+    registered = {BLUE_VSI: ("52:54:00:00:0c:01", HOSTILE_NAME), GHOST_VSI: (GHOST_MAC, "ghost")}
+    for vsi, (mac, name) in registered.items():
+        controller.call(
+            "PUT", f"/v1/vms/{vsi}", {"type_id": 5, "type_version": 4, "macs": [mac], "name": name}
+        )
+    try:
+        blue = start_vm(bed, stations, "cb", "srv11", "52:54:00:00:0c:01", "10.0.12.1/24", BLUE_VSI)
+        red = start_vm(
+            bed, stations, "cr", "srv21", "52:54:00:00:0c:02", "10.0.12.2/24", RED_VSI, vsi_type=DB
+        )
+        rogue = bed.add_vm("cx", "srv12", "52:54:00:00:0c:03", "10.0.12.3/24")
+        refused = stations["srv12"].vdp(
+            "assoc", "mgr1", 5, 4, ROGUE_VSI, filters=[f"999-{rogue.mac}"]
+        )
+        assert not refused.ok, refused.raw
+        yield blue, red
+    finally:
+        for vsi in registered:
+            controller.call("DELETE", f"/v1/vms/{vsi}")
 
 
 def test_the_page_lists_the_vms_shows_the_rogue_refused_and_a_vms_detail(console, vms):
@@ -170,6 +185,10 @@ def test_the_page_lists_the_vms_shows_the_rogue_refused_and_a_vms_detail(console
     rogue = console.row("refused", ROGUE_VSI)
     assert "refused" in rogue and "edge1/edge1-s2" in rogue, rogue
     assert ROGUE_VSI not in console.text("vms")
+    assert HOSTILE_NAME in blue, blue
+    assert console.driver.execute_script("return document.getElementById('pwned')") is None
+    ghost = console.row("vms", GHOST_VSI)
+    assert "registered, not associated" in ghost and GHOST_MAC in ghost, ghost
     console.row("servers", "edge1/edge1-s1", attribute="data-server")
     console.shot("overview")
     console.shot("vms", "vms-view")
@@ -181,6 +200,7 @@ def test_the_page_lists_the_vms_shows_the_rogue_refused_and_a_vms_detail(console
         message="the VM's detail shows no vsi.associated event",
     )
     assert "edge1/edge1-s1" in detail and "Counters" in detail, detail
+    assert f'registered as "{HOSTILE_NAME}"' in detail, detail
     console.shot("vm-detail", "vm-detail")
 
 
