@@ -191,7 +191,7 @@ function renderAlarms(alarms) {
 
 function summary(detail) {
   const parts = [];
-  for (const key of ["vsi", "state", "tenant", "error", "reason", "macs", "vids"]) {
+  for (const key of ["vsi", "alarm", "severity", "state", "tenant", "error", "reason", "macs", "vids"]) {
     if (detail[key] !== undefined && detail[key] !== null) parts.push(`${key}=${[].concat(detail[key]).join(",")}`);
   }
   return parts.join(" ");

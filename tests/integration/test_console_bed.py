@@ -225,7 +225,8 @@ def test_an_alarm_shows_within_2_s_of_a_server_port_going_down(console, bed, sta
         server.cmd("ip link set", uplink, "up")
     assert took <= 2.0, took
     console.wait(
-        lambda d: "port.down:edge1/edge1-s1" not in console.text(), message="the alarm stays"
+        lambda d: "port.down:edge1/edge1-s1" not in console.text("alarms"),
+        message="the alarm stays",
     )
 
 

@@ -96,6 +96,14 @@ def test_every_asset_the_page_references_exists_and_none_is_inline(harness):
     assert page.inline_scripts == 0 and page.inline_styles == 0
 
 
+def test_every_element_the_script_looks_up_is_on_the_page():
+    script = (CONSOLE_DIR / "app.js").read_text()
+    looked_up = set(re.findall(r'getElementById\("([\w-]+)"\)', script))
+    looked_up |= set(re.findall(r'fillBody\("([\w-]+)"', script))
+    page = (CONSOLE_DIR / "index.html").read_text()
+    assert looked_up and not {name for name in looked_up if f'id="{name}"' not in page}
+
+
 def test_every_asset_file_is_served_and_shipped():
     assert {p.name for p in CONSOLE_DIR.iterdir()} == set(CONTENT_TYPES)
 
