@@ -5,18 +5,15 @@ The controller has an admin and a tenant token: the page is opened as a user ope
 With EVB_CONSOLE_SCREENSHOTS=DIR the main views are saved as DIR/console-*.png (docs/ holds
 the committed ones)."""
 
-import os
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.integration.bed import MARKS
+from tests.integration.console_browser import NEEDS_BROWSER, Console, chromium
 from topologies.migration import start_vm
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ADMIN_TOKEN, BLUE_TOKEN = "console-admin-token-0001", "console-blue-token-0001"
 DB = (6, 1)  # policies/default.yaml "db": tenant red, VLAN 200 (start_vm's default is blue's web)
 BLUE_VSI = "a1b2c3d4-0000-0000-0000-000000000c01"
@@ -25,22 +22,9 @@ ROGUE_VSI = "a1b2c3d4-0000-0000-0000-000000000c03"
 GHOST_VSI, GHOST_MAC = "a1b2c3d4-0000-0000-0000-000000000c04", "52:54:00:00:0c:04"
 # A VM's name is the VM manager's text: the page must show it, never run it.
 HOSTILE_NAME = '<img src=x id=pwned onerror="document.title=1">web-1'
-SHOTS = os.environ.get("EVB_CONSOLE_SCREENSHOTS")
 
 
-def _why_no_browser():
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not shutil.which(path):
-            return f"{path} is missing (apt-get install chromium chromium-driver)"
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed (the test extra of setup.py)"
-    return None
-
-
-_NO_BROWSER = _why_no_browser()
-pytestmark = [*MARKS, pytest.mark.skipif(_NO_BROWSER is not None, reason=str(_NO_BROWSER))]
+pytestmark = [*MARKS, NEEDS_BROWSER]
 
 
 @pytest.fixture(scope="module")
@@ -76,77 +60,13 @@ def controller(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1300"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-
-
-_TEXT_OF = "const e = document.querySelector(arguments[0]); return e ? e.innerText : null"
-
-
-class Console:
-    """The page as a user sees it: log in, wait for what the polling shows."""
-
-    def __init__(self, driver, controller):
-        self.driver, self.url = driver, f"http://127.0.0.1:{controller.rest_port}/console/"
-
-    def login(self, token):
-        from selenium.webdriver.common.by import By
-
-        self.driver.get(self.url)
-        self.driver.execute_script("sessionStorage.clear()")
-        self.driver.get(self.url)
-        self.wait(lambda d: d.find_element(By.ID, "token").is_displayed())
-        self.driver.find_element(By.ID, "token").send_keys(token)
-        self.driver.find_element(By.ID, "login-button").click()
-        self.row("vms", None)
-
-    def wait(self, condition, timeout=10, message=""):
-        from selenium.webdriver.support.ui import WebDriverWait
-
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(condition, message)
-
-    def row(self, table, key, attribute="data-vsi", timeout=10):
-        """The text of the row of ``table`` with that key (None: any row, once the table is
-        filled). Read in one script: the page redraws its rows as the polls bring news."""
-        selector = f"#{table} tbody tr" + (f'[{attribute}="{key}"]' if key else "")
-        return self.wait(
-            lambda d: d.execute_script(_TEXT_OF, selector),
-            timeout,
-            f"no row {key} in #{table}: {self.text()[:2000]}",
-        )
-
-    def click(self, selector):
-        self.driver.execute_script("document.querySelector(arguments[0]).click()", selector)
-
-    def text(self, element_id="console"):
-        return self.driver.execute_script(_TEXT_OF, f"#{element_id}") or ""
-
-    def shot(self, name, element_id=None):
-        """docs/console-NAME.png: the element, or the whole window."""
-        if not SHOTS:
-            return
-        from selenium.webdriver.common.by import By
-
-        path = Path(SHOTS) / f"console-{name}.png"
-        if element_id:
-            self.driver.find_element(By.ID, element_id).screenshot(str(path))
-        else:
-            self.driver.save_screenshot(str(path))
 
 
 @pytest.fixture
 def console(browser, controller):
-    return Console(browser, controller)
+    return Console(browser, f"http://127.0.0.1:{controller.rest_port}")
 
 
 @pytest.fixture
