@@ -39,15 +39,22 @@ class _Quiet(WSGIRequestHandler):
 
 
 @pytest.fixture
-def page(tmp_path):
-    """The console on the fake controller, with a stats route in the shape of
-    docs/openapi.yaml's AttachmentStats for VSI A, and markup in a profile name and a reason."""
+def harness(tmp_path):
+    """The fake controller, with markup in a profile name and a refusal's reason."""
     harness = Harness(str(tmp_path / "evb.db"))
     harness.service.held[0]["attachments"][0]["profile"] = HOSTILE + "web"
     harness.events.emit(
         "vsi.refused", "edge2", "edge2-s2", vsi=VSI_B, macs=["52:00:00:00:00:0b"],
         error="invalid_vid_group_mac", reason=HOSTILE + "no", tenant="red",
     )  # fmt: skip
+    yield harness
+    harness.close()
+
+
+@pytest.fixture
+def page(harness):
+    """The console on the fake controller, with a stats route for VSI A in the shape of
+    docs/openapi.yaml's AttachmentStats."""
 
     def app(environ, start_response):
         if environ["PATH_INFO"] == f"/v1/vms/{VSI_A}/stats":
@@ -63,7 +70,6 @@ def page(tmp_path):
             yield Console(driver, f"http://127.0.0.1:{server.server_port}")
     finally:
         server.shutdown()
-        harness.close()
 
 
 def test_a_vms_counters_show_its_acl_drops(page):
@@ -95,3 +101,13 @@ def test_a_vm_without_a_stats_route_says_so(page):
     page.login(ADMIN_TOKEN)
     page.click(f'#vms tr[data-vsi="{VSI_B}"]')
     page.wait(lambda d: "no counters" in page.text("detail-counters"), message="counters shown")
+
+
+def test_a_long_list_draws_500_rows_and_says_how_many_more(harness, page):
+    held = harness.service.held
+    held += [{**held[0], "vsi_id": f"a1b2c3d4-0000-0000-0001-{n:012x}"} for n in range(600)]
+    page.login(ADMIN_TOKEN)
+    more = page.wait(lambda d: "more VMs" in page.text("vms") and page.text("vms"))
+    assert f"{len(held) - 500} more VMs: narrow the search" in more
+    rows = "return document.querySelectorAll('#vms tr[data-vsi]').length"
+    assert page.driver.execute_script(rows) == 500
