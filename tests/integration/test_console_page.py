@@ -70,6 +70,7 @@ def page(harness):
             yield Console(driver, f"http://127.0.0.1:{server.server_port}")
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def test_a_vms_counters_show_its_acl_drops(page):
