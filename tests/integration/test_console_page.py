@@ -6,6 +6,7 @@ values holding markup in every place the page shows them."""
 import json
 import threading
 import time
+from contextlib import contextmanager
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
@@ -38,6 +39,19 @@ class _Quiet(WSGIRequestHandler):
         pass
 
 
+@contextmanager
+def _console(app):
+    """``app`` served on loopback, and the console opened on it in chromium."""
+    server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with chromium() as driver:
+            yield Console(driver, f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def harness(tmp_path):
     """The fake controller, with markup in a profile name and a refusal's reason."""
@@ -62,15 +76,8 @@ def page(harness):
             return [json.dumps(STATS).encode()]
         return harness.api.wsgi(environ, start_response)
 
-    server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        with chromium() as driver:
-            yield Console(driver, f"http://127.0.0.1:{server.server_port}")
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _console(app) as console:
+        yield console
 
 
 def test_a_vms_counters_show_its_acl_drops(page):
@@ -112,3 +119,15 @@ def test_a_long_list_draws_500_rows_and_says_how_many_more(harness, page):
     assert f"{len(held) - 500} more VMs: narrow the search" in more
     rows = "return document.querySelectorAll('#vms tr[data-vsi]').length"
     assert page.driver.execute_script(rows) == 500
+
+
+def test_with_no_token_configured_an_empty_token_opens_it(tmp_path):
+    """The open API (loopback only, docs/security.md): every caller is an admin."""
+    harness = Harness(str(tmp_path / "open.db"), tokens=())
+    try:
+        with _console(harness.api.wsgi) as page:
+            page.login("")
+            assert VSI_A in page.row("vms", VSI_A) and VSI_B in page.row("vms", VSI_B)
+            page.row("servers", "edge1/edge1-s1", "data-server")
+    finally:
+        harness.close()
