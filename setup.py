@@ -8,6 +8,8 @@ setup(
     description="SDN controller that makes a data-center network follow its VMs (802.1Qbg EVB/VDP)",
     python_requires=">=3.11",
     packages=find_packages(include=["app", "app.*", "topologies", "topologies.*"]),
+    # The web console's static files (app/rest/console.py serves them): no build step.
+    package_data={"app": ["console/*.html", "console/*.js", "console/*.css"]},
     install_requires=[
         # os-ken 4.x: native-thread hub and AppManager.run_apps; 5.x may drop APIs we rely on.
         "os-ken>=4.2,<5",
@@ -32,6 +34,8 @@ setup(
             "types-PyYAML>=6",
             # tests/unit/test_rest_fuzz.py: the REST API against docs/openapi.yaml (4.x API).
             "schemathesis>=4.32,<5",
+            # tests/integration/test_console_bed.py drives Debian's chromium + chromium-driver.
+            "selenium>=4",
         ],
     },
     entry_points={

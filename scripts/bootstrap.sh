@@ -3,7 +3,7 @@
 # creates .venv and starts Open vSwitch if it is not running. Idempotent; sourced by run.sh/test.sh.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-APT_PACKAGES="openvswitch-switch mininet lldpad iputils-ping iperf3 tcpdump iproute2 ethtool openssl python3-venv python3-dev gcc"
+APT_PACKAGES="openvswitch-switch mininet lldpad iputils-ping iperf3 tcpdump iproute2 ethtool openssl python3-venv python3-dev gcc chromium chromium-driver"
 
 missing=""
 for p in $APT_PACKAGES; do

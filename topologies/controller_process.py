@@ -40,7 +40,11 @@ class ControllerProcess:
         rest_port: int = 8080,
         extra_args=(),
         log_level: str = "INFO",
+        token: str | None = None,
     ):
+        """``token``: sent as a bearer token with every request, for a controller given
+        api_tokens (its API is open without them)."""
+        self.token = token
         self.workdir = Path(workdir)
         self.of_port = of_port
         self.rest_port = rest_port
@@ -95,8 +99,10 @@ class ControllerProcess:
 
     def text(self, path: str) -> str:
         """GET `path`: its body as text (GET /metrics)."""
-        url = f"http://127.0.0.1:{self.rest_port}{path}"
-        with urllib.request.urlopen(url, timeout=10) as response:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.rest_port}{path}", headers=self._auth()
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.read().decode()
 
     def call(self, method: str, path: str, body=None):
@@ -105,11 +111,14 @@ class ControllerProcess:
             f"http://127.0.0.1:{self.rest_port}{path}",
             method=method,
             data=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", **self._auth()},
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             answer = response.read()
         return json.loads(answer) if answer else None
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -1,7 +1,7 @@
 """REST API v1 (WebOb, JSON): the operator's and the VM manager's view of the controller and
 their way to change it. Routes live with their resources (fabric, associations, registry_views,
-events, faults); this module authenticates, dispatches and turns every failure into a JSON error.
-The API is described in docs/openapi.yaml, served at /v1/openapi.yaml."""
+events, faults, console); this module authenticates, dispatches and turns every failure into a
+JSON error. The API is described in docs/openapi.yaml, served at /v1/openapi.yaml."""
 
 import logging
 from collections.abc import Callable, Sequence
@@ -17,6 +17,7 @@ from app.registry import Registry
 from app.registry.errors import Conflict, Forbidden, InvalidInput, NotFound, RegistryError
 from app.rest.associations import AssociationViews
 from app.rest.auth import Authenticator
+from app.rest.console import ConsoleViews
 from app.rest.events import EventViews
 from app.rest.fabric import FabricViews
 from app.rest.faults import FaultViews
@@ -61,6 +62,7 @@ class RestApi:
                 *PoolViews(registry).routes(),
                 *EventViews(store).routes(),
                 *FaultViews(service, monitor).routes(),
+                *ConsoleViews().routes(),
                 Route("GET", "/v1/openapi.yaml", self.openapi, Access.OPEN),
                 *([Route("GET", "/metrics", self.metrics, Access.ADMIN)] if metrics else []),
             ]
