@@ -62,17 +62,19 @@ class AssociationViews:
         return json_response(result)
 
     def association(self, request: Request, principal: Principal, vsi_id: str):
-        Query(request)
-        vsi_id = _vsi_id_text(vsi_id)
-        vsi = self._service.association(vsi_id)
-        missing = ApiError(404, f"the bridge holds no VSI {vsi_id}", "vsi_id")
-        if vsi is None:
-            raise missing
-        principal.check_visible(self._owner(vsi_id, vsi), missing)
+        vsi_id, vsi, _ = self._visible(request, principal, vsi_id)
         return json_response({**vsi, "stats": self._service.vm_stats(vsi_id) or []})
 
     def stats(self, request: Request, principal: Principal, vsi_id: str):
         """The VM's traffic counters per attachment, from its switch's last poll."""
+        vsi_id, _, missing = self._visible(request, principal, vsi_id)
+        stats = self._service.vm_stats(vsi_id)
+        if stats is None:  # de-associated between the two calls
+            raise missing
+        return json_response({"vsi_id": vsi_id, "attachments": stats})
+
+    def _visible(self, request: Request, principal: Principal, vsi_id: str):
+        """(VSI ID text, the VSI, its 404) of a VSI the principal may see; else that 404."""
         Query(request)
         vsi_id = _vsi_id_text(vsi_id)
         vsi = self._service.association(vsi_id)
@@ -80,10 +82,7 @@ class AssociationViews:
         if vsi is None:
             raise missing
         principal.check_visible(self._owner(vsi_id, vsi), missing)
-        stats = self._service.vm_stats(vsi_id)
-        if stats is None:  # de-associated between the two calls
-            raise missing
-        return json_response({"vsi_id": vsi_id, "attachments": stats})
+        return vsi_id, vsi, missing
 
     def lookup(self, request: Request, principal: Principal):
         """By VSI ID or MAC: where the VM is, where it was, and its registration."""
