@@ -35,7 +35,7 @@ from app.fabric.links import Topology
 from app.fabric.ports import Port, PortRef, PortRole
 from app.fabric.switch_directory import SwitchDirectory
 from app.faults.alarms import VmPlace
-from app.flows.programmer import FlowProgrammer
+from app.flows.programmer import FlowMods, FlowProgrammer
 from app.observer import Observer
 from app.refusal_events import RefusalSummary
 from app.session.evb_negotiation import BridgeEvbConfig
@@ -70,8 +70,12 @@ SAVE_DELAY_MAX = 1.0
 
 @dataclass
 class FlowBatch:
+    """One switch's messages of a change; `in_place`: they must apply as one step
+    (FlowMods.in_place)."""
+
     dpid: int
     msgs: list
+    in_place: bool = True
 
 
 @dataclass
@@ -427,14 +431,14 @@ class ControlPlane:
             self.migrations.observe(kind, done, now)
             self._emit(kind, done)
 
-    def _flow_change(self, changes: dict[int, list]) -> Reaction:
+    def _flow_change(self, changes: dict[int, FlowMods]) -> Reaction:
         """The batches for the connected switches (the others are reconciled when they
         connect). The intent they carry is saved after they are sent (`save_unless_busy`), so
         the disk's sync does not delay them: nobody has been told of it yet, and a controller
         that dies first reconciles the switches back to the intent saved before."""
         return Reaction(
             batches=[
-                FlowBatch(dpid, msgs)
+                FlowBatch(dpid, msgs, msgs.in_place)
                 for dpid, msgs in sorted(changes.items())
                 if dpid in self.switches and msgs
             ]

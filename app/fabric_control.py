@@ -29,6 +29,7 @@ from app.control_plane import ControlPlane, Reaction
 from app.fabric import bundles
 from app.fabric.batches import BatchTracker
 from app.fabric.multipart import MultipartCollector
+from app.fabric.poll_schedule import PollSchedule
 from app.fabric.ports import PortRole
 from app.fabric.switch_sync import SwitchSync
 from app.fabric.xids import Xids
@@ -45,8 +46,11 @@ class FabricControl:
         control: ControlPlane,
         trunk_patterns: Iterable[str],
         record_switch: Callable[[int, str], None] = lambda dpid, name: None,
+        stats_interval: float = 0.0,
     ):
-        """`record_switch(dpid, name)` is told of every switch whose name is learnt."""
+        """`record_switch(dpid, name)` is told of every switch whose name is learnt;
+        `stats_interval`: seconds between two VM statistics polls of a switch (stats_probes;
+        0: every switch at each call)."""
         self.control = control
         self._event_log = control.event_log
         self._trunk_patterns = tuple(trunk_patterns)
@@ -56,6 +60,7 @@ class FabricControl:
         self._batches = BatchTracker()
         self._multipart = MultipartCollector()
         self.stats = VmStats()
+        self._poll_schedule = PollSchedule(stats_interval)
 
     # switches -------------------------------------------------------------------------------
     def switch_connected(self, dpid: int, address: str | None, now: float) -> Out:
@@ -191,11 +196,19 @@ class FabricControl:
         ]
 
     def stats_probes(self, now: float) -> Out:
-        """One VM statistics poll of every ready switch (SwitchSync.stats_probe)."""
+        """The VM statistics polls due now (SwitchSync.stats_probe): every ready switch with
+        VMs at its ports, once per stats interval, spread over it (app/fabric/poll_schedule.py).
+        A switch with none (an aggregation switch: a VSI-cookie flow for every VM of the fabric
+        and nothing to count) is never asked; what was counted at a switch whose VMs have all
+        gone is dropped."""
+        edges = self.control.programmer.edges()
+        for dpid in self.stats.switches() - edges:
+            self.stats.forget(dpid)
+        targets = sorted(d for d in edges if d in self._syncs and self._syncs[d].ready)
         return [
             pair
-            for dpid, sync in self._syncs.items()
-            for pair in self._to(dpid, sync.stats_probe(now))
+            for dpid in self._poll_schedule.due(targets, now)
+            for pair in self._to(dpid, self._syncs[dpid].stats_probe(now))
         ]
 
     # stations and timers --------------------------------------------------------------------
@@ -252,9 +265,9 @@ class FabricControl:
 
     def react(self, reaction: Reaction, now: float) -> Out:
         """The messages of a reaction: its frames first (ECP ACKs never wait behind flows),
-        then each batch for a connected switch (as one bundle where the switch takes them)
-        followed by a barrier. A ticket with no batch on a connected switch is confirmed at once
-        (the others are reconciled when they connect)."""
+        then each batch for a connected switch followed by a barrier: as one bundle if it changes
+        flows in place and the switch takes bundles. A ticket with no batch on a connected switch
+        is confirmed at once (the others are reconciled when they connect)."""
         out = [
             pair
             for dpid, port_no, frame in reaction.packets
@@ -270,7 +283,7 @@ class FabricControl:
         batches = [b for b in reaction.batches if b.dpid in self._syncs]
         for batch in batches:
             batch_msgs = batch.msgs
-            if self._syncs[batch.dpid].bundles:
+            if batch.in_place and self._syncs[batch.dpid].bundles:
                 batch_msgs = bundles.bundled(batch_msgs, self._xids.take())
             msgs = self._to(batch.dpid, [*batch_msgs, parser.OFPBarrierRequest(None)])
             if reaction.ticket is not None:

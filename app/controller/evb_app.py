@@ -67,6 +67,9 @@ from app.vdp.port_tenants import PortTenants
 
 LOG = logging.getLogger("evb_nms.controller")
 TICK_INTERVAL = 0.02  # ECP retransmissions are due every 10us*2^RTE (164 ms at lldpad's RTE 14)
+# The VM statistics polls are spread over their interval (app/fabric/poll_schedule.py): checked
+# this often, i.e. at most this late.
+STATS_TICK = 0.1
 # OpenFlow events wait for the worker thread, switch events and punted frames each in a FIFO this
 # long; a flood beyond it is counted and dropped (the switches' punt meters should stop it first).
 WORK_QUEUE = 50000
@@ -167,6 +170,7 @@ class EvbApp(app_manager.OSKenApp):
             ),
             self.settings.trunk_ports,
             record_switch=self._record_switch,
+            stats_interval=self.settings.stats_interval,
         )
         self._datapaths: dict[int, object] = {}
         # Which connection speaks for each dpid (app/fabric/connections.py); os-ken's event
@@ -447,15 +451,19 @@ class EvbApp(app_manager.OSKenApp):
                 self._send(self.fabric.canary_probes())
 
     def _stats_loop(self):
-        """The VM statistics: one flow stats and one meter stats request per ready switch;
-        then, with a VM manager, the next page of the VM report (from the last poll's counters)
-        to its webhook."""
+        """The VM statistics: each ready switch with VMs polled once per stats interval (a flow
+        stats and a meter stats request), the switches' polls spread over it; then, with a VM
+        manager, once per interval the next page of the VM report (from the last polls'
+        counters) to its webhook."""
         cursor = ReportCursor()
-        while not self._stopping.wait(self.settings.stats_interval):
+        next_report = time.monotonic() + self.settings.stats_interval
+        while not self._stopping.wait(STATS_TICK):
             try:
+                now = time.monotonic()
                 with self.lock:
-                    self._send(self.fabric.stats_probes(time.monotonic()))
-                if self.vcenter is not None:
+                    self._send(self.fabric.stats_probes(now))
+                if self.vcenter is not None and now >= next_report:
+                    next_report = now + self.settings.stats_interval
                     report = self.service.vm_report(cursor)
                     if report is not None:
                         self.notifier.notify(report)

@@ -203,6 +203,10 @@ class SwitchSync:
             return []
         return [self._request(ofmsg.flow_stats_request(CANARY_COOKIE, COOKIE_MASK_OWNER), "canary")]
 
+    @property
+    def ready(self) -> bool:
+        return self.state is SyncState.READY
+
     def stats_probe(self, now: float) -> list:
         """The VM statistics' requests (app/flows/vm_stats.py): the VSI flows' counters and the
         meters' (unless the switch refused them once). None while the last ones are unanswered,

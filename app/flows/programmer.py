@@ -43,6 +43,15 @@ _Planned = dict[int, tuple[list[FlowEntry], dict[int, MeterSpec]]]
 _K = TypeVar("_K")
 
 
+class FlowMods(list):
+    """One switch's messages of a change, in planned order. `in_place`: the change replaces or
+    deletes flows the switch holds, which traffic may be using, so it must be applied as one
+    step (a bundle, app/fabric/bundles.py); a change that only adds flows no switch holds yet (a
+    VM's first association) carries no traffic before its response and needs no bundle."""
+
+    in_place = False
+
+
 class FlowProgrammer:
     def __init__(self) -> None:
         self._bindings: dict[int, VmBinding] = {}
@@ -54,7 +63,7 @@ class FlowProgrammer:
         self._rr: frozenset[PortRef] = frozenset()
 
     # changes --------------------------------------------------------------------------------
-    def update(self, changes: BindingChanges) -> dict[int, list]:
+    def update(self, changes: BindingChanges) -> dict[int, FlowMods]:
         """The bindings in `changes` (handle -> (before, after)) changed: the messages, per
         switch, that take the switches from the flows of `before` to those of `after`."""
         if not changes:
@@ -76,7 +85,7 @@ class FlowProgrammer:
         for binding in bindings:
             self._learn(binding)
 
-    def set_routes(self, routes: Routes) -> dict[int, list]:
+    def set_routes(self, routes: Routes) -> dict[int, FlowMods]:
         """The tree changed (a link came or went): re-plans what hangs on the switches whose
         place on the tree changed; everything else stays as it is."""
         old_routes = self._routes
@@ -99,7 +108,7 @@ class FlowProgrammer:
         new = self._plan(units, vlans, moved | guarded)
         return _difference(old, new, {})
 
-    def set_rr_ports(self, rr_ports: Set[PortRef]) -> dict[int, list]:
+    def set_rr_ports(self, rr_ports: Set[PortRef]) -> dict[int, FlowMods]:
         """The ports granted reflective relay: hairpin flows of the VMs there follow."""
         changed = set(rr_ports) ^ self._rr
         if not changed:
@@ -143,6 +152,10 @@ class FlowProgrammer:
         for binding in self._sorted(self._on_edge.get(dpid, ())):
             meters.update(binding_meters(binding))
         return meters
+
+    def edges(self) -> set[int]:
+        """The switches with bindings at their ports (those whose VM statistics count)."""
+        return set(self._on_edge)
 
     def port_of(self, handle: int) -> PortRef | None:
         """Where the binding with `handle` is held (None: no binding has it)."""
@@ -254,7 +267,7 @@ def _discard(index: dict[_K, set[int]], key: _K, handle: int) -> None:
         del index[key]
 
 
-def _difference(old: _Planned, new: _Planned, gone: dict[int, int]) -> dict[int, list]:
+def _difference(old: _Planned, new: _Planned, gone: dict[int, int]) -> dict[int, FlowMods]:
     """Per switch, the messages from `old` to `new`; `gone`: handle -> edge of each binding
     that no longer exists (its flows everywhere are deleted by cookie)."""
     gone_cookies = {cookie(CookieKind.VSI, handle) for handle in gone}
@@ -264,11 +277,12 @@ def _difference(old: _Planned, new: _Planned, gone: dict[int, int]) -> dict[int,
         new_flows, new_meters = new.get(dpid, ([], {}))
         want = {entry.key: entry for entry in new_flows}
         have = {entry.key: entry for entry in old_flows}
-        adds = [
-            ofmsg.add_flow(entry)
+        changed = [
+            key
             for key, entry in want.items()
             if key not in have or have[key].cookie != entry.cookie or have[key].body != entry.body
         ]
+        adds = [ofmsg.add_flow(want[key]) for key in changed]
         swept = {
             entry.cookie
             for key, entry in have.items()
@@ -283,7 +297,8 @@ def _difference(old: _Planned, new: _Planned, gone: dict[int, int]) -> dict[int,
         meter_msgs = reconcile_meters(new_meters, old_meters)
         sets = [m for m in meter_msgs if m.command != ofp.OFPMC_DELETE]
         stale = [m for m in meter_msgs if m.command == ofp.OFPMC_DELETE]
-        msgs = [*sets, *adds, *deletes, *stale]
+        msgs = FlowMods([*sets, *adds, *deletes, *stale])
         if msgs:
+            msgs.in_place = bool(deletes) or any(key in have for key in changed)
             changes[dpid] = msgs
     return changes

@@ -165,6 +165,9 @@ class VmStats:
     def forget(self, dpid: int) -> None:
         self._switches.pop(dpid, None)
 
+    def switches(self) -> set[int]:
+        return set(self._switches)
+
     def vm(self, dpid: int, handle: int) -> tuple[Counters, float] | None:
         """A binding's counters at its edge switch and when they were polled; None before the
         switch's first reply that names it."""

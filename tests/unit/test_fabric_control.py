@@ -281,7 +281,7 @@ def test_lost_flows_are_noticed_by_the_canary_and_restored():
     assert [e.switch for e in bed.log.recent("switch.flows_lost")] == ["edge1"]
 
 
-def test_one_stats_poll_per_switch_counts_a_vms_traffic_at_its_edge():
+def test_one_stats_poll_per_switch_with_vms_counts_a_vms_traffic_at_its_edge():
     bed = Bed()
     bed.associate(EDGE1, 1, 0)
     handle = bed.bridge.vsis()[0].attachments[0].handle
@@ -290,18 +290,32 @@ def test_one_stats_poll_per_switch_counts_a_vms_traffic_at_its_edge():
         edge1.process(in_port=1, eth_src=MACS[0], eth_dst="52:54:00:99:99:99")
     edge1.meter_drops[VM_METER_BASE + handle] = 4
     probes = bed.core.stats_probes(5.0)
-    assert sorted(type(m).__name__ for _, m in probes) == sorted(
-        ["OFPFlowStatsRequest", "OFPMeterStatsRequest"] * 3
-    )
+    # edge2 holds no VM, agg1 only the MAC entries of every VM: neither is asked.
+    assert sorted((d, type(m).__name__) for d, m in probes) == [
+        (EDGE1, "OFPFlowStatsRequest"),
+        (EDGE1, "OFPMeterStatsRequest"),
+    ]
     assert bed.core.stats_probes(5.0) == []  # the last poll is unanswered: no second one
     bed.wire.deliver(probes, now=7.0)
     counters, polled_at = bed.core.stats.vm(EDGE1, handle)
     assert (counters.packets_in, counters.bytes_in, counters.meter_drops) == (3, 300, 4)
     assert polled_at == 7.0
     assert [(d, p) for d, p, _ in bed.core.stats.ports()] == [(EDGE1, 1)]
-    assert len(bed.core.stats_probes(5.0)) == 6  # answered: the next poll may go
+    assert len(bed.core.stats_probes(5.0)) == 2  # answered: the next poll may go
     bed.core.switch_disconnected(EDGE1, 8.0)
     assert bed.core.stats.vm(EDGE1, handle) is None
+
+
+def test_a_switch_whose_vms_have_all_gone_is_no_longer_polled_and_its_counters_go():
+    bed = Bed()
+    bed.associate(EDGE1, 1, 0)
+    bed.wire.deliver(bed.core.stats_probes(5.0))
+    assert [d for d, _, _ in bed.core.stats.ports()] == [EDGE1]
+    bed.wire.frames(
+        [(EDGE1, 1, bed.stations.vdp(EDGE1, 1, VdpTlvType.DE_ASSOCIATE, UUIDS[0], MACS[0]))]
+    )
+    assert bed.core.stats_probes(6.0) == []
+    assert bed.core.stats.ports() == []
 
 
 def test_a_new_port_gets_its_base_flows_and_is_reported():
@@ -321,12 +335,25 @@ def _labels(bed, mark, dpid) -> list[str]:
     return [label for d, label in bed.since(mark) if d == dpid and label not in skip]
 
 
-def test_a_vms_batch_reaches_its_switch_as_one_bundle_its_meter_before_it():
+def test_a_vms_first_association_goes_as_ordered_messages_its_meter_first():
+    # Only flows no switch holds yet: nothing uses them before the response, no bundle needed.
     bed = Bed()
-    edge1 = bed.wire.fabric.switches[EDGE1]
-    bed.wire.hold_barriers = True
     mark = bed.mark()
     bed.associate(EDGE1, 1, 0)
+    labels = _labels(bed, mark, EDGE1)
+    assert labels[0] == "meter-mod" and labels[-1] == "barrier"
+    assert set(labels[1:-1]) == {"flow-mod"}
+    assert bed.wire.fabric.switches[EDGE1].committed == []
+
+
+def test_a_batch_changing_flows_in_place_reaches_its_switch_as_one_bundle_its_meter_first():
+    bed = Bed()
+    edge1 = bed.wire.fabric.switches[EDGE1]
+    bed.associate(EDGE1, 1, 0)
+    before = {f.cookie for f in bed.vsi_flows(EDGE1)}
+    bed.wire.hold_barriers = True
+    mark = bed.mark()
+    bed.associate(EDGE1, 2, 2)  # its port joins the VLAN: edge1's flood flow is replaced
     labels = _labels(bed, mark, EDGE1)
     adds = labels.count("bundle-add")
     assert adds >= 2
@@ -338,7 +365,8 @@ def test_a_vms_batch_reaches_its_switch_as_one_bundle_its_meter_before_it():
         "barrier",
     ]
     assert len(edge1.committed[-1]) == adds  # applied at the commit, all at once
-    assert {f.cookie for f in bed.vsi_flows(EDGE1)} < {f.cookie for f in edge1.committed[-1]}
+    new = {f.cookie for f in bed.vsi_flows(EDGE1)} - before
+    assert new and new < {f.cookie for f in edge1.committed[-1]}
     assert edge1.bundles == {}
     bed.wire.release()
     assert _refused(bed)[-1].status == 0x40  # the commit's reply is no failure
@@ -362,16 +390,18 @@ def test_a_gone_vms_meter_is_deleted_after_the_commit_of_its_flows():
 def test_a_refused_commit_applies_nothing_and_fails_the_association():
     bed = Bed()
     edge1 = bed.wire.fabric.switches[EDGE1]
-    edge1.fail_commits = True
     bed.associate(EDGE1, 1, 0)
-    (response,) = _refused(bed)
+    held = bed.vsi_flows(EDGE1)
+    edge1.fail_commits = True
+    bed.associate(EDGE1, 2, 2)
+    response = _refused(bed)[-1]
     assert response.error == VdpError.OTHER_FAILURE
     (failed,) = bed.log.recent("vsi.install_failed")
     assert failed.detail["reason"] == (
         f"OpenFlow error type {ofp.OFPET_EXPERIMENTER} code {ofp.ONFERR_ET_FAILED}"
     )
-    assert bed.vsi_flows(EDGE1) == [] and edge1.committed == []
-    assert bed.bridge.bindings() == []
+    assert bed.vsi_flows(EDGE1) == held and edge1.committed == []
+    assert [b.port.port_no for b in bed.bridge.bindings()] == [1]
 
 
 def test_a_switch_refusing_bundles_gets_ordered_batches_and_one_event():

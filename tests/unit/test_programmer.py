@@ -245,3 +245,27 @@ def test_a_moving_mac_is_replaced_in_place_on_the_switches_above_before_the_old_
     assert [m.command for m in on_agg] == [ofp.OFPFC_ADD]  # modified in place, never missing
     first_delete = next(i for i, m in enumerate(changes[1]) if m.command != ofp.OFPFC_ADD)
     assert all(m.command != ofp.OFPFC_ADD for m in changes[1][first_delete:])
+
+
+def test_only_a_change_to_flows_a_switch_holds_is_marked_in_place():
+    """in_place decides the bundle (app/fabric/bundles.py): a VM's first flows need none."""
+    topology = _fabric(2)
+    programmer = FlowProgrammer()
+    programmer.set_routes(topology.routes())
+    first = VmBinding(
+        1,
+        VsiId(VsiIdFormat.UUID, bytes(15) + b"\x01"),
+        PortRef(1, 1),
+        (MacVid(MACS[1], 100),),
+        PROFILES[0],
+        BindingState.FORWARDING,
+    )
+    added = programmer.update({1: (None, first)})
+    assert added and not any(msgs.in_place for msgs in added.values())
+    second = replace(first, handle=2, vsi_id=VsiId(VsiIdFormat.UUID, bytes(15) + b"\x02"))
+    second = replace(second, entries=(MacVid(MACS[2], 100),))
+    assert not any(msgs.in_place for msgs in programmer.update({2: (None, second)}).values())
+    moved = replace(second, handle=3, port=PortRef(2, 1))
+    changes = programmer.update({2: (second, None), 3: (None, moved)})
+    assert changes[1].in_place and changes[AGG].in_place  # deleted; the MAC's entry replaced
+    assert all(msgs.in_place for msgs in programmer.update({1: (first, None)}).values())
