@@ -19,6 +19,9 @@ setup(
         # the registry's VMs and their indexes: persistent maps, so a change costs O(log n)
         # and readers keep a snapshot without a lock (app/registry/vm_table.py).
         "pyrsistent>=0.20",
+        # the VSIs held in VSI ID order, so a page of GET /v1/associations costs its length and
+        # log n rather than a sort of every VSI (app/vdp/bridge.py vsis_after).
+        "sortedcontainers>=2.4",
         # GET /metrics: Prometheus's own client writes the exposition format (app/metrics.py).
         "prometheus_client>=0.17",
     ],

@@ -5,6 +5,7 @@ sends what the change requires to the switches and stations itself.
 VSI IDs are given and returned as text (app.vdp.describe.vsi_id_text: a UUID for UUID VSI IDs).
 """
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from app.policy.database import VsiTypeDatabase
@@ -28,6 +29,18 @@ class NmsService(Protocol):
     def associations(self) -> list[dict[str, Any]]:
         """Every VSI the bridge holds: vsi_id, state, attachments (switch, port_no, port,
         state, manager_id, type_id, type_version, profile, tenant, entries [{mac, vid}])."""
+
+    def associations_after(
+        self, after: str | None, limit: int, keep: Callable[[dict[str, Any]], bool], scan: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of `associations`: at most `limit` VSIs after VSI ID `after` (None: from the
+        first) in VSI ID order that `keep` accepts, looking at no more than `scan` VSIs; and the
+        VSI ID the next page starts after (None: there is no VSI after these). Costs the VSIs
+        looked at, not all of them."""
+
+    def associations_of(self, vsi_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The VSIs of `vsi_ids` the bridge holds, as `associations` shows them, by VSI ID.
+        Costs those VSIs."""
 
     def association(self, vsi_id: str) -> dict[str, Any] | None:
         """One VSI as `associations` shows it (by its VSI ID text); None if not held. Costs

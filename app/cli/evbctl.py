@@ -388,6 +388,7 @@ def event_list(client, args):
             "limit": args.limit,
             "switch": args.switch,
             "tenant": args.tenant,
+            "vsi": args.vsi,
             "latest": None if args.after is not None else 1,
         },
     )
@@ -665,6 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--limit", type=int, help="at most this many (1-1000, default 100)")
     sub.add_argument("--switch")
     sub.add_argument("--tenant")
+    sub.add_argument("--vsi", help="only the events of this VSI (VM)")
 
     server = verbs("server", "servers (server ports) and their maintenance")
     command(server, "list", server_list, "list the servers, their VMs and maintenance")

@@ -7,12 +7,13 @@ const POLL_MS = 1000;
 const TOKEN_KEY = "evb-nms-token";
 const EVENTS_SHOWN = 50;
 const REFUSED_SHOWN = 20;
-// The VM's own events are picked from the latest VSI decisions: the API filters by kind only.
-const VSI_EVENTS_SCANNED = 1000;
 const VM_EVENTS_SHOWN = 20;
-// A browser redraws a few hundred rows a second with ease, not tens of thousands: past this
-// the search box narrows the list.
+// One page of the VMs held and one of those registered (the first in VSI ID order): the
+// controller builds a page, not all of its VMs, each second, and a browser redraws a few
+// hundred rows with ease. Beyond it, a MAC or VSI ID in the search box finds the VM itself.
 const VM_ROWS_SHOWN = 500;
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
 let selected = null; // the VSI ID of the VM whose detail is open
 let polling = false;
@@ -70,14 +71,24 @@ class ApiFailure extends Error {
   }
 }
 
-async function api(path, options) {
+async function call(path, options) {
   const headers = { "Content-Type": "application/json" };
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = "Bearer " + token;
   const response = await fetch(path, { ...options, headers, cache: "no-store" });
   const body = await response.json().catch(() => null);
   if (!response.ok) throw new ApiFailure(response.status, (body && body.error) || response.statusText);
-  return body;
+  return { body, response };
+}
+
+async function api(path, options) {
+  return (await call(path, options)).body;
+}
+
+// One page of a list: its items, and whether the API's Link header names a next page.
+async function page(path) {
+  const { body, response } = await call(path);
+  return { items: body, more: /rel="next"/.test(response.headers.get("Link") || "") };
 }
 
 // null when the API says 403 (a tenant token asking for the fabric) or 404.
@@ -113,8 +124,11 @@ function first(vsi, field) {
 
 // The VMs the bridge holds, then those the VM manager registered that no station associated:
 // a VM that never asked is the first answer to "why can't it talk".
-function renderVms(associations, registered) {
-  const wanted = document.getElementById("filter").value.trim().toLowerCase();
+// `found`: the VM the search box's MAC or VSI ID names, from the API (null: none, or no such
+// search); `more`: the controller holds VMs beyond the pages shown.
+function renderVms(associations, registered, found, more) {
+  const wanted = searchText();
+  if (found && !associations.some((vsi) => vsi.vsi_id === found.vsi_id)) associations = [found, ...associations];
   const names = new Map(registered.map((vm) => [vm.vsi_id, vm]));
   const held = new Set(associations.map((vsi) => vsi.vsi_id));
   const matches = (...items) => !wanted || JSON.stringify(items).toLowerCase().includes(wanted);
@@ -151,10 +165,24 @@ function renderVms(associations, registered) {
       ]),
     );
   }
-  const more = rows.length - VM_ROWS_SHOWN;
   const shown = rows.slice(0, VM_ROWS_SHOWN);
-  if (more > 0) shown.push(el("tr", {}, el("td", { colspan: 8, class: "empty" }, `${more} more VMs: narrow the search`)));
+  if (more || rows.length > VM_ROWS_SHOWN) {
+    shown.push(el("tr", {}, el("td", { colspan: 8, class: "empty" }, "more VMs than shown: search for a MAC or VSI ID to find any of them")));
+  }
   fillBody("vms", shown, wanted ? "no VM matches" : "no VM is associated or registered");
+}
+
+function searchText() {
+  return document.getElementById("filter").value.trim().toLowerCase();
+}
+
+// The VM held with the MAC or VSI ID typed in the search box, wherever it is in the list.
+async function search() {
+  const wanted = searchText();
+  const by = UUID_RE.test(wanted) ? "vsi_id" : MAC_RE.test(wanted) ? "mac" : null;
+  if (!by) return null;
+  const where = await optional(`/v1/lookup?${by}=${encodeURIComponent(wanted)}`);
+  return where && where.current.length ? optional(`/v1/associations/${encodeURIComponent(where.vsi_id)}`) : null;
 }
 
 function renderRefused(events) {
@@ -328,11 +356,10 @@ async function renderDetail(alarms) {
   const [held, lookup, events, stats] = await Promise.all([
     optional(`/v1/associations/${encodeURIComponent(vsi)}`),
     optional(`/v1/lookup?vsi_id=${encodeURIComponent(vsi)}`),
-    api(`/v1/events?kind=vsi.&latest=1&limit=${VSI_EVENTS_SCANNED}`),
+    api(`/v1/events?vsi=${encodeURIComponent(vsi)}&latest=1&limit=${VM_EVENTS_SHOWN}`),
     optional(`/v1/vms/${encodeURIComponent(vsi)}/stats`),
   ]);
   if (vsi !== selected) return;
-  const own = events.filter((e) => e.detail.vsi === vsi).slice(-VM_EVENTS_SHOWN);
   const hit = alarms.filter((a) => a.affected_vms.some((vm) => vm.vsi_id === vsi));
   const attachments = held
     ? table(
@@ -363,7 +390,7 @@ async function renderDetail(alarms) {
       el("div", { id: "detail-counters" }, el("h3", {}, "Counters (flows, ACL drops)"), counters(stats)),
     ),
     el("h3", {}, "Last events"),
-    own.length ? el("table", { id: "detail-events" }, el("tbody", {}, eventRows(own))) : el("p", { class: "empty" }, "no event in the latest VSI decisions"),
+    events.length ? el("table", { id: "detail-events" }, el("tbody", {}, eventRows(events))) : el("p", { class: "empty" }, "no event names this VM"),
   ]);
 }
 
@@ -406,9 +433,10 @@ async function refresh() {
   if (busy || document.getElementById("console").hidden) return;
   busy = true;
   try {
-    const [associations, registered, refused, alarms, events, switches, links, servers] = await Promise.all([
-      api("/v1/associations"),
-      api("/v1/vms"),
+    const [associations, registered, found, refused, alarms, events, switches, links, servers] = await Promise.all([
+      page(`/v1/associations?limit=${VM_ROWS_SHOWN}`),
+      page(`/v1/vms?limit=${VM_ROWS_SHOWN}`),
+      search(),
       api(`/v1/events?kind=vsi.refused&latest=1&limit=${REFUSED_SHOWN}`),
       api("/v1/alarms"),
       api(`/v1/events?latest=1&limit=${EVENTS_SHOWN}`),
@@ -418,7 +446,7 @@ async function refresh() {
     ]);
     document.getElementById("who").textContent = switches === null ? "tenant token" : "admin";
     renderAlarms(alarms);
-    renderVms(associations, registered);
+    renderVms(associations.items, registered.items, found, associations.more || registered.more);
     renderRefused(refused);
     fillBody("events", eventRows(events), "no event yet");
     renderFabric(switches, links || [], servers);

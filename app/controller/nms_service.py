@@ -61,6 +61,33 @@ class ControllerService:
             names = self._control.switches.port_names()
             return [vsi_view(v, names) for v in self._bridge.vsis()]
 
+    def associations_after(
+        self, after: str | None, limit: int, keep: Callable[[dict[str, Any]], bool], scan: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        start = vsi_id_from_text(after.lower()) if after is not None else None
+        page: list[dict[str, Any]] = []
+        with self._lock:
+            names = self._control.switches.port_names()
+            last = None
+            for looked, info in enumerate(self._bridge.vsis_after(start), 1):
+                view = vsi_view(info, names)
+                last = view["vsi_id"]
+                if keep(view):
+                    page.append(view)
+                if len(page) == limit or looked == scan:
+                    return page, last
+        return page, None
+
+    def associations_of(self, vsi_ids: list[str]) -> dict[str, dict[str, Any]]:
+        parsed = [(text, vsi_id_from_text(text.lower())) for text in vsi_ids]
+        with self._lock:
+            found = [
+                (text, info)
+                for text, key in parsed
+                if key is not None and (info := self._bridge.vsi(key)) is not None
+            ]
+            return {text: vsi_view(info, self._names(info)) for text, info in found}
+
     def association(self, vsi_id: str) -> dict[str, Any] | None:
         parsed = vsi_id_from_text(vsi_id.lower())
         with self._lock:

@@ -53,6 +53,14 @@ def parse_vsi_id(value, field: str = "vsi_id") -> str:
         ) from None
 
 
+def canonical_vsi_id(value: str) -> str:
+    """UUID VSI IDs in the bridge's form; other formats (``mac:...``) as given."""
+    try:
+        return parse_vsi_id(value)
+    except InvalidInput:
+        return value
+
+
 def parse_mac(value, field: str) -> str:
     """A VM's MAC address: unicast, in lower-case colon form."""
     try:

@@ -9,13 +9,23 @@ from webob import Request
 from app.registry import Registry
 from app.registry.errors import InvalidInput
 from app.registry.fields import boolean, mapping, text
-from app.registry.vms import parse_mac, parse_vsi_id
+from app.registry.vms import canonical_vsi_id, parse_mac, parse_vsi_id
 from app.rest.auth import Principal
 from app.rest.fabric import find_switch
-from app.rest.http import ApiError, Query, json_response, read_json
+from app.rest.http import (
+    PAGE_DEFAULT,
+    PAGE_MAX,
+    SCAN,
+    ApiError,
+    Query,
+    json_response,
+    next_link,
+    read_json,
+)
 from app.rest.router import Route
 from app.service import NmsService
 from app.vdp.bridge import VsiState
+from app.vdp.describe import vsi_id_from_text
 
 STATES = tuple(state.value for state in VsiState)
 RELOCATE_KEYS = ("switch", "port", "replicate")
@@ -36,30 +46,42 @@ class AssociationViews:
         ]
 
     def associations(self, request: Request, principal: Principal):
-        query = Query(request, ("tenant", "switch", "state"))
+        """Every VSI held, or with ``limit`` one page in VSI ID order from after ``after``,
+        whose next page a ``Link: <...>; rel="next"`` header names (page())."""
+        query = Query(request, ("tenant", "switch", "state", "limit", "after"))
         tenant, switch, state = query.text("tenant"), query.text("switch"), query.text("state")
         if tenant is not None:
             principal.require(tenant, f"tenant {tenant}'s associations")
         if state is not None and state not in STATES:
             raise InvalidInput(f"expected one of {', '.join(STATES)}, got {state!r}", "state")
         names = _switch_names(self._service.switches(), switch) if switch is not None else None
-        result = []
-        for vsi in self._service.associations():
+
+        def keep(vsi: dict) -> bool:
             attachments = vsi.get("attachments", [])
-            if not principal.may_see(self._owner(vsi["vsi_id"], vsi)):
-                continue
-            if tenant is not None and not any(a.get("tenant") == tenant for a in attachments):
-                continue
-            if names is not None and not any(str(a.get("switch")) in names for a in attachments):
-                continue
-            if (
-                state is not None
-                and vsi.get("state") != state
-                and not any(a.get("state") == state for a in attachments)
-            ):
-                continue
-            result.append(vsi)
-        return json_response(result)
+            return (
+                principal.may_see(self._owner(vsi["vsi_id"], vsi))
+                and (tenant is None or any(a.get("tenant") == tenant for a in attachments))
+                and (names is None or any(str(a.get("switch")) in names for a in attachments))
+                and (
+                    state is None
+                    or vsi.get("state") == state
+                    or any(a.get("state") == state for a in attachments)
+                )
+            )
+
+        if query.text("limit") is None and query.text("after") is None:
+            return json_response([vsi for vsi in self._service.associations() if keep(vsi)])
+        limit = query.integer("limit", PAGE_DEFAULT, 1, PAGE_MAX)
+        after = query.text("after")
+        if after is not None and vsi_id_from_text(canonical_vsi_id(after)) is None:
+            raise InvalidInput(f"not a VSI ID: {after!r}", "after")
+        page, last = self._service.associations_after(
+            canonical_vsi_id(after) if after is not None else None, limit, keep, SCAN * limit
+        )
+        response = json_response(page)
+        if last is not None:
+            response.headers["Link"] = next_link(request, last)
+        return response
 
     def association(self, request: Request, principal: Principal, vsi_id: str):
         vsi_id, vsi, _ = self._visible(request, principal, vsi_id)
@@ -76,7 +98,7 @@ class AssociationViews:
     def _visible(self, request: Request, principal: Principal, vsi_id: str):
         """(VSI ID text, the VSI, its 404) of a VSI the principal may see; else that 404."""
         Query(request)
-        vsi_id = _vsi_id_text(vsi_id)
+        vsi_id = canonical_vsi_id(vsi_id)
         vsi = self._service.association(vsi_id)
         missing = ApiError(404, f"the bridge holds no VSI {vsi_id}", "vsi_id")
         if vsi is None:
@@ -139,14 +161,6 @@ class AssociationViews:
         if vm is not None:
             return vm.tenant
         return _tenant_of(vsi.get("attachments", [])) if vsi else None
-
-
-def _vsi_id_text(value: str) -> str:
-    """UUID VSI IDs in the bridge's form; other formats (``mac:...``) as given."""
-    try:
-        return parse_vsi_id(value)
-    except InvalidInput:
-        return value
 
 
 def _tenant_of(attachments: list[dict]) -> str | None:

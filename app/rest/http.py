@@ -3,6 +3,7 @@ the HTTP status that says whose fault it is."""
 
 import json
 import re
+from urllib.parse import urlencode
 
 from webob import Request, Response
 
@@ -16,6 +17,10 @@ MAX_DIGITS = 40
 # terminals; no field of the API needs them.
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 SURROGATE = re.compile("[\ud800-\udfff]")
+# A page of a long list (associations, VMs): by default and at most this many items; at most
+# SCAN times as many are looked at for one page (filters, a tenant's visibility), so a page of
+# a rare match may come back short, with the next page's link.
+PAGE_DEFAULT, PAGE_MAX, SCAN = 100, 1000, 4
 
 
 class ApiError(Exception):
@@ -31,6 +36,12 @@ class ApiError(Exception):
         self.message = message
         self.field = field
         self.headers = headers or {}
+
+
+def next_link(request: Request, last: str) -> str:
+    """An RFC 8288 Link header value: the same query, from after `last`."""
+    params = [(k, v) for k, v in request.GET.items() if k != "after"] + [("after", last)]
+    return f'<{request.path}?{urlencode(params)}>; rel="next"'
 
 
 def json_response(body, status: int = 200) -> Response:

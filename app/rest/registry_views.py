@@ -2,6 +2,8 @@
 registrations (5.3). The registry (app/registry) checks, stores and applies; this module maps
 HTTP onto it."""
 
+import heapq
+
 from webob import Request
 
 from app.registry import Registry, VmRecord
@@ -9,7 +11,16 @@ from app.registry.errors import InvalidInput
 from app.registry.profiles import API, FILE
 from app.registry.vms import parse_vsi_id
 from app.rest.auth import Principal
-from app.rest.http import ApiError, Query, json_response, read_json
+from app.rest.http import (
+    PAGE_DEFAULT,
+    PAGE_MAX,
+    SCAN,
+    ApiError,
+    Query,
+    json_response,
+    next_link,
+    read_json,
+)
 from app.rest.router import Route
 from app.service import NmsService
 
@@ -121,21 +132,37 @@ class RegistryViews:
 
     # VMs ----------------------------------------------------------------------------------------
     def vms(self, request: Request, principal: Principal):
-        query = Query(request, ("tenant", "group"))
+        """Every registered VM with its association, or with ``limit`` one page in VSI ID
+        order from after ``after``, whose next page a ``Link`` header names."""
+        query = Query(request, ("tenant", "group", "limit", "after"))
         tenant, group = query.text("tenant"), query.text("group")
         if tenant is not None:
             principal.require(tenant, f"tenant {tenant}'s VMs")
-        held = {v["vsi_id"]: v for v in self._service.associations()}
+        paged = query.text("limit") is not None or query.text("after") is not None
+        limit = query.integer("limit", PAGE_DEFAULT, 1, PAGE_MAX)
+        after = parse_vsi_id(query.text("after")) if query.text("after") is not None else None
         vms = self._registry.state.vms  # a snapshot: changes swap in a new table
-        return json_response(
-            [
-                {**vm.document(), "association": held.get(vm.vsi_id)}
-                for vm in (vms[vsi_id] for vsi_id in sorted(vms))  # the table keeps no order
-                if principal.may_see(vm.tenant)
-                and tenant in (None, vm.tenant)
-                and group in (None, vm.group)
-            ]
+        # The table keeps no order: a page takes the smallest IDs after `after`, no full sort.
+        ids = (k for k in vms if after is None or k > after)
+        looked = heapq.nsmallest(SCAN * limit, ids) if paged else sorted(ids)
+        page = [
+            vm
+            for vm in (vms[vsi_id] for vsi_id in looked)
+            if principal.may_see(vm.tenant)
+            and tenant in (None, vm.tenant)
+            and group in (None, vm.group)
+        ]
+        if paged:
+            page = page[:limit]
+        held = self._service.associations_of([vm.vsi_id for vm in page])
+        response = json_response(
+            [{**vm.document(), "association": held.get(vm.vsi_id)} for vm in page]
         )
+        if paged and looked:
+            last = page[-1].vsi_id if len(page) == limit else looked[-1]
+            if len(page) == limit or len(looked) == SCAN * limit:
+                response.headers["Link"] = next_link(request, last)
+        return response
 
     def vm(self, request: Request, principal: Principal, vsi_id: str):
         Query(request)

@@ -52,9 +52,11 @@ class Store(Protocol):
         *,
         switch: str | None = None,
         tenant: str | None = None,
+        vsi: str | None = None,
         latest: bool = False,
     ) -> list[dict]:
-        """Events with id > after_id in id order; ``tenant`` matches detail["tenant"]; with
+        """Events with id > after_id in id order; ``tenant`` matches detail["tenant"], ``vsi``
+        detail["vsi"] (a VSI ID as events write it); with
         ``latest`` the last ``limit`` of them rather than the first."""
 
     def profiles(self) -> list[dict]:

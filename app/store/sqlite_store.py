@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_kind ON events (kind);
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+-- A VM's own events (GET /v1/events?vsi=): the same expression as the query's, or no use.
+CREATE INDEX IF NOT EXISTS events_vsi ON events (json_extract(detail, '$.vsi'));
 CREATE TABLE IF NOT EXISTS alarms (
     key TEXT PRIMARY KEY,
     document TEXT NOT NULL
@@ -303,6 +305,7 @@ class SqliteStore:
         *,
         switch: str | None = None,
         tenant: str | None = None,
+        vsi: str | None = None,
         latest: bool = False,
     ) -> list[dict]:
         self.flush_events()
@@ -314,6 +317,9 @@ class SqliteStore:
         if tenant is not None:
             sql += " AND json_extract(detail, '$.tenant') = ?"
             params.append(tenant)
+        if vsi is not None:
+            sql += " AND json_extract(detail, '$.vsi') = ?"
+            params.append(vsi)
         order = " ORDER BY id DESC LIMIT ?" if latest else " ORDER BY id LIMIT ?"
         rows = self._read(sql + order, (*params, limit))
         rows = sorted(rows, key=lambda row: row["id"]) if latest else rows

@@ -63,9 +63,11 @@ import heapq
 import itertools
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from enum import Enum
+
+from sortedcontainers import SortedKeyList
 
 from app.codec.vdp import (
     STATUS_M,
@@ -237,6 +239,10 @@ def _reindex(index: dict, vsi_id: VsiId, before: set, after: set) -> None:
         index[key].add(vsi_id)
 
 
+def _order_key(vsi_id: VsiId) -> tuple[int, bytes]:
+    return int(vsi_id.format), vsi_id.value
+
+
 def _granted_filters(request: VsiTlv, entries: tuple[MacVid, ...]) -> tuple[FilterEntry, ...]:
     return tuple(replace(f, vid=e.vid) for f, e in zip(request.filters, entries, strict=True))
 
@@ -249,6 +255,7 @@ class VdpBridge:
     def __init__(self, authorizer: Authorizer) -> None:
         self._authorizer = authorizer
         self._vsis: dict[VsiId, _Vsi] = {}
+        self._order = SortedKeyList(key=_order_key)  # the keys of _vsis, for pages (vsis_after)
         self._handles: set[int] = set()
         self._next_handle = 1
         self._bound = BindingIndex()
@@ -411,6 +418,7 @@ class VdpBridge:
         response = make_response(request, filters=_granted_filters(request, decision.entries))
         if vsi is None:
             vsi = self._vsis[request.vsi_id] = _Vsi(request.vsi_id, {})
+            self._order.add(request.vsi_id)
         forwarding = self._forwarding(vsi)
         source = forwarding if forwarding is not None and forwarding.port != port else None
         resumed = vsi.suspended is not None
@@ -765,6 +773,17 @@ class VdpBridge:
     def vsis(self) -> list[VsiInfo]:
         return [self._info(vsi) for vsi in self._vsis.values()]
 
+    def vsis_after(self, after: VsiId | None) -> Iterator[VsiInfo]:
+        """The VSIs held after `after` (None: from the first) in VSI ID order (format, then
+        octets: a UUID's text order), one at a time: a page costs its length and log(VSIs),
+        not every VSI. Read it through before the bridge changes."""
+        ids = (
+            self._order
+            if after is None
+            else self._order.irange_key(_order_key(after), inclusive=(False, True))
+        )
+        return (self._info(self._vsis[vsi_id]) for vsi_id in ids)
+
     def vsi(self, vsi_id: VsiId) -> VsiInfo | None:
         vsi = self._vsis.get(vsi_id)
         return self._info(vsi) if vsi is not None else None
@@ -899,7 +918,10 @@ class VdpBridge:
                 )
                 dropped.add(vsi_id)
                 continue
-            vsi = self._vsis.setdefault(vsi_id, _Vsi(vsi_id, {}))
+            vsi = self._vsis.get(vsi_id)
+            if vsi is None:
+                vsi = self._vsis[vsi_id] = _Vsi(vsi_id, {})
+                self._order.add(vsi_id)
             if record["suspended"]:
                 vsi.suspended = att
             else:
@@ -1032,6 +1054,7 @@ class VdpBridge:
     def _forget_if_empty(self, vsi: _Vsi) -> None:
         if not vsi.attachments and vsi.suspended is None:
             del self._vsis[vsi.vsi_id]
+            self._order.remove(vsi.vsi_id)
 
     def _allocate_handle(self) -> int:
         """The next free handle after the last one given, from 1, wrapping below 2**31: a

@@ -81,6 +81,11 @@ class Console:
             f"no row {key} in #{table}: {self.text()[:2000]}",
         )
 
+    def type(self, element_id, text):
+        from selenium.webdriver.common.by import By
+
+        self.driver.find_element(By.ID, element_id).send_keys(text)
+
     def click(self, selector):
         self.driver.execute_script("document.querySelector(arguments[0]).click()", selector)
 

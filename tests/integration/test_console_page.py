@@ -112,14 +112,22 @@ def test_a_vm_the_stats_route_does_not_know_says_so(harness, page):
     page.wait(lambda d: "no counters" in page.text("detail-counters"), message="counters shown")
 
 
-def test_a_long_list_draws_500_rows_and_says_how_many_more(harness, page):
+def test_a_long_list_draws_one_page_and_a_mac_finds_a_vm_beyond_it(harness, page):
     held = harness.service.held
-    held += [{**held[0], "vsi_id": f"a1b2c3d4-0000-0000-0001-{n:012x}"} for n in range(600)]
+    extra = [{**held[0], "vsi_id": f"a1b2c3d4-0000-0000-0001-{n:012x}"} for n in range(600)]
+    (attachment,) = held[0]["attachments"]
+    far = {**attachment, "entries": [{"mac": "52:54:00:00:99:99", "vid": 100}]}
+    extra[-1] = {**extra[-1], "attachments": [far]}
+    held += extra
+    last = extra[-1]["vsi_id"]
     page.login(ADMIN_TOKEN)
-    more = page.wait(lambda d: "more VMs" in page.text("vms") and page.text("vms"))
-    assert f"{len(held) - 500} more VMs: narrow the search" in more
+    more = page.wait(lambda d: "more VMs than shown" in page.text("vms") and page.text("vms"))
+    assert "search for a MAC or VSI ID" in more
     rows = "return document.querySelectorAll('#vms tr[data-vsi]').length"
     assert page.driver.execute_script(rows) == 500
+    assert page.driver.execute_script(rows.replace("tr[data-vsi]", f'tr[data-vsi="{last}"]')) == 0
+    page.type("filter", "52:54:00:00:99:99")  # the 601st VM: found by the API, not the page
+    assert "52:54:00:00:99:99" in page.row("vms", last)
 
 
 def test_with_no_token_configured_an_empty_token_opens_it(tmp_path):

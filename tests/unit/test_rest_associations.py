@@ -1,5 +1,7 @@
 """REST: associations, lookup (draft 5.4), relocation/replication (5.5/5.6) and events."""
 
+import re
+
 import pytest
 
 from app.events import Event
@@ -29,6 +31,41 @@ def ids(vsis):
 def test_associations_filtered(harness, query, expected):
     status, body = harness.call("GET", "/v1/associations" + query)
     assert status == 200 and ids(body) == expected
+
+
+def _pages(harness, path, token=None):
+    """Every page of `path`, following the Link headers."""
+    pages = []
+    while path is not None:
+        response = harness.response("GET", path, **({"token": token} if token else {}))
+        assert response.status_code == 200, response.text
+        pages.append(ids(response.json))
+        link = response.headers.get("Link")
+        path = re.match(r'<([^>]+)>; rel="next"', link).group(1) if link else None
+    return pages
+
+
+def test_associations_in_pages_follow_their_links_in_vsi_id_order(harness):
+    held = harness.service.held
+    held += [{**held[0], "vsi_id": f"a1b2c3d4-0000-0000-0001-{n:012x}"} for n in range(5)]
+    every = sorted(ids(held))
+    pages = _pages(harness, "/v1/associations?limit=2")
+    assert [vsi for page in pages for vsi in page] == every
+    assert [len(page) for page in pages] == [2, 2, 2, 1]
+    # A filter applies within the pages; a tenant's pages hold only its VSIs.
+    blue = [vsi for page in _pages(harness, "/v1/associations?limit=2&tenant=blue") for vsi in page]
+    assert VSI_B not in blue and len(blue) == len(every) - 1
+    red = _pages(harness, "/v1/associations?limit=3", token=RED_TOKEN)
+    assert [vsi for page in red for vsi in page] == [VSI_B]
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [("?limit=0", "limit"), ("?limit=1001", "limit"), ("?after=not-an-id", "after")],
+)
+def test_bad_association_pages_are_400(harness, query, field):
+    status, body = harness.call("GET", "/v1/associations" + query)
+    assert status == 400 and body["field"] == field
 
 
 def test_a_bad_state_filter_is_400(harness):
@@ -217,9 +254,9 @@ def test_a_tenant_relocates_only_its_vms(harness):
 def with_events(harness):
     for kind, switch, detail in [
         ("switch.ready", "edge1", {}),
-        ("vsi.associated", "0000000000000001", {"tenant": "blue"}),
-        ("vsi.refused", "0000000000000002", {"tenant": "red"}),
-        ("port.added", "edge2", {}),
+        ("vsi.associated", "0000000000000001", {"tenant": "blue", "vsi": VSI_A}),
+        ("vsi.refused", "0000000000000002", {"tenant": "red", "vsi": VSI_B}),
+        ("port.added", "edge2", {"vsi": "mac:52:54:00:00:00:0a"}),
     ]:
         harness.store.append_event(Event(kind, switch=switch, detail=detail))
     return harness
@@ -232,6 +269,8 @@ def with_events(harness):
         ("?kind=vsi.", ["vsi.associated", "vsi.refused"]),
         ("?switch=edge2", ["port.added"]),
         ("?tenant=red", ["vsi.refused"]),
+        (f"?vsi={VSI_A.upper()}", ["vsi.associated"]),
+        ("?vsi=mac:52:54:00:00:00:0a", ["port.added"]),
         ("?after=2&limit=1", ["vsi.refused"]),
     ],
 )

@@ -155,6 +155,24 @@ class FakeService:
     def associations(self):
         return [dict(vsi) for vsi in self.held]
 
+    def associations_after(self, after, limit, keep, scan):
+        page, looked = (
+            [],
+            sorted(
+                (dict(v) for v in self.held if after is None or v["vsi_id"] > after),
+                key=lambda v: v["vsi_id"],
+            ),
+        )
+        for n, vsi in enumerate(looked, 1):
+            if keep(vsi):
+                page.append(vsi)
+            if len(page) == limit or n == scan:
+                return page, vsi["vsi_id"]
+        return page, None
+
+    def associations_of(self, vsi_ids):
+        return {v["vsi_id"]: dict(v) for v in self.held if v["vsi_id"] in vsi_ids}
+
     def association(self, vsi_id):
         # By key, as the protocol says: it costs that VSI, not all of them.
         found = {v["vsi_id"]: v for v in self.held}.get(vsi_id)
@@ -282,17 +300,21 @@ class Harness:
 
     def call(self, method: str, path: str, body=None, token: str | None = ADMIN_TOKEN):
         """(status, decoded JSON answer); ``body`` bytes are sent as they are."""
+        response = self.response(method, path, body, token)
+        if response.content_type == "application/json":
+            return response.status_code, json.loads(response.body)
+        return response.status_code, response.text
+
+    def response(self, method: str, path: str, body=None, token: str | None = ADMIN_TOKEN):
+        """The whole webob response (headers too)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         kwargs = {}
         if body is not None:
             kwargs["body"] = body if isinstance(body, bytes) else json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        response = Request.blank(path, method=method, headers=headers, **kwargs).get_response(
+        return Request.blank(path, method=method, headers=headers, **kwargs).get_response(
             self.api.wsgi
         )
-        if response.content_type == "application/json":
-            return response.status_code, json.loads(response.body)
-        return response.status_code, response.text
 
 
 def profile(type_id: int = 9, version: int = 1, tenant: str = "blue", vlans=(110,), **extra):

@@ -209,6 +209,24 @@ def test_register_show_update_and_list_a_vm(harness):
     assert harness.call("GET", "/v1/vms?tenant=red")[1] == []
 
 
+def test_registered_vms_in_pages_with_their_associations(harness):
+    extra = [f"a1b2c3d4-0000-0000-0001-{n:012x}" for n in range(4)]
+    for vsi_id in [VSI_A, *extra]:
+        harness.call("PUT", f"/v1/vms/{vsi_id}", {"type_id": 5, "type_version": 4})
+    harness.call("PUT", f"/v1/vms/{VSI_B}", {"type_id": 6, "type_version": 1})
+    seen, path = [], "/v1/vms?limit=2&tenant=blue"
+    while path:
+        response = harness.response("GET", path)
+        assert response.status_code == 200 and len(response.json) <= 2
+        seen += response.json
+        link = response.headers.get("Link")
+        path = link[1 : link.index(">")] if link else None
+    assert [v["vsi_id"] for v in seen] == sorted([VSI_A, *extra])
+    assert seen[0]["association"]["state"] == "associated"  # VSI A is held
+    assert all(v["association"] is None for v in seen[1:])
+    assert harness.call("GET", "/v1/vms?after=nope")[0] == 400
+
+
 def test_deregistering_an_associated_vm_deassociates_it(harness):
     harness.call("PUT", f"/v1/vms/{VSI_A}", {"type_id": 5, "type_version": 4})
     status, body = harness.call("DELETE", f"/v1/vms/{VSI_A}")

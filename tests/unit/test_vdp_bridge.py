@@ -727,6 +727,14 @@ def test_arbitrary_sequences_keep_the_invariants(ops):
                 if att.state is not VsiState.SUSPENDED:
                     at_ports.setdefault(att.port, set()).add(info.vsi_id)
         assert dict(bridge._vsis_at) == at_ports  # the index port_down uses
+        # The pages (vsis_after) list every VSI held once, in order, wherever they start.
+        every = [info.vsi_id for info in bridge.vsis_after(None)]
+        assert sorted(every, key=lambda v: (v.format, v.value)) == every
+        assert set(every) == {info.vsi_id for info in bridge.vsis()} and len(set(every)) == len(
+            every
+        )
+        if every:
+            assert [info.vsi_id for info in bridge.vsis_after(every[0])] == every[1:]
         check_invariants(bridge)
 
 
@@ -857,4 +865,7 @@ def test_activation_survives_a_restart():
     restored = new_bridge()
     restored.restore(bridge.export(), DATABASE, 5.0)
     assert placed(restored) == placed(bridge)
+    assert [i.vsi_id for i in restored.vsis_after(None)] == [
+        i.vsi_id for i in bridge.vsis_after(None)
+    ]
     assert restored.activate(PortRef(2, 2), MAC_B, 6.0) is not None
