@@ -1,0 +1,182 @@
+"""Benchmark: what one VM statistics poll of an edge switch costs the controller, in process.
+
+An edge with --vms VMs of the demo's "web" type (two ingress ACL rules, a meter) holds the flows
+FlowProgrammer plans for it; its flow stats reply (every VSI flow, with counters) is built as a
+switch sends it, in 64 KiB parts. Timed, each --rounds times: os-ken parsing the parts (with the
+controller's WireFlowStats body parser, as the shim installs it: on os-ken's receive thread),
+then VmStats counting them (on the worker thread, under the control plane's lock). Prints JSON:
+flow entries per VM, microseconds per entry and per VM for each step, milliseconds per poll of
+that switch, and the share of one core that polling --total-vms VMs every --interval seconds
+takes at that cost.
+
+    .venv/bin/python -m bench.stats_cost [--vms 625] [--rounds 20] [--total-vms 100000]
+        [--interval 10]
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import struct
+import time
+from pathlib import Path
+
+from os_ken.ofproto import ofproto_common, ofproto_parser
+from os_ken.ofproto import ofproto_v1_3 as ofp
+
+from app.codec.vdp import VsiId, VsiIdFormat
+from app.fabric.links import Topology
+from app.fabric.ports import PortRef
+from app.flows import flow_stats_wire
+from app.flows.programmer import FlowProgrammer
+from app.flows.tables import CookieKind, cookie_kind
+from app.flows.vm_stats import VmStats
+from app.policy.loader import load_policies
+from app.vdp.binding import BindingState, MacVid, VmBinding
+
+POLICIES = Path(__file__).resolve().parent.parent / "policies"
+EDGE, AGG = 1, 0x100
+PART = 65535 - 16 - 8  # a multipart reply's body fits one OpenFlow message
+
+
+class _Datapath:
+    """What os-ken's message parser reads of a datapath."""
+
+    ofproto = ofp
+    from os_ken.ofproto import ofproto_v1_3_parser as ofproto_parser
+
+
+def _bindings(count: int) -> list[VmBinding]:
+    web = load_policies(POLICIES).get(5, 4)
+    assert web is not None, "the shipped policies define type 5 version 4 (web)"
+    return [
+        VmBinding(
+            n,
+            VsiId(VsiIdFormat.UUID, n.to_bytes(16, "big")),
+            PortRef(EDGE, 1 + n % 32),
+            (MacVid("52:00:" + ":".join(f"{b:02x}" for b in n.to_bytes(4, "big")), 100),),
+            web,
+            BindingState.FORWARDING,
+        )
+        for n in range(1, count + 1)
+    ]
+
+
+def _entry_octets(entry, n: int) -> bytes:
+    match = bytearray()
+    entry.ofp_match().serialize(match, 0)
+    head = struct.pack(
+        ofp.OFP_FLOW_STATS_0_PACK_STR,
+        ofp.OFP_FLOW_STATS_0_SIZE + len(match) + len(entry.body),
+        entry.table_id,
+        60,
+        0,
+        entry.priority,
+        0,
+        0,
+        0,
+        entry.cookie,
+        1000 + n,
+        100000 + n,
+    )
+    return head + bytes(match) + entry.body
+
+
+def _reply_parts(entries: list) -> list[bytes]:
+    """The flow stats reply as OpenFlow messages of at most 64 KiB, MORE set on all but the last."""
+    bodies, body = [], b""
+    for n, entry in enumerate(entries):
+        octets = _entry_octets(entry, n)
+        if len(body) + len(octets) > PART:
+            bodies.append(body)
+            body = b""
+        body += octets
+    bodies.append(body)
+    parts = []
+    for i, body in enumerate(bodies):
+        flags = ofp.OFPMPF_REPLY_MORE if i < len(bodies) - 1 else 0
+        multipart = struct.pack("!HH4x", ofp.OFPMP_FLOW, flags) + body
+        header = struct.pack(
+            ofproto_common.OFP_HEADER_PACK_STR,
+            ofp.OFP_VERSION,
+            ofp.OFPT_MULTIPART_REPLY,
+            ofproto_common.OFP_HEADER_SIZE + len(multipart),
+            7,
+        )
+        parts.append(header + multipart)
+    return parts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vms", type=int, default=625, help="VMs on the edge polled")
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--total-vms", type=int, default=100000)
+    parser.add_argument("--interval", type=float, default=10.0)
+    args = parser.parse_args()
+
+    flow_stats_wire.install()
+    topology = Topology()
+    topology.add_link(PortRef(EDGE, 1000), PortRef(AGG, 1), 0.0)
+    programmer = FlowProgrammer()
+    programmer.set_routes(topology.routes())
+    bindings = _bindings(args.vms)
+    for binding in bindings:
+        programmer.update({binding.handle: (None, binding)})
+    # What the poll asks for: the switch's flows of kind VSI (SwitchSync.stats_probe).
+    entries = [f for f in programmer.flows(EDGE) if cookie_kind(f.cookie) is CookieKind.VSI]
+    parts = _reply_parts(entries)
+    port_of = programmer.port_of
+    datapath = _Datapath()
+
+    parse_s, count_s = [], []
+    for _ in range(args.rounds):
+        t0 = time.perf_counter()
+        body: list = []
+        for octets in parts:
+            version, kind, length, xid = ofproto_parser.header(octets)
+            msg = ofproto_parser.msg(datapath, version, kind, length, xid, octets)
+            body += msg.body
+        t1 = time.perf_counter()
+        stats = VmStats()
+        stats.flow_stats(EDGE, body, port_of, 0.0)
+        t2 = time.perf_counter()
+        parse_s.append(t1 - t0)
+        count_s.append(t2 - t1)
+    assert len(body) == len(entries) and stats.malformed == 0 and stats.unknown == 0
+
+    parse, count = statistics.median(parse_s), statistics.median(count_s)
+    per_poll = parse + count
+    polls_per_s = args.total_vms / args.vms / args.interval
+    print(
+        json.dumps(
+            {
+                "benchmark": "stats_poll_cost",
+                "machine": {"python": platform.python_version(), "platform": platform.platform()},
+                "vms_on_the_switch": args.vms,
+                "flow_entries": len(entries),
+                "entries_per_vm": round(len(entries) / args.vms, 2),
+                "reply_parts": len(parts),
+                "reply_bytes": sum(len(p) for p in parts),
+                "us_per_entry": {
+                    "parse": round(1e6 * parse / len(entries), 2),
+                    "count": round(1e6 * count / len(entries), 2),
+                },
+                "ms_per_poll": {
+                    "parse": round(1e3 * parse, 2),
+                    "count": round(1e3 * count, 2),
+                    "total": round(1e3 * per_poll, 2),
+                },
+                "at_scale": {
+                    "total_vms": args.total_vms,
+                    "interval_s": args.interval,
+                    "switch_polls_per_s": round(polls_per_s, 2),
+                    "core_share": round(per_poll * polls_per_s, 3),
+                },
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
