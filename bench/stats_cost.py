@@ -2,9 +2,10 @@
 
 An edge with --vms VMs of the demo's "web" type (two ingress ACL rules, a meter) holds the flows
 FlowProgrammer plans for it; its flow stats reply (every VSI flow, with counters) is built as a
-switch sends it, in 64 KiB parts. Timed, each --rounds times: os-ken parsing the parts (with the
-controller's WireFlowStats body parser, as the shim installs it: on os-ken's receive thread),
-then VmStats counting them (on the worker thread, under the control plane's lock). Prints JSON:
+switch sends it, in 64 KiB parts, and so is its meter stats reply (a meter per VM). Timed, each
+--rounds times: os-ken parsing the parts (with the controller's WireFlowStats body parser, as
+the shim installs it: on os-ken's receive thread), then VmStats counting them (on the worker
+thread, under the control plane's lock), for the flows and for the meters. Prints JSON:
 flow entries per VM, microseconds per entry and per VM for each step, milliseconds per poll of
 that switch, and the share of one core that polling --total-vms VMs every --interval seconds
 takes at that cost.
@@ -82,11 +83,17 @@ def _entry_octets(entry, n: int) -> bytes:
     return head + bytes(match) + entry.body
 
 
-def _reply_parts(entries: list) -> list[bytes]:
-    """The flow stats reply as OpenFlow messages of at most 64 KiB, MORE set on all but the last."""
+def _meter_octets(meter_id: int, n: int) -> bytes:
+    length = ofp.OFP_METER_STATS_SIZE + ofp.OFP_METER_BAND_STATS_SIZE
+    return struct.pack(
+        ofp.OFP_METER_STATS_PACK_STR, meter_id, length, 3, 1000 + n, 100000 + n, 60, 0
+    ) + struct.pack(ofp.OFP_METER_BAND_STATS_PACK_STR, n, 100 * n)
+
+
+def _reply_parts(items: list[bytes], kind: int) -> list[bytes]:
+    """A multipart reply as OpenFlow messages of at most 64 KiB, MORE set on all but the last."""
     bodies, body = [], b""
-    for n, entry in enumerate(entries):
-        octets = _entry_octets(entry, n)
+    for octets in items:
         if len(body) + len(octets) > PART:
             bodies.append(body)
             body = b""
@@ -95,7 +102,7 @@ def _reply_parts(entries: list) -> list[bytes]:
     parts = []
     for i, body in enumerate(bodies):
         flags = ofp.OFPMPF_REPLY_MORE if i < len(bodies) - 1 else 0
-        multipart = struct.pack("!HH4x", ofp.OFPMP_FLOW, flags) + body
+        multipart = struct.pack("!HH4x", kind, flags) + body
         header = struct.pack(
             ofproto_common.OFP_HEADER_PACK_STR,
             ofp.OFP_VERSION,
@@ -125,28 +132,39 @@ def main() -> None:
         programmer.update({binding.handle: (None, binding)})
     # What the poll asks for: the switch's flows of kind VSI (SwitchSync.stats_probe).
     entries = [f for f in programmer.flows(EDGE) if cookie_kind(f.cookie) is CookieKind.VSI]
-    parts = _reply_parts(entries)
+    parts = _reply_parts([_entry_octets(e, n) for n, e in enumerate(entries)], ofp.OFPMP_FLOW)
+    meters = sorted(programmer.meters(EDGE))
+    meter_parts = _reply_parts([_meter_octets(m, n) for n, m in enumerate(meters)], ofp.OFPMP_METER)
     port_of = programmer.port_of
     datapath = _Datapath()
 
-    parse_s, count_s = [], []
+    def parsed(replies: list[bytes]) -> list:
+        body: list = []
+        for octets in replies:
+            version, kind, length, xid = ofproto_parser.header(octets)
+            body += ofproto_parser.msg(datapath, version, kind, length, xid, octets).body
+        return body
+
+    times: dict[str, list[float]] = {"parse": [], "count": [], "meter_parse": [], "meter_count": []}
     for _ in range(args.rounds):
         t0 = time.perf_counter()
-        body: list = []
-        for octets in parts:
-            version, kind, length, xid = ofproto_parser.header(octets)
-            msg = ofproto_parser.msg(datapath, version, kind, length, xid, octets)
-            body += msg.body
+        body = parsed(parts)
         t1 = time.perf_counter()
         stats = VmStats()
         stats.flow_stats(EDGE, body, port_of, 0.0)
         t2 = time.perf_counter()
-        parse_s.append(t1 - t0)
-        count_s.append(t2 - t1)
-    assert len(body) == len(entries) and stats.malformed == 0 and stats.unknown == 0
+        meter_body = parsed(meter_parts)
+        t3 = time.perf_counter()
+        stats.meter_stats(EDGE, meter_body, port_of, 0.0)
+        t4 = time.perf_counter()
+        for name, took in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            times[name].append(took)
+    assert len(body) == len(entries) and len(meter_body) == len(meters)
+    assert stats.malformed == 0 and stats.unknown == 0
 
-    parse, count = statistics.median(parse_s), statistics.median(count_s)
-    per_poll = parse + count
+    ms = {name: statistics.median(values) for name, values in times.items()}
+    parse, count = ms["parse"], ms["count"]
+    per_poll = sum(ms.values())
     polls_per_s = args.total_vms / args.vms / args.interval
     print(
         json.dumps(
@@ -162,9 +180,9 @@ def main() -> None:
                     "parse": round(1e6 * parse / len(entries), 2),
                     "count": round(1e6 * count / len(entries), 2),
                 },
+                "meters": len(meters),
                 "ms_per_poll": {
-                    "parse": round(1e3 * parse, 2),
-                    "count": round(1e3 * count, 2),
+                    **{name: round(1e3 * took, 2) for name, took in ms.items()},
                     "total": round(1e3 * per_poll, 2),
                 },
                 "at_scale": {

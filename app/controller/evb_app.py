@@ -411,7 +411,7 @@ class EvbApp(app_manager.OSKenApp):
         # A station's ACK completes our ECP transmission: behind a backlog of requests it would
         # come late, and ECP would retransmit and give up on a PDU the station has.
         if is_ecp_ack(data):
-            self._work.put_ack(functools.partial(self.fabric.receive, dpid, port_no, data))
+            self._work.put_event(functools.partial(self.fabric.receive, dpid, port_no, data))
             return
         # Not EVB control traffic: a VM's frame from a standby admission flow, whose activation
         # is what a migrating VM waits for: ahead of the backlog too.
@@ -437,17 +437,13 @@ class EvbApp(app_manager.OSKenApp):
             if not events and not frames:
                 continue
             with self.lock:
-                self._run([*events, *frames, self.fabric.process])
+                for call in [*events, *frames, self.fabric.process]:
+                    try:
+                        self._send(call(time.monotonic()) or [])
+                    except Exception:  # one bad event must not end the thread or its batch
+                        self.handler_errors += 1
+                        LOG.exception("event %r failed", call)
                 self._save()
-
-    def _run(self, calls: list[Callable[[float], Out | None]]) -> None:
-        """With the lock held: each call with the time, its messages sent."""
-        for call in calls:
-            try:
-                self._send(call(time.monotonic()) or [])
-            except Exception:  # one bad event must not end the thread or its batch
-                self.handler_errors += 1
-                LOG.exception("event %r failed", call)
 
     def _canary_loop(self):
         while not self._stopping.wait(self.settings.canary_interval):
@@ -492,9 +488,6 @@ class EvbApp(app_manager.OSKenApp):
                     while not self._lookups_done.empty():
                         query = self._lookups_done.get()
                         self._send(self.fabric.lookup_done(query, time.monotonic()))
-                    # The ACKs that came before ECP decides what to send again (app/controller/
-                    # work.py).
-                    self._run(self._work.take_acks())
                     self._send(self.fabric.tick(time.monotonic()))
                     self._save()
             except Exception:  # the timers must survive any bug in one tick

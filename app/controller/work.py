@@ -1,10 +1,5 @@
-"""The work the os-ken threads hand to the worker thread: bounded FIFOs, stations' ECP ACKs
-first, then switch events, then punted frames, and the slow switch events one per batch.
-
-An ACK tells ECP that the station has our PDU. The timer thread takes the ACKs waiting before it
-looks for PDUs to retransmit (`take_acks`): an ACK that arrived in time but waited behind a busy
-batch would otherwise be taken for lost, and the PDU sent again (at 400 Associates/s, 22,000
-retransmissions and 5,700 give-ups of PDUs the stations had).
+"""The work the os-ken threads hand to the worker thread: bounded FIFOs, switch events before
+punted frames, and the slow switch events one per batch.
 
 A barrier reply, a port status or a multipart reply must not wait behind thousands of punted
 frames: a VDP response waits for its barrier reply, and a flow batch whose barrier reply is
@@ -27,15 +22,11 @@ Work = Callable[[float], Any]
 class WorkQueues:
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._acks: deque[Work] = deque()
         self._events: deque[Work] = deque()
         self._frames: deque[Work] = deque()
         self._slow: deque[Work] = deque()
         self._ready = threading.Condition()
         self.dropped = 0
-
-    def put_ack(self, work: Work) -> None:
-        self._put(self._acks, work)
 
     def put_event(self, work: Work) -> None:
         self._put(self._events, work)
@@ -54,20 +45,13 @@ class WorkQueues:
             fifo.append(work)
             self._ready.notify()
 
-    def take_acks(self) -> list[Work]:
-        """Every ACK waiting."""
-        with self._ready:
-            acks, self._acks = list(self._acks), deque()
-        return acks
-
     def take(self, max_frames: int, timeout: float) -> tuple[list[Work], list[Work]]:
-        """Every ACK and switch event waiting, then at most one slow one, and up to `max_frames`
+        """Every switch event waiting, then at most one slow one, and up to `max_frames`
         frames; empty lists after `timeout` seconds with nothing to do."""
         with self._ready:
-            if not self._acks and not self._events and not self._frames and not self._slow:
+            if not self._events and not self._frames and not self._slow:
                 self._ready.wait(timeout)
-            events = [*self._acks, *self._events]
-            self._acks, self._events = deque(), deque()
+            events, self._events = list(self._events), deque()
             if self._slow:
                 events.append(self._slow.popleft())
             frames = [self._frames.popleft() for _ in range(min(max_frames, len(self._frames)))]
@@ -75,4 +59,4 @@ class WorkQueues:
 
     def __len__(self) -> int:
         with self._ready:
-            return len(self._acks) + len(self._events) + len(self._frames) + len(self._slow)
+            return len(self._events) + len(self._frames) + len(self._slow)

@@ -1,5 +1,5 @@
-"""The worker's queues: stations' ACKs first, then switch events, then at most one slow event (a
-switch's flows to reconcile), then the punted frames, each in its order and bounded."""
+"""The worker's queues: switch events first, then at most one slow event (a switch's flows to
+reconcile), then the punted frames, each in its order and bounded."""
 
 from app.controller.work import WorkQueues
 
@@ -25,17 +25,3 @@ def test_a_full_queue_drops_and_counts():
     work.put_frame("f1")
     work.put_frame("f2")
     assert work.dropped == 2 and len(work) == 2
-
-
-def test_acks_go_first_and_the_timer_can_take_them_alone():
-    work = WorkQueues(limit=10)
-    work.put_event("barrier-1")
-    work.put_ack("ack-1")
-    work.put_frame("request-1")
-    work.put_ack("ack-2")
-    assert work.take(max_frames=5, timeout=0) == (["ack-1", "ack-2", "barrier-1"], ["request-1"])
-    work.put_event("barrier-2")
-    work.put_ack("ack-3")
-    assert work.take_acks() == ["ack-3"]  # before the timer looks for PDUs to send again
-    assert work.take(max_frames=5, timeout=0) == (["barrier-2"], [])
-    assert len(work) == 0
