@@ -57,6 +57,10 @@ It prints one JSON object:
 * generator: its own CPU seconds (total, association phase, % of one core, per OpenFlow
   message handled or sent), RSS;
 * controller (if started here): pid, RSS and peak RSS (VmRSS/VmHWM), CPU, errors in its log;
+* controller_response_ms: the same Associates as the controller timed them (punted request to
+  response sent, its `evb_nms_vdp_response_seconds` histogram, read after the association
+  phase): p50/p99 interpolated within the buckets and the share above each bound from 100 ms.
+  The difference from latency_ms is the generator's and the wire's part;
 * restart (--restart): the controller is stopped (SIGTERM) and started again on the same
   database; the switches reconnect at once (every 0.1 s, no back-off) keeping their tables.
   reconciled_s: from spawning the new process until the last switch answered the barrier that
@@ -507,6 +511,11 @@ async def run(args) -> dict:
                 else None,
             }
 
+        if rest:  # the controller's own view of the same Associates (no generator in it)
+            result["controller_response_ms"] = await loop.run_in_executor(
+                None, _controller_response_ms, rest
+            )
+
         # hold
         if args.hold:
             await _phase(fabric, lambda: False, args.hold, "hold", args.progress, t0)
@@ -589,6 +598,53 @@ def _controller_now(controller) -> dict:
         "rss_mb": status.get("VmRSS"),
         "rss_peak_mb": status.get("VmHWM"),
         "cpu_s_total": proc_cpu(pid),
+    }
+
+
+def _controller_response_ms(rest: str) -> dict | None:
+    """From the controller's evb_nms_vdp_response_seconds{mode="associate"} histogram (request
+    punted -> response sent, app/metrics.py): the count, p50 and p99 interpolated within the
+    buckets as Prometheus's histogram_quantile does, and the share above each bucket bound from
+    0.1 s. None when the controller has no metrics."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(f"http://{rest}/metrics", timeout=30) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    buckets = sorted(
+        (float(sample.labels["le"]), sample.value)
+        for family in text_string_to_metric_families(text)
+        if family.name == "evb_nms_vdp_response_seconds"
+        for sample in family.samples
+        if sample.name.endswith("_bucket") and sample.labels.get("mode") == "associate"
+    )
+    if not buckets or not buckets[-1][1]:
+        return None
+    total = buckets[-1][1]
+
+    def quantile(q: float) -> float:
+        rank, lower, below = q * total, 0.0, 0.0
+        for bound, count in buckets:
+            if count >= rank:
+                if bound == float("inf"):
+                    return lower * 1000
+                return 1000 * (lower + (bound - lower) * (rank - below) / max(count - below, 1))
+            lower, below = bound, count
+        return lower * 1000
+
+    return {
+        "n": int(total),
+        "p50_est": round(quantile(0.5), 1),
+        "p99_est": round(quantile(0.99), 1),
+        "share_above_ms": {
+            str(int(bound * 1000)): round(1 - count / total, 4)
+            for bound, count in buckets
+            if 0.1 <= bound < float("inf")
+        },
     }
 
 

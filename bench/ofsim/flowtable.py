@@ -22,10 +22,14 @@ _ALL_ONES = 0xFFFFFFFFFFFFFFFF
 
 
 class FlowTable:
-    __slots__ = ("flows", "meters", "flow_mods", "meter_mods")
+    __slots__ = ("flows", "_stats_entries", "meters", "flow_mods", "meter_mods")
 
     def __init__(self) -> None:
         self.flows: dict[bytes, bytes] = {}
+        # key -> (the flow's value, its flow stats entry): a switch's VM statistics are polled
+        # again and again with few flows changed, and packing each entry each time made the
+        # generator stall for tens of ms a poll, on the cores the controller uses.
+        self._stats_entries: dict[bytes, tuple[bytes, bytes]] = {}
         self.meters: dict[int, tuple[int, bytes]] = {}  # meter_id -> (flags, raw bands)
         self.flow_mods = 0
         self.meter_mods = 0
@@ -145,23 +149,31 @@ class FlowTable:
     # replies --------------------------------------------------------------------------------
     def flow_stats(self, keys) -> list[bytes]:
         """ofp_flow_stats entries of the flows `keys` (counters zero)."""
-        flows = self.flows
+        flows, cache = self.flows, self._stats_entries
+        if len(cache) > 2 * len(flows) + 1024:  # entries of flows gone since
+            cache.clear()
         entries = []
         pack = w.FLOW_STATS_ENTRY.pack
         for key in keys:
             value = flows[key]
+            cached = cache.get(key)
+            if cached is not None and cached[0] is value:
+                entries.append(cached[1])
+                continue
             oxm = key[3:]
             mlen = 4 + len(oxm)
             match = w.U16.pack(1) + w.U16.pack(mlen) + oxm + bytes(w.padded(mlen) - mlen)
             length = 48 + len(match) + len(value) - 8
             priority = (key[1] << 8) | key[2]
-            entries.append(
+            entry = (
                 pack(length, key[0], 0, 0, priority, 0, 0, 0)
                 + value[:8]
                 + bytes(16)
                 + match
                 + value[8:]
             )
+            cache[key] = (value, entry)
+            entries.append(entry)
         return entries
 
     def meter_configs(self, meter_id: int) -> list[bytes]:
