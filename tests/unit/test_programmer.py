@@ -226,11 +226,11 @@ def test_one_associate_costs_its_own_flows_whatever_the_number_of_vms_held():
     ]  # one sweep by cookie
 
 
-def test_a_moving_mac_is_replaced_in_place_on_the_switches_above_before_the_old_is_deleted():
-    topology = _fabric(2)
+def _two_edges_and_one_vm() -> tuple[FlowProgrammer, VmBinding]:
+    """A programmer on two edges below AGG, and a VM for edge 1 port 1 (not yet planned)."""
     programmer = FlowProgrammer()
-    programmer.set_routes(topology.routes())
-    source = VmBinding(
+    programmer.set_routes(_fabric(2).routes())
+    vm = VmBinding(
         1,
         VsiId(VsiIdFormat.UUID, bytes(15) + b"\x01"),
         PortRef(1, 1),
@@ -238,6 +238,11 @@ def test_a_moving_mac_is_replaced_in_place_on_the_switches_above_before_the_old_
         PROFILES[0],
         BindingState.FORWARDING,
     )
+    return programmer, vm
+
+
+def test_a_moving_mac_is_replaced_in_place_on_the_switches_above_before_the_old_is_deleted():
+    programmer, source = _two_edges_and_one_vm()
     programmer.update({1: (None, source)})
     target = replace(source, handle=2, port=PortRef(2, 1))
     changes = programmer.update({1: (source, None), 2: (None, target)})
@@ -249,17 +254,7 @@ def test_a_moving_mac_is_replaced_in_place_on_the_switches_above_before_the_old_
 
 def test_only_a_change_to_flows_a_switch_holds_is_marked_in_place():
     """in_place decides the bundle (app/fabric/bundles.py): a VM's first flows need none."""
-    topology = _fabric(2)
-    programmer = FlowProgrammer()
-    programmer.set_routes(topology.routes())
-    first = VmBinding(
-        1,
-        VsiId(VsiIdFormat.UUID, bytes(15) + b"\x01"),
-        PortRef(1, 1),
-        (MacVid(MACS[1], 100),),
-        PROFILES[0],
-        BindingState.FORWARDING,
-    )
+    programmer, first = _two_edges_and_one_vm()
     added = programmer.update({1: (None, first)})
     assert added and not any(msgs.in_place for msgs in added.values())
     second = replace(first, handle=2, vsi_id=VsiId(VsiIdFormat.UUID, bytes(15) + b"\x02"))
