@@ -33,7 +33,7 @@ from app.fabric.poll_schedule import PollSchedule
 from app.fabric.ports import PortRole
 from app.fabric.switch_sync import SwitchSync
 from app.fabric.xids import Xids
-from app.flows import ofmsg
+from app.flows import flow_stats_wire, ofmsg
 from app.flows.vm_stats import VmStats
 
 Out = list[tuple[int, Any]]  # (dpid, OpenFlow message), in sending order
@@ -110,9 +110,10 @@ class FabricControl:
         if purpose == "meters":
             return self._to(dpid, sync.on_meters(body))
         if purpose == "flows":
-            return self._to(dpid, sync.on_flows(body))
+            return self._to(dpid, sync.on_flows(flow_stats_wire.flows(body)))
         if purpose == "stats_flows":
-            self.stats.flow_stats(dpid, body, self.control.programmer.port_of, now)
+            counts = flow_stats_wire.counts(body)
+            self.stats.flow_stats(dpid, counts, self.control.programmer.port_of, now)
             return []
         if purpose == "stats_meters":
             self.stats.meter_stats(dpid, body, self.control.programmer.port_of, now)

@@ -3,8 +3,8 @@
 An edge with --vms VMs of the demo's "web" type (two ingress ACL rules, a meter) holds the flows
 FlowProgrammer plans for it; its flow stats reply (every VSI flow, with counters) is built as a
 switch sends it, in 64 KiB parts, and so is its meter stats reply (a meter per VM). Timed, each
---rounds times: os-ken parsing the parts (with the controller's WireFlowStats body parser, as
-the shim installs it: on os-ken's receive thread), then VmStats counting them (on the worker
+--rounds times: os-ken parsing the parts (with the controller's body parser, WireFlowStatsPart,
+as the shim installs it: on os-ken's receive thread), then VmStats counting them (on the worker
 thread, under the control plane's lock), for the flows and for the meters. Prints JSON:
 flow entries per VM, microseconds per entry and per VM for each step, milliseconds per poll of
 that switch, and the share of one core that polling --total-vms VMs every --interval seconds
@@ -151,7 +151,7 @@ def main() -> None:
         body = parsed(parts)
         t1 = time.perf_counter()
         stats = VmStats()
-        stats.flow_stats(EDGE, body, port_of, 0.0)
+        stats.flow_stats(EDGE, flow_stats_wire.counts(body), port_of, 0.0)
         t2 = time.perf_counter()
         meter_body = parsed(meter_parts)
         t3 = time.perf_counter()
@@ -159,7 +159,7 @@ def main() -> None:
         t4 = time.perf_counter()
         for name, took in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
             times[name].append(took)
-    assert len(body) == len(entries) and len(meter_body) == len(meters)
+    assert len(flow_stats_wire.flows(body)) == len(entries) and len(meter_body) == len(meters)
     assert stats.malformed == 0 and stats.unknown == 0
 
     ms = {name: statistics.median(values) for name, values in times.items()}

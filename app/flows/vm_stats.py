@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from app.fabric.ports import PortRef
+from app.flows.flow_stats_wire import FlowCounts
 from app.flows.tables import (
     COOKIE_MASK_KIND,
     VM_METER_BASE,
@@ -111,10 +112,12 @@ class VmStats:
         self.malformed = 0
         self.unknown = 0
 
-    def flow_stats(self, dpid: int, stats: Iterable, port_of: PortOf, now: float) -> None:
-        """A flow stats reply of VSI flows: each entry with table_id, priority, cookie,
-        packet_count, byte_count and its instructions (a WireFlowStats, app/flows/
-        flow_stats_wire.py, gives their length only: its match is never parsed here)."""
+    def flow_stats(
+        self, dpid: int, stats: Iterable[FlowCounts | None], port_of: PortOf, now: float
+    ) -> None:
+        """A flow stats reply of VSI flows, as app/flows/flow_stats_wire.py `counts` reads it:
+        per flow (table, priority, cookie, packets, bytes, has instructions), None for an
+        entry that could not be read."""
         switch = self._switches.setdefault(dpid, _Switch())
         flows: dict[int, Counters] = {}
         ports = {h: p for h, p in switch.ports.items() if h in switch.meters}
@@ -122,18 +125,13 @@ class VmStats:
         # enum per entry doubled the counting's time.
         for item in stats:
             try:
-                table = item.table_id
+                table, priority, value, packets, octets, instructions = item  # type: ignore[misc]
                 if table not in _COUNTING:
                     continue  # unicast entries: most of a switch above the edges, cheap out
-                packets, octets = item.packet_count, item.byte_count
                 if type(packets) is not int or type(octets) is not int or packets < 0 or octets < 0:
                     raise ValueError(f"not counters: {packets!r}, {octets!r}")
-                value = item.cookie
                 handle = value & _OWNER if value & COOKIE_MASK_KIND == _VSI_KIND else None
-                length = getattr(item, "instructions_length", None)
-                drops = not (length > 0 if length is not None else item.instructions)
-                priority = item.priority
-            except (AttributeError, TypeError, ValueError):
+            except (TypeError, ValueError):
                 self.malformed += 1
                 continue
             if handle not in ports and _held(handle, port_of, dpid, ports) is None:
@@ -147,7 +145,7 @@ class VmStats:
                 if priority in _ADMISSION:
                     counters.packets_in += packets
                     counters.bytes_in += octets
-            elif drops:  # an ACL's deny
+            elif not instructions:  # an ACL's deny
                 counters.acl_drops += packets
             elif table == _EGRESS_ACL:
                 counters.packets_out += packets

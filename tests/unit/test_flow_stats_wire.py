@@ -1,4 +1,4 @@
-"""WireFlowStats reads a flow stats reply into the FlowEntries os-ken's own parser would give
+"""WireFlowStatsPart reads a flow stats reply into the FlowEntries os-ken's own parser would give
 (same key, same instruction octets), for every kind of flow the controller plans; truncated
 octets fail the way os-ken's parsers fail."""
 
@@ -14,7 +14,7 @@ from app.codec.vdp import VsiId, VsiIdFormat
 from app.fabric.links import Topology
 from app.flows import ofmsg
 from app.flows.base_pipeline import base_flows
-from app.flows.flow_stats_wire import WireFlowStats
+from app.flows.flow_stats_wire import WireFlowStatsPart, counts, flows
 from app.flows.vm_flows import plan_vm_flows
 from app.vdp.binding import BindingState, MacVid, VmBinding
 from tests.unit.test_programmer import LINKS, PORTS, PROFILES
@@ -68,7 +68,7 @@ def test_planned_flows_read_back_as_os_ken_reads_them():
     assert len({type(i) for e in FLOWS for i in e.instructions}) >= 3  # a varied sample
     for entry in FLOWS:
         octets = _stats_octets(entry, packets=3)
-        wire = WireFlowStats.parser(octets, 0)
+        (wire,) = WireFlowStatsPart.parser(octets, 0).flows()
         reference = ofmsg.flow_from_stats(parser.OFPFlowStats.parser(octets, 0))
         assert wire.length == len(octets)
         assert wire.entry.key == reference.key == entry.key
@@ -78,7 +78,7 @@ def test_planned_flows_read_back_as_os_ken_reads_them():
 
 
 def test_a_whole_reply_is_parsed_by_os_ken_with_the_wire_body_parser(monkeypatch):
-    monkeypatch.setattr(parser.OFPFlowStatsReply, "cls_stats_body_cls", WireFlowStats)
+    monkeypatch.setattr(parser.OFPFlowStatsReply, "cls_stats_body_cls", WireFlowStatsPart)
     entries = [*FLOWS, *base_flows([])]
     body = b"".join(_stats_octets(e) for e in entries)
     header = struct.pack(
@@ -97,20 +97,24 @@ def test_a_whole_reply_is_parsed_by_os_ken_with_the_wire_body_parser(monkeypatch
         Datapath(), ofp.OFP_VERSION, ofp.OFPT_MULTIPART_REPLY, len(octets), 0xEB000001, octets
     )
     assert isinstance(msg, parser.OFPFlowStatsReply)
-    assert [ofmsg.flow_from_stats(s).key for s in msg.body] == [e.key for e in entries]
+    assert len(msg.body) == 1  # one call for the whole message
+    assert [ofmsg.flow_from_stats(s).key for s in flows(msg.body)] == [e.key for e in entries]
+    heads = [(e.table_id, e.priority, e.cookie) for e in entries]
+    assert [c[:3] for c in counts(msg.body)] == heads
 
 
 @pytest.mark.parametrize("cut", [1, 10, 47, 52])
 def test_truncated_flow_stats_fail_as_os_kens_do(cut):
     octets = _stats_octets(FLOWS[0])[:cut]
     with pytest.raises(struct.error):
-        WireFlowStats.parser(octets, 0)
+        WireFlowStatsPart.parser(octets, 0)
 
 
 @settings(max_examples=200)
 @given(st.binary(min_size=56, max_size=200))
 def test_garbage_raises_struct_error_or_parses(octets):
     try:
-        WireFlowStats.parser(octets, 0)
+        part = WireFlowStatsPart.parser(octets, 0)
     except struct.error:
-        pass
+        return
+    assert sum(f.length for f in part.flows()) == part.length == len(octets)

@@ -6,7 +6,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from app.fabric.ports import PortRef
 from app.flows import ofmsg
-from app.flows.flow_stats_wire import WireFlowStats
+from app.flows.flow_stats_wire import WireFlowStatsPart, counts
 from app.flows.tables import CookieKind, Priority, Table, cookie, vm_meter_id
 from app.flows.vm_stats import VmStats
 from tests.unit.test_flow_stats_wire import _stats_octets
@@ -52,7 +52,8 @@ def meter(handle, drops):
 
 def test_each_flow_counts_what_it_carries():
     stats = VmStats()
-    stats.flow_stats(EDGE, vm_flows(7, 10, 4, 2, 1) + vm_flows(8, 5, 3, 0, 0), port_of, 100.0)
+    reply = vm_flows(7, 10, 4, 2, 1) + vm_flows(8, 5, 3, 0, 0)
+    stats.flow_stats(EDGE, counts(reply), port_of, 100.0)
     stats.meter_stats(
         EDGE, [meter(7, 6), parser.OFPMeterStats(meter_id=1, band_stats=[])], port_of, 101.0
     )
@@ -74,7 +75,7 @@ def test_each_flow_counts_what_it_carries():
 
 def test_transit_entries_and_other_switches_count_nothing():
     stats = VmStats()
-    stats.flow_stats(AGG, vm_flows(7, 10, 4, 2, 1), port_of, 1.0)
+    stats.flow_stats(AGG, counts(vm_flows(7, 10, 4, 2, 1)), port_of, 1.0)
     assert stats.vm(AGG, 7) is None and stats.ports() == []
     assert stats.unknown == 0  # a binding held elsewhere: its unicast entry, not an error
 
@@ -95,7 +96,7 @@ def test_malformed_and_unknown_entries_are_counted_and_dropped():
             **{**vars(stat(Table.CLASSIFY, 40000, 7, 1)), "cookie": 0x1234}
         ),  # not ours
     ]
-    stats.flow_stats(EDGE, [*bad, *unknown, *vm_flows(9, 2, 2, 0, 0)], port_of, 5.0)
+    stats.flow_stats(EDGE, counts([*bad, *unknown, *vm_flows(9, 2, 2, 0, 0)]), port_of, 5.0)
     stats.meter_stats(
         EDGE, [SimpleNamespace(meter_id=vm_meter_id(9)), object(), meter(1234, 3)], port_of, 6.0
     )
@@ -106,10 +107,10 @@ def test_malformed_and_unknown_entries_are_counted_and_dropped():
 
 def test_a_gone_binding_and_a_gone_switch_are_forgotten():
     stats = VmStats()
-    stats.flow_stats(EDGE, vm_flows(7, 1, 1, 0, 0) + vm_flows(9, 1, 1, 0, 0), port_of, 1.0)
+    stats.flow_stats(EDGE, counts(vm_flows(7, 1, 1, 0, 0) + vm_flows(9, 1, 1, 0, 0)), port_of, 1.0)
     stats.meter_stats(EDGE, [meter(7, 1)], port_of, 1.0)
     gone = {9: PORTS[9]}  # handle 7 left
-    stats.flow_stats(EDGE, vm_flows(9, 3, 1, 0, 0), gone.get, 2.0)
+    stats.flow_stats(EDGE, counts(vm_flows(9, 3, 1, 0, 0)), gone.get, 2.0)
     stats.meter_stats(EDGE, [], gone.get, 2.0)
     assert stats.vm(EDGE, 7) is None
     assert [(p, c.packets_in) for _, p, c in stats.ports()] == [(4, 4)]
@@ -118,7 +119,7 @@ def test_a_gone_binding_and_a_gone_switch_are_forgotten():
 
 
 def test_a_reply_as_the_controller_parses_it_counts_without_parsing_a_match():
-    """WireFlowStats (app/flows/flow_stats_wire.py, the controller's flow stats parser) gives
+    """WireFlowStatsPart (app/flows/flow_stats_wire.py, the controller's flow stats parser) gives
     the header and the instructions' length: the statistics never parse a match."""
     deliver = ofmsg.apply_actions(ofmsg.pop_vlan(), ofmsg.output(3))
     c = cookie(CookieKind.VSI, 7)
@@ -128,14 +129,10 @@ def test_a_reply_as_the_controller_parses_it_counts_without_parsing_a_match():
         (ofmsg.flow(3, 31999, c, (deliver,), metadata=7), 5),
     ]
     octets = b"".join(_stats_octets(entry, packets) for entry, packets in flows)
-    parsed, offset = [], 0
-    while offset < len(octets):
-        parsed.append(WireFlowStats.parser(octets, offset))
-        offset += parsed[-1].length
+    part = WireFlowStatsPart.parser(octets, 0)
     stats = VmStats()
-    stats.flow_stats(EDGE, parsed, port_of, 1.0)
+    stats.flow_stats(EDGE, counts([part]), port_of, 1.0)
     counters, _ = stats.vm(EDGE, 7)
     assert (counters.packets_in, counters.acl_drops, counters.packets_out) == (4, 2, 5)
     assert counters.bytes_out == 5 * 60
-    assert all(p._entry is None for p in parsed)  # no match parsed
-    assert parsed[1].entry.key == flows[1][0].key  # reconciliation's, on demand
+    assert part.flows()[1].entry.key == flows[1][0].key  # reconciliation's, on demand
