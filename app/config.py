@@ -80,7 +80,7 @@ class Settings:
     # stats and one meter stats request per switch); 0: never (no stats, no VM report).
     # Off by default: at 20,000 VMs on 33 switches, polls every 10 s made a burst of Associates'
     # p99 16 times worse (bench.scale, docs/scale.md); on for the demo data center.
-    stats_interval: float = 0.0
+    stats_interval: float = 10.0
     # VLAN pools (docs/security.md): tenant -> the VLANs its profiles may use; pools assigned
     # over the API replace these per tenant. A tenant without a pool takes only VLANs in no
     # pool, or none with vlan_pools_required. And how many VSI types a tenant may hold.

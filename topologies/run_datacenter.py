@@ -146,8 +146,7 @@ def main(argv=None) -> int:
         args.workdir.resolve(),
         of_port=args.of_port,
         rest_port=args.rest_port,
-        # The demo's few VMs cost a poll nothing: their counters show in the console.
-        extra_args=["--stats-interval", "10", *args.controller_args],
+        extra_args=list(args.controller_args),
     )
     stop = threading.Event()
     # The log is kept across runs: show only what this run writes.
