@@ -83,18 +83,20 @@ def test_vms_of_one_vlan_reach_each_other_across_edges_and_on_one_server(vms):
     assert a.ping(c.address, count=3, wait=1) == (3, 3)
 
 
-def test_a_vms_flows_reach_ovs_as_one_committed_bundle(controller, vms):
-    """Every switch took the bundle probe; the VM's batch on its edge went as one bundle that
-    Open vSwitch committed (its commit reply counted before the barrier's, so before the VDP
-    response), and the switch holds the VM's flows."""
+def test_a_change_in_place_reaches_ovs_as_one_committed_bundle(controller, vms):
+    """Every switch took the bundle probe. A VM joining its VLAN at a second port of edge1
+    replaces the VLAN's flood flow there: that batch went as one bundle that Open vSwitch
+    committed (its commit reply counted before the barrier's, so before the VDP response), and
+    the switch holds the VM's flows. (A batch of new flows only goes as ordered messages.)"""
 
     def bundles(name):
         return next(s for s in controller.rest("/v1/switches") if s["name"] == name)["bundles"]
 
     assert all(s["bundles"]["used"] for s in controller.rest("/v1/switches"))
     assert controller.rest("/v1/events?kind=switch.bundles_unsupported") == []
+    assert vms.add("srv11").result.ok
     before = bundles("edge1")["committed"]
-    vm = vms.add("srv11")
+    vm = vms.add("srv12")
     assert vm.result.ok, vm.result.raw
     assert bundles("edge1")["committed"] > before
     (handle,) = {f["cookie"] for f in dump_flows("edge1") if vm.mac in f["text"]}
