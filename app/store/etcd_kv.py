@@ -10,12 +10,18 @@ StoreError with etcd's reason."""
 
 import base64
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from urllib.parse import quote, urlsplit
 
 import requests
-from etcd3gw import exceptions as etcd_errors
-from etcd3gw.client import Etcd3Client
+
+with warnings.catch_warnings():
+    # etcd3gw imports futurist, which imports eventlet (installed for os-ken), which warns on
+    # import that it is deprecated: nothing of ours uses it.
+    warnings.simplefilter("ignore")
+    from etcd3gw import exceptions as etcd_errors
+    from etcd3gw.client import Etcd3Client
 
 from app.store.base import StoreError
 
@@ -102,6 +108,12 @@ def values(response: dict) -> list[bytes | None]:
     return found
 
 
+def _reason(err: Exception | None) -> str:
+    """What went wrong, in one short line (etcd's JSON error, a connection's failure)."""
+    text = getattr(err, "detail_text", None) or str(err) or type(err).__name__
+    return " ".join(text.split())[:300]
+
+
 def parse_endpoint(url: str) -> tuple[str, str, int]:
     """(scheme, host, port) of an endpoint URL such as http://127.0.0.1:2379; ValueError if it
     is not one."""
@@ -135,11 +147,11 @@ class EtcdKv:
                     last = err
                     self._current = (self._current + 1) % len(self._clients)
                 except etcd_errors.Etcd3Exception as err:
-                    raise StoreError(f"etcd refused the {what}: {err.detail_text}") from None
+                    raise StoreError(f"etcd refused the {what}: {_reason(err)}") from None
             if time.monotonic() >= deadline:
                 raise StoreError(
                     f"etcd: no endpoint of {', '.join(self.endpoints)} answered the {what} "
-                    f"within {self._timeout:g} s (last: {type(last).__name__}: {last})"
+                    f"within {self._timeout:g} s (last: {_reason(last)})"
                 )
             time.sleep(RETRY_PAUSE)
 
