@@ -14,21 +14,9 @@ from app.store.etcd_kv import EtcdKv, put, split
 from app.store.etcd_store import SCHEMA_VERSION, EtcdStore
 from app.store.event_index import EventIndex
 from tests.etcd_cluster import etcd_cluster
+from tests.unit.test_store import PROFILE, VM
 
 pytestmark = pytest.mark.etcd
-
-VM = {
-    "vsi_id": "a1b2c3d4-0000-0000-0000-000000000001",
-    "tenant": "blue",
-    "type_id": 9,
-    "type_version": 1,
-    "macs": ["52:00:00:00:00:01"],
-    "name": "web-1",
-    "group": "g",
-    "registered": 1.0,
-    "updated": 2.0,
-}
-PROFILE = {"type_id": 9, "version": 1, "name": "app", "tenant": "blue", "vlans": [110]}
 
 
 def _vms(count: int) -> tuple[dict, ...]:
