@@ -3,7 +3,10 @@ write etcd refuses leaves nothing, a store opened again (after the whole cluster
 reads back everything, a cluster that lost one member of three keeps working, an etcd that
 does not answer is a clear error, several writers of events get distinct ids."""
 
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -90,6 +93,23 @@ def test_a_newer_layout_is_left_alone(etcd_endpoints):
 def test_an_etcd_that_does_not_answer_is_a_clear_error():
     with pytest.raises(StoreError, match=r"no endpoint of http://127.0.0.1:1 answered"):
         EtcdStore(EtcdKv(["http://127.0.0.1:1"], 0.3), "/evb-nms/x")
+
+
+def test_the_controller_does_not_start_on_an_etcd_that_does_not_answer(tmp_path):
+    from topologies.controller_process import free_port
+
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli.evb_nms", "--store", "etcd"]
+        + ["--etcd-endpoints", "http://127.0.0.1:1", "--etcd-timeout", "0.3"]
+        + ["--of-port", str(free_port()), "--rest-listen", f"127.0.0.1:{free_port()}"]
+        + ["--db-path", str(tmp_path / "evb.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 2
+    assert "evb-nms: etcd: no endpoint of http://127.0.0.1:1 answered" in done.stderr
 
 
 def test_two_writers_of_events_take_distinct_ids_in_order(etcd_endpoints):
