@@ -5,16 +5,19 @@ does not answer is a clear error, several writers of events get distinct ids."""
 
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
 from app.events import Event
 from app.store.base import IntentChanges, RegistryWrite, StoreError
 from app.store.etcd_intent import EtcdIntentStore
-from app.store.etcd_kv import EtcdKv, put, split
+from app.store.etcd_kv import EtcdKv, delete, put, split
 from app.store.etcd_store import SCHEMA_VERSION, EtcdStore
+from app.store.etcd_watch import PrefixWatch
 from app.store.event_index import EventIndex
 from tests.etcd_cluster import etcd_cluster
 from tests.unit.test_store import PROFILE, VM
@@ -196,3 +199,61 @@ def test_a_member_killed_leaves_a_quorum_and_the_store_keeps_working(cluster):
         store.close(), intent.close()
     finally:
         cluster.start()  # the killed member again (its data directory is kept)
+
+
+def _wait_for(condition, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not in time"
+        time.sleep(0.02)
+
+
+def test_a_watch_hands_over_every_change_in_order_across_a_member_killed(cluster):
+    prefix = f"/t/{uuid.uuid4().hex}/"
+    kv = EtcdKv(cluster.endpoints, 10.0)
+    start = int(kv.txn([])["header"]["revision"])
+    seen: list[tuple[str, bytes | None]] = []
+    watch = PrefixWatch(
+        cluster.endpoints, prefix, start, lambda k, v, r: seen.append((k, v)), lambda: 0
+    )
+    try:
+        kv.txn([put(prefix + "a", b"1"), put(prefix + "b", b"2")])
+        kv.txn([delete(prefix + "a")])
+        kv.txn([put("/elsewhere", b"x")])
+        _wait_for(lambda: len(seen) == 3)
+        assert seen == [(prefix + "a", b"1"), (prefix + "b", b"2"), (prefix + "a", None)]
+        cluster.kill(0)  # the member the watch streams from
+        for n in range(5):
+            kv.txn([put(prefix + f"n{n}", str(n).encode())])
+        _wait_for(lambda: len(seen) == 8)
+        assert seen[3:] == [(prefix + f"n{n}", str(n).encode()) for n in range(5)]
+        assert watch.reconnects >= 1
+    finally:
+        watch.stop()
+        cluster.start()
+
+
+def test_a_watch_behind_a_compaction_reloads_and_goes_on(etcd_endpoints):
+    prefix = f"/t/{uuid.uuid4().hex}/"
+    kv = EtcdKv(etcd_endpoints, 5.0)
+    old = int(kv.txn([put(prefix + "a", b"1")])["header"]["revision"])
+    now = int(kv.txn([put(prefix + "a", b"2")])["header"]["revision"])
+    requests.post(etcd_endpoints[0] + "/v3/kv/compaction", json={"revision": str(now)}, timeout=5)
+    seen: list[tuple[str, bytes | None]] = []
+    reloads = []
+
+    def reload() -> int:
+        reloads.append(kv.get(prefix + "a"))
+        return int(kv.txn([])["header"]["revision"])
+
+    watch = PrefixWatch(
+        etcd_endpoints, prefix, old - 1, lambda k, v, r: seen.append((k, v)), reload
+    )
+    try:
+        _wait_for(lambda: reloads)
+        assert reloads[0][0] == b"2"
+        kv.txn([put(prefix + "b", b"3")])
+        _wait_for(lambda: seen)
+        assert seen == [(prefix + "b", b"3")]
+    finally:
+        watch.stop()
