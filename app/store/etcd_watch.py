@@ -49,6 +49,7 @@ class PrefixWatch:
         self._on_change, self._on_compacted = on_change, on_compacted
         self._timeout = connect_timeout
         self._session = requests.Session()
+        self._session.trust_env = False  # as EtcdKv's
         self._stopping = threading.Event()
         self._response: requests.Response | None = None
         self.reconnects = 0  # streams opened again after one broke
