@@ -24,6 +24,8 @@ setup(
         "sortedcontainers>=2.4",
         # GET /metrics: Prometheus's own client writes the exposition format (app/metrics.py).
         "prometheus_client>=0.17",
+        # --store etcd: etcd v3's JSON gateway (app/store/etcd_kv.py); the version tested
+        "etcd3gw>=2.7,<3",
     ],
     extras_require={
         # ruff and mypy: .ci/run lints and type-checks before the tests (pyproject.toml); pinned

@@ -4,6 +4,7 @@ import dataclasses
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -148,6 +149,13 @@ class Settings:
     # The events table: events older than this many days, and beyond this many rows, are deleted.
     event_retention_days: float = 30.0
     event_retention_rows: int = 500_000
+    # Where what the controller accepts is kept: "sqlite" (db_path) or "etcd" (docs/ha.md): the
+    # cluster's client URLs (any member answers; the next is tried when one does not), the
+    # prefix of this fabric's keys, and how long a call may try the endpoints.
+    store: str = "sqlite"
+    etcd_endpoints: tuple[str, ...] = ("http://127.0.0.1:2379",)
+    etcd_prefix: str = "/evb-nms/default"
+    etcd_timeout: float = 5.0
 
     @property
     def evb_config(self) -> BridgeEvbConfig:
@@ -234,6 +242,7 @@ class Settings:
                     f"{name}: expected an integer {low}-{high} ({what}), got {value!r}"
                 )
         _check_bounds(self)
+        _check_store(self)
         return self
 
 
@@ -413,6 +422,52 @@ def _check_bounds(settings: Settings) -> None:
             raise ConfigError(f"{name}: expected {low} to {high} {what}, got {value!r}")
 
 
+STORES = ("sqlite", "etcd")
+ETCD_PREFIX_MAX = 200
+
+
+def _check_store(settings: Settings) -> None:
+    if settings.store not in STORES:
+        raise ConfigError(f"store: expected one of {', '.join(STORES)}, got {settings.store!r}")
+    endpoints = settings.etcd_endpoints
+    if not isinstance(endpoints, tuple) or not endpoints:
+        raise ConfigError("etcd_endpoints: expected a list of URLs like http://127.0.0.1:2379")
+    for index, url in enumerate(endpoints):
+        parts = urlsplit(url) if isinstance(url, str) else None
+        try:
+            ok = bool(
+                parts
+                and parts.scheme in ("http", "https")
+                and parts.hostname
+                and parts.path in ("", "/")
+                and not parts.query
+                and (parts.port is None or 1 <= parts.port <= 65535)
+            )
+        except ValueError:  # a port that is not a number
+            ok = False
+        if not ok:
+            raise ConfigError(f"etcd_endpoints[{index}]: expected http(s)://HOST:PORT, got {url!r}")
+    prefix = settings.etcd_prefix
+    if (
+        not isinstance(prefix, str)
+        or not prefix.startswith("/")
+        or not prefix.strip("/")
+        or len(prefix) > ETCD_PREFIX_MAX
+        or not all("!" <= c <= "~" for c in prefix)
+    ):
+        raise ConfigError(
+            f"etcd_prefix: expected a key prefix like /evb-nms/fabric1 (printable ASCII, no "
+            f"spaces, at most {ETCD_PREFIX_MAX} characters), got {prefix!r}"
+        )
+    timeout = settings.etcd_timeout
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not 0.1 <= timeout <= 600
+    ):
+        raise ConfigError(f"etcd_timeout: expected 0.1 to 600 seconds, got {timeout!r}")
+
+
 def _check_port(name: str, value) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
         raise ConfigError(f"{name}: expected a TCP port 1-65535, got {value!r}")
@@ -487,6 +542,11 @@ def parse_tokens(path: str, value) -> tuple[ApiToken, ...]:
     return tuple(tokens)
 
 
+def parse_endpoints(text: str) -> tuple[str, ...]:
+    """etcd endpoints written as one text: URLs separated by commas."""
+    return tuple(url.strip() for url in text.split(",") if url.strip())
+
+
 def _check_host(name: str, value: str) -> None:
     if value == "localhost":
         return
@@ -534,6 +594,11 @@ def load_file(path: str) -> dict:
         elif name == "webhook_allow":
             if not isinstance(value, list):
                 raise ConfigError(f"{path}: webhook_allow: expected a list")
+            value = tuple(value)
+        elif name == "etcd_endpoints":
+            value = parse_endpoints(value) if isinstance(value, str) else value
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f"{path}: etcd_endpoints: expected a list of URLs")
             value = tuple(value)
         elif name == "of_allowed_dpids":
             if not isinstance(value, list):

@@ -27,6 +27,7 @@ from app.codec.builders import build_vdp_request
 from app.codec.vdp import FilterEntry, FilterFormat, VdpTlvType, Vdpdu, VsiId, VsiTlv
 from app.fabric.ports import PortRef
 from app.refusal_events import RefusalSummary
+from app.store.intent_store import IntentStore
 from app.store.sqlite_store import SqliteStore
 from bench.request_cost import MGR, Fabric
 from bench.stats import percentile
@@ -67,7 +68,7 @@ def main(argv=None) -> None:
         log.addHandler(handler)
         level, log.level = log.level, logging.INFO
         store = SqliteStore(str(Path(tmp) / "evb-nms.db"))
-        fabric = Fabric(1, 2, Path(tmp) / "intent.db")
+        fabric = Fabric(1, 2, IntentStore(Path(tmp) / "intent.db"))
         fabric.plane.event_log.add_sink(store.append_event)
         if args.tell_all:
             fabric.plane.refusals = RefusalSummary(in_full=args.frames * args.tlvs)

@@ -1,14 +1,17 @@
 """Benchmark: what one VDP Associate costs the control plane, in process, as VMs accumulate.
 
 Drives `ControlPlane.handle_frame` + `flows_confirmed` the way the os-ken shim does, on a fabric
-of E edges (P server ports each) below one aggregation switch, with a real SQLite intent store
-(synchronous=FULL, as the controller runs it) and the shipped policies. Every Associate is a new
+of E edges (P server ports each) below one aggregation switch, with a real intent store (SQLite,
+synchronous=FULL, as the controller runs it; or, with --store etcd, an etcd cluster such as
+scripts/etcd-cluster.sh starts, under a key prefix of its own removed at the end) and the
+shipped policies. Every Associate is a new
 VM; the time of each is measured with the VMs held so far. If the control plane's work grew
 with the VMs held, the later checkpoints would be slower: they should match the first.
 Prints JSON: per checkpoint of VMs held, the median / p99 milliseconds of the Associates around
 it, and the flow-mods and meter-mods per Associate.
 
     .venv/bin/python -m bench.request_cost [--vms 10000] [--edges 8] [--ports 32]
+        [--store etcd --etcd-endpoints http://127.0.0.1:2379,...]
 """
 
 import argparse
@@ -18,6 +21,7 @@ import platform
 import statistics
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from uuid import UUID
 
@@ -30,12 +34,14 @@ from app.codec.evb_tlv import EvbMode, EvbTlv, RrStat
 from app.codec.frame import LldpFrame, encode_evb_frame
 from app.codec.lldp import ChassisId, LldpPdu, PortId
 from app.codec.vdp import FilterEntry, FilterFormat, ManagerIdTlv, VdpTlvType, Vdpdu, VsiId, VsiTlv
+from app.config import Settings, parse_endpoints
 from app.control_plane import ControlPlane
 from app.events import EventLog
 from app.fabric import links
 from app.fabric.ports import Port, PortRef, port_role
 from app.policy.loader import load_policies
-from app.store.intent_store import IntentStore
+from app.store.base import IntentStorage
+from app.store.opening import open_stores
 from app.vdp.authorizer import Authorizer
 from app.vdp.bridge import VdpBridge
 from bench.stats import percentile
@@ -57,8 +63,8 @@ def _port(number: int, name: str, mac: str) -> Port:
 class Fabric:
     """The control plane and what the shim would do around it, for one process."""
 
-    def __init__(self, edges: int, ports: int, db: Path):
-        self.store = IntentStore(db)
+    def __init__(self, edges: int, ports: int, store: IntentStorage):
+        self.store = store
         policies = load_policies(POLICIES)
         self.plane = ControlPlane(
             EventLog(capacity=1000), VdpBridge(Authorizer(lambda: policies)), save=self.store.save
@@ -140,11 +146,27 @@ def main(argv=None) -> None:
     parser.add_argument("--vms", type=int, default=10000)
     parser.add_argument("--edges", type=int, default=8)
     parser.add_argument("--ports", type=int, default=32)
+    parser.add_argument("--store", choices=("sqlite", "etcd"), default="sqlite")
+    parser.add_argument(
+        "--etcd-endpoints",
+        type=parse_endpoints,
+        default=Settings.etcd_endpoints,
+        metavar="URL,...",
+        help="with --store etcd (default %(default)s)",
+    )
     args = parser.parse_args(argv)
     checkpoints = sorted({c for c in (100, 1000, 10000, 50000, 100000, args.vms) if c <= args.vms})
     window = 50
     with tempfile.TemporaryDirectory() as tmp:
-        fabric = Fabric(args.edges, args.ports, Path(tmp) / "intent.db")
+        settings = Settings(
+            store=args.store,
+            db_path=str(Path(tmp) / "evb.db"),
+            etcd_endpoints=args.etcd_endpoints,
+            etcd_prefix=f"/evb-bench/{uuid.uuid4().hex}",
+        ).validated()
+        store, intent = open_stores(settings)
+        store.close()  # only the intent is saved per Associate
+        fabric = Fabric(args.edges, args.ports, intent)
         ports = [PortRef(e, p) for e in range(1, args.edges + 1) for p in range(1, args.ports + 1)]
         times, mods = [], []
         started = time.perf_counter()
@@ -156,9 +178,14 @@ def main(argv=None) -> None:
             mods.append(fabric.flow_mods + fabric.meter_mods - before)
         total = time.perf_counter() - started
         held = len(fabric.plane.bridge.bindings())
+        intent.close()
+        if args.store == "etcd":
+            _remove_prefix(settings)
     result = {
         "bench": "request_cost",
         "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+        "store": args.store,
+        **({"etcd_members": len(args.etcd_endpoints)} if args.store == "etcd" else {}),
         "edges": args.edges,
         "ports": args.ports,
         "vms": args.vms,
@@ -174,6 +201,14 @@ def main(argv=None) -> None:
         },
     }
     print(json.dumps(result, indent=2))
+
+
+def _remove_prefix(settings: Settings) -> None:
+    from app.store.etcd_kv import EtcdKv, delete, prefix_end
+
+    kv = EtcdKv(settings.etcd_endpoints, settings.etcd_timeout)
+    kv.txn([delete(settings.etcd_prefix + "/", prefix_end(settings.etcd_prefix + "/"))])
+    kv.close()
 
 
 if __name__ == "__main__":

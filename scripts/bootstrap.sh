@@ -3,7 +3,8 @@
 # creates .venv and starts Open vSwitch if it is not running. Idempotent; sourced by run.sh/test.sh.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-APT_PACKAGES="openvswitch-switch mininet lldpad iputils-ping iperf3 tcpdump iproute2 ethtool openssl python3-venv python3-dev gcc chromium chromium-driver"
+# etcd-server, etcd-client: the shared store (--store etcd, scripts/etcd-cluster.sh, docs/ha.md).
+APT_PACKAGES="openvswitch-switch mininet lldpad iputils-ping iperf3 tcpdump iproute2 ethtool openssl python3-venv python3-dev gcc chromium chromium-driver etcd-server etcd-client"
 
 missing=""
 for p in $APT_PACKAGES; do
@@ -14,6 +15,11 @@ if [ -n "$missing" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq $missing >/dev/null
+  # Debian's etcd-server starts a single-node etcd on port 2379 where systemd runs: the cluster
+  # of scripts/etcd-cluster.sh takes that port, and nothing of ours uses the system's etcd.
+  case " $missing " in
+    *" etcd-server "*) systemctl disable --now etcd >/dev/null 2>&1 || true ;;
+  esac
 fi
 
 # Debian's Mininet lives in the system Python's dist-packages: the venv must see it.

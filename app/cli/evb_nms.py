@@ -17,6 +17,7 @@ from app.config import (
     build_settings,
     load_file,
     parse_dpid,
+    parse_endpoints,
 )
 from app.logfmt import OneLineFormatter
 from app.policy.errors import PolicyError
@@ -25,7 +26,7 @@ from app.registry.errors import RegistryError
 from app.rest.listener import check_exposure, tls_context
 from app.rest.tokens import TokenSource, gather_tokens
 from app.session.evb_negotiation import bridge_keepalive_timeout, evb_duration
-from app.store.sqlite_store import StoreError
+from app.store.base import StoreError
 
 APPS = ["app.controller.evb_app", "os_ken.controller.ofp_handler"]
 
@@ -108,9 +109,35 @@ def parse_args(argv):
         help=f"directory of VSI type / policy YAML files (default {defaults.policies_dir})",
     )
     parser.add_argument(
+        "--store",
+        choices=("sqlite", "etcd"),
+        help=f"where what the controller accepts is kept: sqlite (--db-path) or etcd "
+        f"(--etcd-endpoints; docs/ha.md) (default {defaults.store})",
+    )
+    parser.add_argument(
         "--db-path",
         metavar="FILE",
         help=f"SQLite database (default {defaults.db_path}, relative to the working directory)",
+    )
+    parser.add_argument(
+        "--etcd-endpoints",
+        type=parse_endpoints,
+        metavar="URL,...",
+        help=f"with --store etcd: the cluster's client URLs, comma-separated (default "
+        f"{','.join(defaults.etcd_endpoints)}); scripts/etcd-cluster.sh starts one",
+    )
+    parser.add_argument(
+        "--etcd-prefix",
+        metavar="PREFIX",
+        help="with --store etcd: the prefix of this fabric's keys "
+        f"(default {defaults.etcd_prefix})",
+    )
+    parser.add_argument(
+        "--etcd-timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"with --store etcd: how long one call may try the endpoints before it fails "
+        f"(default {defaults.etcd_timeout:g})",
     )
     parser.add_argument(
         "--log-level",

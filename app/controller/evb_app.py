@@ -53,8 +53,7 @@ from app.registry.registry import Registry
 from app.rest.api import RestApi
 from app.rest.listener import rest_server
 from app.rest.tokens import TokenSource
-from app.store.intent_store import IntentStore
-from app.store.sqlite_store import SqliteStore
+from app.store.opening import open_stores
 from app.vcenter.client import VcenterClient
 from app.vcenter.credentials import Credential
 from app.vcenter.destinations import DestinationPolicy
@@ -100,11 +99,7 @@ class EvbApp(app_manager.OSKenApp):
         flow_stats_wire.install()  # switches' flows parsed only as far as reconciling needs
         # Re-entrant: event sinks called with it held ask the control plane again (_vm_places).
         self.lock = threading.RLock()
-        self.store = SqliteStore(
-            self.settings.db_path,
-            event_max_age=self.settings.event_retention_days * 86400,
-            event_max_rows=self.settings.event_retention_rows,
-        )
+        self.store, self.intent_store = open_stores(self.settings)
         self.event_log = EventLog()
         self.event_log.add_sink(self.store.append_event)
         self.metrics = Metrics()
@@ -156,7 +151,6 @@ class EvbApp(app_manager.OSKenApp):
                 ).refusal,
             )
         )
-        self.intent_store = IntentStore(self.settings.db_path)
         self.fabric = FabricControl(
             ControlPlane(
                 self.event_log,
@@ -230,7 +224,10 @@ class EvbApp(app_manager.OSKenApp):
             "controller.started",
             of_port=self.settings.of_port,
             rest=self.settings.rest_listen,
-            db=self.settings.db_path,
+            store=self.settings.store,
+            db=self.settings.db_path
+            if self.settings.store == "sqlite"
+            else ",".join(self.settings.etcd_endpoints) + self.settings.etcd_prefix,
             vsi_types=len(self.registry.database()),
         )
         return thread

@@ -27,7 +27,7 @@ from app.rest.pools import PoolViews
 from app.rest.registry_views import RegistryViews
 from app.rest.router import Access, Route, Router
 from app.service import NmsService
-from app.store.base import Store
+from app.store.base import Store, StoreError
 
 LOG = logging.getLogger("evb_nms.rest")
 OPENAPI_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
@@ -90,6 +90,9 @@ class RestApi:
             response = error_response(_STATUS.get(type(err), 400), err.message, err.field)
         except PolicyError as err:  # a profile key or document the database refuses
             response = error_response(400, err.message, err.field)
+        except StoreError as err:  # etcd away or refusing: the client may retry
+            LOG.warning("%s %a: %s", request.method, environ.get("PATH_INFO", ""), err)
+            response = error_response(503, f"the store failed: {err}")
         except Exception as err:  # one broken request must not take the API down
             # The raw path, escaped: it is the client's text, and must not forge log lines.
             LOG.exception("%s %a failed", request.method, environ.get("PATH_INFO", ""))

@@ -1,9 +1,33 @@
-"""What the controller needs from its persistent store; SQLite is the embedded default."""
+"""What the controller needs from its persistent store: `Store` (registry, faults, switches,
+events) and `IntentStorage` (the accepted associations, links and reflective-relay ports).
+SQLite is the embedded default (sqlite_store.py, intent_store.py), etcd v3 the shared one
+(etcd_store.py, etcd_intent.py); app/store/opening.py picks them from the settings."""
 
+import json
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from app.events import Event
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used (a newer schema, an unreachable or refusing etcd): the message
+    says why."""
+
+
+# A VM registration's fields, as the registry writes them and the stores give them back.
+VM_FIELDS = (
+    "vsi_id",
+    "tenant",
+    "type_id",
+    "type_version",
+    "macs",
+    "name",
+    "group",
+    "registered",
+    "updated",
+)
+INTENT_LISTS = ("links", "rr_ports")
 
 
 @dataclass(frozen=True)
@@ -37,12 +61,40 @@ def vsi_key(vsi_format: int, value_hex: str) -> str:
     return f"{vsi_format}:{value_hex}"
 
 
+def compact_json(value) -> str:
+    """A saved value's JSON: compact, keys sorted (the same value, the same text)."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def intent_document(vsis: list[dict], lists: dict[str, list]) -> dict | None:
+    """The whole intent as IntentStorage.load gives it, from every VSI's records (in VSI key
+    order) and the saved lists; None when nothing was ever saved."""
+    if not vsis and not lists:
+        return None
+    return {"version": 1, "vsis": vsis, **{name: lists.get(name, []) for name in INTENT_LISTS}}
+
+
+class IntentStorage(Protocol):
+    def load(self) -> dict | None:
+        """The whole intent ({"version", "vsis", "links", "rr_ports"}), None when nothing was
+        ever saved."""
+
+    def save(self, changes: IntentChanges) -> None:
+        """Writes the changes whole (one transaction) or, on any error, none of them."""
+
+    def close(self) -> None: ...
+
+
 class Store(Protocol):
     def record_switch(self, dpid: str, name: str, ts: float) -> None: ...
 
     def switches(self) -> list[dict]: ...
 
-    def append_event(self, event: Event) -> None: ...
+    def append_event(self, event: Event) -> None:
+        """Queues the event (the caller never waits for the disk or the network)."""
+
+    def flush_events(self) -> None:
+        """Writes the queued events and records now."""
 
     def events(
         self,

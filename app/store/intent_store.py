@@ -13,16 +13,18 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from app.store.base import IntentChanges, vsi_key
+from app.store.base import (
+    INTENT_LISTS,
+    IntentChanges,
+    compact_json,
+    intent_document,
+    vsi_key,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS intent_vsis (vsi TEXT PRIMARY KEY, records TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS intent_lists (name TEXT PRIMARY KEY, body TEXT NOT NULL);
 """
-
-
-def _dumps(value) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 class IntentStore:
@@ -54,22 +56,17 @@ class IntentStore:
         )
 
     def load(self) -> dict | None:
-        """The whole intent as one document ({"version", "vsis", "links", "rr_ports"}), None
-        when nothing was ever saved."""
         with self._lock:
             vsis = [
                 record
                 for (body,) in self._db.execute("SELECT records FROM intent_vsis ORDER BY vsi")
                 for record in json.loads(body)
             ]
-            lists = dict(self._db.execute("SELECT name, body FROM intent_lists"))
-        if not vsis and not lists:
-            return None
-        return {
-            "version": 1,
-            "vsis": vsis,
-            **{name: json.loads(lists.get(name, "[]")) for name in ("links", "rr_ports")},
-        }
+            lists = {
+                name: json.loads(body)
+                for name, body in self._db.execute("SELECT name, body FROM intent_lists")
+            }
+        return intent_document(vsis, lists)
 
     def save(self, changes: IntentChanges) -> None:
         with self._lock:
@@ -84,17 +81,17 @@ class IntentStore:
                     db.execute(
                         "INSERT INTO intent_vsis (vsi, records) VALUES (?, ?) ON CONFLICT "
                         "(vsi) DO UPDATE SET records = excluded.records",
-                        (vsi, _dumps(records)),
+                        (vsi, compact_json(records)),
                     )
                 else:
                     db.execute("DELETE FROM intent_vsis WHERE vsi = ?", (vsi,))
-            for name in ("links", "rr_ports"):
+            for name in INTENT_LISTS:
                 value = getattr(changes, name)
                 if value is not None:
                     db.execute(
                         "INSERT INTO intent_lists (name, body) VALUES (?, ?) ON CONFLICT "
                         "(name) DO UPDATE SET body = excluded.body",
-                        (name, _dumps(value)),
+                        (name, compact_json(value)),
                     )
             if drop_document:
                 db.execute("DROP TABLE intent")

@@ -1,33 +1,26 @@
 """SQLite store. One connection shared by the os-ken and REST threads behind a lock; every write
 of what the controller accepted is its own committed transaction, so it survives a crash or
 restart. Events are the exception: they are the controller's log, not its state, so they are
-written by a thread of their own in batches (one commit per batch, at most EVENT_FLUSH_INTERVAL
-late), never on the path of a request; a read of the events writes the waiting ones first.
-The events table is bounded: the writer deletes events older than ``event_max_age`` and beyond
-the newest ``event_max_rows`` (settings event_retention_days, event_retention_rows) at most every
-EVENT_PRUNE_INTERVAL, in chunks, so no delete holds the database long. The alarms and the
-location history are written the same way (what the controller saw, bounded by their owners)."""
+written behind (app/store/write_behind.py: a thread of their own, one commit per batch), never on
+the path of a request; a read of the events writes the waiting ones first. The events table is
+bounded: the writer deletes events older than ``event_max_age`` and beyond the newest
+``event_max_rows`` (settings event_retention_days, event_retention_rows) at most every
+PRUNE_INTERVAL, in chunks, so no delete holds the database long. The alarms and the location
+history are written the same way (what the controller saw, bounded by their owners)."""
 
 import json
-import logging
 import os
 import sqlite3
 import threading
-import time
-from collections import deque
 
 from app.events import Event
-from app.store.base import RegistryWrite
-
-LOG = logging.getLogger("evb_nms.store")
+from app.store.base import VM_FIELDS, RegistryWrite, StoreError
+from app.store.write_behind import WriteBehind
 
 # 2: profiles and vms; 3: fault subscriptions and maintenance; 4: VLAN pools
 SCHEMA_VERSION = 4
-EVENT_FLUSH_INTERVAL = 0.1  # seconds an event may wait for its batch
-EVENT_BACKLOG = 100_000  # events waiting at most; beyond, the oldest are dropped and counted
 EVENT_MAX_AGE = 30 * 86400.0  # seconds an event is kept
 EVENT_MAX_ROWS = 500_000  # events kept at most (about 200 MB)
-EVENT_PRUNE_INTERVAL = 60.0  # seconds between two prunes of the events table
 EVENT_PRUNE_CHUNK = 10_000  # rows deleted per transaction
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS switches (
@@ -90,23 +83,9 @@ CREATE TABLE IF NOT EXISTS maintenance (
     PRIMARY KEY (switch, port)
 );
 """
-_VM_COLUMNS = (
-    "vsi_id",
-    "tenant",
-    "type_id",
-    "type_version",
-    "macs",
-    "name",
-    "group",
-    "registered",
-    "updated",
-)
+_VM_COLUMNS = VM_FIELDS
 # "group" is an SQL keyword: the column is grp.
 _VM_SQL_COLUMNS = ", ".join("grp" if column == "group" else column for column in _VM_COLUMNS)
-
-
-class StoreError(RuntimeError):
-    pass
 
 
 class SqliteStore:
@@ -132,18 +111,14 @@ class SqliteStore:
         with self._lock:
             self._db.executescript(SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        self._events: deque[tuple] = deque()
-        self._records: deque[tuple[str, tuple]] = deque()  # (statement, parameters): alarms ...
-        self._events_ready = threading.Condition()
-        self._closing = False
-        self.events_dropped = 0
         self.event_max_age, self.event_max_rows = event_max_age, event_max_rows
         self.events_pruned = 0
-        self._next_prune = 0.0  # time.monotonic() of the next prune
-        self._event_writer = threading.Thread(
-            target=self._write_events, name="event-writer", daemon=True
-        )
-        self._event_writer.start()
+        # Events as rows, records as (statement, parameters): alarms, locations.
+        self._writer = WriteBehind(self._write_batch, self.prune_events)
+
+    @property
+    def events_dropped(self) -> int:
+        return self._writer.dropped
 
     def _write(self, sql: str, params: tuple) -> None:
         with self._lock:
@@ -165,30 +140,16 @@ class SqliteStore:
 
     def append_event(self, event: Event) -> None:
         """Queues the event for the writer thread (the caller never waits for the disk)."""
-        row = (
-            event.ts,
-            event.kind,
-            event.switch,
-            event.port,
-            json.dumps(event.detail, default=str),
+        self._writer.add_event(
+            (event.ts, event.kind, event.switch, event.port, json.dumps(event.detail, default=str))
         )
-        with self._events_ready:
-            if len(self._events) >= EVENT_BACKLOG:
-                self._events.popleft()
-                self.events_dropped += 1
-            self._events.append(row)
-            if len(self._events) == 1:
-                self._events_ready.notify()
 
     def flush_events(self) -> None:
-        """Writes the queued events now, in one transaction. Taking and writing happen under
-        the database lock, so a reader that flushes first sees every event emitted before."""
+        """Writes the queued events and records now, in one transaction."""
+        self._writer.flush()
+
+    def _write_batch(self, rows: list[tuple], records: list[tuple[str, tuple]]) -> None:
         with self._lock:
-            with self._events_ready:
-                rows, self._events = list(self._events), deque()
-                records, self._records = list(self._records), deque()
-            if not rows and not records:
-                return
             try:
                 self._db.execute("BEGIN")
                 self._db.executemany(
@@ -199,36 +160,12 @@ class SqliteStore:
                     self._db.execute(statement, params)
                 self._db.execute("COMMIT")
             except sqlite3.Error:
-                self.events_dropped += len(rows) + len(records)
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
 
-    def _write_events(self) -> None:
-        while True:
-            with self._events_ready:
-                while not self._events and not self._records and not self._closing:
-                    self._events_ready.wait()
-                if self._closing and not self._events and not self._records:
-                    return
-            try:
-                self.flush_events()
-                if time.monotonic() >= self._next_prune:
-                    self._next_prune = time.monotonic() + EVENT_PRUNE_INTERVAL
-                    self.prune_events()
-            except sqlite3.Error:  # a full disk must not end the thread: counted, logged
-                LOG.exception("events could not be written")
-            with self._events_ready:  # let a burst gather into one batch
-                self._events_ready.wait_for(lambda: self._closing, EVENT_FLUSH_INTERVAL)
-
     def _queue_records(self, records: list[tuple[str, tuple]]) -> None:
-        with self._events_ready:
-            for record in records:
-                if len(self._records) >= EVENT_BACKLOG:
-                    self._records.popleft()
-                    self.events_dropped += 1
-                self._records.append(record)
-            self._events_ready.notify()
+        self._writer.add_records(records)
 
     def save_alarms(self, saved: list[tuple[str, dict]], removed: list[str]) -> None:
         """Queues alarms to write ((key, document)) and the keys of those to delete."""
@@ -420,11 +357,7 @@ class SqliteStore:
         self._write("DELETE FROM maintenance WHERE switch = ? AND port = ?", (switch, port))
 
     def close(self) -> None:
-        with self._events_ready:
-            self._closing = True
-            self._events_ready.notify_all()
-        self._event_writer.join()
-        self.flush_events()
+        self._writer.close()
         with self._lock:
             self._db.close()
 

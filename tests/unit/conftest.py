@@ -168,3 +168,13 @@ def harness(tmp_path):
     harness = Harness(str(tmp_path / "evb.db"))
     yield harness
     harness.close()
+
+
+@pytest.fixture(scope="session")
+def etcd_endpoints(tmp_path_factory):
+    """A one-member etcd for the session, started by scripts/etcd-cluster.sh (tests take a key
+    prefix each); skipped, with the reason, where there is no etcd."""
+    from tests.etcd_cluster import etcd_cluster
+
+    with etcd_cluster(tmp_path_factory.mktemp("etcd"), 1) as cluster:
+        yield cluster.endpoints

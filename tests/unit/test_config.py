@@ -111,6 +111,10 @@ def test_help_documents_every_setting(capsys):
         "--evb-rte",
         "--evb-rwd",
         "--evb-rka",
+        "--store",
+        "--etcd-endpoints",
+        "--etcd-prefix",
+        "--etcd-timeout",
     ):
         assert flag in text
 
@@ -257,3 +261,52 @@ def test_bad_port_tenants_in_the_file_are_named(tmp_path, rule):
     path.write_text(f"port_tenants: {rule}\n")
     with pytest.raises(ConfigError, match="port_tenants"):
         load_file(str(path))
+
+
+def test_store_settings_from_the_file_and_flags(tmp_path):
+    conf = tmp_path / "evb.yaml"
+    conf.write_text(
+        "store: etcd\netcd_endpoints: [http://127.0.0.1:2379, 'https://[::1]:2381']\n"
+        "etcd-prefix: /evb-nms/fabric1\n"
+    )
+    settings = settings_from_args(parse_args(["--config", str(conf), "--etcd-timeout", "2"]))
+    assert (settings.store, settings.etcd_prefix, settings.etcd_timeout) == (
+        "etcd",
+        "/evb-nms/fabric1",
+        2.0,
+    )
+    assert settings.etcd_endpoints == ("http://127.0.0.1:2379", "https://[::1]:2381")
+    flags = parse_args(["--etcd-endpoints", "http://a:1, http://b:2"])
+    assert settings_from_args(flags).etcd_endpoints == ("http://a:1", "http://b:2")
+    conf.write_text("etcd_endpoints: http://c:3,http://d:4\n")
+    assert load_file(str(conf)) == {"etcd_endpoints": ("http://c:3", "http://d:4")}
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"store": "redis"}, "store: expected one of sqlite, etcd"),
+        ({"etcd_endpoints": ()}, "etcd_endpoints: expected a list"),
+        ({"etcd_endpoints": ("ftp://a:1",)}, r"etcd_endpoints\[0\]: expected http"),
+        ({"etcd_endpoints": ("http://a:1", "http://a:x")}, r"etcd_endpoints\[1\]"),
+        ({"etcd_endpoints": ("http://a:1/v3",)}, r"etcd_endpoints\[0\]"),
+        ({"etcd_endpoints": ("127.0.0.1:2379",)}, r"etcd_endpoints\[0\]"),
+        ({"etcd_endpoints": (5,)}, r"etcd_endpoints\[0\]"),
+        ({"etcd_prefix": "evb"}, "etcd_prefix: expected a key prefix"),
+        ({"etcd_prefix": "/"}, "etcd_prefix"),
+        ({"etcd_prefix": "/a b"}, "etcd_prefix"),
+        ({"etcd_prefix": "/é"}, "etcd_prefix"),
+        ({"etcd_timeout": 0}, "etcd_timeout: expected 0.1 to 600"),
+        ({"etcd_timeout": "5"}, "etcd_timeout"),
+    ],
+)
+def test_bad_store_settings_are_clear_errors(values, message):
+    with pytest.raises(ConfigError, match=message):
+        build_settings(values, {})
+
+
+def test_a_bad_store_in_the_file_is_named(tmp_path):
+    conf = tmp_path / "evb.yaml"
+    conf.write_text("etcd_endpoints: {a: 1}\n")
+    with pytest.raises(ConfigError, match="evb.yaml: etcd_endpoints: expected a list"):
+        load_file(str(conf))

@@ -6,6 +6,7 @@ from webob import Request
 
 from app.rest.api import OPENAPI_PATH
 from app.rest.http import MAX_BODY
+from app.store.base import StoreError
 from tests.unit.test_rest_harness import ADMIN_TOKEN, BLUE_TOKEN, Harness
 
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
@@ -52,6 +53,18 @@ def test_without_tokens_the_api_is_open(open_harness):
         )[0]
         == 201
     )
+
+
+def test_a_store_that_fails_is_a_503_that_says_why_and_changes_nothing(open_harness, monkeypatch):
+    def unavailable(write):
+        raise StoreError("etcd: no endpoint of http://127.0.0.1:2379 answered the transaction")
+
+    monkeypatch.setattr(open_harness.store, "write_registry", unavailable)
+    status, body = open_harness.call(
+        "PUT", "/v1/vms/a1b2c3d4-0000-0000-0000-00000000000c", {"type_id": 5, "type_version": 4}
+    )
+    assert status == 503 and "no endpoint" in body["error"]
+    assert open_harness.call("GET", "/v1/vms") == (200, [])
 
 
 @pytest.mark.parametrize("header", [None, "Basic YWRtaW46YWRtaW4=", "Bearer", "Bearer wrong"])
