@@ -46,8 +46,8 @@ class AssociationViews:
         ]
 
     def associations(self, request: Request, principal: Principal):
-        """Every VSI held, or with ``limit`` one page in VSI ID order from after ``after``,
-        whose next page a ``Link: <...>; rel="next"`` header names (page())."""
+        """Every VSI held, or with ``limit`` or ``after`` one page in VSI ID order from after
+        ``after``, whose next page a ``Link: <...>; rel="next"`` header names."""
         query = Query(request, ("tenant", "switch", "state", "limit", "after"))
         tenant, switch, state = query.text("tenant"), query.text("switch"), query.text("state")
         if tenant is not None:
@@ -73,11 +73,11 @@ class AssociationViews:
             return json_response([vsi for vsi in self._service.associations() if keep(vsi)])
         limit = query.integer("limit", PAGE_DEFAULT, 1, PAGE_MAX)
         after = query.text("after")
-        if after is not None and vsi_id_from_text(canonical_vsi_id(after)) is None:
-            raise InvalidInput(f"not a VSI ID: {after!r}", "after")
-        page, last = self._service.associations_after(
-            canonical_vsi_id(after) if after is not None else None, limit, keep, SCAN * limit
-        )
+        if after is not None:
+            after = canonical_vsi_id(after)
+            if vsi_id_from_text(after) is None:
+                raise InvalidInput(f"not a VSI ID: {after!r}", "after")
+        page, last = self._service.associations_after(after, limit, keep, SCAN * limit)
         response = json_response(page)
         if last is not None:
             response.headers["Link"] = next_link(request, last)
