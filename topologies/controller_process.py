@@ -69,6 +69,11 @@ class ControllerProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30.0) -> "ControllerProcess":
+        self.spawn()
+        return self.wait_listening(timeout)
+
+    def spawn(self) -> None:
+        """Start the process without waiting: several controllers start side by side."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         repo = Path(__file__).resolve().parent.parent
@@ -80,6 +85,9 @@ class ControllerProcess:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         log.close()
+
+    def wait_listening(self, timeout: float = 30.0) -> "ControllerProcess":
+        """Once the spawned process listens on both its ports; RuntimeError if it exits."""
         wait_for_listen("127.0.0.1", self.of_port, timeout, self.proc)
         wait_for_listen("127.0.0.1", self.rest_port, timeout, self.proc)
         return self
