@@ -20,12 +20,17 @@ NO_ETCD = (
 REQUIRED = os.environ.get("EVB_REQUIRE_BED") == "1"
 
 
-@contextmanager
-def etcd_cluster(directory: Path, members: int):
+def require_etcd() -> None:
+    """Skip the test without etcd (fail it where the bed is required)."""
     if NO_ETCD:
         if REQUIRED:
             pytest.fail(f"etcd is required (EVB_REQUIRE_BED=1) but there is {NO_ETCD}")
         pytest.skip(NO_ETCD)
+
+
+@contextmanager
+def etcd_cluster(directory: Path, members: int):
+    require_etcd()
     cluster = EtcdCluster(directory, members)
     cluster.start()
     try:

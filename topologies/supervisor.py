@@ -32,18 +32,23 @@ class Supervisor:
 
     def _run(self) -> None:
         while not self._stop.wait(POLL_S):
-            for name, member in self.members.items():
-                proc = member.proc
-                if proc is None or proc.poll() is None or proc.pid in self._seen:
-                    continue
-                self._seen.add(proc.pid)
-                if proc.returncode != DEPOSED:
-                    self.report(f"{name} exited with status {proc.returncode}")
-                    continue
-                self.report(f"{name} deposed (exit status 3): restarting it as a follower")
-                try:
-                    member.start()
-                except (RuntimeError, TimeoutError) as err:
-                    self.report(f"{name} did not start again: {err}")
-                    continue
-                self.restarts[name] += 1
+            self.check()
+
+    def check(self) -> None:
+        """One look at every member: an exit not seen before is reported, a deposed one
+        started again."""
+        for name, member in self.members.items():
+            proc = member.proc
+            if proc is None or proc.poll() is None or proc.pid in self._seen:
+                continue
+            self._seen.add(proc.pid)
+            if proc.returncode != DEPOSED:
+                self.report(f"{name} exited with status {proc.returncode}")
+                continue
+            self.report(f"{name} deposed (exit status 3): restarting it as a follower")
+            try:
+                member.start()
+            except (RuntimeError, TimeoutError) as err:
+                self.report(f"{name} did not start again: {err}")
+                continue
+            self.restarts[name] += 1
