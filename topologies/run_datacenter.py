@@ -179,6 +179,46 @@ def _show_leader(controllers, stop: threading.Event) -> None:
             shown = line
 
 
+def _controllers(args):
+    """(etcd, controllers, members): with --store etcd the etcd cluster and the controllers c<i>
+    (etcd and controllers None otherwise); members, the ControllerProcess of each by name."""
+    workdir = args.workdir.resolve()
+    if args.store != "etcd":
+        single = ControllerProcess(
+            workdir,
+            of_port=args.of_port,
+            rest_port=args.rest_port,
+            extra_args=list(args.controller_args),
+        )
+        return None, None, {"evb-nms": single}
+    etcd, controllers = ha_cluster(
+        workdir,
+        [args.of_port + i for i in range(args.controllers)],
+        [args.rest_port + i for i in range(args.controllers)],
+        extra_args=list(args.controller_args),
+    )
+    return etcd, controllers, controllers.members
+
+
+def _log_followers(members, show_all: bool, stop: threading.Event, tagged: bool):
+    """A thread per controller showing its log (not started); the logs are kept across runs:
+    only what this run writes is shown, tagged with the controller's name if asked."""
+    return [
+        threading.Thread(
+            target=_follow,
+            daemon=True,
+            args=(
+                member.log_path,
+                member.log_path.stat().st_size if member.log_path.exists() else 0,
+                show_all,
+                stop,
+                f"[{name}] " if tagged else "",
+            ),
+        )
+        for name, member in members.items()
+    ]
+
+
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     # Import late: --help must work before Mininet is installed.
@@ -186,57 +226,27 @@ def main(argv=None) -> int:
 
     signal.signal(signal.SIGTERM, _interrupt)  # a TERM cleans up like Ctrl-C
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with INT ignored
-    workdir = args.workdir.resolve()
-    etcd = controllers = None
-    if args.store == "etcd":
-        etcd, controllers = ha_cluster(
-            workdir,
-            [args.of_port + i for i in range(args.controllers)],
-            [args.rest_port + i for i in range(args.controllers)],
-            extra_args=list(args.controller_args),
-        )
-        members = controllers.members
-    else:
-        members = {
-            "": ControllerProcess(
-                workdir,
-                of_port=args.of_port,
-                rest_port=args.rest_port,
-                extra_args=list(args.controller_args),
-            )
-        }
+    etcd, controllers, members = _controllers(args)
     stop = threading.Event()
-    # The logs are kept across runs: show only what this run writes.
-    followers = [
-        threading.Thread(
-            target=_follow,
-            daemon=True,
-            args=(
-                member.log_path,
-                member.log_path.stat().st_size if member.log_path.exists() else 0,
-                args.all_events,
-                stop,
-                f"[{name}] " if name else "",
-            ),
-        )
-        for name, member in members.items()
-    ]
+    followers = _log_followers(members, args.all_events, stop, tagged=controllers is not None)
     try:
         with ExitStack() as started:
             started.callback(stop.set)
             for name, member in members.items():
                 print(
-                    f"starting evb-nms {name} (OpenFlow 127.0.0.1:{member.of_port}, REST "
+                    f"starting {name} (OpenFlow 127.0.0.1:{member.of_port}, REST "
                     f"http://127.0.0.1:{member.rest_port}/v1/, log {member.log_path}) ...",
                     flush=True,
                 )
             if controllers is None:
-                started.callback(members[""].stop)
-                members[""].start()
+                started.callback(members["evb-nms"].stop)
+                members["evb-nms"].start()
             else:
                 print(f"starting etcd ({etcd.members} members, {etcd.directory}) ...", flush=True)
                 started.enter_context(running(etcd, controllers))
                 threading.Thread(target=_show_leader, daemon=True, args=(controllers, stop)).start()
+            for name, member in members.items():
+                print(f"{name} runs, PID {member.proc.pid}", flush=True)
             for follower in followers:
                 follower.start()
             dc = started.enter_context(

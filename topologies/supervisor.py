@@ -45,10 +45,11 @@ class Supervisor:
             if proc.returncode != DEPOSED:
                 self.report(f"{name} exited with status {proc.returncode}")
                 continue
-            self.report(f"{name} deposed (exit status 3): restarting it as a follower")
+            self.report(f"{name} deposed (exit status 3): starting it again as a follower")
             try:
                 member.start()
             except (RuntimeError, TimeoutError) as err:
                 self.report(f"{name} did not start again: {err}")
                 continue
             self.restarts[name] += 1
+            self.report(f"{name} started again, PID {member.proc.pid}")

@@ -40,7 +40,8 @@ def test_the_supervisor_restarts_a_deposed_controller_once_per_exit_and_leaves_o
     assert deposed.starts == 4 and supervisor.restarts == {"c1": 3, "c2": 0, "c3": 0}
     assert crashed.starts == 1
     assert lines.count("c2 exited with status 1") == 1
-    assert lines.count("c1 deposed (exit status 3): restarting it as a follower") == 3
+    assert lines.count("c1 deposed (exit status 3): starting it again as a follower") == 3
+    assert lines.count(f"c1 started again, PID {deposed.proc.pid}") == 1
     assert not any(line.startswith("c3") for line in lines)
 
 
