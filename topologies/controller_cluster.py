@@ -7,6 +7,9 @@ from pathlib import Path
 
 from topologies.controller_process import ControllerProcess
 
+# GET /v1/ha is answered at once; a controller that does not (paused, starting) has no view.
+VIEW_TIMEOUT = 0.5
+
 
 class ControllerCluster:
     """Controllers c1..cN: `of_ports` and `rest_ports` give each its ports, in that order."""
@@ -75,7 +78,7 @@ class ControllerCluster:
         answers = {}
         for name, member in self.running().items():
             try:
-                answers[name] = member.rest("/v1/ha")
+                answers[name] = member.rest("/v1/ha", timeout=VIEW_TIMEOUT)
             except (OSError, ValueError):  # HTTP errors are OSErrors
                 continue  # starting, stopping, or no HA: not a view to count
         return answers

@@ -3,29 +3,12 @@ a directory of its own (the bed's, a test's), on free ports."""
 
 import os
 import signal
-import socket
 import subprocess
 from pathlib import Path
 
+from topologies.controller_process import free_base
+
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "etcd-cluster.sh"
-
-
-def free_base(count: int) -> int:
-    """A port from which `count` consecutive loopback ports are free (now)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + count > 65535:
-            continue
-        try:
-            for port in range(base, base + count):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free loopback ports for etcd")
 
 
 class EtcdCluster:

@@ -6,7 +6,7 @@ import threading
 
 from topologies.controller_process import ControllerProcess
 
-DEPOSED = 3  # evb-nms's exit status when it stopped leading
+DEPOSED = 3  # evb-nms's exit status when it stopped leading (evb_app.EXIT_DEPOSED)
 POLL_S = 0.2
 
 

@@ -8,7 +8,7 @@ import pytest
 from topologies.controller_cluster import ControllerCluster
 from topologies.etcd_cluster import EtcdCluster
 from topologies.run_datacenter import parse_args
-from topologies.supervisor import Supervisor
+from topologies.supervisor import DEPOSED, Supervisor
 
 
 class FakeController:
@@ -43,6 +43,12 @@ def test_the_supervisor_restarts_a_deposed_controller_once_per_exit_and_leaves_o
     assert lines.count("c1 deposed (exit status 3): starting it again as a follower") == 3
     assert lines.count(f"c1 started again, PID {deposed.proc.pid}") == 1
     assert not any(line.startswith("c3") for line in lines)
+
+
+def test_the_supervisor_knows_the_controllers_deposed_status():
+    from app.controller.evb_app import EXIT_DEPOSED
+
+    assert DEPOSED == EXIT_DEPOSED
 
 
 def _cluster(tmp_path, views, running=("c1", "c2", "c3")):
