@@ -231,7 +231,6 @@ def main(argv=None) -> int:
     followers = _log_followers(members, args.all_events, stop, tagged=controllers is not None)
     try:
         with ExitStack() as started:
-            started.callback(stop.set)
             for name, member in members.items():
                 print(
                     f"starting {name} (OpenFlow 127.0.0.1:{member.of_port}, REST "
@@ -245,6 +244,7 @@ def main(argv=None) -> int:
                 print(f"starting etcd ({etcd.members} members, {etcd.directory}) ...", flush=True)
                 started.enter_context(running(etcd, controllers))
                 threading.Thread(target=_show_leader, daemon=True, args=(controllers, stop)).start()
+            started.callback(stop.set)  # the logs and the leader no longer shown as they stop
             for name, member in members.items():
                 print(f"{name} runs, PID {member.proc.pid}", flush=True)
             for follower in followers:
