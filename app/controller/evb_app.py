@@ -211,6 +211,11 @@ class EvbApp(app_manager.OSKenApp):
                 metrics=self.metrics,
             ).wsgi,
         )
+        self.following = None  # with etcd, the caches follow what other controllers store
+        if self.settings.store == "etcd":
+            from app.controller.store_following import follow_store
+
+            self.following = follow_store(self)
 
     def start(self):
         thread = super().start()
@@ -250,6 +255,8 @@ class EvbApp(app_manager.OSKenApp):
             self.notifier.flush(2)
             self.notifier.close()
             self.vcenter.close()
+        if self.following is not None:
+            self.following.stop()
         self.monitor.close()
         self.store.close()
         self.intent_store.close()
