@@ -90,7 +90,9 @@ class PrefixWatch:
         ) as response:
             response.raise_for_status()
             self._response = response
-            for line in response.iter_lines():
+            # The chunks as they arrive: iter_lines' default of 512 bytes joins the pieces of a
+            # large message again at each one (a save of 500 VSIs: 10 times the CPU).
+            for line in response.iter_lines(chunk_size=None):
                 if self._stopping.is_set():
                     return
                 if line and not self._handle(json.loads(line).get("result", {})):
