@@ -23,7 +23,6 @@ import platform
 import time
 import tracemalloc
 import uuid
-from pathlib import Path
 from types import SimpleNamespace
 from uuid import UUID
 
@@ -49,9 +48,9 @@ from app.store.etcd_intent import EtcdIntentStore
 from app.store.etcd_kv import EtcdKv
 from app.store.etcd_store import EtcdStore
 from app.store.intent_mirror import IntentMirror
+from bench.group_registration import POLICIES, Service
 from bench.request_cost import _remove_prefix
 
-POLICIES = Path(__file__).resolve().parent.parent / "policies"
 MGR = ManagerIdTlv.from_name("mgr1")
 CATCH_UP = 600.0  # seconds at most
 
@@ -111,19 +110,6 @@ def write(endpoints, prefix: str, kind: str, count: int, batch: int) -> None:
                 Event("vsi.associated", switch="edge1", port="edge1-s1", detail={"vsi": f"v{n}"})
             )
         store.close()  # writes what waits
-
-
-class Service:
-    """The controller as the registry tells it (app/service.py): a follower holds no VM."""
-
-    def apply_profiles(self, database):
-        return {"updated": 0, "deassociated": []}
-
-    def deassociate(self, vsi_id, reason):
-        return False
-
-    def association(self, vsi_id):
-        return None
 
 
 def follower(settings: Settings) -> SimpleNamespace:

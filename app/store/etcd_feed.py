@@ -115,8 +115,3 @@ class StoreFeed:
         if self._watch is not None:
             self._watch.stop()
             self._watch = None
-
-    @property
-    def revision(self) -> int | None:
-        """The revision up to which the watch handed changes over (None: stopped)."""
-        return self._watch.revision if self._watch is not None else None
