@@ -221,7 +221,9 @@ class EvbApp(app_manager.OSKenApp):
             ha_status=self._ha_status if self.election is not None else None,
         ).wsgi
         if self.election is not None:
-            api = LeaderForward(api, self.election, self.settings).wsgi
+            self._forward = LeaderForward(api, self.election, self.settings)
+            api = self._forward.wsgi
+            self.metrics.watch_ha(self._ha_status)
         self.rest = rest_server(self.settings, api)
 
     def start(self):
@@ -318,7 +320,14 @@ class EvbApp(app_manager.OSKenApp):
 
     def _ha_status(self) -> dict:
         assert self.election is not None
-        return {**self.election.status(), "store": "etcd", "switches": len(self._datapaths)}
+        return {
+            **self.election.status(),
+            "store": "etcd",
+            "switches": len(self._datapaths),
+            "forwarded": self._forward.forwarded,
+            "forward_failures": self._forward.failed,
+            "leases_revoked": self.election.revoked,
+        }
 
     def _follow_leader(self, leader: Leader | None) -> None:
         assert self.leadership is not None
