@@ -86,6 +86,9 @@ def test_a_message_is_one_batch_a_table_with_the_last_change_of_each_key():
     assert vms.applied == [[("pools", "t", b"{}"), ("vms", "b", b"2"), ("vms", "a", None)]]
     assert events.applied == [[("events", "00000000000000000001", b"{}")]]
     assert progress == [7] and feed.applied == 4
+    feed._on_change(P + "leader", b"{}", 9)  # an election: nothing to apply, but caught up
+    feed._on_batch(9)
+    assert progress == [7, 9] and len(vms.applied) == 1
 
 
 def test_our_own_writes_come_back_skipped_and_a_failing_table_stops_no_other():
