@@ -335,6 +335,18 @@ class EvbApp(app_manager.OSKenApp):
             "forwarded": self._forward.forwarded,
             "forward_failures": self._forward.failed,
             "leases_revoked": self.election.revoked,
+            **self._following_counters(),
+        }
+
+    def _following_counters(self) -> dict[str, int]:
+        following = self.following
+        if following is None:
+            return {}
+        return {
+            "store_changes_applied": following.feed.applied,
+            "store_changes_failed": following.feed.failed,
+            "store_reloads": following.feed.reloads,
+            "store_values_dropped": following.dropped,
         }
 
     def _intent_at(self, generation: int) -> dict | None:
