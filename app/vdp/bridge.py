@@ -243,8 +243,14 @@ def _order_key(vsi_id: VsiId) -> tuple[int, bytes]:
     return int(vsi_id.format), vsi_id.value
 
 
-def _granted_filters(request: VsiTlv, entries: tuple[MacVid, ...]) -> tuple[FilterEntry, ...]:
-    return tuple(replace(f, vid=e.vid) for f, e in zip(request.filters, entries, strict=True))
+def _granted_filters(request: VsiTlv, decision: Decision) -> tuple[FilterEntry, ...]:
+    """The request's entries with the granted VIDs and, when the type assigns one, its PCP with
+    the PS bit (lldpad's station adopts both)."""
+    more = {} if decision.pcp is None else {"ps": True, "pcp": decision.pcp}
+    return tuple(
+        replace(f, vid=e.vid, **more)
+        for f, e in zip(request.filters, decision.entries, strict=True)
+    )
 
 
 class VdpBridge:
@@ -415,7 +421,7 @@ class VdpBridge:
     ) -> Outcome:
         profile = decision.profile
         assert profile is not None  # a granted decision names its profile
-        response = make_response(request, filters=_granted_filters(request, decision.entries))
+        response = make_response(request, filters=_granted_filters(request, decision))
         if vsi is None:
             vsi = self._vsis[request.vsi_id] = _Vsi(request.vsi_id, {})
             self._order.add(request.vsi_id)
@@ -627,7 +633,7 @@ class VdpBridge:
         if not decision.ok:
             raise ValueError(decision.reason)
         assert decision.profile is not None  # a granted decision names its profile
-        response = make_response(request, filters=_granted_filters(request, decision.entries))
+        response = make_response(request, filters=_granted_filters(request, decision))
         att = vsi.attachments[port] = _Attachment(
             port,
             self._allocate_handle(),
