@@ -133,14 +133,19 @@ class FlowProgrammer:
         for edge, handles in self._on_edge.items():
             if edge == dpid:
                 for binding in self._sorted(handles):
-                    flows += edge_flows(binding, binding.port in self._rr)
+                    flows += edge_flows(
+                        binding, binding.port in self._rr, self._routes.uplink(dpid)
+                    )
                 continue
             down = next(
                 (port for above, port in self._routes.ancestors(edge) if above == dpid), None
             )
             if down is not None:
                 flows += [
-                    f for b in self._sorted(handles) if b.forwarding for f in transit_flows(b, down)
+                    f
+                    for b in self._sorted(handles)
+                    if b.forwarding
+                    for f in transit_flows(b, down, self._routes.uplink(dpid))
                 ]
         for vid, members in self._members.items():
             flows += vlan_flood_flows(vid, members, self._routes, self._rr, (dpid,)).get(dpid, [])

@@ -236,7 +236,9 @@ class VsiTypeProfile:
         check_acl("egress_acl", self.egress_acl)
         _check_groups(self.groups, self.vlans)
         if not isinstance(self.whole_vlan, bool):
-            raise PolicyError(f"expected true or false, got {self.whole_vlan!r}", field="whole_vlan")
+            raise PolicyError(
+                f"expected true or false, got {self.whole_vlan!r}", field="whole_vlan"
+            )
 
     @functools.cached_property
     def group_vlans(self) -> Mapping[int, int]:

@@ -264,7 +264,9 @@ def _groups(document: _Document, node: Node, field: str) -> tuple[tuple[int, int
         children = document.mapping(item, path, GROUP_KEYS, GROUP_KEYS)
         group_id = document.integer(children["id"], f"{path}.id")
         if group_id in pairs:
-            raise document.error(children["id"], f"{path}.id", f"group ID {group_id} is given twice")
+            raise document.error(
+                children["id"], f"{path}.id", f"group ID {group_id} is given twice"
+            )
         pairs[group_id] = document.integer(children["vlan"], f"{path}.vlan")
     return tuple(sorted(pairs.items()))
 

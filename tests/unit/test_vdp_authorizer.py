@@ -200,9 +200,7 @@ def test_a_station_insisting_on_another_pcp_is_refused():
 
 
 def owner(handle: int, vsi_id: VsiId, port: PortRef, vid: int) -> VmBinding:
-    return VmBinding(
-        handle, vsi_id, port, (MacVid(None, vid),), SEGMENTS, BindingState.FORWARDING
-    )
+    return VmBinding(handle, vsi_id, port, (MacVid(None, vid),), SEGMENTS, BindingState.FORWARDING)
 
 
 @pytest.mark.parametrize(
