@@ -73,6 +73,7 @@ from app.codec.vdp import (
     STATUS_M,
     STATUS_S,
     FilterEntry,
+    FilterFormat,
     ManagerIdTlv,
     VdpError,
     VdpTlvType,
@@ -127,6 +128,8 @@ class AttachmentInfo:
     profile: str
     tenant: str
     entries: tuple[MacVid, ...]
+    filters: tuple[FilterEntry, ...]  # as answered: one per entry, with group IDs and PCP
+    filter_format: FilterFormat
     since: float  # when it entered this state
     refreshed: float  # last request (or keep-alive) from its station
     expires: float  # keep-alive timeout; for SUSPENDED the end of the hold
@@ -880,6 +883,8 @@ class VdpBridge:
                 att.profile.name,
                 att.profile.tenant,
                 att.entries,
+                att.response.filters,
+                att.response.filter_format,
                 att.since,
                 att.refreshed,
                 att.expires,
