@@ -60,7 +60,8 @@ class VmPlan:
 
 
 # VID -> switch -> port -> MAC -> how many forwarding entries list it there
-Members = Mapping[int, Mapping[int, Mapping[int, Mapping[str, int]]]]
+# (MAC None: the VLAN's owner)
+Members = Mapping[int, Mapping[int, Mapping[int, Mapping[str | None, int]]]]
 
 
 def plan_vm_flows(
@@ -120,7 +121,7 @@ def _check_contract(bindings: list[VmBinding]) -> None:
     """Handles are unique, a binding lists a MAC/VID once, and a MAC forwards for one binding
     only (the authorizer's anti-spoofing rule): otherwise two flows would share one key."""
     handles: set[int] = set()
-    owner: dict[str, int] = {}
+    owner: dict[str | int, int] = {}
     for binding in bindings:
         if binding.handle in handles:
             raise ValueError(f"handle {binding.handle} is bound twice")
@@ -393,7 +394,7 @@ def transit_flows(binding: VmBinding, port_no: int | None, uplink: int | None) -
 # shared by several bindings ---------------------------------------------------------------------
 def vlan_flood_flows(
     vid: int,
-    members: Mapping[int, Mapping[int, Mapping[str, int]]],
+    members: Mapping[int, Mapping[int, Mapping[str | None, int]]],
     routes: Routes,
     rr_ports: Set[PortRef],
     only: Collection[int] | None = None,

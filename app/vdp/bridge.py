@@ -257,9 +257,9 @@ def _order_key(vsi_id: VsiId) -> tuple[int, bytes]:
 def _granted_filters(request: VsiTlv, decision: Decision) -> tuple[FilterEntry, ...]:
     """The request's entries with the granted VIDs and, when the type assigns one, its PCP with
     the PS bit (lldpad's station adopts both)."""
-    more = {} if decision.pcp is None else {"ps": True, "pcp": decision.pcp}
+    pcp = decision.pcp
     return tuple(
-        replace(f, vid=e.vid, **more)
+        replace(f, vid=e.vid) if pcp is None else replace(f, vid=e.vid, ps=True, pcp=pcp)
         for f, e in zip(request.filters, decision.entries, strict=True)
     )
 
@@ -1018,7 +1018,7 @@ class VdpBridge:
         """Keeps the by-port, by-type and by-MAC indexes in step with the VSI's attachments."""
         held = [vsi.suspended] if vsi is not None and vsi.suspended is not None else []
         macs = (
-            {e.mac for a in [*vsi.attachments.values(), *held] for e in a.entries}
+            {e.mac for a in [*vsi.attachments.values(), *held] for e in a.entries if e.mac}
             if vsi is not None
             else set()
         )
