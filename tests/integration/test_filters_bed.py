@@ -1,0 +1,97 @@
+"""Group IDs and VID-only filters on the real bed: lldpad stations with group IDs on
+(evbgpid = true) and a controller that advertises them (--evb-bgid); real traffic shows the
+VLANs the answers named. The types are pushed over REST: "segments" (tenant blue, VLANs 300
+and 301, group 7 = VLAN 301, whole VLANs allowed, PCP 3 assigned)."""
+
+import pytest
+
+from tests.integration.bed import MARKS
+
+pytestmark = MARKS
+
+SEGMENTS = {
+    "name": "segments",
+    "tenant": "blue",
+    "vlans": [300, 301],
+    "manager_ids": ["mgr1"],
+    "groups": [{"id": 7, "vlan": 301}],
+    "whole_vlan": True,
+    "qos": {"pcp": 3},
+}
+TYPE = dict(typeid=40, typeidver=1)
+
+
+@pytest.fixture(scope="module")
+def controller_args():
+    return ("--evb-bgid",)
+
+
+@pytest.fixture
+def stations(bed, controller):
+    """lldpad with group IDs on every server, VDP usable; the segments type in place."""
+    controller.call("PUT", "/v1/profiles/40/1", SEGMENTS)
+    started = {srv.name: bed.add_station(srv.name, evbgpid=True) for srv in bed.spec.servers}
+    for station in started.values():
+        assert station.wait_vdp_ready(10), station.log()[-2000:]
+    return started
+
+
+def uuid(n):
+    return f"a1b2c3d4-0000-0000-0040-{n:012x}"
+
+
+def associate(stations, server, n, vdp_filter):
+    return stations[server].vdp(
+        "assoc", "mgr1", TYPE["typeid"], TYPE["typeidver"], uuid(n), filters=[vdp_filter]
+    )
+
+
+def entries(controller, n):
+    (attachment,) = controller.rest(f"/v1/associations/{uuid(n)}")["attachments"]
+    return attachment["filter_format"], attachment["entries"]
+
+
+def test_a_group_id_with_vid_0_gets_the_groups_vlan_and_traffic_flows_in_it(
+    bed, stations, controller
+):
+    a = bed.add_vm("g1", "srv11", "52:54:00:40:00:01", "10.40.0.1/24")
+    b = bed.add_vm("g2", "srv21", "52:54:00:40:00:02", "10.40.0.2/24")
+    grouped = associate(stations, "srv11", 1, f"0-{a.mac}-7")
+    assert grouped.ok, grouped.raw
+    assert grouped.fields["filter"].startswith("301-"), grouped.raw  # lldpad adopted VID 301
+    assert entries(controller, 1) == (
+        "group-mac-vid",
+        [{"mac": a.mac, "vid": 301, "group_id": 7, "pcp": 3}],
+    )
+    plain = associate(stations, "srv21", 2, f"301-{b.mac}")
+    assert plain.ok, plain.raw
+    assert a.wait_reachable(b.address, timeout=10)
+    # A group the type does not map is refused with status 5 (invalid VID, group ID or MAC).
+    c = bed.add_vm("g3", "srv12", "52:54:00:40:00:03", "10.40.0.3/24")
+    unknown = associate(stations, "srv12", 3, f"0-{c.mac}-9")
+    assert not unknown.ok and unknown.status is not None and unknown.status & 0x0F == 5
+
+
+def test_a_vid_only_filter_owns_the_vlan_at_its_port(bed, stations, controller):
+    owner = bed.add_vm("o1", "srv11", "52:54:00:40:00:11", "192.0.2.1/32")
+    # The VSI owns VLAN 300 at srv11's port: its traffic is tagged (a VLAN interface).
+    for argv in (
+        ["ip", "link", "add", "link", "eth0", "name", "eth0.300", "type", "vlan", "id", "300"],
+        ["ip", "addr", "add", "10.41.0.1/24", "dev", "eth0.300"],
+        ["ip", "link", "set", "eth0.300", "up"],
+    ):
+        owner.run(*argv, check=True)
+    owned = associate(stations, "srv11", 11, "300")
+    assert owned.ok, owned.raw
+    assert entries(controller, 11) == (
+        "vid",
+        [{"mac": None, "vid": 300, "group_id": None, "pcp": 3}],
+    )
+    peer = bed.add_vm("o2", "srv21", "52:54:00:40:00:12", "10.41.0.2/24")
+    assert associate(stations, "srv21", 12, f"300-{peer.mac}").ok
+    # ARP floods to the owner tagged; the peer's unicast to the owner's MAC, which no VDP
+    # entry names, reaches it through the root; the owner's tagged answers are admitted.
+    assert peer.wait_reachable("10.41.0.1", timeout=10)
+    # A second VSI cannot own the same VLAN anywhere in the fabric.
+    other = associate(stations, "srv12", 13, "300")
+    assert not other.ok and other.status is not None and other.status & 0x0F == 5
