@@ -206,25 +206,14 @@ def _unicast(
     """The unicast entry toward ``entry`` in FORWARD: its VLAN and MAC. For an owned VLAN,
     every unicast address of the VLAN that no VM's entry claims; below the root only for
     frames coming down (only the root knows every VM: the others send such frames up)."""
+    match: dict[str, object] = {"vlan_vid": tagged(entry.vid)}
     if entry.mac is not None:
-        return flow(
-            Table.FORWARD,
-            Priority.VM_UNICAST,
-            owner_cookie,
-            instructions,
-            vlan_vid=tagged(entry.vid),
-            eth_dst=entry.mac,
-        )
-    below_root = {} if uplink is None else {"in_port": uplink}
-    return flow(
-        Table.FORWARD,
-        Priority.VLAN_OWNER,
-        owner_cookie,
-        instructions,
-        vlan_vid=tagged(entry.vid),
-        eth_dst=UNICAST,
-        **below_root,
-    )
+        priority, match["eth_dst"] = Priority.VM_UNICAST, entry.mac
+    else:
+        priority, match["eth_dst"] = Priority.VLAN_OWNER, UNICAST
+        if uplink is not None:
+            match["in_port"] = uplink
+    return flow(Table.FORWARD, priority, owner_cookie, instructions, **match)
 
 
 def _admission_matches(binding: VmBinding) -> list[tuple[dict[str, object], list[object]]]:
