@@ -58,7 +58,9 @@ def test_a_group_id_with_vid_0_gets_the_groups_vlan_and_traffic_flows_in_it(
     b = bed.add_vm("g2", "srv21", "52:54:00:40:00:02", "10.40.0.2/24")
     grouped = associate(stations, "srv11", 1, f"0-{a.mac}-7")
     assert grouped.ok, grouped.raw
-    assert grouped.fields["filter"].startswith("301-"), grouped.raw  # lldpad adopted VID 301
+    # vdptool prints the adopted 16-bit field: PS bit, PCP 3 and VID 301 (0xb12d).
+    adopted = int(grouped.fields["filter"].split("-")[0])
+    assert (adopted & 0xFFF, adopted >> 12 & 7, adopted >> 15) == (301, 3, 1), grouped.raw
     assert entries(controller, 1) == (
         "group-mac-vid",
         [{"mac": a.mac, "vid": 301, "group_id": 7, "pcp": 3}],
