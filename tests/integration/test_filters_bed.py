@@ -76,24 +76,25 @@ def test_a_group_id_with_vid_0_gets_the_groups_vlan_and_traffic_flows_in_it(
 
 def test_a_vid_only_filter_owns_the_vlan_at_its_port(bed, stations, controller):
     owner = bed.add_vm("o1", "srv11", "52:54:00:40:00:11", "192.0.2.1/32")
-    # The VSI owns VLAN 300 at srv11's port: its traffic is tagged (a VLAN interface).
-    for argv in (
-        ["ip", "link", "add", "link", "eth0", "name", "eth0.300", "type", "vlan", "id", "300"],
-        ["ip", "addr", "add", "10.41.0.1/24", "dev", "eth0.300"],
-        ["ip", "link", "set", "eth0.300", "up"],
-    ):
-        owner.run(*argv, check=True)
     owned = associate(stations, "srv11", 11, "300")
     assert owned.ok, owned.raw
     assert entries(controller, 11) == (
         "vid",
         [{"mac": None, "vid": 300, "group_id": None, "pcp": 3}],
     )
+    # A second VSI cannot own the same VLAN anywhere in the fabric (status 5).
+    other = associate(stations, "srv12", 13, "300")
+    assert not other.ok and other.status is not None and other.status & 0x0F == 5
     peer = bed.add_vm("o2", "srv21", "52:54:00:40:00:12", "10.41.0.2/24")
     assert associate(stations, "srv21", 12, f"300-{peer.mac}").ok
+    # The owner's traffic is tagged: a VLAN interface, where the kernel has them.
+    made = owner.run(
+        "ip", "link", "add", "link", "eth0", "name", "eth0.300", "type", "vlan", "id", "300"
+    )
+    if made.returncode != 0:
+        pytest.skip(f"no VLAN devices in this kernel (8021q): {made.stderr.strip()}")
+    owner.run("ip", "addr", "add", "10.41.0.1/24", "dev", "eth0.300", check=True)
+    owner.run("ip", "link", "set", "eth0.300", "up", check=True)
     # ARP floods to the owner tagged; the peer's unicast to the owner's MAC, which no VDP
     # entry names, reaches it through the root; the owner's tagged answers are admitted.
     assert peer.wait_reachable("10.41.0.1", timeout=10)
-    # A second VSI cannot own the same VLAN anywhere in the fabric.
-    other = associate(stations, "srv12", 13, "300")
-    assert not other.ok and other.status is not None and other.status & 0x0F == 5
