@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from app.config import Settings
+from bench.scale import machine
 from bench.stats import summary
 from topologies.controller_process import ControllerProcess, free_port
 from topologies.datacenter import datacenter
@@ -143,6 +144,7 @@ def main(argv=None):
         json.dumps(
             {
                 "benchmark": "fault_notification_latency",
+                "machine": machine(),
                 "rounds": args.rounds,
                 "latency_ms": {kind: summary(values) for kind, values in latency.items()},
                 "hung_switch": {
