@@ -321,11 +321,12 @@ class EvbApp(app_manager.OSKenApp):
         try:
             self.intent_store.fence(leader_key(self.settings.etcd_prefix), generation)
             intent = self._intent_at(generation)
+            remembered = self.store.switches()
             with self.lock:
                 now = time.monotonic()
                 if intent:
                     self.fabric.control.restore(intent, self.registry.database(), now)
-                self.fabric.expect_switches(self.store.switches(), now)
+                self.fabric.expect_switches(remembered, now)
             with self._connections_lock:
                 self.leadership.lead(generation)
                 switches = len(self._datapaths)
