@@ -28,7 +28,8 @@ one is still open.
   threads for a bounded time only.
 
 Reports of one kind, dpid and outcome come at most once per REPORT_INTERVAL, with the number
-suppressed in between, so a client reconnecting in a loop cannot flood the event store.
+suppressed in between, so a client reconnecting in a loop cannot flood the event store (a hung
+switch excepted: one report per connection adopted, as its switch.connected).
 """
 
 import itertools
@@ -272,18 +273,21 @@ class SwitchConnections:
         return [Probe(conn, ECHO_XID_BASE + next(self._xids) % ECHO_XID_SPAN)]
 
     def _hung(self, conn, last_heard: float, now: float) -> list[Step]:
-        """Reported first, so that the alarm finds the switch's VMs where they are."""
+        """Reported first, so that the alarm finds the switch's VMs where they are. Never
+        throttled: its alarm's cause would be lost, and there is one per adopted connection
+        at most, as there is one switch.connected."""
         dpid = self._claims[conn]
-        report = self._report(
+        report = Report(
             "switch.hung",
             dpid,
-            now,
-            address=self._holders[dpid].address,
-            silent_s=round(now - last_heard, 3),
-            timeout=self._echo_timeout,
-            reason=f"no answer to an echo request within {self._echo_timeout:g} s",
+            {
+                "address": self._holders[dpid].address,
+                "silent_s": round(now - last_heard, 3),
+                "timeout": self._echo_timeout,
+                "reason": f"no answer to an echo request within {self._echo_timeout:g} s",
+            },
         )
-        return report + self._replace(
+        return [report] + self._replace(
             dpid, now, f"the connected switch was hung: no answer within {self._echo_timeout:g} s"
         )
 

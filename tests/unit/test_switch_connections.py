@@ -180,3 +180,13 @@ def test_only_the_holders_due_are_probed():
     for i, conn in enumerate(holders):
         table.connected(i, conn, None, i / 1000)
     assert len(probes(table.expire(1.0105))) == 11
+
+
+def test_every_hang_is_reported_even_in_quick_succession():
+    table = conns(echo_interval=1.0, echo_timeout=0.5)
+    hangs = 0
+    for i in range(3):
+        table.connected(1, Conn(str(i)), None, i * 2.0)
+        table.expire(i * 2.0 + 1.0)
+        hangs += len(reports(table.expire(i * 2.0 + 1.5)))
+    assert hangs == 3
