@@ -18,9 +18,8 @@ one is still open.
   one is out already). If it says anything within `timeout` the newcomer is refused (a message
   already on its way when the newcomer came counts too: it proves the holder alive a round
   trip ago); if it is found hung first, says nothing in time, or closes, the newcomer
-  replaces it. The
-  holder keeps the dpid (and nothing goes to the newcomer) until then. Every duplicate is
-  reported (switch.duplicate, which raises an alarm), whatever its outcome.
+  replaces it. The holder keeps the dpid (and nothing goes to the newcomer) until then. Every
+  duplicate is reported (switch.duplicate, which raises an alarm), whatever its outcome.
 - One newcomer per dpid waits for the verdict; more are refused at once. A connection that
   sends a second features reply is closed: one connection is one switch.
 - A connection that has not sent its features reply within HELLO_TIMEOUT is closed, and at most
