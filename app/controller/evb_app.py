@@ -13,6 +13,7 @@ thread (ECP retransmissions, keep-alive expiry) takes the lock between batches; 
 service takes it for its calls.
 """
 
+import collections
 import functools
 import logging
 import os
@@ -83,6 +84,9 @@ WORK_QUEUE = 50000
 # At most this many events per batch: the lock is held for one batch, and the timers (ECP
 # retransmissions, keep-alive expiry) must not wait long behind it.
 WORK_BATCH = 500
+# Sends of fewer messages delay a switch's echo reply by 10 ms at most (MESSAGE_TIME): not
+# worth telling the liveness checks.
+BACKLOG_NOTED = 100
 # Messages that only prove the switch alive (app/fabric/connections.py).
 _LIVENESS_ONLY = [
     ofp_event.EventOFPEchoReply,
@@ -412,8 +416,16 @@ class EvbApp(app_manager.OSKenApp):
         self.store.record_switch(f"{dpid:016x}", name, time.time())
 
     def _send(self, out: Out) -> None:
-        """Called with the lock held, so messages reach each switch in the order planned."""
+        """Called with the lock held, so messages reach each switch in the order planned. A
+        large send delays the switches' echo replies: the liveness checks are told."""
         send_all(self._datapaths, out)
+        if len(out) < BACKLOG_NOTED:
+            return
+        now = time.monotonic()
+        with self._connections_lock:
+            for dpid, messages in collections.Counter(dpid for dpid, _ in out).items():
+                if (datapath := self._datapaths.get(dpid)) is not None:
+                    self._connections.sent(datapath, messages, now)
 
     def _save(self) -> None:
         """With the lock held, once a batch's or a tick's messages are sent (FabricControl.save);

@@ -257,3 +257,17 @@ def test_a_follower_resets_its_hung_slave_connection_and_raises_no_alarm(make_ap
     [hung] = app.event_log.recent("switch.hung")
     assert hung.detail["role"] == "slave"
     assert not app.monitor.book.active()
+
+
+def test_a_large_send_gives_the_switch_time_before_its_echo_must_be_answered(make_app):
+    app = make_app(of_echo_interval=1.0, of_echo_timeout=0.5)
+    switch = FakeDatapath("127.0.0.1")
+    connect(app, switch, 1)
+    start = time.monotonic()
+    with app.lock:
+        app._send([(1, parser.OFPBarrierRequest(None)) for _ in range(20_000)])  # 2 s of work
+    expire_at(app, start + 1.1)
+    expire_at(app, start + 1.7)
+    assert not switch.closed
+    expire_at(app, time.monotonic() + 2.6)
+    assert switch.closed and kinds(app)[-2:] == ["switch.hung", "switch.disconnected"]

@@ -190,3 +190,29 @@ def test_every_hang_is_reported_even_in_quick_succession():
         table.expire(i * 2.0 + 1.0)
         hangs += len(reports(table.expire(i * 2.0 + 1.5)))
     assert hangs == 3
+
+
+def test_a_switch_with_a_backlog_of_ours_is_given_the_time_to_work_through_it():
+    table, a = conns(echo_interval=1.0, echo_timeout=0.5), Conn("a")
+    table.connected(1, a, None, 0)
+    table.sent(a, 20_000, 0.9)  # a reconnecting aggregation switch: an entry per VM
+    table.expire(1.0)
+    # Its echo waits behind 2 s of flow-mods: worked off at 2.9, then the timeout, 0.5 s.
+    assert hung_at(table, 1.02, 5.0) == 3.4
+
+
+def hung_at(table, start: float, end: float) -> float | None:
+    """When the ticks (every 20 ms, as the shim's) from `start` find a switch hung."""
+    for tick in range(round(start * 50), round(end * 50)):
+        if reports(table.expire(tick / 50)):
+            return tick / 50
+    return None
+
+
+def test_a_backlog_is_bounded_and_a_newcomers_sends_count_for_nothing():
+    table, a, b = conns(echo_interval=1.0, echo_timeout=0.5), Conn("a"), Conn("b")
+    table.connected(1, a, None, 0)
+    table.sent(b, 10**9, 0)  # not a holder
+    table.sent(a, 10**9, 0)
+    table.expire(1.0)
+    assert hung_at(table, 1.02, 40.0) == 30.5  # 30 s of backlog at most, then the timeout
