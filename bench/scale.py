@@ -430,7 +430,7 @@ async def run(args) -> dict:
             rest = f"127.0.0.1:{controller.rest_port}"
         setup = {}
         t = time.perf_counter()
-        await fabric.start(host, port)
+        await fabric.start([(host, port)])
         setup["connected_s"] = round(time.perf_counter() - t, 3)
         if not await fabric.wait_for(fabric.all_ready, args.setup_timeout):
             raise RuntimeError(

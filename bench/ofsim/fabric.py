@@ -148,9 +148,9 @@ class Fabric:
 
         self.clock = time.perf_counter
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.host, self.port = "127.0.0.1", 6653
+        self.addresses: list[tuple[str, int]] = []  # the controllers, each switch connects to all
         self.stats = Stats()
-        self.dirty: list[SimSwitch] = []
+        self.dirty: list[SwitchConnection] = []  # connections with output to flush
         self._timers: list = []
         self._seq = itertools.count()
         # --rate is how fast VMs start (the VM manager's pace): a started VM's Associate joins
@@ -166,7 +166,6 @@ class Fabric:
         self.errors = 0
         self.held = 0
         self.evb_ready = 0
-        self.ready_count = 0
         self.trunk_seen: set = set()
         self.type_id3 = type_id.to_bytes(3, "big")
         self.type_version = type_version
@@ -230,8 +229,8 @@ class Fabric:
         heapq.heappush(self._timers, (when, next(self._seq), fn, args))
 
     def flush(self) -> None:
-        for sw in self.dirty:
-            sw.flush()
+        for conn in self.dirty:
+            conn.flush()
         self.dirty.clear()
 
     def _tick(self) -> None:
@@ -277,13 +276,9 @@ class Fabric:
         self.after(now + LLDP_INTERVAL, self._lldp_round)
 
     # events from switches and stations ----------------------------------------------------
-    def on_switch_ready(self, sw: SimSwitch, now: float) -> None:
-        self.ready_count = sum(s.ready for s in self.switches)
-
-    def on_disconnect(self, sw: SimSwitch) -> None:
-        self.ready_count = sum(s.ready for s in self.switches)
+    def on_disconnect(self, sw: SimSwitch, controller: int) -> None:
         if self.reconnect and self.loop is not None:
-            self.loop.create_task(self._connect_retrying(sw))
+            self.loop.create_task(self._connect_retrying(sw, controller))
 
     def on_trunk_frame(self, sw: SimSwitch, port_no: int) -> None:
         self.trunk_seen.add((sw.dpid, port_no))
@@ -292,15 +287,16 @@ class Fabric:
         self.evb_ready += 1
 
     # phases ------------------------------------------------------------------------------
-    async def _connect(self, sw: SimSwitch) -> None:
-        await self.loop.create_connection(lambda: SwitchConnection(sw), self.host, self.port)
+    async def _connect(self, sw: SimSwitch, controller: int) -> None:
+        host, port = self.addresses[controller]
+        await self.loop.create_connection(lambda: SwitchConnection(sw, controller), host, port)
 
-    async def _connect_retrying(self, sw: SimSwitch, interval: float = 0.1) -> None:
+    async def _connect_retrying(self, sw: SimSwitch, controller: int, interval=0.1) -> None:
         """Reconnects like a switch whose controller went away, but without Open vSwitch's
         1..8 s back-off, so the time measured is the controller's, not the back-off's."""
-        while self.reconnect and sw.conn is None:
+        while self.reconnect and controller not in sw.conns:
             try:
-                await self._connect(sw)
+                await self._connect(sw, controller)
                 return
             except OSError:
                 await asyncio.sleep(interval)
@@ -313,11 +309,14 @@ class Fabric:
             await asyncio.sleep(interval)
         return True
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, addresses: list[tuple[str, int]]) -> None:
+        """Every switch connects to every controller."""
         self.loop = asyncio.get_running_loop()
-        self.host, self.port = host, port
+        self.addresses = list(addresses)
         self.loop.call_later(TICK, self._tick)
-        await asyncio.gather(*(self._connect(sw) for sw in self.switches))
+        await asyncio.gather(
+            *(self._connect(sw, c) for sw in self.switches for c in range(len(self.addresses)))
+        )
 
     def all_ready(self) -> bool:
         return all(sw.ready for sw in self.switches)
@@ -405,8 +404,8 @@ class Fabric:
         self.closed = True  # no more timers: nothing is sent after this
         self.reconnect = False
         for sw in self.switches:
-            if sw.conn is not None:
-                sw.conn.transport.close()
+            for conn in list(sw.conns.values()):
+                conn.transport.close()
 
     # results -----------------------------------------------------------------------------
     def states(self) -> dict:
@@ -520,7 +519,9 @@ class Fabric:
             "errors_sent": sum(sw.errors_sent for sw in self.switches),
             "bundles_committed": sum(sw.bundles_committed for sw in self.switches),
             "bundled_flow_mods": sum(sw.bundled_flow_mods for sw in self.switches),
-            "dropped_while_disconnected": sum(sw.dropped_offline for sw in self.switches),
+            "packet_ins_without_controller": sum(sw.dropped_offline for sw in self.switches),
+            "refused_as_slave": sum(sw.slave_refusals for sw in self.switches),
+            "role_requests_refused": sum(sw.role_errors for sw in self.switches),
         }
 
 

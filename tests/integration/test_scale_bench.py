@@ -36,6 +36,7 @@ from bench.ofsim import ofwire
 from bench.ofsim.fabric import Fabric
 from bench.ofsim.flowtable import FlowTable
 from bench.ofsim.station import EXPIRED, HELD, PENDING
+from bench.ofsim.switch import SwitchConnection
 
 REPO = Path(__file__).resolve().parents[2]
 BRIDGE_MAC = "02:0f:00:01:00:01"
@@ -62,6 +63,19 @@ def _parse(data: bytes):
 
 def _fabric(**kw) -> Fabric:
     return Fabric(**{"edges": 1, "ports": 1, "vms": 2, **kw})
+
+
+class _NoSocket:
+    def write(self, data: bytes) -> None:
+        pass
+
+
+def _connected(sw) -> SwitchConnection:
+    """A connection of `sw` to controller 0 whose output stays in its `out` (nothing flushes
+    it outside a message's handling)."""
+    conn = SwitchConnection(sw, 0)
+    conn.connection_made(_NoSocket())  # its HELLO is flushed to nowhere
+    return conn
 
 
 def _vsi(vm, mode=VdpTlvType.ASSOCIATE, vid=0, status=0) -> VsiTlv:
@@ -108,8 +122,7 @@ def _due(fabric, now: float) -> None:
 def test_station_associates_keeps_alive_and_records_deassociates():
     fabric = _fabric()
     station, vm = fabric.stations[0], fabric.vms[0]
-    sent = station.switch.out
-    station.switch.conn = object()  # collect output without a socket
+    sent = _connected(station.switch).out
     station.queue.append(vm)
     station.pump(1.0)
     assert (vm.state, fabric.stats.requested) == (PENDING, 1)
@@ -139,16 +152,16 @@ def test_station_associates_keeps_alive_and_records_deassociates():
 def test_openflow_replies_parse_with_os_ken():
     fabric = _fabric(edges=2, ports=3)
     edge = fabric.edges[0]
-    edge.conn = object()  # collect output without a socket
+    conn = _connected(edge)
     request = _wire(parser.OFPPortDescStatsRequest(None, 0))
-    edge.handle(request, 0, len(request), 0.0)
-    reply = _parse(edge.out.pop())
+    edge.handle(conn, request, 0, len(request), 0.0)
+    reply = _parse(conn.out.pop())
     names = {p.port_no: p.name.decode().rstrip("\0") for p in reply.body}
     assert names == {1: "e1-s1", 2: "e1-s2", 3: "e1-s3", 4: "e1-up", ofp.OFPP_LOCAL: "e1"}
     assert all(not p.state & ofp.OFPPS_LINK_DOWN for p in reply.body)
     features = _wire(parser.OFPFeaturesRequest(None))
-    edge.handle(features, 0, len(features), 0.0)
-    assert _parse(edge.out.pop()).datapath_id == edge.dpid
+    edge.handle(conn, features, 0, len(features), 0.0)
+    assert _parse(conn.out.pop()).datapath_id == edge.dpid
 
 
 def test_flow_table_applies_flow_and_meter_mods():
@@ -195,9 +208,9 @@ def test_flow_table_applies_flow_and_meter_mods():
     )
     fabric = _fabric()
     sw = fabric.edges[0]
-    sw.table, sw.conn = table, object()
-    sw.handle(request, 0, len(request), 0.0)
-    (stats,) = _parse(sw.out.pop()).body
+    sw.table, conn = table, _connected(sw)
+    sw.handle(conn, request, 0, len(request), 0.0)
+    (stats,) = _parse(conn.out.pop()).body
     assert (stats.priority, stats.cookie, dict(stats.match.items())) == (20, 2, {"in_port": 2})
     assert stats.instructions[0].actions[0].port == 2
     # a deleted meter takes its flows along; a non-strict delete by cookie across all tables
@@ -234,24 +247,24 @@ def _bundle_add(in_port: int, xid: int) -> bytes:
 
 def test_bundles_apply_their_flow_mods_at_commit_all_or_none():
     sw = _fabric().edges[0]
-    sw.conn = object()
+    conn = _connected(sw)
 
     def send(data: bytes):
-        sw.handle(data, 0, len(data), 0.0)
-        return [_parse(out) for out in sw.out]
+        sw.handle(conn, data, 0, len(data), 0.0)
+        return [_parse(out) for out in conn.out]
 
     (reply,) = send(_bundle_msg(ofp.ONF_BCT_OPEN_REQUEST, 1))
     assert (reply.type, reply.xid, reply.bundle_id) == (ofp.ONF_BCT_OPEN_REPLY, 1, 5)
-    sw.out.clear()
+    conn.out.clear()
     assert send(_bundle_add(1, 2)) == [] and send(_bundle_add(2, 3)) == []
     assert not sw.table.flows  # nothing before the commit
     (reply,) = send(_bundle_msg(ofp.ONF_BCT_COMMIT_REQUEST, 4))
     assert (reply.type, reply.xid) == (ofp.ONF_BCT_COMMIT_REPLY, 4)
     assert len(sw.table.flows) == 2 and sw.bundles_committed == 1
-    sw.out.clear()
+    conn.out.clear()
     send(_bundle_msg(ofp.ONF_BCT_OPEN_REQUEST, 5))
     send(_bundle_add(3, 6))
-    sw.out.clear()
+    conn.out.clear()
     truncated = ofwire.message(ofwire.FLOW_MOD, 7, bytes(8))
     head = ofwire.EXPERIMENTER_HEADER.pack(
         ofwire.ONF_EXPERIMENTER_ID, ofwire.ONF_ET_BUNDLE_ADD_MESSAGE
