@@ -141,6 +141,7 @@ class Fabric:
         resp_wait: float | None = None,
         pacing: str = "ack",
         dpid_base: int = DPID_BASE,
+        name_prefix: str = "",
     ) -> None:
         from app.codec.builders import build_bridge_lldp_frame  # building only, never parsing
         from app.codec.evb_tlv import EvbMode, EvbTlv, RrStat
@@ -176,9 +177,12 @@ class Fabric:
         self.resp_wait = resp_wait
         self.pace_by_timer = pacing == "timer"
 
-        self.aggs = [SimSwitch(self, f"agg{a}", dpid_base + a, a) for a in range(1, aggs + 1)]
+        # name_prefix: beside another fabric on the same controller (a Mininet bed's agg1)
+        self.aggs = [
+            SimSwitch(self, f"{name_prefix}agg{a}", dpid_base + a, a) for a in range(1, aggs + 1)
+        ]
         self.edges = [
-            SimSwitch(self, f"e{e}", dpid_base + 0x10000 + e, 0x1000 + e)
+            SimSwitch(self, f"{name_prefix}e{e}", dpid_base + 0x10000 + e, 0x1000 + e)
             for e in range(1, edges + 1)
         ]
         self.switches = self.aggs + self.edges
@@ -329,18 +333,17 @@ class Fabric:
         self._lldp_round(self.clock())
         self.flush()
 
-    def start_associations(self) -> float:
-        """Starts the VMs: all at once, or --rate per second in index order (which alternates
-        edges and ports)."""
+    def start_associations(self, vms=None) -> float:
+        """Starts the VMs (`vms`, default all) whose station can: all at once, or --rate per
+        second in index order (which alternates edges and ports)."""
         now = self.clock()
+        ready = [vm for vm in (self.vms if vms is None else vms) if vm.station.evb_seen]
         if self.rate:
-            self.to_start.extend(vm for vm in self.vms if vm.station.evb_seen)
+            self.to_start.extend(ready)
             self.tokens, self._last_refill = 1.0, now
             return now
-        for station in self.stations:
-            if station.evb_seen:
-                station.queue.extend(station.vms)
-                station.pump(now)
+        for vm in ready:
+            vm.station.enqueue(vm, now)
         self.flush()
         return now
 
@@ -499,6 +502,13 @@ class Fabric:
                 "stale_macs": sum(e["stale_macs"] for e in per_edge + report["aggregation"]),
             }
         return report
+
+    def vm_forwarded(self, vm: Vm) -> bool:
+        """The flows of `vm` are in place: its edge admits its MAC (eth_src) and forwards to it
+        (eth_dst), an aggregation switch (the forwarding tree's) forwards to it."""
+        mac = vm.mac
+        src, dst = _macs(vm.station.switch)
+        return mac in src and mac in dst and any(mac in _macs(agg)[1] for agg in self.aggs)
 
     def switch_counters(self) -> dict:
         names = {
