@@ -2,6 +2,7 @@
 
 import dataclasses
 import ipaddress
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -156,6 +157,12 @@ class Settings:
     etcd_endpoints: tuple[str, ...] = ("http://127.0.0.1:2379",)
     etcd_prefix: str = "/evb-nms/default"
     etcd_timeout: float = 5.0
+    # Several controllers on one etcd prefix elect one leader (docs/ha.md): this one's name
+    # (empty: HOST:REST_PORT), the REST URL the others forward to (empty: from rest_listen), and
+    # the leader's lease: a leader cut off from etcd this long is replaced.
+    controller_id: str = ""
+    advertise_url: str = ""
+    leader_lease_ttl: int = 2
 
     @property
     def evb_config(self) -> BridgeEvbConfig:
@@ -178,6 +185,19 @@ class Settings:
     def rest_address(self) -> tuple[str, int]:
         host, _, port = self.rest_listen.rpartition(":")
         return host.strip("[]"), int(port)
+
+    @property
+    def ha_identity(self) -> tuple[str, str]:
+        """This controller's name and REST URL in the leader election (docs/ha.md)."""
+        host, port = self.rest_address
+        if host in ("0.0.0.0", "::"):  # the others need an address that reaches us
+            host = socket.getfqdn()
+        scheme = "https" if self.rest_tls_cert else "http"
+        shown = f"[{host}]" if ":" in host else host
+        return (
+            self.controller_id or f"{socket.gethostname()}:{port}",
+            self.advertise_url.rstrip("/") or f"{scheme}://{shown}:{port}",
+        )
 
     def validated(self) -> "Settings":
         _check_port("of_port", self.of_port)
@@ -466,6 +486,27 @@ def _check_store(settings: Settings) -> None:
         or not 0.1 <= timeout <= 600
     ):
         raise ConfigError(f"etcd_timeout: expected 0.1 to 600 seconds, got {timeout!r}")
+    ttl = settings.leader_lease_ttl
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= 60:
+        raise ConfigError(f"leader_lease_ttl: expected 1 to 60 seconds, got {ttl!r}")
+    if (
+        not isinstance(settings.controller_id, str)
+        or not all("!" <= c <= "~" for c in settings.controller_id)
+        or len(settings.controller_id) > 100
+    ):
+        raise ConfigError(
+            f"controller_id: expected printable ASCII without spaces, at most 100 characters, "
+            f"got {settings.controller_id!r}"
+        )
+    url = settings.advertise_url
+    if url:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        try:
+            ok = bool(parts and parts.scheme in ("http", "https") and parts.hostname and parts.port)
+        except ValueError:
+            ok = False
+        if not ok or parts is None or parts.path not in ("", "/") or parts.query:
+            raise ConfigError(f"advertise_url: expected http(s)://HOST:PORT, got {url!r}")
 
 
 def _check_port(name: str, value) -> None:

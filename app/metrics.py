@@ -127,6 +127,12 @@ class Metrics(Observer):
             _StateCollector(switches, vsi_counts, alarms, webhooks, port_stats, stats_dropped)
         )
 
+    def watch_ha(self, status: Callable[[], dict[str, Any]]) -> None:
+        """Several controllers (docs/ha.md): read at each scrape, this controller's role
+        (`role`, `leader.generation`) and its counters (`forwarded`, `forward_failures`,
+        `leases_revoked`)."""
+        self.registry.register(_HaCollector(status))
+
     def exposition(self) -> tuple[bytes, str]:
         """The text a scrape gets, and its content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
@@ -253,3 +259,31 @@ def _bounded(counts: dict[str, int], limit: int) -> list[tuple[str, int]]:
     kept = ranked[:limit]
     rest = sum(count for _, count in ranked[limit:])
     return kept + ([("other", rest)] if rest else [])
+
+
+class _HaCollector:
+    def __init__(self, status: Callable[[], dict[str, Any]]) -> None:
+        self._status = status
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        status = self._status()
+        yield GaugeMetricFamily(
+            f"{PREFIX}_ha_leader",
+            "1 while this controller leads the fabric",
+            value=status["role"] == "leader",
+        )
+        leader = status.get("leader") or {}
+        yield GaugeMetricFamily(
+            f"{PREFIX}_ha_generation",
+            "The leader's generation as this controller knows it (0: none known)",
+            value=leader.get("generation", 0),
+        )
+        for name, what in (
+            ("forwarded", "REST requests forwarded to the leader"),
+            ("forward_failures", "REST requests the leader did not answer (503)"),
+            ("leases_revoked", "leases of dead leaders revoked by this controller"),
+        ):
+            yield CounterMetricFamily(f"{PREFIX}_ha_{name}", what, value=status.get(name, 0))

@@ -140,6 +140,26 @@ def parse_args(argv):
         f"(default {defaults.etcd_timeout:g})",
     )
     parser.add_argument(
+        "--controller-id",
+        metavar="ID",
+        help="with --store etcd: this controller's name in the leader election "
+        "(default HOST:REST_PORT)",
+    )
+    parser.add_argument(
+        "--advertise-url",
+        metavar="URL",
+        help="with --store etcd: the REST URL the other controllers forward requests to while "
+        "this one leads (default from --rest-listen)",
+    )
+    parser.add_argument(
+        "--leader-lease-ttl",
+        type=int,
+        metavar="SECONDS",
+        help="with --store etcd: a leader that cannot renew its lease this long is replaced "
+        f"(default {defaults.leader_lease_ttl}; etcd's minimum is 2 s unless its election "
+        "timeout is below 1 s)",
+    )
+    parser.add_argument(
         "--log-level",
         type=str.upper,
         metavar="LEVEL",

@@ -408,6 +408,25 @@ def event_list(client, args):
     )
 
 
+def ha_status(client, args):
+    status = client.call("GET", "/v1/ha")
+    leader = status.get("leader") or {}
+    return status, fields(
+        [
+            ("this controller", f"{status.get('id', '-')} ({status.get('url', '-')})"),
+            ("role", status.get("role")),
+            ("store", status.get("store")),
+            (
+                "leader",
+                f"{leader['id']} ({leader['url']}), generation {leader['generation']}"
+                if leader
+                else "none known",
+            ),
+            ("switches programmed", status.get("switches", "-")),
+        ]
+    )
+
+
 def lookup(client, args):
     key = "mac" if _MAC.fullmatch(args.query) else "vsi_id"
     found = client.call("GET", "/v1/lookup", query={key: args.query})
@@ -708,6 +727,9 @@ def build_parser() -> argparse.ArgumentParser:
     command(subscription, "delete", subscription_delete, "unsubscribe").add_argument(
         "sub_id", metavar="ID"
     )
+
+    ha = verbs("ha", "several controllers: which one leads (docs/ha.md)")
+    command(ha, "status", ha_status, "this controller's role and the leader it knows")
 
     sub = nouns.add_parser(
         "lookup", help="where a VM is and was (by VSI ID or MAC)", parents=[output]

@@ -15,6 +15,7 @@ service takes it for its calls.
 
 import functools
 import logging
+import os
 import queue
 import socket
 import threading
@@ -37,6 +38,7 @@ from app.codec.frame import is_ecp_ack, vm_frame_source
 from app.config import VCENTER_SECRET_ENV, VCENTER_TOKEN_ENV, Settings
 from app.control_plane import ControlPlane
 from app.controller.guard import guarded
+from app.controller.leadership import Leadership
 from app.controller.nms_service import ControllerService
 from app.controller.sender import send_all
 from app.controller.work import WorkQueues
@@ -46,13 +48,17 @@ from app.fabric_control import FabricControl, Out
 from app.faults.monitor import FaultMonitor
 from app.faults.subscriptions import Subscribers
 from app.flows import flow_stats_wire
+from app.ha.election import Election, Leader, leader_key
+from app.ha.roles import deposing_error
 from app.metrics import Metrics
 from app.policy.database import VsiTypeDatabase
 from app.registry.pools import VlanPools
 from app.registry.registry import Registry
 from app.rest.api import RestApi
+from app.rest.leader_forward import LeaderForward
 from app.rest.listener import rest_server
 from app.rest.tokens import TokenSource
+from app.store.base import Fenced
 from app.store.opening import open_stores
 from app.vcenter.client import VcenterClient
 from app.vcenter.credentials import Credential
@@ -69,6 +75,7 @@ TICK_INTERVAL = 0.02  # ECP retransmissions are due every 10us*2^RTE (164 ms at 
 # The VM statistics polls are spread over their interval (app/fabric/poll_schedule.py): checked
 # this often, i.e. at most this late.
 STATS_TICK = 0.1
+EXIT_DEPOSED = 3  # the exit status of a leader deposed (docs/ha.md): start it again
 # OpenFlow events wait for the worker thread, switch events and punted frames each in a FIFO this
 # long; a flood beyond it is counted and dropped (the switches' punt meters should stop it first).
 WORK_QUEUE = 50000
@@ -194,27 +201,36 @@ class EvbApp(app_manager.OSKenApp):
             pools=VlanPools(self.settings.vlan_pools, required=self.settings.vlan_pools_required),
             max_profiles=self.settings.max_profiles_per_tenant,
         )
-        intent = self.intent_store.load()
-        if intent:  # before any switch connects: they are reconciled against it, not flushed
-            self.fabric.control.restore(intent, self.registry.database(), time.monotonic())
+        # Several controllers on one etcd prefix: only the elected leader restores the intent
+        # and takes the switches (_take_over); alone, this one does it now.
+        self.election, self.leadership = self._election()
+        if self.election is None:
+            intent = self.intent_store.load()
+            if intent:  # before any switch connects: they are reconciled against it, not flushed
+                self.fabric.control.restore(intent, self.registry.database(), time.monotonic())
         self._stopping = threading.Event()
         self._work = WorkQueues(WORK_QUEUE)
         self.handler_errors = 0  # exceptions caught by app.controller.guard
-        self.rest = rest_server(
-            self.settings,
-            RestApi(
-                self.service,
-                self.registry,
-                self.store,
-                self.monitor,
-                self.tokens or self.settings.api_tokens,
-                metrics=self.metrics,
-            ).wsgi,
-        )
+        api = RestApi(
+            self.service,
+            self.registry,
+            self.store,
+            self.monitor,
+            self.tokens or self.settings.api_tokens,
+            metrics=self.metrics,
+            ha_status=self._ha_status if self.election is not None else None,
+        ).wsgi
+        if self.election is not None:
+            self._forward = LeaderForward(api, self.election, self.settings)
+            api = self._forward.wsgi
+            self.metrics.watch_ha(self._ha_status)
+        self.rest = rest_server(self.settings, api)
 
     def start(self):
         thread = super().start()
         self.rest.start()
+        if self.election is not None:
+            self.election.start()
         self.threads.append(hub.spawn(self._canary_loop))
         if self.settings.stats_interval:
             self.threads.append(hub.spawn(self._stats_loop))
@@ -243,6 +259,8 @@ class EvbApp(app_manager.OSKenApp):
 
     def stop(self):
         self._stopping.set()
+        if self.election is not None:
+            self.election.stop()  # a leader hands over at once
         self.rest.stop()
         self.event_log.emit("controller.stopped")
         super().stop()
@@ -253,6 +271,84 @@ class EvbApp(app_manager.OSKenApp):
         self.monitor.close()
         self.store.close()
         self.intent_store.close()
+
+    # leadership (docs/ha.md) --------------------------------------------------------------
+    def _election(self) -> tuple[Election | None, Leadership | None]:
+        if self.settings.store != "etcd":
+            return None, None
+        from app.store.etcd_kv import EtcdKv  # a controller on SQLite needs no etcd client
+
+        ttl = self.settings.leader_lease_ttl
+        controller_id, url = self.settings.ha_identity
+        election = Election(
+            # Its own client, answering within half a lease: a renewal must not wait longer.
+            EtcdKv(self.settings.etcd_endpoints, max(0.5, ttl / 2)),
+            self.settings.etcd_prefix,
+            controller_id,
+            url,
+            ttl,
+            on_elected=self._take_over,
+            on_leader=self._follow_leader,
+            on_deposed=self._deposed,
+        )
+        return election, Leadership(self._adopt)
+
+    def _take_over(self, generation: int) -> None:
+        """This controller was elected: the intent as the store holds it, saved from now on
+        only while it leads; then every switch held, as MASTER, reconciled without a flush."""
+        assert self.leadership is not None
+        try:
+            self.intent_store.fence(leader_key(self.settings.etcd_prefix), generation)
+            intent = self.intent_store.load()
+            with self.lock:
+                if intent:
+                    now = time.monotonic()
+                    self.fabric.control.restore(intent, self.registry.database(), now)
+            with self._connections_lock:
+                self.leadership.lead(generation)
+                switches = len(self._datapaths)
+        except Exception as err:  # a leader that cannot take over must not hold the key
+            LOG.exception("takeover failed")
+            self._deposed(f"the takeover failed: {err}")
+            return
+        self.event_log.emit(
+            "ha.elected",
+            generation=generation,
+            switches=switches,
+            vsis=len(intent["vsis"]) if intent else 0,
+        )
+
+    def _ha_status(self) -> dict:
+        assert self.election is not None
+        return {
+            **self.election.status(),
+            "store": "etcd",
+            "switches": len(self._datapaths),
+            "forwarded": self._forward.forwarded,
+            "forward_failures": self._forward.failed,
+            "leases_revoked": self.election.revoked,
+        }
+
+    def _follow_leader(self, leader: Leader | None) -> None:
+        assert self.leadership is not None
+        with self._connections_lock:
+            self.leadership.follow(leader)
+        if leader is not None:
+            self.event_log.emit(
+                "ha.following", leader=leader.id, url=leader.url, generation=leader.generation
+            )
+
+    def _deposed(self, reason: str) -> None:
+        """Crash-only: a controller that no longer leads stops at once (its supervisor starts
+        it again as a follower); the store and the switches refuse what it would still send."""
+        self.event_log.emit("ha.deposed", level=logging.ERROR, reason=reason)
+        logging.shutdown()
+        os._exit(EXIT_DEPOSED)
+
+    def _adopt(self, dpid: int, conn, address: str | None) -> None:
+        """The fabric takes the switch (called with the connections lock held)."""
+        self._datapaths[dpid] = conn
+        self._queue(functools.partial(self.fabric.switch_connected, dpid, address))
 
     # the pure logic's questions and messages ---------------------------------------------
     def _maintenance_reason(self, port) -> str | None:
@@ -277,6 +373,8 @@ class EvbApp(app_manager.OSKenApp):
         a failing disk is logged and tried again at the next one, never the end of the thread."""
         try:
             self.fabric.save(time.monotonic())
+        except Fenced as err:  # another controller leads: nothing more of ours may happen
+            self._deposed(str(err))
         except Exception:
             self.handler_errors += 1
             LOG.exception("saving the intent failed")
@@ -296,6 +394,8 @@ class EvbApp(app_manager.OSKenApp):
             dpid = self._connections.dpid_of(datapath)
         if dpid is None:
             self.stray_messages += 1
+        elif self.leadership is not None and not self.leadership.leading:
+            return None  # a follower's switches are not its to hear
         return dpid
 
     def _connection_steps(self, decide: Callable[[SwitchConnections, float], list]) -> None:
@@ -306,14 +406,16 @@ class EvbApp(app_manager.OSKenApp):
         with self._connections_lock:
             for step in decide(self._connections, time.monotonic()):
                 if isinstance(step, Adopt):
-                    self._datapaths[step.dpid] = step.conn
-                    self._queue(
-                        functools.partial(self.fabric.switch_connected, step.dpid, step.address)
-                    )
+                    if self.leadership is None:
+                        self._adopt(step.dpid, step.conn, step.address)
+                    else:
+                        self.leadership.connected(step.dpid, step.conn, step.address)
                 elif isinstance(step, Release):
+                    if self.leadership is not None:
+                        self.leadership.released(step.dpid, step.conn)
                     if self._datapaths.get(step.dpid) is step.conn:
                         del self._datapaths[step.dpid]
-                    self._queue(functools.partial(self.fabric.switch_disconnected, step.dpid))
+                        self._queue(functools.partial(self.fabric.switch_disconnected, step.dpid))
                     io.append(step)
                 elif isinstance(step, Report):
                     self._queue(functools.partial(self._report_connection, step))
@@ -388,6 +490,9 @@ class EvbApp(app_manager.OSKenApp):
         msg = ev.msg
         # An experimenter error (a bundle's: ONF extension) has an exp_type, not a code.
         code = msg.exp_type if msg.type == ofp.OFPET_EXPERIMENTER else msg.code
+        if self.leadership is not None and self.leadership.leading:
+            if (reason := deposing_error(msg.type, code)) is not None:
+                self._deposed(reason)
         if (dpid := self._dpid_of(msg.datapath)) is not None:
             self._queue(lambda now: self.fabric.error(dpid, msg.xid, msg.type, code))
 
@@ -472,7 +577,8 @@ class EvbApp(app_manager.OSKenApp):
         """With native threads os-ken reports a lost switch (DEAD_DISPATCHER) only when the
         connection's send thread wakes up, i.e. at our next message to it (the canary, seconds
         later): once the receive side has closed the socket, an empty send wakes it at once."""
-        for datapath in list(self._datapaths.values()):
+        held = self.leadership.connections() if self.leadership else self._datapaths.values()
+        for datapath in list(held):
             if datapath.socket.fileno() == -1:
                 datapath.send(b"")
 

@@ -21,7 +21,7 @@ from app.rest.console import ConsoleViews
 from app.rest.events import EventViews
 from app.rest.fabric import FabricViews
 from app.rest.faults import FaultViews
-from app.rest.http import ApiError, check_text, error_response
+from app.rest.http import ApiError, check_text, error_response, json_response
 from app.rest.migrations import MigrationViews
 from app.rest.pools import PoolViews
 from app.rest.registry_views import RegistryViews
@@ -46,13 +46,16 @@ class RestApi:
         api_tokens: Sequence[ApiToken] | Callable[[], Sequence[ApiToken]] = (),
         openapi_path: Path = OPENAPI_PATH,
         metrics: Metrics | None = None,
+        ha_status: Callable[[], dict] | None = None,
     ):
         """``api_tokens``: fixed, or a callable giving those in force (app/rest/tokens.py);
-        ``metrics``: served at GET /metrics (admin tokens), and told of every request."""
+        ``metrics``: served at GET /metrics (admin tokens), and told of every request;
+        ``ha_status``: this controller's role among several (GET /v1/ha, admin tokens)."""
         fixed = tuple(api_tokens) if not callable(api_tokens) else None
         self._auth = Authenticator(api_tokens if fixed is None else lambda: fixed)
         self._openapi_path = openapi_path
         self._metrics = metrics
+        self._ha_status = ha_status
         self.router = Router(
             [
                 *FabricViews(service, registry).routes(),
@@ -65,6 +68,7 @@ class RestApi:
                 *ConsoleViews().routes(),
                 Route("GET", "/v1/openapi.yaml", self.openapi, Access.OPEN),
                 *([Route("GET", "/metrics", self.metrics, Access.ADMIN)] if metrics else []),
+                Route("GET", "/v1/ha", self.ha, Access.ADMIN),
             ]
         )
 
@@ -108,6 +112,12 @@ class RestApi:
         response = Response(body=body)
         response.headers["Content-Type"] = content_type
         return response
+
+    def ha(self, request: Request, principal):
+        """A single controller leads alone."""
+        if self._ha_status is None:
+            return json_response({"role": "leader", "leader": None, "store": "sqlite"})
+        return json_response(self._ha_status())
 
     def openapi(self, request: Request, principal):
         try:

@@ -15,6 +15,10 @@ class StoreError(RuntimeError):
     says why."""
 
 
+class Fenced(StoreError):
+    """A write refused because its writer no longer leads (docs/ha.md): it must stop."""
+
+
 # A VM registration's fields, as the registry writes them and the stores give them back.
 VM_FIELDS = (
     "vsi_id",

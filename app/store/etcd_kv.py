@@ -78,6 +78,22 @@ def same_mod_revision(key: str, revision: int) -> dict:
     }
 
 
+def same_create_revision(key: str, revision: int) -> dict:
+    """A transaction's condition: `key` was created at `revision` (0: it does not exist), i.e.
+    it is the same key, not one deleted and created again since."""
+    return {
+        "key": _b64(key.encode()),
+        "target": "CREATE",
+        "result": "EQUAL",
+        "create_revision": str(revision),
+    }
+
+
+def put_with_lease(key: str, value: bytes, lease: int) -> dict:
+    """A put whose key etcd deletes when `lease` ends (expires or is revoked)."""
+    return {"request_put": {"key": _b64(key.encode()), "value": _b64(value), "lease": str(lease)}}
+
+
 def op_size(op: dict) -> int:
     """What one put or delete weighs in a request (base64 keys and values)."""
     request = next(iter(op.values()))
@@ -166,13 +182,14 @@ class EtcdKv:
             {"compare": list(compare), "success": ops, "failure": []},
         )
 
-    def get(self, key: str) -> tuple[bytes, int] | None:
-        """The value of `key` and its mod revision, None if there is none."""
+    def get(self, key: str, revision: str = "mod_revision") -> tuple[bytes, int] | None:
+        """The value of `key` and its mod revision (or `revision`: "create_revision"), None if
+        there is none."""
         response = self._post("read", "kv/range", {"key": _b64(key.encode())})
         kvs = response.get("kvs", [])
         if not kvs:
             return None
-        return base64.b64decode(kvs[0].get("value", "")), int(kvs[0]["mod_revision"])
+        return base64.b64decode(kvs[0].get("value", "")), int(kvs[0][revision])
 
     def scan(
         self, start: str, end: str, *, reverse: bool = False, limit: int | None = None
@@ -210,6 +227,25 @@ class EtcdKv:
 
     def scan_prefix(self, prefix: str) -> Iterator[tuple[str, bytes, int]]:
         return self.scan(prefix, prefix_end(prefix))
+
+    # leases (app/ha/election.py) --------------------------------------------------------------
+    def grant(self, ttl: int) -> tuple[int, int]:
+        """A new lease: its id and the TTL etcd granted (at least etcd's minimum)."""
+        response = self._post("lease grant", "lease/grant", {"TTL": ttl, "ID": 0})
+        return int(response["ID"]), int(response["TTL"])
+
+    def keepalive(self, lease: int) -> int:
+        """Renews `lease` for its whole TTL; the seconds it has left now, 0 once it has ended."""
+        response = self._post("lease keep-alive", "lease/keepalive", {"ID": str(lease)})
+        return int(response.get("result", {}).get("TTL", 0))
+
+    def revoke(self, lease: int) -> None:
+        """Ends `lease` now and deletes its keys; a lease already ended is no error."""
+        try:
+            self._post("lease revoke", "kv/lease/revoke", {"ID": str(lease)})
+        except StoreError as err:
+            if "lease not found" not in str(err):
+                raise
 
     def close(self) -> None:
         for client in self._clients:

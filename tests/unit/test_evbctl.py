@@ -362,3 +362,10 @@ def test_a_server_that_is_not_evb_nms(evbctl, server):
 
 def test_tables_align_and_show_missing_values_as_dashes():
     assert table(["a", "bb"], [["xyz", None], [1, True]]) == "A    BB\nxyz  -\n1    yes"
+
+
+def test_ha_status_of_a_single_controller(evbctl):
+    code, out, _ = evbctl("ha", "status")
+    assert code == EXIT_OK
+    assert re.search(r"ROLE\s+: leader", out) and re.search(r"LEADER\s+: none known", out)
+    assert re.search(r"STORE\s+: sqlite", out)

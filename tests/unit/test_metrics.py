@@ -120,6 +120,7 @@ def test_the_grafana_dashboard_and_the_docs_name_only_metrics_the_controller_ser
         alarms=list,
         webhooks=dict,
     )
+    metrics.watch_ha(lambda: {"role": "follower", "leader": None})
     served = {
         family.name for family in text_string_to_metric_families(metrics.exposition()[0].decode())
     }
