@@ -8,11 +8,12 @@ import time
 from contextlib import ExitStack
 
 from topologies.datacenter import datacenter
-from topologies.migration import MANAGER, WEB, start_vm
+from topologies.migration import MANAGER, start_vm
 from topologies.probe import start_probe, stop_probe
 
 SERVERS = ("srv11", "srv12")
 BRIDGES = 2  # agg1, edge1
+VSI_TYPE = (900, 1)  # bench/policies/scale.yaml, the simulated VMs' type too
 
 
 class FailoverBed:
@@ -44,6 +45,7 @@ class FailoverBed:
                     f"52:54:00:00:fb:{i:02x}",
                     f"10.0.251.{i}/24",
                     f"f0f0f0f0-0000-0000-0000-0000000000{i:02x}",
+                    VSI_TYPE,
                 )
             )
         if not self.vms[0].vm.wait_reachable(self.vms[1].vm.address, timeout=10):
@@ -72,7 +74,7 @@ class FailoverBed:
         uuid = f"f0f0f0f0-0000-0000-0000-0000000001{n:02x}"
         t0 = time.perf_counter()
         result = self.stations[SERVERS[1]].vdp(
-            "assoc", MANAGER, WEB[0], WEB[1], uuid, filters=[f"0-{vm.mac}"]
+            "assoc", MANAGER, VSI_TYPE[0], VSI_TYPE[1], uuid, filters=[f"0-{vm.mac}"]
         )
         outcome = {
             "answered": result.ok,
@@ -85,7 +87,13 @@ class FailoverBed:
         if result.ok:  # leave the bed as it was: the station drops the VSI, the bridge too
             vid = result.fields.get("filter", "0").split("-")[0]
             self.stations[SERVERS[1]].vdp(
-                "deassoc", MANAGER, WEB[0], WEB[1], uuid, filters=[f"{vid}-{vm.mac}"], timeout=10
+                "deassoc",
+                MANAGER,
+                VSI_TYPE[0],
+                VSI_TYPE[1],
+                uuid,
+                filters=[f"{vid}-{vm.mac}"],
+                timeout=10,
             )
         vm.destroy()
         return outcome

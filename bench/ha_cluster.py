@@ -20,7 +20,7 @@ class HaCluster:
         prefix: str,
         members: int = 3,
         extra_args=(),
-        lease_ttl: float = 2.0,
+        lease_ttl: int = 2,
     ) -> None:
         self.args: list[list[str]] = []
         self.members: list[ControllerProcess] = []
@@ -38,7 +38,7 @@ class HaCluster:
                 "--advertise-url",
                 f"http://127.0.0.1:{rest_port}",
                 "--leader-lease-ttl",
-                f"{lease_ttl:g}",
+                str(lease_ttl),
                 *extra_args,
             ]
             self.args.append(args)
