@@ -120,9 +120,14 @@ def associated_vsis(rest: str) -> set[str]:
     return vsis
 
 
+def last_event(rest: str, kind: str = "") -> dict | None:
+    latest, _ = _get(rest, "/v1/events?latest=1&limit=1" + (f"&kind={kind}" if kind else ""))
+    return latest[-1] if latest else None
+
+
 def last_event_id(rest: str) -> int:
-    latest, _ = _get(rest, "/v1/events?latest=1&limit=1")
-    return latest[-1]["id"] if latest else 0
+    event = last_event(rest)
+    return event["id"] if event else 0
 
 
 def expired_since(rest: str, after: int) -> int:
@@ -166,20 +171,35 @@ class Run:
         ) and all(sw.roles.role(leader) == roles.MASTER for sw in self.fabric.switches)
         if self.ovs is None:
             return sim
-        from bench.failover_bed import BRIDGES
-
-        targets = self.bed.targets
+        targets, bridges = self.bed.targets, self.bed.bridges
         return (
             sim
-            and all(self.ovs.all_in_role(targets[i], "slave", BRIDGES) for i in others)
-            and self.ovs.all_in_role(targets[leader], "master", BRIDGES)
+            and all(self.ovs.all_in_role(targets[i], "slave", bridges) for i in others)
+            and self.ovs.all_in_role(targets[leader], "master", bridges)
         )
+
+    def roles_now(self) -> dict:
+        """What the switches make of each controller now (for an error message)."""
+        sim: dict = {}
+        for sw in self.fabric.switches:
+            for i in range(len(self.cluster.members)):
+                role = roles.NAMES.get(sw.roles.role(i), "none")
+                sim[f"c{i}:{role}"] = sim.get(f"c{i}:{role}", 0) + 1
+        ovs = self.ovs and [
+            (r.get("target"), r["role"], r.get("is_connected")) for r in self.ovs.rows.values()
+        ]
+        return {"leader": self.leader, "sim": sim, "ovs": ovs}
 
     async def kill(self, n: int) -> dict:
         fabric, cluster, bed = self.fabric, self.cluster, self.bed
         old, old_generation = self.leader
         old_rest = cluster.rest(old)
-        await self.wait(self.followers_slave, "switches not all back with every controller")
+        try:
+            await self.wait(self.followers_slave, "")
+        except TimeoutError:
+            raise TimeoutError(
+                f"switches not all back with every controller: {self.roles_now()}"
+            ) from None
         before = await self.call(associated_vsis, old_rest)
         first_event = await self.call(last_event_id, old_rest)
         held_before = [vm for vm in fabric.vms if vm.state == HELD]
@@ -190,7 +210,7 @@ class Run:
             await self.call(bed.start_probe)
             await asyncio.sleep(BEFORE_KILL)
 
-        t_kill = fabric.clock()
+        t_kill, t_kill_wall = fabric.clock(), time.time()
         cluster.kill(old)
         fabric.start_associations([late_vm])
         bed_late = (  # a future: the Associate leaves now, not when it is awaited
@@ -212,15 +232,18 @@ class Run:
         if rest_generation != generation:
             record["generation_on_rest"] = rest_generation
         under = record["sim_s"]
+        elected = await self.call(last_event, cluster.rest(new), "ha.elected")
+        record["elected_s"] = round(elected["ts"] - t_kill_wall, 3)
+        record["elected_switches"] = elected["detail"].get("switches")
         if bed:
-            from bench.failover_bed import BRIDGES
-
+            # Open vSwitch: the leader sent MASTER to every switch it holds before ha.elected
             target = bed.targets[new]
+            record["ovs_s"] = record["elected_s"]
             await self.wait(
-                lambda: (self.ovs.master_since(target, BRIDGES) or 0) > t_kill,
-                "Open vSwitch bridges without the new MASTER",
+                lambda: (self.ovs.master_since(target, bed.bridges) or 0) > t_kill,
+                "Open vSwitch's database does not show the new MASTER",
             )
-            record["ovs_s"] = round(self.ovs.master_since(target, BRIDGES) - t_kill, 3)
+            record["ovs_db_s"] = round(self.ovs.master_since(target, bed.bridges) - t_kill, 3)
             under = max(under, record["ovs_s"])
         record["switches_under_new_leader_s"] = under
 

@@ -10,9 +10,9 @@ from contextlib import ExitStack
 from topologies.datacenter import datacenter
 from topologies.migration import MANAGER, start_vm
 from topologies.probe import start_probe, stop_probe
+from topologies.shell import run
 
 SERVERS = ("srv11", "srv12")
-BRIDGES = 2  # agg1, edge1
 VSI_TYPE = (900, 1)  # bench/policies/scale.yaml, the simulated VMs' type too
 
 
@@ -23,6 +23,7 @@ class FailoverBed:
         self.probe_rate = probe_rate
         self._stack = ExitStack()
         self.dc = None
+        self.bridges = 0
         self.stations: dict = {}
         self.vms: list = []
         self._probe = None
@@ -31,6 +32,19 @@ class FailoverBed:
         """Starts the network; `ready()` tells when the controllers reconciled its switches;
         then the stations and the two VMs, associated and reaching each other."""
         self.dc = self._stack.enter_context(datacenter(self.of_ports, edges=1, servers_per_edge=2))
+        self.bridges = len(self.dc.net.switches)
+        for target in self.targets:  # a restarted controller is back within 1 s, not 8
+            for uuid in run(
+                [
+                    "ovs-vsctl",
+                    "--bare",
+                    "--columns=_uuid",
+                    "find",
+                    "controller",
+                    f'target="{target}"',
+                ]
+            ).stdout.split():
+                run(["ovs-vsctl", "set", "controller", uuid, "max_backoff=1000"])
         _wait(ready, timeout, "the bed's switches were not reconciled")
         self.stations = {srv: self.dc.add_station(srv) for srv in SERVERS}
         if not all(s.wait_vdp_ready(timeout) for s in self.stations.values()):

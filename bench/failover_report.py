@@ -54,6 +54,7 @@ def summarize(kills: list[dict]) -> dict:
         "switches_under_new_leader_s": _stats(takeovers),
         "sim_switches_under_new_leader_s": _stats(k.get("sim_s") for k in kills),
         "ovs_bridges_under_new_leader_s": _stats(k.get("ovs_s") for k in kills),
+        "ovs_database_shows_it_s": _stats(k.get("ovs_db_s") for k in kills),
         "new_leader_known_s": _stats(k.get("leader_known_s") for k in kills),
         "reconciled_s": _stats(k.get("reconciled_s") for k in kills),
         "associations_lost": sum(k.get("associations_lost", 0) for k in kills),

@@ -17,11 +17,14 @@ DB = "unix:/var/run/openvswitch/db.sock"
 
 def apply_update(rows: dict, update: dict, now: float) -> None:
     """One update of `ovsdb-client monitor --format=json` into rows: uuid -> {target, role,
-    is_connected, since} (since: when its role last changed). Pure."""
+    is_connected, since} (since: when its role last changed). Pure. A modified row comes as
+    two: "old" with its uuid, then "new" with every column and an empty uuid."""
     headings = update.get("headings", [])
+    previous = None
     for values in update.get("data", []):
         record = dict(zip(headings, values, strict=False))
-        uuid, action = record.get("row"), record.get("action")
+        uuid, action = record.get("row") or previous, record.get("action")
+        previous = uuid
         if action == "delete":
             rows.pop(uuid, None)
         elif action in ("initial", "insert", "new"):

@@ -110,8 +110,9 @@ def test_ovs_role_updates_are_stamped_when_the_role_changes():
             "headings": headings,
             "data": [
                 ["u1", "old", None, "master", None],
-                ["u1", "new", "tcp:127.0.0.1:1", "slave", True],
-                ["u2", "new", "tcp:127.0.0.1:2", ["set", []], True],
+                ["", "new", "tcp:127.0.0.1:1", "slave", True],
+                ["u2", "old", None, ["set", []], False],
+                ["", "new", "tcp:127.0.0.1:2", ["set", []], True],
             ],
         },
         2.0,
