@@ -58,6 +58,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 from bench.failover_report import next_page, summarize, takeover
@@ -178,6 +179,17 @@ class Run:
             and self.ovs.all_in_role(targets[leader], "master", bridges)
         )
 
+    def counters(self) -> dict:
+        """What the stations and switches counted so far that a failover may raise."""
+        s = self.fabric.stats
+        return {
+            "expired": s.expired,
+            "keepalives_unanswered": s.ka_unanswered,
+            "ecp_retransmits": s.ecp_retransmits,
+            "ecp_gave_up": s.ecp_gave_up,
+            "packet_ins_without_controller": sum(sw.dropped_offline for sw in self.fabric.switches),
+        }
+
     def roles_now(self) -> dict:
         """What the switches make of each controller now (for an error message)."""
         sim: dict = {}
@@ -203,7 +215,7 @@ class Run:
         before = await self.call(associated_vsis, old_rest)
         first_event = await self.call(last_event_id, old_rest)
         held_before = [vm for vm in fabric.vms if vm.state == HELD]
-        expired0 = fabric.stats.expired
+        counters0 = self.counters()
         late_vm = next(self.late)
         bed_vm = await self.call(bed.late_vm, n) if bed else None
         if bed:
@@ -273,11 +285,17 @@ class Run:
         await fabric.settle(quiet=0.5, timeout=10)
         new_rest = cluster.rest(new)
         after = await self.call(associated_vsis, new_rest)
-        sim_lost = sum(1 for vm in held_before if vm.state != HELD or vm.t_ok <= t_takeover)
-        record["associations_lost"] = len(before - after) + sim_lost
+        sim_lost = {
+            str(uuid.UUID(bytes=vm.uuid))
+            for vm in held_before
+            if vm.state != HELD or vm.t_ok <= t_takeover
+        }
+        record["associations_lost"] = len((before - after) | sim_lost)
+        counters = {k: v - counters0[k] for k, v in self.counters().items()}
         record["keepalive_expiries"] = max(
-            fabric.stats.expired - expired0, await self.call(expired_since, new_rest, first_event)
+            counters["expired"], await self.call(expired_since, new_rest, first_event)
         )
+        record["stations"] = counters
         record["associate_during_failover"] = [
             {
                 "where": "sim",
@@ -298,7 +316,6 @@ class Run:
             )
         self.leader = (new, generation)
         await self.call(cluster.restart, old, self.args.setup_timeout)
-        record["ecp_gave_up_total"] = fabric.stats.ecp_gave_up
         return record
 
     async def recover(self) -> None:
