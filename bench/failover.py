@@ -53,7 +53,6 @@ import json
 import secrets
 import shlex
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -61,6 +60,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from bench import interruptible
 from bench.failover_report import next_page, summarize, takeover
 from bench.ha_cluster import HaCluster
 from bench.ofsim import roles
@@ -452,21 +452,9 @@ async def main_async(args) -> dict:
     return result
 
 
-async def _until_signal(args) -> dict:
-    """main_async(), cancelled by SIGINT or SIGTERM so that its cleanup still happens."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, task.cancel)
-    return await main_async(args)
-
-
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        result = asyncio.run(_until_signal(args))
-    except asyncio.CancelledError:
-        print("bench.failover: interrupted", file=sys.stderr)
+    result = interruptible.run(main_async, parse_args(argv), "bench.failover")
+    if result is None:
         return 130
     print(json.dumps(result))
     return 0

@@ -36,46 +36,14 @@ from bench.ofsim import ofwire
 from bench.ofsim.fabric import Fabric
 from bench.ofsim.flowtable import FlowTable
 from bench.ofsim.station import EXPIRED, HELD, PENDING
-from bench.ofsim.switch import SwitchConnection
+from tests.ofsim_messages import Datapath, connected, parse, wire
 
 REPO = Path(__file__).resolve().parents[2]
 BRIDGE_MAC = "02:0f:00:01:00:01"
 
 
-class _Datapath:
-    ofproto = ofp
-    ofproto_parser = parser
-
-    def set_xid(self, msg):
-        msg.xid = 7
-
-
-def _wire(msg) -> bytes:
-    msg.datapath = _Datapath()
-    msg.serialize()
-    return bytes(msg.buf)
-
-
-def _parse(data: bytes):
-    version, msg_type, length, xid = ofwire.HEADER.unpack_from(data)
-    return parser.msg_parser(_Datapath(), version, msg_type, length, xid, data[:length])
-
-
 def _fabric(**kw) -> Fabric:
     return Fabric(**{"edges": 1, "ports": 1, "vms": 2, **kw})
-
-
-class _NoSocket:
-    def write(self, data: bytes) -> None:
-        pass
-
-
-def _connected(sw) -> SwitchConnection:
-    """A connection of `sw` to controller 0 whose output stays in its `out` (nothing flushes
-    it outside a message's handling)."""
-    conn = SwitchConnection(sw, 0)
-    conn.connection_made(_NoSocket())  # its HELLO is flushed to nowhere
-    return conn
 
 
 def _vsi(vm, mode=VdpTlvType.ASSOCIATE, vid=0, status=0) -> VsiTlv:
@@ -122,7 +90,7 @@ def _due(fabric, now: float) -> None:
 def test_station_associates_keeps_alive_and_records_deassociates():
     fabric = _fabric()
     station, vm = fabric.stations[0], fabric.vms[0]
-    sent = _connected(station.switch).out
+    sent = connected(station.switch).out
     station.queue.append(vm)
     station.pump(1.0)
     assert (vm.state, fabric.stats.requested) == (PENDING, 1)
@@ -152,16 +120,16 @@ def test_station_associates_keeps_alive_and_records_deassociates():
 def test_openflow_replies_parse_with_os_ken():
     fabric = _fabric(edges=2, ports=3)
     edge = fabric.edges[0]
-    conn = _connected(edge)
-    request = _wire(parser.OFPPortDescStatsRequest(None, 0))
+    conn = connected(edge)
+    request = wire(parser.OFPPortDescStatsRequest(None, 0))
     edge.handle(conn, request, 0, len(request), 0.0)
-    reply = _parse(conn.out.pop())
+    reply = parse(conn.out.pop())
     names = {p.port_no: p.name.decode().rstrip("\0") for p in reply.body}
     assert names == {1: "e1-s1", 2: "e1-s2", 3: "e1-s3", 4: "e1-up", ofp.OFPP_LOCAL: "e1"}
     assert all(not p.state & ofp.OFPPS_LINK_DOWN for p in reply.body)
-    features = _wire(parser.OFPFeaturesRequest(None))
+    features = wire(parser.OFPFeaturesRequest(None))
     edge.handle(conn, features, 0, len(features), 0.0)
-    assert _parse(conn.out.pop()).datapath_id == edge.dpid
+    assert parse(conn.out.pop()).datapath_id == edge.dpid
 
 
 def test_flow_table_applies_flow_and_meter_mods():
@@ -170,7 +138,7 @@ def test_flow_table_applies_flow_and_meter_mods():
 
     def mod(command, cookie=0, mask=0, table_id=0, priority=10, meter=None, **match):
         inst = ([parser.OFPInstructionMeter(meter)] if meter else []) + actions
-        msg = _wire(
+        msg = wire(
             parser.OFPFlowMod(
                 None,
                 cookie=cookie,
@@ -196,7 +164,7 @@ def test_flow_table_applies_flow_and_meter_mods():
     mod(ofp.OFPFC_DELETE_STRICT, cookie=2, mask=(1 << 64) - 1, in_port=1)
     assert len(table.flows) == 2
     # flow stats: what it holds, parsed back by os-ken with the same match and instructions
-    request = _wire(
+    request = wire(
         parser.OFPFlowStatsRequest(
             None,
             table_id=ofp.OFPTT_ALL,
@@ -208,13 +176,13 @@ def test_flow_table_applies_flow_and_meter_mods():
     )
     fabric = _fabric()
     sw = fabric.edges[0]
-    sw.table, conn = table, _connected(sw)
+    sw.table, conn = table, connected(sw)
     sw.handle(conn, request, 0, len(request), 0.0)
-    (stats,) = _parse(conn.out.pop()).body
+    (stats,) = parse(conn.out.pop()).body
     assert (stats.priority, stats.cookie, dict(stats.match.items())) == (20, 2, {"in_port": 2})
     assert stats.instructions[0].actions[0].port == 2
     # a deleted meter takes its flows along; a non-strict delete by cookie across all tables
-    meter = _wire(
+    meter = wire(
         parser.OFPMeterMod(
             None,
             command=ofp.OFPMC_ADD,
@@ -224,7 +192,7 @@ def test_flow_table_applies_flow_and_meter_mods():
         )
     )
     assert table.meter_mod(meter, 0, len(meter)) and 70000 in table.meters
-    delete = _wire(parser.OFPMeterMod(None, command=ofp.OFPMC_DELETE, flags=0, meter_id=70000))
+    delete = wire(parser.OFPMeterMod(None, command=ofp.OFPMC_DELETE, flags=0, meter_id=70000))
     assert table.meter_mod(delete, 0, len(delete))
     assert len(table.flows) == 1 and not table.meters
     mod(ofp.OFPFC_DELETE, cookie=2, mask=(1 << 64) - 1, table_id=ofp.OFPTT_ALL)
@@ -234,24 +202,24 @@ def test_flow_table_applies_flow_and_meter_mods():
 def _bundle_msg(kind: int, xid: int) -> bytes:
     msg = parser.ONFBundleCtrlMsg(None, 5, kind, ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED, [])
     msg.xid = xid
-    return _wire(msg)
+    return wire(msg)
 
 
 def _bundle_add(in_port: int, xid: int) -> bytes:
     flow_mod = parser.OFPFlowMod(None, match=parser.OFPMatch(in_port=in_port), instructions=[])
-    flow_mod.datapath = _Datapath()
+    flow_mod.datapath = Datapath()
     msg = parser.ONFBundleAddMsg(None, 5, ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED, flow_mod, [])
     msg.xid = xid
-    return _wire(msg)
+    return wire(msg)
 
 
 def test_bundles_apply_their_flow_mods_at_commit_all_or_none():
     sw = _fabric().edges[0]
-    conn = _connected(sw)
+    conn = connected(sw)
 
     def send(data: bytes):
         sw.handle(conn, data, 0, len(data), 0.0)
-        return [_parse(out) for out in conn.out]
+        return [parse(out) for out in conn.out]
 
     (reply,) = send(_bundle_msg(ofp.ONF_BCT_OPEN_REQUEST, 1))
     assert (reply.type, reply.xid, reply.bundle_id) == (ofp.ONF_BCT_OPEN_REPLY, 1, 5)

@@ -8,7 +8,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 from bench.ofsim import ofwire
 from bench.ofsim import roles as r
 from bench.ofsim.fabric import Fabric
-from bench.ofsim.switch import SwitchConnection
+from tests.ofsim_messages import connected, parse, wire
 
 U64 = 1 << 64
 
@@ -116,45 +116,16 @@ def test_a_disconnected_controller_is_forgotten_but_the_generation_kept():
 
 
 # on the simulated switch --------------------------------------------------------------------
-class _Datapath:
-    ofproto = ofp
-    ofproto_parser = parser
-
-    def set_xid(self, msg):
-        msg.xid = 7
-
-
-class _NoSocket:
-    def write(self, data: bytes) -> None:
-        pass
-
-
-def _wire(msg) -> bytes:
-    msg.datapath = _Datapath()
-    msg.serialize()
-    return bytes(msg.buf)
-
-
-def _parse(data: bytes):
-    version, msg_type, length, xid = ofwire.HEADER.unpack_from(data)
-    return parser.msg_parser(_Datapath(), version, msg_type, length, xid, data[:length])
-
-
 def _switch_with(controllers: int):
     sw = Fabric(edges=1, ports=1, vms=1).edges[0]
-    conns = []
-    for controller in range(controllers):
-        conn = SwitchConnection(sw, controller)
-        conn.connection_made(_NoSocket())
-        conns.append(conn)
-    return sw, conns
+    return sw, [connected(sw, controller) for controller in range(controllers)]
 
 
 def _send(sw, conn, msg, now=0.0):
-    data = _wire(msg)
+    data = wire(msg)
     conn.out.clear()
     sw.handle(conn, data, 0, len(data), now)
-    return [_parse(out) for out in conn.out]
+    return [parse(out) for out in conn.out]
 
 
 def test_role_requests_on_the_wire_as_os_ken_sends_them():
@@ -195,7 +166,7 @@ def test_packet_ins_go_to_the_master_only_and_none_is_lost_silently():
         conn.out.clear()
     station.send_lldp()
     assert [len(conn.out) for conn in (a, b, c)] == [1, 0, 0]
-    assert _parse(a.out[0]).msg_type == ofp.OFPT_PACKET_IN
+    assert parse(a.out[0]).msg_type == ofp.OFPT_PACKET_IN
     a.connection_lost(None)  # the leader dies: the followers are SLAVEs, nobody gets it
     station.send_lldp()
     assert [len(conn.out) for conn in (b, c)] == [0, 0] and sw.dropped_offline == 1
