@@ -144,6 +144,10 @@ def bed_switches_ready(rest: str) -> bool:
     return {"agg1", "edge1"} <= {s["name"] for s in switches if s["state"] == "ready"}
 
 
+def _port_name(vm) -> str:
+    return vm.station.switch.ports[vm.station.port_no][0]
+
+
 class Run:
     """One run's parts, and one kill after another."""
 
@@ -291,6 +295,11 @@ class Run:
             if vm.state != HELD or vm.t_ok <= t_takeover
         }
         record["associations_lost"] = len((before - after) | sim_lost)
+        record["lost_sim_vms"] = [  # where to look in the controllers' logs (a few)
+            {"vsi": str(uuid.UUID(bytes=vm.uuid)), "port": _port_name(vm)}
+            for vm in held_before
+            if vm.state != HELD or vm.t_ok <= t_takeover
+        ][:5]
         counters = {k: v - counters0[k] for k, v in self.counters().items()}
         record["keepalive_expiries"] = max(
             counters["expired"], await self.call(expired_since, new_rest, first_event)
@@ -299,6 +308,8 @@ class Run:
         record["associate_during_failover"] = [
             {
                 "where": "sim",
+                "vsi": str(uuid.UUID(bytes=late_vm.uuid)),
+                "port": _port_name(late_vm),
                 "answered": late_vm.state == HELD,
                 "answer_s": None if late_answer is None else round(late_answer, 3),
                 "flows_work": late_vm.state == HELD and fabric.vm_forwarded(late_vm),
