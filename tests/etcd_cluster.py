@@ -1,5 +1,5 @@
-"""A real etcd cluster for the tests (topologies/etcd_cluster.py, in a directory of the test's),
-or a skip where Debian's etcd is not installed."""
+"""A real etcd cluster for the tests (topologies/etcd_cluster.py), skipped where etcd is not
+installed, or failed where scripts/test.sh requires it."""
 
 import os
 import shutil
