@@ -12,6 +12,7 @@ import yaml
 from app.fabric.ports import DEFAULT_TRUNK_PATTERNS
 from app.policy.errors import PolicyError
 from app.policy.profile import parse_vlans
+from app.session.cdcp import HIGHEST_SVID, LOWEST_SVID, MAX_CHANNELS, CdcpConfig
 from app.session.evb_negotiation import BridgeEvbConfig
 from app.vcenter.credentials import Credential, CredentialError
 from app.vcenter.destinations import DestinationRefused, parse_allow_entry, parse_target
@@ -147,6 +148,11 @@ class Settings:
     evb_max_rka: int = BridgeEvbConfig.max_rka
     # VDPDUs waiting for a station's ACKs per port; beyond, dropped and counted (ecp.overflow).
     ecp_queue_limit: int = BridgeEvbConfig.ecp_queue_limit
+    # CDCP (docs/cdcp.md): S-channels per server port, the default one included (0: CDCP off),
+    # and the S-VIDs (first, last) they get, per port. OpenFlow sees one tag whatever its TPID:
+    # keep the range clear of the tenants' VLANs.
+    cdcp_max_channels: int = CdcpConfig.max_channels
+    cdcp_svids: tuple[int, int] = CdcpConfig.svids
     # The events table: events older than this many days, and beyond this many rows, are deleted.
     event_retention_days: float = 30.0
     event_retention_rows: int = 500_000
@@ -171,6 +177,10 @@ class Settings:
             **{field: getattr(self, name) for name, (field, *_) in EVB_TIMERS.items()},
             ecp_queue_limit=self.ecp_queue_limit,
         )
+
+    @property
+    def cdcp_config(self) -> CdcpConfig:
+        return CdcpConfig(self.cdcp_max_channels, self.cdcp_svids)
 
     @property
     def admission(self) -> AdmissionPolicy:
@@ -262,6 +272,7 @@ class Settings:
                     f"{name}: expected an integer {low}-{high} ({what}), got {value!r}"
                 )
         _check_bounds(self)
+        _check_cdcp(self)
         _check_store(self)
         return self
 
@@ -440,6 +451,54 @@ def _check_bounds(settings: Settings) -> None:
             or not low <= value <= high
         ):
             raise ConfigError(f"{name}: expected {low} to {high} {what}, got {value!r}")
+
+
+def parse_svid_range(text) -> tuple[int, int]:
+    """cdcp_svids as a file or flag writes it: "FIRST-LAST" (or one S-VID)."""
+    first, _, last = str(text).partition("-")
+    try:
+        return int(first), int(last or first)
+    except ValueError:
+        raise ConfigError(
+            f"cdcp_svids: expected FIRST-LAST S-VIDs like 4000-4094, got {text!r}"
+        ) from None
+
+
+def _check_cdcp(settings: Settings) -> None:
+    channels = settings.cdcp_max_channels
+    if (
+        isinstance(channels, bool)
+        or not isinstance(channels, int)
+        or not 0 <= channels <= MAX_CHANNELS
+    ):
+        raise ConfigError(
+            f"cdcp_max_channels: expected 0 (CDCP off) to {MAX_CHANNELS} S-channels per port, "
+            f"got {channels!r}"
+        )
+    svids = settings.cdcp_svids
+    if not (
+        isinstance(svids, tuple)
+        and len(svids) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in svids)
+        and LOWEST_SVID <= svids[0] <= svids[1] <= HIGHEST_SVID
+    ):
+        raise ConfigError(
+            f"cdcp_svids: expected FIRST-LAST within {LOWEST_SVID}-{HIGHEST_SVID} (S-VID 1 is "
+            f"the default S-channel's), got {svids!r}"
+        )
+    first, last = svids
+    if last - first + 1 < channels - 1:
+        raise ConfigError(
+            f"cdcp_svids: {first}-{last} holds {last - first + 1} S-VIDs; cdcp_max_channels "
+            f"{channels} needs {channels - 1} (one per S-channel besides the default)"
+        )
+    for tenant, vids in sorted(settings.vlan_pools.items()):
+        clash = sorted(vid for vid in vids if first <= vid <= last)
+        if clash:
+            raise ConfigError(
+                f"cdcp_svids: {first}-{last} holds VLAN {clash[0]} of the pool of tenant "
+                f"{tenant}; OpenFlow tells an S-tag from a C-tag by nothing but its VID"
+            )
 
 
 STORES = ("sqlite", "etcd")
@@ -641,6 +700,8 @@ def load_file(path: str) -> dict:
             if not isinstance(value, (list, tuple)):
                 raise ConfigError(f"{path}: etcd_endpoints: expected a list of URLs")
             value = tuple(value)
+        elif name == "cdcp_svids":
+            value = parse_svid_range(value)
         elif name == "of_allowed_dpids":
             if not isinstance(value, list):
                 raise ConfigError(f"{path}: of_allowed_dpids: expected a list of dpids")

@@ -318,10 +318,17 @@ class FabricControl:
                 "last_sync": dict(s.last_sync),
                 "bundles": {"used": s.bundles, "committed": s.bundles_committed},
                 "ports": [
-                    {"number": p.number, "name": p.name, "role": p.role.value, "up": p.up}
+                    {
+                        "number": p.number,
+                        "name": p.name,
+                        "role": p.role.value,
+                        "up": p.up,
+                        "channels": channels.get(p.number, []),
+                    }
                     for p in sorted(s.ports.values(), key=lambda p: p.number)
                 ],
                 "punts": self.control.counters_for(s.dpid),
             }
             for s in self._syncs.values()
+            for channels in [self.control.channels(s.dpid)]  # S-channels by port number
         ]

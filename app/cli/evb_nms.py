@@ -18,6 +18,7 @@ from app.config import (
     load_file,
     parse_dpid,
     parse_endpoints,
+    parse_svid_range,
 )
 from app.logfmt import OneLineFormatter
 from app.policy.errors import PolicyError
@@ -320,6 +321,23 @@ def parse_args(argv):
         help=f"VDPDUs queued per port for a station's ACKs; beyond, dropped and counted "
         f"(default {defaults.ecp_queue_limit})",
     )
+    cdcp = parser.add_argument_group(
+        "CDCP", "S-channels of the server ports (docs/cdcp.md)"
+    )
+    cdcp.add_argument(
+        "--cdcp-max-channels",
+        type=int,
+        metavar="N",
+        help=f"S-channels per server port, the default one included; 0: CDCP off (default "
+        f"{defaults.cdcp_max_channels})",
+    )
+    cdcp.add_argument(
+        "--cdcp-svids",
+        type=_svids,
+        metavar="FIRST-LAST",
+        help="the S-VIDs given to each port's S-channels, clear of the tenants' VLANs (default "
+        "{}-{})".format(*defaults.cdcp_svids),
+    )
     parser.add_argument(
         "--event-retention-days",
         type=float,
@@ -337,6 +355,13 @@ def parse_args(argv):
 
 def _dpid(text: str) -> int:
     return parse_dpid(text)
+
+
+def _svids(text: str) -> tuple[int, int]:
+    try:
+        return parse_svid_range(text)
+    except ConfigError as err:  # argparse would print only "invalid value"
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _duration(seconds: float) -> str:

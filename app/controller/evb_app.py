@@ -164,6 +164,7 @@ class EvbApp(app_manager.OSKenApp):
                 bridge,
                 save=self.intent_store.save,
                 evb_config=self.settings.evb_config,
+                cdcp_config=self.settings.cdcp_config,
                 locations=LocationHistory(
                     saved=self.store.locations(), save=self.store.save_locations
                 ),

@@ -251,8 +251,8 @@ def vsi_view(info, names) -> dict:
     """A VSI as JSON: where it is attached, in which state, with which profile and MAC/VID."""
 
     def where(port):
-        switch, port_name = names.get(port, (f"{port.dpid:016x}", str(port.port_no)))
-        return {"switch": switch, "port": port_name, "port_no": port.port_no}
+        switch, port_name = names.get(port.physical, (f"{port.dpid:016x}", str(port.port_no)))
+        return {"switch": switch, "port": port_name, "port_no": port.port_no, "svid": port.svid}
 
     return {
         "vsi_id": info.name,

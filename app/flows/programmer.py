@@ -28,9 +28,11 @@ from app.flows.ofmsg import FlowEntry, MeterSpec
 from app.flows.reconcile import reconcile_meters
 from app.flows.tables import CookieKind, cookie
 from app.flows.vm_flows import (
+    LocalPort,
     binding_flows,
     binding_meters,
     edge_flows,
+    local_port,
     switch_flows,
     transit_flows,
     vlan_flood_flows,
@@ -57,8 +59,8 @@ class FlowProgrammer:
         self._bindings: dict[int, VmBinding] = {}
         self._on_edge: dict[int, set[int]] = defaultdict(set)  # dpid -> handles
         self._on_port: dict[PortRef, set[int]] = defaultdict(set)  # port -> handles
-        # VID -> dpid -> port -> MAC -> forwarding entries (vm_flows.Members)
-        self._members: dict[int, dict[int, dict[int, dict[str, int]]]] = {}
+        # VID -> dpid -> local port -> MAC -> forwarding entries (vm_flows.Members)
+        self._members: dict[int, dict[int, dict[LocalPort, dict[str, int]]]] = {}
         self._routes = Routes()
         self._rr: frozenset[PortRef] = frozenset()
 
@@ -117,7 +119,7 @@ class FlowProgrammer:
         vlans: dict[int, set[int]] = {}
         for port in changed:
             for vid, switches in self._members.items():
-                if port.port_no in switches.get(port.dpid, {}):
+                if local_port(port) in switches.get(port.dpid, {}):
                     vlans.setdefault(vid, set()).add(port.dpid)
         units = {h: (b, b) for h in handles for b in [self._bindings[h]]}
         old = self._plan(units, vlans, ())
@@ -175,7 +177,7 @@ class FlowProgrammer:
                 macs = (
                     self._members.setdefault(entry.vid, {})
                     .setdefault(binding.port.dpid, {})
-                    .setdefault(binding.port.port_no, {})
+                    .setdefault(local_port(binding.port), {})
                 )
                 macs[entry.mac] = macs.get(entry.mac, 0) + 1
 
@@ -187,12 +189,12 @@ class FlowProgrammer:
             for entry in binding.entries:
                 switches = self._members[entry.vid]
                 ports = switches[binding.port.dpid]
-                macs = ports[binding.port.port_no]
+                macs = ports[local_port(binding.port)]
                 macs[entry.mac] -= 1
                 if not macs[entry.mac]:
                     del macs[entry.mac]
                 for table, key in (
-                    (ports, binding.port.port_no),
+                    (ports, local_port(binding.port)),
                     (switches, binding.port.dpid),
                     (self._members, entry.vid),
                 ):
@@ -205,20 +207,22 @@ class FlowProgrammer:
         reflective-relay port, whether two MACs share it: a VM joining a port that is a member
         already changes nothing. A switch joining or leaving the VLAN changes its paths on the
         tree: all of them."""
-        delta: dict[tuple[int, int, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        delta: dict[tuple[int, int, LocalPort], dict[str, int]] = defaultdict(
+            lambda: defaultdict(int)
+        )
         for binding_before, binding_after in changes.values():
             for binding, sign in ((binding_before, -1), (binding_after, 1)):
                 if binding is not None and binding.forwarding:
                     for entry in binding.entries:
                         port = binding.port
-                        delta[(entry.vid, port.dpid, port.port_no)][entry.mac] += sign
+                        delta[(entry.vid, port.dpid, local_port(port))][entry.mac] += sign
         vlans: dict[int, set[int] | None] = {}
         switch_delta: dict[tuple[int, int], int] = defaultdict(int)
-        for (vid, dpid, port_no), macs in delta.items():
-            held = self._members.get(vid, {}).get(dpid, {}).get(port_no, {})
+        for (vid, dpid, local), macs in delta.items():
+            held = self._members.get(vid, {}).get(dpid, {}).get(local, {})
             after = {mac for mac in held.keys() | macs.keys() if held.get(mac, 0) + macs[mac] > 0}
             switch_delta[(vid, dpid)] += len(after) - len(held)
-            relay = PortRef(dpid, port_no) in self._rr
+            relay = PortRef(dpid, *local) in self._rr
             if bool(after) != bool(held) or (relay and (len(after) > 1) != (len(held) > 1)):
                 switches = vlans.setdefault(vid, set())
                 if switches is not None:
