@@ -609,7 +609,7 @@ class ControlPlane:
         port = session.port
         if not self.cdcp_config.enabled:
             self._counters[port.dpid][session.port_name]["cdcp_disabled"] += 1
-            return Reaction()
+            return self._session_output(session, session.answer_cdcp(None, now))
         held = self._channels.get(port, {})
         result = cdcp.answer(station, held, self.cdcp_config)
         where = port_fields(port)

@@ -321,9 +321,7 @@ def parse_args(argv):
         help=f"VDPDUs queued per port for a station's ACKs; beyond, dropped and counted "
         f"(default {defaults.ecp_queue_limit})",
     )
-    cdcp = parser.add_argument_group(
-        "CDCP", "S-channels of the server ports (docs/cdcp.md)"
-    )
+    cdcp = parser.add_argument_group("CDCP", "S-channels of the server ports (docs/cdcp.md)")
     cdcp.add_argument(
         "--cdcp-max-channels",
         type=int,

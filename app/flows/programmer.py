@@ -193,13 +193,12 @@ class FlowProgrammer:
                 macs[entry.mac] -= 1
                 if not macs[entry.mac]:
                     del macs[entry.mac]
-                for table, key in (
-                    (ports, local_port(binding.port)),
-                    (switches, binding.port.dpid),
-                    (self._members, entry.vid),
-                ):
-                    if not table[key]:
-                        del table[key]
+                if not macs:
+                    del ports[local_port(binding.port)]
+                if not ports:
+                    del switches[binding.port.dpid]
+                if not switches:
+                    del self._members[entry.vid]
 
     def _vlans_touched(self, changes: BindingChanges) -> dict[int, set[int] | None]:
         """VID -> the switches whose flood flow of it may change (None: all of the VLAN's),

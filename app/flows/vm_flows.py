@@ -403,7 +403,7 @@ def transit_flows(binding: VmBinding, port_no: int | None) -> list[FlowEntry]:
 # shared by several bindings ---------------------------------------------------------------------
 def vlan_flood_flows(
     vid: int,
-    members: Mapping[int, Mapping[int, Mapping[str, int]]],
+    members: Mapping[int, Mapping[LocalPort, Mapping[str, int]]],
     routes: Routes,
     rr_ports: Set[PortRef],
     only: Collection[int] | None = None,

@@ -45,7 +45,8 @@ class CdcpConfig:
         first, last = self.svids
         if not LOWEST_SVID <= first <= last <= HIGHEST_SVID:
             raise ValueError(
-                f"svids: expected first-last within {LOWEST_SVID}-{HIGHEST_SVID}, got {first}-{last}"
+                f"svids: expected first-last within {LOWEST_SVID}-{HIGHEST_SVID}, "
+                f"got {first}-{last}"
             )
 
     @property

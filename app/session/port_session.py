@@ -19,7 +19,8 @@ port, VDP requests for the VDP bridge, events); call ``tick`` at ``next_deadline
 
 * CDCP (the default S-channel only): a station's CDCP TLV, when new or changed, is handed up
   (``SessionOutput.cdcp``); the control plane decides the channels (app/session/cdcp.py) and
-  ``answer_cdcp`` puts the bridge's CDCP TLV in this session's LLDPDUs from then on.
+  must call ``answer_cdcp``, which puts the bridge's CDCP TLV in this session's LLDPDUs from
+  then on and sends the LLDPDU that answers the frame (one, with both TLVs).
 
 A session serves one S-channel (``port.svid``; 0: the port itself, untagged). Its frames go to
 01:80:c2:00:00:00 from ``bridge_mac``, untagged on the default S-channel as lldpad expects,
@@ -138,6 +139,7 @@ class PortSession:
         self._station_last_seen: float | None = None
         self._ignored_tlv: EvbTlv | None = None  # the last EVB TLV not in station mode
         self._sent_tlv: EvbTlv | None = None  # the EVB TLV of our last LLDPDU
+        self._sent_cdcp: CdcpTlv | None = None  # and its CDCP TLV
         self._station_cdcp: CdcpTlv | None = None  # the station's last CDCP TLV
         self._cdcp: CdcpTlv | None = None  # ours, in every LLDPDU while set
         self._lldp_due: float | None = None  # None until a station was seen
@@ -191,10 +193,12 @@ class PortSession:
         return out
 
     def answer_cdcp(self, tlv: CdcpTlv | None, now: float) -> SessionOutput:
-        """Our CDCP TLV from now on (None: none); a new one goes out at once, fast start."""
+        """Our CDCP TLV (None: none) for the station's that ``SessionOutput.cdcp`` handed up, and
+        in every LLDPDU from now on. Whatever changed in our LLDPDU goes out at once, fast
+        start."""
         out = SessionOutput()
-        if tlv != self._cdcp:
-            self._cdcp = tlv
+        self._cdcp = tlv
+        if (self._evb_tlv(), tlv) != (self._sent_tlv, self._sent_cdcp):
             self._send_lldp(now, out, fast_start=True)
         return out
 
@@ -258,7 +262,10 @@ class PortSession:
             "station": station,
             "agreement": self._agreement.summary() if self._agreement else None,
             "bridge_tlv": evb_tlv_fields(self._sent_tlv) if self._sent_tlv else None,
-            "cdcp": {"station": _cdcp_fields(self._station_cdcp), "bridge": _cdcp_fields(self._cdcp)}
+            "cdcp": {
+                "station": _cdcp_fields(self._station_cdcp),
+                "bridge": _cdcp_fields(self._cdcp),
+            }
             if self._station_cdcp or self._cdcp
             else None,
             "keepalive_timeout": self.keepalive_timeout,
@@ -345,11 +352,15 @@ class PortSession:
                 )
         self._agreement = agreement
         self._ecp.r, self._ecp.rte = agreement.r, agreement.rte
-        if agreement.bridge_tlv != self._sent_tlv:
+        if agreement.bridge_tlv != self._sent_tlv and out.cdcp is None:  # else answer_cdcp
             self._send_lldp(now, out, fast_start=True)
 
+    def _evb_tlv(self) -> EvbTlv:
+        agreement = self._agreement
+        return agreement.bridge_tlv if agreement else bridge_tlv_unsolicited(self.config)
+
     def _send_lldp(self, now: float, out: SessionOutput, fast_start: bool = False) -> None:
-        tlv = self._agreement.bridge_tlv if self._agreement else bridge_tlv_unsolicited(self.config)
+        tlv = self._evb_tlv()
         out.frames.append(
             build_bridge_lldp_frame(
                 self.bridge_mac,
@@ -361,7 +372,7 @@ class PortSession:
             )
         )
         self._counters["lldp_tx"] += 1
-        self._sent_tlv = tlv
+        self._sent_tlv, self._sent_cdcp = tlv, self._cdcp
         if fast_start:
             self._fast_left = self.config.lldp_fast_tx_count
         self._fast_left = max(0, self._fast_left - 1)
@@ -378,9 +389,7 @@ class PortSession:
         received = self._ecp.on_pdu(EcpPdu(EcpOp.REQUEST, frame.sequence), now)
         assert received.ack is not None  # every request is acknowledged
         if not acked:
-            out.frames.append(
-                build_ecp_ack(self.bridge_mac, received.ack.sequence, vlan=self._tag)
-            )
+            out.frames.append(build_ecp_ack(self.bridge_mac, received.ack.sequence, vlan=self._tag))
         if received.duplicate:
             out.events.append(
                 ("ecp.duplicate", {**self._fields(), "mac": frame.src, "sequence": frame.sequence})
