@@ -151,9 +151,9 @@ class ControlPlane:
         self.migrations = MigrationLog()  # fed every decision event, typed, as it happens
         # dpid -> port or S-channel -> session
         self._sessions: dict[int, dict[PortRef, PortSession]] = {}
-        # CDCP: each server port's S-channels, SCID -> S-VID (saved with the intent; kept while
-        # the port is down, until its station no longer lists them).
-        self._channels: dict[PortRef, dict[int, int]] = {}
+        # CDCP: each server port's S-channels, dpid -> port_no -> SCID -> S-VID (saved with the
+        # intent; kept while the port is down, until its station no longer lists them).
+        self._channels: dict[int, dict[int, dict[int, int]]] = {}
         self._channels_dirty = False
         # Session wake-ups: (deadline, tie-break, port), and the one deadline each port is
         # scheduled for, so a busy port does not fill the heap.
@@ -222,9 +222,8 @@ class ControlPlane:
         if dpid in self._restored_switches:
             self._restored_switches.discard(dpid)
             channels = [
-                PortRef(dpid, port.port_no, svid)
-                for port, held in self._channels.items()
-                if port.dpid == dpid
+                PortRef(dpid, port_no, svid)
+                for port_no, held in self._channels.get(dpid, {}).items()
                 for svid in held.values()
             ]
             self.bridge.restart_timers(
@@ -283,7 +282,7 @@ class ControlPlane:
             return Reaction()
         svid = channel_svid(frame.vlan)
         if svid:
-            if svid not in self._channels.get(ref, {}).values():
+            if svid not in self._held_channels(ref).values():
                 counters["unknown_channel"] += 1  # an S-VID CDCP did not give this port
                 return Reaction()
             ref = PortRef(dpid, port.number, svid)
@@ -557,8 +556,9 @@ class ControlPlane:
     def _channel_rows(self) -> list[list[int]]:
         """[dpid, port number, SCID, S-VID] of every S-channel."""
         return sorted(
-            [port.dpid, port.port_no, scid, svid]
-            for port, held in self._channels.items()
+            [dpid, port_no, scid, svid]
+            for dpid, ports in self._channels.items()
+            for port_no, held in ports.items()
             for scid, svid in held.items()
         )
 
@@ -586,7 +586,7 @@ class ControlPlane:
             self.topology.add_link(PortRef(a_dpid, a_port), PortRef(b_dpid, b_port), now)
         self._restored_rr = {PortRef(*ref) for ref in intent.get("rr_ports", [])}
         for dpid, port_no, scid, svid in intent.get("channels", []):
-            self._channels.setdefault(PortRef(dpid, port_no), {})[scid] = svid
+            self._channels.setdefault(dpid, {}).setdefault(port_no, {})[scid] = svid
         self._restored_switches = {record["port"][0] for record in intent.get("vsis", [])}
         self._rr_applied = frozenset(self._restored_rr)
         self.programmer.set_routes(self.topology.routes())
@@ -610,7 +610,7 @@ class ControlPlane:
         if not self.cdcp_config.enabled:
             self._counters[port.dpid][session.port_name]["cdcp_disabled"] += 1
             return self._session_output(session, session.answer_cdcp(None, now))
-        held = self._channels.get(port, {})
+        held = self._held_channels(port)
         result = cdcp.answer(station, held, self.cdcp_config)
         where = port_fields(port)
         if result.ignored is not None:
@@ -634,14 +634,20 @@ class ControlPlane:
             )
         if added or removed:
             self._channels_dirty = True
-            if result.channels:
-                self._channels[port] = result.channels
-            else:
-                self._channels.pop(port, None)
+            ports = self._channels.setdefault(port.dpid, {})
+            ports[port.port_no] = result.channels
+            if not result.channels:
+                del ports[port.port_no]
+                if not ports:
+                    del self._channels[port.dpid]
         reaction = Reaction()
         for svid in removed.values():
             reaction.extend(self._close_channel(PortRef(port.dpid, port.port_no, svid), now))
         return reaction.extend(self._session_output(session, session.answer_cdcp(result.tlv, now)))
+
+    def _held_channels(self, port: PortRef) -> dict[int, int]:
+        """The S-channels of a server port, SCID -> S-VID."""
+        return self._channels.get(port.dpid, {}).get(port.port_no, {})
 
     def _close_channel(self, channel: PortRef, now: float) -> Reaction:
         """An S-channel the station gave up: its session ends and its VSIs go with their flows
@@ -874,9 +880,8 @@ class ControlPlane:
     def channels(self, dpid: int) -> dict[int, list[dict[str, int]]]:
         """The S-channels of the switch's server ports, by port number."""
         return {
-            port.port_no: [{"scid": scid, "svid": svid} for scid, svid in sorted(held.items())]
-            for port, held in sorted(self._channels.items())
-            if port.dpid == dpid
+            port_no: [{"scid": scid, "svid": svid} for scid, svid in sorted(held.items())]
+            for port_no, held in sorted(self._channels.get(dpid, {}).items())
         }
 
     def links_snapshot(self) -> list[dict]:
@@ -896,7 +901,7 @@ class ControlPlane:
                     else {
                         "channels": [
                             {"scid": scid, "svid": svid}
-                            for scid, svid in sorted(self._channels.get(ref, {}).items())
+                            for scid, svid in sorted(self._held_channels(ref).items())
                         ]
                     }
                 ),
