@@ -151,6 +151,7 @@ class EvbApp(app_manager.OSKenApp):
                 lambda: self.registry.database(),
                 lookup=lookup,
                 maintenance=self._maintenance_reason,
+                group_ids=lambda port: self.fabric.control.group_ids_at(port),
                 policy=self.settings.admission,
                 registrations=lambda: self.registry,
                 port_tenants=PortTenants(

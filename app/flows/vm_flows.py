@@ -44,7 +44,7 @@ from app.flows.tables import (
 )
 from app.policy.acl import ETH_TYPE_IPV4, ETH_TYPE_IPV6, IP_PROTO_TCP, IP_PROTO_UDP, AclRule
 from app.policy.profile import Qos
-from app.vdp.binding import BindingState, VmBinding
+from app.vdp.binding import BindingState, MacVid, VmBinding
 
 GROUP_ADDRESSED = (GROUP_ADDRESS_BIT, GROUP_ADDRESS_BIT)  # eth_dst match of every group address
 UNICAST = ("00:00:00:00:00:00", GROUP_ADDRESS_BIT)  # eth_dst match of every unicast address
@@ -65,7 +65,8 @@ class VmPlan:
 # Where a VLAN's members sit on a switch: (port number, S-VID; 0: the port itself)
 LocalPort = tuple[int, int]
 # VID -> switch -> local port -> MAC -> how many forwarding entries list it there
-Members = Mapping[int, Mapping[int, Mapping[LocalPort, Mapping[str, int]]]]
+# (MAC None: the VLAN's owner)
+Members = Mapping[int, Mapping[int, Mapping[LocalPort, Mapping[str | None, int]]]]
 
 
 def plan_vm_flows(
@@ -102,10 +103,11 @@ def binding_flows(
     binding: VmBinding, routes: Routes, reflective_relay: bool
 ) -> dict[int, list[FlowEntry]]:
     """One binding's flows, per switch: its edge and, while it forwards, every switch above."""
-    flows = {binding.port.dpid: edge_flows(binding, reflective_relay)}
+    edge = binding.port.dpid
+    flows = {edge: edge_flows(binding, reflective_relay, routes.uplink(edge))}
     if binding.forwarding:
-        for dpid, port_no in routes.ancestors(binding.port.dpid):
-            flows[dpid] = transit_flows(binding, port_no)
+        for dpid, port_no in routes.ancestors(edge):
+            flows[dpid] = transit_flows(binding, port_no, routes.uplink(dpid))
     return flows
 
 
@@ -124,7 +126,7 @@ def _check_contract(bindings: list[VmBinding]) -> None:
     """Handles are unique, a binding lists a MAC/VID once, and a MAC forwards for one binding
     only (the authorizer's anti-spoofing rule): otherwise two flows would share one key."""
     handles: set[int] = set()
-    owner: dict[str, int] = {}
+    owner: dict[str | int, int] = {}
     for binding in bindings:
         if binding.handle in handles:
             raise ValueError(f"handle {binding.handle} is bound twice")
@@ -134,9 +136,11 @@ def _check_contract(bindings: list[VmBinding]) -> None:
         if not binding.forwarding:
             continue
         for entry in binding.entries:
-            if owner.setdefault(entry.mac, binding.handle) != binding.handle:
+            # A whole VLAN is its owner's as a MAC is its VM's (key: the VID).
+            key = entry.mac if entry.mac is not None else entry.vid
+            if owner.setdefault(key, binding.handle) != binding.handle:
                 raise ValueError(
-                    f"MAC {entry.mac} forwards for bindings {owner[entry.mac]} and {binding.handle}"
+                    f"MAC/VLAN {key} forwards for bindings {owner[key]} and {binding.handle}"
                 )
 
 
@@ -166,24 +170,28 @@ def _s_tag(svid: int) -> list:
     return [ofmsg.push_vlan(ofmsg.ETH_TYPE_8021AD), ofmsg.set_field(vlan_vid=tagged(svid))]
 
 
-def deliver_actions(svid: int, out: int) -> list:
-    """A C-tagged frame to a station out of `out`: untagged to the port itself (`svid` 0), in
-    the S-tag of its S-channel otherwise."""
-    return [ofmsg.pop_vlan(), *(_s_tag(svid) if svid else ()), ofmsg.output(out)]
+def deliver_actions(svid: int, out: int, untag: bool = True) -> list:
+    """A C-tagged frame to a station out of `out`: untagged (`untag`), or as it is; in the S-tag
+    of its S-channel `svid` if it has one."""
+    popped = [ofmsg.pop_vlan()] if untag else []
+    return [*popped, *(_s_tag(svid) if svid else ()), ofmsg.output(out)]
 
 
 # one binding, on its own edge --------------------------------------------------------------------
-def edge_flows(binding: VmBinding, reflective_relay: bool) -> list[FlowEntry]:
+def edge_flows(binding: VmBinding, reflective_relay: bool, uplink: int | None) -> list[FlowEntry]:
+    """``uplink``: the edge's port toward the root (None: it is one)."""
     owner = cookie(CookieKind.VSI, binding.handle)
     profile, port_no, svid = binding.profile, binding.port.port_no, binding.port.svid
-    deliver = ofmsg.apply_actions(*deliver_actions(svid, port_no))
+    # An owner of whole VLANs gets its frames tagged, as it sends them; a VM untagged.
+    untag = not binding.whole_vlans
+    deliver = ofmsg.apply_actions(*deliver_actions(svid, port_no, untag))
     # A frame is never sent back out of the port it came in on, except through OFPP_IN_PORT:
     # with reflective relay the in_port variant hairpins same-port traffic, without it the plain
     # delivery drops it. An S-channel's frames have lost their S-tag by then, so the variant
     # takes those of every channel of the port: VMs of two S-channels of one port reach each
     # other only where the receiver's channel has reflective relay.
     hairpin = (
-        (port_no, (ofmsg.apply_actions(*deliver_actions(svid, ofp.OFPP_IN_PORT)),))
+        (port_no, (ofmsg.apply_actions(*deliver_actions(svid, ofp.OFPP_IN_PORT, untag)),))
         if reflective_relay
         else None
     )
@@ -211,30 +219,41 @@ def edge_flows(binding: VmBinding, reflective_relay: bool) -> list[FlowEntry]:
         flows += standby_flows(binding)
     if binding.forwarding:
         flows += admit_flows(binding)
-        flows += [
-            flow(
-                Table.FORWARD,
-                Priority.VM_UNICAST,
-                owner,
-                (ofmsg.write_metadata(binding.handle), ofmsg.goto(Table.EGRESS_ACL)),
-                vlan_vid=tagged(entry.vid),
-                eth_dst=entry.mac,
-            )
-            for entry in binding.entries
-        ]
+        to_acl = (ofmsg.write_metadata(binding.handle), ofmsg.goto(Table.EGRESS_ACL))
+        flows += [_unicast(entry, owner, to_acl, uplink) for entry in binding.entries]
     return flows
+
+
+def _unicast(
+    entry: MacVid, owner_cookie: int, instructions: tuple, uplink: int | None
+) -> FlowEntry:
+    """The unicast entry toward ``entry`` in FORWARD: its VLAN and MAC. For an owned VLAN,
+    every unicast address of the VLAN that no VM's entry claims; below the root only for
+    frames coming down (only the root knows every VM: the others send such frames up)."""
+    match: dict[str, object] = {"vlan_vid": tagged(entry.vid)}
+    if entry.mac is not None:
+        priority, match["eth_dst"] = Priority.VM_UNICAST, entry.mac
+    else:
+        priority, match["eth_dst"] = Priority.VLAN_OWNER, UNICAST
+        if uplink is not None:
+            match["in_port"] = uplink
+    return flow(Table.FORWARD, priority, owner_cookie, instructions, **match)
 
 
 def _admission_matches(binding: VmBinding) -> list[tuple[dict[str, object], list[object]]]:
     """(match, tagging actions) per admission flow: per MAC/VID, frames already tagged with
     the VID, and untagged frames for the first VID listed for the MAC (an untagged frame names
-    no VLAN, so the first entry decides; it gets the tag pushed). At an S-channel the VMs send
-    untagged inside its S-tag: per MAC, that tag is swapped for the first VID's C-tag."""
+    no VLAN, so the first entry decides; it gets the tag pushed). An owned VLAN: the frames
+    tagged with it at the port, whatever their source. At an S-channel the VMs send untagged
+    inside its S-tag: per MAC, that tag is swapped for the first VID's C-tag."""
     matches: list[tuple[dict[str, object], list[object]]] = []
     untagged_macs: set[str] = set()
     svid = binding.port.svid
     for entry in binding.entries:
         vlan = tagged(entry.vid)
+        if entry.mac is None:
+            matches.append((dict(in_port=binding.port.port_no, vlan_vid=vlan), []))
+            continue
         if svid:
             if entry.mac not in untagged_macs:
                 untagged_macs.add(entry.mac)
@@ -382,20 +401,14 @@ def acl_match(rule: AclRule) -> dict[str, object]:
 
 
 # one binding, elsewhere ------------------------------------------------------------------------
-def transit_flows(binding: VmBinding, port_no: int | None) -> list[FlowEntry]:
-    """A switch other than the binding's edge: its MAC/VIDs out of `port_no`, still tagged."""
+def transit_flows(binding: VmBinding, port_no: int | None, uplink: int | None) -> list[FlowEntry]:
+    """A switch other than the binding's edge: its MAC/VIDs out of `port_no`, still tagged
+    (`uplink`: that switch's way up, None at the root)."""
     if port_no is None:
         return []
-    owner = cookie(CookieKind.VSI, binding.handle)
+    down = (ofmsg.apply_actions(ofmsg.output(port_no)),)
     return [
-        flow(
-            Table.FORWARD,
-            Priority.VM_UNICAST,
-            owner,
-            (ofmsg.apply_actions(ofmsg.output(port_no)),),
-            vlan_vid=tagged(entry.vid),
-            eth_dst=entry.mac,
-        )
+        _unicast(entry, cookie(CookieKind.VSI, binding.handle), down, uplink)
         for entry in binding.entries
     ]
 
@@ -403,7 +416,7 @@ def transit_flows(binding: VmBinding, port_no: int | None) -> list[FlowEntry]:
 # shared by several bindings ---------------------------------------------------------------------
 def vlan_flood_flows(
     vid: int,
-    members: Mapping[int, Mapping[LocalPort, Mapping[str, int]]],
+    members: Mapping[int, Mapping[LocalPort, Mapping[str | None, int]]],
     routes: Routes,
     rr_ports: Set[PortRef],
     only: Collection[int] | None = None,
@@ -415,8 +428,8 @@ def vlan_flood_flows(
     frame never returns the way it came; from a port with a reflective-relay member (port or
     S-channel) and another member behind it, the in_port variant sends it back out through
     OFPP_IN_PORT to the reflective-relay members there. A switch without members gets the flow
-    only where it joins two or more member subtrees. Costs the member switches times the
-    tree's depth."""
+    only where it joins two or more member subtrees. A port whose member is the VLAN's owner
+    (MAC None) gets the frame tagged. Costs the member switches times the tree's depth."""
     present = [dpid for dpid, ports in members.items() if ports]
     below: dict[int, int] = defaultdict(int)  # member switches in each switch's subtree
     for dpid in present:
@@ -435,16 +448,18 @@ def vlan_flood_flows(
     flows: dict[int, list[FlowEntry]] = {}
     for dpid in below if only is None else [d for d in only if d in below]:
         ports = members.get(dpid, {})
-        local = tuple(sorted(port_no for port_no, macs in ports.items() if macs))
+        # An owner is never at an S-channel (the authorizer refuses it there): its port number.
+        owned = tuple(sorted(port_no for (port_no, _), macs in ports.items() if None in macs))
+        local = tuple(sorted(key for key, macs in ports.items() if macs and None not in macs))
         toward = tuple(sorted(trunks.get(dpid, ())))
-        if not local and len(toward) < 2:
+        if not local and not owned and len(toward) < 2:
             continue
-        entries = [_flood_flow(vid, toward, local, None)]
+        entries = [_flood_flow(vid, toward + owned, local, None)]
         for port_no in sorted({p for p, _ in local}):
             here = [key for key in local if key[0] == port_no]
             relayed = tuple(key for key in here if PortRef(dpid, *key) in rr_ports)
             if relayed and sum(len(ports[key]) for key in here) > 1:
-                entries.append(_flood_flow(vid, toward, local, port_no, relayed))
+                entries.append(_flood_flow(vid, toward + owned, local, port_no, relayed))
         flows[dpid] = entries
     return flows
 
@@ -456,14 +471,15 @@ def vlan_flood_flows(
 @functools.lru_cache(maxsize=4096)
 def _flood_flow(
     vid: int,
-    trunks: tuple[int, ...],
+    tagged_out: tuple[int, ...],
     local: tuple[LocalPort, ...],
     in_port: int | None,
     relayed: tuple[LocalPort, ...] = (),
 ) -> FlowEntry:
-    """The flood flow; with `in_port`, its variant for frames from that port: the `relayed`
+    """The flood flow: out of `tagged_out` as it is, untagged to the `local` members (in their
+    S-tag at S-channels); with `in_port`, its variant for frames from that port: the `relayed`
     members there get them through OFPP_IN_PORT, the others there nothing."""
-    actions = [ofmsg.output(port) for port in trunks]
+    actions = [ofmsg.output(port) for port in tagged_out]
     outs = [
         (ofp.OFPP_IN_PORT if port_no == in_port else port_no, svid)
         for port_no, svid in local
