@@ -148,7 +148,6 @@ class PortSession:
         self._station_last_seen: float | None = None
         self._ignored_tlv: EvbTlv | None = None  # the last EVB TLV not in station mode
         self._sent_tlv: EvbTlv | None = None  # the EVB TLV of our last LLDPDU
-        self._sent_cdcp: CdcpTlv | None = None  # and its CDCP TLV
         self._station_cdcp: CdcpTlv | None = None  # the station's last CDCP TLV
         self._cdcp: CdcpTlv | None = None  # ours, in every LLDPDU while set
         self._lldp_due: float | None = None  # None until a station was seen
@@ -203,12 +202,13 @@ class PortSession:
 
     def answer_cdcp(self, tlv: CdcpTlv | None, now: float) -> SessionOutput:
         """Our CDCP TLV (None: none) for the station's that ``SessionOutput.cdcp`` handed up, and
-        in every LLDPDU from now on. Whatever changed in our LLDPDU goes out at once, fast
-        start."""
+        in every LLDPDU from now on. It goes out at once, fast start, even when it is the one
+        sent last: a station that changed its TLV (a restarted one asks <SCID, 0> again for what
+        it held) waits for it. At most one per station TLV that changed, and those come through
+        the port's punt meter."""
         out = SessionOutput()
         self._cdcp = tlv
-        if (self._evb_tlv(), tlv) != (self._sent_tlv, self._sent_cdcp):
-            self._send_lldp(now, out, fast_start=True)
+        self._send_lldp(now, out, fast_start=True)
         return out
 
     def tick(self, now: float) -> SessionOutput:
@@ -381,7 +381,7 @@ class PortSession:
             )
         )
         self._counters["lldp_tx"] += 1
-        self._sent_tlv, self._sent_cdcp = tlv, self._cdcp
+        self._sent_tlv = tlv
         if fast_start:
             self._fast_left = self.config.lldp_fast_tx_count
         self._fast_left = max(0, self._fast_left - 1)

@@ -109,7 +109,9 @@ def test_a_station_s_channels_get_s_vids_and_the_answer_rides_in_the_port_s_lldp
     assert port["channels"] == [{"scid": 2, "svid": S1}, {"scid": 3, "svid": S2}]
     assert port["cdcp"]["station"]["channels"][1] == {"scid": 2, "svid": 0}
     assert bed.plane.channels(EDGE1) == {1: port["channels"]}
-    # The same request again: nothing changes, nothing is said.
+    # The station then lists what it holds: the same answer, no event; that again: nothing sent.
+    (again,) = ask_channels(bed, 2, 3, held={2: S1, 3: S2})
+    assert decode_evb_frame(again[2]).lldpdu.cdcp == lldp[0].lldpdu.cdcp
     assert ask_channels(bed, 2, 3, held={2: S1, 3: S2}) == []
     assert len(bed.log.recent("cdcp.channel_added")) == 2
 
@@ -267,3 +269,13 @@ def test_vms_of_one_tenant_in_two_channels_of_a_port_meet_through_the_reflective
         (EDGE1, 1, S1, ETH_TYPE_8021AD),
         (EDGE1, 1, S2, ETH_TYPE_8021AD),
     ]
+
+
+def test_a_restarted_station_asking_again_for_what_it_held_is_answered_at_once():
+    bed = Bed()
+    ask_channels(bed, 2)
+    ask_channels(bed, 2, held={2: S1})  # what it holds
+    sent = ask_channels(bed, 2)  # restarted: <2, 0> again
+    (answer,) = [decode_evb_frame(d).lldpdu.cdcp for _, _, d in sent]
+    assert [(c.scid, c.svid) for c in answer.channels] == [(1, 1), (2, S1)]
+    assert len(bed.log.recent("cdcp.channel_added")) == 1
