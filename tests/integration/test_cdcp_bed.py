@@ -4,6 +4,8 @@ edge1 for two S-channels with CDCP; a web VM (tenant blue, VLAN 100) in one and 
 red, VLAN 200) in the other, both in one IP subnet. Peers of each tenant sit behind lldpad on
 srv21 and srv22. Real S-tagged frames cross OVS both ways, and only within each tenant."""
 
+import time
+
 import pytest
 
 from tests.integration.bed import MARKS, dump_flows, wait_until
@@ -60,12 +62,16 @@ def test_cdcp_sets_up_two_s_channels_whose_vms_reach_their_own_tenant_only(
 ):
     web, db, server = channel_server(bed, 1)
     with Capture("edge1-s1", "", tmp_path / "edge1-s1.pcap") as capture:
+        started = time.monotonic()
         server.start()
         try:
             # CDCP: the channels get the first S-VIDs of the range, in the order asked.
             wait_until(lambda: server.granted() == {2: 3000, 3: 3001}, 20, message="no channels")
+            granted = time.monotonic()
             # Each channel's station agrees EVB and associates its VM, S-tagged.
             wait_until(lambda: None not in server.statuses().values(), 20, message="no VDP answers")
+            # Shown with -s: the set-up as a station sees it (it speaks once a second).
+            print(f"channels {granted - started:.2f} s, VMs {time.monotonic() - started:.2f} s")
             assert server.statuses() == {web.mac: ASSOCIATED, db.mac: ASSOCIATED}
             # Traffic: each VM reaches its tenant's peer, and nothing of the other tenant.
             assert web.ping(peers[3].address, count=3, wait=1) == (3, 3)
