@@ -124,9 +124,16 @@ class MultichannelServer:
         return self
 
     def stop(self) -> None:
+        """Stop as an LLDP agent does: a shutdown LLDPDU (TTL 0) on each channel and the port,
+        so the bridge's ECP receivers expect new sequence numbers from the next station."""
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._sockets:
+            for channel in self._channels.values():
+                if channel.svid:
+                    self._send(self._lldp((STATION_EVB,), channel.tag, ttl=0))
+            self._send(self._lldp((), None, ttl=0))
         for sock in self._sockets.values():
             sock.close()
         self._sockets = {}
@@ -184,9 +191,9 @@ class MultichannelServer:
             if channel.svid:
                 self._send(self._lldp((STATION_EVB,), channel.tag))
 
-    def _lldp(self, tlvs: tuple, vlan: VlanTag | None) -> bytes:
+    def _lldp(self, tlvs: tuple, vlan: VlanTag | None, ttl: int = 120) -> bytes:
         port_id = PortId.from_name(self._uplink)
-        pdu = LldpPdu(ChassisId.from_mac(self._mac), port_id, 120, tlvs)
+        pdu = LldpPdu(ChassisId.from_mac(self._mac), port_id, ttl, tlvs)
         return encode_evb_frame(LldpFrame(self._mac, pdu, vlan=vlan))
 
     def _vdp(self, channel: _Channel, now: float) -> None:

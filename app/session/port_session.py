@@ -299,10 +299,10 @@ class PortSession:
     def _on_lldp(self, frame: LldpFrame, now: float, out: SessionOutput) -> None:
         if frame.lldpdu.ttl == 0:
             self._counters["lldp_shutdown"] += 1
+            self._station_cdcp = None  # answered again when a station speaks again
             if frame.src == self._station_mac:
                 out.events.append(("station.shutdown", {**self._fields(), "mac": frame.src}))
                 self._agreement = self._station_mac = self._station_tlv = None
-                self._station_cdcp = None  # answered again when it speaks again
                 self._ecp.reset_receiver()
             return
         cdcp = frame.lldpdu.cdcp
