@@ -303,6 +303,7 @@ class PortSession:
             if frame.src == self._station_mac:
                 out.events.append(("station.shutdown", {**self._fields(), "mac": frame.src}))
                 self._agreement = self._station_mac = self._station_tlv = None
+                self._sent_tlv = None  # a restarted station waits for our TLV: at once
                 self._ecp.reset_receiver()
             return
         cdcp = frame.lldpdu.cdcp

@@ -80,6 +80,23 @@ def test_cdcp_sets_up_two_s_channels_whose_vms_reach_their_own_tenant_only(
             assert web.ping(peers[4].address, count=2, wait=0.5) == (2, 0)
             assert db.ping(peers[3].address, count=2, wait=0.5) == (2, 0)
             assert peers[4].ping(web.address, count=2, wait=0.5) == (2, 0)
+            # The bridge's view: the port's channels, a station per channel, a VSI at each.
+            stations = [s for s in controller.rest("/v1/stations") if s["port"] == "edge1-s1"]
+            (port,) = [s for s in stations if not s["svid"]]
+            assert port["channels"] == [{"scid": 2, "svid": 3000}, {"scid": 3, "svid": 3001}]
+            assert sorted(s["svid"] for s in stations if s["agreement"]) == [3000, 3001]
+            held = {
+                a["svid"]: a["tenant"]
+                for v in controller.rest("/v1/associations")
+                if v["vsi_id"] in (uuid(1), uuid(2))
+                for a in v["attachments"]
+            }
+            assert held == {3000: "blue", 3001: "red"}
+            added = controller.rest("/v1/events?kind=cdcp.channel_added")
+            assert {(e["port"], e["detail"]["svid"]) for e in added} >= {
+                ("edge1-s1", 3000),
+                ("edge1-s1", 3001),
+            }
         finally:
             server.stop()
         frames = capture.frames()
@@ -88,23 +105,6 @@ def test_cdcp_sets_up_two_s_channels_whose_vms_reach_their_own_tenant_only(
         mac = bytes.fromhex(vm.mac.replace(":", ""))
         assert any(s_tagged(f, svid) and f[6:12] == mac for f in frames), vm.name
         assert any(s_tagged(f, svid) and f[0:6] == mac for f in frames), vm.name
-    # The bridge's view: the port's channels, a station per channel, a VSI at each.
-    stations = [s for s in controller.rest("/v1/stations") if s["port"] == "edge1-s1"]
-    (port,) = [s for s in stations if not s["svid"]]
-    assert port["channels"] == [{"scid": 2, "svid": 3000}, {"scid": 3, "svid": 3001}]
-    assert sorted(s["svid"] for s in stations if s["agreement"]) == [3000, 3001]
-    held = {
-        a["svid"]: a["tenant"]
-        for v in controller.rest("/v1/associations")
-        if v["vsi_id"] in (uuid(1), uuid(2))
-        for a in v["attachments"]
-    }
-    assert held == {3000: "blue", 3001: "red"}
-    added = controller.rest("/v1/events?kind=cdcp.channel_added")
-    assert {(e["port"], e["detail"]["svid"]) for e in added} >= {
-        ("edge1-s1", 3000),
-        ("edge1-s1", 3001),
-    }
     # The flows: the S-tag is swapped for the VM's C-tag at admission and back at delivery.
     edge1 = dump_flows("edge1")
     admit = [f for f in edge1 if f.get("dl_src") == web.mac and f.get("dl_vlan") == "3000"]
@@ -117,7 +117,8 @@ def test_a_channel_the_station_gives_up_takes_its_vm_off_the_network(bed, peers,
     web, db, server = channel_server(bed, 5)
     server.start()
     try:
-        wait_until(lambda: None not in server.statuses().values(), 30, message="no VDP answers")
+        # The channels are the bridge's already; the stations restarted (their shutdown came).
+        wait_until(lambda: None not in server.statuses().values(), 10, message="no VDP answers")
         assert db.ping(peers[4].address, count=2, wait=1) == (2, 2)
         server.leave(3)
         wait_until(
