@@ -28,6 +28,7 @@ from app.codec.frame import ecp_request_sequence
 from app.control_plane import ControlPlane, Reaction
 from app.fabric import bundles
 from app.fabric.batches import BatchTracker
+from app.fabric.expected import ExpectedSwitches
 from app.fabric.multipart import MultipartCollector
 from app.fabric.poll_schedule import PollSchedule
 from app.fabric.ports import PortRole
@@ -47,10 +48,12 @@ class FabricControl:
         trunk_patterns: Iterable[str],
         record_switch: Callable[[int, str], None] = lambda dpid, name: None,
         stats_interval: float = 0.0,
+        expected_timeout: float = 0.0,
     ):
         """`record_switch(dpid, name)` is told of every switch whose name is learnt;
         `stats_interval`: seconds between two VM statistics polls of a switch (stats_probes;
-        0: every switch at each call)."""
+        0: every switch at each call); `expected_timeout`: how long after `expect_switches`
+        a remembered switch may stay away before it is reported absent (0: never)."""
         self.control = control
         self._event_log = control.event_log
         self._trunk_patterns = tuple(trunk_patterns)
@@ -61,6 +64,7 @@ class FabricControl:
         self._multipart = MultipartCollector()
         self.stats = VmStats()
         self._poll_schedule = PollSchedule(stats_interval)
+        self._expected = ExpectedSwitches(expected_timeout)
 
     # switches -------------------------------------------------------------------------------
     def switch_connected(self, dpid: int, address: str | None, now: float) -> Out:
@@ -73,6 +77,7 @@ class FabricControl:
             xids=self._xids,
         )
         self._syncs[dpid] = sync
+        self._expected.arrived(dpid)
         self._event_log.emit("switch.connected", switch=sync.name, address=address)
         return self._to(dpid, sync.on_features())
 
@@ -256,7 +261,28 @@ class FabricControl:
 
     def tick(self, now: float) -> Out:
         out = self._confirm(self._batches.expire(now), now)
+        self._report_absent(now)
         return out + self.react(self.control.tick(now), now)
+
+    def expect_switches(self, remembered: list[dict], now: float) -> None:
+        """This controller takes the fabric: the switches the store remembers (its
+        `switches()` records) are expected back within the expected timeout."""
+        self._expected.expect(
+            ((int(s["dpid"], 16), s["name"], s["last_seen"]) for s in remembered),
+            self._syncs.keys(),
+            now,
+        )
+
+    def _report_absent(self, now: float) -> None:
+        for dpid, name in self._expected.due(now):
+            self.control.switches.remember(dpid, name)  # its alarm names the VMs restored there
+            self._event_log.emit(
+                "switch.absent",
+                switch=name,
+                level=logging.WARNING,
+                dpid=f"{dpid:016x}",
+                timeout=self._expected.timeout,
+            )
 
     # the control plane's reactions ----------------------------------------------------------
     def save(self, now: float) -> None:

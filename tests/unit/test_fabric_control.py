@@ -44,12 +44,23 @@ class Bed:
     """FabricControl on the demo fabric with every switch connected and linked, and stations
     that have said hello on every server port."""
 
-    def __init__(self, database=None, parts: int = 1, refuse_bundles=False, **authorizer):
+    def __init__(
+        self,
+        database=None,
+        parts: int = 1,
+        refuse_bundles=False,
+        expected_timeout: float = 0.0,
+        **authorizer,
+    ):
         self.log = EventLog()
         self.bridge = VdpBridge(
             Authorizer(database or (lambda: load_policies(POLICIES)), **authorizer)
         )
-        self.core = FabricControl(ControlPlane(self.log, self.bridge), DEFAULT_TRUNK_PATTERNS)
+        self.core = FabricControl(
+            ControlPlane(self.log, self.bridge),
+            DEFAULT_TRUNK_PATTERNS,
+            expected_timeout=expected_timeout,
+        )
         self.wire = Wire(self.core, demo_fabric(), parts)
         for fake in self.wire.fabric.switches.values():
             fake.refuse_bundles = refuse_bundles
