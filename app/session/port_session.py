@@ -7,7 +7,8 @@ port, VDP requests for the VDP bridge, events); call ``tick`` at ``next_deadline
   send our LLDPDU at once and a few more at the fast interval (802.1AB fast start): lldpad's
   station enables VDP only when it receives our EVB TLV. Afterwards every ``lldp_tx_interval``.
   LLDP without an EVB TLV is counted, not answered. A shutdown LLDPDU (TTL 0) ends the station:
-  the agreement is dropped and ECP's receiver reset, since a restarted lldpad numbers from 1.
+  the agreement is dropped and ECP's receiver reset, since a restarted lldpad numbers from 1,
+  and the station's next LLDPDU is answered at once.
 * VDP requests: each is acknowledged at once (ECP) and its (Manager ID, VSI) pairs are delivered,
   except for duplicates and TLVs with the response bit, which a station must not send.
 * ``send_vdp``: the VDP bridge's responses and unsolicited De-Associates, packed into VDPDUs
