@@ -153,6 +153,14 @@ class FlowProgrammer:
             meters.update(binding_meters(binding))
         return meters
 
+    @property
+    def routes(self) -> Routes:
+        return self._routes
+
+    def vlan_members(self, vid: int) -> Mapping[int, Mapping[int, Mapping[str, int]]]:
+        """Switch -> port -> MAC -> forwarding entries, of VLAN `vid` (read only)."""
+        return self._members.get(vid, {})
+
     def edges(self) -> set[int]:
         """The switches with bindings at their ports (those whose VM statistics count)."""
         return set(self._on_edge)

@@ -1,0 +1,272 @@
+"""The continuous intent audit: every ready switch's flows and meters read back, a piece at a
+time, compared with what the controller intends, and the differences repaired.
+
+The canary (app/fabric/switch_sync.py) notices a switch that lost everything; this notices one
+flow deleted or altered (an operator's `ovs-ofctl del-flows`, a switch bug, an overflow). Its cost
+is bounded by `rate`, multipart requests per second, whatever the fabric holds: one request is
+outstanding at a time, and each reads one piece of one switch: its meters, or one table's flows
+of ours, in cookie slices of about SLICE_FLOWS flows when the table holds more (an aggregation
+switch's FORWARD table holds an entry per VM of the fabric). The switches take their turn in
+dpid order, round robin, every piece of one switch in a turn.
+
+A piece is compared only if no flow or meter change went to its switch between the request and
+the reply (`touched`): the reply would show the switch before that change and the intent after
+it. Such a piece is counted (`raced`) and read again at the switch's next turn. What differs
+becomes a Repair: the messages reconciliation would send for that piece (app/flows/reconcile.py),
+which the owner sends as a barrier-checked batch (app/fabric_control.py) and reports as the
+event audit.repaired. Pure: the owner gives the time, the switches ready and their intent.
+"""
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from app.fabric.xids import Xids
+from app.flows import flow_stats_wire, ofmsg
+from app.flows.ofmsg import FlowEntry, MeterSpec
+from app.flows.reconcile import flow_differences, reconcile_meters
+from app.flows.tables import COOKIE_APP, COOKIE_MASK_APP, Table, is_swept_meter
+from app.observer import Observer
+
+# A table holding more flows than this is read in cookie slices (a power of two of them), so
+# one reply stays about this size: parsing and comparing it holds the controller's lock.
+SLICE_FLOWS = 1000
+MAX_SLICES = 1 << 16
+# A reply not in after this long is given up (the switch's connection, or the canary, tells
+# what is wrong with it); the audit goes on with the next piece.
+REQUEST_TIMEOUT = 30.0
+EXAMPLES = 3  # differing flows or meters named in a repair's event, at most
+# What a switch intends: its flows and its meters (SwitchSync.desired_flows, desired_meters).
+Intent = Callable[[int], tuple[list[FlowEntry], Mapping[int, MeterSpec]]]
+
+
+@dataclass(frozen=True)
+class Piece:
+    """What one request reads: a switch's meters (`table` None) or one table's flows of ours
+    whose cookie is `slice` modulo `slices`."""
+
+    dpid: int
+    table: int | None
+    slices: int = 1
+    slice: int = 0
+
+    def describe(self) -> str:
+        if self.table is None:
+            return "meters"
+        name = Table(self.table).name if self.table in Table._value2member_map_ else self.table
+        return f"table {name}" + (f" slice {self.slice}/{self.slices}" if self.slices > 1 else "")
+
+    def holds(self, entry: FlowEntry) -> bool:
+        return entry.table_id == self.table and entry.cookie % self.slices == self.slice
+
+
+@dataclass
+class Repair:
+    """What one piece of a switch had wrong, and the messages that put it right."""
+
+    piece: Piece
+    found: dict[str, int]  # flows_missing, flows_unexpected, flows_changed, meters_...: count
+    examples: list[str]
+    msgs: list
+    in_place: bool  # it replaces or deletes what the switch holds (a bundle, where taken)
+
+
+@dataclass
+class _Pending:
+    piece: Piece
+    xid: int
+    generation: int
+    sent: float
+
+
+@dataclass
+class _Intent:
+    dpid: int
+    generation: int
+    flows: dict[int, list[FlowEntry]] = field(default_factory=dict)  # by table
+    meters: Mapping[int, MeterSpec] = field(default_factory=dict)
+
+
+class IntentAudit:
+    def __init__(self, rate: float, xids: Xids, observer: Observer | None = None) -> None:
+        """`rate`: multipart requests per second (0: no audit)."""
+        self.rate = rate
+        self._xids = xids
+        self._observer = observer if observer is not None else Observer()
+        self._tokens = 1.0
+        self._last: float | None = None
+        self._generation: dict[int, int] = {}  # dpid -> flow and meter changes sent to it
+        self._turn: list[Piece] = []  # the pieces of the switch whose turn it is, still to read
+        self._after: int | None = None  # the switch of the last turn
+        self._pass_started: float | None = None
+        self._pending: _Pending | None = None
+        self._intent: _Intent | None = None
+        self.requests = 0
+        self.raced = 0  # pieces not compared: their switch changed while they were read
+
+    # what the owner reports -----------------------------------------------------------------
+    def touched(self, dpid: int) -> None:
+        """A flow or meter change was sent to `dpid`."""
+        self._generation[dpid] = self._generation.get(dpid, 0) + 1
+
+    def forget(self, dpid: int) -> None:
+        """`dpid` disconnected."""
+        self._generation.pop(dpid, None)
+        self._turn = [p for p in self._turn if p.dpid != dpid]
+        if self._pending is not None and self._pending.piece.dpid == dpid:
+            self._pending = None
+        if self._intent is not None and self._intent.dpid == dpid:
+            self._intent = None
+
+    def owns(self, dpid: int, xid: int) -> bool:
+        pending = self._pending
+        return pending is not None and (pending.piece.dpid, pending.xid) == (dpid, xid)
+
+    def error(self, dpid: int, xid: int) -> None:
+        """The switch refused the request: the audit goes on with the next piece."""
+        if self.owns(dpid, xid):
+            self._pending = None
+
+    # requests -------------------------------------------------------------------------------
+    def due(self, now: float, ready: list[int], intent: Intent) -> list[tuple[int, object]]:
+        """The request to send now, if the budget allows one and none is outstanding: the next
+        piece of the switch whose turn it is (`ready`: the switches that may be read, sorted)."""
+        if self.rate <= 0:
+            return []
+        if self._last is not None:
+            self._tokens = min(1.0, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        pending = self._pending
+        if pending is not None and now - pending.sent < REQUEST_TIMEOUT:
+            return []
+        self._pending = None
+        if self._tokens < 1.0:
+            return []
+        self._turn = [p for p in self._turn if p.dpid in ready]
+        if not self._turn:
+            self._next_turn(now, ready, intent)
+        if not self._turn:
+            return []
+        piece = self._turn.pop(0)
+        self._tokens -= 1.0
+        self.requests += 1
+        self._observer.audit_request()
+        msg = self._xids.stamp(_request(piece))
+        self._pending = _Pending(piece, msg.xid, self._generation.get(piece.dpid, 0), now)
+        return [(piece.dpid, msg)]
+
+    def _next_turn(self, now: float, ready: list[int], intent: Intent) -> None:
+        if not ready:
+            return
+        following = [d for d in ready if self._after is None or d > self._after]
+        if not following:  # every ready switch had its turn: a pass is over
+            if self._pass_started is not None:
+                self._observer.audit_pass(now - self._pass_started)
+            self._pass_started = None
+            following = ready
+        if self._pass_started is None:
+            self._pass_started = now
+        dpid = self._after = following[0]
+        flows = self._intent_of(dpid, intent).flows
+        self._turn = [Piece(dpid, None)] + [
+            Piece(dpid, table, slices, k)
+            for table in Table
+            for slices in [_slices(len(flows.get(table, ())))]
+            for k in range(slices)
+        ]
+
+    def _intent_of(self, dpid: int, intent: Intent) -> _Intent:
+        """The switch's intent, computed once per change sent to it."""
+        generation = self._generation.get(dpid, 0)
+        cached = self._intent
+        if cached is None or (cached.dpid, cached.generation) != (dpid, generation):
+            flows, meters = intent(dpid)
+            by_table: dict[int, list[FlowEntry]] = {}
+            for entry in flows:
+                by_table.setdefault(entry.table_id, []).append(entry)
+            cached = self._intent = _Intent(dpid, generation, by_table, meters)
+        return cached
+
+    # replies --------------------------------------------------------------------------------
+    def reply(self, dpid: int, xid: int, body: Iterable, intent: Intent) -> Repair | None:
+        """The whole reply to the outstanding request: what to repair, if anything."""
+        pending = self._pending
+        if pending is None or not self.owns(dpid, xid):
+            return None
+        self._pending = None
+        if self._generation.get(dpid, 0) != pending.generation:
+            self.raced += 1
+            return None
+        piece = pending.piece
+        wanted = self._intent_of(dpid, intent)
+        if piece.table is None:
+            return _meter_repair(piece, wanted.meters, body)
+        # A reply's flows outside the piece (a switch answering more than asked) are not
+        # judged: what this piece does not hold is not this piece's to delete.
+        actual = [
+            entry
+            for entry in (ofmsg.flow_from_stats(s) for s in flow_stats_wire.flows(body))
+            if piece.holds(entry)
+        ]
+        desired = [e for e in wanted.flows.get(piece.table, ()) if piece.holds(e)]
+        differences = flow_differences(desired, actual)
+        msgs = differences.messages()
+        if not msgs:
+            return None
+        found = {
+            f"flows_{name}": len(entries)
+            for name, entries in (
+                ("missing", differences.missing),
+                ("unexpected", differences.unexpected),
+                ("changed", differences.changed),
+            )
+            if entries
+        }
+        listed = [*differences.missing, *differences.unexpected, *differences.changed]
+        examples = [_describe_flow(e) for e in listed[:EXAMPLES]]
+        in_place = bool(differences.unexpected or differences.changed)
+        return Repair(piece, found, examples, msgs, in_place)
+
+
+def _request(piece: Piece):
+    if piece.table is None:
+        return parser.OFPMeterConfigStatsRequest(None, 0, ofp.OFPM_ALL)
+    return ofmsg.flow_stats_request(
+        COOKIE_APP | piece.slice, COOKIE_MASK_APP | (piece.slices - 1), piece.table
+    )
+
+
+def _slices(flows: int) -> int:
+    slices = 1
+    while flows > SLICE_FLOWS * slices and slices < MAX_SLICES:
+        slices *= 2
+    return slices
+
+
+def _meter_repair(piece: Piece, desired: Mapping[int, MeterSpec], body: Iterable) -> Repair | None:
+    actual = {config.meter_id: ofmsg.meter_from_config(config) for config in body}
+    msgs = reconcile_meters(desired, actual)
+    if not msgs:
+        return None
+    kinds = {
+        "meters_missing": [m for m in desired if m not in actual],
+        "meters_changed": [m for m in desired if m in actual and actual[m] != desired[m]],
+        "meters_unexpected": [m for m in actual if is_swept_meter(m) and m not in desired],
+    }
+    found = {name: len(ids) for name, ids in kinds.items() if ids}
+    examples = [
+        f"{name.removeprefix('meters_')} meter {meter_id}"
+        for name, ids in kinds.items()
+        for meter_id in sorted(ids)
+    ][:EXAMPLES]
+    # A changed meter is modified in place; missing ones are added before any flow names them.
+    return Repair(piece, found, examples, msgs, in_place=False)
+
+
+def _describe_flow(entry: FlowEntry) -> str:
+    match = ",".join(f"{name}={value}" for name, value in entry.match)
+    return f"table={entry.table_id} priority={entry.priority} cookie={entry.cookie:#x} {match}"[
+        :200
+    ]
