@@ -142,7 +142,7 @@ class IntentAudit:
         if pending is not None and now - pending.sent < REQUEST_TIMEOUT:
             return []
         self._pending = None
-        if self._tokens < 1.0:
+        if self._tokens < 1.0 - 1e-9:  # the sum of the fractions, not its rounding error
             return []
         self._turn = [p for p in self._turn if p.dpid in ready]
         if not self._turn:
@@ -150,7 +150,7 @@ class IntentAudit:
         if not self._turn:
             return []
         piece = self._turn.pop(0)
-        self._tokens -= 1.0
+        self._tokens = max(0.0, self._tokens - 1.0)
         self.requests += 1
         self._observer.audit_request()
         msg = self._xids.stamp(_request(piece))

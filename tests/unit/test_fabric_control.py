@@ -44,12 +44,17 @@ class Bed:
     """FabricControl on the demo fabric with every switch connected and linked, and stations
     that have said hello on every server port."""
 
-    def __init__(self, database=None, parts: int = 1, refuse_bundles=False, **authorizer):
+    def __init__(
+        self, database=None, parts: int = 1, refuse_bundles=False, fabric=None, **authorizer
+    ):
+        """`fabric`: FabricControl's options (the audit's rate, the probed VLANs)."""
         self.log = EventLog()
         self.bridge = VdpBridge(
             Authorizer(database or (lambda: load_policies(POLICIES)), **authorizer)
         )
-        self.core = FabricControl(ControlPlane(self.log, self.bridge), DEFAULT_TRUNK_PATTERNS)
+        self.core = FabricControl(
+            ControlPlane(self.log, self.bridge), DEFAULT_TRUNK_PATTERNS, **(fabric or {})
+        )
         self.wire = Wire(self.core, demo_fabric(), parts)
         for fake in self.wire.fabric.switches.values():
             fake.refuse_bundles = refuse_bundles
