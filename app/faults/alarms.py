@@ -17,9 +17,9 @@ maintenance, and returns the alarm changes (raised or cleared) for the subscribe
 |   from one edge to another lost)        |                  |          |   (same VLAN, edges) |
 
 Affected VMs: those forwarding on the switch, on the server port, on either switch of the
-link or of the probed path (their traffic to other edges crosses it), or the VM itself. An alarm on a server in
-maintenance (port.down, vm.lost) is expected: it is kept and listed, flagged ``maintenance``,
-but not notified.
+link or of the probed path (their traffic to other edges crosses it), or the VM itself. An
+alarm on a server in maintenance (port.down, vm.lost) is expected: it is kept and listed,
+flagged ``maintenance``, but not notified.
 
 Bounded, and kept across a restart: the latest RECENT_CLEARED cleared alarms, and at most
 ACTIVE_VM_LOST vm.lost alarms (a VM that never comes back would otherwise hold one forever: the
