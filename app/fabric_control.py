@@ -47,7 +47,7 @@ from app.flows.vm_stats import VmStats
 
 Out = list[tuple[int, Any]]  # (dpid, OpenFlow message), in sending order
 _PORT_CHANGES = {ofp.OFPPR_ADD: "added", ofp.OFPPR_DELETE: "deleted"}
-# Messages that change what a switch holds (the audit compares only what no change crossed).
+# Messages that change what a switch holds (the audit judges only what no change crossed).
 _CHANGES = (parser.OFPFlowMod, parser.OFPMeterMod, parser.ONFBundleCtrlMsg, parser.ONFBundleAddMsg)
 
 
@@ -401,8 +401,9 @@ class FabricControl:
 
     def _to(self, dpid: int, msgs: list) -> Out:
         """`msgs` for `dpid`, each with an xid of ours (SwitchSync's requests have theirs)."""
-        if any(isinstance(msg, _CHANGES) for msg in msgs):
-            self.audit.touched(dpid)
+        changes = [msg for msg in msgs if isinstance(msg, _CHANGES)]
+        if changes:
+            self.audit.sent(dpid, changes)
         return [(dpid, msg if msg.xid is not None else self._xids.stamp(msg)) for msg in msgs]
 
     # views ----------------------------------------------------------------------------------

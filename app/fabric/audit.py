@@ -9,9 +9,12 @@ of ours, in cookie slices of about SLICE_FLOWS flows when the table holds more (
 switch's FORWARD table holds an entry per VM of the fabric). The switches take their turn in
 dpid order, round robin, every piece of one switch in a turn.
 
-A piece is compared only if no flow or meter change went to its switch between the request and
-the reply (`touched`): the reply would show the switch before that change and the intent after
-it. Such a piece is counted (`raced`) and read again at the switch's next turn. What differs
+A change sent to the switch between a piece's request and its reply (`sent`) makes the reply
+show the switch before it and the intent after it: the flows it names (by key, or by cookie
+for a delete by cookie) are left out of that piece's comparison; a meter change, or a delete
+that names no cookie, leaves the whole piece unjudged (counted: `raced`; read again at the
+switch's next turn). So the audit keeps judging a switch whose other flows change all the
+time (an aggregation switch under a stream of Associates). What differs
 becomes a Repair: the messages reconciliation would send for that piece (app/flows/reconcile.py),
 which the owner sends as a barrier-checked batch (app/fabric_control.py) and reports as the
 event audit.repaired. Pure: the owner gives the time, the switches ready and their intent.
@@ -27,7 +30,13 @@ from app.fabric.xids import Xids
 from app.flows import flow_stats_wire, ofmsg
 from app.flows.ofmsg import FlowEntry, MeterSpec
 from app.flows.reconcile import flow_differences, reconcile_meters
-from app.flows.tables import COOKIE_APP, COOKIE_MASK_APP, Table, is_swept_meter
+from app.flows.tables import (
+    COOKIE_APP,
+    COOKIE_MASK_APP,
+    COOKIE_MASK_OWNER,
+    Table,
+    is_swept_meter,
+)
 from app.observer import Observer
 
 # A table holding more flows than this is read in cookie slices (a power of two of them), so
@@ -77,8 +86,28 @@ class Repair:
 class _Pending:
     piece: Piece
     xid: int
-    generation: int
     sent: float
+    # What changes sent since the request touched: flow keys, cookies, or anything (None).
+    keys: set | None = field(default_factory=set)
+    cookies: set[int] = field(default_factory=set)
+
+    def crossed(self, msg) -> None:
+        if isinstance(msg, parser.ONFBundleAddMsg):
+            msg = msg.message
+        if self.keys is None or isinstance(msg, parser.ONFBundleCtrlMsg):
+            return
+        if isinstance(msg, parser.OFPFlowMod):
+            if msg.command == ofp.OFPFC_DELETE:
+                if msg.cookie_mask == COOKIE_MASK_OWNER:
+                    self.cookies.add(msg.cookie)
+                    return
+            else:
+                self.keys.add((msg.table_id, msg.priority, tuple(sorted(msg.match.items()))))
+                return
+        self.keys = None  # a meter (deleting one takes its flows) or a wider delete
+
+    def untouched(self, entry: FlowEntry) -> bool:
+        return entry.key not in (self.keys or ()) and entry.cookie not in self.cookies
 
 
 @dataclass
@@ -107,9 +136,13 @@ class IntentAudit:
         self.raced = 0  # pieces not compared: their switch changed while they were read
 
     # what the owner reports -----------------------------------------------------------------
-    def touched(self, dpid: int) -> None:
-        """A flow or meter change was sent to `dpid`."""
+    def sent(self, dpid: int, changes: list) -> None:
+        """Flow or meter changes (flow-mods, meter-mods, bundle messages) sent to `dpid`."""
         self._generation[dpid] = self._generation.get(dpid, 0) + 1
+        pending = self._pending
+        if pending is not None and pending.piece.dpid == dpid:
+            for msg in changes:
+                pending.crossed(msg)
 
     def forget(self, dpid: int) -> None:
         """`dpid` disconnected."""
@@ -154,7 +187,7 @@ class IntentAudit:
         self.requests += 1
         self._observer.audit_request()
         msg = self._xids.stamp(_request(piece))
-        self._pending = _Pending(piece, msg.xid, self._generation.get(piece.dpid, 0), now)
+        self._pending = _Pending(piece, msg.xid, now)
         return [(piece.dpid, msg)]
 
     def _next_turn(self, now: float, ready: list[int], intent: Intent) -> None:
@@ -196,7 +229,7 @@ class IntentAudit:
         if pending is None or not self.owns(dpid, xid):
             return None
         self._pending = None
-        if self._generation.get(dpid, 0) != pending.generation:
+        if pending.keys is None:
             self.raced += 1
             return None
         piece = pending.piece
@@ -208,9 +241,11 @@ class IntentAudit:
         actual = [
             entry
             for entry in (ofmsg.flow_from_stats(s) for s in flow_stats_wire.flows(body))
-            if piece.holds(entry)
+            if piece.holds(entry) and pending.untouched(entry)
         ]
-        desired = [e for e in wanted.flows.get(piece.table, ()) if piece.holds(e)]
+        desired = [
+            e for e in wanted.flows.get(piece.table, ()) if piece.holds(e) and pending.untouched(e)
+        ]
         differences = flow_differences(desired, actual)
         msgs = differences.messages()
         if not msgs:

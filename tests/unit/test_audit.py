@@ -191,3 +191,24 @@ def test_pieces_and_slices():
     assert piece.holds(ofmsg.flow(Table.FORWARD, 1, cookie(CookieKind.VSI, 7)))
     assert not piece.holds(ofmsg.flow(Table.FORWARD, 1, cookie(CookieKind.VSI, 8)))
     assert not piece.holds(ofmsg.flow(Table.CLASSIFY, 1, cookie(CookieKind.VSI, 7)))
+
+
+def test_flows_changed_while_a_table_is_read_are_left_out_and_the_rest_is_judged():
+    bed = audited()
+    now = 2.0
+    while True:  # up to the request for the aggregation switch's FORWARD table
+        now = round(now + 0.1, 6)
+        request = bed.core.background(now)
+        piece = bed.core.audit._pending.piece if request else None
+        if piece is not None and (piece.dpid, piece.table) == (AGG, Table.FORWARD):
+            break
+        bed.wire.deliver(request, now)
+    agg = bed.wire.fabric.switches[AGG]
+    gone = next(f for f in agg.flows if f.cookie >> 48 == 0xEB03)
+    agg.flows.remove(gone)  # deleted by hand
+    bed.associate(EDGE2, 2, 2, type_id=6, version=1)  # its unicast entry goes to agg1 meanwhile
+    bed.wire.deliver(request, now)
+    assert bed.core.audit.raced == 0
+    (event,) = repaired(bed)
+    assert event.switch == "agg1" and event.detail["flows_missing"] == 1
+    assert f"cookie={gone.cookie:#x}" in event.detail["examples"][0]
