@@ -9,12 +9,14 @@ of ours, in cookie slices of about SLICE_FLOWS flows when the table holds more (
 switch's FORWARD table holds an entry per VM of the fabric). The switches take their turn in
 dpid order, round robin, every piece of one switch in a turn.
 
-A change sent to the switch between a piece's request and its reply (`sent`) makes the reply
-show the switch before it and the intent after it: the flows it names (by key, or by cookie
-for a delete by cookie) are left out of that piece's comparison; a meter change, or a delete
-that names no cookie, leaves the whole piece unjudged (counted: `raced`; read again at the
+The switch's intent is computed once per turn (an aggregation switch's is an entry per VM of
+the fabric). A change sent to the switch after that (`sent`) leaves the flows it names (by
+key, or by cookie for a delete by cookie) out of the turn's comparisons: the snapshot predates
+them, and a reply may show the switch before or after them. A meter change, or a delete that
+names no cookie, ends the snapshot: the intent is taken again at the next reply, and a piece
+whose request such a change crossed is not judged (counted: `raced`; read again at the
 switch's next turn). So the audit keeps judging a switch whose other flows change all the
-time (an aggregation switch under a stream of Associates). What differs
+time (an aggregation switch under a stream of Associates) at one intent a turn. What differs
 becomes a Repair: the messages reconciliation would send for that piece (app/flows/reconcile.py),
 which the owner sends as a barrier-checked batch (app/fabric_control.py) and reports as the
 event audit.repaired. Pure: the owner gives the time, the switches ready and their intent.
@@ -82,40 +84,48 @@ class Repair:
     in_place: bool  # it replaces or deletes what the switch holds (a bundle, where taken)
 
 
-@dataclass
-class _Pending:
-    piece: Piece
-    xid: int
-    sent: float
-    # What changes sent since the request touched: flow keys, cookies, or anything (None).
-    keys: set | None = field(default_factory=set)
-    cookies: set[int] = field(default_factory=set)
+class _Crossed:
+    """What changes sent to a switch since some moment touched: flow keys and cookies, or
+    anything (`keys` None: a meter, whose deletion takes its flows, or a wider delete)."""
 
-    def crossed(self, msg) -> None:
+    def __init__(self) -> None:
+        self.keys: set | None = set()
+        self.cookies: set[int] = set()
+
+    def add(self, msg) -> None:
         if isinstance(msg, parser.ONFBundleAddMsg):
             msg = msg.message
         if self.keys is None or isinstance(msg, parser.ONFBundleCtrlMsg):
             return
         if isinstance(msg, parser.OFPFlowMod):
-            if msg.command == ofp.OFPFC_DELETE:
-                if msg.cookie_mask == COOKIE_MASK_OWNER:
-                    self.cookies.add(msg.cookie)
-                    return
-            else:
+            if msg.command != ofp.OFPFC_DELETE:
                 self.keys.add((msg.table_id, msg.priority, tuple(sorted(msg.match.items()))))
                 return
-        self.keys = None  # a meter (deleting one takes its flows) or a wider delete
+            if msg.cookie_mask == COOKIE_MASK_OWNER:
+                self.cookies.add(msg.cookie)
+                return
+        self.keys = None
 
     def untouched(self, entry: FlowEntry) -> bool:
         return entry.key not in (self.keys or ()) and entry.cookie not in self.cookies
 
 
 @dataclass
+class _Pending:
+    piece: Piece
+    xid: int
+    sent: float
+    crossed: _Crossed = field(default_factory=_Crossed)  # since the request
+
+
+@dataclass
 class _Intent:
+    """A switch's intent at one moment, and what was sent to it since."""
+
     dpid: int
-    generation: int
-    flows: dict[int, list[FlowEntry]] = field(default_factory=dict)  # by table
-    meters: Mapping[int, MeterSpec] = field(default_factory=dict)
+    flows: dict[int, list[FlowEntry]]  # by table
+    meters: Mapping[int, MeterSpec]
+    crossed: _Crossed = field(default_factory=_Crossed)
 
 
 class IntentAudit:
@@ -126,7 +136,6 @@ class IntentAudit:
         self._observer = observer if observer is not None else Observer()
         self._tokens = 1.0
         self._last: float | None = None
-        self._generation: dict[int, int] = {}  # dpid -> flow and meter changes sent to it
         self._turn: list[Piece] = []  # the pieces of the switch whose turn it is, still to read
         self._after: int | None = None  # the switch of the last turn
         self._pass_started: float | None = None
@@ -138,15 +147,15 @@ class IntentAudit:
     # what the owner reports -----------------------------------------------------------------
     def sent(self, dpid: int, changes: list) -> None:
         """Flow or meter changes (flow-mods, meter-mods, bundle messages) sent to `dpid`."""
-        self._generation[dpid] = self._generation.get(dpid, 0) + 1
-        pending = self._pending
-        if pending is not None and pending.piece.dpid == dpid:
-            for msg in changes:
-                pending.crossed(msg)
+        pending, snapshot = self._pending, self._intent
+        for msg in changes:
+            if pending is not None and pending.piece.dpid == dpid:
+                pending.crossed.add(msg)
+            if snapshot is not None and snapshot.dpid == dpid:
+                snapshot.crossed.add(msg)
 
     def forget(self, dpid: int) -> None:
         """`dpid` disconnected."""
-        self._generation.pop(dpid, None)
         self._turn = [p for p in self._turn if p.dpid != dpid]
         if self._pending is not None and self._pending.piece.dpid == dpid:
             self._pending = None
@@ -202,6 +211,7 @@ class IntentAudit:
         if self._pass_started is None:
             self._pass_started = now
         dpid = self._after = following[0]
+        self._intent = None
         flows = self._intent_of(dpid, intent).flows
         self._turn = [Piece(dpid, None)] + [
             Piece(dpid, table, slices, k)
@@ -211,15 +221,14 @@ class IntentAudit:
         ]
 
     def _intent_of(self, dpid: int, intent: Intent) -> _Intent:
-        """The switch's intent, computed once per change sent to it."""
-        generation = self._generation.get(dpid, 0)
+        """The switch's intent: once a turn, again after a change that ends the snapshot."""
         cached = self._intent
-        if cached is None or (cached.dpid, cached.generation) != (dpid, generation):
+        if cached is None or cached.dpid != dpid or cached.crossed.keys is None:
             flows, meters = intent(dpid)
             by_table: dict[int, list[FlowEntry]] = {}
             for entry in flows:
                 by_table.setdefault(entry.table_id, []).append(entry)
-            cached = self._intent = _Intent(dpid, generation, by_table, meters)
+            cached = self._intent = _Intent(dpid, by_table, meters)
         return cached
 
     # replies --------------------------------------------------------------------------------
@@ -229,11 +238,19 @@ class IntentAudit:
         if pending is None or not self.owns(dpid, xid):
             return None
         self._pending = None
-        if pending.keys is None:
+        if pending.crossed.keys is None:
             self.raced += 1
             return None
         piece = pending.piece
         wanted = self._intent_of(dpid, intent)
+
+        def judged(entry: FlowEntry) -> bool:
+            return (
+                piece.holds(entry)
+                and pending.crossed.untouched(entry)
+                and wanted.crossed.untouched(entry)
+            )
+
         if piece.table is None:
             return _meter_repair(piece, wanted.meters, body)
         # A reply's flows outside the piece (a switch answering more than asked) are not
@@ -241,11 +258,9 @@ class IntentAudit:
         actual = [
             entry
             for entry in (ofmsg.flow_from_stats(s) for s in flow_stats_wire.flows(body))
-            if piece.holds(entry) and pending.untouched(entry)
+            if judged(entry)
         ]
-        desired = [
-            e for e in wanted.flows.get(piece.table, ()) if piece.holds(e) and pending.untouched(e)
-        ]
+        desired = [e for e in wanted.flows.get(piece.table, ()) if judged(e)]
         differences = flow_differences(desired, actual)
         msgs = differences.messages()
         if not msgs:
