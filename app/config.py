@@ -153,6 +153,8 @@ class Settings:
     evb_max_rte: int = BridgeEvbConfig.max_rte
     evb_max_rwd: int = BridgeEvbConfig.max_rwd
     evb_max_rka: int = BridgeEvbConfig.max_rka
+    # Group IDs (EVB TLV BGID): stations that set SGID may send GroupID filter formats.
+    evb_bgid: bool = BridgeEvbConfig.bgid
     # VDPDUs waiting for a station's ACKs per port; beyond, dropped and counted (ecp.overflow).
     ecp_queue_limit: int = BridgeEvbConfig.ecp_queue_limit
     # The events table: events older than this many days, and beyond this many rows, are deleted.
@@ -177,6 +179,7 @@ class Settings:
         """The bridge's side of the EVB TLV (the LLDP timing stays at its defaults)."""
         return BridgeEvbConfig(
             **{field: getattr(self, name) for name, (field, *_) in EVB_TIMERS.items()},
+            bgid=self.evb_bgid,
             ecp_queue_limit=self.ecp_queue_limit,
         )
 
@@ -270,6 +273,8 @@ class Settings:
                 raise ConfigError(
                     f"{name}: expected an integer {low}-{high} ({what}), got {value!r}"
                 )
+        if not isinstance(self.evb_bgid, bool):
+            raise ConfigError(f"evb_bgid: expected true or false, got {self.evb_bgid!r}")
         _check_bounds(self)
         _check_store(self)
         return self

@@ -33,8 +33,8 @@ TIMEOUT = 1.0  # a probe crosses the fabric in milliseconds; this long means it 
 LOSSES = 3  # lost in a row on one pair: probe.lost
 MAX_IN_FLIGHT = 1024
 MAX_PER_ROUND = 512
-# VID -> switch -> port -> MAC -> forwarding entries (FlowProgrammer.vlan_members)
-Members = Mapping[int, Mapping[int, Mapping[str, int]]]
+# Switch -> port -> MAC -> forwarding entries, of one VLAN (FlowProgrammer.vlan_members)
+Members = Mapping[int, Mapping[int, Mapping[str | None, int]]]
 Pair = tuple[int, int, int]  # (VID, from edge, to edge)
 
 
@@ -134,7 +134,11 @@ class DataPlaneProbes:
                 if len(self._in_flight) >= MAX_IN_FLIGHT or len(frames) >= MAX_PER_ROUND:
                     self.unsent += 1
                     continue
-                macs = sorted(mac for port in sorted(vlan[dst]) for mac in vlan[dst][port])
+                # A probe is addressed to a VM: an entry without a MAC (a VLAN owned whole)
+                # names none.
+                macs = sorted(m for port in vlan[dst].values() for m in port if m is not None)
+                if not macs:
+                    continue
                 mac = macs[self._round % len(macs)]
                 probe = Probe(src, dst, vid, next(self._seq))
                 self._in_flight[probe.seq] = _InFlight(probe, mac, now)
