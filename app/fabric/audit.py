@@ -9,17 +9,23 @@ of ours, in cookie slices of about SLICE_FLOWS flows when the table holds more (
 switch's FORWARD table holds an entry per VM of the fabric). The switches take their turn in
 dpid order, round robin, every piece of one switch in a turn.
 
-The switch's intent is computed once per turn (an aggregation switch's is an entry per VM of
-the fabric). A change sent to the switch after that (`sent`) leaves the flows it names (by
-key, or by cookie for a delete by cookie) out of the turn's comparisons: the snapshot predates
-them, and a reply may show the switch before or after them. A meter change, or a delete that
-names no cookie, ends the snapshot: the intent is taken again at the next reply, and a piece
-whose request such a change crossed is not judged (counted: `raced`; read again at the
-switch's next turn). So the audit keeps judging a switch whose other flows change all the
-time (an aggregation switch under a stream of Associates) at one intent a turn. What differs
-becomes a Repair: the messages reconciliation would send for that piece (app/flows/reconcile.py),
-which the owner sends as a barrier-checked batch (app/fabric_control.py) and reports as the
-event audit.repaired. Pure: the owner gives the time, the switches ready and their intent.
+A switch nobody changed since its last turn is judged by a digest: each piece's flows as the
+switch sent them (their counters left out) against the same piece's when it was last found in
+sync. Only a piece whose digest differs, or a switch that was sent a change, is compared with
+the intent (SwitchSync.desired_flows: a FlowEntry built, and one parsed from the reply, per
+flow, several times the digest's cost). The intent is then computed once per turn (an
+aggregation switch's is an entry per VM of the fabric). A change sent to the switch after that
+(`sent`) leaves the flows it names (by key, or by cookie for a delete by cookie) out of the
+turn's comparisons: the snapshot predates them, and a reply may show the switch before or
+after them. A meter change, or a delete that names no cookie, ends the snapshot: the intent is
+taken again at the next reply, and a piece whose request such a change crossed is not judged
+(counted: `raced`; read again at the switch's next turn). So the audit keeps judging a switch
+whose other flows change all the time (an aggregation switch under a stream of Associates).
+
+What differs becomes a Repair: the messages reconciliation would send for that piece
+(app/flows/reconcile.py), which the owner sends as a barrier-checked batch
+(app/fabric_control.py) and reports as the event audit.repaired. Pure: the owner gives the
+time, the switches ready and their intent.
 """
 
 from collections.abc import Callable, Iterable, Mapping
@@ -109,6 +115,10 @@ class _Crossed:
     def untouched(self, entry: FlowEntry) -> bool:
         return entry.key not in (self.keys or ()) and entry.cookie not in self.cookies
 
+    @property
+    def empty(self) -> bool:
+        return self.keys == set() and not self.cookies
+
 
 @dataclass
 class _Pending:
@@ -141,12 +151,18 @@ class IntentAudit:
         self._pass_started: float | None = None
         self._pending: _Pending | None = None
         self._intent: _Intent | None = None
+        # Per switch not sent a change since: its pieces and, for those found in sync, their
+        # digests (bounded: the pieces of the switches held).
+        self._pieces: dict[int, list[Piece]] = {}
+        self._in_sync: dict[int, dict[Piece, tuple[int, int]]] = {}
         self.requests = 0
         self.raced = 0  # pieces not compared: their switch changed while they were read
 
     # what the owner reports -----------------------------------------------------------------
     def sent(self, dpid: int, changes: list) -> None:
         """Flow or meter changes (flow-mods, meter-mods, bundle messages) sent to `dpid`."""
+        self._pieces.pop(dpid, None)
+        self._in_sync.pop(dpid, None)
         pending, snapshot = self._pending, self._intent
         for msg in changes:
             if pending is not None and pending.piece.dpid == dpid:
@@ -156,6 +172,8 @@ class IntentAudit:
 
     def forget(self, dpid: int) -> None:
         """`dpid` disconnected."""
+        self._pieces.pop(dpid, None)
+        self._in_sync.pop(dpid, None)
         self._turn = [p for p in self._turn if p.dpid != dpid]
         if self._pending is not None and self._pending.piece.dpid == dpid:
             self._pending = None
@@ -212,13 +230,15 @@ class IntentAudit:
             self._pass_started = now
         dpid = self._after = following[0]
         self._intent = None
-        flows = self._intent_of(dpid, intent).flows
-        self._turn = [Piece(dpid, None)] + [
-            Piece(dpid, table, slices, k)
-            for table in Table
-            for slices in [_slices(len(flows.get(table, ())))]
-            for k in range(slices)
-        ]
+        if dpid not in self._pieces:
+            flows = self._intent_of(dpid, intent).flows
+            self._pieces[dpid] = [Piece(dpid, None)] + [
+                Piece(dpid, table, slices, k)
+                for table in Table
+                for slices in [_slices(len(flows.get(table, ())))]
+                for k in range(slices)
+            ]
+        self._turn = list(self._pieces[dpid])
 
     def _intent_of(self, dpid: int, intent: Intent) -> _Intent:
         """The switch's intent: once a turn, again after a change that ends the snapshot."""
@@ -242,7 +262,12 @@ class IntentAudit:
             self.raced += 1
             return None
         piece = pending.piece
+        body = list(body)
+        digest = _digest(piece, body)
+        if self._in_sync.get(dpid, {}).get(piece) == digest:
+            return None  # as it was when last found in sync, and nobody changed it since
         wanted = self._intent_of(dpid, intent)
+        clean = pending.crossed.empty and wanted.crossed.empty
 
         def judged(entry: FlowEntry) -> bool:
             return (
@@ -252,7 +277,10 @@ class IntentAudit:
             )
 
         if piece.table is None:
-            return _meter_repair(piece, wanted.meters, body)
+            repair = _meter_repair(piece, wanted.meters, body)
+            if repair is None and clean:
+                self._in_sync.setdefault(dpid, {})[piece] = digest
+            return repair
         # A reply's flows outside the piece (a switch answering more than asked) are not
         # judged: what this piece does not hold is not this piece's to delete.
         actual = [
@@ -264,6 +292,8 @@ class IntentAudit:
         differences = flow_differences(desired, actual)
         msgs = differences.messages()
         if not msgs:
+            if clean:
+                self._in_sync.setdefault(dpid, {})[piece] = digest
             return None
         found = {
             f"flows_{name}": len(entries)
@@ -286,6 +316,29 @@ def _request(piece: Piece):
     return ofmsg.flow_stats_request(
         COOKIE_APP | piece.slice, COOKIE_MASK_APP | (piece.slices - 1), piece.table
     )
+
+
+def _digest(piece: Piece, body: list) -> tuple[int, int]:
+    """The piece's flows (or meters) in the reply, whatever their order and counters: how many,
+    and the sum of their identities' hashes."""
+    count = total = 0
+    if piece.table is None:
+        for config in body:
+            count += 1
+            total += hash((config.meter_id, ofmsg.meter_from_config(config)))
+        return count, total & 0xFFFFFFFFFFFFFFFF
+    for stats in flow_stats_wire.flows(body):
+        if stats.table_id == piece.table and stats.cookie % piece.slices == piece.slice:
+            count += 1
+            total += hash(_identity(stats))
+    return count, total & 0xFFFFFFFFFFFFFFFF
+
+
+def _identity(stats) -> object:
+    if isinstance(stats, flow_stats_wire.WireFlowStats):
+        return stats.identity()
+    entry = ofmsg.flow_from_stats(stats)  # another kind of entry (the tests' fakes)
+    return entry.key, entry.cookie, entry.body
 
 
 def _slices(flows: int) -> int:

@@ -212,3 +212,20 @@ def test_flows_changed_while_a_table_is_read_are_left_out_and_the_rest_is_judged
     (event,) = repaired(bed)
     assert event.switch == "agg1" and event.detail["flows_missing"] == 1
     assert f"cookie={gone.cookie:#x}" in event.detail["examples"][0]
+
+
+def test_a_switch_nobody_changed_is_judged_by_digests_and_a_change_behind_our_back_still_shows():
+    bed = audited()
+    now = run(bed, 2.0, pass_seconds() + 0.05)  # one pass: every piece found in sync
+    asked = []
+    intent = bed.core._intent
+    bed.core._intent = lambda dpid: asked.append(dpid) or intent(dpid)
+    now = run(bed, now, pass_seconds())
+    assert asked == [] and repaired(bed) == []  # the digests matched: no intent computed
+    edge2 = bed.wire.fabric.switches[EDGE2]
+    unicast = next(f for f in edge2.flows if f.table_id == Table.FORWARD and f.priority == 35000)
+    edge2.flows.remove(unicast)
+    run(bed, now, pass_seconds())
+    assert set(asked) == {EDGE2}
+    (event,) = repaired(bed)
+    assert event.switch == "edge2" and event.detail["flows_missing"] == 1
