@@ -34,7 +34,7 @@ from app.codec.builders import build_ecp_ack
 from app.codec.frame import ecp_request_sequence
 from app.control_plane import ControlPlane, FlowBatch, Reaction
 from app.fabric import bundles
-from app.fabric.audit import IntentAudit, Repair
+from app.fabric.audit import IntentAudit, Piece, PieceIntent, Repair
 from app.fabric.batches import BatchTracker
 from app.fabric.multipart import MultipartCollector
 from app.fabric.poll_schedule import PollSchedule
@@ -43,6 +43,7 @@ from app.fabric.probes import DataPlaneProbes, ProbeEvent
 from app.fabric.switch_sync import SwitchSync
 from app.fabric.xids import Xids
 from app.flows import flow_stats_wire, ofmsg
+from app.flows.base_pipeline import base_flows
 from app.flows.vm_stats import VmStats
 
 Out = list[tuple[int, Any]]  # (dpid, OpenFlow message), in sending order
@@ -81,6 +82,7 @@ class FabricControl:
         # so one tracker keeps both and a completion knows whose it is.
         self._repairs: dict[int, Repair] = {}
         self._repair_tickets = itertools.count(1)
+        self._piece_intent = PieceIntent(control.programmer)
         self.probes = DataPlaneProbes(
             probe_vlans, secrets.token_bytes(32), probe_interval, observer=control.observer
         )
@@ -344,7 +346,7 @@ class FabricControl:
         """What is due of the audit (its next request, within its budget) and of the probes
         (a round's packet-outs; the losses found)."""
         ready = sorted(d for d, s in self._syncs.items() if s.ready)
-        out = self.audit.due(now, ready, self._intent)
+        out = self.audit.due(now, ready)
         frames, events = self.probes.due(now, self.control.programmer.vlan_members, set(ready))
         for dpid, frame in frames:
             out += self._to(dpid, [ofmsg.packet_resubmit(ofp.OFPP_CONTROLLER, frame)])
@@ -376,9 +378,13 @@ class FabricControl:
                 **detail,
             )
 
-    def _intent(self, dpid: int) -> tuple[list, dict]:
+    def _intent(self, dpid: int, piece: Piece) -> tuple[list, dict]:
+        """What `dpid` should hold of `piece`: its meters, or its flows of the piece's table
+        and slice (app/fabric/audit.py PieceIntent)."""
         sync = self._syncs[dpid]
-        return sync.desired_flows(), sync.desired_meters()
+        if piece.table is None:
+            return [], sync.desired_meters()
+        return base_flows(sync.ports.values()) + self._piece_intent.flows(dpid, piece), {}
 
     def _repair(self, dpid: int, repair: Repair, now: float) -> Out:
         ticket = -next(self._repair_tickets)
@@ -404,6 +410,7 @@ class FabricControl:
         changes = [msg for msg in msgs if isinstance(msg, _CHANGES)]
         if changes:
             self.audit.sent(dpid, changes)
+            self._piece_intent.changed(dpid)
         return [(dpid, msg if msg.xid is not None else self._xids.stamp(msg)) for msg in msgs]
 
     # views ----------------------------------------------------------------------------------

@@ -11,16 +11,17 @@ dpid order, round robin, every piece of one switch in a turn.
 
 A switch nobody changed since its last turn is judged by a digest: each piece's flows as the
 switch sent them (their counters left out) against the same piece's when it was last found in
-sync. Only a piece whose digest differs, or a switch that was sent a change, is compared with
-the intent (SwitchSync.desired_flows: a FlowEntry built, and one parsed from the reply, per
-flow, several times the digest's cost). The intent is then computed once per turn (an
-aggregation switch's is an entry per VM of the fabric). A change sent to the switch after that
-(`sent`) leaves the flows it names (by key, or by cookie for a delete by cookie) out of the
-turn's comparisons: the snapshot predates them, and a reply may show the switch before or
-after them. A meter change, or a delete that names no cookie, ends the snapshot: the intent is
-taken again at the next reply, and a piece whose request such a change crossed is not judged
-(counted: `raced`; read again at the switch's next turn). So the audit keeps judging a switch
-whose other flows change all the time (an aggregation switch under a stream of Associates).
+sync. Only a piece whose digest differs, or a piece of a switch that was sent a change, is
+compared with the intent, computed for that piece alone (its table, and for an aggregation
+switch's FORWARD slices only the VMs of the slice): a FlowEntry built, and one parsed from the
+reply, per flow, several times the digest's cost, and never more than a slice's worth under
+the lock. A change sent to the switch between a piece's request and its reply (`sent`) leaves
+the flows it names (by key, or by cookie for a delete by cookie) out of that piece's
+comparison: the reply shows the switch before it, the intent after it. A meter change, or a
+delete that names no cookie, leaves the piece unjudged (counted: `raced`; read again at the
+switch's next turn). So the audit keeps judging a switch whose other flows change all the time
+(an aggregation switch under a stream of Associates). How many slices a table takes follows
+how many flows of ours it held when last read.
 
 What differs becomes a Repair: the messages reconciliation would send for that piece
 (app/flows/reconcile.py), which the owner sends as a barrier-checked batch
@@ -37,6 +38,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 from app.fabric.xids import Xids
 from app.flows import flow_stats_wire, ofmsg
 from app.flows.ofmsg import FlowEntry, MeterSpec
+from app.flows.programmer import FlowProgrammer
 from app.flows.reconcile import flow_differences, reconcile_meters
 from app.flows.tables import (
     COOKIE_APP,
@@ -55,8 +57,9 @@ MAX_SLICES = 1 << 16
 # what is wrong with it); the audit goes on with the next piece.
 REQUEST_TIMEOUT = 30.0
 EXAMPLES = 3  # differing flows or meters named in a repair's event, at most
-# What a switch intends: its flows and its meters (SwitchSync.desired_flows, desired_meters).
-Intent = Callable[[int], tuple[list[FlowEntry], Mapping[int, MeterSpec]]]
+# What a switch intends for one piece: the flows (at least those of its table and slice) and,
+# for the meters, its meters.
+Intent = Callable[[int, "Piece"], tuple[list[FlowEntry], Mapping[int, MeterSpec]]]
 
 
 @dataclass(frozen=True)
@@ -128,16 +131,6 @@ class _Pending:
     crossed: _Crossed = field(default_factory=_Crossed)  # since the request
 
 
-@dataclass
-class _Intent:
-    """A switch's intent at one moment, and what was sent to it since."""
-
-    dpid: int
-    flows: dict[int, list[FlowEntry]]  # by table
-    meters: Mapping[int, MeterSpec]
-    crossed: _Crossed = field(default_factory=_Crossed)
-
-
 class IntentAudit:
     def __init__(self, rate: float, xids: Xids, observer: Observer | None = None) -> None:
         """`rate`: multipart requests per second (0: no audit)."""
@@ -150,10 +143,10 @@ class IntentAudit:
         self._after: int | None = None  # the switch of the last turn
         self._pass_started: float | None = None
         self._pending: _Pending | None = None
-        self._intent: _Intent | None = None
-        # Per switch not sent a change since: its pieces and, for those found in sync, their
-        # digests (bounded: the pieces of the switches held).
-        self._pieces: dict[int, list[Piece]] = {}
+        # Per switch: each piece's flows when last read (how to slice its tables) and, while
+        # the switch is sent no change, the digests of the pieces found in sync. Bounded: the
+        # pieces of the switches held.
+        self._read: dict[int, dict[Piece, int]] = {}
         self._in_sync: dict[int, dict[Piece, tuple[int, int]]] = {}
         self.requests = 0
         self.raced = 0  # pieces not compared: their switch changed while they were read
@@ -161,24 +154,19 @@ class IntentAudit:
     # what the owner reports -----------------------------------------------------------------
     def sent(self, dpid: int, changes: list) -> None:
         """Flow or meter changes (flow-mods, meter-mods, bundle messages) sent to `dpid`."""
-        self._pieces.pop(dpid, None)
         self._in_sync.pop(dpid, None)
-        pending, snapshot = self._pending, self._intent
-        for msg in changes:
-            if pending is not None and pending.piece.dpid == dpid:
+        pending = self._pending
+        if pending is not None and pending.piece.dpid == dpid:
+            for msg in changes:
                 pending.crossed.add(msg)
-            if snapshot is not None and snapshot.dpid == dpid:
-                snapshot.crossed.add(msg)
 
     def forget(self, dpid: int) -> None:
         """`dpid` disconnected."""
-        self._pieces.pop(dpid, None)
+        self._read.pop(dpid, None)
         self._in_sync.pop(dpid, None)
         self._turn = [p for p in self._turn if p.dpid != dpid]
         if self._pending is not None and self._pending.piece.dpid == dpid:
             self._pending = None
-        if self._intent is not None and self._intent.dpid == dpid:
-            self._intent = None
 
     def owns(self, dpid: int, xid: int) -> bool:
         pending = self._pending
@@ -190,7 +178,7 @@ class IntentAudit:
             self._pending = None
 
     # requests -------------------------------------------------------------------------------
-    def due(self, now: float, ready: list[int], intent: Intent) -> list[tuple[int, object]]:
+    def due(self, now: float, ready: list[int]) -> list[tuple[int, object]]:
         """The request to send now, if the budget allows one and none is outstanding: the next
         piece of the switch whose turn it is (`ready`: the switches that may be read, sorted)."""
         if self.rate <= 0:
@@ -206,7 +194,7 @@ class IntentAudit:
             return []
         self._turn = [p for p in self._turn if p.dpid in ready]
         if not self._turn:
-            self._next_turn(now, ready, intent)
+            self._next_turn(now, ready)
         if not self._turn:
             return []
         piece = self._turn.pop(0)
@@ -217,7 +205,7 @@ class IntentAudit:
         self._pending = _Pending(piece, msg.xid, now)
         return [(piece.dpid, msg)]
 
-    def _next_turn(self, now: float, ready: list[int], intent: Intent) -> None:
+    def _next_turn(self, now: float, ready: list[int]) -> None:
         if not ready:
             return
         following = [d for d in ready if self._after is None or d > self._after]
@@ -229,27 +217,16 @@ class IntentAudit:
         if self._pass_started is None:
             self._pass_started = now
         dpid = self._after = following[0]
-        self._intent = None
-        if dpid not in self._pieces:
-            flows = self._intent_of(dpid, intent).flows
-            self._pieces[dpid] = [Piece(dpid, None)] + [
-                Piece(dpid, table, slices, k)
-                for table in Table
-                for slices in [_slices(len(flows.get(table, ())))]
-                for k in range(slices)
-            ]
-        self._turn = list(self._pieces[dpid])
-
-    def _intent_of(self, dpid: int, intent: Intent) -> _Intent:
-        """The switch's intent: once a turn, again after a change that ends the snapshot."""
-        cached = self._intent
-        if cached is None or cached.dpid != dpid or cached.crossed.keys is None:
-            flows, meters = intent(dpid)
-            by_table: dict[int, list[FlowEntry]] = {}
-            for entry in flows:
-                by_table.setdefault(entry.table_id, []).append(entry)
-            cached = self._intent = _Intent(dpid, by_table, meters)
-        return cached
+        held: dict[int, int] = {}
+        for piece, flows in self._read.get(dpid, {}).items():
+            if piece.table is not None:
+                held[piece.table] = held.get(piece.table, 0) + flows
+        self._turn = [Piece(dpid, None)] + [
+            Piece(dpid, table, slices, k)
+            for table in Table
+            for slices in [_slices(held.get(table, 0))]
+            for k in range(slices)
+        ]
 
     # replies --------------------------------------------------------------------------------
     def reply(self, dpid: int, xid: int, body: Iterable, intent: Intent) -> Repair | None:
@@ -264,23 +241,20 @@ class IntentAudit:
         piece = pending.piece
         body = list(body)
         digest = _digest(piece, body)
+        read = self._read.setdefault(dpid, {})
+        read[piece] = digest[0]
         if self._in_sync.get(dpid, {}).get(piece) == digest:
             return None  # as it was when last found in sync, and nobody changed it since
-        wanted = self._intent_of(dpid, intent)
-        clean = pending.crossed.empty and wanted.crossed.empty
-
-        def judged(entry: FlowEntry) -> bool:
-            return (
-                piece.holds(entry)
-                and pending.crossed.untouched(entry)
-                and wanted.crossed.untouched(entry)
-            )
-
+        flows, meters = intent(dpid, piece)
         if piece.table is None:
-            repair = _meter_repair(piece, wanted.meters, body)
-            if repair is None and clean:
+            repair = _meter_repair(piece, meters, body)
+            if repair is None and pending.crossed.empty:
                 self._in_sync.setdefault(dpid, {})[piece] = digest
             return repair
+
+        def judged(entry: FlowEntry) -> bool:
+            return piece.holds(entry) and pending.crossed.untouched(entry)
+
         # A reply's flows outside the piece (a switch answering more than asked) are not
         # judged: what this piece does not hold is not this piece's to delete.
         actual = [
@@ -288,11 +262,11 @@ class IntentAudit:
             for entry in (ofmsg.flow_from_stats(s) for s in flow_stats_wire.flows(body))
             if judged(entry)
         ]
-        desired = [e for e in wanted.flows.get(piece.table, ()) if judged(e)]
+        desired = [e for e in flows if judged(e)]
         differences = flow_differences(desired, actual)
         msgs = differences.messages()
         if not msgs:
-            if clean:
+            if pending.crossed.empty:
                 self._in_sync.setdefault(dpid, {})[piece] = digest
             return None
         found = {
@@ -308,6 +282,31 @@ class IntentAudit:
         examples = [_describe_flow(e) for e in listed[:EXAMPLES]]
         in_place = bool(differences.unexpected or differences.changed)
         return Repair(piece, found, examples, msgs, in_place)
+
+
+class PieceIntent:
+    """The VM flows a piece of a switch should hold, from the flow programmer: at least those
+    of the piece's table, of the VMs of its slice (handles are the low bits of their cookies).
+    An edge's VMs' flows span the tables: planned once for all of them and kept until a change
+    is sent to the switch (`changed`); a switch above holds FORWARD entries only, planned per
+    table, so its other tables cost nothing and its FORWARD slices a slice each."""
+
+    def __init__(self, programmer: FlowProgrammer) -> None:
+        self._programmer = programmer
+        self._planned: tuple[tuple, list[FlowEntry]] | None = None  # (its key, the flows)
+
+    def flows(self, dpid: int, piece: Piece) -> list[FlowEntry]:
+        table = None if dpid in self._programmer.edges() else piece.table
+        key = (dpid, table, piece.slices, piece.slice)
+        if self._planned is None or self._planned[0] != key:
+            slices, part = piece.slices, piece.slice
+            flows = self._programmer.flows(dpid, table, lambda handle: handle % slices == part)
+            self._planned = (key, flows)
+        return self._planned[1]
+
+    def changed(self, dpid: int) -> None:
+        if self._planned is not None and self._planned[0][0] == dpid:
+            self._planned = None
 
 
 def _request(piece: Piece):

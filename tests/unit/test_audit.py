@@ -159,11 +159,12 @@ def test_a_large_table_is_read_in_cookie_slices(monkeypatch):
     monkeypatch.setattr(audit, "SLICE_FLOWS", 2)
     bed = audited()
     before = tables(bed)
+    start = run(bed, 2.0, pass_seconds() + 0.05)  # a first pass: how large each table is
     agg = bed.wire.fabric.switches[AGG]
     agg.apply([ofmsg.delete_by_cookie(cookie(CookieKind.VSI), COOKIE_MASK_KIND)])
     requests = []
-    now = 2.0
-    while now < 2.0 + 30:
+    now = start
+    while now < start + 30:
         now = round(now + 0.1, 6)
         out = bed.core.background(now)
         requests += [m for d, m in out if d == AGG and isinstance(m, parser.OFPFlowStatsRequest)]
@@ -219,7 +220,7 @@ def test_a_switch_nobody_changed_is_judged_by_digests_and_a_change_behind_our_ba
     now = run(bed, 2.0, pass_seconds() + 0.05)  # one pass: every piece found in sync
     asked = []
     intent = bed.core._intent
-    bed.core._intent = lambda dpid: asked.append(dpid) or intent(dpid)
+    bed.core._intent = lambda dpid, piece: asked.append(dpid) or intent(dpid, piece)
     now = run(bed, now, pass_seconds())
     assert asked == [] and repaired(bed) == []  # the digests matched: no intent computed
     edge2 = bed.wire.fabric.switches[EDGE2]
