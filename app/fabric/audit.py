@@ -21,7 +21,8 @@ comparison: the reply shows the switch before it, the intent after it. A meter c
 delete that names no cookie, leaves the piece unjudged (counted: `raced`; read again at the
 switch's next turn). So the audit keeps judging a switch whose other flows change all the time
 (an aggregation switch under a stream of Associates). How many slices a table takes follows
-how many flows of ours it held when last read.
+how many flows of ours it held when last read; a piece far larger than planned (a switch read
+the first time, a table that grew) is not judged but read again in slices at the next turn.
 
 What differs becomes a Repair: the messages reconciliation would send for that piece
 (app/flows/reconcile.py), which the owner sends as a barrier-checked batch
@@ -150,6 +151,7 @@ class IntentAudit:
         self._in_sync: dict[int, dict[Piece, tuple[int, int]]] = {}
         self.requests = 0
         self.raced = 0  # pieces not compared: their switch changed while they were read
+        self.resliced = 0  # pieces not compared: too large, read in slices at the next turn
 
     # what the owner reports -----------------------------------------------------------------
     def sent(self, dpid: int, changes: list) -> None:
@@ -243,6 +245,11 @@ class IntentAudit:
         digest = _digest(piece, body)
         read = self._read.setdefault(dpid, {})
         read[piece] = digest[0]
+        if digest[0] > 2 * SLICE_FLOWS and piece.slices < MAX_SLICES:
+            # Larger than planned (a switch read the first time, a table that grew): judged
+            # at the next turn, in slices, rather than all of it now under the lock.
+            self.resliced += 1
+            return None
         if self._in_sync.get(dpid, {}).get(piece) == digest:
             return None  # as it was when last found in sync, and nobody changed it since
         flows, meters = intent(dpid, piece)
