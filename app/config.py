@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from app.fabric.connections import ECHO_INTERVAL, ECHO_TIMEOUT
 from app.fabric.ports import DEFAULT_TRUNK_PATTERNS
 from app.policy.errors import PolicyError
 from app.policy.profile import parse_vlans
@@ -78,6 +79,14 @@ class Settings:
     log_level: str = "INFO"
     trunk_ports: tuple[str, ...] = DEFAULT_TRUNK_PATTERNS
     canary_interval: float = 5.0
+    # OpenFlow liveness (app/fabric/connections.py): a switch connection quiet this long is
+    # sent an echo request; one that then says nothing within the timeout is hung (alarmed,
+    # its connection reset). A hung switch is found within their sum. Interval 0: no checks.
+    of_echo_interval: float = ECHO_INTERVAL
+    of_echo_timeout: float = ECHO_TIMEOUT
+    # A switch the store remembers that has not connected this many seconds after the start
+    # (or after this controller was elected) raises switch.down; 0: never.
+    expected_switch_timeout: float = 30.0
     # How often each ready switch is asked for its VM flows' and meters' counters (one flow
     # stats and one meter stats request per switch); 0: never (no stats, no VM report).
     # Off by default: at 20,000 VMs on 33 switches, polls every 10 s made a burst of Associates'
@@ -247,6 +256,9 @@ class Settings:
             raise ConfigError(
                 f"stats_interval: expected 0 (off) or 1 to 3600 seconds, got {interval}"
             )
+        _check_seconds("of_echo_interval", self.of_echo_interval, 0.05, 3600, off=True)
+        _check_seconds("of_echo_timeout", self.of_echo_timeout, 0.05, 3600)
+        _check_seconds("expected_switch_timeout", self.expected_switch_timeout, 1, 86400, off=True)
         _check_audit_and_probes(self)
         check_tokens(self.api_tokens)
         _check_rest(self)
@@ -467,6 +479,17 @@ def _vlan_pools(path: str, value) -> dict[str, frozenset[int]]:
                 f"{path}: vlan_pools.{tenant}{err.field or ''}: {err.message}"
             ) from None
     return pools
+
+
+def _check_seconds(name: str, value, low: float, high: float, off: bool = False) -> None:
+    """A duration in seconds within [low, high]; `off`: 0 too (the feature off)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (low <= value <= high or (off and value == 0))
+    ):
+        allowed = f"0 (off) or {low:g} to {high:g}" if off else f"{low:g} to {high:g}"
+        raise ConfigError(f"{name}: expected {allowed} seconds, got {value!r}")
 
 
 def _check_bounds(settings: Settings) -> None:

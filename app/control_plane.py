@@ -204,8 +204,9 @@ class ControlPlane:
         """The switch holds our punt flows now: it probes its trunks, so its links to the
         switches connected already are found at once rather than at the next probe round (a
         neighbour that connects later probes toward it when it is ready). The first time after
-        a restart, the restored VSIs behind it get a full keep-alive period from now: their
-        stations could not be heard while it was away, however long reconciling took."""
+        a restart, the restored VSIs behind it get their keep-alive timers (twice the timeout
+        until their first keep-alive: VdpBridge.restore) from now: their stations could not be
+        heard while it was away, however long reconciling took."""
         if dpid in self._restored_switches:
             self._restored_switches.discard(dpid)
             self.bridge.restart_timers(

@@ -36,6 +36,7 @@ from app.control_plane import ControlPlane, FlowBatch, Reaction
 from app.fabric import bundles
 from app.fabric.audit import IntentAudit, Piece, PieceIntent, Repair
 from app.fabric.batches import BatchTracker
+from app.fabric.expected import ExpectedSwitches
 from app.fabric.multipart import MultipartCollector
 from app.fabric.poll_schedule import PollSchedule
 from app.fabric.ports import PortRole
@@ -62,11 +63,14 @@ class FabricControl:
         audit_rate: float = 0.0,
         probe_vlans: Iterable[int] = (),
         probe_interval: float = 2.0,
+        expected_timeout: float = 0.0,
     ):
         """`record_switch(dpid, name)` is told of every switch whose name is learnt;
         `stats_interval`: seconds between two VM statistics polls of a switch (stats_probes;
         0: every switch at each call); `audit_rate`: the intent audit's multipart requests per
-        second (0: no audit); `probe_vlans`: the VLANs probed every `probe_interval` seconds."""
+        second (0: no audit); `probe_vlans`: the VLANs probed every `probe_interval` seconds;
+        `expected_timeout`: how long after `expect_switches` a remembered switch may stay away
+        before it is reported absent (0: never)."""
         self.control = control
         self._event_log = control.event_log
         self._trunk_patterns = tuple(trunk_patterns)
@@ -86,6 +90,7 @@ class FabricControl:
         self.probes = DataPlaneProbes(
             probe_vlans, secrets.token_bytes(32), probe_interval, observer=control.observer
         )
+        self._expected = ExpectedSwitches(expected_timeout)
 
     # switches -------------------------------------------------------------------------------
     def switch_connected(self, dpid: int, address: str | None, now: float) -> Out:
@@ -98,6 +103,7 @@ class FabricControl:
             xids=self._xids,
         )
         self._syncs[dpid] = sync
+        self._expected.arrived(dpid)
         self._event_log.emit("switch.connected", switch=sync.name, address=address)
         return self._to(dpid, sync.on_features())
 
@@ -286,7 +292,28 @@ class FabricControl:
 
     def tick(self, now: float) -> Out:
         out = self._confirm(self._batches.expire(now), now)
+        self._report_absent(now)
         return out + self.react(self.control.tick(now), now)
+
+    def expect_switches(self, remembered: list[dict], now: float) -> None:
+        """This controller takes the fabric: the switches the store remembers (its
+        `switches()` records) are expected back within the expected timeout."""
+        self._expected.expect(
+            ((int(s["dpid"], 16), s["name"], s["last_seen"]) for s in remembered),
+            self._syncs.keys(),
+            now,
+        )
+
+    def _report_absent(self, now: float) -> None:
+        for dpid, name in self._expected.due(now):
+            self.control.switches.remember(dpid, name)  # its alarm names the VMs restored there
+            self._event_log.emit(
+                "switch.absent",
+                switch=name,
+                level=logging.WARNING,
+                dpid=f"{dpid:016x}",
+                timeout=self._expected.timeout,
+            )
 
     # the control plane's reactions ----------------------------------------------------------
     def save(self, now: float) -> None:

@@ -92,6 +92,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import interruptible
 from bench.ofsim.fabric import Fabric, summary_ms
 from bench.ofsim.station import HELD
 
@@ -433,7 +434,7 @@ async def run(args) -> dict:
             rest = f"127.0.0.1:{controller.rest_port}"
         setup = {}
         t = time.perf_counter()
-        await fabric.start(host, port)
+        await fabric.start([(host, port)])
         setup["connected_s"] = round(time.perf_counter() - t, 3)
         if not await fabric.wait_for(fabric.all_ready, args.setup_timeout):
             raise RuntimeError(
@@ -767,22 +768,9 @@ async def _restart(fabric: Fabric, controller, extra, args, rest, adopt) -> dict
     return report
 
 
-async def _run_until_signal(args) -> dict:
-    """run(), cancelled by SIGINT or SIGTERM so that its cleanup (the controller stopped, the
-    working directory removed) still happens."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, task.cancel)
-    return await run(args)
-
-
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        result = asyncio.run(_run_until_signal(args))
-    except asyncio.CancelledError:
-        print("bench.scale: interrupted", file=sys.stderr)
+    result = interruptible.run(run, parse_args(argv), "bench.scale")
+    if result is None:
         return 130
     print(json.dumps(result, indent=1))
     return 0

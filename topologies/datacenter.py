@@ -186,8 +186,9 @@ class Datacenter:
 def datacenter(controller_port=6653, fail_mode="secure", edges=2, servers_per_edge=2):
     """Run the data center; yield a Datacenter; on exit remove it all, even after an error.
 
-    controller_port None attaches no controller: with one configured but absent, a standalone
-    OVS only falls back to normal switching after 3 inactivity probes (about 15 s).
+    controller_port: a port, or a list of them (several controllers, each switch connected to
+    every one: docs/ha.md). None attaches no controller: with one configured but absent, a
+    standalone OVS only falls back to normal switching after 3 inactivity probes (about 15 s).
     Only one run at a time: a second concurrent run fails at once.
     """
     spec = describe(edges, servers_per_edge)
@@ -204,10 +205,9 @@ def datacenter(controller_port=6653, fail_mode="secure", edges=2, servers_per_ed
             autoSetMacs=False,
             build=False,
         )
-        if controller_port is not None:
-            net.addController(
-                "c0", controller=RemoteController, ip=CONTROLLER_IP, port=controller_port
-            )
+        ports = [controller_port] if isinstance(controller_port, int) else controller_port or []
+        for i, port in enumerate(ports):
+            net.addController(f"c{i}", controller=RemoteController, ip=CONTROLLER_IP, port=port)
         dc = Datacenter(net, spec, run_dir)
         try:
             net.build()

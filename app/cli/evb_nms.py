@@ -1,7 +1,6 @@
 """`evb-nms`: run the EVB network management controller."""
 
 import argparse
-import faulthandler
 import logging
 import os
 import signal
@@ -9,6 +8,7 @@ import socket
 import ssl
 import sys
 
+from app import stack_dump
 from app.config import (
     VCENTER_SECRET_ENV,
     VCENTER_TOKEN_ENV,
@@ -180,6 +180,27 @@ def parse_args(argv):
         metavar="SECONDS",
         help=f"how often each switch is checked for lost flows "
         f"(default {defaults.canary_interval})",
+    )
+    parser.add_argument(
+        "--of-echo-interval",
+        type=float,
+        metavar="SECONDS",
+        help=f"a switch connection quiet this long is sent an echo request; 0: never "
+        f"(default {defaults.of_echo_interval:g})",
+    )
+    parser.add_argument(
+        "--of-echo-timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"a switch that then says nothing this long is hung: alarm, connection reset "
+        f"(default {defaults.of_echo_timeout:g})",
+    )
+    parser.add_argument(
+        "--expected-switch-timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"a switch seen before that has not connected this long after the start raises "
+        f"switch.down; 0: never (default {defaults.expected_switch_timeout:g})",
     )
     parser.add_argument(
         "--stats-interval",
@@ -467,7 +488,7 @@ def main(argv=None) -> int:
     EvbApp.policies = policies
     EvbApp.tokens = tokens
     signal.signal(signal.SIGHUP, lambda signum, frame: tokens.reload())
-    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where is it stuck?
+    stack_dump.install(signal.SIGUSR1)  # `kill -USR1 PID`: where is it stuck?
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     # Even when started with SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)

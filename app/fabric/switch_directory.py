@@ -11,6 +11,9 @@ class SwitchDirectory:
     def __init__(self) -> None:
         self._switches: dict[int, tuple[str, dict[int, Port]]] = {}
         self._by_name: dict[str, int] = {}
+        # Names of switches not connected that a fault names (app/fabric/expected.py): so
+        # that the VMs restored on them are found by the switch's name.
+        self._remembered: dict[str, int] = {}
 
     def update(self, dpid: int, name: str, ports: dict[int, Port]) -> None:
         self.remove(dpid)
@@ -22,8 +25,12 @@ class SwitchDirectory:
         if entry is not None and self._by_name.get(entry[0]) == dpid:
             del self._by_name[entry[0]]
 
+    def remember(self, dpid: int, name: str) -> None:
+        """The name of a switch that is not connected (as many as ExpectedSwitches expects)."""
+        self._remembered[name] = dpid
+
     def dpid_of(self, name: str) -> int | None:
-        return self._by_name.get(name)
+        return self._by_name.get(name, self._remembered.get(name))
 
     def port_no_of(self, dpid: int, name: str) -> int | None:
         return next((n for n, p in self.ports(dpid).items() if p.name == name), None)

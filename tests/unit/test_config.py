@@ -45,6 +45,12 @@ def test_log_level_is_case_insensitive():
         ({"stats_interval": 0.5}, "stats_interval"),
         ({"stats_interval": -1}, "stats_interval"),
         ({"stats_interval": True}, "stats_interval"),
+        ({"of_echo_interval": 0.01}, "of_echo_interval"),
+        ({"of_echo_interval": "1"}, "of_echo_interval"),
+        ({"of_echo_timeout": 0}, "of_echo_timeout"),
+        ({"of_echo_timeout": True}, "of_echo_timeout"),
+        ({"expected_switch_timeout": 0.5}, "expected_switch_timeout"),
+        ({"expected_switch_timeout": -1}, "expected_switch_timeout"),
         ({"db_path": ""}, "db_path"),
         ({"evb_r": 8}, "evb_r"),
         ({"evb_r": -1}, "evb_r"),
@@ -338,3 +344,14 @@ def test_the_audit_and_probes_come_from_flags_and_files(tmp_path):
         (100, 200),
         1.5,
     )
+
+
+def test_liveness_can_be_turned_off_and_its_flags_are_read():
+    from app.cli.evb_nms import parse_args, settings_from_args
+
+    args = ["--of-echo-interval", "0", "--of-echo-timeout", "2", "--expected-switch-timeout", "0"]
+    settings = settings_from_args(parse_args(args))
+    assert (settings.of_echo_interval, settings.of_echo_timeout) == (0, 2)
+    assert settings.expected_switch_timeout == 0
+    with pytest.raises(ConfigError, match=r"of_echo_interval: expected 0 \(off\) or 0.05 to"):
+        build_settings({"of_echo_interval": 0.01}, {})

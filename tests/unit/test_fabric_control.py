@@ -45,15 +45,24 @@ class Bed:
     that have said hello on every server port."""
 
     def __init__(
-        self, database=None, parts: int = 1, refuse_bundles=False, fabric=None, **authorizer
+        self,
+        database=None,
+        parts: int = 1,
+        refuse_bundles=False,
+        expected_timeout: float = 0.0,
+        fabric=None,
+        **authorizer,
     ):
-        """`fabric`: FabricControl's options (the audit's rate, the probed VLANs)."""
+        """`fabric`: FabricControl's other options (the audit's rate, the probed VLANs)."""
         self.log = EventLog()
         self.bridge = VdpBridge(
             Authorizer(database or (lambda: load_policies(POLICIES)), **authorizer)
         )
         self.core = FabricControl(
-            ControlPlane(self.log, self.bridge), DEFAULT_TRUNK_PATTERNS, **(fabric or {})
+            ControlPlane(self.log, self.bridge),
+            DEFAULT_TRUNK_PATTERNS,
+            expected_timeout=expected_timeout,
+            **(fabric or {}),
         )
         self.wire = Wire(self.core, demo_fabric(), parts)
         for fake in self.wire.fabric.switches.values():
