@@ -93,6 +93,14 @@ class Settings:
     # Off by default: at 20,000 VMs on 33 switches, polls every 10 s made a burst of Associates'
     # p99 16 times worse (bench.scale, docs/scale.md); on for the demo data center.
     stats_interval: float = 10.0
+    # The intent audit (app/fabric/audit.py): multipart requests a second spent reading the
+    # switches back, one piece (a switch's meters, one table's flows) each; 0: no audit. At
+    # 10/s a switch of 5 tables takes 0.6 s, the scale bench's 65 switches about 40 s a pass.
+    audit_rate: float = 10.0
+    # Data-plane probes (app/fabric/probes.py): the VLANs probed (none by default), and the
+    # seconds between two rounds (one probe from each member edge of each VLAN).
+    probe_vlans: tuple[int, ...] = ()
+    probe_interval: float = 2.0
     # VLAN pools (docs/security.md): tenant -> the VLANs its profiles may use; pools assigned
     # over the API replace these per tenant. A tenant without a pool takes only VLANs in no
     # pool, or none with vlan_pools_required. And how many VSI types a tenant may hold.
@@ -261,6 +269,7 @@ class Settings:
         _check_seconds("of_echo_interval", self.of_echo_interval, 0.05, 3600, off=True)
         _check_seconds("of_echo_timeout", self.of_echo_timeout, 0.05, 3600)
         _check_seconds("expected_switch_timeout", self.expected_switch_timeout, 1, 86400, off=True)
+        _check_audit_and_probes(self)
         check_tokens(self.api_tokens)
         _check_rest(self)
         _check_tenancy(self)
@@ -292,6 +301,34 @@ class Settings:
         _check_cdcp(self)
         _check_store(self)
         return self
+
+
+AUDIT_RATE_MAX = 1000.0
+PROBE_VLANS_MAX = 64  # each probed VLAN costs a probe per member edge and round
+
+
+def _check_audit_and_probes(settings: "Settings") -> None:
+    rate = settings.audit_rate
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1000:
+        raise ConfigError(
+            f"audit_rate: expected 0 (off) to {AUDIT_RATE_MAX:g} requests a second, got {rate!r}"
+        )
+    vlans = settings.probe_vlans
+    if (
+        not isinstance(vlans, tuple)
+        or len(vlans) > PROBE_VLANS_MAX
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4094 for v in vlans)
+    ):
+        raise ConfigError(
+            f"probe_vlans: expected at most {PROBE_VLANS_MAX} VLAN IDs 1-4094, got {vlans!r}"
+        )
+    interval = settings.probe_interval
+    if (
+        isinstance(interval, bool)
+        or not isinstance(interval, (int, float))
+        or not 0.5 <= interval <= 3600
+    ):
+        raise ConfigError(f"probe_interval: expected 0.5 to 3600 seconds, got {interval!r}")
 
 
 OF_TLS = ("of_tls_privkey", "of_tls_cert", "of_tls_ca_certs")
@@ -730,6 +767,10 @@ def load_file(path: str) -> dict:
             value = tuple(value)
         elif name == "cdcp_svids":
             value = parse_svid_range(value)
+        elif name == "probe_vlans":
+            if not isinstance(value, list):
+                raise ConfigError(f"{path}: probe_vlans: expected a list of VLAN IDs")
+            value = tuple(value)
         elif name == "of_allowed_dpids":
             if not isinstance(value, list):
                 raise ConfigError(f"{path}: of_allowed_dpids: expected a list of dpids")

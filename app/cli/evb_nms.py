@@ -211,6 +211,29 @@ def parse_args(argv):
         f"and the VM manager sent a VM report; 0: never (default {defaults.stats_interval})",
     )
     parser.add_argument(
+        "--audit-rate",
+        type=float,
+        metavar="PER_SECOND",
+        help="multipart requests a second the intent audit spends reading the switches' flows "
+        f"and meters back, a table at a time; 0: no audit (default {defaults.audit_rate:g})",
+    )
+    parser.add_argument(
+        "--probe-vlan",
+        action="append",
+        type=int,
+        dest="probe_vlans",
+        metavar="VID",
+        help="probe this VLAN's paths between its edges with data-plane probes; repeat for "
+        "several (default: none)",
+    )
+    parser.add_argument(
+        "--probe-interval",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between two rounds of data-plane probes "
+        f"(default {defaults.probe_interval:g})",
+    )
+    parser.add_argument(
         "--vcenter-url",
         metavar="URL",
         help="the VM manager's REST API: asked about VSI types the controller "
@@ -397,7 +420,7 @@ def _duration(seconds: float) -> str:
 def settings_from_args(args) -> Settings:
     file_values = load_file(args.config) if args.config else {}
     flags = {k: v for k, v in vars(args).items() if k != "config"}
-    for name in ("trunk_ports", "webhook_allow", "of_allowed_dpids"):
+    for name in ("trunk_ports", "webhook_allow", "of_allowed_dpids", "probe_vlans"):
         if flags.get(name):
             flags[name] = tuple(flags[name])
     return build_settings(file_values, flags)

@@ -43,6 +43,14 @@ class ControllerService:
         with self._lock:
             return self._control.links_snapshot()
 
+    def probes(self) -> list[dict[str, Any]]:
+        with self._lock:
+            name = self._control.switches.name
+            return [
+                {"vlan": vid, "from": name(src), "to": name(dst), **stats}
+                for (vid, src, dst), stats in self._fabric.probes.snapshot()
+            ]
+
     def stations(self) -> list[dict[str, Any]]:
         with self._lock:
             return self._control.sessions_snapshot()

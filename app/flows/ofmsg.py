@@ -153,10 +153,12 @@ def delete_by_cookie(cookie: int, cookie_mask: int = COOKIE_MASK_OWNER) -> parse
     )
 
 
-def flow_stats_request(cookie: int, cookie_mask: int) -> parser.OFPFlowStatsRequest:
+def flow_stats_request(
+    cookie: int, cookie_mask: int, table_id: int = ofp.OFPTT_ALL
+) -> parser.OFPFlowStatsRequest:
     return parser.OFPFlowStatsRequest(
         None,
-        table_id=ofp.OFPTT_ALL,
+        table_id=table_id,
         out_port=ofp.OFPP_ANY,
         out_group=ofp.OFPG_ANY,
         cookie=cookie,

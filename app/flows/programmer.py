@@ -16,7 +16,7 @@ leaves the switch altogether, one message instead of one per flow), then stale m
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Callable, Iterable, Mapping, Set
 from typing import TypeVar
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -26,7 +26,7 @@ from app.fabric.ports import PortRef
 from app.flows import ofmsg
 from app.flows.ofmsg import FlowEntry, MeterSpec
 from app.flows.reconcile import reconcile_meters
-from app.flows.tables import CookieKind, cookie
+from app.flows.tables import CookieKind, Table, cookie
 from app.flows.vm_flows import (
     LocalPort,
     binding_flows,
@@ -128,13 +128,19 @@ class FlowProgrammer:
         return _difference(old, new, {})
 
     # the intent of one switch ---------------------------------------------------------------
-    def flows(self, dpid: int) -> list[FlowEntry]:
+    def flows(
+        self, dpid: int, table: int | None = None, handles: Callable[[int], bool] | None = None
+    ) -> list[FlowEntry]:
         """Every VM flow switch `dpid` must hold (for reconciliation; costs that switch's flows,
-        plus a look at each edge's routes)."""
+        plus a look at each edge's routes); with `table`, at least those of that table, and
+        with `handles`, of the bindings' flows only those of the handles it keeps (the intent
+        audit reads a table, and a large one in slices of its owners: app/fabric/audit.py)."""
+        keep = handles or (lambda handle: True)
+        forward = table in (None, Table.FORWARD)  # a switch above holds FORWARD entries only
         flows: list[FlowEntry] = []
-        for edge, handles in self._on_edge.items():
+        for edge, held in self._on_edge.items():
             if edge == dpid:
-                for binding in self._sorted(handles):
+                for binding in self._sorted(h for h in held if keep(h)):
                     flows += edge_flows(
                         binding, binding.port in self._rr, self._routes.uplink(dpid)
                     )
@@ -142,15 +148,18 @@ class FlowProgrammer:
             down = next(
                 (port for above, port in self._routes.ancestors(edge) if above == dpid), None
             )
-            if down is not None:
+            if down is not None and forward:
                 flows += [
                     f
-                    for b in self._sorted(handles)
+                    for b in self._sorted(h for h in held if keep(h))
                     if b.forwarding
                     for f in transit_flows(b, down, self._routes.uplink(dpid))
                 ]
-        for vid, members in self._members.items():
-            flows += vlan_flood_flows(vid, members, self._routes, self._rr, (dpid,)).get(dpid, [])
+        if forward:
+            for vid, members in self._members.items():
+                flows += vlan_flood_flows(vid, members, self._routes, self._rr, (dpid,)).get(
+                    dpid, []
+                )
         return flows + switch_flows(dpid, self._routes)
 
     def meters(self, dpid: int) -> dict[int, MeterSpec]:
@@ -159,6 +168,15 @@ class FlowProgrammer:
         for binding in self._sorted(self._on_edge.get(dpid, ())):
             meters.update(binding_meters(binding))
         return meters
+
+    @property
+    def routes(self) -> Routes:
+        return self._routes
+
+    def vlan_members(self, vid: int) -> Mapping[int, Mapping[LocalPort, Mapping[str | None, int]]]:
+        """Switch -> (port, S-VID) -> MAC (None: an entry without one) -> forwarding entries, of
+        VLAN `vid` (read only)."""
+        return self._members.get(vid, {})
 
     def edges(self) -> set[int]:
         """The switches with bindings at their ports (those whose VM statistics count)."""

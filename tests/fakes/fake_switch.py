@@ -278,8 +278,12 @@ class FakeSwitch:
 
     # answering requests ---------------------------------------------------------------------
     def flow_stats(self, request) -> list[FakeFlow]:
-        mask = request.cookie_mask
-        return [f for f in self.flows if (f.cookie & mask) == (request.cookie & mask)]
+        mask, table = request.cookie_mask, request.table_id
+        return [
+            f
+            for f in self.flows
+            if (f.cookie & mask) == (request.cookie & mask) and table in (ofp.OFPTT_ALL, f.table_id)
+        ]
 
     def meter_configs(self) -> list[FakeMeterConfig]:
         return list(self.meters.values())
@@ -364,6 +368,7 @@ class Delivery:
     dpid: int
     port: int
     packet: dict
+    in_port: int | None = field(default=None, compare=False)  # where it entered that switch
 
 
 class FrameLoops(AssertionError):
@@ -397,7 +402,7 @@ class FakeFabric:
                 wire = {k: v for k, v in out.items() if k not in ("in_port", "metadata")}
                 peer = self.peers.get((dpid, port))
                 if peer is None:
-                    deliveries.append(Delivery(dpid, port, wire))
+                    deliveries.append(Delivery(dpid, port, wire, in_port))
                 else:
                     pending.append((*peer, wire))
         return sorted(deliveries, key=lambda d: (d.dpid, d.port))

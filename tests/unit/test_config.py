@@ -368,6 +368,34 @@ def test_a_bad_cdcp_range_is_named_in_the_file_and_by_the_command(tmp_path, caps
     assert "cdcp_svids: expected FIRST-LAST S-VIDs" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "values, named",
+    [
+        ({"audit_rate": -1}, "audit_rate"),
+        ({"audit_rate": 1001}, "audit_rate"),
+        ({"audit_rate": True}, "audit_rate"),
+        ({"probe_vlans": (0,)}, "probe_vlans"),
+        ({"probe_vlans": (4095,)}, "probe_vlans"),
+        ({"probe_vlans": tuple(range(1, 66))}, "probe_vlans"),
+        ({"probe_interval": 0.1}, "probe_interval"),
+    ],
+)
+def test_the_audit_and_probe_settings_are_bounded(values, named):
+    with pytest.raises(ConfigError, match=named):
+        Settings(**values).validated()
+
+
+def test_the_audit_and_probes_come_from_flags_and_files(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("audit-rate: 0\nprobe-vlans: [100, 200]\n")
+    settings = build_settings(load_file(str(config)), {"probe_interval": 1.5})
+    assert (settings.audit_rate, settings.probe_vlans, settings.probe_interval) == (
+        0,
+        (100, 200),
+        1.5,
+    )
+
+
 def test_liveness_can_be_turned_off_and_its_flags_are_read():
     from app.cli.evb_nms import parse_args, settings_from_args
 

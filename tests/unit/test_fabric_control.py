@@ -50,8 +50,10 @@ class Bed:
         parts: int = 1,
         refuse_bundles=False,
         expected_timeout: float = 0.0,
+        fabric=None,
         **authorizer,
     ):
+        """`fabric`: FabricControl's other options (the audit's rate, the probed VLANs)."""
         self.log = EventLog()
         self.bridge = VdpBridge(
             Authorizer(database or (lambda: load_policies(POLICIES)), **authorizer)
@@ -60,6 +62,7 @@ class Bed:
             ControlPlane(self.log, self.bridge),
             DEFAULT_TRUNK_PATTERNS,
             expected_timeout=expected_timeout,
+            **(fabric or {}),
         )
         self.wire = Wire(self.core, demo_fabric(), parts)
         for fake in self.wire.fabric.switches.values():

@@ -136,6 +136,9 @@ class FakeService:
     def links(self):
         return [{"a": "edge1/edge1-up1", "b": "agg1/agg1-dn1"}]
 
+    def probes(self):
+        return [{"vlan": 100, "from": "edge1", "to": "edge2", "sent": 3, "received": 3}]
+
     def stations(self):
         return [
             {
