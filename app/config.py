@@ -13,6 +13,7 @@ from app.fabric.connections import ECHO_INTERVAL, ECHO_TIMEOUT
 from app.fabric.ports import DEFAULT_TRUNK_PATTERNS
 from app.policy.errors import PolicyError
 from app.policy.profile import parse_vlans
+from app.session.cdcp import HIGHEST_SVID, LOWEST_SVID, MAX_CHANNELS, CdcpConfig
 from app.session.evb_negotiation import BridgeEvbConfig
 from app.vcenter.credentials import Credential, CredentialError
 from app.vcenter.destinations import DestinationRefused, parse_allow_entry, parse_target
@@ -92,6 +93,14 @@ class Settings:
     # Off by default: at 20,000 VMs on 33 switches, polls every 10 s made a burst of Associates'
     # p99 16 times worse (bench.scale, docs/scale.md); on for the demo data center.
     stats_interval: float = 10.0
+    # The intent audit (app/fabric/audit.py): multipart requests a second spent reading the
+    # switches back, one piece (a switch's meters, one table's flows) each; 0: no audit. At
+    # 10/s a switch of 5 tables takes 0.6 s, the scale bench's 65 switches about 40 s a pass.
+    audit_rate: float = 10.0
+    # Data-plane probes (app/fabric/probes.py): the VLANs probed (none by default), and the
+    # seconds between two rounds (one probe from each member edge of each VLAN).
+    probe_vlans: tuple[int, ...] = ()
+    probe_interval: float = 2.0
     # VLAN pools (docs/security.md): tenant -> the VLANs its profiles may use; pools assigned
     # over the API replace these per tenant. A tenant without a pool takes only VLANs in no
     # pool, or none with vlan_pools_required. And how many VSI types a tenant may hold.
@@ -158,6 +167,11 @@ class Settings:
     evb_bgid: bool = BridgeEvbConfig.bgid
     # VDPDUs waiting for a station's ACKs per port; beyond, dropped and counted (ecp.overflow).
     ecp_queue_limit: int = BridgeEvbConfig.ecp_queue_limit
+    # CDCP (docs/cdcp.md): S-channels per server port, the default one included (0: CDCP off),
+    # and the S-VIDs (first, last) they get, per port. OpenFlow sees one tag whatever its TPID:
+    # keep the range clear of the tenants' VLANs.
+    cdcp_max_channels: int = CdcpConfig.max_channels
+    cdcp_svids: tuple[int, int] = CdcpConfig.svids
     # The events table: events older than this many days, and beyond this many rows, are deleted.
     event_retention_days: float = 30.0
     event_retention_rows: int = 500_000
@@ -183,6 +197,10 @@ class Settings:
             bgid=self.evb_bgid,
             ecp_queue_limit=self.ecp_queue_limit,
         )
+
+    @property
+    def cdcp_config(self) -> CdcpConfig:
+        return CdcpConfig(self.cdcp_max_channels, self.cdcp_svids)
 
     @property
     def admission(self) -> AdmissionPolicy:
@@ -251,6 +269,7 @@ class Settings:
         _check_seconds("of_echo_interval", self.of_echo_interval, 0.05, 3600, off=True)
         _check_seconds("of_echo_timeout", self.of_echo_timeout, 0.05, 3600)
         _check_seconds("expected_switch_timeout", self.expected_switch_timeout, 1, 86400, off=True)
+        _check_audit_and_probes(self)
         check_tokens(self.api_tokens)
         _check_rest(self)
         _check_tenancy(self)
@@ -279,8 +298,37 @@ class Settings:
         if not isinstance(self.evb_bgid, bool):
             raise ConfigError(f"evb_bgid: expected true or false, got {self.evb_bgid!r}")
         _check_bounds(self)
+        _check_cdcp(self)
         _check_store(self)
         return self
+
+
+AUDIT_RATE_MAX = 1000.0
+PROBE_VLANS_MAX = 64  # each probed VLAN costs a probe per member edge and round
+
+
+def _check_audit_and_probes(settings: "Settings") -> None:
+    rate = settings.audit_rate
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1000:
+        raise ConfigError(
+            f"audit_rate: expected 0 (off) to {AUDIT_RATE_MAX:g} requests a second, got {rate!r}"
+        )
+    vlans = settings.probe_vlans
+    if (
+        not isinstance(vlans, tuple)
+        or len(vlans) > PROBE_VLANS_MAX
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4094 for v in vlans)
+    ):
+        raise ConfigError(
+            f"probe_vlans: expected at most {PROBE_VLANS_MAX} VLAN IDs 1-4094, got {vlans!r}"
+        )
+    interval = settings.probe_interval
+    if (
+        isinstance(interval, bool)
+        or not isinstance(interval, (int, float))
+        or not 0.5 <= interval <= 3600
+    ):
+        raise ConfigError(f"probe_interval: expected 0.5 to 3600 seconds, got {interval!r}")
 
 
 OF_TLS = ("of_tls_privkey", "of_tls_cert", "of_tls_ca_certs")
@@ -468,6 +516,54 @@ def _check_bounds(settings: Settings) -> None:
             or not low <= value <= high
         ):
             raise ConfigError(f"{name}: expected {low} to {high} {what}, got {value!r}")
+
+
+def parse_svid_range(text) -> tuple[int, int]:
+    """cdcp_svids as a file or flag writes it: "FIRST-LAST" (or one S-VID)."""
+    first, _, last = str(text).partition("-")
+    try:
+        return int(first), int(last or first)
+    except ValueError:
+        raise ConfigError(
+            f"cdcp_svids: expected FIRST-LAST S-VIDs like 4000-4094, got {text!r}"
+        ) from None
+
+
+def _check_cdcp(settings: Settings) -> None:
+    channels = settings.cdcp_max_channels
+    if (
+        isinstance(channels, bool)
+        or not isinstance(channels, int)
+        or not 0 <= channels <= MAX_CHANNELS
+    ):
+        raise ConfigError(
+            f"cdcp_max_channels: expected 0 (CDCP off) to {MAX_CHANNELS} S-channels per port, "
+            f"got {channels!r}"
+        )
+    svids = settings.cdcp_svids
+    if not (
+        isinstance(svids, tuple)
+        and len(svids) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in svids)
+        and LOWEST_SVID <= svids[0] <= svids[1] <= HIGHEST_SVID
+    ):
+        raise ConfigError(
+            f"cdcp_svids: expected FIRST-LAST within {LOWEST_SVID}-{HIGHEST_SVID} (S-VID 1 is "
+            f"the default S-channel's), got {svids!r}"
+        )
+    first, last = svids
+    if last - first + 1 < channels - 1:
+        raise ConfigError(
+            f"cdcp_svids: {first}-{last} holds {last - first + 1} S-VIDs; cdcp_max_channels "
+            f"{channels} needs {channels - 1} (one per S-channel besides the default)"
+        )
+    for tenant, vids in sorted(settings.vlan_pools.items()):
+        clash = sorted(vid for vid in vids if first <= vid <= last)
+        if clash:
+            raise ConfigError(
+                f"cdcp_svids: {first}-{last} holds VLAN {clash[0]} of the pool of tenant "
+                f"{tenant}; OpenFlow tells an S-tag from a C-tag by nothing but its VID"
+            )
 
 
 STORES = ("sqlite", "etcd")
@@ -668,6 +764,12 @@ def load_file(path: str) -> dict:
             value = parse_endpoints(value) if isinstance(value, str) else value
             if not isinstance(value, (list, tuple)):
                 raise ConfigError(f"{path}: etcd_endpoints: expected a list of URLs")
+            value = tuple(value)
+        elif name == "cdcp_svids":
+            value = parse_svid_range(value)
+        elif name == "probe_vlans":
+            if not isinstance(value, list):
+                raise ConfigError(f"{path}: probe_vlans: expected a list of VLAN IDs")
             value = tuple(value)
         elif name == "of_allowed_dpids":
             if not isinstance(value, list):

@@ -156,9 +156,10 @@ class Datacenter:
         """The Mininet host of server name."""
         return self.net.get(name)
 
-    def add_vm(self, name, server, mac, ip):
-        """Start VM name on server (a name) with mac and ip ("10.0.0.1/24")."""
-        return Vm.create(name, self.server(server), mac, ip, self._netns_prefix + name)
+    def add_vm(self, name, server, mac, ip, kind=Vm):
+        """Start VM name on server (a name) with mac and ip ("10.0.0.1/24"); kind Vm (a VEPA
+        macvlan of the uplink) or ChannelVm (behind the server's S-component)."""
+        return kind.create(name, self.server(server), mac, ip, self._netns_prefix + name)
 
     def destroy_vms(self):
         """Remove every VM of this run, whoever made it."""

@@ -36,6 +36,7 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from app.codec.frame import is_ecp_ack, vm_frame_source
+from app.codec.probe import is_probe
 from app.config import VCENTER_SECRET_ENV, VCENTER_TOKEN_ENV, Settings
 from app.control_plane import ControlPlane
 from app.controller.guard import guarded
@@ -76,6 +77,9 @@ TICK_INTERVAL = 0.02  # ECP retransmissions are due every 10us*2^RTE (164 ms at 
 # The VM statistics polls are spread over their interval (app/fabric/poll_schedule.py): checked
 # this often, i.e. at most this late.
 STATS_TICK = 0.1
+# The audit and the probes are looked at this often (more often for an audit above 10/s: it
+# sends one request at a time).
+BACKGROUND_TICK = 0.1
 MIRROR_WAIT = 2.0  # seconds a takeover waits for the watch to reach the election's revision
 EXIT_DEPOSED = 3  # the exit status of a leader deposed (docs/ha.md): start it again
 # OpenFlow events wait for the worker thread, switch events and punted frames each in a FIFO this
@@ -176,6 +180,7 @@ class EvbApp(app_manager.OSKenApp):
                 bridge,
                 save=self.intent_store.save,
                 evb_config=self.settings.evb_config,
+                cdcp_config=self.settings.cdcp_config,
                 locations=LocationHistory(
                     saved=self.store.locations(), save=self.store.save_locations
                 ),
@@ -184,6 +189,9 @@ class EvbApp(app_manager.OSKenApp):
             self.settings.trunk_ports,
             record_switch=self._record_switch,
             stats_interval=self.settings.stats_interval,
+            audit_rate=self.settings.audit_rate,
+            probe_vlans=self.settings.probe_vlans,
+            probe_interval=self.settings.probe_interval,
             expected_timeout=self.settings.expected_switch_timeout,
         )
         self._datapaths: dict[int, object] = {}
@@ -258,6 +266,8 @@ class EvbApp(app_manager.OSKenApp):
         self.threads.append(hub.spawn(self._canary_loop))
         if self.settings.stats_interval:
             self.threads.append(hub.spawn(self._stats_loop))
+        if self.settings.audit_rate or self.settings.probe_vlans:
+            self.threads.append(hub.spawn(self._background_loop))
         self.threads.append(hub.spawn(self._tick_loop))
         self.threads.append(hub.spawn(self._work_loop))
         self.event_log.emit(
@@ -580,6 +590,13 @@ class EvbApp(app_manager.OSKenApp):
         if is_ecp_ack(data):
             self._work.put_event(functools.partial(self.fabric.receive, dpid, port_no, data))
             return
+        # A data-plane probe back at its destination edge: timed now, not after the backlog.
+        if is_probe(data):
+            work = functools.partial(
+                self.fabric.probe_arrived, dpid, port_no, data, time.monotonic()
+            )
+            self._work.put_event(lambda now: work())
+            return
         # Not EVB control traffic: a VM's frame from a standby admission flow, whose activation
         # is what a migrating VM waits for: ahead of the backlog too.
         if vm_frame_source(data) is not None:
@@ -637,6 +654,25 @@ class EvbApp(app_manager.OSKenApp):
             except Exception:  # the polls must survive any bug in one round
                 self.handler_errors += 1
                 LOG.exception("statistics poll failed")
+
+    def _background_loop(self):
+        """The intent audit's requests (its budget: audit_rate a second, one outstanding) and
+        the data-plane probes. A follower holds no switch (docs/ha.md): only the leader audits
+        and probes."""
+        tick = (
+            min(BACKGROUND_TICK, 1 / self.settings.audit_rate)
+            if self.settings.audit_rate
+            else BACKGROUND_TICK
+        )
+        while not self._stopping.wait(max(0.01, tick)):
+            if self.leadership is not None and not self.leadership.leading:
+                continue
+            try:
+                with self.lock:
+                    self._send(self.fabric.background(time.monotonic()))
+            except Exception:  # the audit must survive any bug in one round
+                self.handler_errors += 1
+                LOG.exception("audit or probe round failed")
 
     def _wake_closed_connections(self):
         """With native threads os-ken reports a lost switch (DEAD_DISPATCHER) only when the

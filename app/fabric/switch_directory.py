@@ -54,7 +54,7 @@ class SwitchDirectory:
         return entry[0] if entry else f"{dpid:016x}"
 
     def port_name(self, ref: PortRef) -> str:
-        """The port's name; its number while unknown."""
+        """The port's name (the switch port's, for an S-channel); its number while unknown."""
         port = self.ports(ref.dpid).get(ref.port_no)
         return port.name if port else str(ref.port_no)
 
@@ -62,7 +62,9 @@ class SwitchDirectory:
         return self.name(ref.dpid), self.port_name(ref)
 
     def text(self, ref: PortRef) -> str:
-        return f"{self.name(ref.dpid)}/{self.port_name(ref)}"
+        """switch/port, and .S-VID for an S-channel (as a station names its channel interface)."""
+        channel = f".{ref.svid}" if ref.svid else ""
+        return f"{self.name(ref.dpid)}/{self.port_name(ref)}{channel}"
 
     def port_names(self) -> dict[PortRef, tuple[str, str]]:
         """(switch name, port name) of every known port."""

@@ -15,14 +15,16 @@ maintenance, and returns the alarm changes (raised or cleared) for the subscribe
 |   or down when its switch is ready      |                  |          | or ready with it up  |
 | link.down                               | link.down        | major    | link.up (same ports) |
 | vsi.expired (no keep-alive in time)     | vm.lost          | critical | vsi.associated       |
+| probe.lost (a VLAN's data-plane probes  | path.down        | major    | probe.restored       |
+|   from one edge to another lost)        |                  |          |   (same VLAN, edges) |
 
 A follower's own SLAVE connection found hung (role "slave") raises nothing: whether the switch
 is down is the leader's to say.
 
 Affected VMs: those forwarding on the switch, on the server port, on either switch of the
-link (their traffic to other edges crosses it), or the VM itself. An alarm on a server in
-maintenance (port.down, vm.lost) is expected: it is kept and listed, flagged ``maintenance``,
-but not notified.
+link or of the probed path (their traffic to other edges crosses it), or the VM itself. An
+alarm on a server in maintenance (port.down, vm.lost) is expected: it is kept and listed,
+flagged ``maintenance``, but not notified.
 
 Bounded, and kept across a restart: the latest RECENT_CLEARED cleared alarms, and at most
 ACTIVE_VM_LOST vm.lost alarms (a VM that never comes back would otherwise hold one forever: the
@@ -44,6 +46,7 @@ SEVERITY = {
     "port.down": "critical",
     "link.down": "major",
     "vm.lost": "critical",
+    "path.down": "major",
 }
 KINDS = frozenset(SEVERITY)
 # The events that raise switch.down, and what each says of the switch.
@@ -238,6 +241,26 @@ class AlarmBook:
                 in_maintenance,
                 resource=f"{ends[0]}~{ends[1]}",
                 peer=detail.get("peer"),
+            )
+        if kind in ("probe.lost", "probe.restored"):
+            resource = f"{detail.get('vlan')}/{event.switch}~{detail.get('peer')}"
+            if kind == "probe.restored":
+                return self._clear(f"path.down:{resource}", event)
+            path = detail.get("path")
+            return self._raise(
+                "path.down",
+                event,
+                event.switch,
+                None,
+                f"VLAN {detail.get('vlan')}: probes from {event.switch} to {detail.get('peer')} "
+                f"lost {detail.get('losses')} times in a row (path "
+                f"{' > '.join(path) if path else 'unknown'} > {detail.get('peer')})",
+                [vm for vm in vms if vm.switch in (event.switch, detail.get("peer"))],
+                in_maintenance,
+                resource=resource,
+                peer=detail.get("peer"),
+                vlan=detail.get("vlan"),
+                path=path,
             )
         if kind == "vsi.expired":
             lost = VmPlace(

@@ -39,7 +39,7 @@ def _affected_places(event: Event) -> Places:
         return {(event.switch, None)}
     if kind.startswith("port.") and event.detail.get("role") == "server" and event.switch:
         return {(event.switch, event.port)}
-    if kind == "link.down" and event.switch:
+    if kind in ("link.down", "probe.lost") and event.switch:
         peer = str(event.detail.get("peer", "")).split("/")[0]
         return {(event.switch, None), (peer, None)}
     return set()

@@ -796,10 +796,11 @@ class VdpBridge:
             )
         )
 
-    def port_down(self, port: PortRef, now: float) -> Outcome:
-        """The link to ``port``'s station is gone: its attachments are removed, silently (the
-        station cannot hear). If the link comes back before the station notices, its next
-        keep-alive is simply a new request and is authorized again."""
+    def port_down(self, port: PortRef, now: float, reason: str = "port down") -> Outcome:
+        """The link to ``port``'s station is gone (or its S-channel, ``reason``): its
+        attachments are removed, silently (the station cannot hear). If the link comes back
+        before the station notices, its next keep-alive is simply a new request and is
+        authorized again."""
         outcome = Outcome()
         for vsi_id in sorted(self._vsis_at.get(port, ()), key=vsi_id_text):
             vsi = self._vsis[vsi_id]
@@ -808,7 +809,7 @@ class VdpBridge:
             outcome.events.append(
                 (
                     "vsi.deassociated",
-                    _attachment_fields(vsi.vsi_id, att, initiator="bridge", reason="port down"),
+                    _attachment_fields(vsi.vsi_id, att, initiator="bridge", reason=reason),
                 )
             )
             self._sync(vsi.vsi_id, outcome)
@@ -916,7 +917,11 @@ class VdpBridge:
                 records.append(
                     {
                         "vsi_id": [int(vsi.vsi_id.format), vsi.vsi_id.value.hex()],
-                        "port": [att.port.dpid, att.port.port_no],
+                        "port": [
+                            att.port.dpid,
+                            att.port.port_no,
+                            *([att.port.svid] if att.port.svid else []),
+                        ],
                         "handle": att.handle,
                         "state": att.state.value,
                         "suspended": suspended,

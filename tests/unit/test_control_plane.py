@@ -33,10 +33,10 @@ UNTAGGED = ofp.OFPVID_NONE
 class Bed:
     """ControlPlane + the fake switches, with the shim's job done by hand."""
 
-    def __init__(self, save=lambda changes: None, observer=None):
+    def __init__(self, save=lambda changes: None, observer=None, **plane):
         self.log = EventLog()
         self.bridge = VdpBridge(Authorizer(lambda: load_policies(POLICIES)))
-        self.plane = ControlPlane(self.log, self.bridge, save=save, observer=observer)
+        self.plane = ControlPlane(self.log, self.bridge, save=save, observer=observer, **plane)
         self.fabric = demo_fabric()
         self.syncs = {}
         for dpid, fake in self.fabric.switches.items():
