@@ -758,7 +758,7 @@ class ControlPlane:
 
     def group_ids_at(self, ref: PortRef) -> bool:
         """Whether the station at ``ref`` and the bridge agreed on group IDs (BGID and SGID)."""
-        session = self._sessions.get(ref.dpid, {}).get(ref.port_no)
+        session = self._sessions.get(ref.dpid, {}).get(ref)
         agreement = session.agreement if session is not None else None
         return agreement is not None and agreement.group_ids
 
