@@ -13,6 +13,7 @@ from app.fabric.ports import DEFAULT_TRUNK_PATTERNS
 from app.policy.errors import PolicyError
 from app.policy.profile import parse_vlans
 from app.session.evb_negotiation import BridgeEvbConfig
+from app.session.evb_settings import RR_POLICIES, EvbPortRule, EvbPortSettings, parse_evb_ports
 from app.vcenter.credentials import Credential, CredentialError
 from app.vcenter.destinations import DestinationRefused, parse_allow_entry, parse_target
 from app.vdp.admission import (
@@ -147,6 +148,11 @@ class Settings:
     evb_max_rka: int = BridgeEvbConfig.max_rka
     # VDPDUs waiting for a station's ACKs per port; beyond, dropped and counted (ecp.overflow).
     ecp_queue_limit: int = BridgeEvbConfig.ecp_queue_limit
+    # Reflective relay: "grant" a station's request for it, or "deny" it (RRCAP clear).
+    evb_rr: str = "grant"
+    # The EVB settings of the ports that name patterns match, over the ones above
+    # (app/session/evb_settings.py, docs/evb-timers.md): [{switch, port, rka: 24, ...}].
+    evb_ports: tuple[EvbPortRule, ...] = ()
     # The events table: events older than this many days, and beyond this many rows, are deleted.
     event_retention_days: float = 30.0
     event_retention_rows: int = 500_000
@@ -170,7 +176,13 @@ class Settings:
         return BridgeEvbConfig(
             **{field: getattr(self, name) for name, (field, *_) in EVB_TIMERS.items()},
             ecp_queue_limit=self.ecp_queue_limit,
+            rrcap=RR_POLICIES[self.evb_rr],
         )
+
+    @property
+    def evb_port_settings(self) -> EvbPortSettings:
+        """The bridge's EVB settings of each server port: evb_ports over evb_config."""
+        return EvbPortSettings(self.evb_config, self.evb_ports)
 
     @property
     def admission(self) -> AdmissionPolicy:
@@ -262,6 +274,7 @@ class Settings:
                     f"{name}: expected an integer {low}-{high} ({what}), got {value!r}"
                 )
         _check_bounds(self)
+        _check_evb_ports(self)
         _check_store(self)
         return self
 
@@ -425,6 +438,21 @@ def _vlan_pools(path: str, value) -> dict[str, frozenset[int]]:
                 f"{path}: vlan_pools.{tenant}{err.field or ''}: {err.message}"
             ) from None
     return pools
+
+
+def _check_evb_ports(settings: Settings) -> None:
+    if not isinstance(settings.evb_rr, str) or settings.evb_rr not in RR_POLICIES:
+        raise ConfigError(
+            f"evb_rr: expected one of {', '.join(RR_POLICIES)}, got {settings.evb_rr!r}"
+        )
+    if not isinstance(settings.evb_ports, tuple) or not all(
+        isinstance(rule, EvbPortRule) for rule in settings.evb_ports
+    ):
+        raise ConfigError("evb_ports: expected a list of {switch, port, SETTING: VALUE}")
+    try:
+        settings.evb_port_settings  # every rule over the bridge-wide values
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _check_bounds(settings: Settings) -> None:
@@ -632,6 +660,11 @@ def load_file(path: str) -> dict:
             value = _vlan_pools(path, value)
         elif name == "port_tenants":
             value = _port_tenants(path, value)
+        elif name == "evb_ports":
+            try:
+                value = parse_evb_ports(value)
+            except ValueError as err:
+                raise ConfigError(f"{path}: {err}") from None
         elif name == "webhook_allow":
             if not isinstance(value, list):
                 raise ConfigError(f"{path}: webhook_allow: expected a list")

@@ -163,7 +163,7 @@ class EvbApp(app_manager.OSKenApp):
                 self.event_log,
                 bridge,
                 save=self.intent_store.save,
-                evb_config=self.settings.evb_config,
+                evb_settings=self.settings.evb_port_settings,
                 locations=LocationHistory(
                     saved=self.store.locations(), save=self.store.save_locations
                 ),

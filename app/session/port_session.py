@@ -42,6 +42,7 @@ from app.session.evb_negotiation import (
     evb_tlv_fields,
     negotiate,
 )
+from app.session.evb_settings import settings_view
 from app.vdp.describe import port_fields, vsi_id_text
 
 # lldpad's ECP22_MAXPAYLOAD_LEN: the Ethernet payload (1500) less the ECP header and room for an
@@ -229,6 +230,7 @@ class PortSession:
             "station": station,
             "agreement": self._agreement.summary() if self._agreement else None,
             "bridge_tlv": evb_tlv_fields(self._sent_tlv) if self._sent_tlv else None,
+            "bridge_settings": settings_view(self.config),
             "keepalive_timeout": self.keepalive_timeout,
             "next_lldp": self._lldp_due,
             "ecp": {
