@@ -16,6 +16,7 @@ from app.session.evb_negotiation import BridgeEvbConfig
 from app.session.evb_settings import RR_POLICIES, EvbPortRule, EvbPortSettings, parse_evb_ports
 from app.vcenter.credentials import Credential, CredentialError
 from app.vcenter.destinations import DestinationRefused, parse_allow_entry, parse_target
+from app.vcenter.managers import ManagerSpec, parse_vm_managers
 from app.vdp.admission import (
     ADMISSION_MODES,
     MAX_PER_PORT,
@@ -126,6 +127,10 @@ class Settings:
     # "Authorization: Bearer" on the lookups; the secret signs the notifications.
     vcenter_token_file: str = ""
     vcenter_secret_file: str = ""
+    # More VM managers, each for the VSI Manager IDs it lists (app/vcenter/managers.py,
+    # docs/vcenter.md): its own URL, timeouts, cache, credentials, webhook and tenants. The
+    # vcenter_url manager answers for the IDs no entry lists.
+    vm_managers: tuple[ManagerSpec, ...] = ()
     # Fault subscriptions (webhooks): where they may go (app/vcenter/destinations.py: "public",
     # networks, addresses, host names), how many each tenant holds, the shared delivery pool.
     webhook_allow: tuple[str, ...] = ("public",)
@@ -342,8 +347,19 @@ def _check_webhooks(settings: "Settings") -> None:
         value = getattr(settings, name)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ConfigError(f"{name}: expected {low} to {high} {what}, got {value!r}")
-    for name in ("vcenter_token_file", "vcenter_secret_file"):
-        path = getattr(settings, name)
+    credentials = [
+        (name, getattr(settings, name)) for name in ("vcenter_token_file", "vcenter_secret_file")
+    ]
+    if not isinstance(settings.vm_managers, tuple) or not all(
+        isinstance(spec, ManagerSpec) for spec in settings.vm_managers
+    ):
+        raise ConfigError("vm_managers: expected a list of {manager_ids, url, ...}")
+    for index, spec in enumerate(settings.vm_managers):
+        credentials += [
+            (f"vm_managers[{index}].{name}", getattr(spec, name))
+            for name in ("token_file", "secret_file")
+        ]
+    for name, path in credentials:
         if not isinstance(path, str):
             raise ConfigError(f"{name}: expected a file path or nothing, got {path!r}")
         try:
@@ -450,7 +466,7 @@ def _check_evb_ports(settings: Settings) -> None:
     ):
         raise ConfigError("evb_ports: expected a list of {switch, port, SETTING: VALUE}")
     try:
-        settings.evb_port_settings  # every rule over the bridge-wide values
+        EvbPortSettings(settings.evb_config, settings.evb_ports)  # each rule over evb_*
     except ValueError as err:
         raise ConfigError(str(err)) from None
 
@@ -660,6 +676,11 @@ def load_file(path: str) -> dict:
             value = _vlan_pools(path, value)
         elif name == "port_tenants":
             value = _port_tenants(path, value)
+        elif name == "vm_managers":
+            try:
+                value = parse_vm_managers(value)
+            except ValueError as err:
+                raise ConfigError(f"{path}: {err}") from None
         elif name == "evb_ports":
             try:
                 value = parse_evb_ports(value)

@@ -129,7 +129,7 @@ class ControlPlane:
         self,
         event_log: EventLog,
         bridge: VdpBridge,
-        evb_settings: EvbPortSettings = EvbPortSettings(),
+        evb_settings: EvbPortSettings | None = None,
         save: Callable[[IntentChanges], None] = lambda changes: None,
         first_sequence: Callable[[], int] = lambda: random.randrange(1, 0x10000),
         locations: LocationHistory | None = None,
@@ -144,7 +144,7 @@ class ControlPlane:
         `observer`: told of each request, response, refusal and activation (app/metrics.py)."""
         self.event_log = event_log
         self.bridge = bridge
-        self.evb_settings = evb_settings
+        self.evb_settings = evb_settings or EvbPortSettings()
         self._save = save
         self._first_sequence = first_sequence
         self.topology = Topology()

@@ -151,6 +151,7 @@ class ControllerService:
                             "vsi_id": info.name,
                             "state": att.state.value,
                             "tenant": att.tenant,
+                            "manager": att.manager_id,
                             **_attachment_stats(names(port), counted, offset),
                         }
                     )

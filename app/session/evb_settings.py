@@ -105,8 +105,7 @@ def parse_evb_ports(value) -> tuple[EvbPortRule, ...]:
         if "rrcap" in values:
             if not isinstance(values["rrcap"], str) or values["rrcap"] not in RR_POLICIES:
                 raise ValueError(
-                    f"{where}.rr: expected one of {', '.join(RR_POLICIES)}, "
-                    f"got {values['rrcap']!r}"
+                    f"{where}.rr: expected one of {', '.join(RR_POLICIES)}, got {values['rrcap']!r}"
                 )
             values["rrcap"] = RR_POLICIES[values["rrcap"]]
         rules.append(EvbPortRule(patterns["switch"], patterns["port"], values))
