@@ -6,8 +6,10 @@ revision, which grows with every election, so switches (OpenFlow role generation
 store (a compare on the key's create revision) can tell a deposed leader from the current one.
 
 The leader renews its lease every TTL/4 and checks that the key is still the one it created; a
-lease that ended, or that could not be renewed for a whole TTL, deposes it (`on_deposed`): it
-must stop acting at once. A follower reads the key every PROBE_INTERVAL and campaigns when it
+lease that ended or a key that is not its own any more deposes it (`on_deposed`): it must stop
+acting at once. An etcd it cannot reach does not: safety never rests on the leader's timing
+but on the fences (docs/ha.md), and while etcd is away from every controller none could take
+over. A follower reads the key every PROBE_INTERVAL and campaigns when it
 is gone. It also connects to the leader's REST port each time: a leader whose port refused the
 connection after having accepted one is a dead process (kill -9 leaves no lease holder to wait
 for), so the follower revokes its lease and the election runs at once instead of a TTL later. A
@@ -20,7 +22,6 @@ import json
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -172,25 +173,29 @@ class Election:
         self._lead(lease, generation, granted)
 
     def _lead(self, lease: int, generation: int, ttl: int) -> None:
-        renewed = time.monotonic()
+        unreachable = False
         while not self._stopping.wait(ttl / 4):
-            reason = None
             try:
                 left = self._kv.keepalive(lease)
                 current = self._read()
-                if left <= 0:
-                    reason = "the leader lease has ended"
-                elif current is None or current.generation != generation:
-                    reason = "the leader key is no longer ours"
-                else:
-                    renewed = time.monotonic()
             except StoreError as err:
-                if time.monotonic() - renewed >= ttl:
-                    reason = f"the leader lease could not be renewed for {ttl} s ({err})"
-            if reason:
-                self.leading = False
-                self._on_deposed(reason)
-                return
+                # Not a reason to stop: no other controller can be elected while etcd is away
+                # from all, and one elected meanwhile is protected by the fences, not by our
+                # timing; the stations' keep-alives are answered meanwhile.
+                if not unreachable:
+                    LOG.warning("leader lease not renewed, still leading: %s", err)
+                unreachable = True
+                continue
+            unreachable = False
+            if left <= 0:
+                reason = "the leader lease has ended"
+            elif current is None or current.generation != generation:
+                reason = "the leader key is no longer ours"
+            else:
+                continue
+            self.leading = False
+            self._on_deposed(reason)
+            return
 
     def _follow(self, leader: Leader) -> None:
         if leader != self.leader:
