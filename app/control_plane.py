@@ -720,10 +720,15 @@ class ControlPlane:
                 for a in (info.attachments if info else ())
             ],
             "previous": [
-                {"switch": name(p.dpid), "port": port_name(p), "until": t}
-                for p, t in self.locations.of(vsi_id)
+                {"switch": name(p.dpid), "port": port_name(p), "until": t, "host": host}
+                for p, t, host in self.locations.of(vsi_id)
             ],
         }
+
+    def station_mac(self, ref: PortRef) -> str | None:
+        """The MAC the port's station sends its LLDP from (which host it is: the inventory)."""
+        session = self._sessions.get(ref.dpid, {}).get(ref.port_no)
+        return session.station_mac if session is not None else None
 
     def find_vsi(self, text: str) -> VsiId | None:
         """The VSI whose ID text or one of whose MACs is `text` (held now, or held before)."""

@@ -158,7 +158,9 @@ class EvbApp(app_manager.OSKenApp):
                 save=self.intent_store.save,
                 evb_settings=self.settings.evb_port_settings,
                 locations=LocationHistory(
-                    saved=self.store.locations(), save=self.store.save_locations
+                    saved=self.store.locations(),
+                    save=self.store.save_locations,
+                    host_of=self._host_at,
                 ),
                 observer=self.metrics,
             ),
@@ -348,6 +350,14 @@ class EvbApp(app_manager.OSKenApp):
         """The authorizer's question (asked with the lock held)."""
         record = self.monitor.in_maintenance(self.fabric.control.switches.names(port))
         return record.reason if record else None
+
+    def _host_at(self, port) -> str | None:
+        """The location history's question (asked with the lock held): the name of the host
+        the port leads to, by registration or by its station's LLDP (app/registry/inventory.py)."""
+        control = self.fabric.control
+        switch, name = control.switches.names(port)
+        host = self.registry.state.inventory.host_at(switch, name, control.station_mac(port))
+        return host.name if host is not None else None
 
     def _vm_places(self, where) -> list:
         """The fault monitor's question (asked from event sinks, maybe with the lock held)."""

@@ -183,6 +183,9 @@ class ControllerService:
                 previous["until"] = round(previous["until"] + offset, 3)
             info = self._bridge.vsi(vsi_id)
             current = vsi_view(info, self._names(info))["attachments"] if info else []
+            host_of = self._control.locations.host_of
+            for attachment, where in zip(current, info.attachments if info else (), strict=True):
+                attachment["host"] = host_of(where.port)
             return {
                 "vsi_id": vsi_id_text(vsi_id),
                 "current": current,

@@ -1,6 +1,9 @@
 """VM registrations (draft-fw-nvo3-server2vcenter 5.1/5.2): the VM manager says which VSI IDs it
-created, with which MACs, for which tenant and VSI type. A VM is known by its VSI ID, a UUID."""
+created, with which MACs, for which tenant and VSI type, and what the draft's VM information
+(3.5) adds: its IP addresses, its virtual network instance and the host (server) it runs on.
+A VM is known by its VSI ID, a UUID."""
 
+import ipaddress
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,7 +13,19 @@ from app.policy.profile import TYPE_ID_MAX, VERSION_MAX, VsiTypeKey
 from app.registry.errors import Conflict, InvalidInput, join
 from app.registry.fields import array, integer, mapping, text
 
-VM_KEYS = ("vsi_id", "macs", "tenant", "type_id", "type_version", "name", "group")
+VM_KEYS = (
+    "vsi_id",
+    "macs",
+    "tenant",
+    "type_id",
+    "type_version",
+    "name",
+    "group",
+    "ips",
+    "network",
+    "host",
+)
+MAX_IPS = 64
 VM_REQUIRED = ("type_id", "type_version")
 READ_ONLY_KEYS = ("registered", "updated", "association")  # in what the API returns
 
@@ -26,6 +41,9 @@ class VmRecord:
     group: str | None = None  # the group registration (draft 5.3) that last wrote it
     registered: float = 0.0  # time.time() of the first registration
     updated: float = 0.0  # and of the last change
+    ips: tuple[str, ...] = ()  # IPv4/IPv6 addresses in their compressed form, no duplicates
+    network: str | None = None  # its virtual network instance (draft 3.5)
+    host: str | None = None  # the host (vServer) the VM manager runs it on, by name
 
     @property
     def type_key(self) -> VsiTypeKey:
@@ -33,11 +51,14 @@ class VmRecord:
 
     def document(self) -> dict:
         # the fields are immutable: a shallow copy, not asdict's deep one (a group writes 19,000)
-        return {**vars(self), "macs": list(self.macs)}
+        return {**vars(self), "macs": list(self.macs), "ips": list(self.ips)}
 
     @classmethod
     def from_document(cls, document: dict) -> "VmRecord":
-        return cls(**{**document, "macs": tuple(document["macs"])})
+        """A stored registration; one stored before IPs were kept has none."""
+        return cls(
+            **{**document, "macs": tuple(document["macs"]), "ips": tuple(document.get("ips") or ())}
+        )
 
 
 def parse_vsi_id(value, field: str = "vsi_id") -> str:
@@ -117,7 +138,9 @@ def parse_vm(
         if tenant is None:
             raise unknown_type(key, join(field, "type_id"))
     optional = {
-        name: text(fields[name], join(field, name)) for name in ("name", "group") if name in fields
+        name: text(fields[name], join(field, name))
+        for name in ("name", "group", "network", "host")
+        if name in fields
     }
     return VmRecord(
         vsi_id=vsi_id,
@@ -125,8 +148,34 @@ def parse_vm(
         type_id=key.type_id,
         type_version=key.version,
         macs=tuple(macs),
+        ips=parse_ips(fields.get("ips", []), join(field, "ips")),
         **optional,
     )
+
+
+def parse_ip(value, field: str) -> str:
+    """An IPv4 or IPv6 address in its compressed form."""
+    try:
+        if not isinstance(value, str):
+            raise ValueError
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise InvalidInput(
+            f"expected an IP address like 10.0.0.5 or fd00::5, got {value!r}", field
+        ) from None
+
+
+def parse_ips(value, field: str) -> tuple[str, ...]:
+    items = array(value, field)
+    if len(items) > MAX_IPS:
+        raise InvalidInput(f"expected at most {MAX_IPS} addresses, got {len(items)}", field)
+    ips: list[str] = []
+    for index, item in enumerate(items):
+        ip = parse_ip(item, f"{field}[{index}]")
+        if ip in ips:
+            raise InvalidInput(f"{ip} is given twice", f"{field}[{index}]")
+        ips.append(ip)
+    return tuple(ips)
 
 
 def unknown_type(key: VsiTypeKey, field: str) -> Conflict:

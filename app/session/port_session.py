@@ -191,6 +191,11 @@ class PortSession:
         return self._agreement
 
     @property
+    def station_mac(self) -> str | None:
+        """The source MAC of the station's LLDP (its host's uplink), None while none is heard."""
+        return self._station_mac
+
+    @property
     def keepalive_timeout(self) -> float:
         """How long the VDP bridge keeps a VSI of this port without a keep-alive: from the
         agreement, or from our own values while there is none."""
