@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pyrsistent import PMap, pmap
 
 from app.registry.errors import Conflict, InvalidInput, NotFound
-from app.registry.fields import array, mapping, text
-from app.registry.vms import parse_ip, parse_mac
+from app.registry.fields import mapping, text
+from app.registry.vms import parse_ip, parse_list, parse_mac
 
 DATACENTER, CLUSTER, HOST = "datacenter", "cluster", "host"
 KINDS = (DATACENTER, CLUSTER, HOST)
@@ -91,28 +91,9 @@ def parse_item(kind: str, name, body) -> Item:
     if kind == HOST:
         if ("switch" in values) != ("port" in values):
             raise InvalidInput("give both switch and port, or neither", "port")
-        values["addresses"] = _unique(
-            [parse_ip(a, f"addresses[{i}]") for i, a in enumerate(_list(fields, "addresses"))],
-            "addresses",
-        )
-        values["macs"] = _unique(
-            [parse_mac(m, f"macs[{i}]") for i, m in enumerate(_list(fields, "macs"))], "macs"
-        )
+        for key, parse in (("addresses", parse_ip), ("macs", parse_mac)):
+            values[key] = parse_list(fields.get(key, []), key, parse, MAX_ADDRESSES)
     return Item(**values)
-
-
-def _list(fields: dict, key: str) -> list:
-    items = array(fields.get(key, []), key)
-    if len(items) > MAX_ADDRESSES:
-        raise InvalidInput(f"expected at most {MAX_ADDRESSES}, got {len(items)}", key)
-    return items
-
-
-def _unique(items: list[str], key: str) -> tuple[str, ...]:
-    for index, item in enumerate(items):
-        if item in items[:index]:
-            raise InvalidInput(f"{item} is given twice", f"{key}[{index}]")
-    return tuple(items)
 
 
 @dataclass(frozen=True)

@@ -125,12 +125,7 @@ def parse_vm(
         integer(fields["type_id"], join(field, "type_id"), 0, TYPE_ID_MAX),
         integer(fields["type_version"], join(field, "type_version"), 0, VERSION_MAX),
     )
-    macs = []
-    for index, item in enumerate(array(fields.get("macs", []), join(field, "macs"))):
-        mac = parse_mac(item, join(field, f"macs[{index}]"))
-        if mac in macs:
-            raise InvalidInput(f"{mac} is given twice", join(field, f"macs[{index}]"))
-        macs.append(mac)
+    macs = parse_list(fields.get("macs", []), join(field, "macs"), parse_mac)
     if "tenant" in fields:
         tenant = text(fields["tenant"], join(field, "tenant"))
     else:
@@ -147,8 +142,8 @@ def parse_vm(
         tenant=tenant,
         type_id=key.type_id,
         type_version=key.version,
-        macs=tuple(macs),
-        ips=parse_ips(fields.get("ips", []), join(field, "ips")),
+        macs=macs,
+        ips=parse_list(fields.get("ips", []), join(field, "ips"), parse_ip, MAX_IPS),
         **optional,
     )
 
@@ -165,17 +160,20 @@ def parse_ip(value, field: str) -> str:
         ) from None
 
 
-def parse_ips(value, field: str) -> tuple[str, ...]:
+def parse_list(
+    value, field: str, parse: Callable[[object, str], str], limit: int | None = None
+) -> tuple[str, ...]:
+    """A JSON array of texts, each parsed to its canonical form, none twice (MACs, IPs)."""
     items = array(value, field)
-    if len(items) > MAX_IPS:
-        raise InvalidInput(f"expected at most {MAX_IPS} addresses, got {len(items)}", field)
-    ips: list[str] = []
+    if limit is not None and len(items) > limit:
+        raise InvalidInput(f"expected at most {limit}, got {len(items)}", field)
+    parsed: list[str] = []
     for index, item in enumerate(items):
-        ip = parse_ip(item, f"{field}[{index}]")
-        if ip in ips:
-            raise InvalidInput(f"{ip} is given twice", f"{field}[{index}]")
-        ips.append(ip)
-    return tuple(ips)
+        text = parse(item, f"{field}[{index}]")
+        if text in parsed:
+            raise InvalidInput(f"{text} is given twice", f"{field}[{index}]")
+        parsed.append(text)
+    return tuple(parsed)
 
 
 def unknown_type(key: VsiTypeKey, field: str) -> Conflict:

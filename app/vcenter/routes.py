@@ -16,7 +16,7 @@ profile of another tenant is refused to the station (OTHER_FAILURE, hard).
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from app.config import VCENTER_SECRET_ENV, VCENTER_TOKEN_ENV, Settings
 from app.events import Event
@@ -30,6 +30,7 @@ from app.vcenter.notifier import Notifier
 from app.vdp.authorizer import UnknownVsiManager
 
 DEFAULT = "vm_manager"  # the default manager's name in stats and metrics
+T = TypeVar("T")
 
 
 class ManagerRoutes:
@@ -42,8 +43,7 @@ class ManagerRoutes:
     ) -> None:
         self._default = default
         self._by_id = {key: client for spec, client in routed for key in spec.manager_ids}
-        self._named = [(DEFAULT, default)] if default is not None else []
-        self._named += [(f"{DEFAULT}:{spec.name}", client) for spec, client in routed]
+        self._named = _named(default, routed)
 
     def client_for(self, manager_id: str) -> VcenterClient | None:
         return self._by_id.get(manager_id, self._default)
@@ -79,8 +79,7 @@ class ManagerNotifiers:
     ) -> None:
         self._default = default
         self._by_id = {key: (spec, hook) for spec, hook in routed for key in spec.manager_ids}
-        self._named = [(DEFAULT, default)] if default is not None else []
-        self._named += [(f"{DEFAULT}:{spec.name}", hook) for spec, hook in routed]
+        self._named = _named(default, routed)
 
     def __call__(self, event: Event) -> None:
         hook = self._recipient(event.detail.get("manager"), event.detail.get("tenant"))
@@ -118,6 +117,12 @@ class ManagerNotifiers:
     def close(self) -> None:
         for _, hook in self._named:
             hook.close()
+
+
+def _named(default: T | None, routed: Sequence[tuple[ManagerSpec, T]]) -> list[tuple[str, T]]:
+    """Each manager's client or webhook under its name in stats and metrics."""
+    named = [(DEFAULT, default)] if default is not None else []
+    return named + [(f"{DEFAULT}:{spec.name}", value) for spec, value in routed]
 
 
 def _servers(vms: list[dict]) -> list[dict]:

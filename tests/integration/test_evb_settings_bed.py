@@ -6,22 +6,17 @@ slower than the negotiated RWD gets the station its answer in time ("unable to c
 not hard), and the retry is granted from the manager's late answer."""
 
 import itertools
-import json
 import os
 import signal
-import subprocess
-import sys
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from app.session.evb_negotiation import bridge_keepalive_timeout
 from tests.integration.bed import MARKS, wait_until
-from topologies.controller_process import ControllerProcess, free_port, wait_for_listen
+from tests.integration.managers import start_manager, stop_manager, told
+from topologies.controller_process import free_port
 
 pytestmark = MARKS
-REPO = Path(__file__).resolve().parents[2]
 # Both stations ask for less than either bridge value: what they agree on is the bridge's.
 LOW = dict(vdprka=16, vdprwd=16)
 RULE_RKA, RULE_RWD = 18, 17
@@ -43,27 +38,18 @@ def manager_port():
 
 
 @pytest.fixture(scope="module")
-def controller(tmp_path_factory, manager_port):
-    """Overrides the conftest's: evb_ports, and a VM manager that may take longer than RWD."""
-    workdir = tmp_path_factory.mktemp("controller")
-    config = workdir / "evb-nms.yaml"
+def controller_args(tmp_path_factory, manager_port):
+    """evb_ports, and a VM manager that may take longer than RWD."""
+    config = tmp_path_factory.mktemp("evb-settings") / "evb-nms.yaml"
     config.write_text(CONFIG)
-    proc = ControllerProcess(
-        workdir,
-        of_port=free_port(),
-        rest_port=free_port(),
-        log_level="DEBUG",
-        extra_args=[
-            "--config",
-            str(config),
-            "--vcenter-url",
-            f"http://127.0.0.1:{manager_port}",
-            "--vcenter-timeout",
-            "8",
-        ],
+    return (
+        "--config",
+        str(config),
+        "--vcenter-url",
+        f"http://127.0.0.1:{manager_port}",
+        "--vcenter-timeout",
+        "8",
     )
-    with proc:
-        yield proc
 
 
 def _station(bed, server):
@@ -123,33 +109,10 @@ def test_the_negotiated_keepalive_is_kept_by_the_station_and_enforced_by_the_bri
         os.kill(station.pid, signal.SIGCONT)
 
 
-def _manager(workdir, port):
-    profiles = workdir / "manager-profiles.yaml"
-    profiles.write_text(PROFILES)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "app.vcenter.reference",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--profiles",
-            str(profiles),
-            "--delay",
-            str(MANAGER_DELAY),
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for_listen("127.0.0.1", port, 10, proc)
-    return proc
-
-
 def test_a_manager_slower_than_the_rwd_still_gets_the_station_an_answer_in_time(
     bed, controller, manager_port, tmp_path
 ):
-    manager = _manager(tmp_path, manager_port)
+    manager = start_manager(tmp_path, manager_port, PROFILES, delay=MANAGER_DELAY)
     try:
         station = _station(bed, "srv11")
         bed.add_vm("vm2", "srv11", "52:54:00:00:0e:02", "10.0.14.2/24")
@@ -167,13 +130,6 @@ def test_a_manager_slower_than_the_rwd_still_gets_the_station_an_answer_in_time(
 
         again = wait_until(granted, timeout=30, interval=1, message="never granted")
         assert again.fields["filter"].startswith("300-")
-        url = f"http://127.0.0.1:{manager_port}/v1/notifications?kind=vsi.associated"
-
-        def told():
-            with urllib.request.urlopen(url, timeout=10) as answer:
-                return uuid in json.dumps(json.loads(answer.read()))
-
-        wait_until(told, timeout=20, message="the manager was not told")
+        wait_until(lambda: told(manager_port, uuid), timeout=20, message="the manager not told")
     finally:
-        manager.send_signal(signal.SIGTERM)
-        manager.wait(10)
+        stop_manager(manager)

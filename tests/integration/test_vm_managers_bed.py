@@ -5,20 +5,13 @@ own types, its own lookup token and notification secret. A station's request goe
 its Manager ID names, and only that manager hears of the VSI; a Manager ID no entry names gets
 "unable to contact the VSI manager", hard (there is no default manager)."""
 
-import json
-import signal
-import subprocess
-import sys
-import urllib.request
-from pathlib import Path
-
 import pytest
 
 from tests.integration.bed import MARKS, wait_until
-from topologies.controller_process import ControllerProcess, free_port, wait_for_listen
+from tests.integration.managers import start_manager, stop_manager, text_file, told
+from topologies.controller_process import free_port
 
 pytestmark = MARKS
-REPO = Path(__file__).resolve().parents[2]
 WEST_ID = "00000000-0000-0000-0000-ffffc0000205"  # ::ffff:192.0.2.5 as the 16 octets
 MANAGERS = {
     "east": (
@@ -36,12 +29,6 @@ MANAGERS = {
 }
 
 
-def _file(workdir: Path, name: str, text: str) -> str:
-    path = workdir / name
-    path.write_text(text + "\n")
-    return str(path)
-
-
 @pytest.fixture(scope="module")
 def ports():
     return {name: free_port() for name in MANAGERS}
@@ -53,71 +40,30 @@ def managers(tmp_path_factory, ports):
     procs = []
     try:
         for name, (token, secret, profiles) in MANAGERS.items():
-            procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "app.vcenter.reference",
-                        "--listen",
-                        f"127.0.0.1:{ports[name]}",
-                        "--profiles",
-                        _file(workdir, f"{name}.yaml", profiles),
-                        "--token-file",
-                        _file(workdir, f"{name}.token", token),
-                        "--notification-secret-file",
-                        _file(workdir, f"{name}.secret", secret),
-                    ],
-                    cwd=REPO,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
-            wait_for_listen("127.0.0.1", ports[name], 10, procs[-1])
+            procs.append(start_manager(workdir, ports[name], profiles, token=token, secret=secret))
         yield
     finally:
         for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(10)
+            stop_manager(proc)
 
 
 @pytest.fixture(scope="module")
-def controller(tmp_path_factory, ports, managers):
-    """Overrides the conftest's: the managers' table, each with its own credentials."""
-    workdir = tmp_path_factory.mktemp("controller")
+def controller_args(tmp_path_factory, ports, managers):
+    """The managers' table, each with its own credentials."""
+    workdir = tmp_path_factory.mktemp("vm-managers")
     lines = ["vm_managers:"]
     for name, ids in (("east", "[mgrA]"), ("west", "[{ipv4: 192.0.2.5}]")):
         token, secret, _ = MANAGERS[name]
         lines.append(
             f"  - {{name: {name}, manager_ids: {ids}, url: 'http://127.0.0.1:{ports[name]}', "
-            f"timeout: 2, token_file: {_file(workdir, name + '.token', token)}, "
-            f"secret_file: {_file(workdir, name + '.secret', secret)}}}"
+            f"timeout: 2, token_file: {text_file(workdir, name + '.token', token)}, "
+            f"secret_file: {text_file(workdir, name + '.secret', secret)}}}"
         )
-    config = _file(workdir, "evb-nms.yaml", "\n".join(lines))
-    proc = ControllerProcess(
-        workdir,
-        of_port=free_port(),
-        rest_port=free_port(),
-        log_level="DEBUG",
-        extra_args=["--config", config],
-    )
-    with proc:
-        yield proc
-
-
-@pytest.fixture
-def station(bed):
-    station = bed.add_station("srv11")
-    assert station.wait_vdp_ready(10)
-    return station
+    return ("--config", text_file(workdir, "evb-nms.yaml", "\n".join(lines)))
 
 
 def _told(ports, name, uuid):
-    """Whether manager ``name`` stored a vsi.associated notification of ``uuid``."""
-    url = f"http://127.0.0.1:{ports[name]}/v1/notifications?kind=vsi.associated"
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {MANAGERS[name][0]}"})
-    with urllib.request.urlopen(request, timeout=5) as answer:
-        return uuid in json.dumps(json.loads(answer.read()))
+    return told(ports[name], uuid, MANAGERS[name][0])
 
 
 def test_each_manager_id_reaches_its_own_manager_and_only_it_hears_of_the_vsi(bed, station, ports):

@@ -262,38 +262,38 @@ def test_the_inventory_survives_reopening_and_is_replaced_by_kind_and_name(open_
 
 
 def test_a_version_4_database_keeps_its_vms_and_gains_their_new_fields(tmp_path):
-    import sqlite3
-
-    path = str(tmp_path / "evb.db")
-    db = sqlite3.connect(path)
-    db.executescript(
+    store = _old_database(
+        str(tmp_path / "evb.db"),
         "CREATE TABLE vms (vsi_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, type_id INTEGER NOT "
         "NULL, type_version INTEGER NOT NULL, macs TEXT NOT NULL, name TEXT, grp TEXT, "
         "registered REAL NOT NULL, updated REAL NOT NULL);"
         "INSERT INTO vms VALUES ('v1', 'blue', 9, 1, '[]', NULL, 'g', 1.0, 2.0);"
-        "PRAGMA user_version=4;"
+        "PRAGMA user_version=4;",
     )
-    db.close()
-    store = SqliteStore(path)
     (vm,) = store.vms()
     assert (vm["group"], vm["ips"], vm["network"], vm["host"]) == ("g", [], None, None)
     store.write_registry(RegistryWrite(vms=({**VM, "vsi_id": "v2"},)))
     assert store.vms()[1] == {**VM, "vsi_id": "v2"}
 
 
-def test_a_version_1_database_is_upgraded_in_place(tmp_path):
+def _old_database(path: str, script: str) -> SqliteStore:
+    """A database an older controller left (``script``), opened by this one."""
     import sqlite3
 
-    path = str(tmp_path / "evb.db")
     db = sqlite3.connect(path)
-    db.executescript(
+    db.executescript(script)
+    db.close()
+    return SqliteStore(path)
+
+
+def test_a_version_1_database_is_upgraded_in_place(tmp_path):
+    store = _old_database(
+        str(tmp_path / "evb.db"),
         "CREATE TABLE switches (dpid TEXT PRIMARY KEY, name TEXT NOT NULL, "
         "first_seen REAL NOT NULL, last_seen REAL NOT NULL);"
         "INSERT INTO switches VALUES ('1', 'edge1', 1.0, 2.0);"
-        "PRAGMA user_version=1;"
+        "PRAGMA user_version=1;",
     )
-    db.close()
-    store = SqliteStore(path)
     assert [s["name"] for s in store.switches()] == ["edge1"] and store.vms() == []
     store.write_registry(RegistryWrite(vms=(VM,)))
     assert store.vms() == [VM]
