@@ -7,6 +7,7 @@ import pytest
 from app.codec.vdp import ManagerIdTlv, VdpError
 from app.config import ConfigError, build_settings
 from app.events import Event
+from app.fabric.ports import PortRef
 from app.policy.database import VsiTypeDatabase
 from app.policy.profile import VsiTypeKey, manager_id_from_octets
 from app.vcenter.managers import ManagerSpec, manager_id_key, parse_vm_managers
@@ -229,3 +230,65 @@ def test_a_report_gives_each_manager_its_vms_and_their_sums_only():
     alone = FakeHook()
     ManagerNotifiers(alone).report(body)
     assert alone.events == [body]  # one manager: the page as it is
+
+
+def test_each_manager_is_asked_with_its_own_token_and_believed_only_for_its_tenants(tmp_path):
+    """build(): real clients against two scripted managers; east lists tenant blue and answers
+    a profile of tenant red, which the station is refused (other failure, hard)."""
+    from app.vcenter import routes
+    from tests.unit.test_vcenter_http import Scripted, served
+
+    tokens = {}
+
+    def answer_as(tenant):
+        def answer(number, environ):
+            tokens.setdefault(tenant, environ.get("HTTP_AUTHORIZATION"))
+            body = {"type_id": 42, "version": 1, "name": "app", "tenant": tenant, "vlans": [300]}
+            return 200, {**body, "manager_ids": ["mgr1", "mgr2"]}
+
+        return answer
+
+    for name in ("east", "west"):
+        (tmp_path / name).write_text(f"{name}-token\n")
+    with served(Scripted(answer_as("red"))) as east, served(Scripted(answer_as("blue"))) as west:
+        settings = build_settings(
+            {
+                "vm_managers": parse_vm_managers(
+                    [
+                        {
+                            "name": "east",
+                            "manager_ids": ["mgr1"],
+                            "url": east,
+                            "tenants": ["blue"],
+                            "token_file": str(tmp_path / "east"),
+                        },
+                        {
+                            "name": "west",
+                            "manager_ids": ["mgr2"],
+                            "url": west,
+                            "token_file": str(tmp_path / "west"),
+                        },
+                    ]
+                )
+            },
+            {},
+        )
+        lookups, notifiers = routes.build(settings, lambda query, result: None, lambda p: None)
+        try:
+            authorizer = Authorizer(VsiTypeDatabase, lookup=lookups.profile_lookup)
+            decisions = {}
+            for manager in ("mgr1", "mgr2"):
+                request = AuthRequest.from_tlv(
+                    PortRef(1, 1), ManagerIdTlv.from_name(manager), _vsi_tlv(42, 1)
+                )
+                lookups.client_for(manager).lookup_profile(42, 1, manager)  # cached now
+                decisions[manager] = authorizer.authorize(request, BindingIndex())
+        finally:
+            lookups.close()
+            notifiers.close()
+    refused = decisions["mgr1"]
+    assert (refused.error, refused.hard) == (VdpError.OTHER_FAILURE, True)
+    assert "VM manager east answers for tenants blue" in refused.reason
+    assert decisions["mgr2"].ok, decisions["mgr2"]
+    assert {stats["url"] for stats in lookups.stats().values()} == {east, west}
+    assert tokens == {"red": "Bearer east-token", "blue": "Bearer west-token"}
