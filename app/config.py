@@ -151,6 +151,8 @@ class Settings:
     evb_max_rte: int = BridgeEvbConfig.max_rte
     evb_max_rwd: int = BridgeEvbConfig.max_rwd
     evb_max_rka: int = BridgeEvbConfig.max_rka
+    # Group IDs (EVB TLV BGID): stations that set SGID may send GroupID filter formats.
+    evb_bgid: bool = BridgeEvbConfig.bgid
     # VDPDUs waiting for a station's ACKs per port; beyond, dropped and counted (ecp.overflow).
     ecp_queue_limit: int = BridgeEvbConfig.ecp_queue_limit
     # Reflective relay: "grant" a station's request for it, or "deny" it (RRCAP clear).
@@ -180,6 +182,7 @@ class Settings:
         """The bridge's side of the EVB TLV (the LLDP timing stays at its defaults)."""
         return BridgeEvbConfig(
             **{field: getattr(self, name) for name, (field, *_) in EVB_TIMERS.items()},
+            bgid=self.evb_bgid,
             ecp_queue_limit=self.ecp_queue_limit,
             rrcap=RR_POLICIES[self.evb_rr],
         )
@@ -278,6 +281,8 @@ class Settings:
                 raise ConfigError(
                     f"{name}: expected an integer {low}-{high} ({what}), got {value!r}"
                 )
+        if not isinstance(self.evb_bgid, bool):
+            raise ConfigError(f"evb_bgid: expected true or false, got {self.evb_bgid!r}")
         _check_bounds(self)
         _check_evb_ports(self)
         _check_store(self)

@@ -739,6 +739,12 @@ class ControlPlane:
         holders = self.bridge.with_mac(text)
         return holders[0] if holders else None
 
+    def group_ids_at(self, ref: PortRef) -> bool:
+        """Whether the station at ``ref`` and the bridge agreed on group IDs (BGID and SGID)."""
+        session = self._sessions.get(ref.dpid, {}).get(ref.port_no)
+        agreement = session.agreement if session is not None else None
+        return agreement is not None and agreement.group_ids
+
     def vm_places(self, where: Iterable[tuple[str, str | None]]) -> list[VmPlace]:
         """The VMs forwarding at the given (switch name, port name) places, None for a whole
         switch (for the fault monitor): costs the VMs there, not the fabric's."""

@@ -285,5 +285,9 @@ class _HaCollector:
             ("forwarded", "REST requests forwarded to the leader"),
             ("forward_failures", "REST requests the leader did not answer (503)"),
             ("leases_revoked", "leases of dead leaders revoked by this controller"),
+            ("store_changes_applied", "changes of other controllers applied from the store"),
+            ("store_changes_failed", "of those, changes a cache failed to apply (logged)"),
+            ("store_reloads", "whole reloads of the caches after etcd compacted the watch"),
+            ("store_values_dropped", "stored values left out by the caches as invalid"),
         ):
             yield CounterMetricFamily(f"{PREFIX}_ha_{name}", what, value=status.get(name, 0))

@@ -320,6 +320,13 @@ def parse_args(argv):
         f"{defaults.evb_rr}); per port: evb_ports in the config file",
     )
     evb.add_argument(
+        "--evb-bgid",
+        action="store_true",
+        default=None,
+        help="advertise group ID support (EVB TLV BGID): stations that set SGID may use the "
+        "GroupID/VID and GroupID/MAC/VID filter formats (docs/vsi-types.md, groups)",
+    )
+    evb.add_argument(
         "--ecp-queue-limit",
         type=int,
         metavar="PDUS",

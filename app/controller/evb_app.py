@@ -74,6 +74,7 @@ TICK_INTERVAL = 0.02  # ECP retransmissions are due every 10us*2^RTE (164 ms at 
 # The VM statistics polls are spread over their interval (app/fabric/poll_schedule.py): checked
 # this often, i.e. at most this late.
 STATS_TICK = 0.1
+MIRROR_WAIT = 2.0  # seconds a takeover waits for the watch to reach the election's revision
 EXIT_DEPOSED = 3  # the exit status of a leader deposed (docs/ha.md): start it again
 # OpenFlow events wait for the worker thread, switch events and punted frames each in a FIFO this
 # long; a flood beyond it is counted and dropped (the switches' punt meters should stop it first).
@@ -143,6 +144,7 @@ class EvbApp(app_manager.OSKenApp):
                 lambda: self.registry.database(),
                 lookup=lookup,
                 maintenance=self._maintenance_reason,
+                group_ids=lambda port: self.fabric.control.group_ids_at(port),
                 policy=self.settings.admission,
                 registrations=lambda: self.registry,
                 port_tenants=PortTenants(
@@ -220,6 +222,11 @@ class EvbApp(app_manager.OSKenApp):
             api = self._forward.wsgi
             self.metrics.watch_ha(self._ha_status)
         self.rest = rest_server(self.settings, api)
+        self.following = None  # with etcd, the caches follow what other controllers store
+        if self.settings.store == "etcd":
+            from app.controller.store_following import follow_store
+
+            self.following = follow_store(self)
 
     def start(self):
         thread = super().start()
@@ -263,6 +270,8 @@ class EvbApp(app_manager.OSKenApp):
             self.notifier.flush(2)
             self.notifier.close()
             self.vcenter.close()
+        if self.following is not None:
+            self.following.stop()
         self.monitor.close()
         self.store.close()
         self.intent_store.close()
@@ -294,7 +303,7 @@ class EvbApp(app_manager.OSKenApp):
         assert self.leadership is not None
         try:
             self.intent_store.fence(leader_key(self.settings.etcd_prefix), generation)
-            intent = self.intent_store.load()
+            intent = self._intent_at(generation)
             with self.lock:
                 if intent:
                     now = time.monotonic()
@@ -322,7 +331,30 @@ class EvbApp(app_manager.OSKenApp):
             "forwarded": self._forward.forwarded,
             "forward_failures": self._forward.failed,
             "leases_revoked": self.election.revoked,
+            **self._following_counters(),
         }
+
+    def _following_counters(self) -> dict[str, int]:
+        following = self.following
+        if following is None:
+            return {}
+        return {
+            "store_changes_applied": following.feed.applied,
+            "store_changes_failed": following.feed.failed,
+            "store_reloads": following.feed.reloads,
+            "store_values_dropped": following.dropped,
+        }
+
+    def _intent_at(self, generation: int) -> dict | None:
+        """The intent as of the election: the mirror the store's watch keeps (no read of the
+        whole intent from etcd), once it has seen every change up to the winning transaction,
+        the registry's included (one watch hands both over in revision order); etcd's copy if
+        the watch lags further than MIRROR_WAIT."""
+        mirror = self.following.mirror if self.following is not None else None
+        if mirror is not None and mirror.wait_for(generation, MIRROR_WAIT):
+            return mirror.intent()
+        LOG.warning("the store's watch lags behind the election: the intent is read from etcd")
+        return self.intent_store.load()
 
     def _follow_leader(self, leader: Leader | None) -> None:
         assert self.leadership is not None

@@ -273,7 +273,16 @@ def vsi_view(info, names) -> dict:
                 "type_version": a.type_version,
                 "profile": a.profile,
                 "tenant": a.tenant,
-                "entries": [{"mac": e.mac, "vid": e.vid} for e in a.entries],
+                "filter_format": a.filter_format.name.lower().replace("_", "-"),
+                "entries": [
+                    {
+                        "mac": e.mac,
+                        "vid": e.vid,
+                        "group_id": f.group_id,
+                        "pcp": f.pcp if f.ps else None,
+                    }
+                    for e, f in zip(a.entries, a.filters, strict=True)
+                ],
                 # The bridge's clock is time.monotonic(); a replicated copy is held until removed.
                 "expires_in": None
                 if math.isinf(a.expires)

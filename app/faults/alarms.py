@@ -27,7 +27,7 @@ VM did not come back). ``take_changes`` hands the owner what to write (app/fault
 """
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -244,6 +244,39 @@ class AlarmBook:
         if kind == "vsi.associated":
             return self._clear(f"vm.lost:{detail.get('vsi')}", event)
         return []
+
+    def follow(self, stored: Mapping[str, Alarm | None], *, whole: bool = False) -> None:
+        """Alarms another controller wrote, by key (None: it deleted them), kept as it keeps
+        them and within the same bounds, with nothing to write back. ``whole``: ``stored`` is
+        every alarm kept, the others go."""
+        if whole:
+            held = {a.key for a in self._active.values()} | {a.key for a in self._cleared}
+            stored = {**dict.fromkeys(held - stored.keys()), **stored}
+        for key, alarm in stored.items():
+            if alarm is not None and self._active.get(alarm.id) == alarm:
+                continue
+            active = self._active.get(key.rpartition("@")[0])
+            if active is not None and active.key == key:
+                del self._active[active.id]
+                self._lost.pop(active.id, None)
+            for cleared in self._cleared:
+                if cleared.key == key:
+                    self._cleared.remove(cleared)
+                    break
+            if alarm is None:
+                continue
+            if not alarm.active:
+                self._cleared.append(alarm)
+                if len(self._cleared) > self._recent_cleared:
+                    self._cleared.popleft()
+                continue
+            self._active[alarm.id] = alarm
+            if alarm.kind == "vm.lost":
+                self._lost[alarm.id] = None
+                if len(self._lost) > self._active_vm_lost:  # its writer retires it too
+                    oldest = next(iter(self._lost))
+                    del self._lost[oldest]
+                    self._active.pop(oldest, None)
 
     def active(self) -> list[Alarm]:
         return sorted(self._active.values(), key=lambda a: a.raised)

@@ -64,6 +64,10 @@ class Maintenance:
         self._records[key] = record
         return record
 
+    def put(self, record: MaintenanceRecord) -> None:
+        """A record as another controller stored it."""
+        self._records[record.key] = record
+
     def leave(self, key: ServerKey) -> MaintenanceRecord | None:
         return self._records.pop(key, None)
 

@@ -137,6 +137,26 @@ class FaultMonitor:
             self._store.delete_maintenance(*key)
         self._log.emit("server.resumed", switch=key[0], port=key[1])
 
+    # what other controllers stored (app/controller/store_following.py) --------------------
+    def follow_maintenance(
+        self, stored: dict[ServerKey, MaintenanceRecord | None], *, whole: bool = False
+    ) -> None:
+        """Servers another controller put in maintenance or out (None), or whose record it
+        changed; ``whole``: ``stored`` is every server in maintenance. Nothing is emitted: that
+        controller did."""
+        with self._lock:
+            for key in (self.maintenance.keys() - stored.keys()) if whole else ():
+                self.maintenance.leave(key)
+            for key, record in stored.items():
+                if record is None:
+                    self.maintenance.leave(key)
+                else:
+                    self.maintenance.put(record)
+
+    def follow_alarms(self, stored: dict[str, Alarm | None], *, whole: bool = False) -> None:
+        with self._lock:
+            self.book.follow(stored, whole=whole)
+
     def _check_drained(self) -> None:
         with self._lock:
             keys = self.maintenance.keys()

@@ -186,6 +186,27 @@ class Subscribers:
         )
         self._subs[subscription.id] = (subscription, webhook)
 
+    def follow(self, stored: dict[str, Subscription | None], *, whole: bool = False) -> None:
+        """Subscriptions another controller stored (None: deleted), served here too without
+        a quota check (its writer made it); one held already as it is stays as it is.
+        ``whole``: ``stored`` is every subscription, the others go. A subscription replaced
+        or gone has its webhook closed; the delivery pool stays the one pool."""
+        closing = []
+        with self._lock:
+            gone = [sub_id for sub_id in self._subs if sub_id not in stored] if whole else []
+            for sub_id in gone:
+                closing.append(self._subs.pop(sub_id)[1])
+            for sub_id, subscription in stored.items():
+                held = self._subs.get(sub_id)
+                if held is not None and held[0] == subscription:
+                    continue
+                if held is not None:
+                    closing.append(self._subs.pop(sub_id)[1])
+                if subscription is not None:
+                    self._add(subscription)
+        for webhook in closing:
+            webhook.close()
+
     def remove(self, sub_id: str, tenant: str | None) -> Subscription:
         """Removes a subscription; a tenant can only remove its own (others are not found)."""
         with self._lock:

@@ -58,7 +58,7 @@ class FlowProgrammer:
         self._on_edge: dict[int, set[int]] = defaultdict(set)  # dpid -> handles
         self._on_port: dict[PortRef, set[int]] = defaultdict(set)  # port -> handles
         # VID -> dpid -> port -> MAC -> forwarding entries (vm_flows.Members)
-        self._members: dict[int, dict[int, dict[int, dict[str, int]]]] = {}
+        self._members: dict[int, dict[int, dict[int, dict[str | None, int]]]] = {}
         self._routes = Routes()
         self._rr: frozenset[PortRef] = frozenset()
 
@@ -133,14 +133,19 @@ class FlowProgrammer:
         for edge, handles in self._on_edge.items():
             if edge == dpid:
                 for binding in self._sorted(handles):
-                    flows += edge_flows(binding, binding.port in self._rr)
+                    flows += edge_flows(
+                        binding, binding.port in self._rr, self._routes.uplink(dpid)
+                    )
                 continue
             down = next(
                 (port for above, port in self._routes.ancestors(edge) if above == dpid), None
             )
             if down is not None:
                 flows += [
-                    f for b in self._sorted(handles) if b.forwarding for f in transit_flows(b, down)
+                    f
+                    for b in self._sorted(handles)
+                    if b.forwarding
+                    for f in transit_flows(b, down, self._routes.uplink(dpid))
                 ]
         for vid, members in self._members.items():
             flows += vlan_flood_flows(vid, members, self._routes, self._rr, (dpid,)).get(dpid, [])
@@ -205,7 +210,9 @@ class FlowProgrammer:
         reflective-relay port, whether two MACs share it: a VM joining a port that is a member
         already changes nothing. A switch joining or leaving the VLAN changes its paths on the
         tree: all of them."""
-        delta: dict[tuple[int, int, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        delta: dict[tuple[int, int, int], dict[str | None, int]] = defaultdict(
+            lambda: defaultdict(int)
+        )
         for binding_before, binding_after in changes.values():
             for binding, sign in ((binding_before, -1), (binding_after, 1)):
                 if binding is not None and binding.forwarding:

@@ -28,6 +28,7 @@ class Priority(IntEnum):
     VM_ADMIT_IP = 40010  # VM_ADMIT split by eth_type IPv4/IPv6 to mark DSCP (needs an IP match)
     VM_ADMIT = 40000  # in_port + source MAC (+VID) of a forwarding VM
     VM_UNICAST = 35000  # FORWARD: VLAN + a forwarding VM's MAC
+    VLAN_OWNER = 31000  # FORWARD: unicast of a VLAN no VM_UNICAST claims -> the VLAN's owner
     ACL_TOP = 32000  # ACL tables: rule i of a VM at ACL_TOP - 2i (in_port hairpin variant)
     # and ACL_TOP - 2i - 1; acl_default takes the slot after the last rule
     LINK_GUARD = 30000  # multicast arriving on a linked trunk port outside the flood tree: drop

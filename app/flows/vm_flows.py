@@ -41,7 +41,7 @@ from app.flows.tables import (
 )
 from app.policy.acl import ETH_TYPE_IPV4, ETH_TYPE_IPV6, IP_PROTO_TCP, IP_PROTO_UDP, AclRule
 from app.policy.profile import Qos
-from app.vdp.binding import BindingState, VmBinding
+from app.vdp.binding import BindingState, MacVid, VmBinding
 
 GROUP_ADDRESSED = (GROUP_ADDRESS_BIT, GROUP_ADDRESS_BIT)  # eth_dst match of every group address
 UNICAST = ("00:00:00:00:00:00", GROUP_ADDRESS_BIT)  # eth_dst match of every unicast address
@@ -60,7 +60,8 @@ class VmPlan:
 
 
 # VID -> switch -> port -> MAC -> how many forwarding entries list it there
-Members = Mapping[int, Mapping[int, Mapping[int, Mapping[str, int]]]]
+# (MAC None: the VLAN's owner)
+Members = Mapping[int, Mapping[int, Mapping[int, Mapping[str | None, int]]]]
 
 
 def plan_vm_flows(
@@ -97,10 +98,11 @@ def binding_flows(
     binding: VmBinding, routes: Routes, reflective_relay: bool
 ) -> dict[int, list[FlowEntry]]:
     """One binding's flows, per switch: its edge and, while it forwards, every switch above."""
-    flows = {binding.port.dpid: edge_flows(binding, reflective_relay)}
+    edge = binding.port.dpid
+    flows = {edge: edge_flows(binding, reflective_relay, routes.uplink(edge))}
     if binding.forwarding:
-        for dpid, port_no in routes.ancestors(binding.port.dpid):
-            flows[dpid] = transit_flows(binding, port_no)
+        for dpid, port_no in routes.ancestors(edge):
+            flows[dpid] = transit_flows(binding, port_no, routes.uplink(dpid))
     return flows
 
 
@@ -119,7 +121,7 @@ def _check_contract(bindings: list[VmBinding]) -> None:
     """Handles are unique, a binding lists a MAC/VID once, and a MAC forwards for one binding
     only (the authorizer's anti-spoofing rule): otherwise two flows would share one key."""
     handles: set[int] = set()
-    owner: dict[str, int] = {}
+    owner: dict[str | int, int] = {}
     for binding in bindings:
         if binding.handle in handles:
             raise ValueError(f"handle {binding.handle} is bound twice")
@@ -129,9 +131,11 @@ def _check_contract(bindings: list[VmBinding]) -> None:
         if not binding.forwarding:
             continue
         for entry in binding.entries:
-            if owner.setdefault(entry.mac, binding.handle) != binding.handle:
+            # A whole VLAN is its owner's as a MAC is its VM's (key: the VID).
+            key = entry.mac if entry.mac is not None else entry.vid
+            if owner.setdefault(key, binding.handle) != binding.handle:
                 raise ValueError(
-                    f"MAC {entry.mac} forwards for bindings {owner[entry.mac]} and {binding.handle}"
+                    f"MAC/VLAN {key} forwards for bindings {owner[key]} and {binding.handle}"
                 )
 
 
@@ -152,15 +156,18 @@ def tagged(vid: int) -> int:
 
 
 # one binding, on its own edge --------------------------------------------------------------------
-def edge_flows(binding: VmBinding, reflective_relay: bool) -> list[FlowEntry]:
+def edge_flows(binding: VmBinding, reflective_relay: bool, uplink: int | None) -> list[FlowEntry]:
+    """``uplink``: the edge's port toward the root (None: it is one)."""
     owner = cookie(CookieKind.VSI, binding.handle)
     profile, port_no = binding.profile, binding.port.port_no
-    deliver = ofmsg.apply_actions(ofmsg.pop_vlan(), ofmsg.output(port_no))
+    # An owner of whole VLANs gets its frames tagged, as it sends them; a VM untagged.
+    untag = [] if binding.whole_vlans else [ofmsg.pop_vlan()]
+    deliver = ofmsg.apply_actions(*untag, ofmsg.output(port_no))
     # A frame is never sent back out of the port it came in on, except through OFPP_IN_PORT:
     # with reflective relay the in_port variant hairpins same-port traffic, without it the plain
     # delivery drops it.
     hairpin = (
-        (port_no, (ofmsg.apply_actions(ofmsg.pop_vlan(), ofmsg.output(ofp.OFPP_IN_PORT)),))
+        (port_no, (ofmsg.apply_actions(*untag, ofmsg.output(ofp.OFPP_IN_PORT)),))
         if reflective_relay
         else None
     )
@@ -188,28 +195,39 @@ def edge_flows(binding: VmBinding, reflective_relay: bool) -> list[FlowEntry]:
         flows += standby_flows(binding)
     if binding.forwarding:
         flows += admit_flows(binding)
-        flows += [
-            flow(
-                Table.FORWARD,
-                Priority.VM_UNICAST,
-                owner,
-                (ofmsg.write_metadata(binding.handle), ofmsg.goto(Table.EGRESS_ACL)),
-                vlan_vid=tagged(entry.vid),
-                eth_dst=entry.mac,
-            )
-            for entry in binding.entries
-        ]
+        to_acl = (ofmsg.write_metadata(binding.handle), ofmsg.goto(Table.EGRESS_ACL))
+        flows += [_unicast(entry, owner, to_acl, uplink) for entry in binding.entries]
     return flows
+
+
+def _unicast(
+    entry: MacVid, owner_cookie: int, instructions: tuple, uplink: int | None
+) -> FlowEntry:
+    """The unicast entry toward ``entry`` in FORWARD: its VLAN and MAC. For an owned VLAN,
+    every unicast address of the VLAN that no VM's entry claims; below the root only for
+    frames coming down (only the root knows every VM: the others send such frames up)."""
+    match: dict[str, object] = {"vlan_vid": tagged(entry.vid)}
+    if entry.mac is not None:
+        priority, match["eth_dst"] = Priority.VM_UNICAST, entry.mac
+    else:
+        priority, match["eth_dst"] = Priority.VLAN_OWNER, UNICAST
+        if uplink is not None:
+            match["in_port"] = uplink
+    return flow(Table.FORWARD, priority, owner_cookie, instructions, **match)
 
 
 def _admission_matches(binding: VmBinding) -> list[tuple[dict[str, object], list[object]]]:
     """(match, tagging actions) per admission flow: per MAC/VID, frames already tagged with
     the VID, and untagged frames for the first VID listed for the MAC (an untagged frame names
-    no VLAN, so the first entry decides; it gets the tag pushed)."""
+    no VLAN, so the first entry decides; it gets the tag pushed). An owned VLAN: the frames
+    tagged with it at the port, whatever their source."""
     matches: list[tuple[dict[str, object], list[object]]] = []
     untagged_macs: set[str] = set()
     for entry in binding.entries:
         vlan = tagged(entry.vid)
+        if entry.mac is None:
+            matches.append((dict(in_port=binding.port.port_no, vlan_vid=vlan), []))
+            continue
         variants: list[tuple[int, list[object]]] = [(vlan, [])]
         if entry.mac not in untagged_macs:
             untagged_macs.add(entry.mac)
@@ -350,20 +368,14 @@ def acl_match(rule: AclRule) -> dict[str, object]:
 
 
 # one binding, elsewhere ------------------------------------------------------------------------
-def transit_flows(binding: VmBinding, port_no: int | None) -> list[FlowEntry]:
-    """A switch other than the binding's edge: its MAC/VIDs out of `port_no`, still tagged."""
+def transit_flows(binding: VmBinding, port_no: int | None, uplink: int | None) -> list[FlowEntry]:
+    """A switch other than the binding's edge: its MAC/VIDs out of `port_no`, still tagged
+    (`uplink`: that switch's way up, None at the root)."""
     if port_no is None:
         return []
-    owner = cookie(CookieKind.VSI, binding.handle)
+    down = (ofmsg.apply_actions(ofmsg.output(port_no)),)
     return [
-        flow(
-            Table.FORWARD,
-            Priority.VM_UNICAST,
-            owner,
-            (ofmsg.apply_actions(ofmsg.output(port_no)),),
-            vlan_vid=tagged(entry.vid),
-            eth_dst=entry.mac,
-        )
+        _unicast(entry, cookie(CookieKind.VSI, binding.handle), down, uplink)
         for entry in binding.entries
     ]
 
@@ -371,7 +383,7 @@ def transit_flows(binding: VmBinding, port_no: int | None) -> list[FlowEntry]:
 # shared by several bindings ---------------------------------------------------------------------
 def vlan_flood_flows(
     vid: int,
-    members: Mapping[int, Mapping[int, Mapping[str, int]]],
+    members: Mapping[int, Mapping[int, Mapping[str | None, int]]],
     routes: Routes,
     rr_ports: Set[PortRef],
     only: Collection[int] | None = None,
@@ -382,7 +394,8 @@ def vlan_flood_flows(
     port is skipped (OpenFlow never outputs there), so a frame never returns the way it came;
     from a reflective-relay port with another member behind it, the in_port variant sends it
     back out through OFPP_IN_PORT. A switch without members gets the flow only where it joins
-    two or more member subtrees. Costs the member switches times the tree's depth."""
+    two or more member subtrees. A port whose member is the VLAN's owner (MAC None) gets the
+    frame tagged. Costs the member switches times the tree's depth."""
     present = [dpid for dpid, ports in members.items() if ports]
     below: dict[int, int] = defaultdict(int)  # member switches in each switch's subtree
     for dpid in present:
@@ -401,15 +414,17 @@ def vlan_flood_flows(
     flows: dict[int, list[FlowEntry]] = {}
     for dpid in below if only is None else [d for d in only if d in below]:
         ports = members.get(dpid, {})
+        owned = tuple(sorted(port_no for port_no, macs in ports.items() if None in macs))
         local = tuple(sorted(port_no for port_no, macs in ports.items() if macs))
+        local = tuple(port_no for port_no in local if port_no not in owned)
         toward = tuple(sorted(trunks.get(dpid, ())))
-        if not local and len(toward) < 2:
+        if not local and not owned and len(toward) < 2:
             continue
-        entries = [_flood_flow(vid, toward, local, None)]
+        entries = [_flood_flow(vid, toward + owned, local, None)]
         for port_no in local:
             if PortRef(dpid, port_no) in rr_ports and len(ports[port_no]) > 1:
                 back = tuple(ofp.OFPP_IN_PORT if p == port_no else p for p in local)
-                entries.append(_flood_flow(vid, toward, back, port_no))
+                entries.append(_flood_flow(vid, toward + owned, back, port_no))
         flows[dpid] = entries
     return flows
 
@@ -420,9 +435,9 @@ def vlan_flood_flows(
 # 64 x 32: without it, building and comparing them was a third of the controller's CPU).
 @functools.lru_cache(maxsize=4096)
 def _flood_flow(
-    vid: int, trunks: tuple[int, ...], local: tuple[int, ...], in_port: int | None
+    vid: int, tagged_out: tuple[int, ...], local: tuple[int, ...], in_port: int | None
 ) -> FlowEntry:
-    actions = [ofmsg.output(port) for port in trunks]
+    actions = [ofmsg.output(port) for port in tagged_out]
     if local:
         actions += [ofmsg.pop_vlan(), *(ofmsg.output(port) for port in local)]
     match: dict[str, object] = dict(vlan_vid=tagged(vid), eth_dst=GROUP_ADDRESSED)

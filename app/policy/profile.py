@@ -4,9 +4,10 @@ Every class checks its own invariants on construction and raises PolicyError nam
 so a profile built by the YAML loader or pushed over REST is valid by construction.
 """
 
+import functools
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from app.policy.acl import ACTIONS, AclRule, check_acl
@@ -16,6 +17,7 @@ TYPE_ID_MAX = 0xFFFFFF  # 24-bit VSI Type ID
 VERSION_MAX = 0xFF  # 8-bit VSI Type Version
 VID_MIN, VID_MAX = 1, 4094
 RATE_MAX = 0xFFFFFFFF  # OpenFlow meter band rate and burst are 32-bit
+GROUP_ID_MIN, GROUP_ID_MAX = 1, 0xFFFFFFFF  # a VDP filter's 32-bit group ID; lldpad refuses 0
 
 MANAGER_ID_OCTETS = 16
 _VLAN_RANGE = re.compile(r"\s*(\d+)\s*-\s*(\d+)\s*")
@@ -153,6 +155,26 @@ class Limits:
             )
 
 
+def _check_groups(groups: tuple[tuple[int, int], ...], vlans: frozenset[int]) -> None:
+    """(group ID, VLAN) pairs sorted by group ID, each group once, each VLAN one of ``vlans``."""
+    if not isinstance(groups, tuple):
+        raise PolicyError("expected (group ID, VLAN) pairs", field="groups")
+    for index, pair in enumerate(groups):
+        where = f"groups[{index}]"
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            raise PolicyError("expected a (group ID, VLAN) pair", field=where)
+        group_id, vlan = pair
+        check_range(f"{where}.id", group_id, GROUP_ID_MIN, GROUP_ID_MAX, "a group ID")
+        if index and groups[index - 1][0] >= group_id:
+            raise PolicyError(
+                f"group ID {group_id} is given twice or out of order", field=f"{where}.id"
+            )
+        if vlan not in vlans:
+            raise PolicyError(
+                f"VLAN {vlan!r} of group {group_id} is not one of vlans", field=f"{where}.vlan"
+            )
+
+
 @dataclass(frozen=True)
 class VsiTypeProfile:
     """``ingress_acl`` filters what the VM sends, ``egress_acl`` what is delivered to it; rules
@@ -170,6 +192,10 @@ class VsiTypeProfile:
     acl_default: str = "permit"
     qos: Qos = Qos()
     limits: Limits = Limits()
+    # Group ID -> its VLAN (the tenant segment a GroupID filter names), sorted by group ID.
+    groups: tuple[tuple[int, int], ...] = ()
+    # Whether a VSI of this type may own a whole VLAN at its port (VID, GroupID/VID filters).
+    whole_vlan: bool = False
     source_file: str | None = field(default=None, compare=False)
     source_line: int | None = field(default=None, compare=False)
 
@@ -208,6 +234,15 @@ class VsiTypeProfile:
             )
         check_acl("ingress_acl", self.ingress_acl)
         check_acl("egress_acl", self.egress_acl)
+        _check_groups(self.groups, self.vlans)
+        if not isinstance(self.whole_vlan, bool):
+            raise PolicyError(
+                f"expected true or false, got {self.whole_vlan!r}", field="whole_vlan"
+            )
+
+    @functools.cached_property
+    def group_vlans(self) -> Mapping[int, int]:
+        return dict(self.groups)
 
     @property
     def source(self) -> str:
@@ -216,9 +251,14 @@ class VsiTypeProfile:
             return self.source_file or "?"
         return f"{self.source_file}:{self.source_line}"
 
-    def resolve_vid(self, requested: int) -> int | None:
-        """The VLAN a VM asking for ``requested`` gets, or None to refuse. VID 0 means "the
-        bridge chooses": the default_vlan, else the only VLAN of the type."""
+    def resolve_vid(self, requested: int, group_id: int | None = None) -> int | None:
+        """The VLAN a filter entry asking for ``requested`` gets, or None to refuse. VID 0 means
+        "the bridge chooses": the default_vlan, else the only VLAN of the type. An entry with a
+        group ID gets its group's VLAN (VID 0, or that VLAN named); a group the type does not
+        map is refused."""
+        if group_id is not None:
+            vlan = self.group_vlans.get(group_id)
+            return vlan if vlan is not None and requested in (0, vlan) else None
         if requested == 0:
             if self.default_vlan is not None:
                 return self.default_vlan

@@ -41,6 +41,8 @@ PROFILE_KEYS = (
     "acl_default",
     "qos",
     "limits",
+    "groups",
+    "whole_vlan",
 )
 PROFILE_REQUIRED = ("type_id", "version", "name", "tenant", "vlans", "manager_ids")
 RULE_KEYS = (
@@ -59,9 +61,16 @@ RULE_KEYS = (
 # The most items of a profile's lists. Each ACL rule is a flow per VM and rules are checked
 # pairwise for contradictions; more VLAN items than VLANs only repeat; all bound the work one
 # profile costs (a pushed one included).
-ITEMS_MAX = {"vlans": 4094, "manager_ids": 32, "ingress_acl": 256, "egress_acl": 256}
+ITEMS_MAX = {
+    "vlans": 4094,
+    "manager_ids": 32,
+    "ingress_acl": 256,
+    "egress_acl": 256,
+    "groups": 4094,
+}
 QOS_KEYS = ("rate_kbps", "burst_kb", "pcp", "dscp")
 LIMITS_KEYS = ("max_per_port", "max_per_switch")
+GROUP_KEYS = ("id", "vlan")
 
 _NULL_TAG = "tag:yaml.org,2002:null"
 _FIELD_NAME = re.compile(r"[A-Za-z_0-9]+")
@@ -163,6 +172,12 @@ class _Document:
             raise self.error(node, field, f"expected an integer, got {_kind(node)}")
         return value
 
+    def boolean(self, node: Node, field: str) -> bool:
+        value = self.scalar(node, field)
+        if not isinstance(value, bool):
+            raise self.error(node, field, f"expected true or false, got {_kind(node)}")
+        return value
+
     def text(self, node: Node, field: str) -> str:
         """The text as written: a MAC address or a name stays text even where YAML would read
         a number or a boolean (``10:20:30:40:50:59`` is a base-60 integer in YAML 1.1)."""
@@ -213,6 +228,10 @@ def _profile(document: _Document, node: Node, field: str) -> VsiTypeProfile:
         fields["default_vlan"] = document.integer(children["default_vlan"], f"{field}.default_vlan")
     if "acl_default" in children:
         fields["acl_default"] = document.text(children["acl_default"], f"{field}.acl_default")
+    if "groups" in children:
+        fields["groups"] = _groups(document, children["groups"], f"{field}.groups")
+    if "whole_vlan" in children:
+        fields["whole_vlan"] = document.boolean(children["whole_vlan"], f"{field}.whole_vlan")
     with document.at(node, field, children):
         return VsiTypeProfile(**fields)
 
@@ -235,6 +254,21 @@ def _manager_ids(document: _Document, node: Node, field: str) -> frozenset[str]:
         with document.at(item, path):
             ids.add(normalize_manager_id(document.text(item, path)))
     return frozenset(ids)
+
+
+def _groups(document: _Document, node: Node, field: str) -> tuple[tuple[int, int], ...]:
+    """``{id: GROUP ID, vlan: VLAN}`` items, each group once; sorted for the profile."""
+    pairs: dict[int, int] = {}
+    for index, item in enumerate(document.sequence(node, field, ITEMS_MAX["groups"])):
+        path = f"{field}[{index}]"
+        children = document.mapping(item, path, GROUP_KEYS, GROUP_KEYS)
+        group_id = document.integer(children["id"], f"{path}.id")
+        if group_id in pairs:
+            raise document.error(
+                children["id"], f"{path}.id", f"group ID {group_id} is given twice"
+            )
+        pairs[group_id] = document.integer(children["vlan"], f"{path}.vlan")
+    return tuple(sorted(pairs.items()))
 
 
 def _acl(

@@ -67,6 +67,10 @@ def profile_document(profile: VsiTypeProfile) -> dict:
         qos=_set_fields(profile.qos),
         limits=_set_fields(profile.limits),
     )
+    if profile.groups:
+        document["groups"] = [{"id": group, "vlan": vlan} for group, vlan in profile.groups]
+    if profile.whole_vlan:
+        document["whole_vlan"] = True
     return document
 
 

@@ -484,15 +484,8 @@ class Registry:
         self._announce(
             old, new, profiles.values(), stamped.values(), removed_profiles, removed_vms, created
         )
-        applied = None
-        if profiles or removed_profiles:
-            applied = self._service.apply_profiles(new.profiles.database)
-        deassociated = tuple(
-            vsi_id for vsi_id in removed_vms if self._service.deassociate(vsi_id, DEREGISTERED)
-        ) + tuple(
-            vsi_id
-            for vsi_id in unmatched_held(self._service, stamped.values())
-            if self._service.deassociate(vsi_id, UNMATCHED)
+        applied, deassociated = self._push(
+            new, bool(profiles or removed_profiles), stamped.values(), removed_vms
         )
         return ChangeResult(
             tuple(profiles.values()),
@@ -503,6 +496,85 @@ class Registry:
             applied,
             deassociated,
         )
+
+    def _push(
+        self,
+        new: RegistryState,
+        profiles_changed: bool,
+        written: Iterable[VmRecord],
+        removed_vms: Iterable[str],
+    ) -> tuple[dict | None, tuple[str, ...]]:
+        """Hands a change swapped in to the controller (with the lock held): the new database
+        when profiles changed, so the VMs associated follow; the de-association of the VMs
+        deregistered and of those held in a way their new registration does not admit."""
+        applied = self._service.apply_profiles(new.profiles.database) if profiles_changed else None
+        deassociated = tuple(
+            vsi_id for vsi_id in removed_vms if self._service.deassociate(vsi_id, DEREGISTERED)
+        ) + tuple(
+            vsi_id
+            for vsi_id in unmatched_held(self._service, written)
+            if self._service.deassociate(vsi_id, UNMATCHED)
+        )
+        return applied, deassociated
+
+    # what other controllers stored -------------------------------------------------------------
+    def follow(self, write: RegistryWrite, *, whole: bool = False) -> int:
+        """A change another controller stored (app/controller/store_following.py), made here
+        as if it were this controller's but for the store's write and the events (that
+        controller made both): swapped in, then handed to the controller. Not checked again:
+        the store holds what its writer checked, and every controller follows it. What is held
+        already is left alone (an echo, a change seen twice). ``whole``: ``write`` is everything
+        stored, what it lacks goes. A stored document that is not valid is logged and left
+        out: returns how many were."""
+        with self._lock:
+            old = self._state
+            dropped = 0
+            profiles: dict[VsiTypeKey, VsiTypeProfile] = {}
+            for document in write.profiles:
+                profile = _stored("profile", document, parse_profile)
+                dropped += profile is None
+                if profile is not None:
+                    profiles[profile.key] = profile
+            vms: dict[str, VmRecord] = {}
+            for document in write.vms:
+                vm = _stored("VM registration", document, VmRecord.from_document)
+                dropped += vm is None
+                if vm is not None:
+                    vms[vm.vsi_id] = vm
+            assigned: dict[str, frozenset[int]] = {}
+            for document in write.pools:
+                vids = _stored("VLAN pool", document, lambda d: parse_pool(d, d["tenant"]))
+                dropped += vids is None
+                if vids is not None:
+                    assigned[document["tenant"]] = vids
+            gone_profiles = {VsiTypeKey(*key) for key in write.removed_profiles}
+            gone_vms, gone_pools = set(write.removed_vms), set(write.removed_pools)
+            if whole:  # costs what is held: only after a compaction the watch could not follow
+                gone_profiles |= old.profiles.pushed.keys() - profiles.keys()
+                gone_vms |= old.vms.keys() - vms.keys()
+                gone_pools |= old.pools.assigned.keys() - assigned.keys()
+            pushed = [p for key, p in profiles.items() if old.profiles.pushed.get(key) != p]
+            removed_profiles = [key for key in gone_profiles if key in old.profiles.pushed]
+            written = [vm for vsi_id, vm in vms.items() if old.vms.get(vsi_id) != vm]
+            removed_vms = [vsi_id for vsi_id in gone_vms if vsi_id in old.vms]
+            pools = old.pools
+            for tenant, vids in assigned.items():
+                if pools.assigned.get(tenant) != vids:
+                    pools = pools.assign(tenant, vids)
+            for tenant in gone_pools & pools.assigned.keys():
+                pools = pools.unassign(tenant)
+            if not (pushed or removed_profiles or written or removed_vms or pools is not old.pools):
+                return dropped
+            profiles_changed = bool(pushed or removed_profiles)
+            self._state = new = RegistryState(
+                old.profiles.with_pushed(pushed).without_pushed(removed_profiles)
+                if profiles_changed
+                else old.profiles,
+                old.vms.changed(written, removed_vms),
+                pools,
+            )
+            self._push(new, profiles_changed, written, removed_vms)
+            return dropped
 
     def _announce(
         self,
@@ -553,6 +625,15 @@ class Registry:
             return profile.tenant if profile else None
 
         return tenant_of
+
+
+def _stored(what: str, document, parse: Callable[[dict], T]) -> T | None:
+    """A stored document parsed; None, logged, if it is not valid."""
+    try:
+        return parse(document)
+    except (RegistryError, LookupError, TypeError, ValueError, AttributeError) as err:
+        LOG.warning("a stored %s is not valid, left out: %s (%.200r)", what, err, document)
+        return None
 
 
 def _key(type_id, version) -> VsiTypeKey:

@@ -31,7 +31,15 @@ from app.codec.ethernet import NEAREST_CUSTOMER_BRIDGE, EthernetFrame, encode_et
 from app.codec.evb_tlv import EvbMode, EvbTlv
 from app.codec.frame import EcpAckFrame, EvbFrame, LldpFrame, VdpFrame
 from app.codec.lldp import PortId
-from app.codec.vdp import MANAGER_ID_LENGTH, ManagerIdTlv, Vdpdu, VsiTlv, decode_vdpdu, encode_vdpdu
+from app.codec.vdp import (
+    MANAGER_ID_LENGTH,
+    ManagerIdTlv,
+    VdpOrgTlv,
+    Vdpdu,
+    VsiTlv,
+    decode_vdpdu,
+    encode_vdpdu,
+)
 from app.fabric.ports import PortRef
 from app.session.ecp_machine import EcpMachine
 from app.session.evb_negotiation import (
@@ -61,6 +69,7 @@ SESSION_COUNTERS = (
     "tagged",
     "vdp_tlvs",
     "vdp_responses",
+    "vdp_org_tlvs_ignored",
 )
 
 VdpItem = tuple[ManagerIdTlv, VsiTlv]
@@ -358,6 +367,13 @@ class PortSession:
             else:
                 self._counters["vdp_tlvs"] += 1
                 out.vdp.append((manager, vsi))
+        # Organizationally defined TLVs extend VDP for their OUI's owner. We define none, so as
+        # LLDP does with an OUI it does not know (802.1AB 9.2.7.7.2 / 802.1Qbg 41.2.9) they are
+        # ignored, neither answered nor echoed, and counted; the VSI TLVs around them are
+        # answered as usual.
+        self._counters["vdp_org_tlvs_ignored"] += sum(
+            isinstance(tlv, VdpOrgTlv) for tlv in frame.vdpdu.tlvs
+        )
 
     def _transmit(self, now: float, out: SessionOutput) -> None:
         sent = self._ecp.poll(now)

@@ -39,6 +39,13 @@ _UNAVAILABLE = (
 )
 
 
+_COMPACTED = "required revision has been compacted"  # etcd's reason
+
+
+class Compacted(StoreError):
+    """A read at a revision etcd has compacted away."""
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -165,7 +172,9 @@ class EtcdKv:
                     last = err
                     self._current = (self._current + 1) % len(self._clients)
                 except etcd_errors.Etcd3Exception as err:
-                    raise StoreError(f"etcd refused the {what}: {_reason(err)}") from None
+                    reason = _reason(err)
+                    refused = Compacted if _COMPACTED in reason else StoreError
+                    raise refused(f"etcd refused the {what}: {reason}") from None
             if time.monotonic() >= deadline:
                 raise StoreError(
                     f"etcd: no endpoint of {', '.join(self.endpoints)} answered the {what} "
@@ -182,6 +191,10 @@ class EtcdKv:
             {"compare": list(compare), "success": ops, "failure": []},
         )
 
+    def revision(self) -> int:
+        """The store's revision now (every write acknowledged before is at or below it)."""
+        return int(self.txn([])["header"]["revision"])
+
     def get(self, key: str, revision: str = "mod_revision") -> tuple[bytes, int] | None:
         """The value of `key` and its mod revision (or `revision`: "create_revision"), None if
         there is none."""
@@ -192,17 +205,25 @@ class EtcdKv:
         return base64.b64decode(kvs[0].get("value", "")), int(kvs[0][revision])
 
     def scan(
-        self, start: str, end: str, *, reverse: bool = False, limit: int | None = None
+        self,
+        start: str,
+        end: str,
+        *,
+        reverse: bool = False,
+        limit: int | None = None,
+        revision: int | None = None,
     ) -> Iterator[tuple[str, bytes, int]]:
         """(key, value, mod revision) of the keys in [start, end) in key order (or reverse),
-        read in pages of PAGE at one revision, so a prefix read while it changes is one
-        snapshot."""
+        read in pages of PAGE at one revision (`revision`, else the first page's), so a prefix
+        read while it changes is one snapshot."""
         body: dict = {
             "key": _b64(start.encode()),
             "range_end": _b64(end.encode()),
             "sort_order": "DESCEND" if reverse else "ASCEND",
             "sort_target": "KEY",
         }
+        if revision is not None:
+            body["revision"] = str(revision)
         remaining = limit
         while remaining is None or remaining > 0:
             body["limit"] = PAGE if remaining is None else min(PAGE, remaining)
@@ -225,8 +246,10 @@ class EtcdKv:
             else:
                 body["key"] = _b64(last + b"\0")
 
-    def scan_prefix(self, prefix: str) -> Iterator[tuple[str, bytes, int]]:
-        return self.scan(prefix, prefix_end(prefix))
+    def scan_prefix(
+        self, prefix: str, revision: int | None = None
+    ) -> Iterator[tuple[str, bytes, int]]:
+        return self.scan(prefix, prefix_end(prefix), revision=revision)
 
     # leases (app/ha/election.py) --------------------------------------------------------------
     def grant(self, ttl: int) -> tuple[int, int]:

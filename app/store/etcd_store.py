@@ -21,6 +21,7 @@ decided by an index in memory (app/store/event_index.py), loaded at start; only 
 """
 
 import json
+from collections.abc import Iterable
 
 from app.events import Event
 from app.store.base import VM_FIELDS, RegistryWrite, StoreError, compact_json
@@ -36,6 +37,7 @@ from app.store.etcd_kv import (
     values,
 )
 from app.store.event_index import EventIndex
+from app.store.own_writes import OwnWrites
 from app.store.sqlite_store import EVENT_MAX_AGE, EVENT_MAX_ROWS, EVENT_PRUNE_CHUNK
 from app.store.write_behind import WriteBehind
 
@@ -56,15 +58,19 @@ class EtcdStore:
         event_max_rows: int = EVENT_MAX_ROWS,
     ):
         self._kv, self._prefix = kv, prefix.rstrip("/") + "/"
+        # Read first: whatever this controller loads at start is at this revision or later, so
+        # following the store from it misses nothing (app/controller/store_following.py).
+        self.opened_revision = kv.revision()
+        # Set while the store is followed: our writes, whose echoes the watch skips.
+        self.own_writes: OwnWrites | None = None
         self._check_schema()
         self.event_max_age, self.event_max_rows = event_max_age, event_max_rows
         self.events_pruned = 0
-        self._index = EventIndex()
         self._seq_key = self._prefix + "events-seq"
         self._seq, self._seq_revision = self._read_seq()
-        for _, value, _ in self._kv.scan_prefix(self._prefix + "events/"):
-            event = json.loads(value)
-            self._index.add(event["id"], event)
+        self.reload_events(
+            json.loads(value) for _, value, _ in self._kv.scan_prefix(self._prefix + "events/")
+        )
         # Events as (ts, kind, switch, port, detail JSON), records as (key, value or None).
         self._writer = WriteBehind(self._write_batch, self.prune_events)
 
@@ -92,12 +98,21 @@ class EtcdStore:
     def _commit(self, changes: dict[str, bytes | None]) -> None:
         """One transaction: the keys with a value put, the others deleted."""
         if changes:
-            self._kv.txn(
+            self._txn(
+                list(changes),
                 [
                     delete(key) if value is None else put(key, value)
                     for key, value in changes.items()
-                ]
+                ],
             )
+
+    def _txn(self, keys: list[str], ops: list[dict]) -> None:
+        """A transaction of puts and deletes of `keys`, noted as ours while followed."""
+        own = self.own_writes
+        if own is None:
+            self._kv.txn(ops)
+        else:
+            own.write(keys, lambda: int(self._kv.txn(ops)["header"]["revision"]))
 
     # switches ---------------------------------------------------------------------------
     def record_switch(self, dpid: str, name: str, ts: float) -> None:
@@ -136,11 +151,14 @@ class EtcdStore:
         for key, value in records:  # one operation a key: the last one written
             latest.pop(key, None)
             latest[key] = value
+        keys = list(latest)
+        start = 0
         for chunk in split(
             [delete(key) if value is None else put(key, value) for key, value in latest.items()],
             DEFAULT_TXN_OPS,
         ):
-            self._kv.txn(chunk)
+            self._txn(keys[start : start + len(chunk)], chunk)
+            start += len(chunk)
 
     def _event_key(self, event_id: int) -> str:
         return f"{self._prefix}events/{event_id:020d}"
@@ -284,6 +302,21 @@ class EtcdStore:
 
     def delete_maintenance(self, switch: str, port: str) -> None:
         self._commit({self._key("maintenance", switch, port): None})
+
+    # what other controllers write (app/controller/store_following.py) ---------------------
+    def follow_events(self, written: Iterable[dict], removed: Iterable[int]) -> None:
+        """Events other controllers wrote or pruned, into the index (ours are in it already)."""
+        for event in written:
+            self._index.add(event["id"], event)
+        for event_id in removed:
+            self._index.discard(event_id)
+
+    def reload_events(self, events: Iterable[dict]) -> None:
+        """The index anew, from every event kept."""
+        index = EventIndex()
+        for event in events:
+            index.add(event["id"], event)
+        self._index = index
 
     def close(self) -> None:
         self._writer.close()

@@ -3,11 +3,13 @@ that a controller's cache can follow the store that other controllers write (doc
 
 One thread a watch, one streamed request at a time. Every change after the revision given is
 handed to `on_change(key, value, revision)` in revision order (value None: deleted), from the
-watch's thread and with nothing queued: the callback decides what to keep. A stream that breaks
-(the member stopped, a network error) is opened again on the next endpoint from the revision
-after the last one handed over, so nothing is missed and nothing handed twice. When etcd has
-compacted away revisions the watch still needed, `on_compacted()` is called; it reloads what it
-follows and returns the revision it read, from which the watch goes on.
+watch's thread and with nothing queued: the callback decides what to keep. `on_batch(revision)`,
+if given, is called once the changes of one message are handed over: etcd sends a revision's
+changes (a transaction's) in one message, so what the callbacks built is whole there. A stream
+that breaks (the member stopped, a network error) is opened again on the next endpoint from the
+revision after the last one handed over, so nothing is missed and nothing handed twice. When
+etcd has compacted away revisions the watch still needed, `on_compacted()` is called; it reloads
+what it follows and returns the revision it read, from which the watch goes on.
 
 etcd3gw's own watcher is not used: it neither resumes on another member nor reports a stream
 that ended, and its iterator queues without bound."""
@@ -21,6 +23,7 @@ from collections.abc import Callable, Sequence
 
 import requests
 
+from app.store.base import StoreError
 from app.store.etcd_kv import RETRY_PAUSE, parse_endpoint, prefix_end
 
 LOG = logging.getLogger("evb_nms.store")
@@ -39,6 +42,7 @@ class PrefixWatch:
         on_change: Callable[[str, bytes | None, int], None],
         on_compacted: Callable[[], int],
         connect_timeout: float = 5.0,
+        on_batch: Callable[[int], None] | None = None,
     ):
         self._urls = []
         for url in endpoints:
@@ -47,6 +51,7 @@ class PrefixWatch:
             self._urls.append(f"{scheme}://{host}:{port}")
         self._prefix, self.revision = prefix, revision
         self._on_change, self._on_compacted = on_change, on_compacted
+        self._on_batch = on_batch
         self._timeout = connect_timeout
         self._session = requests.Session()
         self._session.trust_env = False  # as EtcdKv's
@@ -62,9 +67,10 @@ class PrefixWatch:
             try:
                 self._follow(self._urls[self._current])
                 continue  # compacted: again from the revision reloaded
-            except (requests.RequestException, ValueError) as err:
+            except (requests.RequestException, ValueError, StoreError) as err:
                 if self._stopping.is_set():
                     return
+                # StoreError: the reload after a compaction found no etcd: it runs again.
                 LOG.info("etcd watch of %s broke (%s): resuming elsewhere", self._prefix, err)
             self._current = (self._current + 1) % len(self._urls)
             self.reconnects += 1
@@ -84,7 +90,9 @@ class PrefixWatch:
         ) as response:
             response.raise_for_status()
             self._response = response
-            for line in response.iter_lines():
+            # The chunks as they arrive: iter_lines' default of 512 bytes joins the pieces of a
+            # large message again at each one (a save of 500 VSIs: 10 times the CPU).
+            for line in response.iter_lines(chunk_size=None):
                 if self._stopping.is_set():
                     return
                 if line and not self._handle(json.loads(line).get("result", {})):
@@ -100,7 +108,8 @@ class PrefixWatch:
                 self.revision = self._on_compacted()
                 return False
             raise ValueError(f"etcd cancelled the watch: {result.get('cancel_reason')}")
-        for event in result.get("events", []):
+        events = result.get("events", [])
+        for event in events:
             kv = event["kv"]
             revision = int(kv["mod_revision"])
             deleted = event.get("type") == "DELETE"  # the gateway leaves out PUT, the default
@@ -110,6 +119,11 @@ class PrefixWatch:
             except Exception:  # one bad callback must not end the watch
                 LOG.exception("etcd watch of %s: the change at %d failed", self._prefix, revision)
             self.revision = revision
+        if events and self._on_batch is not None:
+            try:
+                self._on_batch(self.revision)
+            except Exception:
+                LOG.exception("etcd watch of %s: batch %d failed", self._prefix, self.revision)
         return True
 
     def stop(self) -> None:

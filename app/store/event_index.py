@@ -32,8 +32,9 @@ class EventIndex:
         return len(self._events)
 
     def add(self, event_id: int, event: dict) -> None:
-        """`event` as the store keeps it: {"ts", "kind", "switch", "detail", ...}; ids come
-        in increasing order."""
+        """`event` as the store keeps it: {"ts", "kind", "switch", "detail", ...}. Ids come in
+        increasing order, but for those of other controllers, which may come a little late; an
+        id indexed already is left as it is (an echo of our own)."""
         detail = event.get("detail")
         detail = detail if isinstance(detail, dict) else {}
         vsi = _intern(detail.get("vsi"))
@@ -45,9 +46,26 @@ class EventIndex:
             vsi,
         )
         with self._lock:
+            if event_id in self._events:
+                return
             self._events[event_id] = fields
             if vsi is not None:
-                self._by_vsi.setdefault(vsi, []).append(event_id)
+                ids = self._by_vsi.setdefault(vsi, [])
+                if ids and ids[-1] > event_id:
+                    bisect.insort(ids, event_id)
+                else:
+                    ids.append(event_id)
+
+    def discard(self, event_id: int) -> None:
+        """Forgets one event (another controller pruned it), if indexed."""
+        with self._lock:
+            fields = self._events.pop(event_id, None)
+            if fields is None or fields[4] is None:
+                return
+            ids = self._by_vsi[fields[4]]
+            del ids[bisect.bisect_left(ids, event_id)]
+            if not ids:
+                del self._by_vsi[fields[4]]
 
     def select(
         self,

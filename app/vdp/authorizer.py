@@ -10,7 +10,8 @@ the response status) and whether retrying the same request can help (``hard``):
 | refusal                                                   | status                        | hard |
 |-----------------------------------------------------------|-------------------------------|------|
 | no filter entries                                         | INVALID_FORMAT                | yes  |
-| filter format without MAC (VID, GroupID/VID)              | INVALID_FORMAT                | yes  |
+| a group filter format (GroupID/VID, GroupID/MAC/VID) on a | INVALID_FORMAT                | yes  |
+|   port whose EVB TLVs did not agree on group IDs          |                               |      |
 | VSIID octets that do not fit the VSIID format, or all 0   | INVALID_FORMAT                | yes  |
 | a MAC that is multicast or all zero                       | INVALID_VID_GROUP_MAC         | yes  |
 | VSI type ID/version unknown                               | OTHER_FAILURE                 | yes  |
@@ -18,14 +19,21 @@ the response status) and whether retrying the same request can help (``hard``):
 | no VSI manager for the Manager ID (vm_managers) to ask    | UNABLE_TO_CONTACT_VSI_MANAGER | yes  |
 | the manager's profile breaks its tenant's VLAN pool/quota | OTHER_FAILURE                 | yes  |
 | Manager ID not allowed by the type                        | OTHER_FAILURE                 | yes  |
+| a filter format without MAC (VID, GroupID/VID) for a type | INVALID_FORMAT                | yes  |
+|   without ``whole_vlan``                                  |                               |      |
 | the type's tenant not allowed at the port (port_tenants)  | OTHER_FAILURE                 | yes  |
 | not registered, under registered-only admission           | OTHER_FAILURE                 | no   |
 | registered with another type/version or tenant            | OTHER_FAILURE                 | yes  |
 | a MAC not in the VM's registration (or none registered,   | INVALID_VID_GROUP_MAC         | yes  |
 |   under registered-only), or registered for ANOTHER VM    |                               |      |
-| VID not allowed by the type (VID 0 with no default VLAN)  | INVALID_VID_GROUP_MAC         | yes  |
+| VID not allowed by the type (VID 0 with no default VLAN), | INVALID_VID_GROUP_MAC         | yes  |
+|   a group ID the type does not map, or a VID not its VLAN |                               |      |
+| a PCP the station insists on (PS bit) that is not the one | OTHER_FAILURE                 | yes  |
+|   the type assigns (qos.pcp)                              |                               |      |
 | the same MAC/VID twice (after resolving VID 0)            | INVALID_FORMAT                | yes  |
 | a MAC bound (prepared or forwarding) to ANOTHER VSI       | INVALID_VID_GROUP_MAC         | yes  |
+| a whole VLAN owned by ANOTHER VSI (anywhere), or used by  | INVALID_VID_GROUP_MAC         | yes  |
+|   another VSI at the port; a VLAN owned at the port       |                               |      |
 | the port's server in maintenance (a VSI new to the port)  | INSUFFICIENT_RESOURCES        | no   |
 | type's max_per_port / max_per_switch reached, or the      | INSUFFICIENT_RESOURCES        | no   |
 |   bridge's cap of VSIs per port / per switch (any type)   |                               |      |
@@ -40,8 +48,11 @@ help). A VLAN the type does not allow and a MAC claimed by another VM (anti-spoo
 status 5 is for. Limits are the bridge's resources: status 2, and they may free up, so not hard;
 a server in maintenance (app/faults/maintenance.py) lends no resources to new VMs until it is
 back, while the VMs already there keep theirs (their keep-alives pass).
-Format checks come first so that a request that cannot be admitted per MAC is never reported as
-a policy problem. A group ID (GroupID/MAC/VID) is echoed but takes no part in admission.
+Format checks come first so that a malformed request is never reported as a policy problem.
+Admission is per MAC, except for a VSI that owns whole VLANs at its port (entries without a MAC):
+its port and VLAN admit it, so one VSI per VLAN of the fabric, alone in it at its port. A group
+ID names a tenant segment: the type's ``groups`` give its VLAN (VID 0 resolves per entry).
+A type that assigns a PCP (qos.pcp) returns it in every granted entry with the PS bit.
 """
 
 from collections.abc import Callable
@@ -67,11 +78,12 @@ from app.vdp.admission import (
     Registrations,
     check_registration,
 )
-from app.vdp.binding import MacVid
+from app.vdp.binding import MacVid, VmBinding
 from app.vdp.binding_index import BindingIndex
 from app.vdp.describe import vsi_id_text
 
 _FORMATS_WITH_MAC = (FilterFormat.MAC_VID, FilterFormat.GROUP_MAC_VID)
+_FORMATS_WITH_GROUP = (FilterFormat.GROUP_VID, FilterFormat.GROUP_MAC_VID)
 _VSI_ID_ACCESSORS = {VsiIdFormat.IPV4: "ipv4", VsiIdFormat.IPV6: "ipv6", VsiIdFormat.MAC: "mac"}
 
 
@@ -129,13 +141,15 @@ class AuthRequest:
 @dataclass(frozen=True)
 class Decision:
     """``entries``: the granted MAC/VIDs, one per request filter entry and in the same order (so
-    the response can carry them back); empty when refused. ``hard``: retrying cannot help."""
+    the response can carry them back); empty when refused. ``pcp``: the PCP the type assigns,
+    returned with the PS bit. ``hard``: retrying cannot help."""
 
     error: VdpError
     reason: str
     entries: tuple[MacVid, ...] = ()
     profile: VsiTypeProfile | None = None
     hard: bool = False
+    pcp: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -168,6 +182,42 @@ def _mac_problem(mac: str) -> str | None:
     return None
 
 
+def _vid_refused(profile: VsiTypeProfile, entry: FilterEntry) -> str:
+    if entry.group_id is not None:
+        vlan = profile.group_vlans.get(entry.group_id)
+        if vlan is None:
+            return f"group ID {entry.group_id} is no group of the type"
+        return f"group ID {entry.group_id} is VLAN {vlan}, not {entry.vid}"
+    if entry.vid == 0:
+        return "VID 0 asks the bridge to choose, but the type has no default VLAN"
+    return f"VID {entry.vid} is not allowed"
+
+
+def _conflict(request: AuthRequest, entries: tuple[MacVid, ...], bound: BindingIndex) -> str | None:
+    """Why another VSI's bindings forbid ``entries``: a MAC is one VM's (anti-spoofing); a VLAN
+    owned whole is its owner's alone, fabric-wide (unknown unicast of the VLAN goes to it), and
+    alone at its port."""
+
+    def others(bindings: list[VmBinding]) -> VmBinding | None:
+        return next((b for b in bindings if b.vsi_id != request.vsi_id), None)
+
+    for entry in dict.fromkeys(entries):
+        if entry.mac is not None:
+            holder = others(bound.holders_of(entry.mac))
+            what = f"MAC {entry.mac} is bound to"
+            if holder is None:
+                owners = [b for b in bound.using(request.port, entry.vid) if b.whole_vlans]
+                holder, what = others(owners), f"VLAN {entry.vid} is owned at the port by"
+        else:
+            holder, what = others(bound.owners_of(entry.vid)), f"VLAN {entry.vid} is owned by"
+            if holder is None:
+                holder = others(bound.using(request.port, entry.vid))
+                what = f"VLAN {entry.vid} is used at the port by"
+        if holder is not None:
+            return f"{what} VSI {vsi_id_text(holder.vsi_id)} at {holder.port}"
+    return None
+
+
 class Authorizer:
     def __init__(
         self,
@@ -178,35 +228,37 @@ class Authorizer:
         policy: AdmissionPolicy = DEFAULT_POLICY,
         registrations: Callable[[], Registrations] = NoRegistrations,
         port_tenants: Callable[[PortRef, str], str | None] = lambda port, tenant: None,
+        group_ids: Callable[[PortRef], bool] = lambda port: True,
     ) -> None:
         """``maintenance``: why the server at a port is in maintenance, None if it is not;
         ``registrations``: the VM manager's registrations (the registry); ``port_tenants``:
-        why a tenant may not associate at a port, None if it may."""
+        why a tenant may not associate at a port, None if it may; ``group_ids``: whether the
+        EVB TLVs of a port agreed on group IDs (BGID and SGID)."""
         self._profiles = profiles
         self._lookup = lookup
         self._maintenance = maintenance
         self._policy = policy
         self._registrations = registrations
         self._port_tenants = port_tenants
+        self._group_ids = group_ids
 
     def authorize(self, request: AuthRequest, bound: BindingIndex) -> Decision:
         """``bound``: every binding of the fabric; those of the requesting VSI itself are
         ignored (a VSI never conflicts with itself, e.g. while it migrates)."""
         if not request.filters:
             return _refuse(VdpError.INVALID_FORMAT, "no filter entries", hard=True)
-        if request.filter_format not in _FORMATS_WITH_MAC:
+        if request.filter_format in _FORMATS_WITH_GROUP and not self._group_ids(request.port):
             return _refuse(
                 VdpError.INVALID_FORMAT,
-                f"filter format {request.filter_format.name} carries no MAC; admission "
-                f"is per MAC, use MAC/VID or GroupID/MAC/VID",
+                f"filter format {request.filter_format.name} needs group IDs, which the EVB "
+                f"TLVs of the port did not agree on (BGID and SGID)",
                 hard=True,
             )
         problem = _vsi_id_problem(request.vsi_id)
         if problem:
             return _refuse(VdpError.INVALID_FORMAT, problem, hard=True)
         for entry in request.filters:
-            assert entry.mac is not None  # a MAC format: every entry has one (VsiTlv checks)
-            problem = _mac_problem(entry.mac)
+            problem = _mac_problem(entry.mac) if entry.mac is not None else None
             if problem:
                 return _refuse(VdpError.INVALID_VID_GROUP_MAC, problem, hard=True)
 
@@ -234,6 +286,14 @@ class Authorizer:
                 hard=True,
                 profile=profile,
             )
+        if request.filter_format not in _FORMATS_WITH_MAC and not profile.whole_vlan:
+            return _refuse(
+                VdpError.INVALID_FORMAT,
+                f"filter format {request.filter_format.name} carries no MAC: it owns a whole "
+                f"VLAN at the port, which {profile.name} does not allow (whole_vlan)",
+                hard=True,
+                profile=profile,
+            )
         why = self._port_tenants(request.port, profile.tenant)
         if why is not None:
             return _refuse(VdpError.OTHER_FAILURE, why, hard=True, profile=profile)
@@ -249,17 +309,20 @@ class Authorizer:
 
         entries = []
         for entry in request.filters:
-            assert entry.mac is not None  # checked above
-            vid = profile.resolve_vid(entry.vid)
+            vid = profile.resolve_vid(entry.vid, entry.group_id)
             if vid is None:
-                refused = (
-                    "VID 0 asks the bridge to choose, but the type has no default VLAN"
-                    if entry.vid == 0
-                    else f"VID {entry.vid} is not allowed"
-                )
                 return _refuse(
                     VdpError.INVALID_VID_GROUP_MAC,
-                    f"{refused} for {profile.name}: VLANs {sorted(profile.vlans)}",
+                    f"{_vid_refused(profile, entry)} for {profile.name}: VLANs "
+                    f"{sorted(profile.vlans)}",
+                    hard=True,
+                    profile=profile,
+                )
+            pcp = profile.qos.pcp
+            if entry.ps and pcp is not None and entry.pcp != pcp:
+                return _refuse(
+                    VdpError.OTHER_FAILURE,
+                    f"the station asks PCP {entry.pcp}, {profile.name} assigns PCP {pcp}",
                     hard=True,
                     profile=profile,
                 )
@@ -271,17 +334,9 @@ class Authorizer:
                 hard=True,
                 profile=profile,
             )
-
-        for mac in dict.fromkeys(e.mac for e in entries):
-            for binding in bound.holders_of(mac):
-                if binding.vsi_id != request.vsi_id:
-                    return _refuse(
-                        VdpError.INVALID_VID_GROUP_MAC,
-                        f"MAC {mac} is bound to VSI {vsi_id_text(binding.vsi_id)} "
-                        f"at {binding.port}",
-                        hard=True,
-                        profile=profile,
-                    )
+        conflict = _conflict(request, tuple(entries), bound)
+        if conflict is not None:
+            return _refuse(VdpError.INVALID_VID_GROUP_MAC, conflict, hard=True, profile=profile)
 
         if not bound.bound_at(request.vsi_id, request.port):
             why = self._maintenance(request.port)
@@ -295,7 +350,13 @@ class Authorizer:
         refusal = self._check_limits(request, profile, bound)
         if refusal:
             return refusal
-        return Decision(VdpError.SUCCESS, f"granted as {profile.name}", tuple(entries), profile)
+        return Decision(
+            VdpError.SUCCESS,
+            f"granted as {profile.name}",
+            tuple(entries),
+            profile,
+            pcp=profile.qos.pcp,
+        )
 
     def _check_limits(
         self, request: AuthRequest, profile: VsiTypeProfile, bound: BindingIndex

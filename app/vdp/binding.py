@@ -22,7 +22,8 @@ class BindingState(str, Enum):
 
 @dataclass(frozen=True)
 class MacVid:
-    mac: str  # lower-case, colon separated
+    mac: str | None  # lower-case, colon separated; None: the VSI owns the whole VLAN at its
+    # port (a VID or GroupID/VID filter), whatever MACs send in it
     vid: int  # 1..4094, the VLAN the bridge assigned (never 0)
 
 
@@ -32,10 +33,16 @@ class VmBinding:
     # its cookies
     vsi_id: VsiId
     port: PortRef
-    entries: tuple[MacVid, ...]  # the VM's MAC/VID filter, as granted
+    entries: tuple[MacVid, ...]  # the VM's MAC/VID filter, as granted: all with a MAC or all
+    # without (one filter format per VSI TLV)
     profile: VsiTypeProfile
     state: BindingState
 
     @property
     def forwarding(self) -> bool:
         return self.state is BindingState.FORWARDING
+
+    @property
+    def whole_vlans(self) -> bool:
+        """Whether the binding owns whole VLANs at its port (entries without a MAC)."""
+        return any(entry.mac is None for entry in self.entries)

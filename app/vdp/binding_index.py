@@ -20,6 +20,9 @@ class BindingIndex:
     def __init__(self) -> None:
         self._by_handle: dict[int, VmBinding] = {}
         self._by_mac: dict[str, list[VmBinding]] = defaultdict(list)
+        # Entries without a MAC own their VLAN: by VID; and every binding by (port, VID).
+        self._by_vlan: dict[int, list[VmBinding]] = defaultdict(list)
+        self._by_port_vid: dict[tuple[PortRef, int], list[VmBinding]] = defaultdict(list)
         self._ports_of: dict[VsiId, dict[PortRef, int]] = defaultdict(dict)
         # Attachments per (type, port), (type, switch), port and switch: VSI ID -> how many of
         # its attachments are there (a migrating VSI may have two on one switch; it counts once).
@@ -40,8 +43,9 @@ class BindingIndex:
             raise ValueError(f"handle {binding.handle} is indexed already")
         self._by_handle[binding.handle] = binding
         self._at[binding.port.dpid].setdefault(binding.port, {})[binding.handle] = binding
-        for mac in {e.mac for e in binding.entries}:
-            self._by_mac[mac].append(binding)
+        for table, keys in self._keys(binding):
+            for key in keys:
+                table[key].append(binding)
         _count(self._ports_of, binding.vsi_id, binding.port, 1)
 
     def remove(self, binding: VmBinding) -> None:
@@ -52,11 +56,12 @@ class BindingIndex:
             del ports[binding.port]
             if not ports:
                 del self._at[binding.port.dpid]
-        for mac in {e.mac for e in binding.entries}:
-            holders = self._by_mac[mac]
-            holders.remove(binding)
-            if not holders:
-                del self._by_mac[mac]
+        for table, keys in self._keys(binding):
+            for key in keys:
+                holders = table[key]
+                holders.remove(binding)
+                if not holders:
+                    del table[key]
         _count(self._ports_of, binding.vsi_id, binding.port, -1)
 
     def attach(self, vsi_id: VsiId, port: PortRef, key: VsiTypeKey) -> None:
@@ -72,6 +77,14 @@ class BindingIndex:
     def holders_of(self, mac: str) -> list[VmBinding]:
         """The bindings (prepared or forwarding) that list ``mac``."""
         return list(self._by_mac.get(mac, ()))
+
+    def owners_of(self, vid: int) -> list[VmBinding]:
+        """The bindings that own VLAN ``vid`` whole (an entry without a MAC), anywhere."""
+        return list(self._by_vlan.get(vid, ()))
+
+    def using(self, port: PortRef, vid: int) -> list[VmBinding]:
+        """The bindings at ``port`` with an entry in VLAN ``vid``."""
+        return list(self._by_port_vid.get((port, vid), ()))
 
     def count_on_port(self, key: VsiTypeKey | None, port: PortRef, besides: VsiId) -> int:
         """VSIs of type ``key`` (None: of any type) attached at ``port``, not counting
@@ -98,6 +111,13 @@ class BindingIndex:
 
     def __iter__(self) -> Iterator[VmBinding]:
         return iter(self._by_handle.values())
+
+    def _keys(self, binding: VmBinding) -> list[tuple[dict, set]]:
+        return [
+            (self._by_mac, {e.mac for e in binding.entries if e.mac is not None}),
+            (self._by_vlan, {e.vid for e in binding.entries if e.mac is None}),
+            (self._by_port_vid, {(binding.port, e.vid) for e in binding.entries}),
+        ]
 
 
 def _places(port: PortRef, key: VsiTypeKey) -> tuple[tuple, ...]:

@@ -73,6 +73,7 @@ from app.codec.vdp import (
     STATUS_M,
     STATUS_S,
     FilterEntry,
+    FilterFormat,
     ManagerIdTlv,
     VdpError,
     VdpTlvType,
@@ -127,6 +128,8 @@ class AttachmentInfo:
     profile: str
     tenant: str
     entries: tuple[MacVid, ...]
+    filters: tuple[FilterEntry, ...]  # as answered: one per entry, with group IDs and PCP
+    filter_format: FilterFormat
     since: float  # when it entered this state
     refreshed: float  # last request (or keep-alive) from its station
     expires: float  # keep-alive timeout; for SUSPENDED the end of the hold
@@ -167,6 +170,14 @@ class _Attachment:
     standby: bool = False
     activated: bool = False
     superseded: bool = False
+    # A new profile of its type that would answer it otherwise (VLANs, PCP), and the error its
+    # station's next keep-alive gets for it; until then it keeps its profile and answer.
+    revised: tuple[VsiTypeProfile, VdpError] | None = None
+
+    @property
+    def current_profile(self) -> VsiTypeProfile:
+        """The profile of its type it answers to: a revised one once its type changed."""
+        return self.revised[0] if self.revised is not None else self.profile
 
     @property
     def expires(self) -> float:
@@ -243,8 +254,14 @@ def _order_key(vsi_id: VsiId) -> tuple[int, bytes]:
     return int(vsi_id.format), vsi_id.value
 
 
-def _granted_filters(request: VsiTlv, entries: tuple[MacVid, ...]) -> tuple[FilterEntry, ...]:
-    return tuple(replace(f, vid=e.vid) for f, e in zip(request.filters, entries, strict=True))
+def _granted_filters(request: VsiTlv, decision: Decision) -> tuple[FilterEntry, ...]:
+    """The request's entries with the granted VIDs and, when the type assigns one, its PCP with
+    the PS bit (lldpad's station adopts both)."""
+    pcp = decision.pcp
+    return tuple(
+        replace(f, vid=e.vid) if pcp is None else replace(f, vid=e.vid, ps=True, pcp=pcp)
+        for f, e in zip(request.filters, decision.entries, strict=True)
+    )
 
 
 class VdpBridge:
@@ -311,6 +328,20 @@ class VdpBridge:
             and (_same_request(att.request, request) or _same_request(att.response, request))
         ):
             assert vsi is not None  # att is one of its attachments
+            if att.revised is not None:
+                revised, error = att.revised
+                return self._refuse(
+                    vsi,
+                    att,
+                    port,
+                    manager,
+                    request,
+                    Decision(
+                        error,
+                        f"its VSI type changed ({revised.name}): the answer it was given no "
+                        f"longer holds; De-Associate and associate again",
+                    ),
+                )
             self._refresh(vsi.vsi_id, att, now, keepalive_timeout)
             return Outcome(responses=[(port, manager, att.response)])
         state = _STATE_OF_MODE[request.mode]
@@ -424,7 +455,7 @@ class VdpBridge:
     ) -> Outcome:
         profile = decision.profile
         assert profile is not None  # a granted decision names its profile
-        response = make_response(request, filters=_granted_filters(request, decision.entries))
+        response = make_response(request, filters=_granted_filters(request, decision))
         if vsi is None:
             vsi = self._vsis[request.vsi_id] = _Vsi(request.vsi_id, {})
             self._order.add(request.vsi_id)
@@ -636,7 +667,7 @@ class VdpBridge:
         if not decision.ok:
             raise ValueError(decision.reason)
         assert decision.profile is not None  # a granted decision names its profile
-        response = make_response(request, filters=_granted_filters(request, decision.entries))
+        response = make_response(request, filters=_granted_filters(request, decision))
         att = vsi.attachments[port] = _Attachment(
             port,
             self._allocate_handle(),
@@ -715,7 +746,7 @@ class VdpBridge:
             for vsi_id in sorted(self._vsis_of_type.get(key, ()), key=vsi_id_text):
                 vsi = self._vsis[vsi_id]
                 for att in list(vsi.attachments.values()):
-                    if att.profile.key == key and att.profile != profile:
+                    if att.profile.key == key and att.current_profile != profile:
                         self._take_profile(vsi, att, profile, outcome)
                 self._sync(vsi_id, outcome)
         return outcome
@@ -723,20 +754,43 @@ class VdpBridge:
     def _take_profile(
         self, vsi: _Vsi, att: _Attachment, profile: VsiTypeProfile | None, outcome: Outcome
     ) -> None:
+        """The attachment under its type's new ``profile``: taken in place when it answers the
+        station as before; revised (the station's next keep-alive gets error + KEEP, the old
+        answer holds until the station de-associates) when the VLANs or PCP it would grant
+        differ; de-associated at once when the profile no longer allows it."""
+        granted = (
+            tuple(
+                MacVid(f.mac, profile.resolve_vid(f.vid, f.group_id) or 0)
+                for f in att.request.filters
+            )
+            if profile is not None
+            else ()
+        )
         problem = (
             "its VSI type was removed"
             if profile is None
             else "its Manager ID is no longer allowed"
             if not profile.allows_manager(att.manager_id)
             else "its VLAN is no longer allowed"
-            if any(e.vid not in profile.vlans for e in att.entries)
+            if any(e.vid not in profile.vlans for e in (*att.entries, *granted))
+            else "owning whole VLANs is no longer allowed"
+            if any(e.mac is None for e in att.entries) and not profile.whole_vlan
             else None
         )
         if problem is None:
             assert profile is not None  # a removed type is a problem
-            att.profile = profile
+            same_vids = granted == att.entries
+            if profile == att.profile or (same_vids and profile.qos.pcp == att.profile.qos.pcp):
+                att.profile, att.revised, reason = profile, None, "profile changed"
+            else:
+                error = VdpError.OTHER_FAILURE if same_vids else VdpError.INVALID_VID_GROUP_MAC
+                att.revised = (profile, error)
+                reason = (
+                    "profile changed: it would grant other VLANs or another PCP; the next "
+                    "keep-alive is answered with an error and KEEP"
+                )
             outcome.events.append(
-                ("vsi.updated", _attachment_fields(vsi.vsi_id, att, reason="profile changed"))
+                ("vsi.updated", _attachment_fields(vsi.vsi_id, att, reason=reason))
             )
             return
         self._detach(vsi, att)
@@ -838,6 +892,8 @@ class VdpBridge:
                 att.profile.name,
                 att.profile.tenant,
                 att.entries,
+                att.response.filters,
+                att.response.filter_format,
                 att.since,
                 att.refreshed,
                 att.expires,
@@ -971,7 +1027,7 @@ class VdpBridge:
         """Keeps the by-port, by-type and by-MAC indexes in step with the VSI's attachments."""
         held = [vsi.suspended] if vsi is not None and vsi.suspended is not None else []
         macs = (
-            {e.mac for a in [*vsi.attachments.values(), *held] for e in a.entries}
+            {e.mac for a in [*vsi.attachments.values(), *held] for e in a.entries if e.mac}
             if vsi is not None
             else set()
         )
@@ -979,7 +1035,7 @@ class VdpBridge:
         if macs:
             self._macs[vsi_id] = macs
         placed = (
-            tuple((a.port, a.profile.key, a.profile) for a in vsi.attachments.values())
+            tuple((a.port, a.profile.key, a.current_profile) for a in vsi.attachments.values())
             if vsi is not None
             else ()
         )

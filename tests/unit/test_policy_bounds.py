@@ -50,6 +50,7 @@ def test_a_pushed_list_over_its_most_items_is_refused_by_its_length(name):
         "manager_ids": "mgr1",
         "ingress_acl": {"action": "deny"},
         "egress_acl": {"action": "deny"},
+        "groups": {"id": 7, "vlan": 100},
     }[name]
     with pytest.raises(InvalidInput, match=f"at most {ITEMS_MAX[name]} items") as info:
         parse_profile(document(**{name: [item] * (ITEMS_MAX[name] + 1)}))

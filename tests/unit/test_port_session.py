@@ -18,6 +18,7 @@ from app.codec.vdp import (
     FilterEntry,
     FilterFormat,
     ManagerIdTlv,
+    VdpOrgTlv,
     VdpTlvType,
     Vdpdu,
     VsiId,
@@ -287,6 +288,14 @@ def test_requests_are_delivered_with_their_manager_in_order():
     out = s.on_frame(frame, 0.0)
     assert out.vdp == [(MANAGER, vsi(1)), (MANAGER, vsi(2)), (other, vsi(3))]
     assert s.counters["vdp_tlvs"] == 3 and s.counters["ecp_req"] == 1
+
+
+def test_organizationally_defined_tlvs_are_ignored_and_counted():
+    s = session()
+    org = VdpOrgTlv(0x00000C, b"\x01cisco-specific")
+    out = s.on_frame(VdpFrame(STATION_MAC, 1, Vdpdu((MANAGER, vsi(1), org, org))), 0.0)
+    assert out.vdp == [(MANAGER, vsi(1))]  # the VSI TLV is answered as usual
+    assert s.counters["vdp_org_tlvs_ignored"] == 2 and s.counters["vdp_tlvs"] == 1
 
 
 def test_responses_from_a_station_are_acked_and_reported_not_delivered():

@@ -1,6 +1,7 @@
 """VSI admission: statuses and HARD for every refusal, VID resolution, anti-spoofing, limits, and
 the seam for asking the VM manager about unknown types."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from app.codec.vdp import (
     VsiTlv,
 )
 from app.fabric.ports import PortRef
-from app.policy import Limits, VsiTypeDatabase, VsiTypeKey, VsiTypeProfile, load_policies
+from app.policy import Limits, Qos, VsiTypeDatabase, VsiTypeKey, VsiTypeProfile, load_policies
 from app.registry.vms import VmRecord
 from app.vdp.admission import REGISTERED_ONLY, TYPE_ONLY, AdmissionPolicy
 from app.vdp.authorizer import AuthRequest, Authorizer, VsiManagerUnreachable, lookup_in_database
@@ -47,7 +48,17 @@ WEB = profile(5, 4, "web", {100, 101}, default_vlan=100)
 DB = profile(6, 1, "db", {200})
 BATCH = profile(7, 1, "batch", {102}, limits=Limits(max_per_port=2, max_per_switch=3))
 MULTI = profile(8, 1, "multi", {300, 301})
-DATABASE = VsiTypeDatabase([WEB, DB, BATCH, MULTI])
+# Group 7 is VLAN 400, group 8 VLAN 401; VSIs may own whole VLANs; PCP 5 assigned.
+SEGMENTS = profile(
+    9,
+    1,
+    "segments",
+    {400, 401, 402},
+    groups=((7, 400), (8, 401)),
+    whole_vlan=True,
+    qos=Qos(pcp=5),
+)
+DATABASE = VsiTypeDatabase([WEB, DB, BATCH, MULTI, SEGMENTS])
 
 
 def authorizer(database: VsiTypeDatabase = DATABASE, **kwargs) -> Authorizer:
@@ -62,10 +73,12 @@ def request(
     vsi_id: VsiId = VSI_A,
     port: PortRef = P1,
     filter_format: FilterFormat = FilterFormat.MAC_VID,
+    group_id: int = 7,
 ) -> AuthRequest:
     with_group = filter_format in (FilterFormat.GROUP_VID, FilterFormat.GROUP_MAC_VID)
     filters = tuple(
-        FilterEntry(vid=vid, mac=mac, group_id=7 if with_group else None) for mac, vid in entries
+        FilterEntry(vid=vid, mac=mac, group_id=group_id if with_group else None)
+        for mac, vid in entries
     )
     return AuthRequest(port, manager, type_id, version, vsi_id, filter_format, filters)
 
@@ -117,11 +130,99 @@ def test_one_mac_on_two_vlans_is_fine():
     assert decision.ok
 
 
-def test_group_mac_vid_is_admitted_per_mac():
+def test_group_mac_vid_vid_zero_gets_the_groups_vlan():
     decision = authorizer().authorize(
-        request((MAC_A, 0), filter_format=FilterFormat.GROUP_MAC_VID), BindingIndex()
+        request((MAC_A, 0), type_id=9, version=1, filter_format=FilterFormat.GROUP_MAC_VID),
+        BindingIndex(),
     )
-    assert decision.entries == (MacVid(MAC_A, 100),)
+    assert decision.ok and decision.entries == (MacVid(MAC_A, 400),)
+    assert decision.pcp == 5  # the type's PCP, returned with the PS bit
+
+
+def test_vid_zero_resolves_per_entry_through_each_entrys_group():
+    filters = (
+        FilterEntry(vid=0, mac=MAC_A, group_id=7),
+        FilterEntry(vid=0, mac=MAC_A, group_id=8),
+        FilterEntry(vid=401, mac=MAC_B, group_id=8),
+    )
+    req = AuthRequest(P1, "mgr1", 9, 1, VSI_A, FilterFormat.GROUP_MAC_VID, filters)
+    decision = authorizer().authorize(req, BindingIndex())
+    assert decision.entries == (MacVid(MAC_A, 400), MacVid(MAC_A, 401), MacVid(MAC_B, 401))
+
+
+@pytest.mark.parametrize(
+    "vid, group_id, reason",
+    [(0, 9, "group ID 9 is no group"), (401, 7, "group ID 7 is VLAN 400, not 401")],
+)
+def test_a_group_the_type_does_not_map_or_another_vlan_is_refused(vid, group_id, reason):
+    decision = authorizer().authorize(
+        request(
+            (MAC_A, vid),
+            type_id=9,
+            version=1,
+            filter_format=FilterFormat.GROUP_MAC_VID,
+            group_id=group_id,
+        ),
+        BindingIndex(),
+    )
+    refused(decision, VdpError.INVALID_VID_GROUP_MAC, True, reason)
+
+
+@pytest.mark.parametrize("filter_format", [FilterFormat.GROUP_VID, FilterFormat.GROUP_MAC_VID])
+def test_group_formats_need_group_ids_agreed_on_the_port(filter_format):
+    decision = authorizer(group_ids=lambda port: port != P1).authorize(
+        request((MAC_A, 0), type_id=9, version=1, filter_format=filter_format), BindingIndex()
+    )
+    refused(decision, VdpError.INVALID_FORMAT, True, "BGID and SGID")
+
+
+@pytest.mark.parametrize(
+    "filter_format, entry, granted",
+    [
+        (FilterFormat.VID, (None, 402), MacVid(None, 402)),
+        (FilterFormat.VID, (None, 0), None),  # no default VLAN and three VLANs: refused
+        (FilterFormat.GROUP_VID, (None, 0), MacVid(None, 400)),
+    ],
+)
+def test_formats_without_mac_own_a_whole_vlan_where_the_type_allows(filter_format, entry, granted):
+    decision = authorizer().authorize(
+        request(entry, type_id=9, version=1, filter_format=filter_format), BindingIndex()
+    )
+    assert decision.entries == ((granted,) if granted else ())
+
+
+def test_a_station_insisting_on_another_pcp_is_refused():
+    filters = (FilterEntry(vid=400, mac=MAC_A, ps=True, pcp=2),)
+    req = AuthRequest(P1, "mgr1", 9, 1, VSI_A, FilterFormat.MAC_VID, filters)
+    refused(authorizer().authorize(req, BindingIndex()), VdpError.OTHER_FAILURE, True, "PCP 5")
+    same = AuthRequest(P1, "mgr1", 9, 1, VSI_A, FilterFormat.MAC_VID, (replace(filters[0], pcp=5),))
+    assert authorizer().authorize(same, BindingIndex()).ok
+
+
+def owner(handle: int, vsi_id: VsiId, port: PortRef, vid: int) -> VmBinding:
+    return VmBinding(handle, vsi_id, port, (MacVid(None, vid),), SEGMENTS, BindingState.FORWARDING)
+
+
+@pytest.mark.parametrize(
+    "held, entry, port, reason",
+    [
+        (owner(1, VSI_B, OTHER_SWITCH, 402), (None, 402), P1, "VLAN 402 is owned by"),
+        (binding(1, VSI_B, P1, MAC_B, 402, SEGMENTS), (None, 402), P1, "used at the port"),
+        (owner(1, VSI_B, P1, 402), (MAC_A, 402), P1, "owned at the port by"),
+    ],
+)
+def test_a_whole_vlan_is_one_vsis_in_the_fabric_and_alone_at_its_port(held, entry, port, reason):
+    filter_format = FilterFormat.VID if entry[0] is None else FilterFormat.MAC_VID
+    decision = authorizer().authorize(
+        request(entry, type_id=9, version=1, filter_format=filter_format, port=port),
+        BindingIndex.of([held]),
+    )
+    refused(decision, VdpError.INVALID_VID_GROUP_MAC, True, reason)
+
+
+def test_a_mac_vm_elsewhere_in_an_owned_vlan_is_fine():
+    held = BindingIndex.of([owner(1, VSI_B, OTHER_SWITCH, 402)])
+    assert authorizer().authorize(request((MAC_A, 402), type_id=9, version=1), held).ok
 
 
 def test_the_requesting_vsis_own_bindings_never_conflict():
@@ -166,18 +267,11 @@ def test_zero_entries_is_invalid_format():
 
 
 @pytest.mark.parametrize("filter_format", [FilterFormat.VID, FilterFormat.GROUP_VID])
-def test_formats_without_mac_are_invalid_format(filter_format):
+def test_formats_without_mac_need_a_type_with_whole_vlan(filter_format):
     decision = authorizer().authorize(
         request((None, 100), filter_format=filter_format), BindingIndex()
     )
-    refused(decision, VdpError.INVALID_FORMAT, True, "admission is per MAC")
-
-
-def test_format_is_checked_before_the_type():
-    decision = authorizer().authorize(
-        request((None, 100), type_id=99, filter_format=FilterFormat.VID), BindingIndex()
-    )
-    assert decision.error is VdpError.INVALID_FORMAT
+    refused(decision, VdpError.INVALID_FORMAT, True, "whole_vlan")
 
 
 @pytest.mark.parametrize(

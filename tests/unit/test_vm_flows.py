@@ -709,3 +709,44 @@ def test_any_bindings_get_exactly_the_connectivity_the_rules_promise(scenario):
             else []
         )
         assert dc.send(src.port, **arp(src)) == expected
+
+
+# a VSI that owns a whole VLAN at its port (VID or GroupID/VID filter) ---------------------------
+OWNS = profile("router", vlans=(100,), key=(9, 1), whole_vlan=True)
+
+
+def owner(handle: int, port: PortRef, vid: int = 100) -> VmBinding:
+    return vm(handle, port, prof=OWNS, entries=(MacVid(None, vid),))
+
+
+def test_an_owned_vlan_admits_tagged_frames_at_its_port_and_gets_unclaimed_unicast_tagged():
+    dc = Dc()
+    router, a = owner(1, P(EDGE2, 2)), vm(2, P(EDGE1, 1))
+    dc.program(router, a)
+    tag = ofp.OFPVID_PRESENT | 100
+    behind = "52:00:00:00:99:01"  # some host behind the owner: no VDP entry names it
+    # a VM to a MAC nobody holds in the VLAN: up the tree, down to the owner, still tagged
+    deliveries = dc.fabric.send(EDGE1, 1, **tcp(a, behind))
+    assert [(d.dpid, d.port, d.packet["vlan_vid"]) for d in deliveries] == [(EDGE2, 2, tag)]
+    # from behind the owner, tagged, to the VM: admitted by port and VLAN, delivered untagged
+    to_a = {**tcp(a, a), "eth_src": behind}
+    assert dc.send(router.port, **to_a, vlan_vid=tag) == [(EDGE1, 1)]
+    # untagged or in another VLAN: the port's default deny
+    assert dc.fabric.send(EDGE2, 2, **to_a) == []
+    assert dc.fabric.send(EDGE2, 2, **to_a, vlan_vid=0x1000 | 101) == []
+
+
+def test_an_owned_vlan_floods_tagged_to_its_owner_and_untagged_to_vms():
+    dc = Dc()
+    router, a, b = owner(1, P(EDGE2, 2)), vm(2, P(EDGE1, 1)), vm(3, P(EDGE2, 1))
+    dc.program(router, a, b)
+    copies = dc.fabric.send(EDGE1, 1, **arp(a))
+    assert sorted((d.dpid, d.port, d.packet["vlan_vid"]) for d in copies) == [
+        (EDGE2, 1, UNTAGGED),
+        (EDGE2, 2, ofp.OFPVID_PRESENT | 100),
+    ]
+
+
+def test_two_owners_of_one_vlan_break_the_contract():
+    with pytest.raises(ValueError, match="MAC/VLAN 100"):
+        plan_vm_flows([owner(1, P(EDGE1, 1)), owner(2, P(EDGE2, 1))], Topology().routes(), set())
