@@ -547,12 +547,20 @@ class Registry:
                 dropped += vids is None
                 if vids is not None:
                     assigned[document["tenant"]] = vids
+            items = {}
+            for document in write.inventory:
+                item = _stored("inventory item", document, Item.from_document)
+                dropped += item is None
+                if item is not None:
+                    items[(item.kind, item.name)] = item
             gone_profiles = {VsiTypeKey(*key) for key in write.removed_profiles}
             gone_vms, gone_pools = set(write.removed_vms), set(write.removed_pools)
+            gone_items = set(write.removed_inventory)
             if whole:  # costs what is held: only after a compaction the watch could not follow
                 gone_profiles |= old.profiles.pushed.keys() - profiles.keys()
                 gone_vms |= old.vms.keys() - vms.keys()
                 gone_pools |= old.pools.assigned.keys() - assigned.keys()
+                gone_items |= old.inventory.items.keys() - items.keys()
             pushed = [p for key, p in profiles.items() if old.profiles.pushed.get(key) != p]
             removed_profiles = [key for key in gone_profiles if key in old.profiles.pushed]
             written = [vm for vsi_id, vm in vms.items() if old.vms.get(vsi_id) != vm]
@@ -563,7 +571,14 @@ class Registry:
                     pools = pools.assign(tenant, vids)
             for tenant in gone_pools & pools.assigned.keys():
                 pools = pools.unassign(tenant)
+            inventory = old.inventory
+            for key in gone_items & inventory.items.keys():
+                inventory = inventory.removed(*key)
+            for key, item in items.items():
+                if inventory.get(*key) != item:
+                    inventory = inventory.put(item)
             if not (pushed or removed_profiles or written or removed_vms or pools is not old.pools):
+                self._state = dataclasses.replace(old, inventory=inventory)
                 return dropped
             profiles_changed = bool(pushed or removed_profiles)
             self._state = new = RegistryState(
@@ -572,6 +587,7 @@ class Registry:
                 else old.profiles,
                 old.vms.changed(written, removed_vms),
                 pools,
+                inventory,
             )
             self._push(new, profiles_changed, written, removed_vms)
             return dropped
