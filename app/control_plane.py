@@ -345,7 +345,15 @@ class ControlPlane:
         reaction = self._apply(Outcome().merge(*at_once), now, arrivals=arrivals)
         return reaction.extend(self._apply(Outcome().merge(*changing), now, arrivals=arrivals))
 
-    def _park(self, query, ref: PortRef, manager, vsi: VsiTlv, keepalive_timeout, arrived):
+    def _park(
+        self,
+        query,
+        ref: PortRef,
+        manager: ManagerIdTlv,
+        vsi: VsiTlv,
+        keepalive_timeout: float,
+        arrived: float,
+    ) -> Outcome | None:
         """The VM manager is being asked about the request's type: the request waits for its
         answer, at most until ANSWER_SHARE of the port's RWD (then `_overdue`). Only the
         latest request of a VSI at a port is kept (the station resends), with the first one's
