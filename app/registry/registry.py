@@ -560,7 +560,7 @@ class Registry:
                 gone_profiles |= old.profiles.pushed.keys() - profiles.keys()
                 gone_vms |= old.vms.keys() - vms.keys()
                 gone_pools |= old.pools.assigned.keys() - assigned.keys()
-                gone_items |= old.inventory.items.keys() - items.keys()
+                gone_items |= {key for key in old.inventory.items if key not in items}
             pushed = [p for key, p in profiles.items() if old.profiles.pushed.get(key) != p]
             removed_profiles = [key for key in gone_profiles if key in old.profiles.pushed]
             written = [vm for vsi_id, vm in vms.items() if old.vms.get(vsi_id) != vm]
@@ -572,8 +572,9 @@ class Registry:
             for tenant in gone_pools & pools.assigned.keys():
                 pools = pools.unassign(tenant)
             inventory = old.inventory
-            for key in gone_items & inventory.items.keys():
-                inventory = inventory.removed(*key)
+            for key in gone_items:
+                if key in inventory.items:
+                    inventory = inventory.removed(*key)
             for key, item in items.items():
                 if inventory.get(*key) != item:
                     inventory = inventory.put(item)
