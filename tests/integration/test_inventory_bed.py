@@ -4,6 +4,7 @@ host; a VM that migrates from srv11 to srv21 is looked up (draft 5.4) with the h
 name and address, and still is after the controller restarts."""
 
 from tests.integration.bed import MARKS, wait_until
+from tests.integration.conftest import wait_fabric_ready
 
 pytestmark = MARKS
 MAC, UUID = "52:54:00:00:10:01", "a1b2c3d4-0000-0000-0000-000000001001"
@@ -72,6 +73,7 @@ def test_hosts_are_bound_by_lldp_and_the_lookup_names_the_host_across_a_restart(
     )
     controller.stop()
     controller.start()
+    wait_fabric_ready(controller, bed)  # the switches name their ports again
     again = controller.rest(f"/v1/lookup?vsi_id={UUID}")
     # The history, hosts and all, from the store ("until" is converted at each answer).
     assert [(p["port"], p["host"]) for p in again["previous"]] == [
