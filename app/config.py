@@ -9,9 +9,11 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from app.fabric.connections import ECHO_INTERVAL, ECHO_TIMEOUT
 from app.fabric.ports import DEFAULT_TRUNK_PATTERNS
 from app.policy.errors import PolicyError
 from app.policy.profile import parse_vlans
+from app.session.cdcp import HIGHEST_SVID, LOWEST_SVID, MAX_CHANNELS, CdcpConfig
 from app.session.evb_negotiation import BridgeEvbConfig
 from app.session.evb_settings import RR_POLICIES, EvbPortRule, EvbPortSettings, parse_evb_ports
 from app.vcenter.credentials import Credential, CredentialError
@@ -80,11 +82,27 @@ class Settings:
     log_level: str = "INFO"
     trunk_ports: tuple[str, ...] = DEFAULT_TRUNK_PATTERNS
     canary_interval: float = 5.0
+    # OpenFlow liveness (app/fabric/connections.py): a switch connection quiet this long is
+    # sent an echo request; one that then says nothing within the timeout is hung (alarmed,
+    # its connection reset). A hung switch is found within their sum. Interval 0: no checks.
+    of_echo_interval: float = ECHO_INTERVAL
+    of_echo_timeout: float = ECHO_TIMEOUT
+    # A switch the store remembers that has not connected this many seconds after the start
+    # (or after this controller was elected) raises switch.down; 0: never.
+    expected_switch_timeout: float = 30.0
     # How often each ready switch is asked for its VM flows' and meters' counters (one flow
     # stats and one meter stats request per switch); 0: never (no stats, no VM report).
     # Off by default: at 20,000 VMs on 33 switches, polls every 10 s made a burst of Associates'
     # p99 16 times worse (bench.scale, docs/scale.md); on for the demo data center.
     stats_interval: float = 10.0
+    # The intent audit (app/fabric/audit.py): multipart requests a second spent reading the
+    # switches back, one piece (a switch's meters, one table's flows) each; 0: no audit. At
+    # 10/s a switch of 5 tables takes 0.6 s, the scale bench's 65 switches about 40 s a pass.
+    audit_rate: float = 10.0
+    # Data-plane probes (app/fabric/probes.py): the VLANs probed (none by default), and the
+    # seconds between two rounds (one probe from each member edge of each VLAN).
+    probe_vlans: tuple[int, ...] = ()
+    probe_interval: float = 2.0
     # VLAN pools (docs/security.md): tenant -> the VLANs its profiles may use; pools assigned
     # over the API replace these per tenant. A tenant without a pool takes only VLANs in no
     # pool, or none with vlan_pools_required. And how many VSI types a tenant may hold.
@@ -160,6 +178,11 @@ class Settings:
     # The EVB settings of the ports that name patterns match, over the ones above
     # (app/session/evb_settings.py, docs/evb-timers.md): [{switch, port, rka: 24, ...}].
     evb_ports: tuple[EvbPortRule, ...] = ()
+    # CDCP (docs/cdcp.md): S-channels per server port, the default one included (0: CDCP off),
+    # and the S-VIDs (first, last) they get, per port. OpenFlow sees one tag whatever its TPID:
+    # keep the range clear of the tenants' VLANs.
+    cdcp_max_channels: int = CdcpConfig.max_channels
+    cdcp_svids: tuple[int, int] = CdcpConfig.svids
     # The events table: events older than this many days, and beyond this many rows, are deleted.
     event_retention_days: float = 30.0
     event_retention_rows: int = 500_000
@@ -191,6 +214,10 @@ class Settings:
     def evb_port_settings(self) -> EvbPortSettings:
         """The bridge's EVB settings of each server port: evb_ports over evb_config."""
         return EvbPortSettings(self.evb_config, self.evb_ports)
+
+    @property
+    def cdcp_config(self) -> CdcpConfig:
+        return CdcpConfig(self.cdcp_max_channels, self.cdcp_svids)
 
     @property
     def admission(self) -> AdmissionPolicy:
@@ -256,6 +283,10 @@ class Settings:
             raise ConfigError(
                 f"stats_interval: expected 0 (off) or 1 to 3600 seconds, got {interval}"
             )
+        _check_seconds("of_echo_interval", self.of_echo_interval, 0.05, 3600, off=True)
+        _check_seconds("of_echo_timeout", self.of_echo_timeout, 0.05, 3600)
+        _check_seconds("expected_switch_timeout", self.expected_switch_timeout, 1, 86400, off=True)
+        _check_audit_and_probes(self)
         check_tokens(self.api_tokens)
         _check_rest(self)
         _check_tenancy(self)
@@ -285,8 +316,37 @@ class Settings:
             raise ConfigError(f"evb_bgid: expected true or false, got {self.evb_bgid!r}")
         _check_bounds(self)
         _check_evb_ports(self)
+        _check_cdcp(self)
         _check_store(self)
         return self
+
+
+AUDIT_RATE_MAX = 1000.0
+PROBE_VLANS_MAX = 64  # each probed VLAN costs a probe per member edge and round
+
+
+def _check_audit_and_probes(settings: "Settings") -> None:
+    rate = settings.audit_rate
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1000:
+        raise ConfigError(
+            f"audit_rate: expected 0 (off) to {AUDIT_RATE_MAX:g} requests a second, got {rate!r}"
+        )
+    vlans = settings.probe_vlans
+    if (
+        not isinstance(vlans, tuple)
+        or len(vlans) > PROBE_VLANS_MAX
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4094 for v in vlans)
+    ):
+        raise ConfigError(
+            f"probe_vlans: expected at most {PROBE_VLANS_MAX} VLAN IDs 1-4094, got {vlans!r}"
+        )
+    interval = settings.probe_interval
+    if (
+        isinstance(interval, bool)
+        or not isinstance(interval, (int, float))
+        or not 0.5 <= interval <= 3600
+    ):
+        raise ConfigError(f"probe_interval: expected 0.5 to 3600 seconds, got {interval!r}")
 
 
 OF_TLS = ("of_tls_privkey", "of_tls_cert", "of_tls_ca_certs")
@@ -476,6 +536,17 @@ def _check_evb_ports(settings: Settings) -> None:
         raise ConfigError(str(err)) from None
 
 
+def _check_seconds(name: str, value, low: float, high: float, off: bool = False) -> None:
+    """A duration in seconds within [low, high]; `off`: 0 too (the feature off)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (low <= value <= high or (off and value == 0))
+    ):
+        allowed = f"0 (off) or {low:g} to {high:g}" if off else f"{low:g} to {high:g}"
+        raise ConfigError(f"{name}: expected {allowed} seconds, got {value!r}")
+
+
 def _check_bounds(settings: Settings) -> None:
     for name, low, high, what in (
         ("ecp_queue_limit", 1, 1_000_000, "PDUs"),
@@ -489,6 +560,54 @@ def _check_bounds(settings: Settings) -> None:
             or not low <= value <= high
         ):
             raise ConfigError(f"{name}: expected {low} to {high} {what}, got {value!r}")
+
+
+def parse_svid_range(text) -> tuple[int, int]:
+    """cdcp_svids as a file or flag writes it: "FIRST-LAST" (or one S-VID)."""
+    first, _, last = str(text).partition("-")
+    try:
+        return int(first), int(last or first)
+    except ValueError:
+        raise ConfigError(
+            f"cdcp_svids: expected FIRST-LAST S-VIDs like 4000-4094, got {text!r}"
+        ) from None
+
+
+def _check_cdcp(settings: Settings) -> None:
+    channels = settings.cdcp_max_channels
+    if (
+        isinstance(channels, bool)
+        or not isinstance(channels, int)
+        or not 0 <= channels <= MAX_CHANNELS
+    ):
+        raise ConfigError(
+            f"cdcp_max_channels: expected 0 (CDCP off) to {MAX_CHANNELS} S-channels per port, "
+            f"got {channels!r}"
+        )
+    svids = settings.cdcp_svids
+    if not (
+        isinstance(svids, tuple)
+        and len(svids) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in svids)
+        and LOWEST_SVID <= svids[0] <= svids[1] <= HIGHEST_SVID
+    ):
+        raise ConfigError(
+            f"cdcp_svids: expected FIRST-LAST within {LOWEST_SVID}-{HIGHEST_SVID} (S-VID 1 is "
+            f"the default S-channel's), got {svids!r}"
+        )
+    first, last = svids
+    if last - first + 1 < channels - 1:
+        raise ConfigError(
+            f"cdcp_svids: {first}-{last} holds {last - first + 1} S-VIDs; cdcp_max_channels "
+            f"{channels} needs {channels - 1} (one per S-channel besides the default)"
+        )
+    for tenant, vids in sorted(settings.vlan_pools.items()):
+        clash = sorted(vid for vid in vids if first <= vid <= last)
+        if clash:
+            raise ConfigError(
+                f"cdcp_svids: {first}-{last} holds VLAN {clash[0]} of the pool of tenant "
+                f"{tenant}; OpenFlow tells an S-tag from a C-tag by nothing but its VID"
+            )
 
 
 STORES = ("sqlite", "etcd")
@@ -699,6 +818,12 @@ def load_file(path: str) -> dict:
             value = parse_endpoints(value) if isinstance(value, str) else value
             if not isinstance(value, (list, tuple)):
                 raise ConfigError(f"{path}: etcd_endpoints: expected a list of URLs")
+            value = tuple(value)
+        elif name == "cdcp_svids":
+            value = parse_svid_range(value)
+        elif name == "probe_vlans":
+            if not isinstance(value, list):
+                raise ConfigError(f"{path}: probe_vlans: expected a list of VLAN IDs")
             value = tuple(value)
         elif name == "of_allowed_dpids":
             if not isinstance(value, list):

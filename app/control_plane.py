@@ -26,8 +26,9 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from app.codec.cdcp_tlv import CdcpTlv
 from app.codec.errors import CodecError
-from app.codec.frame import decode_evb_frame, vm_frame_source
+from app.codec.frame import channel_svid, decode_evb_frame, frame_svid, vm_frame_source
 from app.codec.vdp import STATUS_ERROR_MASK, ManagerIdTlv, VdpError, VdpTlvType, VsiId, VsiTlv
 from app.events import EventLog
 from app.fabric import links
@@ -38,6 +39,8 @@ from app.faults.alarms import VmPlace
 from app.flows.programmer import FlowMods, FlowProgrammer
 from app.observer import Observer
 from app.refusal_events import RefusalSummary
+from app.session import cdcp
+from app.session.cdcp import CdcpConfig
 from app.session.evb_negotiation import evb_duration
 from app.session.evb_settings import EvbPortSettings
 from app.session.port_session import PortSession, SessionOutput
@@ -134,6 +137,7 @@ class ControlPlane:
         first_sequence: Callable[[], int] = lambda: random.randrange(1, 0x10000),
         locations: LocationHistory | None = None,
         observer: Observer | None = None,
+        cdcp_config: CdcpConfig = CdcpConfig(),
     ):
         """`evb_settings`: the bridge's EVB settings of each port (app/session/evb_settings.py);
         `save` persists what changed in the intent (see IntentChanges): the owner calls
@@ -141,10 +145,12 @@ class ControlPlane:
         station hears of a change; `first_sequence` picks each new port session's first ECP sequence
         number (random, so a restarted controller's first PDU is not taken for a duplicate);
         `locations`: the VSIs' location history, with its store (a fresh one if None);
-        `observer`: told of each request, response, refusal and activation (app/metrics.py)."""
+        `observer`: told of each request, response, refusal and activation (app/metrics.py);
+        `cdcp_config`: the S-channels a server port may have (app/session/cdcp.py)."""
         self.event_log = event_log
         self.bridge = bridge
         self.evb_settings = evb_settings or EvbPortSettings()
+        self.cdcp_config = cdcp_config
         self._save = save
         self._first_sequence = first_sequence
         self.topology = Topology()
@@ -153,7 +159,12 @@ class ControlPlane:
         self.locations = locations if locations is not None else LocationHistory()
         self.observer = observer if observer is not None else Observer()
         self.migrations = MigrationLog()  # fed every decision event, typed, as it happens
-        self._sessions: dict[int, dict[int, PortSession]] = {}  # dpid -> port_no -> session
+        # dpid -> port or S-channel -> session
+        self._sessions: dict[int, dict[PortRef, PortSession]] = {}
+        # CDCP: each server port's S-channels, dpid -> port_no -> SCID -> S-VID (saved with the
+        # intent; kept while the port is down, until its station no longer lists them).
+        self._channels: dict[int, dict[int, dict[int, int]]] = {}
+        self._channels_dirty = False
         # Session wake-ups: (deadline, tie-break, port), and the one deadline each port is
         # scheduled for, so a busy port does not fill the heap.
         self._wakeups: list[tuple[float, int, PortRef]] = []
@@ -194,10 +205,12 @@ class ControlPlane:
         keep-alive times out (a link flap must not de-associate every VM behind it)."""
         self.switches.update(dpid, name, ports)
         changed = False
-        for number in set(self._sessions.get(dpid, {})) | self.topology.link_ports(dpid):
+        sessions = self._sessions.get(dpid, {})
+        for number in {ref.port_no for ref in sessions} | self.topology.link_ports(dpid):
             port = ports.get(number)
             if port is None or not port.up:
-                self._drop_session(PortRef(dpid, number))
+                for ref in [ref for ref in sessions if ref.port_no == number]:
+                    self._drop_session(ref)
                 link = self.topology.remove_port(PortRef(dpid, number))
                 if link is not None:
                     self._link_down(link)
@@ -217,19 +230,25 @@ class ControlPlane:
         """The switch holds our punt flows now: it probes its trunks, so its links to the
         switches connected already are found at once rather than at the next probe round (a
         neighbour that connects later probes toward it when it is ready). The first time after
-        a restart, the restored VSIs behind it get a full keep-alive period from now: their
-        stations could not be heard while it was away, however long reconciling took."""
+        a restart, the restored VSIs behind it get their keep-alive timers (twice the timeout
+        until their first keep-alive: VdpBridge.restore) from now: their stations could not be
+        heard while it was away, however long reconciling took."""
         if dpid in self._restored_switches:
             self._restored_switches.discard(dpid)
+            channels = [
+                PortRef(dpid, port_no, svid)
+                for port_no, held in self._channels.get(dpid, {}).items()
+                for svid in held.values()
+            ]
             self.bridge.restart_timers(
-                [PortRef(dpid, port_no) for port_no in self.switches.ports(dpid)], now
+                [PortRef(dpid, port_no) for port_no in self.switches.ports(dpid)] + channels, now
             )
         return Reaction(packets=self._probes([dpid]))
 
     def switch_gone(self, dpid: int, now: float) -> Reaction:
         self.switches.remove(dpid)
-        for port_no in list(self._sessions.get(dpid, {})):
-            self._drop_session(PortRef(dpid, port_no))
+        for ref in list(self._sessions.get(dpid, {})):
+            self._drop_session(ref)
         reaction = self._topology_changed() if self.topology.remove_switch(dpid) else Reaction()
         return reaction.extend(self._rr_changed())
 
@@ -275,9 +294,17 @@ class ControlPlane:
         if port.role is not PortRole.SERVER:
             counters["ignored_on_trunk"] += 1
             return Reaction()
+        svid = channel_svid(frame.vlan)
+        if svid:
+            if svid not in self._held_channels(ref).values():
+                counters["unknown_channel"] += 1  # an S-VID CDCP did not give this port
+                return Reaction()
+            ref = PortRef(dpid, port.number, svid)
         session = self._session(ref, port)
         out = session.on_frame(frame, now, acked)
         reaction = self._session_output(session, out)
+        if out.cdcp is not None:
+            reaction.extend(self._answer_cdcp(session, out.cdcp, now))
         if out.vdp and len(self._pending) + len(out.vdp) > PENDING_LIMIT:
             counters["vdp_overload"] += len(out.vdp)  # acknowledged: the station will resend
         else:
@@ -299,7 +326,7 @@ class ControlPlane:
         if mac is None:
             counters["vm_frame_ignored"] += 1
             return Reaction()
-        ref = PortRef(dpid, port.number)
+        ref = PortRef(dpid, port.number, frame_svid(data))
         outcome = self.bridge.activate(ref, mac, now)
         if outcome is not None:
             counters["activations"] += 1
@@ -310,7 +337,7 @@ class ControlPlane:
             held.append(data)
             return Reaction()
         if held is None and any(
-            b.forwarding and any(e.mac == mac for e in b.entries)
+            b.port == ref and b.forwarding and any(e.mac == mac for e in b.entries)
             for b in self.bridge.bound.at(dpid, port.number)
         ):
             counters["vm_frame_resubmitted"] += 1  # punted before the flows went in
@@ -387,7 +414,7 @@ class ControlPlane:
 
     def _resource_wait_delay(self, ref: PortRef) -> float:
         """How long the port's station waits for a response: the negotiated RWD."""
-        session = self._sessions.get(ref.dpid, {}).get(ref.port_no)
+        session = self._sessions.get(ref.dpid, {}).get(ref)
         if session is None:
             return evb_duration(self.evb_settings.default.rwd)
         agreement = session.agreement
@@ -437,7 +464,7 @@ class ControlPlane:
             if self._scheduled.get(ref) != deadline:
                 continue  # superseded by an earlier wake-up
             del self._scheduled[ref]
-            session = self._sessions.get(ref.dpid, {}).get(ref.port_no)
+            session = self._sessions.get(ref.dpid, {}).get(ref)
             due = session.next_deadline() if session is not None else None
             if due is None:
                 continue
@@ -596,16 +623,29 @@ class ControlPlane:
                 for v in self._dirty_vsis
             },
             links=self._link_rows() if self._links_dirty else None,
-            rr_ports=sorted([r.dpid, r.port_no] for r in self._rr_applied)
-            if self._rr_dirty
-            else None,
+            rr_ports=self._rr_rows() if self._rr_dirty else None,
+            channels=self._channel_rows() if self._channels_dirty else None,
         )
         self._save(changes)
         self._dirty_vsis, self._links_dirty, self._rr_dirty = set(), False, False
+        self._channels_dirty = False
         self._unsaved_since = None
 
     def _dirty(self) -> bool:
-        return bool(self._dirty_vsis) or self._links_dirty or self._rr_dirty
+        return bool(self._dirty_vsis) or self._links_dirty or self._rr_dirty or self._channels_dirty
+
+    def _rr_rows(self) -> list[list[int]]:
+        """[dpid, port number] of each RR port, with its S-VID when it is an S-channel."""
+        return sorted([r.dpid, r.port_no, *([r.svid] if r.svid else [])] for r in self._rr_applied)
+
+    def _channel_rows(self) -> list[list[int]]:
+        """[dpid, port number, SCID, S-VID] of every S-channel."""
+        return sorted(
+            [dpid, port_no, scid, svid]
+            for dpid, ports in self._channels.items()
+            for port_no, held in ports.items()
+            for scid, svid in held.items()
+        )
 
     def _link_rows(self) -> list[list[int]]:
         return [
@@ -615,12 +655,13 @@ class ControlPlane:
 
     def intent(self) -> dict:
         """The whole intent as one document (what IntentStore.load returns): the bridge's
-        VSIs, the links, the RR ports."""
+        VSIs, the links, the RR ports, the S-channels."""
         return {
             "version": 1,
             "vsis": self.bridge.export(),
             "links": self._link_rows(),
-            "rr_ports": sorted([r.dpid, r.port_no] for r in self._rr_applied),
+            "rr_ports": self._rr_rows(),
+            "channels": self._channel_rows(),
         }
 
     def restore(self, intent: dict, database, now: float) -> None:
@@ -629,6 +670,8 @@ class ControlPlane:
         for a_dpid, a_port, b_dpid, b_port in intent.get("links", []):
             self.topology.add_link(PortRef(a_dpid, a_port), PortRef(b_dpid, b_port), now)
         self._restored_rr = {PortRef(*ref) for ref in intent.get("rr_ports", [])}
+        for dpid, port_no, scid, svid in intent.get("channels", []):
+            self._channels.setdefault(dpid, {}).setdefault(port_no, {})[scid] = svid
         self._restored_switches = {record["port"][0] for record in intent.get("vsis", [])}
         self._rr_applied = frozenset(self._restored_rr)
         self.programmer.set_routes(self.topology.routes())
@@ -642,6 +685,61 @@ class ControlPlane:
         self.event_log.emit(
             "controller.restored", vsis=len(self.bridge), links=len(self.topology.links)
         )
+
+    # S-channels (CDCP) ---------------------------------------------------------------------
+    def _answer_cdcp(self, session: PortSession, station: CdcpTlv, now: float) -> Reaction:
+        """A station's new CDCP TLV on its port: the port's S-channels follow it
+        (app/session/cdcp.py), the removed ones take their VSIs and flows with them, and the
+        port's LLDPDUs carry the answer. Costs the port's channels."""
+        port = session.port
+        if not self.cdcp_config.enabled:
+            self._counters[port.dpid][session.port_name]["cdcp_disabled"] += 1
+            return self._session_output(session, session.answer_cdcp(None, now))
+        held = self._held_channels(port)
+        result = cdcp.answer(station, held, self.cdcp_config)
+        where = port_fields(port)
+        if result.ignored is not None:
+            self._emit("cdcp.ignored", {**where, "reason": result.ignored})
+        added = {c: v for c, v in result.channels.items() if held.get(c) != v}
+        removed = {c: v for c, v in held.items() if result.channels.get(c) != v}
+        for scid, svid in sorted(removed.items()):
+            self._emit("cdcp.channel_removed", {**where, "scid": scid, "svid": svid})
+        for scid, svid in sorted(added.items()):
+            self._emit("cdcp.channel_added", {**where, "scid": scid, "svid": svid})
+        if result.refused:
+            self._emit(
+                "cdcp.refused",
+                {
+                    **where,
+                    "scids": list(result.refused),
+                    "channels": len(result.channels) + 1,
+                    "chncap": min(self.cdcp_config.max_channels, station.chncap),
+                    "svids": "{}-{}".format(*self.cdcp_config.svids),
+                },
+            )
+        if added or removed:
+            self._channels_dirty = True
+            ports = self._channels.setdefault(port.dpid, {})
+            ports[port.port_no] = result.channels
+            if not result.channels:
+                del ports[port.port_no]
+                if not ports:
+                    del self._channels[port.dpid]
+        reaction = Reaction()
+        for svid in removed.values():
+            reaction.extend(self._close_channel(PortRef(port.dpid, port.port_no, svid), now))
+        return reaction.extend(self._session_output(session, session.answer_cdcp(result.tlv, now)))
+
+    def _held_channels(self, port: PortRef) -> dict[int, int]:
+        """The S-channels of a server port, SCID -> S-VID."""
+        return self._channels.get(port.dpid, {}).get(port.port_no, {})
+
+    def _close_channel(self, channel: PortRef, now: float) -> Reaction:
+        """An S-channel the station gave up: its session ends and its VSIs go with their flows
+        (its station is gone with it: nobody to tell)."""
+        self._drop_session(channel)
+        reaction = self._apply(self.bridge.port_down(channel, now, "S-channel removed"), now)
+        return reaction.extend(self._rr_changed())
 
     # links and reflective relay ---------------------------------------------------------------
     def _topology_changed(self) -> Reaction:
@@ -686,7 +784,7 @@ class ControlPlane:
             )
         reaction = Reaction()
         for ref, items in by_port.items():
-            session = self._sessions.get(ref.dpid, {}).get(ref.port_no)
+            session = self._sessions.get(ref.dpid, {}).get(ref)
             if session is None:
                 continue  # the port went away; the station will time the VSI out itself
             reaction.extend(self._session_output(session, session.send_vdp(items, now)))
@@ -735,7 +833,7 @@ class ControlPlane:
 
     def station_mac(self, ref: PortRef) -> str | None:
         """The MAC the port's station sends its LLDP from (which host it is: the inventory)."""
-        session = self._sessions.get(ref.dpid, {}).get(ref.port_no)
+        session = self._sessions.get(ref.dpid, {}).get(ref)
         return session.station_mac if session is not None else None
 
     def find_vsi(self, text: str) -> VsiId | None:
@@ -749,7 +847,7 @@ class ControlPlane:
 
     def group_ids_at(self, ref: PortRef) -> bool:
         """Whether the station at ``ref`` and the bridge agreed on group IDs (BGID and SGID)."""
-        session = self._sessions.get(ref.dpid, {}).get(ref.port_no)
+        session = self._sessions.get(ref.dpid, {}).get(ref)
         agreement = session.agreement if session is not None else None
         return agreement is not None and agreement.group_ids
 
@@ -777,16 +875,16 @@ class ControlPlane:
 
     # helpers --------------------------------------------------------------------------------
     def _session(self, ref: PortRef, port: Port) -> PortSession:
-        session = self._sessions.get(ref.dpid, {}).get(ref.port_no)
+        session = self._sessions.get(ref.dpid, {}).get(ref)
         if session is None:
             config = self.evb_settings.for_port(self.switches.name(ref.dpid), port.name)
             session = PortSession(ref, port.name, port.hw_addr, config, self._first_sequence())
-            self._sessions.setdefault(ref.dpid, {})[ref.port_no] = session
+            self._sessions.setdefault(ref.dpid, {})[ref] = session
         return session
 
     def _drop_session(self, ref: PortRef) -> None:
         sessions = self._sessions.get(ref.dpid, {})
-        if sessions.pop(ref.port_no, None) is not None:
+        if sessions.pop(ref, None) is not None:
             self._agreed.discard(ref)
             self._rr_granted.discard(ref)
         if not sessions:
@@ -840,6 +938,8 @@ class ControlPlane:
             )
             else logging.INFO
         )
+        if at is not None and at.svid:
+            named["svid"] = at.svid
         self.event_log.emit(
             kind,
             switch=self.switches.name(at.dpid) if at else None,
@@ -867,9 +967,17 @@ class ControlPlane:
     def counters_for(self, dpid: int) -> dict[str, dict[str, int]]:
         """Per port name: frames by kind as counted here and by the port's session."""
         result = {name: dict(counts) for name, counts in self._counters[dpid].items()}
-        for session in self._sessions.get(dpid, {}).values():
-            result.setdefault(session.port_name, {}).update(session.counters)
+        for ref, session in self._sessions.get(dpid, {}).items():
+            name = f"{session.port_name}.{ref.svid}" if ref.svid else session.port_name
+            result.setdefault(name, {}).update(session.counters)
         return result
+
+    def channels(self, dpid: int) -> dict[int, list[dict[str, int]]]:
+        """The S-channels of the switch's server ports, by port number."""
+        return {
+            port_no: [{"scid": scid, "svid": svid} for scid, svid in sorted(held.items())]
+            for port_no, held in sorted(self._channels.get(dpid, {}).items())
+        }
 
     def links_snapshot(self) -> list[dict]:
         return [
@@ -878,10 +986,23 @@ class ControlPlane:
         ]
 
     def sessions_snapshot(self) -> list[dict]:
+        """Every station session; a port's own (its default S-channel) lists its S-channels."""
         return [
-            self._sessions[d][p].snapshot()
+            {
+                **self._sessions[d][ref].snapshot(),
+                **(
+                    {}
+                    if ref.svid
+                    else {
+                        "channels": [
+                            {"scid": scid, "svid": svid}
+                            for scid, svid in sorted(self._held_channels(ref).items())
+                        ]
+                    }
+                ),
+            }
             for d in sorted(self._sessions)
-            for p in sorted(self._sessions[d])
+            for ref in sorted(self._sessions[d])
         ]
 
 

@@ -20,6 +20,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -76,6 +77,35 @@ class Metrics(Observer):
         self._events = Counter(
             f"{PREFIX}_events", "Events logged, by kind (docs/rest.md)", ["kind"], registry=r
         )
+        self._audit_requests = Counter(
+            f"{PREFIX}_audit_requests",
+            "Multipart requests of the intent audit (a switch's meters or one table's flows)",
+            registry=r,
+        )
+        self._audit_differences = Counter(
+            f"{PREFIX}_audit_differences",
+            "Flows and meters the intent audit found wrong and repaired, by what was wrong",
+            ["what"],
+            registry=r,
+        )
+        self._audit_pass = Gauge(
+            f"{PREFIX}_audit_pass_seconds",
+            "How long the intent audit's last pass over every ready switch took",
+            registry=r,
+        )
+        self._probes = Counter(
+            f"{PREFIX}_probes",
+            "Data-plane probes by VLAN and result (sent, received, lost, rejected)",
+            ["vlan", "result"],
+            registry=r,
+        )
+        self._probe_seconds = Histogram(
+            f"{PREFIX}_probe_latency_seconds",
+            "From a data-plane probe's packet-out to its packet-in at the other edge",
+            ["vlan"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self._rest = Counter(
             f"{PREFIX}_rest_requests",
             "REST requests answered, by route template and status",
@@ -100,6 +130,21 @@ class Metrics(Observer):
 
     def activation(self, seconds: float) -> None:
         self._activation_seconds.observe(seconds)
+
+    def audit_request(self) -> None:
+        self._audit_requests.inc()
+
+    def audit_pass(self, seconds: float) -> None:
+        self._audit_pass.set(seconds)
+
+    def audit_repaired(self, found: dict[str, int]) -> None:
+        for what, count in found.items():
+            self._audit_differences.labels(what).inc(count)
+
+    def probe(self, vid: int, result: str, seconds: float | None = None) -> None:
+        self._probes.labels(str(vid), result).inc()
+        if seconds is not None:
+            self._probe_seconds.labels(str(vid)).observe(seconds)
 
     def on_event(self, event: Event) -> None:
         """An event-log sink."""

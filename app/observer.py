@@ -19,3 +19,16 @@ class Observer:
 
     def activation(self, seconds: float) -> None:
         """A migrating VM's first frame to its flows confirmed at the destination."""
+
+    def audit_request(self) -> None:
+        """A multipart request of the intent audit sent (app/fabric/audit.py)."""
+
+    def audit_pass(self, seconds: float) -> None:
+        """The audit read every ready switch once, in `seconds`."""
+
+    def audit_repaired(self, found: dict[str, int]) -> None:
+        """A repair confirmed: flows and meters found missing, unexpected or changed."""
+
+    def probe(self, vid: int, result: str, seconds: float | None = None) -> None:
+        """A data-plane probe of VLAN `vid` (app/fabric/probes.py) `sent`, `received` (after
+        `seconds`), `lost` or `rejected` (not a probe of ours in flight: forged, late, twice)."""

@@ -22,6 +22,10 @@ class NmsService(Protocol):
     def stations(self) -> list[dict[str, Any]]:
         """Per server port with a station: EVB agreement, ECP state, counters."""
 
+    def probes(self) -> list[dict[str, Any]]:
+        """Per probed path (VLAN, from edge, to edge): probes sent, received, lost, latency,
+        state (app/fabric/probes.py)."""
+
     def vsi_counts(self) -> dict[str, dict[str, int]]:
         """VSI attachments held {"by_switch": {name: n}, "by_tenant": {tenant: n}}; costs the
         ports and the VSI types in use, not the VSIs."""

@@ -61,6 +61,9 @@ It prints one JSON object:
   response sent, its `evb_nms_vdp_response_seconds` histogram, read after the association
   phase): p50/p99 interpolated within the buckets and the share above each bound from 100 ms.
   The difference from latency_ms is the generator's and the wire's part;
+* hold (--hold): its length, the controller's CPU during it (seconds, % of one core) and the
+  intent audit's work in it (`--controller-args "--audit-rate R"`, docs/faults.md): requests
+  and requests/s, its last pass over every switch (s), the differences it repaired so far;
 * restart (--restart): the controller is stopped (SIGTERM) and started again on the same
   database; the switches reconnect at once (every 0.1 s, no back-off) keeping their tables.
   reconciled_s: from spawning the new process until the last switch answered the barrier that
@@ -89,6 +92,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import interruptible
 from bench.ofsim.fabric import Fabric, summary_ms
 from bench.ofsim.station import HELD
 
@@ -430,7 +434,7 @@ async def run(args) -> dict:
             rest = f"127.0.0.1:{controller.rest_port}"
         setup = {}
         t = time.perf_counter()
-        await fabric.start(host, port)
+        await fabric.start([(host, port)])
         setup["connected_s"] = round(time.perf_counter() - t, 3)
         if not await fabric.wait_for(fabric.all_ready, args.setup_timeout):
             raise RuntimeError(
@@ -518,7 +522,23 @@ async def run(args) -> dict:
 
         # hold
         if args.hold:
+            audit0 = await loop.run_in_executor(None, _audit_counters, rest) if rest else None
+            hold_cpu0, hold_t0 = controller and proc_cpu(controller.proc.pid), time.perf_counter()
             await _phase(fabric, lambda: False, args.hold, "hold", args.progress, t0)
+            held_s = time.perf_counter() - hold_t0
+            result["hold"] = {"s": round(held_s, 1)}
+            if controller:
+                cpu = proc_cpu(controller.proc.pid) - hold_cpu0
+                result["hold"]["controller_cpu_s"] = round(cpu, 2)
+                result["hold"]["controller_cpu_percent"] = round(100 * cpu / held_s, 1)
+            if audit0 is not None:
+                audit1 = await loop.run_in_executor(None, _audit_counters, rest)
+                requests = audit1["requests"] - audit0["requests"]
+                result["hold"]["audit"] = {
+                    **audit1,
+                    "requests": requests,
+                    "requests_per_s": round(requests / held_s, 2),
+                }
         await fabric.settle()
         result["flows"] = fabric.flows_report(check=not args.no_check)
         if controller:
@@ -648,6 +668,27 @@ def _controller_response_ms(rest: str) -> dict | None:
     }
 
 
+def _audit_counters(rest: str) -> dict:
+    """The intent audit's requests so far, its last pass (s) and the differences it repaired,
+    from the controller's metrics (app/metrics.py)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://{rest}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    found: dict = {"requests": 0.0, "pass_s": None, "differences": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "evb_nms_audit_requests_total":
+                found["requests"] = sample.value
+            elif sample.name == "evb_nms_audit_pass_seconds":
+                found["pass_s"] = round(sample.value, 2) or None
+            elif sample.name == "evb_nms_audit_differences_total":
+                found["differences"] += sample.value
+    return found
+
+
 def _rest_get(rest: str, path: str, timeout: float = 60.0):
     import urllib.request
 
@@ -727,22 +768,9 @@ async def _restart(fabric: Fabric, controller, extra, args, rest, adopt) -> dict
     return report
 
 
-async def _run_until_signal(args) -> dict:
-    """run(), cancelled by SIGINT or SIGTERM so that its cleanup (the controller stopped, the
-    working directory removed) still happens."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, task.cancel)
-    return await run(args)
-
-
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        result = asyncio.run(_run_until_signal(args))
-    except asyncio.CancelledError:
-        print("bench.scale: interrupted", file=sys.stderr)
+    result = interruptible.run(run, parse_args(argv), "bench.scale")
+    if result is None:
         return 130
     print(json.dumps(result, indent=1))
     return 0

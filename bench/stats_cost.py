@@ -40,21 +40,23 @@ EDGE, AGG = 1, 0x100
 PART = 65535 - 16 - 8  # a multipart reply's body fits one OpenFlow message
 
 
-class _Datapath:
+class Datapath:
     """What os-ken's message parser reads of a datapath."""
 
     ofproto = ofp
     from os_ken.ofproto import ofproto_v1_3_parser as ofproto_parser
 
 
-def _bindings(count: int) -> list[VmBinding]:
+def web_bindings(count: int, edges: int = 1) -> list[VmBinding]:
+    """`count` VMs of the demo's web type, on edges EDGE .. EDGE + edges - 1 in turn, 32 server
+    ports each."""
     web = load_policies(POLICIES).get(5, 4)
     assert web is not None, "the shipped policies define type 5 version 4 (web)"
     return [
         VmBinding(
             n,
             VsiId(VsiIdFormat.UUID, n.to_bytes(16, "big")),
-            PortRef(EDGE, 1 + n % 32),
+            PortRef(EDGE + n % edges, 1 + n // edges % 32),
             (MacVid("52:00:" + ":".join(f"{b:02x}" for b in n.to_bytes(4, "big")), 100),),
             web,
             BindingState.FORWARDING,
@@ -63,7 +65,7 @@ def _bindings(count: int) -> list[VmBinding]:
     ]
 
 
-def _entry_octets(entry, n: int) -> bytes:
+def flow_entry_octets(entry, n: int) -> bytes:
     match = bytearray()
     entry.ofp_match().serialize(match, 0)
     head = struct.pack(
@@ -90,7 +92,7 @@ def _meter_octets(meter_id: int, n: int) -> bytes:
     ) + struct.pack(ofp.OFP_METER_BAND_STATS_PACK_STR, n, 100 * n)
 
 
-def _reply_parts(items: list[bytes], kind: int) -> list[bytes]:
+def multipart_reply_parts(items: list[bytes], kind: int) -> list[bytes]:
     """A multipart reply as OpenFlow messages of at most 64 KiB, MORE set on all but the last."""
     bodies, body = [], b""
     for octets in items:
@@ -127,16 +129,20 @@ def main() -> None:
     topology.add_link(PortRef(EDGE, 1000), PortRef(AGG, 1), 0.0)
     programmer = FlowProgrammer()
     programmer.set_routes(topology.routes())
-    bindings = _bindings(args.vms)
+    bindings = web_bindings(args.vms)
     for binding in bindings:
         programmer.update({binding.handle: (None, binding)})
     # What the poll asks for: the switch's flows of kind VSI (SwitchSync.stats_probe).
     entries = [f for f in programmer.flows(EDGE) if cookie_kind(f.cookie) is CookieKind.VSI]
-    parts = _reply_parts([_entry_octets(e, n) for n, e in enumerate(entries)], ofp.OFPMP_FLOW)
+    parts = multipart_reply_parts(
+        [flow_entry_octets(e, n) for n, e in enumerate(entries)], ofp.OFPMP_FLOW
+    )
     meters = sorted(programmer.meters(EDGE))
-    meter_parts = _reply_parts([_meter_octets(m, n) for n, m in enumerate(meters)], ofp.OFPMP_METER)
+    meter_parts = multipart_reply_parts(
+        [_meter_octets(m, n) for n, m in enumerate(meters)], ofp.OFPMP_METER
+    )
     port_of = programmer.port_of
-    datapath = _Datapath()
+    datapath = Datapath()
 
     def parsed(replies: list[bytes]) -> list:
         body: list = []

@@ -1,17 +1,15 @@
-"""A real etcd cluster for the tests: started by the project's scripts/etcd-cluster.sh on free
-loopback ports, in a directory of the test's, and stopped by the PIDs the script recorded."""
+"""A real etcd cluster for the tests (topologies/etcd_cluster.py), skipped where etcd is not
+installed, or failed where scripts/test.sh requires it."""
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "etcd-cluster.sh"
+from topologies.etcd_cluster import EtcdCluster
+
 NO_ETCD = (
     None
     if shutil.which("etcd") and shutil.which("etcdctl")
@@ -22,58 +20,17 @@ NO_ETCD = (
 REQUIRED = os.environ.get("EVB_REQUIRE_BED") == "1"
 
 
-def _free_base(count: int) -> int:
-    """A port from which `count` consecutive loopback ports are free (now)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + count > 65535:
-            continue
-        try:
-            for port in range(base, base + count):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free loopback ports for etcd")
-
-
-class EtcdCluster:
-    def __init__(self, directory: Path, members: int):
-        self.directory, self.members = directory, members
-        self.port = _free_base(2 * members)
-        self.endpoints = [f"http://127.0.0.1:{self.port + 2 * i}" for i in range(members)]
-
-    def _script(self, action: str) -> None:
-        subprocess.run(
-            ["bash", str(SCRIPT), "--dir", str(self.directory), "--port", str(self.port)]
-            + [action, str(self.members)],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-
-    def start(self) -> None:
-        self._script("start")
-
-    def stop(self) -> None:
-        self._script("stop")
-
-    def kill(self, member: int) -> None:
-        """kill -9 of one member, by the PID the script recorded for it."""
-        pid_file = self.directory / f"m{member}.pid"
-        os.kill(int(pid_file.read_text()), signal.SIGKILL)
-        pid_file.unlink()
-
-
-@contextmanager
-def etcd_cluster(directory: Path, members: int):
+def require_etcd() -> None:
+    """Skip the test without etcd (fail it where the bed is required)."""
     if NO_ETCD:
         if REQUIRED:
             pytest.fail(f"etcd is required (EVB_REQUIRE_BED=1) but there is {NO_ETCD}")
         pytest.skip(NO_ETCD)
+
+
+@contextmanager
+def etcd_cluster(directory: Path, members: int):
+    require_etcd()
     cluster = EtcdCluster(directory, members)
     cluster.start()
     try:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -10,11 +11,37 @@ import time
 import urllib.request
 from pathlib import Path
 
+FIRST_FIXED_PORT = 10000  # above the well-known services' ports
+
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def free_base(count: int) -> int:
+    """A port from which `count` consecutive loopback ports are free now, below the kernel's
+    ephemeral range: no outgoing connection takes one of them as its source port while their
+    process is down, so a member or controller started again gets its ports back."""
+    top = _ephemeral_low() - count
+    for _ in range(100):
+        base = random.randrange(FIRST_FIXED_PORT, top)
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no {count} free consecutive loopback ports")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def wait_for_listen(host: str, port: int, timeout: float, proc: subprocess.Popen | None = None):
@@ -69,6 +96,11 @@ class ControllerProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30.0) -> "ControllerProcess":
+        self.spawn()
+        return self.wait_listening(timeout)
+
+    def spawn(self) -> None:
+        """Start the process without waiting: several controllers start side by side."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         repo = Path(__file__).resolve().parent.parent
@@ -80,6 +112,9 @@ class ControllerProcess:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         log.close()
+
+    def wait_listening(self, timeout: float = 30.0) -> "ControllerProcess":
+        """Once the spawned process listens on both its ports; RuntimeError if it exits."""
         wait_for_listen("127.0.0.1", self.of_port, timeout, self.proc)
         wait_for_listen("127.0.0.1", self.rest_port, timeout, self.proc)
         return self
@@ -94,8 +129,8 @@ class ControllerProcess:
             self.proc.kill()
             return self.proc.wait()
 
-    def rest(self, path: str):
-        return self.call("GET", path)
+    def rest(self, path: str, timeout: float = 10.0):
+        return self.call("GET", path, timeout=timeout)
 
     def text(self, path: str) -> str:
         """GET `path`: its body as text (GET /metrics)."""
@@ -105,7 +140,7 @@ class ControllerProcess:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.read().decode()
 
-    def call(self, method: str, path: str, body=None):
+    def call(self, method: str, path: str, body=None, timeout: float = 10.0):
         """One REST request with a JSON body; the JSON answer (None if it has none)."""
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.rest_port}{path}",
@@ -113,7 +148,7 @@ class ControllerProcess:
             data=None if body is None else json.dumps(body).encode(),
             headers={"Content-Type": "application/json", **self._auth()},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             answer = response.read()
         return json.loads(answer) if answer else None
 

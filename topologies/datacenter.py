@@ -156,9 +156,10 @@ class Datacenter:
         """The Mininet host of server name."""
         return self.net.get(name)
 
-    def add_vm(self, name, server, mac, ip):
-        """Start VM name on server (a name) with mac and ip ("10.0.0.1/24")."""
-        return Vm.create(name, self.server(server), mac, ip, self._netns_prefix + name)
+    def add_vm(self, name, server, mac, ip, kind=Vm):
+        """Start VM name on server (a name) with mac and ip ("10.0.0.1/24"); kind Vm (a VEPA
+        macvlan of the uplink) or ChannelVm (behind the server's S-component)."""
+        return kind.create(name, self.server(server), mac, ip, self._netns_prefix + name)
 
     def destroy_vms(self):
         """Remove every VM of this run, whoever made it."""
@@ -186,8 +187,9 @@ class Datacenter:
 def datacenter(controller_port=6653, fail_mode="secure", edges=2, servers_per_edge=2):
     """Run the data center; yield a Datacenter; on exit remove it all, even after an error.
 
-    controller_port None attaches no controller: with one configured but absent, a standalone
-    OVS only falls back to normal switching after 3 inactivity probes (about 15 s).
+    controller_port: a port, or a list of them (several controllers, each switch connected to
+    every one: docs/ha.md). None attaches no controller: with one configured but absent, a
+    standalone OVS only falls back to normal switching after 3 inactivity probes (about 15 s).
     Only one run at a time: a second concurrent run fails at once.
     """
     spec = describe(edges, servers_per_edge)
@@ -204,10 +206,9 @@ def datacenter(controller_port=6653, fail_mode="secure", edges=2, servers_per_ed
             autoSetMacs=False,
             build=False,
         )
-        if controller_port is not None:
-            net.addController(
-                "c0", controller=RemoteController, ip=CONTROLLER_IP, port=controller_port
-            )
+        ports = [controller_port] if isinstance(controller_port, int) else controller_port or []
+        for i, port in enumerate(ports):
+            net.addController(f"c{i}", controller=RemoteController, ip=CONTROLLER_IP, port=port)
         dc = Datacenter(net, spec, run_dir)
         try:
             net.build()

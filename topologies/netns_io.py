@@ -35,14 +35,16 @@ def write_sysctls(values: dict[str, str]) -> None:
 
 
 def call_in_netns(netns: str, work: Callable[[], T]) -> T:
-    """work() run in the named netns. setns(2) moves one thread only: a thread of its own goes
-    there, runs it and ends (Python 3.11 has no os.setns)."""
+    """work() run in the named netns (or the one at the path `netns`, e.g. /proc/PID/ns/net).
+    setns(2) moves one thread only: a thread of its own goes there, runs it and ends (Python
+    3.11 has no os.setns). Sockets it opens stay in that netns."""
+    path = netns if netns.startswith("/") else f"/run/netns/{netns}"
     done: list = []
 
     def run():
         try:
             libc = ctypes.CDLL(None, use_errno=True)
-            with open(f"/run/netns/{netns}") as target:
+            with open(path) as target:
                 if libc.setns(target.fileno(), _CLONE_NEWNET) != 0:
                     raise OSError(ctypes.get_errno(), f"setns {netns}")
             done.append((True, work()))

@@ -9,6 +9,7 @@ import re
 import signal
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 from topologies.netns_io import call_in_netns, write_sysctls
 from topologies.shell import CommandError, in_host, in_netns, run
@@ -56,6 +57,22 @@ class Vm:
                 "net.ipv6.conf.default.disable_ipv6=1",
             ]
         )
+        self._add_link()
+        run(in_host(self.server) + ["ip", "link", "set", self._staging_name, "netns", self.netns])
+        for cmd in (
+            ["link", "set", self._staging_name, "name", "eth0"],
+            ["addr", "add", self.ip, "dev", "eth0"],
+            *([["link", "set", "eth0", "mtu", str(self.mtu)]] if self.mtu else []),
+            ["link", "set", "lo", "up"],
+            *([] if paused else [["link", "set", "eth0", "up"]]),
+        ):
+            run(["ip", "-n", self.netns] + cmd)
+
+    mtu: ClassVar[int | None] = None  # eth0's, when not its link's default
+
+    def _add_link(self):
+        """The VM's interface, named _staging_name, in the server's netns: a VEPA macvlan of
+        its uplink."""
         uplink = self.server.defaultIntf().name
         run(
             in_host(self.server)
@@ -75,18 +92,11 @@ class Vm:
                 "vepa",
             ]
         )
-        run(in_host(self.server) + ["ip", "link", "set", self._staging_name, "netns", self.netns])
-        for cmd in (
-            ["link", "set", self._staging_name, "name", "eth0"],
-            ["addr", "add", self.ip, "dev", "eth0"],
-            ["link", "set", "lo", "up"],
-            *([] if paused else [["link", "set", "eth0", "up"]]),
-        ):
-            run(["ip", "-n", self.netns] + cmd)
 
     @property
     def _staging_name(self):
-        """Unique name of the macvlan while it is still in the server's netns (<= 15 chars)."""
+        """Unique name of the VM's interface while it is still in the server's netns (<= 15
+        chars)."""
         return "mv" + self.mac.replace(":", "")
 
     def take_neighbours(self, source):
@@ -150,6 +160,34 @@ class Vm:
         if not summary:
             raise CommandError(f"ping from {self.name} to {address}: {proc.stdout}{proc.stderr}")
         return int(summary.group(1)), int(summary.group(2))
+
+
+class ChannelVm(Vm):
+    """A VM behind a station's S-component (topologies/cdcp_station.py): a veth pair whose
+    server end (`server_end`) the S-component relays into the VM's S-channel. The kernel here
+    has no 802.1ad VLAN device, so a macvlan of the uplink cannot carry an S-tag. Its MTU leaves
+    room for the S-tag on the server's uplink."""
+
+    mtu = 1496
+
+    @property
+    def server_end(self):
+        return "vc" + self.mac.replace(":", "")[-10:]
+
+    def _add_link(self):
+        server_end = ["ip", "link", "set", self.server_end]
+        for argv in (
+            ["ip", "link", "add", self.server_end, "type", "veth", "peer", "name"]
+            + [self._staging_name, "address", self.mac],
+            ["sysctl", "-qw", f"net.ipv6.conf.{self.server_end}.disable_ipv6=1"],
+            server_end + ["mtu", str(self.mtu)],
+            server_end + ["up"],
+        ):
+            run(in_host(self.server) + argv)
+
+    def destroy(self):
+        super().destroy()
+        run(in_host(self.server) + ["ip", "link", "del", self.server_end], check=False)
 
 
 def destroy_netns(netns):

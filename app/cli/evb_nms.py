@@ -1,7 +1,6 @@
 """`evb-nms`: run the EVB network management controller."""
 
 import argparse
-import faulthandler
 import logging
 import os
 import signal
@@ -9,6 +8,7 @@ import socket
 import ssl
 import sys
 
+from app import stack_dump
 from app.config import (
     VCENTER_SECRET_ENV,
     VCENTER_TOKEN_ENV,
@@ -18,6 +18,7 @@ from app.config import (
     load_file,
     parse_dpid,
     parse_endpoints,
+    parse_svid_range,
 )
 from app.logfmt import OneLineFormatter
 from app.policy.errors import PolicyError
@@ -182,11 +183,55 @@ def parse_args(argv):
         f"(default {defaults.canary_interval})",
     )
     parser.add_argument(
+        "--of-echo-interval",
+        type=float,
+        metavar="SECONDS",
+        help=f"a switch connection quiet this long is sent an echo request; 0: never "
+        f"(default {defaults.of_echo_interval:g})",
+    )
+    parser.add_argument(
+        "--of-echo-timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"a switch that then says nothing this long is hung: alarm, connection reset "
+        f"(default {defaults.of_echo_timeout:g})",
+    )
+    parser.add_argument(
+        "--expected-switch-timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"a switch seen before that has not connected this long after the start raises "
+        f"switch.down; 0: never (default {defaults.expected_switch_timeout:g})",
+    )
+    parser.add_argument(
         "--stats-interval",
         type=float,
         metavar="SECONDS",
         help="how often each switch is asked for its VMs' packet, byte and drop counters, "
         f"and the VM manager sent a VM report; 0: never (default {defaults.stats_interval})",
+    )
+    parser.add_argument(
+        "--audit-rate",
+        type=float,
+        metavar="PER_SECOND",
+        help="multipart requests a second the intent audit spends reading the switches' flows "
+        f"and meters back, a table at a time; 0: no audit (default {defaults.audit_rate:g})",
+    )
+    parser.add_argument(
+        "--probe-vlan",
+        action="append",
+        type=int,
+        dest="probe_vlans",
+        metavar="VID",
+        help="probe this VLAN's paths between its edges with data-plane probes; repeat for "
+        "several (default: none)",
+    )
+    parser.add_argument(
+        "--probe-interval",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between two rounds of data-plane probes "
+        f"(default {defaults.probe_interval:g})",
     )
     parser.add_argument(
         "--vcenter-url",
@@ -333,6 +378,21 @@ def parse_args(argv):
         help=f"VDPDUs queued per port for a station's ACKs; beyond, dropped and counted "
         f"(default {defaults.ecp_queue_limit})",
     )
+    cdcp = parser.add_argument_group("CDCP", "S-channels of the server ports (docs/cdcp.md)")
+    cdcp.add_argument(
+        "--cdcp-max-channels",
+        type=int,
+        metavar="N",
+        help=f"S-channels per server port, the default one included; 0: CDCP off (default "
+        f"{defaults.cdcp_max_channels})",
+    )
+    cdcp.add_argument(
+        "--cdcp-svids",
+        type=_svids,
+        metavar="FIRST-LAST",
+        help="the S-VIDs given to each port's S-channels, clear of the tenants' VLANs (default "
+        "{}-{})".format(*defaults.cdcp_svids),
+    )
     parser.add_argument(
         "--event-retention-days",
         type=float,
@@ -352,6 +412,13 @@ def _dpid(text: str) -> int:
     return parse_dpid(text)
 
 
+def _svids(text: str) -> tuple[int, int]:
+    try:
+        return parse_svid_range(text)
+    except ConfigError as err:  # argparse would print only "invalid value"
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
@@ -359,7 +426,7 @@ def _duration(seconds: float) -> str:
 def settings_from_args(args) -> Settings:
     file_values = load_file(args.config) if args.config else {}
     flags = {k: v for k, v in vars(args).items() if k != "config"}
-    for name in ("trunk_ports", "webhook_allow", "of_allowed_dpids"):
+    for name in ("trunk_ports", "webhook_allow", "of_allowed_dpids", "probe_vlans"):
         if flags.get(name):
             flags[name] = tuple(flags[name])
     return build_settings(file_values, flags)
@@ -450,7 +517,7 @@ def main(argv=None) -> int:
     EvbApp.policies = policies
     EvbApp.tokens = tokens
     signal.signal(signal.SIGHUP, lambda signum, frame: tokens.reload())
-    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where is it stuck?
+    stack_dump.install(signal.SIGUSR1)  # `kill -USR1 PID`: where is it stuck?
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     # Even when started with SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)

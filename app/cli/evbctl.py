@@ -147,23 +147,29 @@ def port_list(client, args):
 
 def _ports(switches: list[dict]) -> str:
     return table(
-        ["switch", "no", "port", "role", "up"],
+        ["switch", "no", "port", "role", "up", "s-channels"],
         [
-            [s["name"], p["number"], p["name"], p["role"], p["up"]]
+            [s["name"], p["number"], p["name"], p["role"], p["up"], _channels(p)]
             for s in switches
             for p in s.get("ports", [])
         ],
     )
 
 
+def _channels(port: dict) -> str:
+    """A port's S-channels as SCID:S-VID pairs."""
+    return " ".join(f"{c['scid']}:{c['svid']}" for c in port.get("channels") or ())
+
+
 def station_list(client, args):
     stations = client.call("GET", "/v1/stations")
     return stations, table(
-        ["switch", "port", "station", "evb", "vdp frames"],
+        ["switch", "port", "s-vid", "station", "evb", "vdp frames"],
         [
             [
                 s.get("switch"),
                 s.get("port"),
+                s.get("svid") or "",
                 (s.get("station") or {}).get("mac"),
                 "agreed" if s.get("agreement") else "none",
                 (s.get("counters") or {}).get("vdp"),

@@ -16,6 +16,7 @@ from app.codec.ecp import ETHERTYPE_ECP, SUBTYPE_VDP, EcpOp, EcpPdu, decode_ecpd
 from app.codec.errors import CodecError
 from app.codec.ethernet import (
     NEAREST_CUSTOMER_BRIDGE,
+    TPID_STAG,
     EthernetFrame,
     VlanTag,
     decode_ethernet,
@@ -131,6 +132,22 @@ def vm_frame_source(data: bytes) -> str | None:
     if eth.ethertype in (ETHERTYPE_LLDP, ETHERTYPE_ECP) or int(eth.src[:2], 16) & 1:
         return None
     return eth.src
+
+
+def channel_svid(vlan: VlanTag | None) -> int:
+    """The S-channel a frame with this outer tag travels in: the S-VID of an S-tag, 0 for an
+    untagged frame (the default S-channel) or a C-tagged one (none)."""
+    return vlan.vid if vlan is not None and vlan.tpid == TPID_STAG else 0
+
+
+_STAG = TPID_STAG.to_bytes(2, "big")
+
+
+def frame_svid(data: bytes) -> int:
+    """channel_svid of a raw frame, from its first tag alone."""
+    if len(data) < 16 or data[12:14] != _STAG:
+        return 0
+    return int.from_bytes(data[14:16], "big") & 0xFFF
 
 
 def encode_evb_frame(frame: EvbFrame) -> bytes:

@@ -13,6 +13,7 @@ thread (ECP retransmissions, keep-alive expiry) takes the lock between batches; 
 service takes it for its calls.
 """
 
+import collections
 import functools
 import logging
 import os
@@ -35,6 +36,7 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from app.codec.frame import is_ecp_ack, vm_frame_source
+from app.codec.probe import is_probe
 from app.config import Settings
 from app.control_plane import ControlPlane
 from app.controller.guard import guarded
@@ -74,6 +76,9 @@ TICK_INTERVAL = 0.02  # ECP retransmissions are due every 10us*2^RTE (164 ms at 
 # The VM statistics polls are spread over their interval (app/fabric/poll_schedule.py): checked
 # this often, i.e. at most this late.
 STATS_TICK = 0.1
+# The audit and the probes are looked at this often (more often for an audit above 10/s: it
+# sends one request at a time).
+BACKGROUND_TICK = 0.1
 MIRROR_WAIT = 2.0  # seconds a takeover waits for the watch to reach the election's revision
 EXIT_DEPOSED = 3  # the exit status of a leader deposed (docs/ha.md): start it again
 # OpenFlow events wait for the worker thread, switch events and punted frames each in a FIFO this
@@ -82,6 +87,15 @@ WORK_QUEUE = 50000
 # At most this many events per batch: the lock is held for one batch, and the timers (ECP
 # retransmissions, keep-alive expiry) must not wait long behind it.
 WORK_BATCH = 500
+# Sends of fewer messages delay a switch's echo reply by 10 ms at most (MESSAGE_TIME): not
+# worth telling the liveness checks.
+BACKLOG_NOTED = 100
+# Messages that only prove the switch alive (app/fabric/connections.py).
+_LIVENESS_ONLY = [
+    ofp_event.EventOFPEchoReply,
+    ofp_event.EventOFPEchoRequest,
+    ofp_event.EventOFPRoleReply,
+]
 # Replies to what we ask at connect time may overtake os-ken's own move to MAIN_DISPATCHER.
 _CONNECTED = [CONFIG_DISPATCHER, MAIN_DISPATCHER]
 _MULTIPART_REPLIES = [
@@ -159,6 +173,7 @@ class EvbApp(app_manager.OSKenApp):
                 bridge,
                 save=self.intent_store.save,
                 evb_settings=self.settings.evb_port_settings,
+                cdcp_config=self.settings.cdcp_config,
                 locations=LocationHistory(
                     saved=self.store.locations(),
                     save=self.store.save_locations,
@@ -169,12 +184,21 @@ class EvbApp(app_manager.OSKenApp):
             self.settings.trunk_ports,
             record_switch=self._record_switch,
             stats_interval=self.settings.stats_interval,
+            audit_rate=self.settings.audit_rate,
+            probe_vlans=self.settings.probe_vlans,
+            probe_interval=self.settings.probe_interval,
+            expected_timeout=self.settings.expected_switch_timeout,
         )
         self._datapaths: dict[int, object] = {}
         # Which connection speaks for each dpid (app/fabric/connections.py); os-ken's event
         # thread and the tick thread (its deadlines) ask it under their own lock, never the
         # logic's.
-        self._connections = SwitchConnections(self.settings.of_allowed_dpids, is_open=_is_open)
+        self._connections = SwitchConnections(
+            self.settings.of_allowed_dpids,
+            is_open=_is_open,
+            echo_interval=self.settings.of_echo_interval,
+            echo_timeout=self.settings.of_echo_timeout,
+        )
         self._connections_lock = threading.Lock()
         self.stray_messages = 0  # from connections that do not speak for a dpid: dropped
         self.service = ControllerService(self.fabric, bridge, self.lock, self._send)
@@ -205,6 +229,7 @@ class EvbApp(app_manager.OSKenApp):
             intent = self.intent_store.load()
             if intent:  # before any switch connects: they are reconciled against it, not flushed
                 self.fabric.control.restore(intent, self.registry.database(), time.monotonic())
+            self.fabric.expect_switches(self.store.switches(), time.monotonic())
         self._stopping = threading.Event()
         self._work = WorkQueues(WORK_QUEUE)
         self.handler_errors = 0  # exceptions caught by app.controller.guard
@@ -236,6 +261,8 @@ class EvbApp(app_manager.OSKenApp):
         self.threads.append(hub.spawn(self._canary_loop))
         if self.settings.stats_interval:
             self.threads.append(hub.spawn(self._stats_loop))
+        if self.settings.audit_rate or self.settings.probe_vlans:
+            self.threads.append(hub.spawn(self._background_loop))
         self.threads.append(hub.spawn(self._tick_loop))
         self.threads.append(hub.spawn(self._work_loop))
         self.event_log.emit(
@@ -304,10 +331,12 @@ class EvbApp(app_manager.OSKenApp):
         try:
             self.intent_store.fence(leader_key(self.settings.etcd_prefix), generation)
             intent = self._intent_at(generation)
+            remembered = self.store.switches()
             with self.lock:
+                now = time.monotonic()
                 if intent:
-                    now = time.monotonic()
                     self.fabric.control.restore(intent, self.registry.database(), now)
+                self.fabric.expect_switches(remembered, now)
             with self._connections_lock:
                 self.leadership.lead(generation)
                 switches = len(self._datapaths)
@@ -400,8 +429,16 @@ class EvbApp(app_manager.OSKenApp):
         self.store.record_switch(f"{dpid:016x}", name, time.time())
 
     def _send(self, out: Out) -> None:
-        """Called with the lock held, so messages reach each switch in the order planned."""
+        """Called with the lock held, so messages reach each switch in the order planned. A
+        large send delays the switches' echo replies: the liveness checks are told."""
         send_all(self._datapaths, out)
+        if len(out) < BACKLOG_NOTED:
+            return
+        now = time.monotonic()
+        with self._connections_lock:
+            for dpid, messages in collections.Counter(dpid for dpid, _ in out).items():
+                if (datapath := self._datapaths.get(dpid)) is not None:
+                    self._connections.sent(datapath, messages, now)
 
     def _save(self) -> None:
         """With the lock held, once a batch's or a tick's messages are sent (FabricControl.save);
@@ -422,24 +459,34 @@ class EvbApp(app_manager.OSKenApp):
     # OpenFlow events ----------------------------------------------------------------------
     # connections -------------------------------------------------------------------------
     def _dpid_of(self, datapath) -> int | None:
-        """The dpid `datapath` speaks for; None (counted) for any other connection, whose
-        messages are dropped: a refused or waiting duplicate must not act as the switch. (Not
-        datapath.id: os-ken sets it from whatever features reply the peer sent.)"""
+        """The dpid `datapath` speaks for, now heard from (any message proves a switch alive);
+        None (counted) for any other connection, whose messages are dropped: a refused or
+        waiting duplicate must not act as the switch. (Not datapath.id: os-ken sets it from
+        whatever features reply the peer sent.)"""
         with self._connections_lock:
+            io = self._carry_out(self._connections.heard(datapath, time.monotonic()))
             dpid = self._connections.dpid_of(datapath)
+            following = self.leadership is not None and not self.leadership.leading
+        _connection_io(io)
         if dpid is None:
             self.stray_messages += 1
-        elif self.leadership is not None and not self.leadership.leading:
+        elif following:
             return None  # a follower's switches are not its to hear
         return dpid
 
     def _connection_steps(self, decide: Callable[[SwitchConnections, float], list]) -> None:
-        """Carries out what SwitchConnections decides: the routing table and the fabric's
-        events change under its lock, in the order decided; closing and probing (which may
-        wait for a full send queue) happen after."""
-        io = []
+        """Carries out what SwitchConnections decides."""
         with self._connections_lock:
-            for step in decide(self._connections, time.monotonic()):
+            io = self._carry_out(decide(self._connections, time.monotonic()))
+        _connection_io(io)
+
+    def _carry_out(self, steps: list) -> list:
+        """With the connections lock held: the routing table and the fabric's events change in
+        the order decided. Returns what is left to do after the lock: closing and probing."""
+        io = []
+        if steps:
+            following = self.leadership is not None and not self.leadership.leading
+            for step in steps:
                 if isinstance(step, Adopt):
                     if self.leadership is None:
                         self._adopt(step.dpid, step.conn, step.address)
@@ -453,18 +500,14 @@ class EvbApp(app_manager.OSKenApp):
                         self._queue(functools.partial(self.fabric.switch_disconnected, step.dpid))
                     io.append(step)
                 elif isinstance(step, Report):
-                    self._queue(functools.partial(self._report_connection, step))
+                    # A follower's connection is its own: the leader's decides the alarms.
+                    role = {"role": "slave"} if following else {}
+                    self._queue(functools.partial(self._report_connection, step, role))
                 else:
                     io.append(step)
-        for step in io:
-            if isinstance(step, Probe):
-                echo = step.conn.ofproto_parser.OFPEchoRequest(step.conn)
-                echo.xid = step.xid
-                step.conn.send_msg(echo)
-            else:
-                _shut(step.conn)
+        return io
 
-    def _report_connection(self, report: Report, now: float) -> None:
+    def _report_connection(self, report: Report, role: dict, now: float) -> None:
         """On the worker thread, with the lock: names the switch if it is known."""
         self.event_log.emit(
             report.kind,
@@ -472,6 +515,7 @@ class EvbApp(app_manager.OSKenApp):
             level=logging.WARNING,
             dpid=f"{report.dpid:016x}",
             **report.detail,
+            **role,
         )
 
     @set_ev_cls(ofp_event.EventOFPStateChange, HANDSHAKE_DISPATCHER)
@@ -486,11 +530,10 @@ class EvbApp(app_manager.OSKenApp):
         address = datapath.address[0] if datapath.address else None
         self._connection_steps(lambda conns, now: conns.connected(dpid, datapath, address, now))
 
-    @set_ev_cls(ofp_event.EventOFPEchoReply, _CONNECTED)
+    @set_ev_cls(_LIVENESS_ONLY, _CONNECTED)
     @guarded
-    def _on_echo_reply(self, ev):
-        msg = ev.msg
-        self._connection_steps(lambda conns, now: conns.echo_reply(msg.datapath, msg.xid, now))
+    def _on_heard(self, ev):
+        self._dpid_of(ev.msg.datapath)  # heard: all these say (os-ken answers echo requests)
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     @guarded
@@ -550,6 +593,13 @@ class EvbApp(app_manager.OSKenApp):
         if is_ecp_ack(data):
             self._work.put_event(functools.partial(self.fabric.receive, dpid, port_no, data))
             return
+        # A data-plane probe back at its destination edge: timed now, not after the backlog.
+        if is_probe(data):
+            work = functools.partial(
+                self.fabric.probe_arrived, dpid, port_no, data, time.monotonic()
+            )
+            self._work.put_event(lambda now: work())
+            return
         # Not EVB control traffic: a VM's frame from a standby admission flow, whose activation
         # is what a migrating VM waits for: ahead of the backlog too.
         if vm_frame_source(data) is not None:
@@ -608,6 +658,25 @@ class EvbApp(app_manager.OSKenApp):
                 self.handler_errors += 1
                 LOG.exception("statistics poll failed")
 
+    def _background_loop(self):
+        """The intent audit's requests (its budget: audit_rate a second, one outstanding) and
+        the data-plane probes. A follower holds no switch (docs/ha.md): only the leader audits
+        and probes."""
+        tick = (
+            min(BACKGROUND_TICK, 1 / self.settings.audit_rate)
+            if self.settings.audit_rate
+            else BACKGROUND_TICK
+        )
+        while not self._stopping.wait(max(0.01, tick)):
+            if self.leadership is not None and not self.leadership.leading:
+                continue
+            try:
+                with self.lock:
+                    self._send(self.fabric.background(time.monotonic()))
+            except Exception:  # the audit must survive any bug in one round
+                self.handler_errors += 1
+                LOG.exception("audit or probe round failed")
+
     def _wake_closed_connections(self):
         """With native threads os-ken reports a lost switch (DEAD_DISPATCHER) only when the
         connection's send thread wakes up, i.e. at our next message to it (the canary, seconds
@@ -635,6 +704,27 @@ class EvbApp(app_manager.OSKenApp):
 
 def _is_open(datapath) -> bool:
     return datapath.state != DEAD_DISPATCHER and datapath.socket.fileno() != -1
+
+
+def _connection_io(steps: list) -> None:
+    """Closing and probing, without the connections lock: a send may wait for a full queue."""
+    for step in steps:
+        if isinstance(step, Probe):
+            _probe(step.conn, step.xid)
+        else:
+            _shut(step.conn)
+
+
+def _probe(datapath, xid: int) -> None:
+    """An echo request, unless the connection's send queue is full: a switch that reads
+    nothing would hold the sender (the tick thread) until the socket's timeout; its echo's
+    deadline runs all the same."""
+    send_q = datapath.send_q
+    if send_q is not None and send_q.full():
+        return
+    echo = datapath.ofproto_parser.OFPEchoRequest(datapath)
+    echo.xid = xid
+    datapath.send_msg(echo)
 
 
 def _shut(datapath) -> None:

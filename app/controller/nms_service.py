@@ -43,6 +43,14 @@ class ControllerService:
         with self._lock:
             return self._control.links_snapshot()
 
+    def probes(self) -> list[dict[str, Any]]:
+        with self._lock:
+            name = self._control.switches.name
+            return [
+                {"vlan": vid, "from": name(src), "to": name(dst), **stats}
+                for (vid, src, dst), stats in self._fabric.probes.snapshot()
+            ]
+
     def stations(self) -> list[dict[str, Any]]:
         with self._lock:
             return self._control.sessions_snapshot()
@@ -255,8 +263,8 @@ def vsi_view(info, names) -> dict:
     """A VSI as JSON: where it is attached, in which state, with which profile and MAC/VID."""
 
     def where(port):
-        switch, port_name = names.get(port, (f"{port.dpid:016x}", str(port.port_no)))
-        return {"switch": switch, "port": port_name, "port_no": port.port_no}
+        switch, port_name = names.get(port.physical, (f"{port.dpid:016x}", str(port.port_no)))
+        return {"switch": switch, "port": port_name, "port_no": port.port_no, "svid": port.svid}
 
     return {
         "vsi_id": info.name,

@@ -295,5 +295,17 @@ class Routes:
             dpid = parent
         return chain
 
+    def path(self, src: int, dst: int) -> list[PortRef] | None:
+        """The ports a frame from `src` to `dst` leaves by on the tree, in order: up to the
+        lowest switch above both, then down. None when the two are not on one tree."""
+        ups = [src] + [switch for switch, _ in self.ancestors(src)]
+        downs = self.ancestors(dst)  # (switch, its port toward dst), nearest first
+        below = {dst: 0} | {switch: i + 1 for i, (switch, _) in enumerate(downs)}
+        top = next((switch for switch in ups if switch in below), None)
+        if top is None:
+            return None
+        hops = [PortRef(d, self.up[d][0]) for d in ups[: ups.index(top)]]
+        return hops + [PortRef(switch, port) for switch, port in reversed(downs[: below[top]])]
+
     def switches(self) -> set[int]:
         return set(self.up) | {parent for _, parent, _ in self.up.values()} | set(self.guards)

@@ -34,10 +34,20 @@ class Port:
 
 @dataclass(frozen=True, order=True)
 class PortRef:
-    """A switch port anywhere in the fabric: where a station (server uplink) is attached."""
+    """Where a station attaches: a switch port anywhere in the fabric or, with ``svid``, one
+    S-channel of a server port (802.1Qbg clause 40: each S-channel is a bridge port of its own,
+    with its own EVB station, VSIs and flows). ``svid`` 0: the port itself (its default
+    S-channel, untagged)."""
 
     dpid: int
     port_no: int
+    svid: int = 0
+
+    @property
+    def physical(self) -> "PortRef":
+        """The switch port that carries this S-channel (itself when it is no S-channel)."""
+        return PortRef(self.dpid, self.port_no) if self.svid else self
 
     def __str__(self) -> str:
-        return f"{self.dpid:016x}:{self.port_no}"
+        channel = f".{self.svid}" if self.svid else ""
+        return f"{self.dpid:016x}:{self.port_no}{channel}"

@@ -11,6 +11,9 @@ class SwitchDirectory:
     def __init__(self) -> None:
         self._switches: dict[int, tuple[str, dict[int, Port]]] = {}
         self._by_name: dict[str, int] = {}
+        # Names of switches not connected that a fault names (app/fabric/expected.py): so
+        # that the VMs restored on them are found by the switch's name.
+        self._remembered: dict[str, int] = {}
 
     def update(self, dpid: int, name: str, ports: dict[int, Port]) -> None:
         self.remove(dpid)
@@ -22,8 +25,12 @@ class SwitchDirectory:
         if entry is not None and self._by_name.get(entry[0]) == dpid:
             del self._by_name[entry[0]]
 
+    def remember(self, dpid: int, name: str) -> None:
+        """The name of a switch that is not connected (as many as ExpectedSwitches expects)."""
+        self._remembered[name] = dpid
+
     def dpid_of(self, name: str) -> int | None:
-        return self._by_name.get(name)
+        return self._by_name.get(name, self._remembered.get(name))
 
     def port_no_of(self, dpid: int, name: str) -> int | None:
         return next((n for n, p in self.ports(dpid).items() if p.name == name), None)
@@ -47,7 +54,7 @@ class SwitchDirectory:
         return entry[0] if entry else f"{dpid:016x}"
 
     def port_name(self, ref: PortRef) -> str:
-        """The port's name; its number while unknown."""
+        """The port's name (the switch port's, for an S-channel); its number while unknown."""
         port = self.ports(ref.dpid).get(ref.port_no)
         return port.name if port else str(ref.port_no)
 
@@ -55,7 +62,9 @@ class SwitchDirectory:
         return self.name(ref.dpid), self.port_name(ref)
 
     def text(self, ref: PortRef) -> str:
-        return f"{self.name(ref.dpid)}/{self.port_name(ref)}"
+        """switch/port, and .S-VID for an S-channel (as a station names its channel interface)."""
+        channel = f".{ref.svid}" if ref.svid else ""
+        return f"{self.name(ref.dpid)}/{self.port_name(ref)}{channel}"
 
     def port_names(self) -> dict[PortRef, tuple[str, str]]:
         """(switch name, port name) of every known port."""

@@ -6,18 +6,25 @@ maintenance, and returns the alarm changes (raised or cleared) for the subscribe
 
 | event                                   | alarm            | severity | cleared by           |
 |-----------------------------------------|------------------|----------|----------------------|
-| switch.disconnected                     | switch.down      | critical | switch.ready         |
+| switch.disconnected, switch.hung (no    | switch.down      | critical | switch.ready         |
+|   answer in time: connection reset),    |                  |          |                      |
+|   switch.absent (not back after start)  |                  |          |                      |
 | switch.duplicate (a second connection   | switch.duplicate | major    | switch.ready (the    |
 |   claimed a connected switch's dpid)    |                  |          | next clean connect)  |
 | port.* of a server port, not up / gone  | port.down        | critical | port.* up            |
 |   or down when its switch is ready      |                  |          | or ready with it up  |
 | link.down                               | link.down        | major    | link.up (same ports) |
 | vsi.expired (no keep-alive in time)     | vm.lost          | critical | vsi.associated       |
+| probe.lost (a VLAN's data-plane probes  | path.down        | major    | probe.restored       |
+|   from one edge to another lost)        |                  |          |   (same VLAN, edges) |
+
+A follower's own SLAVE connection found hung (role "slave") raises nothing: whether the switch
+is down is the leader's to say.
 
 Affected VMs: those forwarding on the switch, on the server port, on either switch of the
-link (their traffic to other edges crosses it), or the VM itself. An alarm on a server in
-maintenance (port.down, vm.lost) is expected: it is kept and listed, flagged ``maintenance``,
-but not notified.
+link or of the probed path (their traffic to other edges crosses it), or the VM itself. An
+alarm on a server in maintenance (port.down, vm.lost) is expected: it is kept and listed,
+flagged ``maintenance``, but not notified.
 
 Bounded, and kept across a restart: the latest RECENT_CLEARED cleared alarms, and at most
 ACTIVE_VM_LOST vm.lost alarms (a VM that never comes back would otherwise hold one forever: the
@@ -39,8 +46,20 @@ SEVERITY = {
     "port.down": "critical",
     "link.down": "major",
     "vm.lost": "critical",
+    "path.down": "major",
 }
 KINDS = frozenset(SEVERITY)
+# The events that raise switch.down, and what each says of the switch.
+_SWITCH_DOWN = {
+    "switch.disconnected": lambda detail: "lost its OpenFlow connection",
+    "switch.hung": lambda detail: (
+        f"stopped answering (nothing heard for {detail.get('silent_s')} s, no answer to an "
+        f"echo request within {detail.get('timeout')} s): its connection was reset"
+    ),
+    "switch.absent": lambda detail: (
+        f"has not connected within {detail.get('timeout')} s of the controller's start"
+    ),
+}
 RECENT_CLEARED = 200  # cleared alarms kept for GET /v1/alarms
 ACTIVE_VM_LOST = 10_000  # vm.lost alarms kept active at most
 
@@ -174,15 +193,16 @@ class AlarmBook:
         the (switch, port) of the servers in maintenance. Notices of alarms in maintenance are
         returned too (flagged): the caller decides whom to tell."""
         kind, detail = event.kind, event.detail
-        if kind == "switch.disconnected":
+        if kind in _SWITCH_DOWN and detail.get("role") != "slave":
             return self._raise(
                 "switch.down",
                 event,
                 event.switch,
                 None,
-                f"switch {event.switch} lost its OpenFlow connection",
+                f"switch {event.switch} {_SWITCH_DOWN[kind](detail)}",
                 [vm for vm in vms if vm.switch == event.switch],
                 in_maintenance,
+                cause=kind.removeprefix("switch.") if kind != "switch.disconnected" else None,
             )
         if kind == "switch.duplicate":
             return self._raise(
@@ -221,6 +241,26 @@ class AlarmBook:
                 in_maintenance,
                 resource=f"{ends[0]}~{ends[1]}",
                 peer=detail.get("peer"),
+            )
+        if kind in ("probe.lost", "probe.restored"):
+            resource = f"{detail.get('vlan')}/{event.switch}~{detail.get('peer')}"
+            if kind == "probe.restored":
+                return self._clear(f"path.down:{resource}", event)
+            path = detail.get("path")
+            return self._raise(
+                "path.down",
+                event,
+                event.switch,
+                None,
+                f"VLAN {detail.get('vlan')}: probes from {event.switch} to {detail.get('peer')} "
+                f"lost {detail.get('losses')} times in a row (path "
+                f"{' > '.join(path) if path else 'unknown'} > {detail.get('peer')})",
+                [vm for vm in vms if vm.switch in (event.switch, detail.get("peer"))],
+                in_maintenance,
+                resource=resource,
+                peer=detail.get("peer"),
+                vlan=detail.get("vlan"),
+                path=path,
             )
         if kind == "vsi.expired":
             lost = VmPlace(

@@ -20,6 +20,14 @@ from app.registry.errors import NotFound
 
 # Events after which a server in maintenance may have become empty.
 _VM_LEFT = ("vsi.deassociated", "vsi.expired", "vsi.associated", "vsi.suspended")
+# Events whose alarm names the VMs of the whole switch.
+_WHOLE_SWITCH = (
+    "switch.disconnected",
+    "switch.hung",
+    "switch.absent",
+    "switch.duplicate",
+    "switch.ready",
+)
 # (switch name, port name or None for the whole switch): where to look for VMs.
 Places = set[tuple[str, str | None]]
 
@@ -27,11 +35,11 @@ Places = set[tuple[str, str | None]]
 def _affected_places(event: Event) -> Places:
     """Where the VMs an alarm of ``event`` names can be (nothing for most events)."""
     kind = event.kind
-    if kind in ("switch.disconnected", "switch.duplicate", "switch.ready") and event.switch:
+    if kind in _WHOLE_SWITCH and event.switch:
         return {(event.switch, None)}
     if kind.startswith("port.") and event.detail.get("role") == "server" and event.switch:
         return {(event.switch, event.port)}
-    if kind == "link.down" and event.switch:
+    if kind in ("link.down", "probe.lost") and event.switch:
         peer = str(event.detail.get("peer", "")).split("/")[0]
         return {(event.switch, None), (peer, None)}
     return set()

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
+from app.codec.probe import ETHERTYPE_PROBE
 from app.fabric.ports import Port, PortRole
 from app.flows import ofmsg
 from app.flows.ofmsg import FlowEntry, MeterSpec, flow
@@ -15,6 +16,8 @@ from app.flows.tables import (
     CANARY_ETH_TYPE,
     PORT_PUNT_BURST_PKTS,
     PORT_PUNT_RATE_PPS,
+    PROBE_BURST_PKTS,
+    PROBE_RATE_PPS,
     PUNT_BURST_PKTS,
     PUNT_RATE_PPS,
     CookieKind,
@@ -96,6 +99,43 @@ def canary_flow() -> FlowEntry:
     )
 
 
+def probe_flows(ports: Iterable[Port]) -> list[FlowEntry]:
+    """The data-plane probes' way (app/fabric/probes.py): a probe the controller sends into a
+    switch's tables goes straight to FORWARD, as if it had come up a trunk; at the edge of the
+    VM it is addressed to, it leaves EGRESS_ACL for the controller (through its own meter)
+    instead of the VM. Frames of the probe EtherType from a server port are dropped: a VM can
+    neither inject a probe nor fill the probes' meter."""
+    return [
+        flow(
+            Table.CLASSIFY,
+            Priority.PROBE_INJECT,
+            BASE_COOKIE,
+            (ofmsg.goto(Table.FORWARD),),
+            in_port=ofp.OFPP_CONTROLLER,
+            eth_type=ETHERTYPE_PROBE,
+        ),
+        flow(
+            Table.EGRESS_ACL,
+            Priority.PROBE_PUNT,
+            BASE_COOKIE,
+            (ofmsg.meter(Meter.PROBE), ofmsg.apply_actions(ofmsg.to_controller())),
+            eth_type=ETHERTYPE_PROBE,
+        ),
+        *(
+            flow(
+                Table.CLASSIFY,
+                Priority.PROBE_GUARD,
+                cookie(CookieKind.BASE, port.number),
+                (),
+                in_port=port.number,
+                eth_type=ETHERTYPE_PROBE,
+            )
+            for port in ports
+            if port.role is PortRole.SERVER
+        ),
+    ]
+
+
 def port_role_flows(ports: Iterable[Port]) -> list[FlowEntry]:
     """Trunk ports continue to forwarding; server ports get a per-port counted drop."""
     flows = []
@@ -122,16 +162,18 @@ def base_flows(ports: Iterable[Port]) -> list[FlowEntry]:
         *control_punt_flows(),
         *port_punt_flows(ports),
         canary_flow(),
+        *probe_flows(ports),
         *port_role_flows(ports),
         *table_miss_flows(),
     ]
 
 
 def base_meters(ports: Iterable[Port]) -> dict[int, MeterSpec]:
-    """The switch-wide punt meter and one per server port."""
+    """The switch-wide punt meter, the probes' and one per server port."""
     port_meter = MeterSpec.pktps(PORT_PUNT_RATE_PPS, PORT_PUNT_BURST_PKTS)
     return {
         Meter.PUNT: MeterSpec.pktps(PUNT_RATE_PPS, PUNT_BURST_PKTS),
+        Meter.PROBE: MeterSpec.pktps(PROBE_RATE_PPS, PROBE_BURST_PKTS),
         **dict.fromkeys(_server_punt_meters(ports).values(), port_meter),
     }
 

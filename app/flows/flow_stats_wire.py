@@ -67,6 +67,17 @@ class WireFlowStats:
         ) = head
         self._buf, self._entry = buf, None
 
+    def identity(self) -> bytes:
+        """What the flow is, without what it counted: its table, priority, cookie, match and
+        instructions as the switch sent them (read before `entry`, which drops the octets)."""
+        buf, at = self._buf, self._offset
+        return (
+            buf[at + 2 : at + 3]
+            + buf[at + 12 : at + 14]
+            + buf[at + 24 : at + 32]
+            + buf[at + _FLOW_STATS.size : at + self.length]
+        )
+
     @property
     def entry(self) -> FlowEntry:
         if self._entry is None:

@@ -15,6 +15,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 from app.flows.tables import COOKIE_MASK_OWNER
 
 ETH_TYPE_8021Q = 0x8100
+ETH_TYPE_8021AD = 0x88A8  # an S-tag: S-channels (802.1Qbg clause 40)
 METADATA_MASK = 0xFFFFFFFFFFFFFFFF
 
 
@@ -152,10 +153,12 @@ def delete_by_cookie(cookie: int, cookie_mask: int = COOKIE_MASK_OWNER) -> parse
     )
 
 
-def flow_stats_request(cookie: int, cookie_mask: int) -> parser.OFPFlowStatsRequest:
+def flow_stats_request(
+    cookie: int, cookie_mask: int, table_id: int = ofp.OFPTT_ALL
+) -> parser.OFPFlowStatsRequest:
     return parser.OFPFlowStatsRequest(
         None,
-        table_id=ofp.OFPTT_ALL,
+        table_id=table_id,
         out_port=ofp.OFPP_ANY,
         out_group=ofp.OFPG_ANY,
         cookie=cookie,
@@ -246,8 +249,8 @@ def to_controller():
     return output(ofp.OFPP_CONTROLLER, ofp.OFPCML_NO_BUFFER)
 
 
-def push_vlan():
-    return parser.OFPActionPushVlan(ETH_TYPE_8021Q)
+def push_vlan(ethertype: int = ETH_TYPE_8021Q):
+    return parser.OFPActionPushVlan(ethertype)
 
 
 def pop_vlan():

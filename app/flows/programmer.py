@@ -16,7 +16,7 @@ leaves the switch altogether, one message instead of one per flow), then stale m
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Callable, Iterable, Mapping, Set
 from typing import TypeVar
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -26,11 +26,13 @@ from app.fabric.ports import PortRef
 from app.flows import ofmsg
 from app.flows.ofmsg import FlowEntry, MeterSpec
 from app.flows.reconcile import reconcile_meters
-from app.flows.tables import CookieKind, cookie
+from app.flows.tables import CookieKind, Table, cookie
 from app.flows.vm_flows import (
+    LocalPort,
     binding_flows,
     binding_meters,
     edge_flows,
+    local_port,
     switch_flows,
     transit_flows,
     vlan_flood_flows,
@@ -57,8 +59,8 @@ class FlowProgrammer:
         self._bindings: dict[int, VmBinding] = {}
         self._on_edge: dict[int, set[int]] = defaultdict(set)  # dpid -> handles
         self._on_port: dict[PortRef, set[int]] = defaultdict(set)  # port -> handles
-        # VID -> dpid -> port -> MAC -> forwarding entries (vm_flows.Members)
-        self._members: dict[int, dict[int, dict[int, dict[str | None, int]]]] = {}
+        # VID -> dpid -> local port -> MAC -> forwarding entries (vm_flows.Members)
+        self._members: dict[int, dict[int, dict[LocalPort, dict[str | None, int]]]] = {}
         self._routes = Routes()
         self._rr: frozenset[PortRef] = frozenset()
 
@@ -117,7 +119,7 @@ class FlowProgrammer:
         vlans: dict[int, set[int]] = {}
         for port in changed:
             for vid, switches in self._members.items():
-                if port.port_no in switches.get(port.dpid, {}):
+                if local_port(port) in switches.get(port.dpid, {}):
                     vlans.setdefault(vid, set()).add(port.dpid)
         units = {h: (b, b) for h in handles for b in [self._bindings[h]]}
         old = self._plan(units, vlans, ())
@@ -126,13 +128,19 @@ class FlowProgrammer:
         return _difference(old, new, {})
 
     # the intent of one switch ---------------------------------------------------------------
-    def flows(self, dpid: int) -> list[FlowEntry]:
+    def flows(
+        self, dpid: int, table: int | None = None, handles: Callable[[int], bool] | None = None
+    ) -> list[FlowEntry]:
         """Every VM flow switch `dpid` must hold (for reconciliation; costs that switch's flows,
-        plus a look at each edge's routes)."""
+        plus a look at each edge's routes); with `table`, at least those of that table, and
+        with `handles`, of the bindings' flows only those of the handles it keeps (the intent
+        audit reads a table, and a large one in slices of its owners: app/fabric/audit.py)."""
+        keep = handles or (lambda handle: True)
+        forward = table in (None, Table.FORWARD)  # a switch above holds FORWARD entries only
         flows: list[FlowEntry] = []
-        for edge, handles in self._on_edge.items():
+        for edge, held in self._on_edge.items():
             if edge == dpid:
-                for binding in self._sorted(handles):
+                for binding in self._sorted(h for h in held if keep(h)):
                     flows += edge_flows(
                         binding, binding.port in self._rr, self._routes.uplink(dpid)
                     )
@@ -140,15 +148,18 @@ class FlowProgrammer:
             down = next(
                 (port for above, port in self._routes.ancestors(edge) if above == dpid), None
             )
-            if down is not None:
+            if down is not None and forward:
                 flows += [
                     f
-                    for b in self._sorted(handles)
+                    for b in self._sorted(h for h in held if keep(h))
                     if b.forwarding
                     for f in transit_flows(b, down, self._routes.uplink(dpid))
                 ]
-        for vid, members in self._members.items():
-            flows += vlan_flood_flows(vid, members, self._routes, self._rr, (dpid,)).get(dpid, [])
+        if forward:
+            for vid, members in self._members.items():
+                flows += vlan_flood_flows(vid, members, self._routes, self._rr, (dpid,)).get(
+                    dpid, []
+                )
         return flows + switch_flows(dpid, self._routes)
 
     def meters(self, dpid: int) -> dict[int, MeterSpec]:
@@ -157,6 +168,15 @@ class FlowProgrammer:
         for binding in self._sorted(self._on_edge.get(dpid, ())):
             meters.update(binding_meters(binding))
         return meters
+
+    @property
+    def routes(self) -> Routes:
+        return self._routes
+
+    def vlan_members(self, vid: int) -> Mapping[int, Mapping[LocalPort, Mapping[str | None, int]]]:
+        """Switch -> (port, S-VID) -> MAC (None: an entry without one) -> forwarding entries, of
+        VLAN `vid` (read only)."""
+        return self._members.get(vid, {})
 
     def edges(self) -> set[int]:
         """The switches with bindings at their ports (those whose VM statistics count)."""
@@ -180,7 +200,7 @@ class FlowProgrammer:
                 macs = (
                     self._members.setdefault(entry.vid, {})
                     .setdefault(binding.port.dpid, {})
-                    .setdefault(binding.port.port_no, {})
+                    .setdefault(local_port(binding.port), {})
                 )
                 macs[entry.mac] = macs.get(entry.mac, 0) + 1
 
@@ -192,17 +212,16 @@ class FlowProgrammer:
             for entry in binding.entries:
                 switches = self._members[entry.vid]
                 ports = switches[binding.port.dpid]
-                macs = ports[binding.port.port_no]
+                macs = ports[local_port(binding.port)]
                 macs[entry.mac] -= 1
                 if not macs[entry.mac]:
                     del macs[entry.mac]
-                for table, key in (
-                    (ports, binding.port.port_no),
-                    (switches, binding.port.dpid),
-                    (self._members, entry.vid),
-                ):
-                    if not table[key]:
-                        del table[key]
+                if not macs:
+                    del ports[local_port(binding.port)]
+                if not ports:
+                    del switches[binding.port.dpid]
+                if not switches:
+                    del self._members[entry.vid]
 
     def _vlans_touched(self, changes: BindingChanges) -> dict[int, set[int] | None]:
         """VID -> the switches whose flood flow of it may change (None: all of the VLAN's),
@@ -210,7 +229,7 @@ class FlowProgrammer:
         reflective-relay port, whether two MACs share it: a VM joining a port that is a member
         already changes nothing. A switch joining or leaving the VLAN changes its paths on the
         tree: all of them."""
-        delta: dict[tuple[int, int, int], dict[str | None, int]] = defaultdict(
+        delta: dict[tuple[int, int, LocalPort], dict[str | None, int]] = defaultdict(
             lambda: defaultdict(int)
         )
         for binding_before, binding_after in changes.values():
@@ -218,14 +237,14 @@ class FlowProgrammer:
                 if binding is not None and binding.forwarding:
                     for entry in binding.entries:
                         port = binding.port
-                        delta[(entry.vid, port.dpid, port.port_no)][entry.mac] += sign
+                        delta[(entry.vid, port.dpid, local_port(port))][entry.mac] += sign
         vlans: dict[int, set[int] | None] = {}
         switch_delta: dict[tuple[int, int], int] = defaultdict(int)
-        for (vid, dpid, port_no), macs in delta.items():
-            held = self._members.get(vid, {}).get(dpid, {}).get(port_no, {})
+        for (vid, dpid, local), macs in delta.items():
+            held = self._members.get(vid, {}).get(dpid, {}).get(local, {})
             after = {mac for mac in held.keys() | macs.keys() if held.get(mac, 0) + macs[mac] > 0}
             switch_delta[(vid, dpid)] += len(after) - len(held)
-            relay = PortRef(dpid, port_no) in self._rr
+            relay = PortRef(dpid, *local) in self._rr
             if bool(after) != bool(held) or (relay and (len(after) > 1) != (len(held) > 1)):
                 switches = vlans.setdefault(vid, set())
                 if switches is not None:

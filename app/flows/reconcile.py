@@ -5,6 +5,7 @@ messages that close the gap. Flows that are not ours (cookie without our app byt
 """
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
@@ -13,15 +14,40 @@ from app.flows.ofmsg import FlowEntry, MeterSpec
 from app.flows.tables import cookie_kind, is_swept_meter
 
 
-def reconcile_flows(desired: Iterable[FlowEntry], actual: Iterable[FlowEntry]) -> list:
+@dataclass
+class FlowDifferences:
+    """What a switch holds of ours against what it should: flows it lacks, flows of ours it
+    should not have, and flows with the right key (table, priority, match) that do something
+    else (another cookie or other instructions: `changed` holds the wanted entry)."""
+
+    missing: list[FlowEntry] = field(default_factory=list)
+    unexpected: list[FlowEntry] = field(default_factory=list)
+    changed: list[FlowEntry] = field(default_factory=list)
+
+    def messages(self) -> list:
+        """Stale flows deleted strictly, then the missing and changed ones added (an ADD of an
+        existing flow replaces it in place)."""
+        return [
+            *(ofmsg.delete_flow_strict(entry) for entry in self.unexpected),
+            *(ofmsg.add_flow(entry) for entry in [*self.missing, *self.changed]),
+        ]
+
+
+def flow_differences(desired: Iterable[FlowEntry], actual: Iterable[FlowEntry]) -> FlowDifferences:
     want = {entry.key: entry for entry in desired}
     have = {entry.key: entry for entry in actual if cookie_kind(entry.cookie) is not None}
-    msgs = [ofmsg.delete_flow_strict(entry) for key, entry in have.items() if key not in want]
+    differences = FlowDifferences(unexpected=[e for k, e in have.items() if k not in want])
     for key, entry in want.items():
         current = have.get(key)
-        if current is None or current.cookie != entry.cookie or current.body != entry.body:
-            msgs.append(ofmsg.add_flow(entry))  # an ADD of an existing flow replaces it in place
-    return msgs
+        if current is None:
+            differences.missing.append(entry)
+        elif current.cookie != entry.cookie or current.body != entry.body:
+            differences.changed.append(entry)
+    return differences
+
+
+def reconcile_flows(desired: Iterable[FlowEntry], actual: Iterable[FlowEntry]) -> list:
+    return flow_differences(desired, actual).messages()
 
 
 def reconcile_meters(desired: Mapping[int, MeterSpec], actual: Mapping[int, MeterSpec]) -> list:

@@ -24,10 +24,13 @@ class Priority(IntEnum):
 
     PORT_PUNT = 60010  # CONTROL_PUNT from a server port: through its own meter first
     CONTROL_PUNT = 60000  # LLDP/ECP to the nearest-bridge group addresses
+    PROBE_INJECT = 50500  # a data-plane probe sent by the controller (packet-out) -> FORWARD
     CANARY = 50000  # never matches real traffic; its absence means the switch lost our flows
+    PROBE_GUARD = 40500  # a server port's frames of the probe EtherType: dropped (no forgery)
     VM_ADMIT_IP = 40010  # VM_ADMIT split by eth_type IPv4/IPv6 to mark DSCP (needs an IP match)
     VM_ADMIT = 40000  # in_port + source MAC (+VID) of a forwarding VM
     VM_UNICAST = 35000  # FORWARD: VLAN + a forwarding VM's MAC
+    PROBE_PUNT = 32500  # EGRESS_ACL: a probe that reached its edge -> the controller
     VLAN_OWNER = 31000  # FORWARD: unicast of a VLAN no VM_UNICAST claims -> the VLAN's owner
     ACL_TOP = 32000  # ACL tables: rule i of a VM at ACL_TOP - 2i (in_port hairpin variant)
     # and ACL_TOP - 2i - 1; acl_default takes the slot after the last rule
@@ -77,6 +80,7 @@ def cookie_kind(value: int) -> CookieKind | None:
 
 class Meter(IntEnum):
     PUNT = 1  # rate limit of every control frame punted to the controller
+    PROBE = 2  # data-plane probes punted at their destination: their own share, nobody else's
 
 
 # Meter ids above PORT_PUNT_METER_BASE belong to server ports, one each: PORT_PUNT_METER_BASE +
@@ -117,6 +121,10 @@ PUNT_BURST_PKTS = 200
 # switch's PUNT budget.
 PORT_PUNT_RATE_PPS = 100
 PORT_PUNT_BURST_PKTS = 50
+# Data-plane probes (app/fabric/probes.py) punted at their destination edge: at most a few per
+# member edge and probed VLAN a second; their own meter, so nothing else can crowd them out.
+PROBE_RATE_PPS = 200
+PROBE_BURST_PKTS = 100
 
 # The canary's match: an ethertype from the IEEE local-experimental range with a source MAC that
 # is a group address, which no real frame may carry.

@@ -16,6 +16,9 @@ Per switch below a root (cookie LINK/uplink): every other tagged unicast frame g
 switch holds entries for the VMs of its own subtree only, and a root (the aggregation layer)
 for all of them; a frame for a MAC nobody holds dies at the root.
 Per VLAN (cookie VLAN/VID): flooding of group-addressed frames to the VLAN's forwarding members.
+A binding at an S-channel (its port's ``svid``) is admitted from frames in the channel's S-tag
+(the VMs send untagged inside it: the S-tag is swapped for the VM's C-tag) and delivered with
+the C-tag swapped back for the S-tag; everything in between is as for any binding.
 Per linked trunk port outside the flood tree (cookie LINK/port): group-addressed frames dropped.
 """
 
@@ -59,9 +62,11 @@ class VmPlan:
     meters: dict[int, MeterSpec] = field(default_factory=dict)
 
 
-# VID -> switch -> port -> MAC -> how many forwarding entries list it there
+# Where a VLAN's members sit on a switch: (port number, S-VID; 0: the port itself)
+LocalPort = tuple[int, int]
+# VID -> switch -> local port -> MAC -> how many forwarding entries list it there
 # (MAC None: the VLAN's owner)
-Members = Mapping[int, Mapping[int, Mapping[int, Mapping[str | None, int]]]]
+Members = Mapping[int, Mapping[int, Mapping[LocalPort, Mapping[str | None, int]]]]
 
 
 def plan_vm_flows(
@@ -81,7 +86,7 @@ def plan_vm_flows(
         meters[binding.port.dpid].update(binding_meters(binding))
         if binding.forwarding:
             for entry in binding.entries:
-                at_port = members[entry.vid][binding.port.dpid][binding.port.port_no]
+                at_port = members[entry.vid][binding.port.dpid][local_port(binding.port)]
                 at_port[entry.mac] = at_port.get(entry.mac, 0) + 1
     for vid, vlan_members in members.items():
         for dpid, entries in vlan_flood_flows(vid, vlan_members, routes, rr_ports).items():
@@ -155,19 +160,38 @@ def tagged(vid: int) -> int:
     return vid | ofp.OFPVID_PRESENT
 
 
+def local_port(port: PortRef) -> LocalPort:
+    return port.port_no, port.svid
+
+
+def _s_tag(svid: int) -> list:
+    """Actions that put a frame into S-channel `svid` (Open vSwitch's vlan_vid match and
+    set-field see the outer tag whatever its TPID)."""
+    return [ofmsg.push_vlan(ofmsg.ETH_TYPE_8021AD), ofmsg.set_field(vlan_vid=tagged(svid))]
+
+
+def deliver_actions(svid: int, out: int, untag: bool = True) -> list:
+    """A C-tagged frame to a station out of `out`: untagged (`untag`), or as it is; in the S-tag
+    of its S-channel `svid` if it has one."""
+    popped = [ofmsg.pop_vlan()] if untag else []
+    return [*popped, *(_s_tag(svid) if svid else ()), ofmsg.output(out)]
+
+
 # one binding, on its own edge --------------------------------------------------------------------
 def edge_flows(binding: VmBinding, reflective_relay: bool, uplink: int | None) -> list[FlowEntry]:
     """``uplink``: the edge's port toward the root (None: it is one)."""
     owner = cookie(CookieKind.VSI, binding.handle)
-    profile, port_no = binding.profile, binding.port.port_no
+    profile, port_no, svid = binding.profile, binding.port.port_no, binding.port.svid
     # An owner of whole VLANs gets its frames tagged, as it sends them; a VM untagged.
-    untag = [] if binding.whole_vlans else [ofmsg.pop_vlan()]
-    deliver = ofmsg.apply_actions(*untag, ofmsg.output(port_no))
+    untag = not binding.whole_vlans
+    deliver = ofmsg.apply_actions(*deliver_actions(svid, port_no, untag))
     # A frame is never sent back out of the port it came in on, except through OFPP_IN_PORT:
     # with reflective relay the in_port variant hairpins same-port traffic, without it the plain
-    # delivery drops it.
+    # delivery drops it. An S-channel's frames have lost their S-tag by then, so the variant
+    # takes those of every channel of the port: VMs of two S-channels of one port reach each
+    # other only where the receiver's channel has reflective relay.
     hairpin = (
-        (port_no, (ofmsg.apply_actions(*untag, ofmsg.output(ofp.OFPP_IN_PORT)),))
+        (port_no, (ofmsg.apply_actions(*deliver_actions(svid, ofp.OFPP_IN_PORT, untag)),))
         if reflective_relay
         else None
     )
@@ -220,13 +244,22 @@ def _admission_matches(binding: VmBinding) -> list[tuple[dict[str, object], list
     """(match, tagging actions) per admission flow: per MAC/VID, frames already tagged with
     the VID, and untagged frames for the first VID listed for the MAC (an untagged frame names
     no VLAN, so the first entry decides; it gets the tag pushed). An owned VLAN: the frames
-    tagged with it at the port, whatever their source."""
+    tagged with it at the port, whatever their source. At an S-channel the VMs send untagged
+    inside its S-tag: per MAC, that tag is swapped for the first VID's C-tag."""
     matches: list[tuple[dict[str, object], list[object]]] = []
     untagged_macs: set[str] = set()
+    svid = binding.port.svid
     for entry in binding.entries:
         vlan = tagged(entry.vid)
         if entry.mac is None:
             matches.append((dict(in_port=binding.port.port_no, vlan_vid=vlan), []))
+            continue
+        if svid:
+            if entry.mac not in untagged_macs:
+                untagged_macs.add(entry.mac)
+                swap = [ofmsg.pop_vlan(), ofmsg.push_vlan(), ofmsg.set_field(vlan_vid=vlan)]
+                match = dict(in_port=binding.port.port_no, eth_src=entry.mac, vlan_vid=tagged(svid))
+                matches.append((match, swap))
             continue
         variants: list[tuple[int, list[object]]] = [(vlan, [])]
         if entry.mac not in untagged_macs:
@@ -383,19 +416,20 @@ def transit_flows(binding: VmBinding, port_no: int | None, uplink: int | None) -
 # shared by several bindings ---------------------------------------------------------------------
 def vlan_flood_flows(
     vid: int,
-    members: Mapping[int, Mapping[int, Mapping[str | None, int]]],
+    members: Mapping[int, Mapping[LocalPort, Mapping[str | None, int]]],
     routes: Routes,
     rr_ports: Set[PortRef],
     only: Collection[int] | None = None,
 ) -> dict[int, list[FlowEntry]]:
     """One VLAN's flood flows, per switch (those in `only`, or all): group-addressed frames go
     out tagged on the tree ports toward switches with members and untagged on the local member
-    ports. `members`: switch -> port -> MACs of the VLAN's forwarding entries there. The ingress
-    port is skipped (OpenFlow never outputs there), so a frame never returns the way it came;
-    from a reflective-relay port with another member behind it, the in_port variant sends it
-    back out through OFPP_IN_PORT. A switch without members gets the flow only where it joins
-    two or more member subtrees. A port whose member is the VLAN's owner (MAC None) gets the
-    frame tagged. Costs the member switches times the tree's depth."""
+    ports (in their S-tag on S-channels). `members`: switch -> local port -> MACs of the VLAN's
+    forwarding entries there. The ingress port is skipped (OpenFlow never outputs there), so a
+    frame never returns the way it came; from a port with a reflective-relay member (port or
+    S-channel) and another member behind it, the in_port variant sends it back out through
+    OFPP_IN_PORT to the reflective-relay members there. A switch without members gets the flow
+    only where it joins two or more member subtrees. A port whose member is the VLAN's owner
+    (MAC None) gets the frame tagged. Costs the member switches times the tree's depth."""
     present = [dpid for dpid, ports in members.items() if ports]
     below: dict[int, int] = defaultdict(int)  # member switches in each switch's subtree
     for dpid in present:
@@ -414,17 +448,18 @@ def vlan_flood_flows(
     flows: dict[int, list[FlowEntry]] = {}
     for dpid in below if only is None else [d for d in only if d in below]:
         ports = members.get(dpid, {})
-        owned = tuple(sorted(port_no for port_no, macs in ports.items() if None in macs))
-        local = tuple(sorted(port_no for port_no, macs in ports.items() if macs))
-        local = tuple(port_no for port_no in local if port_no not in owned)
+        # An owner is never at an S-channel (the authorizer refuses it there): its port number.
+        owned = tuple(sorted(port_no for (port_no, _), macs in ports.items() if None in macs))
+        local = tuple(sorted(key for key, macs in ports.items() if macs and None not in macs))
         toward = tuple(sorted(trunks.get(dpid, ())))
         if not local and not owned and len(toward) < 2:
             continue
         entries = [_flood_flow(vid, toward + owned, local, None)]
-        for port_no in local:
-            if PortRef(dpid, port_no) in rr_ports and len(ports[port_no]) > 1:
-                back = tuple(ofp.OFPP_IN_PORT if p == port_no else p for p in local)
-                entries.append(_flood_flow(vid, toward + owned, back, port_no))
+        for port_no in sorted({p for p, _ in local}):
+            here = [key for key in local if key[0] == port_no]
+            relayed = tuple(key for key in here if PortRef(dpid, *key) in rr_ports)
+            if relayed and sum(len(ports[key]) for key in here) > 1:
+                entries.append(_flood_flow(vid, toward + owned, local, port_no, relayed))
         flows[dpid] = entries
     return flows
 
@@ -435,11 +470,28 @@ def vlan_flood_flows(
 # 64 x 32: without it, building and comparing them was a third of the controller's CPU).
 @functools.lru_cache(maxsize=4096)
 def _flood_flow(
-    vid: int, tagged_out: tuple[int, ...], local: tuple[int, ...], in_port: int | None
+    vid: int,
+    tagged_out: tuple[int, ...],
+    local: tuple[LocalPort, ...],
+    in_port: int | None,
+    relayed: tuple[LocalPort, ...] = (),
 ) -> FlowEntry:
+    """The flood flow: out of `tagged_out` as it is, untagged to the `local` members (in their
+    S-tag at S-channels); with `in_port`, its variant for frames from that port: the `relayed`
+    members there get them through OFPP_IN_PORT, the others there nothing."""
     actions = [ofmsg.output(port) for port in tagged_out]
-    if local:
-        actions += [ofmsg.pop_vlan(), *(ofmsg.output(port) for port in local)]
+    outs = [
+        (ofp.OFPP_IN_PORT if port_no == in_port else port_no, svid)
+        for port_no, svid in local
+        if port_no != in_port or (port_no, svid) in relayed
+    ]
+    if outs:
+        actions += [ofmsg.pop_vlan(), *(ofmsg.output(port) for port, svid in outs if not svid)]
+        channels = [(port, svid) for port, svid in outs if svid]
+        for port, svid in channels:  # each in its S-tag, taken off again for the next
+            actions += [*_s_tag(svid), ofmsg.output(port), ofmsg.pop_vlan()]
+        if channels:
+            actions.pop()  # nothing follows the last S-channel's output
     match: dict[str, object] = dict(vlan_vid=tagged(vid), eth_dst=GROUP_ADDRESSED)
     priority = Priority.VLAN_FLOOD
     if in_port is not None:

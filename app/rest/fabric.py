@@ -1,4 +1,5 @@
-"""The fabric as the controller sees it: health, switches (with their ports), links, stations.
+"""The fabric as the controller sees it: health, switches (with their ports), links, stations,
+the data-plane probes' paths.
 Infrastructure is shared by all tenants, so only admins see it (health is open)."""
 
 from webob import Request
@@ -21,6 +22,7 @@ class FabricViews:
             Route("GET", "/v1/switches/{switch}", self.switch, Access.ADMIN),
             Route("GET", "/v1/links", self.links, Access.ADMIN),
             Route("GET", "/v1/stations", self.stations, Access.ADMIN),
+            Route("GET", "/v1/probes", self.probes, Access.ADMIN),
         ]
 
     def health(self, request: Request, principal):
@@ -53,6 +55,10 @@ class FabricViews:
     def stations(self, request: Request, principal):
         Query(request)
         return json_response(self._service.stations())
+
+    def probes(self, request: Request, principal):
+        Query(request)
+        return json_response(self._service.probes())
 
 
 def find_switch(switches: list[dict], name_or_dpid: str) -> dict | None:

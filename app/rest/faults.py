@@ -60,7 +60,11 @@ class FaultViews:
     def servers(self, request: Request, principal: Principal):
         """Every server port with its station, the VMs forwarding there and its maintenance."""
         Query(request)
-        stations = {(s["switch"], s["port_no"]): s.get("station") for s in self._service.stations()}
+        stations = {
+            (s["switch"], s["port_no"]): s.get("station")
+            for s in self._service.stations()
+            if not s.get("svid")  # the port's own station, not one of its S-channels'
+        }
         vms: dict[tuple[str, str], list[str]] = {}
         for vm in places_of(self._service.associations()):
             vms.setdefault((vm.switch, vm.port), []).append(vm.vsi_id)

@@ -7,7 +7,8 @@ port, VDP requests for the VDP bridge, events); call ``tick`` at ``next_deadline
   send our LLDPDU at once and a few more at the fast interval (802.1AB fast start): lldpad's
   station enables VDP only when it receives our EVB TLV. Afterwards every ``lldp_tx_interval``.
   LLDP without an EVB TLV is counted, not answered. A shutdown LLDPDU (TTL 0) ends the station:
-  the agreement is dropped and ECP's receiver reset, since a restarted lldpad numbers from 1.
+  the agreement is dropped and ECP's receiver reset, since a restarted lldpad numbers from 1,
+  and the station's next LLDPDU is answered at once.
 * VDP requests: each is acknowledged at once (ECP) and its (Manager ID, VSI) pairs are delivered,
   except for duplicates and TLVs with the response bit, which a station must not send.
 * ``send_vdp``: the VDP bridge's responses and unsolicited De-Associates, packed into VDPDUs
@@ -17,8 +18,15 @@ port, VDP requests for the VDP bridge, events); call ``tick`` at ``next_deadline
 * A station's EVB timers above the bridge's maxima are clamped (evb_negotiation): the answer
   carries the clamped values and an ``evb.clamped`` event names what was asked.
 
-Frames go to 01:80:c2:00:00:00 from ``bridge_mac``, untagged, as lldpad expects; tagged EVB
-frames belong to S-channels, which this session does not serve: they are counted and dropped.
+* CDCP (the default S-channel only): a station's CDCP TLV, when new or changed, is handed up
+  (``SessionOutput.cdcp``); the control plane decides the channels (app/session/cdcp.py) and
+  must call ``answer_cdcp``, which puts the bridge's CDCP TLV in this session's LLDPDUs from
+  then on and sends the LLDPDU that answers the frame (one, with both TLVs).
+
+A session serves one S-channel (``port.svid``; 0: the port itself, untagged). Its frames go to
+01:80:c2:00:00:00 from ``bridge_mac``, untagged on the default S-channel as lldpad expects,
+S-tagged with the S-VID on another; EVB frames tagged otherwise (a C-tag, another S-VID) are
+counted (``tagged``) and dropped.
 """
 
 import collections
@@ -26,10 +34,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.codec.builders import build_bridge_lldp_frame, build_ecp_ack
+from app.codec.cdcp_tlv import CdcpTlv
 from app.codec.ecp import ETHERTYPE_ECP, EcpOp, EcpPdu, encode_ecpdu
-from app.codec.ethernet import NEAREST_CUSTOMER_BRIDGE, EthernetFrame, encode_ethernet
+from app.codec.ethernet import (
+    NEAREST_CUSTOMER_BRIDGE,
+    TPID_STAG,
+    EthernetFrame,
+    VlanTag,
+    encode_ethernet,
+)
 from app.codec.evb_tlv import EvbMode, EvbTlv
-from app.codec.frame import EcpAckFrame, EvbFrame, LldpFrame, VdpFrame
+from app.codec.frame import EcpAckFrame, EvbFrame, LldpFrame, VdpFrame, channel_svid
 from app.codec.lldp import PortId
 from app.codec.vdp import (
     MANAGER_ID_LENGTH,
@@ -62,6 +77,8 @@ SESSION_COUNTERS = (
     "lldp",
     "lldp_evb",
     "lldp_evb_ignored",
+    "lldp_cdcp",
+    "lldp_cdcp_ignored",
     "lldp_shutdown",
     "lldp_tx",
     "ecp_req",
@@ -80,11 +97,13 @@ Event = tuple[str, dict[str, Any]]
 class SessionOutput:
     """``frames``: to send out of the port, in order. ``vdp``: station requests for the VDP
     bridge. ``events``: (kind, fields); fields carry ``switch`` (16 hex digits), ``port`` (the
-    name) and ``port_no``, so ``EventLog.emit(kind, **fields)`` takes them as they are."""
+    name) and ``port_no``, so ``EventLog.emit(kind, **fields)`` takes them as they are.
+    ``cdcp``: the station's CDCP TLV, when it is new or changed (for ``answer_cdcp``)."""
 
     frames: list[bytes] = field(default_factory=list)
     vdp: list[VdpItem] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    cdcp: CdcpTlv | None = None
 
 
 def pack_vdpdus(items: list[VdpItem]) -> list[Vdpdu]:
@@ -121,6 +140,7 @@ class PortSession:
         self.bridge_mac = bridge_mac
         self.config = config
         self._port_id = PortId.from_name(port_name)
+        self._tag = VlanTag(port.svid, tpid=TPID_STAG) if port.svid else None
         self._ecp = EcpMachine(config.r, config.rte, first_sequence, config.ecp_queue_limit)
         # An ecp.overflow event was sent and the queue has not drained to half since.
         self._overflowing = False
@@ -130,6 +150,8 @@ class PortSession:
         self._station_last_seen: float | None = None
         self._ignored_tlv: EvbTlv | None = None  # the last EVB TLV not in station mode
         self._sent_tlv: EvbTlv | None = None  # the EVB TLV of our last LLDPDU
+        self._station_cdcp: CdcpTlv | None = None  # the station's last CDCP TLV
+        self._cdcp: CdcpTlv | None = None  # ours, in every LLDPDU while set
         self._lldp_due: float | None = None  # None until a station was seen
         self._fast_left = 0
         self._counters = collections.Counter(dict.fromkeys(SESSION_COUNTERS, 0))
@@ -142,7 +164,7 @@ class PortSession:
         if not isinstance(frame, (LldpFrame, VdpFrame, EcpAckFrame)):
             raise TypeError(f"not an EVB frame: {type(frame).__name__}")
         out = SessionOutput()
-        if frame.vlan is not None:
+        if not self._on_channel(frame.vlan):
             self._counters["tagged"] += 1
         elif isinstance(frame, LldpFrame):
             self._on_lldp(frame, now, out)
@@ -178,6 +200,17 @@ class PortSession:
             )
             self._overflowing = True
         self._transmit(now, out)
+        return out
+
+    def answer_cdcp(self, tlv: CdcpTlv | None, now: float) -> SessionOutput:
+        """Our CDCP TLV (None: none) for the station's that ``SessionOutput.cdcp`` handed up, and
+        in every LLDPDU from now on. It goes out at once, fast start, even when it is the one
+        sent last: a station that changed its TLV (a restarted one asks <SCID, 0> again for what
+        it held) waits for it. At most one per station TLV that changed, and those come through
+        the port's punt meter."""
+        out = SessionOutput()
+        self._cdcp = tlv
+        self._send_lldp(now, out, fast_start=True)
         return out
 
     def tick(self, now: float) -> SessionOutput:
@@ -240,11 +273,18 @@ class PortSession:
             "switch": f"{self.port.dpid:016x}",
             "port_no": self.port.port_no,
             "port": self.port_name,
+            "svid": self.port.svid,
             "bridge_mac": self.bridge_mac,
             "station": station,
             "agreement": self._agreement.summary() if self._agreement else None,
             "bridge_tlv": evb_tlv_fields(self._sent_tlv) if self._sent_tlv else None,
             "bridge_settings": settings_view(self.config),
+            "cdcp": {
+                "station": _cdcp_fields(self._station_cdcp),
+                "bridge": _cdcp_fields(self._cdcp),
+            }
+            if self._station_cdcp or self._cdcp
+            else None,
             "keepalive_timeout": self.keepalive_timeout,
             "next_lldp": self._lldp_due,
             "ecp": {
@@ -258,16 +298,29 @@ class PortSession:
             "counters": self.counters,
         }
 
+    def _on_channel(self, vlan: VlanTag | None) -> bool:
+        """Whether a frame tagged so travels in this session's S-channel (any PCP, DEI)."""
+        return vlan is None if self._tag is None else channel_svid(vlan) == self.port.svid
+
     # LLDP
 
     def _on_lldp(self, frame: LldpFrame, now: float, out: SessionOutput) -> None:
         if frame.lldpdu.ttl == 0:
             self._counters["lldp_shutdown"] += 1
+            self._station_cdcp = None  # answered again when a station speaks again
             if frame.src == self._station_mac:
                 out.events.append(("station.shutdown", {**self._fields(), "mac": frame.src}))
                 self._agreement = self._station_mac = self._station_tlv = None
+                self._sent_tlv = None  # a restarted station waits for our TLV: at once
                 self._ecp.reset_receiver()
             return
+        cdcp = frame.lldpdu.cdcp
+        if cdcp is not None and self.port.svid:  # CDCP runs on the default S-channel only
+            self._counters["lldp_cdcp_ignored"] += 1
+        elif cdcp is not None:
+            self._counters["lldp_cdcp"] += 1
+            if cdcp != self._station_cdcp:
+                self._station_cdcp = out.cdcp = cdcp
         tlv = frame.lldpdu.evb
         if tlv is None:
             self._counters["lldp"] += 1
@@ -317,13 +370,24 @@ class PortSession:
                 )
         self._agreement = agreement
         self._ecp.r, self._ecp.rte = agreement.r, agreement.rte
-        if agreement.bridge_tlv != self._sent_tlv:
+        if agreement.bridge_tlv != self._sent_tlv and out.cdcp is None:  # else answer_cdcp
             self._send_lldp(now, out, fast_start=True)
 
+    def _evb_tlv(self) -> EvbTlv:
+        agreement = self._agreement
+        return agreement.bridge_tlv if agreement else bridge_tlv_unsolicited(self.config)
+
     def _send_lldp(self, now: float, out: SessionOutput, fast_start: bool = False) -> None:
-        tlv = self._agreement.bridge_tlv if self._agreement else bridge_tlv_unsolicited(self.config)
+        tlv = self._evb_tlv()
         out.frames.append(
-            build_bridge_lldp_frame(self.bridge_mac, self._port_id, self.config.lldp_ttl, tlv)
+            build_bridge_lldp_frame(
+                self.bridge_mac,
+                self._port_id,
+                self.config.lldp_ttl,
+                tlv,
+                cdcp=self._cdcp,
+                vlan=self._tag,
+            )
         )
         self._counters["lldp_tx"] += 1
         self._sent_tlv = tlv
@@ -343,7 +407,7 @@ class PortSession:
         received = self._ecp.on_pdu(EcpPdu(EcpOp.REQUEST, frame.sequence), now)
         assert received.ack is not None  # every request is acknowledged
         if not acked:
-            out.frames.append(build_ecp_ack(self.bridge_mac, received.ack.sequence))
+            out.frames.append(build_ecp_ack(self.bridge_mac, received.ack.sequence, vlan=self._tag))
         if received.duplicate:
             out.events.append(
                 ("ecp.duplicate", {**self._fields(), "mac": frame.src, "sequence": frame.sequence})
@@ -380,7 +444,11 @@ class PortSession:
         out.frames.extend(
             encode_ethernet(
                 EthernetFrame(
-                    NEAREST_CUSTOMER_BRIDGE, self.bridge_mac, ETHERTYPE_ECP, encode_ecpdu(pdu)
+                    NEAREST_CUSTOMER_BRIDGE,
+                    self.bridge_mac,
+                    ETHERTYPE_ECP,
+                    encode_ecpdu(pdu),
+                    self._tag,
                 )
             )
             for pdu in sent.pdus
@@ -403,3 +471,14 @@ class PortSession:
 
     def _fields(self) -> dict[str, Any]:
         return port_fields(self.port)
+
+
+def _cdcp_fields(tlv: CdcpTlv | None) -> dict[str, Any] | None:
+    if tlv is None:
+        return None
+    return {
+        "role": "station" if tlv.role else "bridge",
+        "scomp": tlv.scomp,
+        "chncap": tlv.chncap,
+        "channels": [{"scid": c.scid, "svid": c.svid} for c in tlv.channels],
+    }

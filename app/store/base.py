@@ -34,7 +34,7 @@ VM_FIELDS = (
     "network",
     "host",
 )
-INTENT_LISTS = ("links", "rr_ports")
+INTENT_LISTS = ("links", "rr_ports", "channels")
 
 
 @dataclass(frozen=True)
@@ -58,12 +58,14 @@ class RegistryWrite:
 class IntentChanges:
     """What changed in the controller's saved intent since the last save, written as one
     transaction (app/store/intent_store.py). `vsis`: VSI key (vsi_key) -> all its records
-    (app/vdp/bridge.py export_vsi), [] once it is gone; `links` and `rr_ports`: the whole list,
-    when it changed (a few per switch)."""
+    (app/vdp/bridge.py export_vsi), [] once it is gone; `links`, `rr_ports` and `channels` (the
+    S-channels of the server ports, [dpid, port, SCID, S-VID]): the whole list, when it changed
+    (a few per switch)."""
 
     vsis: dict[str, list[dict]] = field(default_factory=dict)
     links: list[list[int]] | None = None
     rr_ports: list[list[int]] | None = None
+    channels: list[list[int]] | None = None
 
 
 def vsi_key(vsi_format: int, value_hex: str) -> str:
@@ -86,8 +88,8 @@ def intent_document(vsis: list[dict], lists: dict[str, list]) -> dict | None:
 
 class IntentStorage(Protocol):
     def load(self) -> dict | None:
-        """The whole intent ({"version", "vsis", "links", "rr_ports"}), None when nothing was
-        ever saved."""
+        """The whole intent ({"version", "vsis", "links", "rr_ports", "channels"}), None when
+        nothing was ever saved."""
 
     def save(self, changes: IntentChanges) -> None:
         """Writes the changes whole (one transaction) or, on any error, none of them."""

@@ -2,7 +2,7 @@
 the prefix, as app/store/intent_store.py keeps them in SQLite rows:
 
     intent/vsis/<VSI key>          all the VSI's records (app/vdp/bridge.py export_vsi)
-    intent/lists/links, intent/lists/rr_ports
+    intent/lists/links, intent/lists/rr_ports, intent/lists/channels
 
 A save writes what changed (IntentChanges) in one transaction: its VSIs' keys and the lists that
 changed, never the whole intent, on the condition that its controller still leads (`fence`);

@@ -1,6 +1,7 @@
-"""The controller's accepted intent (associations, links, reflective-relay ports) in the SQLite
-database: a row per VSI and one per list (links, RR ports), changed in one transaction per save
-and read back at start, so that nothing the controller accepted is lost when it restarts.
+"""The controller's accepted intent (associations, links, reflective-relay ports, S-channels) in
+the SQLite database: a row per VSI and one per list (links, RR ports, S-channels), changed in
+one transaction per save and read back at start, so that nothing the controller accepted is lost
+when it restarts.
 
 A save writes what changed (app/control_plane.py IntentChanges), never the whole intent: the
 disk work of a request is its own VSIs' rows, and requests handled together share one commit

@@ -20,7 +20,7 @@ the response status) and whether retrying the same request can help (``hard``):
 | the manager's profile breaks its tenant's VLAN pool/quota | OTHER_FAILURE                 | yes  |
 | Manager ID not allowed by the type                        | OTHER_FAILURE                 | yes  |
 | a filter format without MAC (VID, GroupID/VID) for a type | INVALID_FORMAT                | yes  |
-|   without ``whole_vlan``                                  |                               |      |
+|   without ``whole_vlan``, or at an S-channel              |                               |      |
 | the type's tenant not allowed at the port (port_tenants)  | OTHER_FAILURE                 | yes  |
 | not registered, under registered-only admission           | OTHER_FAILURE                 | no   |
 | registered with another type/version or tenant            | OTHER_FAILURE                 | yes  |
@@ -291,6 +291,14 @@ class Authorizer:
                 VdpError.INVALID_FORMAT,
                 f"filter format {request.filter_format.name} carries no MAC: it owns a whole "
                 f"VLAN at the port, which {profile.name} does not allow (whole_vlan)",
+                hard=True,
+                profile=profile,
+            )
+        if request.filter_format not in _FORMATS_WITH_MAC and request.port.svid:
+            # Its frames would carry their C-tag inside the S-tag: OpenFlow sees the outer only.
+            return _refuse(
+                VdpError.INVALID_FORMAT,
+                "a whole VLAN cannot be owned inside an S-channel (docs/cdcp.md)",
                 hard=True,
                 profile=profile,
             )

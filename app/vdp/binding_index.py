@@ -87,9 +87,9 @@ class BindingIndex:
         return list(self._by_port_vid.get((port, vid), ()))
 
     def count_on_port(self, key: VsiTypeKey | None, port: PortRef, besides: VsiId) -> int:
-        """VSIs of type ``key`` (None: of any type) attached at ``port``, not counting
-        ``besides``."""
-        return self._counted(("port", key, port), besides)
+        """VSIs of type ``key`` (None: of any type) attached at ``port`` (in any of its
+        S-channels), not counting ``besides``."""
+        return self._counted(("port", key, port.physical), besides)
 
     def count_on_switch(self, key: VsiTypeKey | None, dpid: int, besides: VsiId) -> int:
         return self._counted(("switch", key, dpid), besides)
@@ -103,11 +103,15 @@ class BindingIndex:
         return port in self._ports_of.get(vsi_id, {})
 
     def at(self, dpid: int, port_no: int | None = None) -> list[VmBinding]:
-        """The bindings on switch ``dpid`` (at its port ``port_no`` only, if given)."""
+        """The bindings on switch ``dpid`` (at its port ``port_no`` only, if given, in all its
+        S-channels: costs the switch's ports with bindings)."""
         ports = self._at.get(dpid, {})
-        if port_no is not None:
-            return list(ports.get(PortRef(dpid, port_no), {}).values())
-        return [b for bindings in ports.values() for b in bindings.values()]
+        return [
+            b
+            for port, bindings in ports.items()
+            if port_no is None or port.port_no == port_no
+            for b in bindings.values()
+        ]
 
     def __iter__(self) -> Iterator[VmBinding]:
         return iter(self._by_handle.values())
@@ -121,7 +125,9 @@ class BindingIndex:
 
 
 def _places(port: PortRef, key: VsiTypeKey) -> tuple[tuple, ...]:
-    """The counters an attachment at ``port`` with type ``key`` takes part in."""
+    """The counters an attachment at ``port`` with type ``key`` takes part in: a port's limits
+    count its S-channels' VSIs together (one server, one switch port's flows)."""
+    port = port.physical
     return (
         ("port", key, port),
         ("switch", key, port.dpid),

@@ -173,6 +173,8 @@ class _Attachment:
     # A new profile of its type that would answer it otherwise (VLANs, PCP), and the error its
     # station's next keep-alive gets for it; until then it keeps its profile and answer.
     revised: tuple[VsiTypeProfile, VdpError] | None = None
+    # Seconds added to its first deadline after a restore, until its first keep-alive.
+    grace: float = 0.0
 
     @property
     def current_profile(self) -> VsiTypeProfile:
@@ -181,7 +183,7 @@ class _Attachment:
 
     @property
     def expires(self) -> float:
-        return self.refreshed + self.timeout
+        return self.refreshed + self.timeout + self.grace
 
     @property
     def manager_id(self) -> str:
@@ -727,8 +729,9 @@ class VdpBridge:
         restored VSI whose switch has only now been reconciled: its station was not heard)."""
         for port in ports:
             for vsi_id in self._vsis_at.get(port, ()):
-                att = self._vsis[vsi_id].attachments[port]
-                self._refresh(vsi_id, att, now, att.timeout)
+                # Later only, so `expire` finds it when the old deadline is due; the restore's
+                # grace stays: no keep-alive was heard yet.
+                self._vsis[vsi_id].attachments[port].refreshed = now
 
     def update_profiles(self, database, now: float) -> Outcome:
         """A new VSI type database: attachments of changed types take the new profile (their
@@ -802,10 +805,11 @@ class VdpBridge:
             )
         )
 
-    def port_down(self, port: PortRef, now: float) -> Outcome:
-        """The link to ``port``'s station is gone: its attachments are removed, silently (the
-        station cannot hear). If the link comes back before the station notices, its next
-        keep-alive is simply a new request and is authorized again."""
+    def port_down(self, port: PortRef, now: float, reason: str = "port down") -> Outcome:
+        """The link to ``port``'s station is gone (or its S-channel, ``reason``): its
+        attachments are removed, silently (the station cannot hear). If the link comes back
+        before the station notices, its next keep-alive is simply a new request and is
+        authorized again."""
         outcome = Outcome()
         for vsi_id in sorted(self._vsis_at.get(port, ()), key=vsi_id_text):
             vsi = self._vsis[vsi_id]
@@ -814,7 +818,7 @@ class VdpBridge:
             outcome.events.append(
                 (
                     "vsi.deassociated",
-                    _attachment_fields(vsi.vsi_id, att, initiator="bridge", reason="port down"),
+                    _attachment_fields(vsi.vsi_id, att, initiator="bridge", reason=reason),
                 )
             )
             self._sync(vsi.vsi_id, outcome)
@@ -922,7 +926,11 @@ class VdpBridge:
                 records.append(
                     {
                         "vsi_id": [int(vsi.vsi_id.format), vsi.vsi_id.value.hex()],
-                        "port": [att.port.dpid, att.port.port_no],
+                        "port": [
+                            att.port.dpid,
+                            att.port.port_no,
+                            *([att.port.svid] if att.port.svid else []),
+                        ],
                         "handle": att.handle,
                         "state": att.state.value,
                         "suspended": suspended,
@@ -939,9 +947,11 @@ class VdpBridge:
 
     def restore(self, records: list[dict], database, now: float) -> Outcome:
         """Recreates the exported attachments with their handles (so their flows and meters
-        are the ones the switches still hold) and the profiles of ``database``. A record whose
-        type is gone is dropped with a vsi.deassociated event; its station hears nothing (it
-        will time the VSI out, or its next keep-alive is refused)."""
+        are the ones the switches still hold) and the profiles of ``database``; each gets twice
+        its keep-alive timeout before its first keep-alive (a controller that stopped may have
+        taken one and never answered it). A record whose type is gone is dropped with a
+        vsi.deassociated event; its station hears nothing (it will time the VSI out, or its
+        next keep-alive is refused)."""
         outcome = Outcome()
         dropped: set[VsiId] = set()
         for record in records:
@@ -968,6 +978,10 @@ class VdpBridge:
                 record.get("standby", False),
                 record.get("activated", False),
                 record.get("superseded", False),
+                # A station's keep-alive may have been acknowledged by the controller that
+                # stopped and never answered: the station sends its next one only a keep-alive
+                # period after its response wait, so one whole timeout more is allowed.
+                grace=0.0 if math.isinf(timeout) else timeout,
             )
             if profile is None:
                 outcome.events.append(
@@ -1066,7 +1080,7 @@ class VdpBridge:
         """A keep-alive: the deadline moves later, which ``expire`` finds when the old one is
         due; only a deadline that moves earlier needs a new heap entry."""
         earlier = now + timeout < att.expires
-        att.refreshed, att.timeout = now, timeout
+        att.refreshed, att.timeout, att.grace = now, timeout, 0.0
         if earlier:
             self._watch(vsi_id, att)
 

@@ -141,6 +141,7 @@ class Fabric:
         resp_wait: float | None = None,
         pacing: str = "ack",
         dpid_base: int = DPID_BASE,
+        name_prefix: str = "",
     ) -> None:
         from app.codec.builders import build_bridge_lldp_frame  # building only, never parsing
         from app.codec.evb_tlv import EvbMode, EvbTlv, RrStat
@@ -148,9 +149,9 @@ class Fabric:
 
         self.clock = time.perf_counter
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.host, self.port = "127.0.0.1", 6653
+        self.addresses: list[tuple[str, int]] = []  # the controllers, each switch connects to all
         self.stats = Stats()
-        self.dirty: list[SimSwitch] = []
+        self.dirty: list[SwitchConnection] = []  # connections with output to flush
         self._timers: list = []
         self._seq = itertools.count()
         # --rate is how fast VMs start (the VM manager's pace): a started VM's Associate joins
@@ -166,7 +167,6 @@ class Fabric:
         self.errors = 0
         self.held = 0
         self.evb_ready = 0
-        self.ready_count = 0
         self.trunk_seen: set = set()
         self.type_id3 = type_id.to_bytes(3, "big")
         self.type_version = type_version
@@ -177,9 +177,12 @@ class Fabric:
         self.resp_wait = resp_wait
         self.pace_by_timer = pacing == "timer"
 
-        self.aggs = [SimSwitch(self, f"agg{a}", dpid_base + a, a) for a in range(1, aggs + 1)]
+        # name_prefix: beside another fabric on the same controller (a Mininet bed's agg1)
+        self.aggs = [
+            SimSwitch(self, f"{name_prefix}agg{a}", dpid_base + a, a) for a in range(1, aggs + 1)
+        ]
         self.edges = [
-            SimSwitch(self, f"e{e}", dpid_base + 0x10000 + e, 0x1000 + e)
+            SimSwitch(self, f"{name_prefix}e{e}", dpid_base + 0x10000 + e, 0x1000 + e)
             for e in range(1, edges + 1)
         ]
         self.switches = self.aggs + self.edges
@@ -230,8 +233,8 @@ class Fabric:
         heapq.heappush(self._timers, (when, next(self._seq), fn, args))
 
     def flush(self) -> None:
-        for sw in self.dirty:
-            sw.flush()
+        for conn in self.dirty:
+            conn.flush()
         self.dirty.clear()
 
     def _tick(self) -> None:
@@ -277,13 +280,9 @@ class Fabric:
         self.after(now + LLDP_INTERVAL, self._lldp_round)
 
     # events from switches and stations ----------------------------------------------------
-    def on_switch_ready(self, sw: SimSwitch, now: float) -> None:
-        self.ready_count = sum(s.ready for s in self.switches)
-
-    def on_disconnect(self, sw: SimSwitch) -> None:
-        self.ready_count = sum(s.ready for s in self.switches)
+    def on_disconnect(self, sw: SimSwitch, controller: int) -> None:
         if self.reconnect and self.loop is not None:
-            self.loop.create_task(self._connect_retrying(sw))
+            self.loop.create_task(self._connect_retrying(sw, controller))
 
     def on_trunk_frame(self, sw: SimSwitch, port_no: int) -> None:
         self.trunk_seen.add((sw.dpid, port_no))
@@ -292,15 +291,16 @@ class Fabric:
         self.evb_ready += 1
 
     # phases ------------------------------------------------------------------------------
-    async def _connect(self, sw: SimSwitch) -> None:
-        await self.loop.create_connection(lambda: SwitchConnection(sw), self.host, self.port)
+    async def _connect(self, sw: SimSwitch, controller: int) -> None:
+        host, port = self.addresses[controller]
+        await self.loop.create_connection(lambda: SwitchConnection(sw, controller), host, port)
 
-    async def _connect_retrying(self, sw: SimSwitch, interval: float = 0.1) -> None:
+    async def _connect_retrying(self, sw: SimSwitch, controller: int, interval=0.1) -> None:
         """Reconnects like a switch whose controller went away, but without Open vSwitch's
         1..8 s back-off, so the time measured is the controller's, not the back-off's."""
-        while self.reconnect and sw.conn is None:
+        while self.reconnect and controller not in sw.conns:
             try:
-                await self._connect(sw)
+                await self._connect(sw, controller)
                 return
             except OSError:
                 await asyncio.sleep(interval)
@@ -313,11 +313,14 @@ class Fabric:
             await asyncio.sleep(interval)
         return True
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, addresses: list[tuple[str, int]]) -> None:
+        """Every switch connects to every controller."""
         self.loop = asyncio.get_running_loop()
-        self.host, self.port = host, port
+        self.addresses = list(addresses)
         self.loop.call_later(TICK, self._tick)
-        await asyncio.gather(*(self._connect(sw) for sw in self.switches))
+        await asyncio.gather(
+            *(self._connect(sw, c) for sw in self.switches for c in range(len(self.addresses)))
+        )
 
     def all_ready(self) -> bool:
         return all(sw.ready for sw in self.switches)
@@ -330,18 +333,17 @@ class Fabric:
         self._lldp_round(self.clock())
         self.flush()
 
-    def start_associations(self) -> float:
-        """Starts the VMs: all at once, or --rate per second in index order (which alternates
-        edges and ports)."""
+    def start_associations(self, vms=None) -> float:
+        """Starts the VMs (`vms`, default all) whose station can: all at once, or --rate per
+        second in index order (which alternates edges and ports)."""
         now = self.clock()
+        ready = [vm for vm in (self.vms if vms is None else vms) if vm.station.evb_seen]
         if self.rate:
-            self.to_start.extend(vm for vm in self.vms if vm.station.evb_seen)
+            self.to_start.extend(ready)
             self.tokens, self._last_refill = 1.0, now
             return now
-        for station in self.stations:
-            if station.evb_seen:
-                station.queue.extend(station.vms)
-                station.pump(now)
+        for vm in ready:
+            vm.station.enqueue(vm, now)
         self.flush()
         return now
 
@@ -405,8 +407,8 @@ class Fabric:
         self.closed = True  # no more timers: nothing is sent after this
         self.reconnect = False
         for sw in self.switches:
-            if sw.conn is not None:
-                sw.conn.transport.close()
+            for conn in list(sw.conns.values()):
+                conn.transport.close()
 
     # results -----------------------------------------------------------------------------
     def states(self) -> dict:
@@ -501,6 +503,13 @@ class Fabric:
             }
         return report
 
+    def vm_forwarded(self, vm: Vm) -> bool:
+        """The flows of `vm` are in place: its edge admits its MAC (eth_src) and forwards to it
+        (eth_dst), an aggregation switch (the forwarding tree's) forwards to it."""
+        mac = vm.mac
+        src, dst = _macs(vm.station.switch)
+        return mac in src and mac in dst and any(mac in _macs(agg)[1] for agg in self.aggs)
+
     def switch_counters(self) -> dict:
         names = {
             w.FLOW_MOD: "flow_mod",
@@ -520,7 +529,9 @@ class Fabric:
             "errors_sent": sum(sw.errors_sent for sw in self.switches),
             "bundles_committed": sum(sw.bundles_committed for sw in self.switches),
             "bundled_flow_mods": sum(sw.bundled_flow_mods for sw in self.switches),
-            "dropped_while_disconnected": sum(sw.dropped_offline for sw in self.switches),
+            "packet_ins_without_controller": sum(sw.dropped_offline for sw in self.switches),
+            "refused_as_slave": sum(sw.slave_refusals for sw in self.switches),
+            "role_requests_refused": sum(sw.role_errors for sw in self.switches),
         }
 
 

@@ -88,6 +88,7 @@ BUNDLE_CONTROL = struct.Struct("!IHH")  # after the experimenter header: id, typ
 BUNDLE_ADD = struct.Struct("!I2xH")  # after the experimenter header: id, flags; the message
 PACKET_OUT_BODY = struct.Struct("!IIH6x")
 MULTIPART = struct.Struct("!HH4x")
+ROLE_BODY = struct.Struct("!I4xQ")  # role request / reply: role, generation id
 U16 = struct.Struct("!H")
 U32 = struct.Struct("!I")
 MAX_MESSAGE = 0xFFFF

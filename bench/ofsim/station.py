@@ -187,7 +187,7 @@ class Station:
         if out[2] <= self.r:
             out[2] += 1
             stats.ecp_retransmits += 1
-            self.switch.send(out[1])
+            self.switch.punt(out[1])
             self.fabric.after(now + self.retransmit, self._retransmit_due, seq)
             return
         stats.ecp_gave_up += 1  # as lldpad: drop it, the next PDU goes

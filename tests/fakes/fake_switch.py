@@ -3,7 +3,9 @@ through its tables, so unit tests can check behaviour rather than message lists.
 joins several of them with trunk links and follows a frame from switch to switch.
 
 A packet is a dict of OXM fields (in_port, eth_src, eth_dst, eth_type, vlan_vid, ip_proto, ...);
-an untagged frame has vlan_vid OFPVID_NONE, a tagged one OFPVID_PRESENT | VID.
+an untagged frame has vlan_vid OFPVID_NONE, a tagged one OFPVID_PRESENT | VID. As in Open vSwitch
+no match sees a tag's TPID; a push records it as `vlan_tpid` (0x8100 or 0x88a8, for the tests
+to read) and a pop forgets it.
 
 Bundles (ONF extension 230) as Open vSwitch keeps them: the flow-mods added to a bundle are
 applied at its commit, all of them or, when one is refused, none. What the switch says back
@@ -276,8 +278,12 @@ class FakeSwitch:
 
     # answering requests ---------------------------------------------------------------------
     def flow_stats(self, request) -> list[FakeFlow]:
-        mask = request.cookie_mask
-        return [f for f in self.flows if (f.cookie & mask) == (request.cookie & mask)]
+        mask, table = request.cookie_mask, request.table_id
+        return [
+            f
+            for f in self.flows
+            if (f.cookie & mask) == (request.cookie & mask) and table in (ofp.OFPTT_ALL, f.table_id)
+        ]
 
     def meter_configs(self) -> list[FakeMeterConfig]:
         return list(self.meters.values())
@@ -346,9 +352,11 @@ class FakeSwitch:
             # A new outer tag copies the VID and PCP of the tag it covers, else 0 (OF 1.3 A.2.5).
             pkt["vlan_vid"] |= ofp.OFPVID_PRESENT
             pkt.setdefault("vlan_pcp", 0)
+            pkt["vlan_tpid"] = action.ethertype
         elif isinstance(action, parser.OFPActionPopVlan):
             pkt["vlan_vid"] = ofp.OFPVID_NONE
             pkt.pop("vlan_pcp", None)
+            pkt.pop("vlan_tpid", None)
         else:
             raise NotImplementedError(f"action {type(action).__name__}")
 
@@ -360,6 +368,7 @@ class Delivery:
     dpid: int
     port: int
     packet: dict
+    in_port: int | None = field(default=None, compare=False)  # where it entered that switch
 
 
 class FrameLoops(AssertionError):
@@ -393,7 +402,7 @@ class FakeFabric:
                 wire = {k: v for k, v in out.items() if k not in ("in_port", "metadata")}
                 peer = self.peers.get((dpid, port))
                 if peer is None:
-                    deliveries.append(Delivery(dpid, port, wire))
+                    deliveries.append(Delivery(dpid, port, wire, in_port))
                 else:
                     pending.append((*peer, wire))
         return sorted(deliveries, key=lambda d: (d.dpid, d.port))

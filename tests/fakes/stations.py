@@ -1,8 +1,11 @@
 """The stations behind the server ports, as lldpad speaks: LLDP with the EVB TLV, VDP requests
-(each port's ECP sequence counting up), ACKs of the bridge's ECP requests."""
+(each port's ECP sequence counting up), ACKs of the bridge's ECP requests. With ``svid`` a
+station speaks in that S-channel of the port (its frames S-tagged); with ``cdcp`` the port's
+LLDPDU carries the station's CDCP TLV."""
 
 from app.codec.builders import build_ecp_ack, build_vdp_request
-from app.codec.ethernet import NEAREST_BRIDGE
+from app.codec.cdcp_tlv import CdcpTlv
+from app.codec.ethernet import NEAREST_BRIDGE, TPID_STAG, VlanTag
 from app.codec.evb_tlv import EvbMode, EvbTlv, RrStat
 from app.codec.frame import LldpFrame, VdpFrame, decode_evb_frame, encode_evb_frame
 from app.codec.lldp import ChassisId, LldpPdu, PortId
@@ -20,16 +23,18 @@ def station_mac(dpid: int, port_no: int) -> str:
 
 class Stations:
     def __init__(self) -> None:
-        self._sequences: dict[tuple[int, int], int] = {}
+        self._sequences: dict[tuple[int, int, int], int] = {}
 
     @staticmethod
-    def hello(dpid: int, port_no: int) -> bytes:
-        """The station's LLDP: it offers EVB."""
+    def hello(dpid: int, port_no: int, svid: int = 0, cdcp: CdcpTlv | None = None) -> bytes:
+        """The station's LLDP: it offers EVB (and asks for S-channels with ``cdcp``)."""
+        tlvs = (STATION_TLV,) if cdcp is None else (STATION_TLV, cdcp)
         return encode_evb_frame(
             LldpFrame(
                 station_mac(dpid, port_no),
-                LldpPdu(ChassisId(4, bytes(6)), PortId(3, bytes(6)), 120, (STATION_TLV,)),
+                LldpPdu(ChassisId(4, bytes(6)), PortId(3, bytes(6)), 120, tlvs),
                 dst=NEAREST_BRIDGE,
+                vlan=s_tag(svid),
             )
         )
 
@@ -43,9 +48,10 @@ class Stations:
         vid: int = 0,
         type_id: int = 5,
         version: int = 4,
+        svid: int = 0,
     ) -> bytes:
-        """The station's next VDP request on that port."""
-        key = (dpid, port_no)
+        """The station's next VDP request on that port (S-channel)."""
+        key = (dpid, port_no, svid)
         self._sequences[key] = self._sequences.get(key, 0) + 1
         vsi = VsiTlv(
             mode,
@@ -57,7 +63,7 @@ class Stations:
             (FilterEntry(vid, mac=mac),),
         )
         return build_vdp_request(
-            station_mac(dpid, port_no), self._sequences[key], Vdpdu((MGR, vsi))
+            station_mac(dpid, port_no), self._sequences[key], Vdpdu((MGR, vsi)), vlan=s_tag(svid)
         )
 
     @staticmethod
@@ -66,7 +72,11 @@ class Stations:
         frame = decode_evb_frame(data)
         if not isinstance(frame, VdpFrame):
             return None
-        return build_ecp_ack(station_mac(dpid, port_no), frame.sequence)
+        return build_ecp_ack(station_mac(dpid, port_no), frame.sequence, vlan=frame.vlan)
+
+
+def s_tag(svid: int) -> VlanTag | None:
+    return VlanTag(svid, tpid=TPID_STAG) if svid else None
 
 
 def vdp_responses(sent) -> list[VsiTlv]:

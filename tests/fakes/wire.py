@@ -14,6 +14,7 @@ from collections import deque
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
+from app.codec.ethernet import decode_ethernet
 from app.codec.frame import EcpAckFrame, LldpFrame, VdpFrame, decode_evb_frame
 from tests.fakes.fake_switch import FakeFabric
 from tests.fakes.stations import Stations
@@ -92,6 +93,10 @@ class Wire:
                 return []
             self.timeline.append((dpid, "barrier-reply"))
             return self.core.barrier_reply(dpid, msg.xid, now)
+        if isinstance(msg, parser.OFPPacketOut) and msg.in_port == ofp.OFPP_CONTROLLER:
+            if msg.actions[0].port == ofp.OFPP_TABLE:  # a data-plane probe: walked to its end
+                self._walk_probe(dpid, msg.data, now)
+                return []
         if isinstance(msg, parser.OFPPacketOut):
             port_no = msg.actions[0].port
             peer = self.fabric.peers.get((dpid, port_no))
@@ -118,9 +123,20 @@ class Wire:
             out += self.core.multipart_reply(dpid, reply, now)
         return out
 
+    def _walk_probe(self, dpid: int, data: bytes, now: float) -> None:
+        """A probe put into a switch's tables: where the fabric punts it, it is a packet-in."""
+        eth = decode_ethernet(data)
+        vlan = ofp.OFPVID_PRESENT | eth.vlan.vid if eth.vlan else ofp.OFPVID_NONE
+        packet = dict(eth_dst=eth.dst, eth_src=eth.src, eth_type=eth.ethertype, vlan_vid=vlan)
+        for delivery in self.fabric.send(dpid, ofp.OFPP_CONTROLLER, **packet):
+            if delivery.port == ofp.OFPP_CONTROLLER:
+                self.core.probe_arrived(delivery.dpid, delivery.in_port, data, now)
+
 
 def _label(msg) -> str:
     if isinstance(msg, parser.OFPPacketOut):
+        if msg.in_port == ofp.OFPP_CONTROLLER and msg.actions[0].port == ofp.OFPP_TABLE:
+            return "probe"
         return _FRAMES[type(decode_evb_frame(msg.data))]
     if isinstance(msg, parser.ONFBundleCtrlMsg):
         return _BUNDLE_CONTROLS[msg.type]

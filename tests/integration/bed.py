@@ -75,3 +75,12 @@ def dump_flows(bridge):
         entry["cookie"] = int(entry["cookie"], 16)
         flows.append(entry)
     return flows
+
+
+def our_flows(bridge):
+    """Our flows as (cookie, table, priority, match and actions), without the counters."""
+    return sorted(
+        (f["cookie"], f["table"], f["priority"], f["text"].split(" actions=")[1])
+        for f in dump_flows(bridge)
+        if f["cookie"] >> 56 == 0xEB
+    )

@@ -4,7 +4,7 @@ and a profile pushed by the VM manager (applied to the associated VMs in place).
 
 import subprocess
 
-from tests.integration.bed import MARKS, dump_flows, wait_until
+from tests.integration.bed import MARKS, our_flows, wait_until
 from topologies.controller_process import ControllerProcess
 from topologies.migration import start_vm
 from topologies.probe import start_probe, stop_probe
@@ -32,7 +32,7 @@ def test_restart_loses_no_packet_and_no_association(bed, stations, controller):
         "a1b2c3d4-0000-0000-0000-000000000302",
     )
     assert a.vm.wait_reachable(b.vm.address, timeout=5)
-    before = {name: _our_flows(name) for name in ("edge1", "edge2", "agg1")}
+    before = {name: our_flows(name) for name in ("edge1", "edge2", "agg1")}
     probe = start_probe(a.vm.netns, b.vm.address)
     try:
         controller.stop()
@@ -62,17 +62,8 @@ def test_restart_loses_no_packet_and_no_association(bed, stations, controller):
     finally:
         result = stop_probe(probe)
     assert result["lost"] == 0, result
-    after = {name: _our_flows(name) for name in ("edge1", "edge2", "agg1")}
+    after = {name: our_flows(name) for name in ("edge1", "edge2", "agg1")}
     assert after == before
-
-
-def _our_flows(bridge):
-    """Our flows as (cookie, table, priority, match and actions), without the counters."""
-    return sorted(
-        (f["cookie"], f["table"], f["priority"], f["text"].split(" actions=")[1])
-        for f in dump_flows(bridge)
-        if f["cookie"] >> 56 == 0xEB
-    )
 
 
 def test_a_pushed_profile_change_applies_to_associated_vms_without_a_gap(bed, stations, controller):

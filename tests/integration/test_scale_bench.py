@@ -36,28 +36,10 @@ from bench.ofsim import ofwire
 from bench.ofsim.fabric import Fabric
 from bench.ofsim.flowtable import FlowTable
 from bench.ofsim.station import EXPIRED, HELD, PENDING
+from tests.ofsim_messages import Datapath, connected, parse, wire
 
 REPO = Path(__file__).resolve().parents[2]
 BRIDGE_MAC = "02:0f:00:01:00:01"
-
-
-class _Datapath:
-    ofproto = ofp
-    ofproto_parser = parser
-
-    def set_xid(self, msg):
-        msg.xid = 7
-
-
-def _wire(msg) -> bytes:
-    msg.datapath = _Datapath()
-    msg.serialize()
-    return bytes(msg.buf)
-
-
-def _parse(data: bytes):
-    version, msg_type, length, xid = ofwire.HEADER.unpack_from(data)
-    return parser.msg_parser(_Datapath(), version, msg_type, length, xid, data[:length])
 
 
 def _fabric(**kw) -> Fabric:
@@ -108,8 +90,7 @@ def _due(fabric, now: float) -> None:
 def test_station_associates_keeps_alive_and_records_deassociates():
     fabric = _fabric()
     station, vm = fabric.stations[0], fabric.vms[0]
-    sent = station.switch.out
-    station.switch.conn = object()  # collect output without a socket
+    sent = connected(station.switch).out
     station.queue.append(vm)
     station.pump(1.0)
     assert (vm.state, fabric.stats.requested) == (PENDING, 1)
@@ -139,16 +120,16 @@ def test_station_associates_keeps_alive_and_records_deassociates():
 def test_openflow_replies_parse_with_os_ken():
     fabric = _fabric(edges=2, ports=3)
     edge = fabric.edges[0]
-    edge.conn = object()  # collect output without a socket
-    request = _wire(parser.OFPPortDescStatsRequest(None, 0))
-    edge.handle(request, 0, len(request), 0.0)
-    reply = _parse(edge.out.pop())
+    conn = connected(edge)
+    request = wire(parser.OFPPortDescStatsRequest(None, 0))
+    edge.handle(conn, request, 0, len(request), 0.0)
+    reply = parse(conn.out.pop())
     names = {p.port_no: p.name.decode().rstrip("\0") for p in reply.body}
     assert names == {1: "e1-s1", 2: "e1-s2", 3: "e1-s3", 4: "e1-up", ofp.OFPP_LOCAL: "e1"}
     assert all(not p.state & ofp.OFPPS_LINK_DOWN for p in reply.body)
-    features = _wire(parser.OFPFeaturesRequest(None))
-    edge.handle(features, 0, len(features), 0.0)
-    assert _parse(edge.out.pop()).datapath_id == edge.dpid
+    features = wire(parser.OFPFeaturesRequest(None))
+    edge.handle(conn, features, 0, len(features), 0.0)
+    assert parse(conn.out.pop()).datapath_id == edge.dpid
 
 
 def test_flow_table_applies_flow_and_meter_mods():
@@ -157,7 +138,7 @@ def test_flow_table_applies_flow_and_meter_mods():
 
     def mod(command, cookie=0, mask=0, table_id=0, priority=10, meter=None, **match):
         inst = ([parser.OFPInstructionMeter(meter)] if meter else []) + actions
-        msg = _wire(
+        msg = wire(
             parser.OFPFlowMod(
                 None,
                 cookie=cookie,
@@ -183,7 +164,7 @@ def test_flow_table_applies_flow_and_meter_mods():
     mod(ofp.OFPFC_DELETE_STRICT, cookie=2, mask=(1 << 64) - 1, in_port=1)
     assert len(table.flows) == 2
     # flow stats: what it holds, parsed back by os-ken with the same match and instructions
-    request = _wire(
+    request = wire(
         parser.OFPFlowStatsRequest(
             None,
             table_id=ofp.OFPTT_ALL,
@@ -195,13 +176,13 @@ def test_flow_table_applies_flow_and_meter_mods():
     )
     fabric = _fabric()
     sw = fabric.edges[0]
-    sw.table, sw.conn = table, object()
-    sw.handle(request, 0, len(request), 0.0)
-    (stats,) = _parse(sw.out.pop()).body
+    sw.table, conn = table, connected(sw)
+    sw.handle(conn, request, 0, len(request), 0.0)
+    (stats,) = parse(conn.out.pop()).body
     assert (stats.priority, stats.cookie, dict(stats.match.items())) == (20, 2, {"in_port": 2})
     assert stats.instructions[0].actions[0].port == 2
     # a deleted meter takes its flows along; a non-strict delete by cookie across all tables
-    meter = _wire(
+    meter = wire(
         parser.OFPMeterMod(
             None,
             command=ofp.OFPMC_ADD,
@@ -211,7 +192,7 @@ def test_flow_table_applies_flow_and_meter_mods():
         )
     )
     assert table.meter_mod(meter, 0, len(meter)) and 70000 in table.meters
-    delete = _wire(parser.OFPMeterMod(None, command=ofp.OFPMC_DELETE, flags=0, meter_id=70000))
+    delete = wire(parser.OFPMeterMod(None, command=ofp.OFPMC_DELETE, flags=0, meter_id=70000))
     assert table.meter_mod(delete, 0, len(delete))
     assert len(table.flows) == 1 and not table.meters
     mod(ofp.OFPFC_DELETE, cookie=2, mask=(1 << 64) - 1, table_id=ofp.OFPTT_ALL)
@@ -221,37 +202,37 @@ def test_flow_table_applies_flow_and_meter_mods():
 def _bundle_msg(kind: int, xid: int) -> bytes:
     msg = parser.ONFBundleCtrlMsg(None, 5, kind, ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED, [])
     msg.xid = xid
-    return _wire(msg)
+    return wire(msg)
 
 
 def _bundle_add(in_port: int, xid: int) -> bytes:
     flow_mod = parser.OFPFlowMod(None, match=parser.OFPMatch(in_port=in_port), instructions=[])
-    flow_mod.datapath = _Datapath()
+    flow_mod.datapath = Datapath()
     msg = parser.ONFBundleAddMsg(None, 5, ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED, flow_mod, [])
     msg.xid = xid
-    return _wire(msg)
+    return wire(msg)
 
 
 def test_bundles_apply_their_flow_mods_at_commit_all_or_none():
     sw = _fabric().edges[0]
-    sw.conn = object()
+    conn = connected(sw)
 
     def send(data: bytes):
-        sw.handle(data, 0, len(data), 0.0)
-        return [_parse(out) for out in sw.out]
+        sw.handle(conn, data, 0, len(data), 0.0)
+        return [parse(out) for out in conn.out]
 
     (reply,) = send(_bundle_msg(ofp.ONF_BCT_OPEN_REQUEST, 1))
     assert (reply.type, reply.xid, reply.bundle_id) == (ofp.ONF_BCT_OPEN_REPLY, 1, 5)
-    sw.out.clear()
+    conn.out.clear()
     assert send(_bundle_add(1, 2)) == [] and send(_bundle_add(2, 3)) == []
     assert not sw.table.flows  # nothing before the commit
     (reply,) = send(_bundle_msg(ofp.ONF_BCT_COMMIT_REQUEST, 4))
     assert (reply.type, reply.xid) == (ofp.ONF_BCT_COMMIT_REPLY, 4)
     assert len(sw.table.flows) == 2 and sw.bundles_committed == 1
-    sw.out.clear()
+    conn.out.clear()
     send(_bundle_msg(ofp.ONF_BCT_OPEN_REQUEST, 5))
     send(_bundle_add(3, 6))
-    sw.out.clear()
+    conn.out.clear()
     truncated = ofwire.message(ofwire.FLOW_MOD, 7, bytes(8))
     head = ofwire.EXPERIMENTER_HEADER.pack(
         ofwire.ONF_EXPERIMENTER_ID, ofwire.ONF_ET_BUNDLE_ADD_MESSAGE

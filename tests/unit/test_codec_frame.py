@@ -5,10 +5,26 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.codec.builders import build_bridge_lldp_frame, build_ecp_ack, build_vdp_request
+from app.codec.cdcp_tlv import CdcpRole, CdcpTlv, SChannel
 from app.codec.ecp import EcpOp, EcpPdu, encode_ecpdu
-from app.codec.ethernet import NEAREST_BRIDGE, EthernetFrame, VlanTag, encode_ethernet
+from app.codec.ethernet import (
+    NEAREST_BRIDGE,
+    TPID_CTAG,
+    TPID_STAG,
+    EthernetFrame,
+    VlanTag,
+    encode_ethernet,
+)
 from app.codec.evb_tlv import EvbMode, EvbTlv
-from app.codec.frame import EcpAckFrame, LldpFrame, VdpFrame, decode_evb_frame, encode_evb_frame
+from app.codec.frame import (
+    EcpAckFrame,
+    LldpFrame,
+    VdpFrame,
+    channel_svid,
+    decode_evb_frame,
+    encode_evb_frame,
+    frame_svid,
+)
 from app.codec.lldp import PortId
 from app.codec.vdp import ManagerIdTlv, Vdpdu, make_response
 from tests.unit.conftest import capture, codec_error, evb_frames
@@ -184,3 +200,23 @@ def test_reading_a_request_sequence_never_raises(data):
 
     sequence = ecp_request_sequence(data)
     assert sequence is None or 0 <= sequence <= 0xFFFF
+
+
+def test_an_s_channel_s_frames_carry_its_s_tag_and_name_their_channel():
+    s_tag = VlanTag(4000, tpid=TPID_STAG)
+    cdcp = CdcpTlv(role=CdcpRole.BRIDGE, scomp=True, chncap=8, channels=(SChannel(1, 1),))
+    evb = EvbTlv(mode=EvbMode.BRIDGE)
+    lldp = build_bridge_lldp_frame("02:00:00:00:00:01", PortId.from_name("p"), 120, evb, cdcp=cdcp)
+    assert decode_evb_frame(lldp).lldpdu.tlvs == (evb, cdcp)
+    for frame in (
+        build_bridge_lldp_frame("02:00:00:00:00:01", PortId.from_name("p"), 120, evb, vlan=s_tag),
+        build_ecp_ack("02:00:00:00:00:01", 7, vlan=s_tag),
+    ):
+        assert frame[12:16] == bytes.fromhex("88a80fa0")
+        assert decode_evb_frame(frame).vlan == s_tag
+        assert frame_svid(frame) == channel_svid(s_tag) == 4000
+    ack = build_ecp_ack("02:00:00:00:00:01", 7)
+    c_tagged = ack[:12] + bytes.fromhex("81000fa0") + ack[12:]
+    assert frame_svid(ack) == frame_svid(c_tagged) == 0
+    assert channel_svid(None) == channel_svid(VlanTag(4000, tpid=TPID_CTAG)) == 0
+    assert frame_svid(bytes.fromhex("0180c2000000020000000001") + b"\x88\xa8\x0f") == 0  # short

@@ -45,6 +45,12 @@ def test_log_level_is_case_insensitive():
         ({"stats_interval": 0.5}, "stats_interval"),
         ({"stats_interval": -1}, "stats_interval"),
         ({"stats_interval": True}, "stats_interval"),
+        ({"of_echo_interval": 0.01}, "of_echo_interval"),
+        ({"of_echo_interval": "1"}, "of_echo_interval"),
+        ({"of_echo_timeout": 0}, "of_echo_timeout"),
+        ({"of_echo_timeout": True}, "of_echo_timeout"),
+        ({"expected_switch_timeout": 0.5}, "expected_switch_timeout"),
+        ({"expected_switch_timeout": -1}, "expected_switch_timeout"),
         ({"db_path": ""}, "db_path"),
         ({"evb_r": 8}, "evb_r"),
         ({"evb_r": -1}, "evb_r"),
@@ -115,6 +121,8 @@ def test_help_documents_every_setting(capsys):
         "--etcd-endpoints",
         "--etcd-prefix",
         "--etcd-timeout",
+        "--cdcp-max-channels",
+        "--cdcp-svids",
     ):
         assert flag in text
 
@@ -310,3 +318,90 @@ def test_a_bad_store_in_the_file_is_named(tmp_path):
     conf.write_text("etcd_endpoints: {a: 1}\n")
     with pytest.raises(ConfigError, match="evb.yaml: etcd_endpoints: expected a list"):
         load_file(str(conf))
+
+
+def test_cdcp_settings_from_the_file_and_flags(tmp_path):
+    assert Settings().cdcp_config.max_channels == 8 and Settings().cdcp_config.svids == (4000, 4094)
+    conf = tmp_path / "evb.yaml"
+    conf.write_text("cdcp_max_channels: 4\ncdcp_svids: 3000-3099\n")
+    settings = settings_from_args(parse_args(["--config", str(conf)]))
+    assert (settings.cdcp_config.max_channels, settings.cdcp_config.svids) == (4, (3000, 3099))
+    flags = parse_args(
+        ["--config", str(conf), "--cdcp-svids", "2000-2010", "--cdcp-max-channels", "0"]
+    )
+    settings = settings_from_args(flags)
+    assert settings.cdcp_svids == (2000, 2010) and not settings.cdcp_config.enabled
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"cdcp_max_channels": 168}, r"cdcp_max_channels: expected 0 \(CDCP off\) to 167"),
+        ({"cdcp_max_channels": "8"}, "cdcp_max_channels"),
+        ({"cdcp_svids": (1, 100)}, "cdcp_svids: expected FIRST-LAST within 2-4094"),
+        ({"cdcp_svids": (100, 99)}, "cdcp_svids: expected FIRST-LAST"),
+        ({"cdcp_svids": (4000, 4095)}, "cdcp_svids: expected FIRST-LAST"),
+        (
+            {"cdcp_svids": (4000, 4002)},
+            "cdcp_svids: 4000-4002 holds 3 S-VIDs; cdcp_max_channels 8 needs 7",
+        ),
+        (
+            {"cdcp_svids": (100, 199), "vlan_pools": {"blue": frozenset({150})}},
+            "cdcp_svids: 100-199 holds VLAN 150 of the pool of tenant blue",
+        ),
+    ],
+)
+def test_bad_cdcp_settings_are_clear_errors(values, message):
+    with pytest.raises(ConfigError, match=message):
+        build_settings({}, values)
+
+
+def test_a_bad_cdcp_range_is_named_in_the_file_and_by_the_command(tmp_path, capsys):
+    from app.cli.evb_nms import main
+
+    conf = tmp_path / "evb.yaml"
+    conf.write_text("cdcp_svids: lots\n")
+    with pytest.raises(ConfigError, match="cdcp_svids: expected FIRST-LAST S-VIDs like 4000-4094"):
+        load_file(str(conf))
+    with pytest.raises(SystemExit):
+        main(["--cdcp-svids", "4000-x"])
+    assert "cdcp_svids: expected FIRST-LAST S-VIDs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "values, named",
+    [
+        ({"audit_rate": -1}, "audit_rate"),
+        ({"audit_rate": 1001}, "audit_rate"),
+        ({"audit_rate": True}, "audit_rate"),
+        ({"probe_vlans": (0,)}, "probe_vlans"),
+        ({"probe_vlans": (4095,)}, "probe_vlans"),
+        ({"probe_vlans": tuple(range(1, 66))}, "probe_vlans"),
+        ({"probe_interval": 0.1}, "probe_interval"),
+    ],
+)
+def test_the_audit_and_probe_settings_are_bounded(values, named):
+    with pytest.raises(ConfigError, match=named):
+        Settings(**values).validated()
+
+
+def test_the_audit_and_probes_come_from_flags_and_files(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("audit-rate: 0\nprobe-vlans: [100, 200]\n")
+    settings = build_settings(load_file(str(config)), {"probe_interval": 1.5})
+    assert (settings.audit_rate, settings.probe_vlans, settings.probe_interval) == (
+        0,
+        (100, 200),
+        1.5,
+    )
+
+
+def test_liveness_can_be_turned_off_and_its_flags_are_read():
+    from app.cli.evb_nms import parse_args, settings_from_args
+
+    args = ["--of-echo-interval", "0", "--of-echo-timeout", "2", "--expected-switch-timeout", "0"]
+    settings = settings_from_args(parse_args(args))
+    assert (settings.of_echo_interval, settings.of_echo_timeout) == (0, 2)
+    assert settings.expected_switch_timeout == 0
+    with pytest.raises(ConfigError, match=r"of_echo_interval: expected 0 \(off\) or 0.05 to"):
+        build_settings({"of_echo_interval": 0.01}, {})

@@ -33,16 +33,10 @@ UNTAGGED = ofp.OFPVID_NONE
 class Bed:
     """ControlPlane + the fake switches, with the shim's job done by hand."""
 
-    def __init__(self, save=lambda changes: None, observer=None, evb_settings=None):
+    def __init__(self, save=lambda changes: None, observer=None, **plane):
         self.log = EventLog()
         self.bridge = VdpBridge(Authorizer(lambda: load_policies(POLICIES)))
-        self.plane = ControlPlane(
-            self.log,
-            self.bridge,
-            save=save,
-            observer=observer,
-            **({"evb_settings": evb_settings} if evb_settings else {}),
-        )
+        self.plane = ControlPlane(self.log, self.bridge, save=save, observer=observer, **plane)
         self.fabric = demo_fabric()
         self.syncs = {}
         for dpid, fake in self.fabric.switches.items():
@@ -359,10 +353,27 @@ def test_restored_vsis_keep_alive_from_when_their_switch_is_ready_again():
     for dpid, sync in bed.syncs.items():
         restarted.switch_ports(dpid, sync.name, sync.ports, 50.0)
     restarted.switch_ready(EDGE1, 60.0)  # reconciling edge1 took 10 s; edge2 is not back yet
-    restarted.tick(50.0 + timeout + 1)
+    # Until its first keep-alive a restored VSI has twice its timeout: the controller that
+    # stopped may have taken a keep-alive and never answered it.
+    restarted.tick(50.0 + 2 * timeout + 1)
     assert [b.vsi_id for b in restarted.bridge.bindings()] == [VsiId.from_uuid(UUID_A)]
-    restarted.tick(60.0 + timeout + 1)
+    restarted.tick(60.0 + 2 * timeout + 1)
     assert restarted.bridge.bindings() == []
+
+
+def test_a_restored_vsi_keeps_its_plain_timeout_once_a_keep_alive_is_heard():
+    bed = Bed()
+    bed.station_hello(EDGE1, 1)
+    bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A)
+    restored = VdpBridge(Authorizer(lambda: load_policies(POLICIES)))
+    restored.restore(bed.plane.intent()["vsis"], load_policies(POLICIES), 50.0)
+    timeout = 17.45
+    assert restored.expire(50.0 + timeout + 1).changes == {}  # the grace holds
+    ((vsi_id, att),) = [
+        (v, a) for v, vsi in restored._vsis.items() for a in vsi.attachments.values()
+    ]
+    restored._refresh(vsi_id, att, 60.0, timeout)  # a keep-alive
+    assert att.expires == 60.0 + timeout
 
 
 def test_a_type_unknown_here_is_asked_of_the_vm_manager_and_the_request_replayed():

@@ -86,12 +86,17 @@ def test_switch_show_and_port_list(evbctl):
         ["edge2", "2", "edge2-s2"],
     ]
     code, out, _ = evbctl("port", "list", "edge2")
-    assert rows(out)[1:] == [["edge2", "2", "edge2-s2", "server", "no"]]
+    assert rows(out)[1:] == [["edge2", "2", "edge2-s2", "server", "no", "-"]]
+    code, out, _ = evbctl("port", "list", "edge1")
+    assert rows(out)[1] == ["edge1", "1", "edge1-s1", "server", "yes", "2:4000"]
 
 
-def test_station_list(evbctl):
+def test_station_list_shows_each_s_channel_as_a_station(evbctl):
     code, out, _ = evbctl("station", "list")
-    assert rows(out)[1] == ["0000000000000001", "edge1-s1", "a6:00:00:00:00:01", "agreed", "3"]
+    assert rows(out)[1:] == [
+        ["0000000000000001", "edge1-s1", "-", "a6:00:00:00:00:01", "agreed", "3"],
+        ["0000000000000001", "edge1-s1", "4000", "a6:00:00:00:00:02", "agreed", "1"],
+    ]
 
 
 def test_association_list_with_filters(evbctl):

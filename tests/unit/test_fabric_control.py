@@ -17,7 +17,7 @@ from app.control_plane import ControlPlane
 from app.controller.nms_service import ControllerService
 from app.events import EventLog
 from app.fabric.batches import TIMEOUT
-from app.fabric.ports import DEFAULT_TRUNK_PATTERNS
+from app.fabric.ports import DEFAULT_TRUNK_PATTERNS, PortRef
 from app.fabric.xids import XID_BASE, XID_SPAN
 from app.fabric_control import FabricControl
 from app.flows.tables import VM_METER_BASE, CookieKind, cookie_kind
@@ -44,12 +44,26 @@ class Bed:
     """FabricControl on the demo fabric with every switch connected and linked, and stations
     that have said hello on every server port."""
 
-    def __init__(self, database=None, parts: int = 1, refuse_bundles=False, **authorizer):
+    def __init__(
+        self,
+        database=None,
+        parts: int = 1,
+        refuse_bundles=False,
+        expected_timeout: float = 0.0,
+        fabric=None,
+        **authorizer,
+    ):
+        """`fabric`: FabricControl's other options (the audit's rate, the probed VLANs)."""
         self.log = EventLog()
         self.bridge = VdpBridge(
             Authorizer(database or (lambda: load_policies(POLICIES)), **authorizer)
         )
-        self.core = FabricControl(ControlPlane(self.log, self.bridge), DEFAULT_TRUNK_PATTERNS)
+        self.core = FabricControl(
+            ControlPlane(self.log, self.bridge),
+            DEFAULT_TRUNK_PATTERNS,
+            expected_timeout=expected_timeout,
+            **(fabric or {}),
+        )
         self.wire = Wire(self.core, demo_fabric(), parts)
         for fake in self.wire.fabric.switches.values():
             fake.refuse_bundles = refuse_bundles
@@ -163,7 +177,7 @@ def test_the_shim_acks_each_request_as_it_arrives_and_the_session_does_not_ack_i
     bed.wire.frames([(EDGE1, 1, request)])
     bed.wire.frames([(EDGE1, 1, request)])  # a retransmission: acknowledged again
     assert len(_acks(bed, EDGE1)) == before + 2
-    session = bed.core.control._sessions[EDGE1][1]
+    session = bed.core.control._sessions[EDGE1][PortRef(EDGE1, 1)]
     assert session.counters["ecp_ack_tx"] == 2  # counted by the session it answered for
     assert session.counters["duplicates"] == 1
     assert bed.core.ecp_ack(AGG, 1, request) == []  # a trunk has no station

@@ -66,6 +66,31 @@ def test_switch_down_affects_every_vm_on_it_until_it_is_ready_again():
     assert cleared.state == "ok"
 
 
+def test_a_hung_switch_is_down_with_its_vms_and_its_disconnection_adds_nothing():
+    book = AlarmBook()
+    hung = ev("switch.hung", "edge1", silent_s=0.9, timeout=0.6, address="127.0.0.1")
+    [raised] = book.on_event(hung, VMS, set())
+    alarm = raised.alarm
+    assert alarm.id == "switch.down:edge1" and alarm.affected == (A, B)
+    assert alarm.severity == "critical" and alarm.detail == {"cause": "hung"}
+    assert "stopped answering" in alarm.reason and "within 0.6 s" in alarm.reason
+    assert book.on_event(ev("switch.disconnected", "edge1"), VMS, set()) == []
+    [cleared] = book.on_event(ev("switch.ready", "edge1"), VMS, set())
+    assert cleared.state == "ok"
+
+
+def test_a_followers_hung_slave_connection_raises_nothing():
+    hung = ev("switch.hung", "edge1", silent_s=0.9, timeout=0.6, role="slave")
+    assert AlarmBook().on_event(hung, VMS, set()) == []
+
+
+def test_a_switch_absent_after_the_start_is_down_with_the_vms_restored_on_it():
+    [raised] = AlarmBook().on_event(ev("switch.absent", "edge2", timeout=30.0), VMS, set())
+    assert raised.alarm.id == "switch.down:edge2" and raised.alarm.affected == (C,)
+    assert raised.alarm.detail == {"cause": "absent"}
+    assert "has not connected within 30.0 s" in raised.alarm.reason
+
+
 def test_a_duplicate_connection_raises_one_alarm_until_the_switch_next_connects_cleanly():
     book = AlarmBook()
     checking = ev("switch.duplicate", "edge1", address="10.0.0.9", outcome="checking")

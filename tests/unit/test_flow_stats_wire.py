@@ -118,3 +118,35 @@ def test_garbage_raises_struct_error_or_parses(octets):
     except struct.error:
         return
     assert sum(f.length for f in part.flows()) == part.length == len(octets)
+
+
+def test_a_flows_identity_leaves_out_its_counters_and_duration():
+    entry = ofmsg.flow(
+        2, 35000, 0xEB03000000000007, (), vlan_vid=0x1064, eth_dst="52:00:00:00:00:01"
+    )
+    match = bytearray()
+    entry.ofp_match().serialize(match, 0)
+
+    def octets(packets: int, seconds: int) -> bytes:
+        length = ofp.OFP_FLOW_STATS_0_SIZE + len(match)
+        head = struct.pack(
+            ofp.OFP_FLOW_STATS_0_PACK_STR,
+            length,
+            2,
+            seconds,
+            0,
+            35000,
+            0,
+            0,
+            0,
+            entry.cookie,
+            packets,
+            100 * packets,
+        )
+        return head + bytes(match)
+
+    first, later = (
+        WireFlowStatsPart.parser(octets(p, s), 0).flows()[0] for p, s in ((1, 5), (900, 60))
+    )
+    assert first.identity() == later.identity()
+    assert first.entry == later.entry == entry

@@ -180,8 +180,14 @@ def test_the_mirror_gives_the_intent_as_the_store_loads_it():
     assert mirror.intent() == intent_document(
         [{"vsi_id": ["1", "aa"]}, {"vsi_id": ["1", "bb"]}], {"links": [[1, 2, 3, 4]]}
     )
-    mirror.reload([("lists/rr_ports", b"[[1,5]]")])
-    assert mirror.intent() == {"version": 1, "vsis": [], "links": [], "rr_ports": [[1, 5]]}
+    mirror.reload([("lists/rr_ports", b"[[1,5]]"), ("lists/channels", b"[[1,1,2,4000]]")])
+    assert mirror.intent() == {
+        "version": 1,
+        "vsis": [],
+        "links": [],
+        "rr_ports": [[1, 5]],
+        "channels": [[1, 1, 2, 4000]],
+    }
     assert len(mirror) == 0
 
 

@@ -1,6 +1,7 @@
 """The os-ken glue's connection handling (app/controller/evb_app.py), driven with fake datapaths:
 which connection speaks for a dpid, and what happens to a second one claiming it."""
 
+import queue
 import time
 import types
 
@@ -13,6 +14,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from app.config import Settings
 from app.controller.evb_app import EvbApp
+from app.controller.leadership import Leadership
 from app.fabric.connections import HELLO_TIMEOUT
 
 
@@ -23,6 +25,7 @@ class FakeDatapath(ofproto_protocol.ProtocolDesc):
         super().__init__(ofp.OFP_VERSION)
         self.address = (host, 40000)
         self.state = CONFIG_DISPATCHER
+        self.send_q: queue.Queue = queue.Queue(16)  # os-ken's: a full one blocks a sender
         self.sent: list = []
         self.closed = False
         self.socket = types.SimpleNamespace(
@@ -126,7 +129,7 @@ def test_the_connected_switch_answering_the_echo_keeps_it_and_the_newcomer_is_cl
     connect(app, impostor, 1)
     [echo] = real.echo_requests()
     assert not impostor.closed
-    app._on_echo_reply(echo_reply(real, echo.xid))
+    app._on_heard(echo_reply(real, echo.xid))
     drain(app)
     assert impostor.closed and not real.closed and app._datapaths[1] is real
     outcomes = [e.detail["outcome"] for e in app.event_log.recent("switch.duplicate")]
@@ -145,7 +148,7 @@ def test_messages_of_a_connection_that_does_not_hold_the_dpid_are_dropped(make_a
 
 
 def test_a_silent_connected_switch_is_replaced_after_the_deadline(make_app, monkeypatch):
-    app = make_app()
+    app = make_app(of_echo_interval=0)  # the duplicate check's own deadline
     real, successor = FakeDatapath("127.0.0.1"), FakeDatapath("127.0.0.1")
     connect(app, real, 1)
     connect(app, successor, 1)
@@ -193,3 +196,78 @@ def test_a_connection_that_says_nothing_is_closed_after_the_hello_timeout(make_a
     assert not quiet.closed
     app._connection_steps(lambda conns, now: conns.expire(now + HELLO_TIMEOUT))
     assert quiet.closed
+
+
+def test_any_message_of_the_connected_switch_refuses_the_newcomer(make_app):
+    app = make_app()
+    real, impostor = FakeDatapath("127.0.0.1"), FakeDatapath("10.9.9.9")
+    connect(app, real, 1)
+    connect(app, impostor, 1)
+    app._on_barrier(ofp_event.EventOFPBarrierReply(parser.OFPBarrierReply(real)))
+    drain(app)
+    assert impostor.closed and app._datapaths[1] is real
+    outcomes = [e.detail["outcome"] for e in app.event_log.recent("switch.duplicate")]
+    assert outcomes == ["checking", "refused"]
+
+
+def expire_at(app, when: float) -> None:
+    app._connection_steps(lambda conns, now: conns.expire(when))
+    drain(app)
+
+
+def test_a_hung_switch_is_alarmed_and_its_connection_reset(make_app):
+    app = make_app(of_echo_interval=1.0, of_echo_timeout=0.5)
+    switch = FakeDatapath("127.0.0.1")
+    connect(app, switch, 1)
+    start = time.monotonic()
+    expire_at(app, start + 1.1)
+    [echo] = switch.echo_requests()
+    app._on_heard(echo_reply(switch, echo.xid))  # heard now, i.e. about `start`
+    expire_at(app, start + 1.6)  # answered: not hung; quiet for 1 s again: the next echo ...
+    assert not switch.closed and len(switch.echo_requests()) == 2
+    expire_at(app, start + 2.2)  # ... not answered
+    assert switch.closed and 1 not in app._datapaths
+    assert kinds(app)[-2:] == ["switch.hung", "switch.disconnected"]
+    [alarm] = app.monitor.book.active()
+    assert alarm.id == "switch.down:0000000000000001" and alarm.detail == {"cause": "hung"}
+    assert "stopped answering" in alarm.reason
+
+
+def test_an_echo_is_not_sent_into_a_full_send_queue_and_its_deadline_runs(make_app):
+    app = make_app(of_echo_interval=1.0, of_echo_timeout=0.5)
+    switch = FakeDatapath("127.0.0.1")
+    connect(app, switch, 1)
+    for _ in range(16):
+        switch.send_q.put(b"")  # a switch that reads nothing
+    expire_at(app, time.monotonic() + 1.1)
+    assert not switch.echo_requests()
+    expire_at(app, time.monotonic() + 1.7)
+    assert switch.closed and kinds(app)[-2:] == ["switch.hung", "switch.disconnected"]
+
+
+def test_a_follower_resets_its_hung_slave_connection_and_raises_no_alarm(make_app):
+    app = make_app(of_echo_interval=1.0, of_echo_timeout=0.5)
+    app.leadership = Leadership(app._adopt)  # a follower: it holds, never adopts
+    switch = FakeDatapath("127.0.0.1")
+    connect(app, switch, 1)
+    expire_at(app, time.monotonic() + 1.1)
+    assert switch.echo_requests()  # echo is a SLAVE's right too
+    expire_at(app, time.monotonic() + 1.7)
+    assert switch.closed and app.leadership.connections() == []
+    [hung] = app.event_log.recent("switch.hung")
+    assert hung.detail["role"] == "slave"
+    assert not app.monitor.book.active()
+
+
+def test_a_large_send_gives_the_switch_time_before_its_echo_must_be_answered(make_app):
+    app = make_app(of_echo_interval=1.0, of_echo_timeout=0.5)
+    switch = FakeDatapath("127.0.0.1")
+    connect(app, switch, 1)
+    start = time.monotonic()
+    with app.lock:
+        app._send([(1, parser.OFPBarrierRequest(None)) for _ in range(20_000)])  # 2 s of work
+    expire_at(app, start + 1.1)
+    expire_at(app, start + 1.7)
+    assert not switch.closed
+    expire_at(app, time.monotonic() + 2.6)
+    assert switch.closed and kinds(app)[-2:] == ["switch.hung", "switch.disconnected"]

@@ -246,6 +246,9 @@ def test_shutdown_drops_the_agreement_and_resets_ecp_reception():
     periodic = s.tick(s.next_deadline())
     assert decoded(periodic.frames)[0].lldpdu.evb == bridge_tlv_unsolicited(s.config)
     assert s.on_frame(lldp(), 40.0).frames  # back: answered at once
+    # Back before our next LLDPDU: answered at once too, though our TLV is the same as before.
+    s.on_frame(lldp(None, ttl=0), 41.0)
+    assert s.on_frame(lldp(), 42.0).frames
 
 
 def test_another_station_on_the_port_is_seen_with_its_own_sequence_numbers():

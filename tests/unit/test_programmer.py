@@ -27,7 +27,8 @@ LINKS = [(PortRef(e, 100), PortRef(AGG, e)) for e in EDGES] + [
     (PortRef(1, 102), PortRef(2, 102)),
     (PortRef(2, 103), PortRef(3, 103)),
 ]
-PORTS = [PortRef(e, p) for e in EDGES for p in (1, 2)]
+# Ports and S-channels of ports: a channel is a port of its own, sharing the switch port.
+PORTS = [PortRef(e, p, s) for e in EDGES for p in (1, 2) for s in (0, 4000, 4001)]
 MACS = [f"52:00:00:00:00:{n:02x}" for n in range(6)]
 
 

@@ -28,6 +28,7 @@ def test_switches_links_stations(harness):
     status, switches = harness.call("GET", "/v1/switches/")
     assert status == 200 and [s["name"] for s in switches] == ["edge1", "edge2"]
     assert harness.call("GET", "/v1/links")[1] == [{"a": "edge1/edge1-up1", "b": "agg1/agg1-dn1"}]
+    assert harness.call("GET", "/v1/probes")[1][0]["to"] == "edge2"
     assert harness.call("GET", "/v1/stations")[1][0]["port"] == "edge1-s1"
 
 
@@ -77,7 +78,7 @@ def test_with_tokens_a_missing_or_unknown_token_is_401(harness, header):
 
 
 @pytest.mark.parametrize(
-    "path", ["/v1/switches", "/v1/switches/edge1", "/v1/links", "/v1/stations"]
+    "path", ["/v1/switches", "/v1/switches/edge1", "/v1/links", "/v1/stations", "/v1/probes"]
 )
 def test_tenant_tokens_do_not_see_the_fabric(harness, path):
     status, body = harness.call("GET", path, token=BLUE_TOKEN)

@@ -114,7 +114,13 @@ class FakeService:
                 "name": "edge1",
                 "state": "ready",
                 "ports": [
-                    {"number": 1, "name": "edge1-s1", "role": "server", "up": True},
+                    {
+                        "number": 1,
+                        "name": "edge1-s1",
+                        "role": "server",
+                        "up": True,
+                        "channels": [{"scid": 2, "svid": 4000}],
+                    },
                     {"number": 101, "name": "edge1-up1", "role": "trunk", "up": True},
                 ],
                 "punts": {"edge1-s1": {"malformed": 2, "retransmits": 1, "rx_requests": 7}},
@@ -131,17 +137,32 @@ class FakeService:
     def links(self):
         return [{"a": "edge1/edge1-up1", "b": "agg1/agg1-dn1"}]
 
+    def probes(self):
+        return [{"vlan": 100, "from": "edge1", "to": "edge2", "sent": 3, "received": 3}]
+
     def stations(self):
         return [
             {
                 "switch": "0000000000000001",
                 "port_no": 1,
                 "port": "edge1-s1",
+                "svid": 0,
                 "station": {"mac": "a6:00:00:00:00:01"},
                 "agreement": {"rka": 20},
                 "ecp": {"outstanding": None},
                 "counters": {"vdp": 3},
-            }
+                "channels": [{"scid": 2, "svid": 4000}],
+            },
+            {
+                "switch": "0000000000000001",
+                "port_no": 1,
+                "port": "edge1-s1",
+                "svid": 4000,
+                "station": {"mac": "a6:00:00:00:00:02"},
+                "agreement": {"rka": 23},
+                "ecp": {"outstanding": None},
+                "counters": {"vdp": 1},
+            },
         ]
 
     def vsi_counts(self):

@@ -78,7 +78,12 @@ def test_each_server_port_has_its_own_punt_meter_so_one_cannot_starve_another():
         [FakePort(1, b"edge1-s1"), FakePort(2, b"edge1-s2"), FakePort(9, b"edge1-up1")]
     )
     connected(fake)
-    assert set(fake.meters) == {Meter.PUNT, PORT_PUNT_METER_BASE + 1, PORT_PUNT_METER_BASE + 2}
+    assert set(fake.meters) == {
+        Meter.PUNT,
+        Meter.PROBE,
+        PORT_PUNT_METER_BASE + 1,
+        PORT_PUNT_METER_BASE + 2,
+    }
     first, second = (
         fake.process(in_port=port, eth_type=ETH_TYPE_ECP, eth_dst="01:80:c2:00:00:00").meters[0]
         for port in (1, 2)
@@ -147,7 +152,7 @@ def test_reconnect_removes_stale_flows_of_ours_adds_missing_ones_and_keeps_forei
     assert 0x1234 in cookies
     assert cookie(CookieKind.CANARY) in cookies
     assert sync.last_sync == {
-        "flows_on_switch": 17,
+        "flows_on_switch": 20,
         "flows_added_or_changed": 1,
         "flows_removed": 1,
         "meters_changed": 0,
@@ -215,7 +220,7 @@ def test_a_server_ports_punt_meter_comes_and_goes_with_the_port():
     _, msgs = sync.on_port_status(ofp.OFPPR_DELETE, FakePort(3, b"edge1-s2"))
     fake.apply(msgs)
     assert meter_id not in fake.meters and not fake.errors
-    assert set(fake.meters) == {Meter.PUNT, port_punt_meter_id(SERVER)}
+    assert set(fake.meters) == {Meter.PUNT, Meter.PROBE, port_punt_meter_id(SERVER)}
     # A port gone while the controller was away loses its meter at the next connect.
     fake.meters[meter_id] = replace(fake.meters[port_punt_meter_id(SERVER)], meter_id=meter_id)
     connect(SwitchSync(0x1, ["*-up*"]), fake)
@@ -227,7 +232,7 @@ def test_trunk_ports_and_ports_beyond_the_meter_range_have_no_port_meter():
     assert port_punt_meter_id(0xFF00) is None
     fake = FakeSwitch([FakePort(0xFF00, b"edge1-s9"), FakePort(2, b"edge1-up1")])
     connected(fake)
-    assert set(fake.meters) == {Meter.PUNT}
+    assert set(fake.meters) == {Meter.PUNT, Meter.PROBE}
     verdict = fake.process(in_port=0xFF00, eth_type=ETH_TYPE_ECP, eth_dst="01:80:c2:00:00:00")
     assert verdict.meters == [Meter.PUNT] and verdict.outputs == [ofp.OFPP_CONTROLLER]
 

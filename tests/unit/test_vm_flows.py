@@ -310,8 +310,8 @@ def test_meters_carry_the_profile_rate_in_kbps_and_admission_uses_them():
     assert isinstance(meter_a.bands[0], parser.OFPMeterBandDrop)
     meter_b = dc.switches[EDGE2].meters[vm_meter_id(2)]
     assert [(band.rate, band.burst_size) for band in meter_b.bands] == [(500, 500)]
-    assert not_port_meters(dc.switches[EDGE2].meters) == {Meter.PUNT, vm_meter_id(2)}
-    assert set(dc.switches[AGG].meters) == {Meter.PUNT}
+    assert not_port_meters(dc.switches[EDGE2].meters) == {Meter.PUNT, Meter.PROBE, vm_meter_id(2)}
+    assert set(dc.switches[AGG].meters) == {Meter.PUNT, Meter.PROBE}
     assert dc.switches[EDGE1].process(in_port=1, **tcp(a, b)).meters == [vm_meter_id(1)]
     assert dc.switches[EDGE2].process(in_port=2, **tcp(plain, a)).meters == []
 
@@ -348,7 +348,7 @@ def test_a_changed_rate_modifies_the_meter_and_stale_vm_meters_are_deleted():
         ]
     )
     dc.program(vm(1, P(EDGE1, 1), prof=faster))
-    assert not_port_meters(edge1.meters) == {Meter.PUNT, 7, vm_meter_id(1)}
+    assert not_port_meters(edge1.meters) == {Meter.PUNT, Meter.PROBE, 7, vm_meter_id(1)}
 
 
 # flooding -----------------------------------------------------------------------------------
