@@ -15,8 +15,10 @@ from app.policy.errors import PolicyError
 from app.policy.profile import parse_vlans
 from app.session.cdcp import HIGHEST_SVID, LOWEST_SVID, MAX_CHANNELS, CdcpConfig
 from app.session.evb_negotiation import BridgeEvbConfig
+from app.session.evb_settings import RR_POLICIES, EvbPortRule, EvbPortSettings, parse_evb_ports
 from app.vcenter.credentials import Credential, CredentialError
 from app.vcenter.destinations import DestinationRefused, parse_allow_entry, parse_target
+from app.vcenter.managers import ManagerSpec, parse_vm_managers
 from app.vdp.admission import (
     ADMISSION_MODES,
     MAX_PER_PORT,
@@ -143,6 +145,10 @@ class Settings:
     # "Authorization: Bearer" on the lookups; the secret signs the notifications.
     vcenter_token_file: str = ""
     vcenter_secret_file: str = ""
+    # More VM managers, each for the VSI Manager IDs it lists (app/vcenter/managers.py,
+    # docs/vcenter.md): its own URL, timeouts, cache, credentials, webhook and tenants. The
+    # vcenter_url manager answers for the IDs no entry lists.
+    vm_managers: tuple[ManagerSpec, ...] = ()
     # Fault subscriptions (webhooks): where they may go (app/vcenter/destinations.py: "public",
     # networks, addresses, host names), how many each tenant holds, the shared delivery pool.
     webhook_allow: tuple[str, ...] = ("public",)
@@ -167,6 +173,11 @@ class Settings:
     evb_bgid: bool = BridgeEvbConfig.bgid
     # VDPDUs waiting for a station's ACKs per port; beyond, dropped and counted (ecp.overflow).
     ecp_queue_limit: int = BridgeEvbConfig.ecp_queue_limit
+    # Reflective relay: "grant" a station's request for it, or "deny" it (RRCAP clear).
+    evb_rr: str = "grant"
+    # The EVB settings of the ports that name patterns match, over the ones above
+    # (app/session/evb_settings.py, docs/evb-timers.md): [{switch, port, rka: 24, ...}].
+    evb_ports: tuple[EvbPortRule, ...] = ()
     # CDCP (docs/cdcp.md): S-channels per server port, the default one included (0: CDCP off),
     # and the S-VIDs (first, last) they get, per port. OpenFlow sees one tag whatever its TPID:
     # keep the range clear of the tenants' VLANs.
@@ -196,7 +207,13 @@ class Settings:
             **{field: getattr(self, name) for name, (field, *_) in EVB_TIMERS.items()},
             bgid=self.evb_bgid,
             ecp_queue_limit=self.ecp_queue_limit,
+            rrcap=RR_POLICIES[self.evb_rr],
         )
+
+    @property
+    def evb_port_settings(self) -> EvbPortSettings:
+        """The bridge's EVB settings of each server port: evb_ports over evb_config."""
+        return EvbPortSettings(self.evb_config, self.evb_ports)
 
     @property
     def cdcp_config(self) -> CdcpConfig:
@@ -298,6 +315,7 @@ class Settings:
         if not isinstance(self.evb_bgid, bool):
             raise ConfigError(f"evb_bgid: expected true or false, got {self.evb_bgid!r}")
         _check_bounds(self)
+        _check_evb_ports(self)
         _check_cdcp(self)
         _check_store(self)
         return self
@@ -394,8 +412,19 @@ def _check_webhooks(settings: "Settings") -> None:
         value = getattr(settings, name)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ConfigError(f"{name}: expected {low} to {high} {what}, got {value!r}")
-    for name in ("vcenter_token_file", "vcenter_secret_file"):
-        path = getattr(settings, name)
+    credentials = [
+        (name, getattr(settings, name)) for name in ("vcenter_token_file", "vcenter_secret_file")
+    ]
+    if not isinstance(settings.vm_managers, tuple) or not all(
+        isinstance(spec, ManagerSpec) for spec in settings.vm_managers
+    ):
+        raise ConfigError("vm_managers: expected a list of {manager_ids, url, ...}")
+    for index, spec in enumerate(settings.vm_managers):
+        credentials += [
+            (f"vm_managers[{index}].{name}", getattr(spec, name))
+            for name in ("token_file", "secret_file")
+        ]
+    for name, path in credentials:
         if not isinstance(path, str):
             raise ConfigError(f"{name}: expected a file path or nothing, got {path!r}")
         try:
@@ -490,6 +519,21 @@ def _vlan_pools(path: str, value) -> dict[str, frozenset[int]]:
                 f"{path}: vlan_pools.{tenant}{err.field or ''}: {err.message}"
             ) from None
     return pools
+
+
+def _check_evb_ports(settings: Settings) -> None:
+    if not isinstance(settings.evb_rr, str) or settings.evb_rr not in RR_POLICIES:
+        raise ConfigError(
+            f"evb_rr: expected one of {', '.join(RR_POLICIES)}, got {settings.evb_rr!r}"
+        )
+    if not isinstance(settings.evb_ports, tuple) or not all(
+        isinstance(rule, EvbPortRule) for rule in settings.evb_ports
+    ):
+        raise ConfigError("evb_ports: expected a list of {switch, port, SETTING: VALUE}")
+    try:
+        EvbPortSettings(settings.evb_config, settings.evb_ports)  # each rule over evb_*
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _check_seconds(name: str, value, low: float, high: float, off: bool = False) -> None:
@@ -756,6 +800,16 @@ def load_file(path: str) -> dict:
             value = _vlan_pools(path, value)
         elif name == "port_tenants":
             value = _port_tenants(path, value)
+        elif name == "vm_managers":
+            try:
+                value = parse_vm_managers(value)
+            except ValueError as err:
+                raise ConfigError(f"{path}: {err}") from None
+        elif name == "evb_ports":
+            try:
+                value = parse_evb_ports(value)
+            except ValueError as err:
+                raise ConfigError(f"{path}: {err}") from None
         elif name == "webhook_allow":
             if not isinstance(value, list):
                 raise ConfigError(f"{path}: webhook_allow: expected a list")

@@ -41,10 +41,12 @@ from app.observer import Observer
 from app.refusal_events import RefusalSummary
 from app.session import cdcp
 from app.session.cdcp import CdcpConfig
-from app.session.evb_negotiation import BridgeEvbConfig
+from app.session.evb_negotiation import evb_duration
+from app.session.evb_settings import EvbPortSettings
 from app.session.port_session import PortSession, SessionOutput
 from app.store.base import IntentChanges, vsi_key
 from app.vcenter.client import LookupPending
+from app.vdp.authorizer import Decision
 from app.vdp.bridge import VdpBridge
 from app.vdp.describe import port_fields, vsi_id_from_text, vsi_id_text
 from app.vdp.locations import LocationHistory
@@ -66,6 +68,13 @@ _AFTER_FLOWS = frozenset({"vsi.activated"})
 # say) are run through the switch again once the flows are in: dropped, the VM's ARP would be
 # retried only a second later. At most this many per activation; more are counted and dropped.
 HELD_FRAMES_LIMIT = 16
+# A request waiting for the VM manager is answered within this share of its port's negotiated
+# resource wait delay (RWD), the time its station waits: when the manager is slower, with
+# "unable to contact VSI manager", not hard, so the station asks again (and the manager's answer,
+# cached by then, decides). The rest of the RWD carries the response.
+ANSWER_SHARE = 0.9
+# Requests waiting for the VM manager, of all ports; beyond, refused at once as above.
+PARKED_LIMIT = 20000
 # How long a change with no station waiting on it (an activation, a link) may stay unsaved while
 # flows are on their way; a sync of the disk takes 1-5 ms, as long as a whole activation.
 SAVE_DELAY_MAX = 1.0
@@ -123,14 +132,15 @@ class ControlPlane:
         self,
         event_log: EventLog,
         bridge: VdpBridge,
-        evb_config: BridgeEvbConfig = BridgeEvbConfig(),
+        evb_settings: EvbPortSettings | None = None,
         save: Callable[[IntentChanges], None] = lambda changes: None,
         first_sequence: Callable[[], int] = lambda: random.randrange(1, 0x10000),
         locations: LocationHistory | None = None,
         observer: Observer | None = None,
         cdcp_config: CdcpConfig = CdcpConfig(),
     ):
-        """`save` persists what changed in the intent (see IntentChanges): the owner calls
+        """`evb_settings`: the bridge's EVB settings of each port (app/session/evb_settings.py);
+        `save` persists what changed in the intent (see IntentChanges): the owner calls
         `save_unless_busy` once it has sent a reaction's messages, and it is called before any
         station hears of a change; `first_sequence` picks each new port session's first ECP sequence
         number (random, so a restarted controller's first PDU is not taken for a duplicate);
@@ -139,7 +149,7 @@ class ControlPlane:
         `cdcp_config`: the S-channels a server port may have (app/session/cdcp.py)."""
         self.event_log = event_log
         self.bridge = bridge
-        self.evb_config = evb_config
+        self.evb_settings = evb_settings or EvbPortSettings()
         self.cdcp_config = cdcp_config
         self._save = save
         self._first_sequence = first_sequence
@@ -163,6 +173,9 @@ class ControlPlane:
         # (port, manager, VSI TLV, keep-alive timeout, when it arrived)
         self._pending: list[tuple[PortRef, ManagerIdTlv, VsiTlv, float, float]] = []
         self._parked: dict = {}  # VM-manager query -> {(port, VSI ID): request}
+        self._parked_count = 0
+        # (answer deadline, tie-break, query, (port, VSI ID)): entries answered since are skipped
+        self._answer_by: list[tuple[float, int, object, tuple[PortRef, VsiId]]] = []
         self._counters: dict[int, dict[str, collections.Counter]] = collections.defaultdict(
             lambda: collections.defaultdict(collections.Counter)
         )
@@ -347,11 +360,9 @@ class ControlPlane:
             try:
                 outcome = self.bridge.on_request(ref, manager, vsi, now, keepalive_timeout)
             except LookupPending as pending:
-                # The VM manager is being asked about this type: answer when it has answered.
-                # Only the latest request of a VSI at a port is kept: the station resends.
-                parked = self._parked.setdefault(pending.query, {})
-                parked[(ref, vsi.vsi_id)] = (manager, vsi, keepalive_timeout, arrived)
-                continue
+                outcome = self._park(pending.query, ref, manager, vsi, keepalive_timeout, arrived)
+                if outcome is None:
+                    continue
             if outcome.changes or vsi.vsi_id in touched:  # keep a VSI's answers in order
                 changing.append(outcome)
                 touched.add(vsi.vsi_id)
@@ -361,14 +372,87 @@ class ControlPlane:
         reaction = self._apply(Outcome().merge(*at_once), now, arrivals=arrivals)
         return reaction.extend(self._apply(Outcome().merge(*changing), now, arrivals=arrivals))
 
+    def _park(
+        self,
+        query,
+        ref: PortRef,
+        manager: ManagerIdTlv,
+        vsi: VsiTlv,
+        keepalive_timeout: float,
+        arrived: float,
+    ) -> Outcome | None:
+        """The VM manager is being asked about the request's type: the request waits for its
+        answer, at most until ANSWER_SHARE of the port's RWD (then `_overdue`). Only the
+        latest request of a VSI at a port is kept (the station resends), with the first one's
+        deadline. Returns the refusal when too many wait already, else None."""
+        if self._parked_count >= PARKED_LIMIT:
+            return self.bridge.refuse(
+                ref,
+                manager,
+                vsi,
+                _unanswered(f"{PARKED_LIMIT} requests are waiting for the VM manager already"),
+            )
+        parked = self._parked.setdefault(query, {})
+        key = (ref, vsi.vsi_id)
+        earlier = parked.get(key)
+        if earlier is None:
+            self._parked_count += 1
+            deadline = arrived + ANSWER_SHARE * self._resource_wait_delay(ref)
+            heapq.heappush(self._answer_by, (deadline, next(self._tie), query, key))
+            if len(self._answer_by) > 2 * PARKED_LIMIT:  # answered entries, dropped
+                self._answer_by = [e for e in self._answer_by if self._parked_until(*e)]
+                heapq.heapify(self._answer_by)
+        else:
+            deadline = earlier[-1]
+        parked[key] = (manager, vsi, keepalive_timeout, arrived, deadline)
+        return None
+
+    def _parked_until(self, deadline: float, _tie, query, key) -> bool:
+        """Whether a heap entry is the deadline of a request still waiting."""
+        request = self._parked.get(query, {}).get(key)
+        return request is not None and request[-1] == deadline
+
+    def _resource_wait_delay(self, ref: PortRef) -> float:
+        """How long the port's station waits for a response: the negotiated RWD."""
+        session = self._sessions.get(ref.dpid, {}).get(ref)
+        if session is None:
+            return evb_duration(self.evb_settings.default.rwd)
+        agreement = session.agreement
+        return agreement.resource_wait_delay if agreement else evb_duration(session.config.rwd)
+
+    def _unpark(self, query) -> dict:
+        parked = self._parked.pop(query, {})
+        self._parked_count -= len(parked)
+        return parked
+
     def lookup_done(self, query, now: float) -> Reaction:
         """The VM manager answered `query` (the answer is in the client's cache): the requests
         parked on it go through the bridge again."""
-        parked = self._parked.pop(query, {})
         return self._requests(
-            [(ref, *request) for (ref, _), request in parked.items()],
+            [(ref, *request[:-1]) for (ref, _), request in self._unpark(query).items()],
             now,
         )
+
+    def _overdue(self, now: float) -> Outcome:
+        """Requests whose VM-manager lookup outlasted their share of the RWD: refused, not
+        hard. Costs what is due."""
+        refused = []
+        while self._answer_by and self._answer_by[0][0] <= now:
+            entry = heapq.heappop(self._answer_by)
+            if not self._parked_until(*entry):
+                continue  # answered already
+            _, _, query, key = entry
+            parked = self._parked[query]
+            (ref, _), (manager, vsi, _, arrived, _) = key, parked.pop(key)
+            self._parked_count -= 1
+            if not parked:
+                del self._parked[query]
+            reason = (
+                f"the VM manager did not answer within {now - arrived:.2f} s, the share of "
+                f"the station's resource wait delay the bridge may take"
+            )
+            refused.append(self.bridge.refuse(ref, manager, vsi, _unanswered(reason)))
+        return Outcome().merge(*refused)
 
     # timers ---------------------------------------------------------------------------------
     def tick(self, now: float) -> Reaction:
@@ -388,7 +472,7 @@ class ControlPlane:
                 self._schedule(session)
                 continue
             reaction.extend(self._session_output(session, session.tick(now)))
-        reaction.extend(self._apply(self.bridge.expire(now), now))
+        reaction.extend(self._apply(self.bridge.expire(now).merge(self._overdue(now)), now))
         for kind, fields in self.refusals.due(now):
             self._emit(kind, fields)
         if now >= self._next_probe:
@@ -742,10 +826,15 @@ class ControlPlane:
                 for a in (info.attachments if info else ())
             ],
             "previous": [
-                {"switch": name(p.dpid), "port": port_name(p), "until": t}
-                for p, t in self.locations.of(vsi_id)
+                {"switch": name(p.dpid), "port": port_name(p), "until": t, "host": host}
+                for p, t, host in self.locations.of(vsi_id)
             ],
         }
+
+    def station_mac(self, ref: PortRef) -> str | None:
+        """The MAC the port's station sends its LLDP from (which host it is: the inventory)."""
+        session = self._sessions.get(ref.dpid, {}).get(ref)
+        return session.station_mac if session is not None else None
 
     def find_vsi(self, text: str) -> VsiId | None:
         """The VSI whose ID text or one of whose MACs is `text` (held now, or held before)."""
@@ -788,9 +877,8 @@ class ControlPlane:
     def _session(self, ref: PortRef, port: Port) -> PortSession:
         session = self._sessions.get(ref.dpid, {}).get(ref)
         if session is None:
-            session = PortSession(
-                ref, port.name, port.hw_addr, self.evb_config, self._first_sequence()
-            )
+            config = self.evb_settings.for_port(self.switches.name(ref.dpid), port.name)
+            session = PortSession(ref, port.name, port.hw_addr, config, self._first_sequence())
             self._sessions.setdefault(ref.dpid, {})[ref] = session
         return session
 
@@ -926,6 +1014,10 @@ def _status_name(tlv: VsiTlv) -> str:
     if not tlv.is_response:
         return "unsolicited"  # a bridge-initiated De-Associate
     return VdpError(tlv.error).name.lower() if tlv.error in VdpError._value2member_map_ else "other"
+
+
+def _unanswered(reason: str) -> Decision:
+    return Decision(VdpError.UNABLE_TO_CONTACT_VSI_MANAGER, reason, hard=False)
 
 
 def _failed(tlv: VsiTlv) -> VsiTlv:

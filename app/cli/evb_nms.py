@@ -359,6 +359,12 @@ def parse_args(argv):
             f"clamped (default {default})",
         )
     evb.add_argument(
+        "--evb-rr",
+        choices=("grant", "deny"),
+        help=f"reflective relay: grant a station's request for it, or deny it (default "
+        f"{defaults.evb_rr}); per port: evb_ports in the config file",
+    )
+    evb.add_argument(
         "--evb-bgid",
         action="store_true",
         default=None,

@@ -26,6 +26,7 @@ from app.registry.documents import READ_ONLY_KEYS, profile_document
 EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 DEFAULT_URL = "http://127.0.0.1:8080"
 TIMEOUT = 30.0  # a profile push waits for the switches to confirm the new flows
+VM_FILTERS = ("tenant", "group", "network", "ip", "host", "cluster", "datacenter")
 _MAC = re.compile(r"[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}")
 
 
@@ -179,9 +180,9 @@ def station_list(client, args):
 
 
 def vm_list(client, args):
-    vms = client.call("GET", "/v1/vms", query={"tenant": args.tenant, "group": args.group})
+    vms = client.call("GET", "/v1/vms", query={name: getattr(args, name) for name in VM_FILTERS})
     return vms, table(
-        ["vsi id", "name", "tenant", "type", "macs", "group", "state"],
+        ["vsi id", "name", "tenant", "type", "macs", "ips", "host", "group", "state"],
         [
             [
                 vm["vsi_id"],
@@ -189,6 +190,8 @@ def vm_list(client, args):
                 vm["tenant"],
                 f"{vm['type_id']}/{vm['type_version']}",
                 vm.get("macs"),
+                vm.get("ips"),
+                vm.get("host"),
                 vm.get("group"),
                 (vm.get("association") or {}).get("state"),
             ]
@@ -207,6 +210,9 @@ def vm_show(client, args):
             ("tenant", vm["tenant"]),
             ("type", f"{vm['type_id']}/{vm['type_version']}"),
             ("macs", vm.get("macs")),
+            ("ips", vm.get("ips")),
+            ("network", vm.get("network")),
+            ("host", vm.get("host")),
             ("group", vm.get("group")),
             ("registered", _when(vm.get("registered"))),
             ("updated", _when(vm.get("updated"))),
@@ -270,7 +276,10 @@ def association_list(client, args):
     vsis = client.call(
         "GET",
         "/v1/associations",
-        query={"tenant": args.tenant, "switch": args.switch, "state": args.state},
+        query={
+            name: getattr(args, name)
+            for name in ("tenant", "switch", "state", "host", "cluster", "datacenter")
+        },
     )
     return vsis, _attachments(vsis)
 
@@ -452,12 +461,26 @@ def lookup(client, args):
         if current
         else "not attached"
     )
+    hosts = [_host(p.get("host")) for p in current if p.get("host")]
+    if hosts:
+        text += "\n\nON HOST " + ", ".join(hosts)
     if found.get("previous"):
         text += "\n\nBEFORE\n" + table(
-            ["switch", "port", "until"],
-            [[p.get("switch"), p.get("port"), _when(p.get("until"))] for p in found["previous"]],
+            ["switch", "port", "host", "until"],
+            [
+                [p.get("switch"), p.get("port"), _host(p.get("host")), _when(p.get("until"))]
+                for p in found["previous"]
+            ],
         )
     return found, text
+
+
+def _host(host: dict | None) -> str | None:
+    """A lookup's host: its name and addresses."""
+    if not host:
+        return None
+    addresses = ",".join(host.get("addresses") or [])
+    return f"{host['name']} ({addresses})" if addresses else host["name"]
 
 
 def server_list(client, args):
@@ -631,8 +654,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     vm = verbs("vm", "registered VMs")
     sub = command(vm, "list", vm_list, "list the registered VMs")
-    sub.add_argument("--tenant")
-    sub.add_argument("--group")
+    for name in VM_FILTERS:
+        sub.add_argument(f"--{name}")
     command(vm, "show", vm_show, "one VM and what the bridge holds of it").add_argument(
         "vsi_id", metavar="VSI"
     )
@@ -655,6 +678,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--tenant")
     sub.add_argument("--switch")
     sub.add_argument("--state", help="pre-associated, pre-associated-rr, associated, suspended")
+    for name in ("host", "cluster", "datacenter"):
+        sub.add_argument(f"--{name}", help=f"attached at the ports of this {name}'s hosts")
 
     migration = verbs("migration", "where VMs moved: each migration's steps and outcome")
     sub = command(migration, "list", migration_list, "list the migrations, newest first")
@@ -733,6 +758,10 @@ def build_parser() -> argparse.ArgumentParser:
     command(subscription, "delete", subscription_delete, "unsubscribe").add_argument(
         "sub_id", metavar="ID"
     )
+
+    from app.cli import evbctl_inventory  # its commands use this module's output helpers
+
+    evbctl_inventory.add_commands(verbs, command)
 
     ha = verbs("ha", "several controllers: which one leads (docs/ha.md)")
     command(ha, "status", ha_status, "this controller's role and the leader it knows")

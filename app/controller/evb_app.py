@@ -37,7 +37,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from app.codec.frame import is_ecp_ack, vm_frame_source
 from app.codec.probe import is_probe
-from app.config import VCENTER_SECRET_ENV, VCENTER_TOKEN_ENV, Settings
+from app.config import Settings
 from app.control_plane import ControlPlane
 from app.controller.guard import guarded
 from app.controller.leadership import Leadership
@@ -62,10 +62,9 @@ from app.rest.listener import rest_server
 from app.rest.tokens import TokenSource
 from app.store.base import Fenced
 from app.store.opening import open_stores
-from app.vcenter.client import VcenterClient
-from app.vcenter.credentials import Credential
+from app.vcenter import routes as vcenter_routes
 from app.vcenter.destinations import DestinationPolicy
-from app.vcenter.notifier import DeliveryPool, Notifier
+from app.vcenter.notifier import DeliveryPool
 from app.vcenter.vm_report import ReportCursor
 from app.vdp.authorizer import Authorizer, lookup_in_database
 from app.vdp.bridge import VdpBridge
@@ -126,25 +125,19 @@ class EvbApp(app_manager.OSKenApp):
         self.event_log.add_sink(self.store.append_event)
         self.metrics = Metrics()
         self.event_log.add_sink(self.metrics.on_event)
-        self.vcenter, self._lookups_done = None, queue.SimpleQueue()
+        self._lookups_done = queue.SimpleQueue()
         lookup = lookup_in_database
-        if self.settings.vcenter_url:
-            # Lookups run on the client's workers; their answers are replayed by the tick loop.
-            self.vcenter = VcenterClient(
-                self.settings.vcenter_url,
-                timeout=self.settings.vcenter_timeout,
-                ttl=self.settings.vcenter_ttl,
-                token=Credential(self.settings.vcenter_token_file, VCENTER_TOKEN_ENV).get,
-                on_done=lambda query, _: self._lookups_done.put(query),
-                vet=lambda profile: self.registry.refusal_of_looked_up(profile),
-            )
-            lookup = self.vcenter.profile_lookup
-            self.notifier = Notifier(
-                self.settings.vcenter_url.rstrip("/") + "/v1/notifications",
-                timeout=self.settings.vcenter_timeout,
-                secret=Credential(self.settings.vcenter_secret_file, VCENTER_SECRET_ENV).get,
-            )
-            self.event_log.add_sink(self.notifier)
+        # The VM managers (app/vcenter/routes.py): lookups run on their clients' workers, their
+        # answers are replayed by the tick loop; each hears of its own VSIs.
+        managers = vcenter_routes.build(
+            self.settings,
+            on_done=lambda query, _: self._lookups_done.put(query),
+            vet=lambda profile: self.registry.refusal_of_looked_up(profile),
+        )
+        self.vcenter, self.notifier = managers or (None, None)
+        if managers is not None:
+            lookup = managers[0].profile_lookup
+            self.event_log.add_sink(managers[1])
         self.monitor = FaultMonitor(
             self.event_log,
             self.store,
@@ -179,10 +172,12 @@ class EvbApp(app_manager.OSKenApp):
                 self.event_log,
                 bridge,
                 save=self.intent_store.save,
-                evb_config=self.settings.evb_config,
+                evb_settings=self.settings.evb_port_settings,
                 cdcp_config=self.settings.cdcp_config,
                 locations=LocationHistory(
-                    saved=self.store.locations(), save=self.store.save_locations
+                    saved=self.store.locations(),
+                    save=self.store.save_locations,
+                    host_of=self._host_at,
                 ),
                 observer=self.metrics,
             ),
@@ -284,7 +279,7 @@ class EvbApp(app_manager.OSKenApp):
 
     def _webhook_stats(self) -> dict[str, dict[str, int]]:
         """Delivery counters: the VM manager's notifier, the fault subscribers' summed."""
-        stats = {"vm_manager": self.notifier.stats()} if self.vcenter is not None else {}
+        stats = self.notifier.stats() if self.notifier is not None else {}
         summed: dict[str, int] = {}
         for subscription in self.monitor.subscribers.list(None):
             for result, count in subscription["delivery"].items():
@@ -298,7 +293,7 @@ class EvbApp(app_manager.OSKenApp):
         self.rest.stop()
         self.event_log.emit("controller.stopped")
         super().stop()
-        if self.vcenter is not None:
+        if self.vcenter is not None and self.notifier is not None:
             self.notifier.flush(2)
             self.notifier.close()
             self.vcenter.close()
@@ -416,6 +411,14 @@ class EvbApp(app_manager.OSKenApp):
         """The authorizer's question (asked with the lock held)."""
         record = self.monitor.in_maintenance(self.fabric.control.switches.names(port))
         return record.reason if record else None
+
+    def _host_at(self, port) -> str | None:
+        """The location history's question (asked with the lock held): the name of the host
+        the port leads to, by registration or by its station's LLDP (app/registry/inventory.py)."""
+        control = self.fabric.control
+        switch, name = control.switches.names(port)
+        host = self.registry.state.inventory.host_at(switch, name, control.station_mac(port))
+        return host.name if host is not None else None
 
     def _vm_places(self, where) -> list:
         """The fault monitor's question (asked from event sinks, maybe with the lock held)."""
@@ -646,11 +649,11 @@ class EvbApp(app_manager.OSKenApp):
                 now = time.monotonic()
                 with self.lock:
                     self._send(self.fabric.stats_probes(now))
-                if self.vcenter is not None and now >= next_report:
+                if self.notifier is not None and now >= next_report:
                     next_report = now + self.settings.stats_interval
                     report = self.service.vm_report(cursor)
                     if report is not None:
-                        self.notifier.notify(report)
+                        self.notifier.report(report)
             except Exception:  # the polls must survive any bug in one round
                 self.handler_errors += 1
                 LOG.exception("statistics poll failed")

@@ -159,6 +159,7 @@ class ControllerService:
                             "vsi_id": info.name,
                             "state": att.state.value,
                             "tenant": att.tenant,
+                            "manager": att.manager_id,
                             **_attachment_stats(names(port), counted, offset),
                         }
                     )
@@ -190,6 +191,9 @@ class ControllerService:
                 previous["until"] = round(previous["until"] + offset, 3)
             info = self._bridge.vsi(vsi_id)
             current = vsi_view(info, self._names(info))["attachments"] if info else []
+            host_of = self._control.locations.host_of
+            for attachment, where in zip(current, info.attachments if info else (), strict=True):
+                attachment["host"] = host_of(where.port)
             return {
                 "vsi_id": vsi_id_text(vsi_id),
                 "current": current,

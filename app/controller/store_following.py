@@ -4,6 +4,7 @@ hands each change to whoever keeps it in memory here, as if it had been made her
 store's write and the events (its writer made both):
 
     profiles/ vms/ pools/    the registry (Registry.follow): swapped in, the controller told
+    inventory/               the registry's inventory (data centers, clusters, hosts)
     subscriptions/           the fault subscribers: webhooks opened or closed, one pool
     maintenance/ alarms/     the fault monitor
     events/                  the event index of GET /v1/events (EtcdStore)
@@ -38,6 +39,7 @@ from app.store.own_writes import OwnWrites
 
 LOG = logging.getLogger("evb_nms.store")
 INTENT = "intent"
+REGISTRY_SEGMENTS = ("profiles", "vms", "pools", "inventory")
 _BAD = (ValueError, LookupError, TypeError, AttributeError, PolicyError)
 
 
@@ -66,8 +68,8 @@ class _Table:
 
 
 class _Registry(_Table):
-    """profiles/<type_id>/<version>, vms/<vsi_id>, pools/<tenant>: one RegistryWrite a batch,
-    so a group registration is one change of the registry."""
+    """profiles/<type_id>/<version>, vms/<vsi_id>, pools/<tenant>, inventory/<kind>/<name>: one
+    RegistryWrite a batch, so a group registration is one change of the registry."""
 
     def __init__(self, registry: Registry):
         self._registry = registry
@@ -79,8 +81,8 @@ class _Registry(_Table):
         self._follow(items, whole=True)
 
     def _follow(self, changes: list[Change], whole: bool) -> None:
-        written: dict[str, list[dict]] = {"profiles": [], "vms": [], "pools": []}
-        removed: dict[str, list] = {"profiles": [], "vms": [], "pools": []}
+        written: dict[str, list[dict]] = {s: [] for s in REGISTRY_SEGMENTS}
+        removed: dict[str, list] = {s: [] for s in REGISTRY_SEGMENTS}
         for segment, name, value in changes:
             try:
                 if value is not None:
@@ -89,6 +91,9 @@ class _Registry(_Table):
                     type_id, version = name.split("/")
                     key = VsiTypeKey(int(unquote(type_id)), int(unquote(version)))
                     removed[segment].append((key.type_id, key.version))
+                elif segment == "inventory":
+                    kind, item = name.split("/")
+                    removed[segment].append((unquote(kind), unquote(item)))
                 else:
                     removed[segment].append(unquote(name))
             except _BAD as err:
@@ -101,6 +106,8 @@ class _Registry(_Table):
                 removed_vms=tuple(removed["vms"]),
                 pools=tuple(written["pools"]),
                 removed_pools=tuple(removed["pools"]),
+                inventory=tuple(written["inventory"]),
+                removed_inventory=tuple(removed["inventory"]),
             ),
             whole=whole,
         )
@@ -211,9 +218,7 @@ def follow_store(app: Followed) -> Following:
         raise TypeError("only the etcd store is followed")
     registry = _Registry(app.registry)
     tables: dict[str, _Table] = {
-        "profiles": registry,
-        "vms": registry,
-        "pools": registry,
+        **dict.fromkeys(REGISTRY_SEGMENTS, registry),
         "subscriptions": _Keyed(unquote, Subscription.from_dict, monitor.subscribers.follow),
         "maintenance": _Keyed(_server, MaintenanceRecord.from_dict, monitor.follow_maintenance),
         "alarms": _Keyed(unquote, Alarm.from_document, monitor.follow_alarms),

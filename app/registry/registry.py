@@ -46,6 +46,7 @@ from app.registry.checks import (
 from app.registry.documents import parse_profile, profile_document, vlan_ranges
 from app.registry.errors import Conflict, Forbidden, InvalidInput, NotFound, RegistryError, join
 from app.registry.fields import array, integer, mapping, text
+from app.registry.inventory import HOST, Inventory, Item, parse_item
 from app.registry.pools import SETTINGS, VlanPools, parse_pool
 from app.registry.profiles import FILE, ProfileSet
 from app.registry.tenancy import check_pools, check_quota, check_whole, refusal_of_looked_up
@@ -60,6 +61,7 @@ UNMATCHED = "its registration by the VM manager does not admit it"
 GROUP_KEYS = ("group", "profiles", "vms")
 T = TypeVar("T")
 NO_POOLS = VlanPools()  # no pool set: every tenant takes any VLAN no other tenant uses
+NO_INVENTORY = Inventory()
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class RegistryState:
     profiles: ProfileSet
     vms: VmTable
     pools: VlanPools = NO_POOLS
+    inventory: Inventory = NO_INVENTORY
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,8 @@ class Registry:
                     f"stored VLAN pool of tenant {document['tenant']} is not valid: {err}"
                 ) from None
         pools = VlanPools(pools.configured, assigned, pools.required)
-        self._state = RegistryState(ProfileSet(files, pushed), vms, pools)
+        inventory = Inventory.of(Item.from_document(document) for document in store.inventory())
+        self._state = RegistryState(ProfileSet(files, pushed), vms, pools, inventory)
         try:
             check_whole(self._state.profiles, pools, max_profiles)
         except Conflict as err:
@@ -207,6 +211,33 @@ class Registry:
         else:
             self._emit("vlan_pool.removed", tenant=tenant, source=pools.source(tenant))
 
+    # the inventory (admins only) ----------------------------------------------------------
+    def put_item(self, kind: str, name: str, body, actor: str | None) -> tuple[Item, bool]:
+        """Registers or replaces a data center, cluster or host; True if it is new."""
+        _check_admin(actor, "the inventory")
+        item = parse_item(kind, name, body)
+        with self._lock:
+            inventory = self._state.inventory
+            item = inventory.resolved(item)
+            created = inventory.get(kind, item.name) is None
+            self._store.write_registry(RegistryWrite(inventory=(item.document(),)))
+            self._state = dataclasses.replace(self._state, inventory=inventory.put(item))
+        self._emit(f"{kind}.registered", name=item.name, created=created)
+        return item, created
+
+    def delete_item(self, kind: str, name: str, actor: str | None) -> None:
+        """Removes an item that holds nothing (no cluster or host in it, no VM on a host)."""
+        _check_admin(actor, "the inventory")
+        name = text(name, "name")
+        with self._lock:
+            inventory = self._state.inventory
+            inventory.check_removable(kind, name)
+            if kind == HOST and self._state.vms.listed("host", name):
+                raise Conflict(f"VMs are registered on host {name}: move or deregister them")
+            self._store.write_registry(RegistryWrite(removed_inventory=((kind, name),)))
+            self._state = dataclasses.replace(self._state, inventory=inventory.removed(kind, name))
+        self._emit(f"{kind}.removed", name=name)
+
     # changes from JSON bodies -----------------------------------------------------------------
     def put_profile(self, type_id: int, version: int, body, actor: str | None) -> ChangeResult:
         """Creates or replaces one pushed profile; the URL's key fills or must equal the body's."""
@@ -266,13 +297,64 @@ class Registry:
         or nothing. VMs may leave out their type when the group pushes exactly one profile, and
         their group (the request's ``group``)."""
         fields = mapping(body, "", GROUP_KEYS)
+        if not fields.get("profiles") and not fields.get("vms"):
+            raise InvalidInput("nothing to register: give profiles, vms or both", "profiles")
+        group = text(fields["group"], "group") if "group" in fields else None
+        with self._lock:
+            profiles, vms = self._group_items(fields, group)
+            return self._change(profiles=profiles, vms=vms, actor=actor)
+
+    def replace_group(self, group: str, body, actor: str | None) -> ChangeResult:
+        """Group synchronization (draft 5.3) as a full replace: the group's VMs become those of
+        the body (``{"profiles": [...], "vms": [...]}``), its registered VMs the body leaves
+        out are deregistered (de-associated if the bridge holds them), in one change. A tenant
+        replaces only its own VMs of the group. Profiles are pushed, never removed: others may
+        use them. Costs the group and the body, not the VMs held."""
+        group = text(group, "group")
+        fields = mapping(body, "", GROUP_KEYS)
+        if "group" in fields and text(fields["group"], "group") != group:
+            raise InvalidInput(f"{fields['group']} differs from the URL's group {group}", "group")
+        with self._lock:
+            profiles, vms = self._group_items(fields, group)
+            for where, vm in vms.items():
+                if vm.group != group:
+                    raise InvalidInput(f"the group is {group}", join(where, "group"))
+            kept = {vm.vsi_id for vm in vms.values()}
+            return self._change(
+                profiles=profiles,
+                vms=vms,
+                removed_vms=[v for v in self._group_members(group, actor) if v not in kept],
+                actor=actor,
+            )
+
+    def delete_group(self, group: str, actor: str | None) -> ChangeResult:
+        """Deregisters every VM of the group (a tenant: its own); NotFound if there is none."""
+        group = text(group, "group")
+        with self._lock:
+            members = self._group_members(group, actor)
+            if not members:
+                raise NotFound(f"no VM is registered in group {group}", "group")
+            return self._change(removed_vms=members, actor=actor)
+
+    def group_members(self, group: str, actor: str | None) -> list[VmRecord]:
+        """The VMs of ``group`` the actor sees, by VSI ID (costs the group)."""
+        vms = self._state.vms
+        return [vms[v] for v in sorted(self._group_members(text(group, "group"), actor, vms))]
+
+    def _group_members(
+        self, group: str, actor: str | None, vms: VmTable | None = None
+    ) -> list[str]:
+        vms = self._state.vms if vms is None else vms
+        return [v for v in vms.listed("group", group) if actor is None or vms[v].tenant == actor]
+
+    def _group_items(
+        self, fields: dict, group: str | None
+    ) -> tuple[dict[str, VsiTypeProfile], dict[str, VmRecord]]:
+        """A group body's profiles and VMs by field, with the lock held. VMs may leave out
+        their type when the group pushes exactly one profile, and their group (``group``)."""
         profile_bodies = array(fields.get("profiles", []), "profiles")
         vm_bodies = array(fields.get("vms", []), "vms")
-        if not profile_bodies and not vm_bodies:
-            raise InvalidInput("nothing to register: give profiles, vms or both", "profiles")
-        defaults: dict[str, object] = {}
-        if "group" in fields:
-            defaults["group"] = text(fields["group"], "group")
+        defaults: dict[str, object] = {} if group is None else {"group": group}
         profiles: dict[str, VsiTypeProfile] = _unique(
             (
                 (f"profiles[{index}]", parse_profile(document, f"profiles[{index}]"))
@@ -284,22 +366,19 @@ class Registry:
         if len(profiles) == 1:
             (key,) = (profile.key for profile in profiles.values())
             defaults.update(type_id=key.type_id, type_version=key.version)
-        with self._lock:
-            tenant_of = self._tenant_of(
-                self._state.profiles.with_pushed(profiles.values()).database
-            )
-            vms: dict[str, VmRecord] = _unique(
+        tenant_of = self._tenant_of(self._state.profiles.with_pushed(profiles.values()).database)
+        vms: dict[str, VmRecord] = _unique(
+            (
                 (
-                    (
-                        f"vms[{index}]",
-                        parse_vm(document, f"vms[{index}]", tenant_of, defaults=defaults),
-                    )
-                    for index, document in enumerate(vm_bodies)
-                ),
-                lambda v: v.vsi_id,
-                "vsi_id",
-            )
-            return self._change(profiles=profiles, vms=vms, actor=actor)
+                    f"vms[{index}]",
+                    parse_vm(document, f"vms[{index}]", tenant_of, defaults=defaults),
+                )
+                for index, document in enumerate(vm_bodies)
+            ),
+            lambda v: v.vsi_id,
+            "vsi_id",
+        )
+        return profiles, vms
 
     # the one way state changes --------------------------------------------------------------
     def _change(
@@ -350,6 +429,12 @@ class Registry:
                         join(where, "vsi_id"),
                     ),
                 )
+            if vm.host is not None and old.inventory.get(HOST, vm.host) is None:
+                raise Conflict(
+                    f"host {vm.host} is not in the inventory: register it first (PUT "
+                    f"/v1/hosts/{vm.host})",
+                    join(where, "host"),
+                )
             stamped[where] = dataclasses.replace(
                 vm, registered=current_vm.registered if current_vm else now, updated=now
             )
@@ -360,6 +445,7 @@ class Registry:
             else old.profiles,  # keeps its database, built once per profile change
             old.vms.changed(stamped.values(), removed_vms),
             old.pools,
+            old.inventory,
         )
         touched_types = {
             **{p.key: where for where, p in profiles.items()},
@@ -461,12 +547,20 @@ class Registry:
                 dropped += vids is None
                 if vids is not None:
                     assigned[document["tenant"]] = vids
+            items = {}
+            for document in write.inventory:
+                item = _stored("inventory item", document, Item.from_document)
+                dropped += item is None
+                if item is not None:
+                    items[(item.kind, item.name)] = item
             gone_profiles = {VsiTypeKey(*key) for key in write.removed_profiles}
             gone_vms, gone_pools = set(write.removed_vms), set(write.removed_pools)
+            gone_items = set(write.removed_inventory)
             if whole:  # costs what is held: only after a compaction the watch could not follow
                 gone_profiles |= old.profiles.pushed.keys() - profiles.keys()
                 gone_vms |= old.vms.keys() - vms.keys()
                 gone_pools |= old.pools.assigned.keys() - assigned.keys()
+                gone_items |= {key for key in old.inventory.items if key not in items}
             pushed = [p for key, p in profiles.items() if old.profiles.pushed.get(key) != p]
             removed_profiles = [key for key in gone_profiles if key in old.profiles.pushed]
             written = [vm for vsi_id, vm in vms.items() if old.vms.get(vsi_id) != vm]
@@ -477,7 +571,15 @@ class Registry:
                     pools = pools.assign(tenant, vids)
             for tenant in gone_pools & pools.assigned.keys():
                 pools = pools.unassign(tenant)
+            inventory = old.inventory
+            for key in gone_items:
+                if key in inventory.items:
+                    inventory = inventory.removed(*key)
+            for key, item in items.items():
+                if inventory.get(*key) != item:
+                    inventory = inventory.put(item)
             if not (pushed or removed_profiles or written or removed_vms or pools is not old.pools):
+                self._state = dataclasses.replace(old, inventory=inventory)
                 return dropped
             profiles_changed = bool(pushed or removed_profiles)
             self._state = new = RegistryState(
@@ -486,6 +588,7 @@ class Registry:
                 else old.profiles,
                 old.vms.changed(written, removed_vms),
                 pools,
+                inventory,
             )
             self._push(new, profiles_changed, written, removed_vms)
             return dropped
@@ -556,9 +659,9 @@ def _key(type_id, version) -> VsiTypeKey:
     )
 
 
-def _check_admin(actor: str | None) -> None:
+def _check_admin(actor: str | None, what: str = "VLAN pools") -> None:
     if actor is not None:
-        raise Forbidden("only an admin assigns VLAN pools")
+        raise Forbidden(f"only an admin changes {what}")
 
 
 def _check_owner(actor: str | None, tenant: str, message: str, field: str | None = None) -> None:

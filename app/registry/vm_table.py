@@ -1,4 +1,5 @@
-"""The registered VMs, with indexes by MAC and by VSI type, as one immutable value.
+"""The registered VMs, with indexes by MAC, VSI type, group, host, virtual network and IP, as one
+immutable value.
 
 A change builds the next table from the current one in the time of what it writes and removes
 (O(log n) per VM and per MAC), never of the VMs held (issue 9, docs/scale.md). The maps are
@@ -10,7 +11,7 @@ locks) or an O(n) copy per change, which is what this replaces.
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from pyrsistent import PMap, PSet, pmap, pset
 
@@ -20,22 +21,33 @@ from app.registry.vms import VmRecord
 EMPTY: PMap = pmap()
 
 
+# The secondary indexes: name -> the keys a VM is listed under (a VM may have several IPs).
+INDEXES: dict[str, Callable[[VmRecord], Iterable]] = {
+    "type": lambda vm: (vm.type_key,),
+    "group": lambda vm: () if vm.group is None else (vm.group,),
+    "host": lambda vm: () if vm.host is None else (vm.host,),
+    "network": lambda vm: () if vm.network is None else (vm.network,),
+    "ip": lambda vm: vm.ips,
+}
+
+
 class VmTable(Mapping[str, VmRecord]):
     """VSI ID -> VmRecord, plus ``by_mac`` (each registered MAC's VM: the registry lets no MAC
-    be registered twice) and ``of_type`` (the VSI IDs registered with a type). Iteration order
-    is not sorted: sort where an order is shown."""
+    be registered twice) and ``listed(index, key)``: the VSI IDs registered with a type, in a
+    group, on a host, in a virtual network, with an IP (INDEXES). Iteration order is not
+    sorted: sort where an order is shown."""
 
-    __slots__ = ("_by_id", "_by_mac", "_by_type")
+    __slots__ = ("_by_id", "_by_mac", "_indexes")
 
     def __init__(
         self,
         by_id: PMap[str, VmRecord] = EMPTY,
         by_mac: PMap[str, VmRecord] = EMPTY,
-        by_type: PMap[VsiTypeKey, PSet[str]] = EMPTY,
+        indexes: PMap[str, PMap[object, PSet[str]]] = EMPTY,
     ) -> None:
         self._by_id = by_id
         self._by_mac = by_mac
-        self._by_type = by_type
+        self._indexes = indexes
 
     @classmethod
     def of(cls, vms: Iterable[VmRecord]) -> "VmTable":
@@ -57,17 +69,25 @@ class VmTable(Mapping[str, VmRecord]):
     def by_mac(self, mac: str) -> VmRecord | None:
         return self._by_mac.get(mac)
 
+    def listed(self, index: str, key) -> PSet[str]:
+        """The VSI IDs listed under ``key`` in ``index`` (INDEXES)."""
+        return self._indexes.get(index, EMPTY).get(key, pset())
+
+    def keys_of(self, index: str) -> Iterable:
+        """Every key of ``index`` (the groups, the hosts, ...)."""
+        return self._indexes.get(index, EMPTY).keys()
+
     def of_type(self, key: VsiTypeKey) -> PSet[str]:
-        return self._by_type.get(key, pset())
+        return self.listed("type", key)
 
     def changed(self, written: Iterable[VmRecord], removed: Iterable[str]) -> "VmTable":
         """The table with ``written`` VMs put in (replacing the registration of the same VSI ID)
         and the ``removed`` VSI IDs taken out; this table is left as it was. A MAC two VMs claim
         goes to the last: check_vms refuses such a change before its table is swapped in."""
         by_id, by_mac = self._by_id.evolver(), self._by_mac.evolver()
-        # VSI IDs per type, applied per type at the end: one set evolved per type, not per VM
-        left: dict[VsiTypeKey, set[str]] = defaultdict(set)
-        joined: dict[VsiTypeKey, set[str]] = defaultdict(set)
+        # VSI IDs per index key, applied per key at the end: one set evolved per key, not per VM
+        left: dict[tuple[str, object], set[str]] = defaultdict(set)
+        joined: dict[tuple[str, object], set[str]] = defaultdict(set)
         for vsi_id in removed:
             _drop(by_mac, left, by_id[vsi_id])
             del by_id[vsi_id]
@@ -77,25 +97,30 @@ class VmTable(Mapping[str, VmRecord]):
             by_id[vm.vsi_id] = vm
             for mac in vm.macs:
                 by_mac[mac] = vm
-            joined[vm.type_key].add(vm.vsi_id)
-        by_type = self._by_type.evolver()
-        for key in left.keys() | joined.keys():
-            ids = self.of_type(key).evolver()
-            for vsi_id in left[key] - joined[key]:
+            for index, keys_of in INDEXES.items():
+                for key in keys_of(vm):
+                    joined[(index, key)].add(vm.vsi_id)
+        indexes = self._indexes.evolver()
+        for index, key in left.keys() | joined.keys():
+            listed = indexes[index] if index in indexes else EMPTY
+            ids = listed.get(key, pset()).evolver()
+            for vsi_id in left[(index, key)] - joined[(index, key)]:
                 ids.remove(vsi_id)
-            for vsi_id in joined[key]:
+            for vsi_id in joined[(index, key)]:
                 ids.add(vsi_id)
             if len(ids):
-                by_type[key] = ids.persistent()
-            elif key in self._by_type:  # each key is visited once: not set above
-                del by_type[key]
-        return VmTable(by_id.persistent(), by_mac.persistent(), by_type.persistent())
+                indexes[index] = listed.set(key, ids.persistent())
+            elif key in listed:
+                indexes[index] = listed.remove(key)
+        return VmTable(by_id.persistent(), by_mac.persistent(), indexes.persistent())
 
 
-def _drop(by_mac, left: dict[VsiTypeKey, set[str]], vm: VmRecord) -> None:
+def _drop(by_mac, left: dict[tuple[str, object], set[str]], vm: VmRecord) -> None:
     """Takes ``vm`` out of the MAC index (an evolver being built) and notes it in ``left``; a
     MAC another VM of the change took already stays that VM's."""
     for mac in vm.macs:
         if mac in by_mac and by_mac[mac] is vm:
             del by_mac[mac]
-    left[vm.type_key].add(vm.vsi_id)
+    for index, keys_of in INDEXES.items():
+        for key in keys_of(vm):
+            left[(index, key)].add(vm.vsi_id)

@@ -1,6 +1,9 @@
 """VM registrations (draft-fw-nvo3-server2vcenter 5.1/5.2): the VM manager says which VSI IDs it
-created, with which MACs, for which tenant and VSI type. A VM is known by its VSI ID, a UUID."""
+created, with which MACs, for which tenant and VSI type, and what the draft's VM information
+(3.5) adds: its IP addresses, its virtual network instance and the host (server) it runs on.
+A VM is known by its VSI ID, a UUID."""
 
+import ipaddress
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,7 +13,19 @@ from app.policy.profile import TYPE_ID_MAX, VERSION_MAX, VsiTypeKey
 from app.registry.errors import Conflict, InvalidInput, join
 from app.registry.fields import array, integer, mapping, text
 
-VM_KEYS = ("vsi_id", "macs", "tenant", "type_id", "type_version", "name", "group")
+VM_KEYS = (
+    "vsi_id",
+    "macs",
+    "tenant",
+    "type_id",
+    "type_version",
+    "name",
+    "group",
+    "ips",
+    "network",
+    "host",
+)
+MAX_IPS = 64
 VM_REQUIRED = ("type_id", "type_version")
 READ_ONLY_KEYS = ("registered", "updated", "association")  # in what the API returns
 
@@ -26,6 +41,9 @@ class VmRecord:
     group: str | None = None  # the group registration (draft 5.3) that last wrote it
     registered: float = 0.0  # time.time() of the first registration
     updated: float = 0.0  # and of the last change
+    ips: tuple[str, ...] = ()  # IPv4/IPv6 addresses in their compressed form, no duplicates
+    network: str | None = None  # its virtual network instance (draft 3.5)
+    host: str | None = None  # the host (vServer) the VM manager runs it on, by name
 
     @property
     def type_key(self) -> VsiTypeKey:
@@ -33,11 +51,14 @@ class VmRecord:
 
     def document(self) -> dict:
         # the fields are immutable: a shallow copy, not asdict's deep one (a group writes 19,000)
-        return {**vars(self), "macs": list(self.macs)}
+        return {**vars(self), "macs": list(self.macs), "ips": list(self.ips)}
 
     @classmethod
     def from_document(cls, document: dict) -> "VmRecord":
-        return cls(**{**document, "macs": tuple(document["macs"])})
+        """A stored registration; one stored before IPs were kept has none."""
+        return cls(
+            **{**document, "macs": tuple(document["macs"]), "ips": tuple(document.get("ips") or ())}
+        )
 
 
 def parse_vsi_id(value, field: str = "vsi_id") -> str:
@@ -104,12 +125,7 @@ def parse_vm(
         integer(fields["type_id"], join(field, "type_id"), 0, TYPE_ID_MAX),
         integer(fields["type_version"], join(field, "type_version"), 0, VERSION_MAX),
     )
-    macs = []
-    for index, item in enumerate(array(fields.get("macs", []), join(field, "macs"))):
-        mac = parse_mac(item, join(field, f"macs[{index}]"))
-        if mac in macs:
-            raise InvalidInput(f"{mac} is given twice", join(field, f"macs[{index}]"))
-        macs.append(mac)
+    macs = parse_list(fields.get("macs", []), join(field, "macs"), parse_mac)
     if "tenant" in fields:
         tenant = text(fields["tenant"], join(field, "tenant"))
     else:
@@ -117,16 +133,47 @@ def parse_vm(
         if tenant is None:
             raise unknown_type(key, join(field, "type_id"))
     optional = {
-        name: text(fields[name], join(field, name)) for name in ("name", "group") if name in fields
+        name: text(fields[name], join(field, name))
+        for name in ("name", "group", "network", "host")
+        if name in fields
     }
     return VmRecord(
         vsi_id=vsi_id,
         tenant=tenant,
         type_id=key.type_id,
         type_version=key.version,
-        macs=tuple(macs),
+        macs=macs,
+        ips=parse_list(fields.get("ips", []), join(field, "ips"), parse_ip, MAX_IPS),
         **optional,
     )
+
+
+def parse_ip(value, field: str) -> str:
+    """An IPv4 or IPv6 address in its compressed form."""
+    try:
+        if not isinstance(value, str):
+            raise ValueError
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise InvalidInput(
+            f"expected an IP address like 10.0.0.5 or fd00::5, got {value!r}", field
+        ) from None
+
+
+def parse_list(
+    value, field: str, parse: Callable[[object, str], str], limit: int | None = None
+) -> tuple[str, ...]:
+    """A JSON array of texts, each parsed to its canonical form, none twice (MACs, IPs)."""
+    items = array(value, field)
+    if limit is not None and len(items) > limit:
+        raise InvalidInput(f"expected at most {limit}, got {len(items)}", field)
+    parsed: list[str] = []
+    for index, item in enumerate(items):
+        text = parse(item, f"{field}[{index}]")
+        if text in parsed:
+            raise InvalidInput(f"{text} is given twice", f"{field}[{index}]")
+        parsed.append(text)
+    return tuple(parsed)
 
 
 def unknown_type(key: VsiTypeKey, field: str) -> Conflict:

@@ -22,6 +22,7 @@ from app.rest.events import EventViews
 from app.rest.fabric import FabricViews
 from app.rest.faults import FaultViews
 from app.rest.http import ApiError, check_text, error_response, json_response
+from app.rest.inventory_views import InventoryViews
 from app.rest.migrations import MigrationViews
 from app.rest.pools import PoolViews
 from app.rest.registry_views import RegistryViews
@@ -63,6 +64,7 @@ class RestApi:
                 *MigrationViews(service).routes(),
                 *RegistryViews(service, registry).routes(),
                 *PoolViews(registry).routes(),
+                *InventoryViews(service, registry).routes(),
                 *EventViews(store).routes(),
                 *FaultViews(service, monitor).routes(),
                 *ConsoleViews().routes(),

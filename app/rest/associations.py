@@ -9,6 +9,7 @@ from webob import Request
 from app.registry import Registry
 from app.registry.errors import InvalidInput
 from app.registry.fields import boolean, mapping, text
+from app.registry.inventory import HOST, Inventory
 from app.registry.vms import canonical_vsi_id, parse_mac, parse_vsi_id
 from app.rest.auth import Principal
 from app.rest.fabric import find_switch
@@ -22,6 +23,7 @@ from app.rest.http import (
     next_link,
     read_json,
 )
+from app.rest.inventory_views import host_ports, selected_hosts
 from app.rest.router import Route
 from app.service import NmsService
 from app.vdp.bridge import VsiState
@@ -48,13 +50,19 @@ class AssociationViews:
     def associations(self, request: Request, principal: Principal):
         """Every VSI held, or with ``limit`` or ``after`` one page in VSI ID order from after
         ``after``, whose next page a ``Link: <...>; rel="next"`` header names."""
-        query = Query(request, ("tenant", "switch", "state", "limit", "after"))
+        query = Query(
+            request,
+            ("tenant", "switch", "state", "host", "cluster", "datacenter", "limit", "after"),
+        )
         tenant, switch, state = query.text("tenant"), query.text("switch"), query.text("state")
         if tenant is not None:
             principal.require(tenant, f"tenant {tenant}'s associations")
         if state is not None and state not in STATES:
             raise InvalidInput(f"expected one of {', '.join(STATES)}, got {state!r}", "state")
         names = _switch_names(self._service.switches(), switch) if switch is not None else None
+        inventory = self._registry.state.inventory
+        hosts = selected_hosts(inventory, query)
+        ports = host_ports(self._service, inventory, hosts) if hosts is not None else None
 
         def keep(vsi: dict) -> bool:
             attachments = vsi.get("attachments", [])
@@ -62,6 +70,7 @@ class AssociationViews:
                 principal.may_see(self._owner(vsi["vsi_id"], vsi))
                 and (tenant is None or any(a.get("tenant") == tenant for a in attachments))
                 and (names is None or any(str(a.get("switch")) in names for a in attachments))
+                and (ports is None or any((a["switch"], a["port"]) in ports for a in attachments))
                 and (
                     state is None
                     or vsi.get("state") == state
@@ -131,7 +140,12 @@ class AssociationViews:
             raise missing
         found = found or {"vsi_id": vm.vsi_id, "current": [], "previous": []}
         principal.check_visible(vm.tenant if vm else _tenant_of(found["current"]), missing)
-        return json_response({**found, "vm": vm.document() if vm else None})
+        inventory = self._registry.state.inventory
+        places = {
+            when: [{**place, "host": _host(inventory, place.get("host"))} for place in found[when]]
+            for when in ("current", "previous")
+        }
+        return json_response({**found, **places, "vm": vm.document() if vm else None})
 
     def relocate(self, request: Request, principal: Principal, vsi_id: str):
         """Prepares the VM's network at another port before it moves (or, with replicate, is
@@ -176,3 +190,19 @@ def _switch_names(switches: list[dict], switch: str) -> set[str]:
 def _reason(err: Exception) -> str:
     # KeyError's str() is the repr of its argument: show the text itself.
     return str(err.args[0]) if err.args else type(err).__name__
+
+
+def _host(inventory: Inventory, name: str | None) -> dict | None:
+    """The host (vServer) of a place as the draft's lookup answers it: its name and addresses,
+    and where it is in the inventory now (a host removed since: its name alone)."""
+    if name is None:
+        return None
+    item = inventory.get(HOST, name)
+    if item is None:
+        return {"name": name, "addresses": [], "cluster": None, "datacenter": None}
+    return {
+        "name": name,
+        "addresses": list(item.addresses),
+        "cluster": item.cluster,
+        "datacenter": inventory.datacenter_of(item),
+    }

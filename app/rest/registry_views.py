@@ -3,13 +3,14 @@ registrations (5.3). The registry (app/registry) checks, stores and applies; thi
 HTTP onto it."""
 
 import heapq
+from collections.abc import Iterable
 
 from webob import Request
 
 from app.registry import Registry, VmRecord
 from app.registry.errors import InvalidInput
 from app.registry.profiles import API, FILE
-from app.registry.vms import parse_vsi_id
+from app.registry.vms import parse_ip, parse_vsi_id
 from app.rest.auth import Principal
 from app.rest.http import (
     PAGE_DEFAULT,
@@ -21,6 +22,7 @@ from app.rest.http import (
     next_link,
     read_json,
 )
+from app.rest.inventory_views import selected_hosts
 from app.rest.router import Route
 from app.service import NmsService
 
@@ -38,6 +40,9 @@ class RegistryViews:
             Route("PUT", profile, self.put_profile),
             Route("DELETE", profile, self.delete_profile),
             Route("POST", "/v1/groups", self.register_group),
+            Route("GET", "/v1/groups/{group}", self.group),
+            Route("PUT", "/v1/groups/{group}", self.replace_group),
+            Route("DELETE", "/v1/groups/{group}", self.delete_group),
             Route("GET", "/v1/vms", self.vms),
             Route("GET", "/v1/vms/{vsi_id}", self.vm),
             Route("PUT", "/v1/vms/{vsi_id}", self.put_vm),
@@ -112,45 +117,78 @@ class RegistryViews:
         Query(request)
         body = read_json(request)
         result = self._registry.register_group(body, principal.tenant)
-        profiles = self._registry.state.profiles
+        return json_response(self._group_result(body.get("group"), result))
+
+    def group(self, request: Request, principal: Principal, group: str):
+        """The group's registered VMs (a tenant: its own), with their associations."""
+        Query(request)
+        members = self._registry.group_members(group, principal.tenant)
+        if not members:
+            raise ApiError(404, f"no VM is registered in group {group}", "group")
+        held = self._service.associations_of([vm.vsi_id for vm in members])
         return json_response(
             {
-                "group": body.get("group"),
-                "profiles": [profiles.view(p) for p in result.profiles],
-                "vms": [self._vm_view(vm) for vm in result.vms],
-                "created": {
-                    "profiles": [
-                        f"{p.key.type_id}/{p.key.version}"
-                        for p in result.profiles
-                        if p.key in result.created
-                    ],
-                    "vms": [vm.vsi_id for vm in result.vms if vm.vsi_id in result.created],
-                },
-                "applied": result.applied,
+                "group": group,
+                "vms": [{**vm.document(), "association": held.get(vm.vsi_id)} for vm in members],
             }
         )
+
+    def replace_group(self, request: Request, principal: Principal, group: str):
+        """Group synchronization (draft 5.3): the group becomes the body's VMs exactly."""
+        Query(request)
+        result = self._registry.replace_group(group, read_json(request), principal.tenant)
+        return json_response(self._group_result(group, result))
+
+    def delete_group(self, request: Request, principal: Principal, group: str):
+        Query(request)
+        result = self._registry.delete_group(group, principal.tenant)
+        return json_response(
+            {
+                "group": group,
+                "removed": sorted(result.removed_vms),
+                "deassociated": list(result.deassociated),
+            }
+        )
+
+    def _group_result(self, group, result) -> dict:
+        profiles = self._registry.state.profiles
+        return {
+            "group": group,
+            "profiles": [profiles.view(p) for p in result.profiles],
+            "vms": [self._vm_view(vm) for vm in result.vms],
+            "created": {
+                "profiles": [
+                    f"{p.key.type_id}/{p.key.version}"
+                    for p in result.profiles
+                    if p.key in result.created
+                ],
+                "vms": [vm.vsi_id for vm in result.vms if vm.vsi_id in result.created],
+            },
+            "removed": sorted(result.removed_vms),
+            "deassociated": list(result.deassociated),
+            "applied": result.applied,
+        }
 
     # VMs ----------------------------------------------------------------------------------------
     def vms(self, request: Request, principal: Principal):
         """Every registered VM with its association, or with ``limit`` one page in VSI ID
         order from after ``after``, whose next page a ``Link`` header names."""
-        query = Query(request, ("tenant", "group", "limit", "after"))
-        tenant, group = query.text("tenant"), query.text("group")
+        query = Query(request, ("tenant", *INDEXED, "cluster", "datacenter", "limit", "after"))
+        tenant = query.text("tenant")
         if tenant is not None:
             principal.require(tenant, f"tenant {tenant}'s VMs")
         paged = query.text("limit") is not None or query.text("after") is not None
         limit = query.integer("limit", PAGE_DEFAULT, 1, PAGE_MAX)
         after = parse_vsi_id(query.text("after")) if query.text("after") is not None else None
-        vms = self._registry.state.vms  # a snapshot: changes swap in a new table
+        state = self._registry.state  # a snapshot: changes swap in a new table
+        vms = state.vms
         # The table keeps no order: a page takes the smallest IDs after `after`, no full sort.
-        ids = (k for k in vms if after is None or k > after)
+        ids = (k for k in _candidates(state, query) if after is None or k > after)
         looked = heapq.nsmallest(SCAN * limit, ids) if paged else sorted(ids)
         page = [
             vm
             for vm in (vms[vsi_id] for vsi_id in looked)
-            if principal.may_see(vm.tenant)
-            and tenant in (None, vm.tenant)
-            and group in (None, vm.group)
+            if principal.may_see(vm.tenant) and tenant in (None, vm.tenant)
         ]
         if paged:
             page = page[:limit]
@@ -192,6 +230,29 @@ class RegistryViews:
     def _vm_view(self, vm: VmRecord) -> dict:
         """The registration and what the bridge holds of the VM now (null: nothing)."""
         return {**vm.document(), "association": self._service.association(vm.vsi_id)}
+
+
+# Filters of GET /v1/vms the VM table indexes (app/registry/vm_table.py).
+INDEXED = ("group", "host", "network", "ip")
+
+
+def _candidates(state, query: Query) -> Iterable[str]:
+    """The VSI IDs every filter of the query leaves (the indexes': costs the VMs they name,
+    not all of them; cluster and datacenter: the VMs registered on their hosts); without a
+    filter, every VM."""
+    vms = state.vms
+    sets = []
+    for index in INDEXED:
+        key = query.text(index)
+        if key is not None:
+            sets.append(vms.listed(index, parse_ip(key, "ip") if index == "ip" else key))
+    if query.text("cluster") is not None or query.text("datacenter") is not None:
+        hosts = selected_hosts(state.inventory, query) or set()
+        sets.append({v for host in hosts for v in vms.listed("host", host)})
+    if not sets:
+        return vms
+    sets.sort(key=len)
+    return [v for v in sets[0] if all(v in other for other in sets[1:])]
 
 
 def _number(value: str, field: str) -> int:

@@ -65,6 +65,7 @@ from app.session.evb_negotiation import (
     evb_tlv_fields,
     negotiate,
 )
+from app.session.evb_settings import settings_view
 from app.vdp.describe import port_fields, vsi_id_text
 
 # lldpad's ECP22_MAXPAYLOAD_LEN: the Ethernet payload (1500) less the ECP header and room for an
@@ -232,6 +233,11 @@ class PortSession:
         return self._agreement
 
     @property
+    def station_mac(self) -> str | None:
+        """The source MAC of the station's LLDP (its host's uplink), None while none is heard."""
+        return self._station_mac
+
+    @property
     def keepalive_timeout(self) -> float:
         """How long the VDP bridge keeps a VSI of this port without a keep-alive: from the
         agreement, or from our own values while there is none."""
@@ -272,6 +278,7 @@ class PortSession:
             "station": station,
             "agreement": self._agreement.summary() if self._agreement else None,
             "bridge_tlv": evb_tlv_fields(self._sent_tlv) if self._sent_tlv else None,
+            "bridge_settings": settings_view(self.config),
             "cdcp": {
                 "station": _cdcp_fields(self._station_cdcp),
                 "bridge": _cdcp_fields(self._cdcp),

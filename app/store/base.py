@@ -30,6 +30,9 @@ VM_FIELDS = (
     "group",
     "registered",
     "updated",
+    "ips",
+    "network",
+    "host",
 )
 INTENT_LISTS = ("links", "rr_ports", "channels")
 
@@ -46,6 +49,9 @@ class RegistryWrite:
     removed_vms: tuple[str, ...] = ()
     pools: tuple[dict, ...] = ()  # VLAN pools {"tenant", "vlans"}: insert or replace
     removed_pools: tuple[str, ...] = ()  # tenants
+    # The inventory (app/registry/inventory.py): {"kind", "name", ...}: insert or replace
+    inventory: tuple[dict, ...] = ()
+    removed_inventory: tuple[tuple[str, str], ...] = ()  # (kind, name)
 
 
 @dataclass
@@ -125,6 +131,9 @@ class Store(Protocol):
 
     def vlan_pools(self) -> list[dict]:
         """The VLAN pools assigned over the API ({"tenant", "vlans"}), by tenant."""
+
+    def inventory(self) -> list[dict]:
+        """The data centers, clusters and hosts ({"kind", "name", ...}), by kind and name."""
 
     def write_registry(self, write: RegistryWrite) -> None:
         """Applies the whole write or, on any error, none of it."""

@@ -255,6 +255,9 @@ class EtcdStore:
     def vlan_pools(self) -> list[dict]:
         return sorted(self._documents("pools"), key=lambda d: d["tenant"])
 
+    def inventory(self) -> list[dict]:
+        return sorted(self._documents("inventory"), key=lambda d: (d["kind"], d["name"]))
+
     def write_registry(self, write: RegistryWrite) -> None:
         """One transaction, built whole before it is sent: a bad document sends nothing."""
         changes: dict[str, bytes | None] = {}
@@ -266,11 +269,16 @@ class EtcdStore:
             changes[self._key("vms", vsi_id)] = None
         for vm in write.vms:
             record = {field: vm.get(field) for field in VM_FIELDS}
+            record["ips"] = list(vm.get("ips") or [])
             changes[self._key("vms", vm["vsi_id"])] = _value({**record, "macs": vm["macs"]})
         for tenant in write.removed_pools:
             changes[self._key("pools", tenant)] = None
         for pool in write.pools:
             changes[self._key("pools", pool["tenant"])] = _value(pool)
+        for kind, name in write.removed_inventory:
+            changes[self._key("inventory", kind, name)] = None
+        for doc in write.inventory:
+            changes[self._key("inventory", doc["kind"], doc["name"])] = _value(doc)
         self._commit(changes)
 
     # faults -----------------------------------------------------------------------------

@@ -17,8 +17,9 @@ from app.events import Event
 from app.store.base import VM_FIELDS, RegistryWrite, StoreError
 from app.store.write_behind import WriteBehind
 
-# 2: profiles and vms; 3: fault subscriptions and maintenance; 4: VLAN pools
-SCHEMA_VERSION = 4
+# 2: profiles and vms; 3: fault subscriptions and maintenance; 4: VLAN pools; 5: the VMs' IPs,
+# virtual network and host, and the inventory (data centers, clusters, hosts)
+SCHEMA_VERSION = 5
 EVENT_MAX_AGE = 30 * 86400.0  # seconds an event is kept
 EVENT_MAX_ROWS = 500_000  # events kept at most (about 200 MB)
 EVENT_PRUNE_CHUNK = 10_000  # rows deleted per transaction
@@ -66,7 +67,16 @@ CREATE TABLE IF NOT EXISTS vms (
     name TEXT,
     grp TEXT,
     registered REAL NOT NULL,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    ips TEXT,
+    network TEXT,
+    host TEXT
+);
+CREATE TABLE IF NOT EXISTS inventory (
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    document TEXT NOT NULL,
+    PRIMARY KEY (kind, name)
 );
 CREATE TABLE IF NOT EXISTS vlan_pools (
     tenant TEXT PRIMARY KEY,
@@ -84,6 +94,8 @@ CREATE TABLE IF NOT EXISTS maintenance (
 );
 """
 _VM_COLUMNS = VM_FIELDS
+_VM_JSON = ("macs", "ips")  # lists, kept as JSON text
+_VM_ADDED = ("ips", "network", "host")  # in schema 5: added to an older table
 # "group" is an SQL keyword: the column is grp.
 _VM_SQL_COLUMNS = ", ".join("grp" if column == "group" else column for column in _VM_COLUMNS)
 
@@ -110,6 +122,10 @@ class SqliteStore:
             )
         with self._lock:
             self._db.executescript(SCHEMA)
+            columns = {row["name"] for row in self._db.execute("PRAGMA table_info(vms)")}
+            for column in _VM_ADDED:
+                if column not in columns:
+                    self._db.execute(f"ALTER TABLE vms ADD COLUMN {column} TEXT")
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self.event_max_age, self.event_max_rows = event_max_age, event_max_rows
         self.events_pruned = 0
@@ -271,8 +287,17 @@ class SqliteStore:
     def vms(self) -> list[dict]:
         rows = self._read(f"SELECT {_VM_SQL_COLUMNS} FROM vms ORDER BY vsi_id")
         return [
-            {**dict(zip(_VM_COLUMNS, row, strict=True)), "macs": json.loads(row["macs"])}
+            {
+                **dict(zip(_VM_COLUMNS, row, strict=True)),
+                **{column: json.loads(row[column] or "[]") for column in _VM_JSON},
+            }
             for row in rows
+        ]
+
+    def inventory(self) -> list[dict]:
+        return [
+            json.loads(row["document"])
+            for row in self._read("SELECT document FROM inventory ORDER BY kind, name")
         ]
 
     def vlan_pools(self) -> list[dict]:
@@ -312,11 +337,20 @@ class SqliteStore:
             f"VALUES ({', '.join('?' * len(_VM_COLUMNS))})",
             [
                 tuple(
-                    json.dumps(vm["macs"]) if column == "macs" else vm.get(column)
+                    json.dumps(vm["macs"] if column == "macs" else vm.get(column) or [])
+                    if column in _VM_JSON
+                    else vm.get(column)
                     for column in _VM_COLUMNS
                 )
                 for vm in write.vms
             ],
+        )
+        self._db.executemany(
+            "DELETE FROM inventory WHERE kind = ? AND name = ?", write.removed_inventory
+        )
+        self._db.executemany(
+            "INSERT OR REPLACE INTO inventory (kind, name, document) VALUES (?, ?, ?)",
+            [(doc["kind"], doc["name"], json.dumps(doc)) for doc in write.inventory],
         )
         self._db.executemany(
             "DELETE FROM vlan_pools WHERE tenant = ?", [(tenant,) for tenant in write.removed_pools]

@@ -16,6 +16,7 @@ the response status) and whether retrying the same request can help (``hard``):
 | a MAC that is multicast or all zero                       | INVALID_VID_GROUP_MAC         | yes  |
 | VSI type ID/version unknown                               | OTHER_FAILURE                 | yes  |
 | VSI manager unreachable while resolving the type (seam)   | UNABLE_TO_CONTACT_VSI_MANAGER | no   |
+| no VSI manager for the Manager ID (vm_managers) to ask    | UNABLE_TO_CONTACT_VSI_MANAGER | yes  |
 | the manager's profile breaks its tenant's VLAN pool/quota | OTHER_FAILURE                 | yes  |
 | Manager ID not allowed by the type                        | OTHER_FAILURE                 | yes  |
 | a filter format without MAC (VID, GroupID/VID) for a type | INVALID_FORMAT                | yes  |
@@ -88,6 +89,10 @@ _VSI_ID_ACCESSORS = {VsiIdFormat.IPV4: "ipv4", VsiIdFormat.IPV6: "ipv6", VsiIdFo
 
 class VsiManagerUnreachable(Exception):
     """Raised by a ProfileLookup that had to ask the VSI manager and could not reach it."""
+
+
+class UnknownVsiManager(VsiManagerUnreachable):
+    """Raised by a ProfileLookup when no VM manager answers for the request's Manager ID."""
 
 
 class ProfileRefused(Exception):
@@ -260,6 +265,8 @@ class Authorizer:
         key = VsiTypeKey(request.type_id, request.type_version)
         try:
             profile = self._lookup(self._profiles(), request.manager_id, key)
+        except UnknownVsiManager as err:
+            return _refuse(VdpError.UNABLE_TO_CONTACT_VSI_MANAGER, f"{key}: {err}", hard=True)
         except VsiManagerUnreachable as err:
             return _refuse(
                 VdpError.UNABLE_TO_CONTACT_VSI_MANAGER,

@@ -360,6 +360,15 @@ class VdpBridge:
             vsi, att, port, manager, request, state, decision, now, keepalive_timeout
         )
 
+    def refuse(
+        self, port: PortRef, manager: ManagerIdTlv, request: VsiTlv, decision: Decision
+    ) -> Outcome:
+        """A station request refused before the authorizer could decide (the VM manager did
+        not answer in time): as a refused authorization."""
+        vsi = self._vsis.get(request.vsi_id)
+        att = vsi.attachments.get(port) if vsi else None
+        return self._refuse(vsi, att, port, manager, request, decision)
+
     def _refuse(
         self,
         vsi: _Vsi | None,

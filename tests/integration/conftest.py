@@ -76,6 +76,14 @@ def fabric(controller):
 
 
 @pytest.fixture
+def station(bed):
+    """lldpad on srv11 alone, VDP usable."""
+    station = bed.add_station("srv11")
+    assert station.wait_vdp_ready(10), station.log()[-2000:]
+    return station
+
+
+@pytest.fixture
 def stations(bed):
     """lldpad on every server, VDP usable (it has seen our EVB TLV)."""
     started = {srv.name: bed.add_station(srv.name) for srv in bed.spec.servers}

@@ -520,3 +520,61 @@ def test_a_migration_is_recorded_step_by_step():
     assert (record.result.value, record.order_name) == ("completed", "libvirt")
     assert record.order == "prepared, activated, source_released, confirmed"
     assert record.activation_ms is not None
+
+
+def test_each_port_negotiates_with_the_evb_settings_its_pattern_gives():
+    from app.session.evb_negotiation import BridgeEvbConfig
+    from app.session.evb_settings import EvbPortRule, EvbPortSettings
+
+    settings = EvbPortSettings(
+        BridgeEvbConfig(rka=23),
+        [EvbPortRule("edge1", "edge1-s1", {"rka": 21, "rrcap": False})],
+    )
+    bed = Bed(evb_settings=settings)
+    bed.station_hello(EDGE1, 1)
+    bed.station_hello(EDGE2, 1)
+    agreed = {s["port"]: s["agreement"] for s in bed.plane.sessions_snapshot()}
+    assert (agreed["edge1-s1"]["rka"], agreed["edge1-s1"]["rr_granted"]) == (21, False)
+    assert (agreed["edge2-s1"]["rka"], agreed["edge2-s1"]["rr_granted"]) == (23, True)
+    bridge = {s["port"]: s["bridge_settings"] for s in bed.plane.sessions_snapshot()}
+    assert (bridge["edge1-s1"]["rka"], bridge["edge1-s1"]["rr"]) == (21, "deny")
+
+
+def test_a_request_waiting_for_a_slow_manager_is_answered_within_its_ports_rwd():
+    """The station waits for its response about its negotiated RWD: a lookup that takes longer
+    is answered "unable to contact the VSI manager", not hard, before then (ANSWER_SHARE);
+    the manager's late answer replays nothing."""
+    from app.control_plane import ANSWER_SHARE
+    from app.policy.database import VsiTypeDatabase
+    from app.session.evb_negotiation import BridgeEvbConfig, evb_duration
+    from app.session.evb_settings import EvbPortRule, EvbPortSettings
+    from app.vcenter.client import LookupPending, ProfileQuery
+
+    def lookup(db, manager_id, key):
+        raise LookupPending(ProfileQuery(key.type_id, key.version, manager_id))
+
+    settings = EvbPortSettings(BridgeEvbConfig(), [EvbPortRule("edge1", "*", {"rwd": 22})])
+    bed = Bed(evb_settings=settings)
+    bed.bridge._authorizer = Authorizer(lambda: VsiTypeDatabase(), lookup=lookup)
+    bed.station_hello(EDGE1, 1)
+    bed.station_hello(EDGE2, 1)
+    sent = bed.request(EDGE1, 1, VdpTlvType.ASSOCIATE, UUID_A, VM_A, type_id=42, version=1)
+    sent += bed.request(EDGE2, 1, VdpTlvType.ASSOCIATE, UUID_C, VM_C, type_id=42, version=1)
+    assert vdp_responses(sent) == []
+    edge2_by = 1.0 + ANSWER_SHARE * evb_duration(20)  # the station's RWD 20 is larger
+    edge1_by = 1.0 + ANSWER_SHARE * evb_duration(22)
+    assert vdp_responses(bed.run(bed.plane.tick(edge2_by - 0.01))) == []
+    sent = bed.run(bed.plane.tick(edge2_by))
+    ((dpid, _, _),) = [s for s in sent if vdp_responses([s])]
+    (refused,) = vdp_responses(sent)
+    assert (dpid, refused.error, refused.hard) == (
+        EDGE2,
+        VdpError.UNABLE_TO_CONTACT_VSI_MANAGER,
+        False,
+    )
+    assert vdp_responses(bed.run(bed.plane.tick(edge1_by - 0.01))) == []
+    (refused,) = vdp_responses(bed.run(bed.plane.tick(edge1_by)))
+    assert refused.error == VdpError.UNABLE_TO_CONTACT_VSI_MANAGER
+    (event, *_) = bed.log.recent("vsi.refused")
+    assert "did not answer within" in event.detail["reason"]
+    assert vdp_responses(bed.run(bed.plane.lookup_done(ProfileQuery(42, 1, "mgr1"), 40.0))) == []

@@ -137,7 +137,17 @@ def test_vm_list_show_relocate_deregister(evbctl, served):
         {"type_id": 5, "type_version": 4, "name": "web-1", "macs": ["52:00:00:00:00:0a"]},
     )
     code, out, _ = evbctl("vm", "list")
-    assert rows(out)[1] == [VSI_A, "web-1", "blue", "5/4", "52:00:00:00:00:0a", "-", "associated"]
+    assert rows(out)[1] == [
+        VSI_A,
+        "web-1",
+        "blue",
+        "5/4",
+        "52:00:00:00:00:0a",
+        "-",
+        "-",
+        "-",
+        "associated",
+    ]
     code, out, _ = evbctl("vm", "show", VSI_A)
     assert "TENANT     : blue" in out and "edge1-s1" in out
     code, out, _ = evbctl("vm", "stats", VSI_A)
@@ -374,3 +384,38 @@ def test_ha_status_of_a_single_controller(evbctl):
     assert code == EXIT_OK
     assert re.search(r"ROLE\s+: leader", out) and re.search(r"LEADER\s+: none known", out)
     assert re.search(r"STORE\s+: sqlite", out)
+
+
+def test_the_inventory_and_group_sync(evbctl, served, tmp_path):
+    assert evbctl("datacenter", "register", "east", "--description", "Building A")[0] == EXIT_OK
+    assert evbctl("cluster", "register", "c1", "--datacenter", "east")[0] == EXIT_OK
+    code, out, _ = evbctl(
+        "host", "register", "srv11", "--cluster", "c1", "--address", "192.0.2.11",
+        "--mac", "a6:00:00:00:00:01",
+    )  # fmt: skip
+    assert (code, out.strip()) == (EXIT_OK, "host srv11 registered")
+    code, out, _ = evbctl("host", "list", "--datacenter", "east")
+    assert rows(out)[1] == ["srv11", "east", "c1", "192.0.2.11", "edge1/edge1-s1", "0"]
+    code, out, _ = evbctl("host", "show", "srv11")
+    assert "edge1/edge1-s1 (lldp)" in out
+    code, _, err = evbctl("cluster", "delete", "c1")
+    assert code == EXIT_API and "holds host srv11" in err
+    group = tmp_path / "web.yaml"
+    group.write_text(
+        "vms:\n"
+        f"  - {{vsi_id: {VM_NEW}, type_id: 5, type_version: 4, host: srv11, ips: [10.0.0.5]}}\n"
+    )
+    code, out, _ = evbctl("group", "sync", "web", str(group))
+    assert code == EXIT_OK and VM_NEW in out
+    code, out, _ = evbctl("vm", "list", "--cluster", "c1", "--ip", "10.0.0.5")
+    assert [row[0] for row in rows(out)[1:]] == [VM_NEW]
+    code, out, _ = evbctl("group", "show", "web")
+    assert rows(out)[1][4:6] == ["srv11", "10.0.0.5"]
+    code, out, _ = evbctl("group", "delete", "web")
+    assert code == EXIT_OK and VM_NEW in out
+    assert evbctl("group", "sync", "web", str(tmp_path / "none.yaml"))[0] == EXIT_USAGE
+    served.service.previous_host = "srv11"
+    code, out, _ = evbctl("lookup", VSI_A)
+    assert "srv11 (192.0.2.11)" in out
+    code, out, _ = evbctl("association", "list", "--host", "srv11")
+    assert [row[0] for row in rows(out)[1:]] == [VSI_A]

@@ -296,6 +296,21 @@ def test_stored_documents_that_are_not_valid_are_counted_and_left_out(registry):
     assert dropped == 3 and registry_.vm(VM_1) is None
 
 
+def test_the_inventory_follows_and_stays_through_other_registry_changes(registry):
+    registry_, service, _, _ = registry
+    east = {"kind": "datacenter", "name": "east"}
+    host = {"kind": "host", "name": "srv11", "datacenter": "east", "macs": ["02:00:00:00:00:01"]}
+    assert registry_.follow(RegistryWrite(inventory=(east, host))) == 0
+    registry_.follow(RegistryWrite(vms=(_vm(VM_1),), profiles=(profile_document(_profile(9)),)))
+    inventory = registry_.state.inventory
+    assert inventory.host_at("s", "p", "02:00:00:00:00:01").name == "srv11"
+    registry_.follow(RegistryWrite(removed_inventory=(("host", "srv11"),)))
+    assert registry_.state.inventory.get("host", "srv11") is None
+    registry_.follow(RegistryWrite(inventory=(host,)), whole=True)  # east is gone from the store
+    assert registry_.state.inventory.get("datacenter", "east") is None
+    assert registry_.follow(RegistryWrite(inventory=({"kind": "host"},))) == 1
+
+
 # faults -------------------------------------------------------------------------------------
 class Pools:
     def __init__(self):

@@ -145,7 +145,9 @@ def test_a_registration_that_does_not_admit_the_held_vsi_deassociates_it(harness
 def test_lookup_by_vsi_id_and_by_mac(harness):
     status, body = harness.call("GET", f"/v1/lookup?vsi_id={VSI_A}")
     assert status == 200 and body["current"][0]["switch"] == "edge1" and body["vm"] is None
-    assert body["previous"] == [{"switch": "edge2", "port": "edge2-s1", "until": 12.5}]
+    assert body["previous"] == [
+        {"switch": "edge2", "port": "edge2-s1", "until": 12.5, "host": None}
+    ]
     status, body = harness.call("GET", f"/v1/lookup?mac={MAC_B.upper()}")
     assert status == 200 and body["vsi_id"] == VSI_B
 

@@ -93,6 +93,7 @@ class FakeService:
                 ],
             },
         ]
+        self.previous_host: str | None = None  # lookup's previous place's host
         self.applied: list[VsiTypeDatabase] = []
         self.deassociated: list[tuple[str, str]] = []
         self.relocated: list[tuple] = []
@@ -218,7 +219,14 @@ class FakeService:
                 return {
                     "vsi_id": vsi["vsi_id"],
                     "current": vsi["attachments"],
-                    "previous": [{"switch": "edge2", "port": "edge2-s1", "until": 12.5}],
+                    "previous": [
+                        {
+                            "switch": "edge2",
+                            "port": "edge2-s1",
+                            "until": 12.5,
+                            "host": self.previous_host,
+                        }
+                    ],
                 }
         return None
 

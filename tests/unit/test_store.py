@@ -112,6 +112,9 @@ VM = {
     "group": "g",
     "registered": 1.0,
     "updated": 2.0,
+    "ips": ["10.0.0.1", "fd00::1"],
+    "network": "vn-blue",
+    "host": "srv11",
 }
 
 
@@ -242,19 +245,56 @@ def test_the_intent_survives_reopening_and_saves_only_what_changed(open_intent):
     }
 
 
-def test_a_version_1_database_is_upgraded_in_place(tmp_path):
+def test_the_inventory_survives_reopening_and_is_replaced_by_kind_and_name(open_store):
+    store = open_store()
+    east = {"kind": "datacenter", "name": "east", "description": None}
+    host = {"kind": "host", "name": "srv/11", "cluster": "c1", "macs": ["02:00:00:00:00:01"]}
+    store.write_registry(RegistryWrite(inventory=(host, east, {**east, "name": "a"})))
+    store.close()
+    store = open_store()
+    assert store.inventory() == [{**east, "name": "a"}, east, host]
+    store.write_registry(
+        RegistryWrite(
+            inventory=({**host, "cluster": "c2"},), removed_inventory=(("datacenter", "a"),)
+        )
+    )
+    store.close()
+    assert open_store().inventory() == [east, {**host, "cluster": "c2"}]
+
+
+def test_a_version_4_database_keeps_its_vms_and_gains_their_new_fields(tmp_path):
+    store = _old_database(
+        str(tmp_path / "evb.db"),
+        "CREATE TABLE vms (vsi_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, type_id INTEGER NOT "
+        "NULL, type_version INTEGER NOT NULL, macs TEXT NOT NULL, name TEXT, grp TEXT, "
+        "registered REAL NOT NULL, updated REAL NOT NULL);"
+        "INSERT INTO vms VALUES ('v1', 'blue', 9, 1, '[]', NULL, 'g', 1.0, 2.0);"
+        "PRAGMA user_version=4;",
+    )
+    (vm,) = store.vms()
+    assert (vm["group"], vm["ips"], vm["network"], vm["host"]) == ("g", [], None, None)
+    store.write_registry(RegistryWrite(vms=({**VM, "vsi_id": "v2"},)))
+    assert store.vms()[1] == {**VM, "vsi_id": "v2"}
+
+
+def _old_database(path: str, script: str) -> SqliteStore:
+    """A database an older controller left (``script``), opened by this one."""
     import sqlite3
 
-    path = str(tmp_path / "evb.db")
     db = sqlite3.connect(path)
-    db.executescript(
+    db.executescript(script)
+    db.close()
+    return SqliteStore(path)
+
+
+def test_a_version_1_database_is_upgraded_in_place(tmp_path):
+    store = _old_database(
+        str(tmp_path / "evb.db"),
         "CREATE TABLE switches (dpid TEXT PRIMARY KEY, name TEXT NOT NULL, "
         "first_seen REAL NOT NULL, last_seen REAL NOT NULL);"
         "INSERT INTO switches VALUES ('1', 'edge1', 1.0, 2.0);"
-        "PRAGMA user_version=1;"
+        "PRAGMA user_version=1;",
     )
-    db.close()
-    store = SqliteStore(path)
     assert [s["name"] for s in store.switches()] == ["edge1"] and store.vms() == []
     store.write_registry(RegistryWrite(vms=(VM,)))
     assert store.vms() == [VM]

@@ -94,6 +94,9 @@ def test_vm_registration_and_deregistration(profiles):
             **VM,
             "registered": created["registered"],
             "updated": created["registered"],
+            "ips": [],
+            "network": None,
+            "host": None,
         }
         time.sleep(0.01)
         status, updated = call("PUT", vm_url, {**VM, "vsi_id": VSI, "group": "db-tier"})
