@@ -106,7 +106,10 @@ requests = st.builds(
 @settings(max_examples=300)
 @given(
     st.one_of(cdcp_tlvs, requests),
-    st.dictionaries(st.integers(2, 4095), st.integers(2, 4094), max_size=10),
+    # What a port holds: each S-VID once, as the allocation leaves it.
+    st.dictionaries(st.integers(2, 4095), st.integers(2, 4094), max_size=10).filter(
+        lambda held: len(set(held.values())) == len(held)
+    ),
     st.integers(0, 167),
     st.integers(2, 4094).flatmap(lambda a: st.tuples(st.just(a), st.integers(a, 4094))),
 )
