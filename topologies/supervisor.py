@@ -4,9 +4,9 @@ left alone: a crash or a kill is for the operator (or the test) to look at."""
 
 import threading
 
+from app.ha import EXIT_DEPOSED as DEPOSED
 from topologies.controller_process import ControllerProcess
 
-DEPOSED = 3  # evb-nms's exit status when it stopped leading (evb_app.EXIT_DEPOSED)
 POLL_S = 0.2
 
 

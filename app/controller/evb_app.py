@@ -50,6 +50,7 @@ from app.fabric_control import FabricControl, Out
 from app.faults.monitor import FaultMonitor
 from app.faults.subscriptions import Subscribers
 from app.flows import flow_stats_wire
+from app.ha import EXIT_DEPOSED
 from app.ha.election import Election, Leader, leader_key
 from app.ha.roles import deposing_error
 from app.metrics import Metrics
@@ -80,7 +81,6 @@ STATS_TICK = 0.1
 # sends one request at a time).
 BACKGROUND_TICK = 0.1
 MIRROR_WAIT = 2.0  # seconds a takeover waits for the watch to reach the election's revision
-EXIT_DEPOSED = 3  # the exit status of a leader deposed (docs/ha.md): start it again
 # OpenFlow events wait for the worker thread, switch events and punted frames each in a FIFO this
 # long; a flood beyond it is counted and dropped (the switches' punt meters should stop it first).
 WORK_QUEUE = 50000
